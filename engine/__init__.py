@@ -1,0 +1,2 @@
+"""The computerized adaptive test: session state, selection, exposure control, content
+balancing, stopping, per-skill scoring and simulation studies. Imports only `irt`."""

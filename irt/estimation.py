@@ -1,0 +1,264 @@
+"""Likelihood of response patterns and ability (θ) estimation, vectorized over persons.
+
+Every estimator takes dense ``(n_persons, n_items)`` responses (NaN or ``mask`` for missing) or
+`SparseResponses`, and returns `AbilityEstimates` with one θ and standard error per person.
+
+* EAP (Bock & Mislevy 1982): ``θ̂ = Σ_q θ_q L(θ_q) w_q / Σ_q L(θ_q) w_q`` with the posterior SD
+  as standard error. Defined for every pattern, including all-correct and all-wrong ones.
+* MAP: the posterior mode under a N(μ, σ²) prior by Fisher scoring,
+  ``θ ← θ + (S(θ) − (θ − μ)/σ²) / (I(θ) + 1/σ²)``; SE ``= (I(θ̂) + 1/σ²)^{−1/2}``.
+* MLE: Fisher scoring on ``S(θ) = Σ_i P′_{ix}/P_{ix}`` within ``bounds``; all-correct and all-wrong
+  patterns (no finite maximum) get the bound, with SE ``= I(bound)^{−1/2}``.
+* WLE (Warm 1989): the root of ``S(θ) + J(θ)/(2 I(θ))`` with ``J = Σ_i Σ_k P′_{ik} P″_{ik}/P_{ik}``,
+  finite for extreme patterns of the logistic models; SE ``= I(θ̂)^{−1/2}``.
+
+Persons with no responses get the prior (mean and SD; for MLE/WLE the N(0, 1) defaults).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import logsumexp
+
+from irt.models import PROB_FLOOR, as_theta, category_derivatives, paired_category_derivatives
+from irt.params import Bank
+from irt.quadrature import DEFAULT_NODES, DEFAULT_RANGE, Quadrature, normal_grid
+from irt.responses import SparseResponses, as_sparse, check_dense, dense_with_mask
+
+#: Default search interval for MLE and WLE.
+THETA_BOUNDS = (-4.0, 4.0)
+#: Fisher-scoring tolerance on |Δθ| and iteration cap.
+NEWTON_TOL = 1e-8
+NEWTON_MAX_ITER = 100
+#: Largest Fisher-scoring step, for stability far from the mode.
+MAX_STEP = 1.0
+
+Responses = ArrayLike | SparseResponses
+
+
+@dataclass(frozen=True, eq=False)
+class AbilityEstimates:
+    """Per-person ability estimates: ``theta``, ``se`` and ``n_responses`` of shape (n_persons,)."""
+
+    theta: NDArray[np.float64]
+    se: NDArray[np.float64]
+    n_responses: NDArray[np.int64]
+    method: str
+
+    def __len__(self) -> int:
+        return int(self.theta.shape[0])
+
+
+def _prepare(responses: Responses, bank: Bank, mask: ArrayLike | None) -> SparseResponses:
+    return as_sparse(responses, bank, mask)
+
+
+def log_likelihood_grid(nodes: ArrayLike, bank: Bank, responses: Responses,
+                        mask: ArrayLike | None = None) -> NDArray[np.float64]:
+    """``log L_p(θ_q) = Σ_{i observed} log P_i(x_pi | θ_q)``: shape ``(n_persons, n_nodes)``.
+
+    Dense input is multiplied as one indicator block per category (BLAS); sparse input through a
+    CSR indicator matrix, so the cost is ``n_responses × n_nodes``.
+    """
+    nodes = as_theta(nodes)
+    logp = np.log(np.clip(category_derivatives(nodes, bank, order=0)[0], PROB_FLOOR, 1.0))
+    kmax = logp.shape[-1]
+    if isinstance(responses, SparseResponses):
+        responses.check_categories(bank)
+        flat = logp.reshape(nodes.shape[0], len(bank) * kmax)
+        return np.asarray(responses.onehot(kmax) @ flat.T)
+    x, observed = dense_with_mask(responses, mask)
+    check_dense(x, observed, bank)
+    out = np.zeros((x.shape[0], nodes.shape[0]))
+    for k in range(kmax):
+        ind = (observed & (x == k)).astype(float)
+        out += ind @ logp[:, :, k].T
+    return out
+
+
+def _paired_terms(theta: NDArray, bank: Bank, data: SparseResponses, order: int):
+    """Per-response derivatives of log P(x | θ_person) and Fisher information terms."""
+    rows = bank.rows(data.item)
+    parts = paired_category_derivatives(theta[data.person], rows, order=order)
+    p = np.clip(parts[0], PROB_FLOOR, None)
+    j = np.arange(data.n_responses)
+    px = p[j, data.response]
+    out = {"logp": np.log(px)}
+    if order >= 1:
+        p1 = parts[1]
+        out["d1"] = p1[j, data.response] / px
+        out["info"] = np.sum(np.where(parts[0] > PROB_FLOOR, p1 * p1 / p, 0.0), axis=-1)
+        if order >= 2:
+            p2 = parts[2]
+            out["d2"] = p2[j, data.response] / px - out["d1"] ** 2
+            out["J"] = np.sum(np.where(parts[0] > PROB_FLOOR, p1 * p2 / p, 0.0), axis=-1)
+    return out
+
+
+def _per_person(values: NDArray, data: SparseResponses) -> NDArray:
+    return np.bincount(data.person, weights=values, minlength=data.n_persons)
+
+
+def log_likelihood(theta: ArrayLike, bank: Bank, responses: Responses,
+                   mask: ArrayLike | None = None) -> NDArray[np.float64]:
+    """``log L_p(θ_p)`` for each person at their own θ: shape ``(n_persons,)``."""
+    data = _prepare(responses, bank, mask)
+    t = _person_theta(theta, data)
+    return _per_person(_paired_terms(t, bank, data, 0)["logp"], data)
+
+
+def log_likelihood_derivatives(theta: ArrayLike, bank: Bank, responses: Responses,
+                               mask: ArrayLike | None = None
+                               ) -> tuple[NDArray, NDArray, NDArray]:
+    """``(log L, d log L/dθ, d² log L/dθ²)`` per person at their own θ, each ``(n_persons,)``."""
+    data = _prepare(responses, bank, mask)
+    t = _person_theta(theta, data)
+    terms = _paired_terms(t, bank, data, 2)
+    return (_per_person(terms["logp"], data), _per_person(terms["d1"], data),
+            _per_person(terms["d2"], data))
+
+
+def _person_theta(theta: ArrayLike, data: SparseResponses) -> NDArray:
+    t = as_theta(theta)
+    if t.shape[0] == 1 and data.n_persons != 1:
+        t = np.full(data.n_persons, t[0])
+    if t.shape[0] != data.n_persons:
+        raise ValueError(f"theta has {t.shape[0]} values for {data.n_persons} persons")
+    return t
+
+
+def _broadcast_prior(value: ArrayLike, n: int, name: str) -> NDArray:
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        return np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must be a scalar or have one value per person ({n}), "
+                         f"got shape {arr.shape}")
+    return arr
+
+
+def eap(responses: Responses, bank: Bank, *, mask: ArrayLike | None = None,
+        quadrature: Quadrature | None = None, prior_mean: ArrayLike = 0.0,
+        prior_sd: ArrayLike = 1.0, n_nodes: int = DEFAULT_NODES) -> AbilityEstimates:
+    """Expected a posteriori θ and posterior SD for every person.
+
+    With ``quadrature`` given, its weights are the prior (any shape, e.g. an empirical
+    histogram). Otherwise the prior is N(prior_mean, prior_sd²), per person if arrays are given,
+    integrated on ``n_nodes`` equally spaced nodes over ± 6 prior SDs.
+    """
+    data = _prepare(responses, bank, mask)
+    n = data.n_persons
+    if quadrature is not None:
+        ll = log_likelihood_grid(quadrature.nodes, bank, data)
+        log_post = ll + quadrature.log_weights
+        nodes = np.broadcast_to(quadrature.nodes, log_post.shape)
+    else:
+        mu = _broadcast_prior(prior_mean, n, "prior_mean")
+        sd = _broadcast_prior(prior_sd, n, "prior_sd")
+        if np.any(~np.isfinite(mu)) or np.any(~(sd > 0)):
+            raise ValueError("prior_mean must be finite and prior_sd > 0")
+        if np.ptp(mu) == 0 and np.ptp(sd) == 0:
+            quad = normal_grid(n_nodes, float(mu[0]) if n else 0.0, float(sd[0]) if n else 1.0)
+            return eap(data, bank, quadrature=quad)
+        lo = float(np.min(mu - DEFAULT_RANGE * sd))
+        hi = float(np.max(mu + DEFAULT_RANGE * sd))
+        grid = np.linspace(lo, hi, max(n_nodes, int(np.ceil((hi - lo) / 0.1)) + 1))
+        ll = log_likelihood_grid(grid, bank, data)
+        log_post = ll - 0.5 * ((grid - mu[:, None]) / sd[:, None]) ** 2
+        nodes = np.broadcast_to(grid, log_post.shape)
+    post = np.exp(log_post - logsumexp(log_post, axis=1, keepdims=True))
+    mean = np.sum(post * nodes, axis=1)
+    var = np.sum(post * (nodes - mean[:, None]) ** 2, axis=1)
+    return AbilityEstimates(mean, np.sqrt(np.maximum(var, 0.0)), data.counts_per_person(), "eap")
+
+
+def _fisher_scoring(data: SparseResponses, bank: Bank, start: NDArray, step_fn, bounds):
+    theta = start.copy()
+    active = np.ones(data.n_persons, dtype=bool)
+    for _ in range(NEWTON_MAX_ITER):
+        terms = _paired_terms(theta, bank, data, 2)
+        step = step_fn(theta, terms)
+        step = np.clip(step, -MAX_STEP, MAX_STEP)
+        step[~active] = 0.0
+        new = np.clip(theta + step, *bounds)
+        active &= np.abs(new - theta) > NEWTON_TOL
+        theta = new
+        if not active.any():
+            break
+    return theta
+
+
+def _extreme_patterns(data: SparseResponses, bank: Bank) -> tuple[NDArray, NDArray]:
+    """Persons whose every response is in the lowest / highest category."""
+    top = bank.n_categories[data.item] - 1
+    n_resp = data.counts_per_person()
+    at_low = np.bincount(data.person, weights=(data.response == 0), minlength=data.n_persons)
+    at_top = np.bincount(data.person, weights=(data.response == top), minlength=data.n_persons)
+    has = n_resp > 0
+    return has & (at_low == n_resp), has & (at_top == n_resp)
+
+
+def map_estimate(responses: Responses, bank: Bank, *, mask: ArrayLike | None = None,
+                 prior_mean: ArrayLike = 0.0, prior_sd: ArrayLike = 1.0) -> AbilityEstimates:
+    """Maximum a posteriori θ under a N(prior_mean, prior_sd²) prior (Fisher scoring)."""
+    data = _prepare(responses, bank, mask)
+    mu = _broadcast_prior(prior_mean, data.n_persons, "prior_mean")
+    sd = _broadcast_prior(prior_sd, data.n_persons, "prior_sd")
+    if np.any(~np.isfinite(mu)) or np.any(~(sd > 0)):
+        raise ValueError("prior_mean must be finite and prior_sd > 0")
+    prec = 1.0 / sd**2
+
+    def step(theta, terms):
+        s = _per_person(terms["d1"], data) - (theta - mu) * prec
+        return s / (_per_person(terms["info"], data) + prec)
+
+    theta = _fisher_scoring(data, bank, mu.copy(), step, (-np.inf, np.inf))
+    info = _per_person(_paired_terms(theta, bank, data, 1)["info"], data)
+    return AbilityEstimates(theta, 1.0 / np.sqrt(info + prec), data.counts_per_person(), "map")
+
+
+def mle(responses: Responses, bank: Bank, *, mask: ArrayLike | None = None,
+        bounds: tuple[float, float] = THETA_BOUNDS) -> AbilityEstimates:
+    """Maximum likelihood θ within ``bounds`` (all-correct → upper, all-wrong → lower bound)."""
+    data = _prepare(responses, bank, mask)
+
+    def step(theta, terms):
+        info = _per_person(terms["info"], data)
+        return _per_person(terms["d1"], data) / np.maximum(info, 1e-10)
+
+    return _bounded_estimate(data, bank, step, bounds, "mle")
+
+
+def wle(responses: Responses, bank: Bank, *, mask: ArrayLike | None = None,
+        bounds: tuple[float, float] = THETA_BOUNDS) -> AbilityEstimates:
+    """Warm's weighted likelihood θ: the root of ``S + J/(2I)`` within ``bounds``."""
+    data = _prepare(responses, bank, mask)
+
+    def step(theta, terms):
+        info = np.maximum(_per_person(terms["info"], data), 1e-10)
+        score = _per_person(terms["d1"], data) + _per_person(terms["J"], data) / (2.0 * info)
+        return score / info
+
+    return _bounded_estimate(data, bank, step, bounds, "wle")
+
+
+def _bounded_estimate(data: SparseResponses, bank: Bank, step_fn, bounds, method: str
+                      ) -> AbilityEstimates:
+    lo, hi = bounds
+    if not lo < hi:
+        raise ValueError(f"bounds must be increasing, got {bounds}")
+    low, top = _extreme_patterns(data, bank)
+    start = np.zeros(data.n_persons)
+    theta = _fisher_scoring(data, bank, start, step_fn, bounds)
+    if method == "mle":
+        theta[low] = lo
+        theta[top] = hi
+    info = _per_person(_paired_terms(theta, bank, data, 1)["info"], data)
+    n_resp = data.counts_per_person()
+    none = n_resp == 0
+    theta[none] = 0.0
+    se = np.where(none, 1.0, 1.0 / np.sqrt(np.maximum(info, 1e-300)))
+    return AbilityEstimates(theta, se, n_resp, method)
