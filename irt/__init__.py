@@ -3,8 +3,9 @@
 Conventions shared by every package (written once, here):
 
 * **Parameterization** — logistic, D = 1. Dichotomous ``P(θ) = c + (d − c)/(1 + e^{−a(θ − b)})``
-  (1PL: one common ``a``; Rasch: ``a = 1`` with the latent SD free; 2PL: ``c = 0, d = 1``; 3PL adds
-  ``c``; 4PL adds ``d``). GRM ``P(X ≥ k) = σ(a(θ − b_k))``; GPCM ``P(X = k) ∝ e^{Σ_{v≤k} a(θ − b_v)}``.
+  (1PL: one common ``a``; Rasch: ``a = 1`` with the latent SD free; 2PL: ``c = 0, d = 1``; 3PL
+  adds ``c``; 4PL adds ``d``). GRM ``P(X ≥ k) = σ(a(θ − b_k))``;
+  GPCM ``P(X = k) ∝ e^{Σ_{v≤k} a(θ − b_v)}``.
 * **Shapes** — θ arrays are ``(n_theta,)``; item-level results ``(n_theta, n_items)``; category
   results ``(n_theta, n_items, K_max)`` with probability 0 for categories an item lacks.
 * **Responses** — dense matrices are persons × items; missing data is a mask (NaN or an explicit

@@ -10,6 +10,7 @@ Line numbers count the header as line 1.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -37,21 +38,12 @@ def _name(source: str | Path | io.TextIOBase) -> str:
     return str(source) if isinstance(source, str | Path) else getattr(source, "name", "<input>")
 
 
-def _open(source: str | Path | io.TextIOBase):
+def _open(source: str | Path | io.TextIOBase, mode: str = "r"):
+    """A context manager over a path (opened here) or an open text stream (left open)."""
     if isinstance(source, str | Path):
-        return open(source, newline="", encoding="utf-8-sig")
-    return _NoClose(source)
-
-
-class _NoClose:
-    def __init__(self, f):
-        self.f = f
-
-    def __enter__(self):
-        return self.f
-
-    def __exit__(self, *exc):
-        return False
+        encoding = "utf-8-sig" if mode == "r" else "utf-8"
+        return open(source, mode, newline="", encoding=encoding)
+    return contextlib.nullcontext(source)
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,7 +137,7 @@ def _fmt(value: float) -> str:
 
 def write_items_csv(target: str | Path | io.TextIOBase, bank: Bank,
                     extra: Mapping[str, Sequence] | None = None) -> None:
-    """Write ``bank`` in the items format; ``extra`` adds columns (e.g. ``se_a``, ``n_responses``)."""
+    """Write ``bank`` in the items format; ``extra`` adds columns (``se_a``, ``n_responses``…)."""
     extra = dict(extra or {})
     kmax = bank.max_categories
     has_poly = not bank.all_dichotomous
@@ -154,9 +146,7 @@ def write_items_csv(target: str | Path | io.TextIOBase, bank: Bank,
     for col, values in extra.items():
         if len(values) != len(bank):
             raise ValueError(f"extra column {col!r} has {len(values)} values for {len(bank)} items")
-    ctx = open(target, "w", newline="", encoding="utf-8") if isinstance(target, str | Path) \
-        else _NoClose(target)
-    with ctx as f:
+    with _open(target, "w") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         for i, it in enumerate(bank.params()):
@@ -282,9 +272,7 @@ def read_responses_csv(source: str | Path | io.TextIOBase,
 def write_responses_csv(target: str | Path | io.TextIOBase, person_ids: Sequence[str],
                         item_ids: Sequence[str], data: SparseResponses) -> None:
     """Write responses in the long format, one row per observed response."""
-    ctx = open(target, "w", newline="", encoding="utf-8") if isinstance(target, str | Path) \
-        else _NoClose(target)
-    with ctx as f:
+    with _open(target, "w") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(RESPONSE_COLUMNS)
         for p, i, r in zip(data.person, data.item, data.response, strict=True):

@@ -60,7 +60,7 @@ def _grm(theta: NDArray, a: NDArray, th: NDArray, order: int):
     # th: (n_items, K-1) NaN padded; cumulative probabilities with P*_0 = 1 and P*_K = 0.
     z = a[:, None] * (theta[..., None] - th)
     s = np.where(np.isnan(z), 0.0, _sigmoid(np.nan_to_num(z)))
-    edge = s.shape[:-1] + (1,)
+    edge = (*s.shape[:-1], 1)
     one, zero = np.ones(edge), np.zeros(edge)
     star = np.concatenate([one, s, zero], axis=-1)
     out = [star[..., :-1] - star[..., 1:]]
@@ -77,7 +77,7 @@ def _grm(theta: NDArray, a: NDArray, th: NDArray, order: int):
 def _gpcm(theta: NDArray, a: NDArray, th: NDArray, order: int):
     valid = ~np.isnan(th)
     steps = a[:, None] * (theta[..., None] - np.nan_to_num(th))
-    edge = steps.shape[:-1] + (1,)
+    edge = (*steps.shape[:-1], 1)
     z = np.concatenate([np.zeros(edge), np.cumsum(steps, axis=-1)], axis=-1)
     mask = np.concatenate([np.ones((th.shape[0], 1), bool), valid], axis=-1)  # (n_items, K)
     z = np.where(mask, z, -np.inf)

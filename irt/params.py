@@ -67,7 +67,8 @@ class ItemParams:
             raise ValueError(f"item id must be a non-empty string, got {iid!r}")
         model = str(self.model).lower()
         if model not in MODELS:
-            raise ValueError(f"item {iid!r}: field 'model' must be one of {MODELS}, got {self.model!r}")
+            raise ValueError(f"item {iid!r}: field 'model' must be one of {MODELS}, "
+                             f"got {self.model!r}")
         object.__setattr__(self, "model", model)
         a = _finite(iid, "a", self.a)
         if a <= 0:

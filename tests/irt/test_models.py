@@ -53,7 +53,7 @@ def test_information_nonnegative_and_equals_sum_of_squared_slopes(item: Bank) ->
 
 def test_first_and_second_derivatives_match_finite_differences(item: Bank) -> None:
     h = 1e-5
-    p, p1, p2 = irt.category_derivatives(THETA, item, order=2)
+    _p, p1, p2 = irt.category_derivatives(THETA, item, order=2)
     up = irt.category_probabilities(THETA + h, item)
     down = irt.category_probabilities(THETA - h, item)
     np.testing.assert_allclose(p1, (up - down) / (2 * h), atol=1e-7)
