@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import logsumexp
 
 from irt.models import PROB_FLOOR, as_theta, category_derivatives, paired_category_derivatives
 from irt.params import Bank
@@ -63,19 +62,49 @@ def log_likelihood_grid(nodes: ArrayLike, bank: Bank, responses: Responses,
     Dense input is multiplied as one indicator block per category (BLAS); sparse input through a
     CSR indicator matrix, so the cost is ``n_responses × n_nodes``.
     """
-    nodes = as_theta(nodes)
+    return _grid_loglik(as_theta(nodes), bank, _Observed.of(responses, bank, mask))
+
+
+@dataclass(frozen=True, eq=False)
+class _Observed:
+    """Validated responses, kept dense when they came dense (for the BLAS path)."""
+
+    sparse: SparseResponses | None
+    x: NDArray[np.int64] | None = None
+    observed: NDArray[np.bool_] | None = None
+
+    @classmethod
+    def of(cls, responses: Responses, bank: Bank, mask: ArrayLike | None) -> _Observed:
+        if isinstance(responses, SparseResponses):
+            return cls(as_sparse(responses, bank, mask))
+        x, observed = dense_with_mask(responses, mask)
+        check_dense(x, observed, bank)
+        return cls(None, x, observed)
+
+    @property
+    def n_persons(self) -> int:
+        return self.sparse.n_persons if self.sparse is not None else self.x.shape[0]
+
+    def counts(self) -> NDArray[np.int64]:
+        if self.sparse is not None:
+            return self.sparse.counts_per_person()
+        return self.observed.sum(axis=1).astype(np.int64)
+
+
+def _grid_loglik(nodes: NDArray, bank: Bank, data: _Observed) -> NDArray[np.float64]:
     logp = np.log(np.clip(category_derivatives(nodes, bank, order=0)[0], PROB_FLOOR, 1.0))
     kmax = logp.shape[-1]
-    if isinstance(responses, SparseResponses):
-        responses.check_categories(bank)
+    if data.sparse is not None:
         flat = logp.reshape(nodes.shape[0], len(bank) * kmax)
-        return np.asarray(responses.onehot(kmax) @ flat.T)
-    x, observed = dense_with_mask(responses, mask)
-    check_dense(x, observed, bank)
+        return np.asarray(data.sparse.onehot(kmax) @ flat.T)
+    x, observed = data.x, data.observed
+    if kmax == 2:
+        # log L = Σ_i [x log P + (1 − x) log Q] = x·(log P − log Q) + observed·log Q
+        obs = observed.astype(float)
+        return (obs * x) @ (logp[:, :, 1] - logp[:, :, 0]).T + obs @ logp[:, :, 0].T
     out = np.zeros((x.shape[0], nodes.shape[0]))
     for k in range(kmax):
-        ind = (observed & (x == k)).astype(float)
-        out += ind @ logp[:, :, k].T
+        out += (observed & (x == k)).astype(float) @ logp[:, :, k].T
     return out
 
 
@@ -149,30 +178,36 @@ def eap(responses: Responses, bank: Bank, *, mask: ArrayLike | None = None,
     histogram). Otherwise the prior is N(prior_mean, prior_sd²), per person if arrays are given,
     integrated on ``n_nodes`` equally spaced nodes over ± 6 prior SDs.
     """
-    data = _prepare(responses, bank, mask)
+    data = _Observed.of(responses, bank, mask)
     n = data.n_persons
-    if quadrature is not None:
-        ll = log_likelihood_grid(quadrature.nodes, bank, data)
-        log_post = ll + quadrature.log_weights
-        nodes = np.broadcast_to(quadrature.nodes, log_post.shape)
-    else:
+    if quadrature is None:
         mu = _broadcast_prior(prior_mean, n, "prior_mean")
         sd = _broadcast_prior(prior_sd, n, "prior_sd")
         if np.any(~np.isfinite(mu)) or np.any(~(sd > 0)):
             raise ValueError("prior_mean must be finite and prior_sd > 0")
-        if np.ptp(mu) == 0 and np.ptp(sd) == 0:
-            quad = normal_grid(n_nodes, float(mu[0]) if n else 0.0, float(sd[0]) if n else 1.0)
-            return eap(data, bank, quadrature=quad)
+        if n == 0 or (np.ptp(mu) == 0 and np.ptp(sd) == 0):
+            quadrature = normal_grid(n_nodes, float(mu[0]) if n else 0.0,
+                                     float(sd[0]) if n else 1.0)
+    if quadrature is not None:
+        nodes, log_prior = quadrature.nodes, quadrature.log_weights
+    else:
         lo = float(np.min(mu - DEFAULT_RANGE * sd))
         hi = float(np.max(mu + DEFAULT_RANGE * sd))
-        grid = np.linspace(lo, hi, max(n_nodes, int(np.ceil((hi - lo) / 0.1)) + 1))
-        ll = log_likelihood_grid(grid, bank, data)
-        log_post = ll - 0.5 * ((grid - mu[:, None]) / sd[:, None]) ** 2
-        nodes = np.broadcast_to(grid, log_post.shape)
-    post = np.exp(log_post - logsumexp(log_post, axis=1, keepdims=True))
-    mean = np.sum(post * nodes, axis=1)
-    var = np.sum(post * (nodes - mean[:, None]) ** 2, axis=1)
-    return AbilityEstimates(mean, np.sqrt(np.maximum(var, 0.0)), data.counts_per_person(), "eap")
+        nodes = np.linspace(lo, hi, max(n_nodes, int(np.ceil((hi - lo) / 0.1)) + 1))
+        log_prior = -0.5 * ((nodes - mu[:, None]) / sd[:, None]) ** 2
+    log_post = _grid_loglik(nodes, bank, data) + log_prior
+    return _posterior_moments(log_post, nodes, data.counts())
+
+
+def _posterior_moments(log_post: NDArray, nodes: NDArray, counts: NDArray[np.int64]
+                       ) -> AbilityEstimates:
+    """Posterior mean and SD from an unnormalized log posterior ``(n_persons, n_nodes)``."""
+    post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+    total = post.sum(axis=1)
+    mean = post @ nodes / total
+    centred = nodes - nodes.mean()  # centring keeps E[θ²] − E[θ]² accurate
+    var = post @ (centred * centred) / total - (mean - nodes.mean()) ** 2
+    return AbilityEstimates(mean, np.sqrt(np.maximum(var, 0.0)), counts, "eap")
 
 
 def _fisher_scoring(data: SparseResponses, bank: Bank, start: NDArray, step_fn, bounds):
