@@ -51,7 +51,8 @@ def main() -> None:
     quad = irt.normal_grid(61, 0.0, 1.0, 6.0)
     t_ours, est = best_of(lambda: irt.eap(x, bank, quadrature=quad), args.repeat)
     rmse = np.sqrt(np.mean((est.theta - theta) ** 2))
-    print(f"  proficio irt.eap      {t_ours * 1e3:9.1f} ms  (theta and posterior SD) RMSE {rmse:.4f}")
+    print(f"  proficio irt.eap      {t_ours * 1e3:9.1f} ms  (theta and posterior SD) "
+          f"RMSE {rmse:.4f}")
     try:
         import girth
 
