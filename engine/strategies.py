@@ -1,0 +1,418 @@
+"""CAT strategies: starting θ, item selection and exposure control, each a small frozen class.
+
+Every strategy is a value: it round-trips through ``to_dict()`` / `strategy_from_dict` by the
+``name`` it is registered under, so a stored test configuration rebuilds the same strategies.
+Selectors return a criterion per candidate item (larger is better); exposure controls turn the
+criteria into one choice. Both work on ``(n_sessions, n_items_of_the_skill)`` arrays, so the live
+engine (one session) and the batch simulator (many) run the same arithmetic.
+
+References: Lord (1980) for maximum information; Chang & Ying (1996) for Kullback–Leibler
+selection; van der Linden (1998) for posterior-weighted information; Urry (1977) for b-matching;
+Chang & Ying (1999) for a-stratification; Kingsbury & Zara (1989) for randomesque selection;
+Sympson & Hetter (1985) for probabilistic exposure control.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine._rng import SALT_RANDOMESQUE, SALT_SYMPSON_HETTER, uniform_array
+from engine.errors import ConfigurationError
+from engine.pool import PROB_FLOOR, ItemPool, SkillTables
+
+#: Penalty per stratum of distance in a-stratified selection (dominates any |b − θ|).
+STRATUM_PENALTY = 1000.0
+#: Number of trapezoid nodes for the Kullback–Leibler integral.
+KL_POINTS = 9
+
+REGISTRY: dict[str, dict[str, type]] = {"start": {}, "selector": {}, "exposure": {}}
+
+
+def register(kind: str):
+    def deco(cls):
+        REGISTRY[kind][cls.name] = cls
+        return cls
+    return deco
+
+
+class Strategy:
+    """Common serialization of the strategy dataclasses."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            out[f.name] = dict(v) if isinstance(v, Mapping) else v
+        return out
+
+
+def strategy_from_dict(kind: str, data: Mapping[str, Any]) -> Any:
+    """Rebuild a strategy of ``kind`` (``start``, ``selector``, ``exposure``) from `to_dict`."""
+    if kind not in REGISTRY:
+        raise ConfigurationError(f"unknown strategy kind {kind!r}")
+    if not isinstance(data, Mapping) or "name" not in data:
+        raise ConfigurationError(f"{kind}: expected an object with a 'name', got {data!r}")
+    cls = REGISTRY[kind].get(data["name"])
+    if cls is None:
+        raise ConfigurationError(f"{kind}: unknown name {data['name']!r}; expected one of "
+                                 f"{sorted(REGISTRY[kind])}")
+    params = {k: v for k, v in data.items() if k != "name"}
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(params) - names
+    if unknown:
+        raise ConfigurationError(f"{kind} {data['name']!r}: unknown setting(s) {sorted(unknown)}")
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise ConfigurationError(f"{kind} {data['name']!r}: {exc}") from None
+
+
+def _per_skill(value: float | Mapping[str, float], skill: str, default: float) -> float:
+    if isinstance(value, Mapping):
+        return float(value.get(skill, default))
+    return float(value)
+
+
+# --------------------------------------------------------------------------- starting rules
+
+class Starter(Strategy):
+    kind: ClassVar[str] = "start"
+
+    def start_theta(self, skill: str) -> float:
+        raise NotImplementedError
+
+    def prior(self, skill: str) -> tuple[float, float]:
+        raise NotImplementedError
+
+
+@register("start")
+@dataclass(frozen=True)
+class FixedStart(Starter):
+    """Select the first item of every skill at ``theta``; EAP prior N(prior_mean, prior_sd²)."""
+
+    name: ClassVar[str] = "fixed"
+    theta: float = 0.0
+    prior_mean: float = 0.0
+    prior_sd: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.theta) or not math.isfinite(self.prior_mean):
+            raise ConfigurationError("start: theta and prior_mean must be finite")
+        if not self.prior_sd > 0:
+            raise ConfigurationError(f"start: prior_sd must be > 0, got {self.prior_sd}")
+
+    def start_theta(self, skill: str) -> float:
+        return float(self.theta)
+
+    def prior(self, skill: str) -> tuple[float, float]:
+        return float(self.prior_mean), float(self.prior_sd)
+
+
+@register("start")
+@dataclass(frozen=True)
+class PriorStart(Starter):
+    """Start each skill at its prior mean; ``mean``/``sd`` are one value or skill → value."""
+
+    name: ClassVar[str] = "prior"
+    mean: float | Mapping[str, float] = 0.0
+    sd: float | Mapping[str, float] = 1.0
+
+    def __post_init__(self) -> None:
+        sds = self.sd.values() if isinstance(self.sd, Mapping) else [self.sd]
+        means = self.mean.values() if isinstance(self.mean, Mapping) else [self.mean]
+        if any(not float(s) > 0 for s in sds) or any(not math.isfinite(float(m)) for m in means):
+            raise ConfigurationError("start: prior means must be finite and SDs > 0")
+
+    def start_theta(self, skill: str) -> float:
+        return _per_skill(self.mean, skill, 0.0)
+
+    def prior(self, skill: str) -> tuple[float, float]:
+        return _per_skill(self.mean, skill, 0.0), _per_skill(self.sd, skill, 1.0)
+
+
+# --------------------------------------------------------------------------- selection rules
+
+@dataclass(frozen=True, eq=False)
+class SelectionContext:
+    """What a selector sees for ``n`` sessions in one skill.
+
+    ``theta`` (n,) is the current estimate (the start θ before the skill's first response),
+    ``log_post`` (n, n_nodes) the unnormalized log posterior on ``nodes``, ``n_given`` (n,)
+    the number of scored items in the skill and ``skill_max`` the skill's maximum length.
+    """
+
+    tables: SkillTables
+    theta: NDArray[np.float64]
+    log_post: NDArray[np.float64]
+    n_given: NDArray[np.int64]
+    skill_max: int
+    nodes: NDArray[np.float64]
+
+
+class Selector(Strategy):
+    kind: ClassVar[str] = "selector"
+
+    def rule(self, n_given: int) -> str:
+        """The rule applied when ``n_given`` items of the skill are scored (for the audit)."""
+        return self.name
+
+    def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
+        raise NotImplementedError
+
+
+@register("selector")
+@dataclass(frozen=True)
+class MaxInfo(Selector):
+    """Maximum Fisher information at the current θ̂: ``argmax_i I_i(θ̂)`` (Lord 1980)."""
+
+    name: ClassVar[str] = "mfi"
+
+    def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
+        return ctx.tables.information(ctx.theta)
+
+
+@register("selector")
+@dataclass(frozen=True)
+class KLInfo(Selector):
+    """Kullback–Leibler information over a shrinking interval (Chang & Ying 1996).
+
+    ``KL_i(θ̂) = ∫_{θ̂−δ}^{θ̂+δ} Σ_k P_ik(θ̂) log(P_ik(θ̂)/P_ik(θ)) dθ`` with ``δ = width/√n``
+    (``n`` = items scored in the skill, at least 1), by the trapezoid rule on 9 nodes. After
+    ``switch_after`` items of the skill, selection switches to maximum Fisher information.
+    """
+
+    name: ClassVar[str] = "kl"
+    width: float = 3.0
+    switch_after: int = 5
+
+    def __post_init__(self) -> None:
+        if not self.width > 0 or self.switch_after < 0:
+            raise ConfigurationError("kl: width must be > 0 and switch_after >= 0")
+
+    def rule(self, n_given: int) -> str:
+        return "kl" if n_given < self.switch_after else "mfi"
+
+    def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
+        n = ctx.theta.shape[0]
+        delta = self.width / np.sqrt(np.maximum(ctx.n_given, 1).astype(float))
+        offsets = np.linspace(-1.0, 1.0, KL_POINTS)
+        pts = (ctx.theta[:, None] + delta[:, None] * offsets).ravel()
+        p0 = np.clip(ctx.tables.category_probabilities(ctx.theta), PROB_FLOOR, 1.0)
+        p = np.clip(ctx.tables.category_probabilities(pts), PROB_FLOOR, 1.0)
+        m = p0.shape[1]
+        p = p.reshape(n, KL_POINTS, m, -1)
+        kl = np.sum(p0[:, None] * (np.log(p0)[:, None] - np.log(p)), axis=-1)  # (n, pts, m)
+        w = np.full(KL_POINTS, 1.0)
+        w[0] = w[-1] = 0.5
+        h = 2.0 * delta / (KL_POINTS - 1)
+        return np.sum(kl * w[None, :, None], axis=1) * h[:, None]
+
+
+@register("selector")
+@dataclass(frozen=True)
+class PosteriorWeightedInfo(Selector):
+    """Maximum posterior-weighted information ``∫ I_i(θ) p(θ | x) dθ`` (van der Linden 1998)."""
+
+    name: ClassVar[str] = "mpwi"
+
+    def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
+        lp = ctx.log_post
+        w = np.exp(lp - lp.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        grid = ctx.tables.info_grid
+        out = np.empty((lp.shape[0], grid.shape[1]))
+        for j in range(lp.shape[0]):  # one gemv per row: identical for 1 or n sessions
+            out[j] = w[j] @ grid
+        return out
+
+
+@register("selector")
+@dataclass(frozen=True)
+class BMatching(Selector):
+    """Difficulty closest to θ̂: criterion ``−|b_i − θ̂|`` (Urry 1977); polytomous items use the
+    mean of their thresholds."""
+
+    name: ClassVar[str] = "bmatch"
+
+    def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
+        return -np.abs(ctx.tables.b - ctx.theta[:, None])
+
+
+@register("selector")
+@dataclass(frozen=True)
+class AStratified(Selector):
+    """a-stratified b-matching (Chang & Ying 1999).
+
+    The skill's items are split into ``n_strata`` strata of ascending discrimination; stage
+    ``s = ⌊n_given · n_strata / skill_max⌋`` draws from stratum ``s`` by b-matching, so the most
+    discriminating items are kept for late in the test when θ̂ is precise. An exhausted stratum
+    falls through to the nearest non-empty one.
+    """
+
+    name: ClassVar[str] = "astrat"
+    n_strata: int = 4
+
+    def __post_init__(self) -> None:
+        if self.n_strata < 1:
+            raise ConfigurationError("astrat: n_strata must be >= 1")
+
+    def strata(self, tables: SkillTables) -> NDArray[np.int64]:
+        key = ("strata", self.n_strata)
+        if key not in tables._extra:
+            m = len(tables)
+            order = np.argsort(tables.a, kind="stable")
+            s = np.empty(m, dtype=np.int64)
+            s[order] = np.arange(m) * self.n_strata // max(m, 1)
+            tables._extra[key] = s
+        return tables._extra[key]
+
+    def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
+        strata = self.strata(ctx.tables)
+        stage = np.minimum(ctx.n_given * self.n_strata // max(ctx.skill_max, 1),
+                           self.n_strata - 1)
+        return (-np.abs(ctx.tables.b - ctx.theta[:, None])
+                - STRATUM_PENALTY * np.abs(strata - stage[:, None]))
+
+
+# --------------------------------------------------------------------------- exposure control
+
+@dataclass(frozen=True, eq=False)
+class Choice:
+    """Chosen column per session, its rank among the candidates (1 = best criterion)."""
+
+    column: NDArray[np.int64]
+    rank: NDArray[np.int64]
+
+
+class ExposureControl(Strategy):
+    kind: ClassVar[str] = "exposure"
+
+    def prepare(self, pool: ItemPool) -> Any:
+        """Per-pool arrays the control needs (computed once per engine)."""
+        return None
+
+    def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],
+               steps: NDArray[np.int64], prepared: Any) -> Choice:
+        """Pick one column per row of ``crit`` (``−inf`` marks unavailable items; every row has
+        at least one available item)."""
+        raise NotImplementedError
+
+
+def _best(crit: NDArray[np.float64]) -> Choice:
+    col = np.argmax(crit, axis=1)
+    return Choice(col, np.ones(crit.shape[0], dtype=np.int64))
+
+
+def _ranking(crit: NDArray[np.float64]) -> NDArray[np.int64]:
+    # stable: ties keep bank order, the same for a skill's columns alone or within the bank
+    return np.argsort(-crit, axis=1, kind="stable")
+
+
+@register("exposure")
+@dataclass(frozen=True)
+class NoExposureControl(ExposureControl):
+    """Always the best criterion."""
+
+    name: ClassVar[str] = "none"
+
+    def choose(self, crit, tables, seeds, steps, prepared) -> Choice:
+        return _best(crit)
+
+
+@register("exposure")
+@dataclass(frozen=True)
+class Randomesque(ExposureControl):
+    """Choose uniformly among the ``k`` best available items (Kingsbury & Zara 1989)."""
+
+    name: ClassVar[str] = "randomesque"
+    k: int = 5
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigurationError("randomesque: k must be >= 1")
+
+    def choose(self, crit, tables, seeds, steps, prepared) -> Choice:
+        if self.k == 1:
+            return _best(crit)
+        order = _ranking(crit)[:, : self.k]
+        n_avail = np.isfinite(crit).sum(axis=1)
+        k_eff = np.minimum(self.k, n_avail)
+        u = uniform_array(seeds, steps, SALT_RANDOMESQUE)
+        pick = np.minimum((u * k_eff).astype(np.int64), k_eff - 1)
+        rows = np.arange(crit.shape[0])
+        return Choice(order[rows, pick], pick + 1)
+
+
+@register("exposure")
+@dataclass(frozen=True)
+class SympsonHetter(ExposureControl):
+    """Sympson–Hetter (1985): walk down the ranking, administer item i with probability K_i.
+
+    ``parameters`` maps item id → K_i in (0, 1] (missing ids: 1). Tune them with
+    `engine.simulation.tune_sympson_hetter` so that ``P(A_i) = P(S_i) K_i ≤ r_max``. If every
+    available item is rejected, the best one is given.
+    """
+
+    name: ClassVar[str] = "sympson_hetter"
+    parameters: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for iid, k in self.parameters.items():
+            if not 0.0 < float(k) <= 1.0:
+                raise ConfigurationError(f"sympson_hetter: item {iid!r} has K = {k}, expected "
+                                         f"0 < K <= 1")
+
+    def prepare(self, pool: ItemPool) -> NDArray[np.float64]:
+        k = np.ones(len(pool))
+        for iid, v in self.parameters.items():
+            if iid not in pool:
+                raise ConfigurationError(f"sympson_hetter: unknown item {iid!r}")
+            k[pool.index(iid)] = float(v)
+        return k
+
+    def choose(self, crit, tables, seeds, steps, prepared) -> Choice:
+        order = _ranking(crit)
+        items = tables.idx[order]
+        u = uniform_array(seeds[:, None], steps[:, None], SALT_SYMPSON_HETTER, items)
+        rows = np.arange(crit.shape[0])[:, None]
+        accept = (u < prepared[items]) & np.isfinite(crit[rows, order])
+        first = np.argmax(accept, axis=1)
+        first[~accept.any(axis=1)] = 0
+        return Choice(order[rows[:, 0], first], first + 1)
+
+
+@register("exposure")
+@dataclass(frozen=True)
+class ExposureCap(ExposureControl):
+    """Hard cap: items whose observed exposure rate (`ItemPool.exposure_rates`) has reached
+    ``max_rate`` are skipped; if that leaves nothing, the best item is given anyway."""
+
+    name: ClassVar[str] = "cap"
+    max_rate: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.max_rate <= 1.0:
+            raise ConfigurationError("cap: max_rate must be in (0, 1]")
+
+    def prepare(self, pool: ItemPool) -> NDArray[np.bool_]:
+        return pool.rates_array() >= self.max_rate
+
+    def choose(self, crit, tables, seeds, steps, prepared) -> Choice:
+        capped = np.where(prepared[tables.idx], -np.inf, crit)
+        ok = np.isfinite(capped).any(axis=1)
+        best_capped = np.argmax(capped, axis=1)
+        best = np.argmax(crit, axis=1)
+        col = np.where(ok, best_capped, best)
+        rows = np.arange(crit.shape[0])
+        rank = 1 + np.sum(crit > crit[rows, col][:, None], axis=1)
+        return Choice(col, rank)
