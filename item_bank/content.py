@@ -1,0 +1,540 @@
+"""Item content and parameter values, and the bank file formats (JSON and the content CSV).
+
+Values (frozen dataclasses, no database): `SkillInfo`, `Option`, `ItemContent`,
+`ParameterRecord` and `BankDocument`, the in-memory form of everything an import writes.
+
+**JSON** (``"format": "proficio-bank/1"``) comes in two shapes that the reader accepts alike:
+
+* a per-skill content file: ``{"format", "skill": "<skill_id>", "items": [...]}``;
+* a bank bundle (what `write_bank_json` produces): ``{"format", "bank", "skills": [{"id",
+  "name", "description"}], "items": [...]}`` where every item names its ``"skill"``.
+
+An item is ``{"id", "stem" (Markdown), "options": [{"id", "text"}, ...], "key", "explanation",
+"difficulty" (1 junior … 5 senior), "tags": [...], "enemies": [ids], "status", "model",
+"author", "parameters": {"model", "a", "b", "c", "d", "se_a", "se_b", "se_c", "se_d",
+"n_responses", "provisional"}}``; only ``id``, ``stem``, ``options`` and ``key`` are required.
+
+**Content CSV** (header required, one item per row):
+``id,skill,stem,option_a,option_b,option_c,option_d,option_e,key,explanation,difficulty,tags,
+enemies,status,model`` — options are the non-empty ``option_<id>`` columns (ids ``a`` … ``j``),
+``tags`` and ``enemies`` are ``;``-separated. Parameters travel in the DESIGN.md items CSV
+(`irt.io`), not in this file.
+
+Every reader validates the whole input and raises `irt.io.FormatError` naming the file, the row
+(JSON: ``items[k]`` and the item id; CSV: the line, header = line 1) and the field.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from irt import DICHOTOMOUS_MODELS, ItemParams
+from irt.io import FormatError, ItemTable
+
+FORMAT = "proficio-bank/1"
+ITEM_STATUSES = ("pretest", "operational", "retired")
+EXTERNAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+SKILL_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MIN_OPTIONS, MAX_OPTIONS = 2, 10
+CSV_OPTION_IDS = tuple("abcdefghij")
+CONTENT_CSV_COLUMNS = ("id", "skill", "stem", *(f"option_{o}" for o in "abcde"), "key",
+                       "explanation", "difficulty", "tags", "enemies", "status", "model")
+_ITEM_FIELDS = {"id", "stem", "options", "key", "explanation", "difficulty", "tags", "enemies",
+                "status", "model", "author", "parameters", "skill"}
+_PARAM_FIELDS = {"model", "a", "b", "c", "d", "se_a", "se_b", "se_c", "se_d", "n_responses",
+                 "provisional"}
+
+__all__ = [
+    "FORMAT",
+    "BankDocument",
+    "FormatError",
+    "ItemContent",
+    "Option",
+    "ParameterRecord",
+    "SkillInfo",
+    "read_bank_json",
+    "read_content_csv",
+    "read_manifest_dir",
+    "records_from_table",
+    "write_bank_json",
+    "write_content_csv",
+]
+
+
+@dataclass(frozen=True)
+class SkillInfo:
+    slug: str
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Option:
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ItemContent:
+    """One multiple-choice item as authored (one key; dichotomous scoring)."""
+
+    external_id: str
+    skill: str
+    stem: str
+    options: tuple[Option, ...]
+    key: str
+    explanation: str = ""
+    difficulty: int | None = None
+    tags: tuple[str, ...] = ()
+    enemies: tuple[str, ...] = ()
+    status: str = "pretest"
+    model: str = "2pl"
+    author: str | None = None
+
+    def score(self, answer: str) -> int:
+        """1 when ``answer`` is the key, else 0 (an unknown option id raises `ValueError`)."""
+        if answer not in {o.id for o in self.options}:
+            raise ValueError(f"item {self.external_id!r}: {answer!r} is not an option id")
+        return int(answer == self.key)
+
+
+@dataclass(frozen=True)
+class ParameterRecord:
+    """One item's parameters with their standard errors (None when unknown)."""
+
+    params: ItemParams
+    se_a: float | None = None
+    se_b: float | None = None
+    se_c: float | None = None
+    se_d: float | None = None
+    n_responses: int | None = None
+    provisional: bool = False
+
+
+@dataclass(frozen=True)
+class BankDocument:
+    """Everything one import file holds: skills it defines, items, and parameters (if any)."""
+
+    source: str
+    skills: tuple[SkillInfo, ...] = ()
+    items: tuple[ItemContent, ...] = ()
+    parameters: tuple[ParameterRecord, ...] = ()
+    name: str = ""
+
+    def merged(self, other: BankDocument) -> BankDocument:
+        return BankDocument(f"{self.source}, {other.source}", self.skills + other.skills,
+                            self.items + other.items, self.parameters + other.parameters,
+                            self.name or other.name)
+
+
+# -- validation --------------------------------------------------------------------------------
+
+
+class _Where:
+    """Builds error messages that name the file, the row and the field."""
+
+    def __init__(self, source: str, row: str) -> None:
+        self.source, self.row = source, row
+
+    def error(self, fld: str, message: str) -> FormatError:
+        return FormatError(f"{self.source}: {self.row}: field {fld!r}: {message}")
+
+
+def _text(where: _Where, fld: str, value: Any, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise where.error(fld, f"expected text, got {type(value).__name__}")
+    if required and not value.strip():
+        raise where.error(fld, "must not be empty")
+    return value
+
+
+def _str_list(where: _Where, fld: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise where.error(fld, "expected a list of non-empty strings")
+    if len(set(value)) != len(value):
+        raise where.error(fld, f"repeated values in {value}")
+    return tuple(v.strip() for v in value)
+
+
+def validate_item(where: _Where, raw: Mapping[str, Any], skill: str | None
+                  ) -> tuple[ItemContent, ParameterRecord | None]:
+    """Validate one raw item mapping (JSON object or CSV row) into an `ItemContent`."""
+    unknown = sorted(set(raw) - _ITEM_FIELDS)
+    if unknown:
+        raise where.error(unknown[0], f"is not a known item field (known: {sorted(_ITEM_FIELDS)})")
+    iid = raw.get("id")
+    if not isinstance(iid, str) or not EXTERNAL_ID.match(iid):
+        raise where.error("id", f"must be 1-64 letters, digits, '_', '-', '.', got {iid!r}")
+    where = _Where(where.source, f"{where.row} (id {iid!r})")
+    item_skill = raw.get("skill", skill)
+    if skill is not None and raw.get("skill") not in (None, skill):
+        raise where.error("skill", f"{raw.get('skill')!r} differs from the file's skill {skill!r}")
+    if not isinstance(item_skill, str) or not SKILL_ID.match(item_skill):
+        raise where.error("skill", f"must be a skill id like 'server_side', got {item_skill!r}")
+    stem = _text(where, "stem", raw.get("stem"))
+    options_raw = raw.get("options")
+    if not isinstance(options_raw, list) or not MIN_OPTIONS <= len(options_raw) <= MAX_OPTIONS:
+        raise where.error("options", f"expected a list of {MIN_OPTIONS}-{MAX_OPTIONS} options")
+    options = []
+    for k, opt in enumerate(options_raw):
+        if not isinstance(opt, Mapping) or set(opt) != {"id", "text"}:
+            raise where.error(f"options[{k}]", 'expected {"id": ..., "text": ...}')
+        oid = opt["id"]
+        if not isinstance(oid, str) or not EXTERNAL_ID.match(oid) or len(oid) > 16:
+            raise where.error(f"options[{k}].id", f"must be a short identifier, got {oid!r}")
+        options.append(Option(oid, _text(where, f"options[{k}].text", opt["text"])))
+    ids = [o.id for o in options]
+    if len(set(ids)) != len(ids):
+        raise where.error("options", f"repeated option ids {ids}")
+    texts = [o.text.strip().casefold() for o in options]
+    if len(set(texts)) != len(texts):
+        raise where.error("options", "two options have the same text")
+    key = raw.get("key")
+    if not isinstance(key, str) or key not in ids:
+        raise where.error("key", f"{key!r} is not one of the option ids {', '.join(ids)}")
+    explanation = _text(where, "explanation", raw.get("explanation"), required=False)
+    difficulty = raw.get("difficulty")
+    if difficulty is not None and (isinstance(difficulty, bool) or not isinstance(difficulty, int)
+                                   or not 1 <= difficulty <= 5):
+        raise where.error("difficulty", f"must be an integer 1 (junior) to 5 (senior), "
+                                        f"got {difficulty!r}")
+    tags = _str_list(where, "tags", raw.get("tags"))
+    enemies = _str_list(where, "enemies", raw.get("enemies"))
+    if iid in enemies:
+        raise where.error("enemies", "an item cannot be its own enemy")
+    status = raw.get("status") or "pretest"
+    if status not in ITEM_STATUSES:
+        raise where.error("status", f"must be one of {ITEM_STATUSES}, got {status!r}")
+    model = str(raw.get("model") or "2pl").lower()
+    if model not in DICHOTOMOUS_MODELS:
+        raise where.error("model", f"a multiple-choice item is scored 0/1; model must be one of "
+                                   f"{DICHOTOMOUS_MODELS}, got {model!r}")
+    author = raw.get("author")
+    if author is not None and not isinstance(author, str):
+        raise where.error("author", "expected text")
+    item = ItemContent(iid, item_skill, stem, tuple(options), key, explanation, difficulty, tags,
+                       enemies, status, model, author)
+    params = raw.get("parameters")
+    record = None if params is None else _parameter_record(where, params, item)
+    return item, record
+
+
+def _optional_float(where: _Where, fld: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise where.error(fld, f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _parameter_record(where: _Where, raw: Any, item: ItemContent) -> ParameterRecord:
+    if not isinstance(raw, Mapping):
+        raise where.error("parameters", "expected an object")
+    unknown = sorted(set(raw) - _PARAM_FIELDS)
+    if unknown:
+        raise where.error(f"parameters.{unknown[0]}", "is not a known parameter field")
+    model = str(raw.get("model") or item.model).lower()
+    values = {k: _optional_float(where, f"parameters.{k}", raw.get(k))
+              for k in ("a", "b", "c", "d", "se_a", "se_b", "se_c", "se_d")}
+    if values["a"] is None or values["b"] is None:
+        raise where.error("parameters", "needs at least 'a' and 'b'")
+    try:
+        params = ItemParams(item.external_id, model, values["a"], values["b"],
+                            0.0 if values["c"] is None else values["c"],
+                            1.0 if values["d"] is None else values["d"], skill=item.skill)
+    except ValueError as exc:
+        raise where.error("parameters", str(exc)) from None
+    if params.model not in DICHOTOMOUS_MODELS:
+        raise where.error("parameters.model", "multiple-choice items need a dichotomous model")
+    n = raw.get("n_responses")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        raise where.error("parameters.n_responses", f"expected a count >= 0, got {n!r}")
+    prov = raw.get("provisional", False)
+    if not isinstance(prov, bool):
+        raise where.error("parameters.provisional", "expected true or false")
+    return ParameterRecord(params, values["se_a"], values["se_b"], values["se_c"],
+                           values["se_d"], n, prov)
+
+
+def check_unique_ids(source: str, items: Sequence[ItemContent], rows: Sequence[str]) -> None:
+    seen: dict[str, str] = {}
+    for item, row in zip(items, rows, strict=True):
+        if item.external_id in seen:
+            raise FormatError(f"{source}: {row} (id {item.external_id!r}): field 'id': duplicate "
+                              f"external id (also {seen[item.external_id]})")
+        seen[item.external_id] = row
+
+
+# -- JSON --------------------------------------------------------------------------------------
+
+
+def _load_json(source: str | Path | io.TextIOBase) -> tuple[str, Any]:
+    name = str(source) if isinstance(source, str | Path) else getattr(source, "name", "<input>")
+    try:
+        if isinstance(source, str | Path):
+            text = Path(source).read_text(encoding="utf-8-sig")
+        else:
+            text = source.read()
+        return name, json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{name} line {exc.lineno} column {exc.colno}: invalid JSON: "
+                          f"{exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{name}: not UTF-8 text ({exc.reason})") from None
+
+
+def _skill_info(where: _Where, raw: Any) -> SkillInfo:
+    if not isinstance(raw, Mapping):
+        raise where.error("skills", "expected an object with 'id' and 'name'")
+    sid = raw.get("id")
+    if not isinstance(sid, str) or not SKILL_ID.match(sid):
+        raise where.error("id", f"must be a skill id like 'server_side', got {sid!r}")
+    return SkillInfo(sid, _text(where, "name", raw.get("name")),
+                     _text(where, "description", raw.get("description"), required=False))
+
+
+def parse_bank_json(name: str, doc: Any) -> BankDocument:
+    """Validate a parsed JSON document (either shape) into a `BankDocument`."""
+    if not isinstance(doc, Mapping):
+        raise FormatError(f"{name}: expected a JSON object at the top level")
+    if doc.get("format") != FORMAT:
+        raise FormatError(f"{name}: field 'format': expected {FORMAT!r}, got "
+                          f"{doc.get('format')!r}")
+    skills: list[SkillInfo] = []
+    for k, raw in enumerate(doc.get("skills") or []):
+        skills.append(_skill_info(_Where(name, f"skills[{k}]"), raw))
+    skill = doc.get("skill")
+    if skill is not None and (not isinstance(skill, str) or not SKILL_ID.match(skill)):
+        raise FormatError(f"{name}: field 'skill': must be a skill id, got {skill!r}")
+    items_raw = doc.get("items", [])
+    if not isinstance(items_raw, list):
+        raise FormatError(f"{name}: field 'items': expected a list")
+    items, params, rows = [], [], []
+    for k, raw in enumerate(items_raw):
+        row = f"items[{k}]"
+        if not isinstance(raw, Mapping):
+            raise FormatError(f"{name}: {row}: expected an object")
+        item, record = validate_item(_Where(name, row), raw, skill)
+        items.append(item)
+        rows.append(row)
+        if record is not None:
+            params.append(record)
+    check_unique_ids(name, items, rows)
+    bank_name = doc.get("bank") if isinstance(doc.get("bank"), str) else ""
+    return BankDocument(name, tuple(skills), tuple(items), tuple(params), bank_name)
+
+
+def read_bank_json(source: str | Path | io.TextIOBase) -> BankDocument:
+    """Read and validate a JSON bank file (per-skill content file or bundle)."""
+    name, doc = _load_json(source)
+    return parse_bank_json(name, doc)
+
+
+def read_manifest_dir(folder: str | Path) -> BankDocument:
+    """Read a bank folder: ``skills.json`` (the manifest) plus one ``<skill_id>.json`` per skill.
+
+    A skill whose content file is missing is an error; items are validated file by file and
+    external ids must be unique across files.
+    """
+    folder = Path(folder)
+    manifest_path = folder / "skills.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{folder}: no skills.json manifest")
+    doc = parse_bank_json(str(manifest_path), _load_json(manifest_path)[1])
+    out = BankDocument(str(folder), doc.skills, (), (), doc.name)
+    for skill in doc.skills:
+        path = folder / f"{skill.slug}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{manifest_path}: skill {skill.slug!r} has no content file "
+                                    f"{path.name}")
+        part = read_bank_json(path)
+        if any(it.skill != skill.slug for it in part.items):
+            raise FormatError(f"{path}: field 'skill': items must belong to {skill.slug!r}")
+        out = BankDocument(out.source, out.skills, out.items + part.items,
+                           out.parameters + part.parameters, out.name)
+    check_unique_ids(str(folder), out.items, [f"item {it.external_id}" for it in out.items])
+    return out
+
+
+def _item_json(item: ItemContent, record: ParameterRecord | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": item.external_id, "skill": item.skill, "stem": item.stem,
+        "options": [{"id": o.id, "text": o.text} for o in item.options], "key": item.key,
+        "explanation": item.explanation, "difficulty": item.difficulty, "tags": list(item.tags),
+        "enemies": list(item.enemies), "status": item.status, "model": item.model,
+    }
+    if item.author is not None:
+        out["author"] = item.author
+    if record is not None:
+        p = record.params
+        out["parameters"] = {
+            "model": p.model, "a": p.a, "b": p.b, "c": p.c, "d": p.d,
+            "se_a": record.se_a, "se_b": record.se_b, "se_c": record.se_c, "se_d": record.se_d,
+            "n_responses": record.n_responses, "provisional": record.provisional,
+        }
+    return out
+
+
+def write_bank_json(target: str | Path | io.TextIOBase, doc: BankDocument) -> None:
+    """Write a bundle (skills, items and their current parameters) as UTF-8 JSON."""
+    by_id = {r.params.item_id: r for r in doc.parameters}
+    payload = {
+        "format": FORMAT, "bank": doc.name,
+        "skills": [{"id": s.slug, "name": s.name, "description": s.description}
+                   for s in doc.skills],
+        "items": [_item_json(it, by_id.get(it.external_id)) for it in doc.items],
+    }
+    text = json.dumps(payload, ensure_ascii=False, indent=2) + "\n"
+    if isinstance(target, str | Path):
+        Path(target).write_text(text, encoding="utf-8")
+    else:
+        target.write(text)
+
+
+# -- content CSV -------------------------------------------------------------------------------
+
+
+def _opened(target: str | Path | io.TextIOBase, mode: str) -> Any:
+    """An open text file for a path (closed on exit), or the given stream left open."""
+    if isinstance(target, str | Path):
+        return open(target, mode, newline="", encoding="utf-8-sig" if mode == "r" else "utf-8")
+    return nullcontext(target)
+
+
+def _split(value: str) -> list[str] | None:
+    parts = [v.strip() for v in value.split(";") if v.strip()]
+    return parts or None
+
+
+def read_content_csv(source: str | Path | io.TextIOBase) -> BankDocument:
+    """Read the content CSV described in the module docstring (all rows validated)."""
+    name = str(source) if isinstance(source, str | Path) else getattr(source, "name", "<input>")
+    with _opened(source, "r") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
+            raise FormatError(f"{name}: empty file; expected a header starting with 'id'")
+        header = [h.strip() for h in header]
+        allowed = set(CONTENT_CSV_COLUMNS) | {f"option_{o}" for o in CSV_OPTION_IDS} | {"author"}
+        for h in header:
+            if h not in allowed:
+                raise FormatError(f"{name} line 1: unknown column {h!r}")
+        for h in ("id", "skill", "stem", "key"):
+            if h not in header:
+                raise FormatError(f"{name} line 1: missing column {h!r}")
+        if len(set(header)) != len(header):
+            raise FormatError(f"{name} line 1: duplicate column names")
+        items, rows = [], []
+        for lineno, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                raise FormatError(f"{name} line {lineno}: {len(row)} fields, header has "
+                                  f"{len(header)}")
+            rec = dict(zip(header, row, strict=True))
+            raw: dict[str, Any] = {
+                "id": rec["id"].strip(), "skill": rec["skill"].strip(), "stem": rec["stem"],
+                "key": rec["key"].strip(),
+                "options": [{"id": h[len("option_"):], "text": rec[h]}
+                            for h in header if h.startswith("option_") and rec[h].strip()],
+            }
+            for h in ("explanation", "status", "model", "author"):
+                if rec.get(h, "").strip():
+                    raw[h] = rec[h] if h == "explanation" else rec[h].strip()
+            if rec.get("difficulty", "").strip():
+                text = rec["difficulty"].strip()
+                raw["difficulty"] = int(text) if text.isdigit() else text
+            for h in ("tags", "enemies"):
+                if rec.get(h, "").strip():
+                    raw[h] = _split(rec[h])
+            item, _ = validate_item(_Where(name, f"line {lineno}"), raw, None)
+            items.append(item)
+            rows.append(f"line {lineno}")
+        check_unique_ids(name, items, rows)
+        return BankDocument(name, (), tuple(items), ())
+
+
+def write_content_csv(target: str | Path | io.TextIOBase, items: Iterable[ItemContent]) -> None:
+    """Write items in the content CSV; option ids must be among ``a`` … ``j``."""
+    items = list(items)
+    n_opt = max((len(it.options) for it in items), default=5)
+    used = sorted({o.id for it in items for o in it.options})
+    bad = [o for o in used if o not in CSV_OPTION_IDS]
+    if bad:
+        raise ValueError(f"option ids {bad} cannot be written to the content CSV (use a..j "
+                         f"or the JSON format)")
+    opt_cols = [f"option_{o}" for o in CSV_OPTION_IDS[: max(n_opt, len(used), 5)]]
+    header = ["id", "skill", "stem", *opt_cols, "key", "explanation", "difficulty", "tags",
+              "enemies", "status", "model", "author"]
+    with _opened(target, "w") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        for it in items:
+            text = {o.id: o.text for o in it.options}
+            w.writerow([it.external_id, it.skill, it.stem,
+                        *(text.get(c[len("option_"):], "") for c in opt_cols), it.key,
+                        it.explanation, "" if it.difficulty is None else it.difficulty,
+                        ";".join(it.tags), ";".join(it.enemies), it.status, it.model,
+                        it.author or ""])
+
+
+def with_symmetric_enemies(items: Sequence[ItemContent]) -> tuple[ItemContent, ...]:
+    """Items whose enemy lists are closed under symmetry (A lists B ⇒ B lists A)."""
+    ids = {it.external_id for it in items}
+    extra: dict[str, set[str]] = {i: set() for i in ids}
+    for it in items:
+        for e in it.enemies:
+            if e in extra:
+                extra[e].add(it.external_id)
+    return tuple(replace(it, enemies=tuple(sorted(set(it.enemies) | extra[it.external_id])))
+                 for it in items)
+
+
+def records_from_table(table: ItemTable, source: str = "parameters",
+                       provisional: bool | None = None) -> tuple[ParameterRecord, ...]:
+    """`ParameterRecord` values from an `irt.io.ItemTable` (``se_*``, ``n_responses`` and
+    ``provisional`` extra columns are read when present)."""
+    out = []
+    extra = table.extra
+
+    def num(col: str, k: int, as_int: bool = False) -> float | int | None:
+        text = extra.get(col, [""] * len(table.bank))[k].strip()
+        if not text:
+            return None
+        try:
+            value = float(text)
+            if as_int:
+                if value != int(value) or value < 0:
+                    raise ValueError
+                return int(value)
+            if not np.isfinite(value):
+                raise ValueError
+            return value
+        except ValueError:
+            raise FormatError(f"{source}: item {table.bank.item_ids[k]!r}: field {col!r}: not "
+                              f"a valid number: {text!r}") from None
+
+    for k, params in enumerate(table.bank.params()):
+        prov_text = extra.get("provisional", [""] * len(table.bank))[k].strip().lower()
+        if prov_text not in ("", "true", "false", "1", "0", "yes", "no"):
+            raise FormatError(f"{source}: item {params.item_id!r}: field 'provisional': expected "
+                              f"true or false, got {prov_text!r}")
+        prov = prov_text in ("true", "1", "yes") if provisional is None else provisional
+        out.append(ParameterRecord(params, num("se_a", k), num("se_b", k), num("se_c", k),
+                                   num("se_d", k), num("n_responses", k, True), prov))
+    return tuple(out)

@@ -1,0 +1,186 @@
+"""Database URLs, engines and migrations.
+
+Where the data lives:
+
+* ``DATABASE_URL`` when set: ``postgresql://user@host:port/db`` (driven by psycopg 3; the
+  ``postgres://`` and ``postgresql://`` spellings are accepted) or any SQLAlchemy URL;
+* otherwise the SQLite file ``proficio.sqlite3`` in the instance folder, which is
+  ``$PROFICIO_INSTANCE`` when set and ``./instance`` otherwise (created on first use).
+
+SQLite connections get ``PRAGMA foreign_keys=ON``, ``journal_mode=WAL`` (file databases) and a
+busy timeout, so concurrent writers wait instead of failing. Migrations are Alembic scripts shipped
+inside the package (``item_bank/migrations``); `upgrade` applies them and `check_schema` refuses a
+database that is behind, naming the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_FILENAME = "proficio.sqlite3"
+#: Milliseconds a SQLite writer waits for the lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class SchemaError(RuntimeError):
+    """The database schema does not match this version of Proficio."""
+
+
+def instance_path() -> Path:
+    """The instance folder: ``$PROFICIO_INSTANCE`` or ``./instance``."""
+    return Path(os.environ.get("PROFICIO_INSTANCE") or "instance").resolve()
+
+
+def normalize_url(url: str) -> str:
+    """Map ``postgres://`` / ``postgresql://`` to the psycopg 3 driver; keep other URLs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL to use: ``url``, else ``$DATABASE_URL``, else the instance SQLite file."""
+    chosen = url or os.environ.get("DATABASE_URL")
+    if chosen:
+        return normalize_url(chosen)
+    folder = instance_path()
+    return f"sqlite:///{folder / SQLITE_FILENAME}"
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling is disabled so that SQLAlchemy emits BEGIN itself
+    # (the SQLAlchemy-documented recipe; needed for SAVEPOINTs and BEGIN IMMEDIATE).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
+    if mode != "memory":
+        cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # IMMEDIATE takes the write lock up front: a transaction that reads and then writes can
+    # never fail with SQLITE_BUSY_SNAPSHOT halfway, it waits (busy timeout) for its turn instead.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """A SQLAlchemy engine for ``url`` (see `database_url`), with the SQLite settings above.
+
+    For SQLite files the parent folder is created when missing.
+    """
+    resolved = make_url(database_url(url))
+    if resolved.get_backend_name() == "sqlite":
+        db = resolved.database
+        if db and db != ":memory:" and not db.startswith("file:"):
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+        engine = create_engine(resolved, **kwargs)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(resolved, **kwargs)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """A session whose work is committed on success and rolled back on any exception."""
+    with session_factory(engine)() as session, session.begin():
+        yield session
+
+
+# -- migrations --------------------------------------------------------------------------------
+
+
+def alembic_config(engine_or_url: Engine | str | None = None) -> Any:
+    """An Alembic `Config` pointing at the packaged migrations (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if isinstance(engine_or_url, Engine):
+        cfg.attributes["engine"] = engine_or_url
+        cfg.set_main_option("sqlalchemy.url",
+                            engine_or_url.url.render_as_string(hide_password=False)
+                            .replace("%", "%%"))
+    else:
+        cfg.set_main_option("sqlalchemy.url", database_url(engine_or_url).replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration revision shipped with this code."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    if len(heads) != 1:
+        raise SchemaError(f"migrations have {len(heads)} heads; expected exactly one")
+    return heads[0]
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine | str | None = None, revision: str = "head") -> str:
+    """Apply the migrations up to ``revision``; returns the revision reached."""
+    from alembic import command
+
+    eng = engine if isinstance(engine, Engine) else make_engine(engine)
+    command.upgrade(alembic_config(eng), revision)
+    reached = current_revision(eng)
+    log.info("database at revision %s", reached)
+    return reached or ""
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def schema_status(engine: Engine) -> SchemaStatus:
+    return SchemaStatus(current_revision(engine), head_revision())
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise `SchemaError` with the fix (``proficio db upgrade``) unless the schema is at head."""
+    status = schema_status(engine)
+    if status.up_to_date:
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    if status.current is None:
+        raise SchemaError(f"the database {where} has no Proficio schema; "
+                          f"run `proficio db upgrade` first")
+    raise SchemaError(f"the database {where} is at schema revision {status.current} but this "
+                      f"version of Proficio needs {status.head}; run `proficio db upgrade`")

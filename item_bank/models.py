@@ -1,0 +1,329 @@
+"""SQLAlchemy 2.0 typed ORM models of the item bank (one set for SQLite and PostgreSQL).
+
+Tables and their invariants (enforced by the database, not only by code):
+
+* ``skills``, ``items`` (stable ``external_id``; status ``pretest`` / ``operational`` /
+  ``retired``), ``item_enemies`` (a symmetric relation stored once, lower id first);
+* ``item_parameter_versions``: every version is kept; a partial unique index allows exactly one
+  ``is_current`` version per item; each version belongs to the ``calibration_runs`` row that
+  produced it;
+* ``organisations``, ``staff_users`` (roles ``admin`` / ``psychometrician`` / ``recruiter``,
+  argon2 password hashes), ``assessments`` (a JSON blueprint);
+* ``candidates``, ``invitations`` (token stored only as a SHA-256 hash), ``test_sessions`` (the
+  serialized engine state as JSON), ``responses`` (append-only; unique ``(session, position)`` and
+  ``(session, item)``; each row names the parameter version that scored it), ``skill_results``.
+
+Times are stored as timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+ITEM_STATUSES = ("pretest", "operational", "retired")
+ROLES = ("admin", "psychometrician", "recruiter")
+INVITATION_STATUSES = ("pending", "started", "completed", "expired", "revoked")
+SESSION_STATUSES = ("in_progress", "completed", "abandoned", "expired")
+
+#: Constraint names are fixed so that Alembic migrations are identical on both backends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        dt.datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Skill(Base):
+    __tablename__ = "skills"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+    items: Mapped[list[Item]] = relationship(back_populates="skill")
+
+
+class Item(Base):
+    """A multiple-choice item; ``options`` is a JSON list of ``{"id", "text"}``."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        CheckConstraint(_in("status", ITEM_STATUSES), name="status"),
+        CheckConstraint("difficulty_level IS NULL OR difficulty_level BETWEEN 1 AND 5",
+                        name="difficulty_level"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id"), index=True)
+    stem: Mapped[str] = mapped_column(Text)
+    options: Mapped[list[Any]] = mapped_column(JSON)
+    key: Mapped[str] = mapped_column(String(16))
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[str] = mapped_column(String(8), default="2pl")
+    status: Mapped[str] = mapped_column(String(16), default="pretest")
+    difficulty_level: Mapped[int | None] = mapped_column(Integer)
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    author: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    skill: Mapped[Skill] = relationship(back_populates="items")
+    parameter_versions: Mapped[list[ItemParameterVersion]] = relationship(
+        back_populates="item", order_by="ItemParameterVersion.id")
+
+
+class ItemEnemy(Base):
+    """Two items that must not appear in the same test (stored once, ``item_id < enemy_id``)."""
+
+    __tablename__ = "item_enemies"
+    __table_args__ = (CheckConstraint("item_id < enemy_id", name="ordered"),)
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    enemy_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"),
+                                          primary_key=True, index=True)
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    organisation: Mapped[Organisation] = relationship()
+
+
+class CalibrationRun(Base):
+    """One estimation (or import) of item parameters; its versions become current on publish."""
+
+    __tablename__ = "calibration_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    model: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(64), default="mml-em")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    response_filter: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    n_persons: Mapped[int | None] = mapped_column(Integer)
+    n_responses: Mapped[int | None] = mapped_column(Integer)
+    log_likelihood: Mapped[float | None] = mapped_column(Float)
+    converged: Mapped[bool | None] = mapped_column(Boolean)
+    n_iterations: Mapped[int | None] = mapped_column(Integer)
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    published_at: Mapped[dt.datetime | None] = mapped_column()
+    published_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+
+
+class ItemParameterVersion(Base):
+    """Parameters of one item from one calibration run; old versions are never deleted."""
+
+    __tablename__ = "item_parameter_versions"
+    __table_args__ = (
+        Index("uq_item_parameter_versions_current", "item_id", unique=True,
+              sqlite_where=text("is_current"), postgresql_where=text("is_current")),
+        UniqueConstraint("item_id", "calibration_run_id"),
+        CheckConstraint("a > 0", name="a_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    calibration_run_id: Mapped[int] = mapped_column(ForeignKey("calibration_runs.id"),
+                                                    index=True)
+    model: Mapped[str] = mapped_column(String(8))
+    a: Mapped[float] = mapped_column(Float)
+    b: Mapped[float | None] = mapped_column(Float)
+    c: Mapped[float | None] = mapped_column(Float)
+    d: Mapped[float | None] = mapped_column(Float)
+    thresholds: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    se_a: Mapped[float | None] = mapped_column(Float)
+    se_b: Mapped[float | None] = mapped_column(Float)
+    se_c: Mapped[float | None] = mapped_column(Float)
+    se_d: Mapped[float | None] = mapped_column(Float)
+    se_thresholds: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    n_responses: Mapped[int | None] = mapped_column(Integer)
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_current: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    item: Mapped[Item] = relationship(back_populates="parameter_versions")
+    calibration_run: Mapped[CalibrationRun] = relationship()
+
+
+class Assessment(Base):
+    """A named blueprint (skills, per-skill limits, rules, cut score) owned by an organisation."""
+
+    __tablename__ = "assessments"
+    __table_args__ = (UniqueConstraint("organisation_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    blueprint: Mapped[dict[str, Any]] = mapped_column(JSON)
+    cut_score: Mapped[float | None] = mapped_column(Float)
+    time_limit_minutes: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+
+    organisation: Mapped[Organisation] = relationship()
+
+
+class Candidate(Base):
+    __tablename__ = "candidates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(64), unique=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Invitation(Base):
+    __tablename__ = "invitations"
+    __table_args__ = (CheckConstraint(_in("status", INVITATION_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"), index=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+
+    assessment: Mapped[Assessment] = relationship()
+    candidate: Mapped[Candidate] = relationship()
+
+
+class CandidateSession(Base):
+    """One sitting of an assessment; ``engine_state`` is the engine's own JSON serialization."""
+
+    __tablename__ = "test_sessions"
+    __table_args__ = (CheckConstraint(_in("status", SESSION_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"), unique=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"), index=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    deadline: Mapped[dt.datetime | None] = mapped_column()
+    engine_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    state_version: Mapped[int] = mapped_column(Integer, default=0)
+    blueprint: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    candidate: Mapped[Candidate] = relationship()
+    assessment: Mapped[Assessment] = relationship()
+    invitation: Mapped[Invitation] = relationship()
+
+
+class Response(Base):
+    """One recorded answer (append-only). ``parameter_version_id`` is what scored it."""
+
+    __tablename__ = "responses"
+    __table_args__ = (
+        UniqueConstraint("session_id", "position"),
+        UniqueConstraint("session_id", "item_id"),
+        CheckConstraint("position >= 1", name="position"),
+        CheckConstraint("score >= 0", name="score"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("test_sessions.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    parameter_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("item_parameter_versions.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    raw_answer: Mapped[str] = mapped_column(String(200))
+    score: Mapped[int] = mapped_column(Integer)
+    answered_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class SkillResult(Base):
+    __tablename__ = "skill_results"
+    __table_args__ = (UniqueConstraint("session_id", "skill_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("test_sessions.id"), index=True)
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id"))
+    theta: Mapped[float] = mapped_column(Float)
+    se: Mapped[float] = mapped_column(Float)
+    n_items: Mapped[int] = mapped_column(Integer)
+    stop_reason: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or delete a recorded response."""
+
+
+@event.listens_for(Session, "before_flush")
+def _responses_are_append_only(session: Session, flush_context: Any, instances: Any) -> None:
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, Response) and (obj in session.deleted or session.is_modified(obj)):
+            raise AppendOnlyError(f"response {obj.id} is append-only; it cannot be changed "
+                                  "or deleted")
