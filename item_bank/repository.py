@@ -268,7 +268,7 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
             spec = run_spec or CalibrationRunSpec(
                 model=_common_model(doc.parameters), method="import",
                 settings={"source": doc.source},
-                provisional=any(r.provisional for r in doc.parameters),
+                provisional=all(r.provisional for r in doc.parameters),
                 notes=f"imported from {doc.source}")
             run_id = publish_parameters(session, doc.parameters, spec)
             n_versions = len(doc.parameters)
