@@ -292,6 +292,8 @@ class Choice:
 
     column: NDArray[np.int64]
     rank: NDArray[np.int64]
+    #: Bank positions of every item tried on the way (Sympson–Hetter), for tuning.
+    tried: NDArray[np.int64] | None = None
 
 
 class ExposureControl(Strategy):
@@ -388,7 +390,8 @@ class SympsonHetter(ExposureControl):
         accept = (u < prepared[items]) & np.isfinite(crit[rows, order])
         first = np.argmax(accept, axis=1)
         first[~accept.any(axis=1)] = 0
-        return Choice(order[rows[:, 0], first], first + 1)
+        tried = items[np.arange(items.shape[1])[None, :] <= first[:, None]]
+        return Choice(order[rows[:, 0], first], first + 1, tried)
 
 
 @register("exposure")

@@ -1,0 +1,499 @@
+"""Simulation studies: many simulees advanced together, vectorized across simulees.
+
+`simulate` runs the blueprint of a `CatEngine` for every simulee at once: each step picks a skill
+per simulee (content balancing), evaluates the selection criterion for all simulees of a skill
+in one array, applies exposure control, scores the response by the same incremental EAP, and
+checks the stopping rules — the same arithmetic as `CatEngine.record`, row by row, so the results
+equal running `CatEngine` session by session with the same seeds and answers (tested).
+Unscored pretest items are not simulated (they never change θ or the operational sequence).
+
+`summarize` gives the usual CAT study statistics (bias, RMSE, conditional bias/RMSE by θ
+decile, test length, item exposure, test overlap after Chen, Ankenmann & Spray 2003, unused share
+of the bank); `simulate_fixed_form` gives the fixed-form comparison; `tune_sympson_hetter`
+finds Sympson–Hetter exposure parameters by iterative simulation (Sympson & Hetter 1985).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+import irt
+from engine._rng import derive_seed
+from engine.errors import ConfigurationError, EngineError
+from engine.session import STOP_REASONS, CatEngine, eap_on_grid, effective_selector
+from engine.strategies import SelectionContext, SympsonHetter
+
+log = logging.getLogger(__name__)
+
+_RUNNING = -1
+_MAX, _SE, _CLS, _EXHAUSTED = (STOP_REASONS.index(r) for r in
+                               ("max_items", "se_target", "classified", "bank_exhausted"))
+_NOT_DONE = -1
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    """Per simulee and skill outcomes of a study (arrays are ``(n_simulees, n_skills)``).
+
+    ``items[p, j]`` is the bank position of simulee ``p``'s ``j``-th scored item (−1 after the
+    end), ``responses`` the answers and ``theta_path`` the EAP θ of the item's skill after it.
+    """
+
+    person_ids: tuple[str, ...]
+    skills: tuple[str, ...]
+    theta_true: NDArray[np.float64]
+    theta_hat: NDArray[np.float64]
+    se: NDArray[np.float64]
+    n_items: NDArray[np.int64]
+    stop_reason: tuple[str, ...]
+    items: NDArray[np.int64]
+    responses: NDArray[np.int64]
+    theta_path: NDArray[np.float64]
+    n_bank_items: int
+    eligible: NDArray[np.bool_]  # (n_bank_items,) items the blueprint could select
+
+    @property
+    def test_length(self) -> NDArray[np.int64]:
+        """Scored items per simulee over all skills."""
+        return self.n_items.sum(axis=1)
+
+    def exposure_counts(self) -> NDArray[np.int64]:
+        it = self.items[self.items >= 0]
+        return np.bincount(it, minlength=self.n_bank_items)
+
+    def exposure_rates(self) -> NDArray[np.float64]:
+        """Share of simulees who saw each item of the bank."""
+        return self.exposure_counts() / max(len(self.person_ids), 1)
+
+
+@dataclass(frozen=True)
+class DecileRow:
+    """Bias and RMSE of θ̂ among simulees whose true θ is in one decile."""
+
+    skill: str
+    decile: int
+    theta_low: float
+    theta_high: float
+    n: int
+    bias: float
+    rmse: float
+
+
+@dataclass(frozen=True)
+class SkillSummary:
+    skill: str
+    bias: float
+    rmse: float
+    correlation: float
+    mean_items: float
+
+
+@dataclass(frozen=True)
+class SimulationSummary:
+    """Study statistics: accuracy per skill, test length, exposure, overlap, unused items."""
+
+    n_simulees: int
+    skills: tuple[SkillSummary, ...]
+    mean_length: float
+    min_length: int
+    max_length: int
+    deciles: tuple[DecileRow, ...]
+    max_exposure: float
+    mean_exposure: float
+    overlap_rate: float
+    unused_share: float
+    stop_reasons: tuple[tuple[str, int], ...]
+
+
+def summarize(result: SimulationResult) -> SimulationSummary:
+    """Summary statistics of a study.
+
+    Test overlap is the mean share of items two simulees have in common,
+    ``Σ_i k_i (k_i − 1) / (N (N − 1) L̄)`` with ``k_i`` the number of simulees who saw item ``i``
+    and ``L̄`` the mean test length (Chen, Ankenmann & Spray 2003). Exposure statistics are over
+    the items the blueprint could select.
+    """
+    n = len(result.person_ids)
+    if n == 0:
+        raise EngineError("no simulees to summarize")
+    skills = []
+    deciles = []
+    for k, s in enumerate(result.skills):
+        t, h = result.theta_true[:, k], result.theta_hat[:, k]
+        err = h - t
+        corr = float(np.corrcoef(t, h)[0, 1]) if n > 2 and np.std(t) > 0 and np.std(h) > 0 \
+            else float("nan")
+        skills.append(SkillSummary(s, float(err.mean()), float(np.sqrt(np.mean(err**2))), corr,
+                                   float(result.n_items[:, k].mean())))
+        edges = np.quantile(t, np.linspace(0, 1, 11))
+        which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, 9)
+        for d in range(10):
+            sel = which == d
+            if sel.any():
+                e = err[sel]
+                deciles.append(DecileRow(s, d + 1, float(edges[d]), float(edges[d + 1]),
+                                         int(sel.sum()), float(e.mean()),
+                                         float(np.sqrt(np.mean(e**2)))))
+    length = result.test_length
+    counts = result.exposure_counts()[result.eligible]
+    rates = counts / n
+    mean_len = float(length.mean())
+    overlap = float(np.sum(counts * (counts - 1.0)) / (n * (n - 1) * mean_len)) \
+        if n > 1 and mean_len > 0 else float("nan")
+    reasons = tuple((r, int(sum(1 for x in result.stop_reason if x == r)))
+                    for r in STOP_REASONS if r in result.stop_reason)
+    return SimulationSummary(
+        n_simulees=n, skills=tuple(skills), mean_length=mean_len, min_length=int(length.min()),
+        max_length=int(length.max()), deciles=tuple(deciles),
+        max_exposure=float(rates.max()) if rates.size else 0.0,
+        mean_exposure=float(rates.mean()) if rates.size else 0.0,
+        overlap_rate=overlap, unused_share=float(np.mean(counts == 0)) if counts.size else 0.0,
+        stop_reasons=reasons)
+
+
+def _theta_matrix(engine: CatEngine, theta: ArrayLike) -> NDArray[np.float64]:
+    t = np.asarray(theta, dtype=float)
+    if t.ndim == 1:
+        t = t[:, None]
+    if t.ndim != 2 or t.shape[1] not in (1, len(engine.skill_names)):
+        raise EngineError(f"theta must be (n_simulees,) or (n_simulees, {len(engine.skill_names)}"
+                          f") for skills {engine.skill_names}, got shape {t.shape}")
+    if not np.all(np.isfinite(t)):
+        raise EngineError("theta contains NaN or infinite values")
+    if t.shape[1] == 1 and len(engine.skill_names) > 1:
+        t = np.repeat(t, len(engine.skill_names), axis=1)
+    return t
+
+
+def draw_answers(engine: CatEngine, theta: ArrayLike, rng: np.random.Generator | int | None
+                 ) -> NDArray[np.int8]:
+    """Answers of every simulee to every item of the pool, drawn from the model at the
+    simulee's true θ of the item's skill: ``(n_simulees, n_items)``."""
+    t = _theta_matrix(engine, theta)
+    g = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    comp = engine.compiled
+    out = np.zeros((t.shape[0], len(engine.pool)), dtype=np.int8)
+    for k, s in enumerate(engine.skill_names):
+        tab = comp.skills[s]
+        out[:, tab.idx] = irt.simulate_responses(t[:, k], tab.bank, g)
+    return out
+
+
+def simulate(engine: CatEngine, theta: ArrayLike, *, answers: ArrayLike | None = None,
+             seeds: Sequence[int] | None = None, rng: np.random.Generator | int | None = None,
+             person_ids: Sequence[str] | None = None, chunk_size: int = 2000,
+             progress: Callable[[int], None] | None = None) -> SimulationResult:
+    """Run the engine's blueprint for every simulee, all simulees advancing together.
+
+    Parameters
+    ----------
+    engine : the pool and blueprint.
+    theta : true abilities, ``(n,)`` (one skill or the same θ for all skills) or
+        ``(n, n_skills)`` in ``engine.skill_names`` order.
+    answers : pre-drawn answers ``(n, n_items)`` (category per item); default: drawn from the
+        model with ``rng`` (`draw_answers`).
+    seeds : session seed per simulee (default ``derive_seed(blueprint.seed, p)``); simulee ``p``
+        then gets exactly what ``engine.start(seeds[p])`` driven with ``answers[p]`` gives.
+    chunk_size : simulees per vectorized batch (bounds memory).
+    progress : called with the number of simulees finished after each chunk.
+    """
+    t = _theta_matrix(engine, theta)
+    n = t.shape[0]
+    n_items = len(engine.pool)
+    if answers is None:
+        answers = draw_answers(engine, t, rng)
+    answers = np.asarray(answers)
+    if answers.shape != (n, n_items):
+        raise EngineError(f"answers must be (n_simulees, n_items) = ({n}, {n_items}), got "
+                          f"{answers.shape}")
+    if answers.dtype.kind not in "iu":
+        raise EngineError("answers must be integer categories")
+    bad = (answers < 0) | (answers >= engine.n_categories[None, :])
+    if bad.any():
+        p, i = np.argwhere(bad)[0]
+        raise EngineError(f"answers row {p}: category {answers[p, i]} out of range for item "
+                          f"{engine.pool.bank.item_ids[i]!r}")
+    if seeds is None:
+        seeds = [derive_seed(engine.blueprint.seed, p) for p in range(n)]
+    seed_arr = np.array([int(s) for s in seeds], dtype=np.uint64)
+    if seed_arr.shape != (n,):
+        raise EngineError(f"need one seed per simulee ({n}), got {seed_arr.shape[0]}")
+    ids = tuple(person_ids) if person_ids is not None else tuple(str(p + 1) for p in range(n))
+    if len(ids) != n:
+        raise EngineError(f"need one person id per simulee ({n}), got {len(ids)}")
+    parts = []
+    for start in range(0, n, max(int(chunk_size), 1)):
+        sl = slice(start, min(start + chunk_size, n))
+        parts.append(_run_batch(engine, answers[sl], seed_arr[sl]))
+        if progress is not None:
+            progress(sl.stop - sl.start)
+    S = len(engine.skill_names)
+    L = engine.blueprint.max_items
+
+    def cat(k, shape, dt):
+        return np.concatenate([p[k] for p in parts]) if parts else np.zeros(shape, dtype=dt)
+
+    theta_hat = cat(0, (0, S), float)
+    se = cat(1, (0, S), float)
+    counts = cat(2, (0, S), np.int64)
+    stop = cat(3, (0,), np.int64)
+    items = cat(4, (0, L), np.int64)
+    resp = cat(5, (0, L), np.int64)
+    path = cat(6, (0, L), float)
+    return SimulationResult(
+        person_ids=ids, skills=engine.skill_names, theta_true=t, theta_hat=theta_hat, se=se,
+        n_items=counts, stop_reason=tuple(STOP_REASONS[c] for c in stop), items=items,
+        responses=resp, theta_path=path, n_bank_items=n_items, eligible=~engine.base_excluded)
+
+
+def _run_batch(engine: CatEngine, answers: NDArray, seeds: NDArray[np.uint64]):
+    """Advance ``len(seeds)`` sessions together; returns the per-simulee arrays."""
+    bp = engine.blueprint
+    comp = engine.compiled
+    names = engine.skill_names
+    S = len(names)
+    n = seeds.shape[0]
+    L = bp.max_items
+    nodes = engine.nodes
+    smax = np.array([engine.skill_max[s] for s in names])
+    smin = np.array([engine.skill_min[s] for s in names])
+    enough_at = np.maximum(smin, 1)
+    share = np.array([engine.share[s] for s in names])
+    tables = [engine.tables[s] for s in names]
+    lp = [np.repeat(engine.prior_log[s][None, :], n, axis=0) for s in names]
+    theta = np.tile(np.array([engine.start_theta[s] for s in names]), (n, 1))
+    se = np.tile(np.array([engine.prior[s][1] for s in names]), (n, 1))
+    counts = np.zeros((n, S), dtype=np.int64)
+    llr = np.zeros((n, S))
+    decided = np.zeros((n, S), dtype=bool)
+    cut = np.array([engine._cut.get(s, np.nan) for s in names])
+    has_cut = ~np.isnan(cut)
+    cls = bp.classification
+    excluded = np.repeat(engine.base_excluded[None, :], n, axis=0)
+    n_scored = np.zeros(n, dtype=np.int64)
+    stop = np.full(n, _RUNNING, dtype=np.int64)
+    items = np.full((n, L), -1, dtype=np.int64)
+    resp = np.full((n, L), -1, dtype=np.int64)
+    path = np.full((n, L), np.nan)
+    target = bp.se_target
+    enemy_items = np.array(sorted(engine.enemies), dtype=np.int64)
+
+    def skill_reasons(rows):
+        c = counts[rows]
+        reached = c >= smax
+        enough = c >= enough_at
+        cls_ok = enough & decided[rows]
+        se_ok = enough & (se[rows] <= target) if target is not None else np.zeros_like(enough)
+        return np.where(reached, _MAX, np.where(cls_ok, _CLS, np.where(se_ok, _SE, _NOT_DONE)))
+
+    while True:
+        act = np.flatnonzero(stop == _RUNNING)
+        if act.size == 0:
+            break
+        # -- content balancing (Kingsbury & Zara 1989), as CatEngine._pick_skill
+        exc = excluded[act]
+        has_items = np.stack([~exc[:, tab.idx].all(axis=1) for tab in tables], axis=1)
+        c = counts[act]
+        open_ = (c < smax) & has_items
+        done = skill_reasons(act) != _NOT_DONE
+        eligible = open_ & ~done
+        deficit = np.maximum(smin - c, 0)
+        budget = bp.max_items - n_scored[act]
+        short = open_ & (deficit > 0)
+        use_short = ((deficit * open_).sum(axis=1) >= budget) & short.any(axis=1)
+        eligible = np.where(use_short[:, None], short, eligible)
+        fallback = ~eligible.any(axis=1) & (n_scored[act] < bp.min_items)
+        eligible = np.where(fallback[:, None], open_, eligible)
+        score = np.where(eligible, share - c / np.maximum(n_scored[act], 1)[:, None], -np.inf)
+        none = ~eligible.any(axis=1)
+        stop[act[none]] = _EXHAUSTED
+        skill = np.argmax(score, axis=1)
+        # -- selection per skill (and per effective rule: KL hands over to MFI)
+        chosen = np.empty(act.size, dtype=np.int64)
+        for k, tab in enumerate(tables):
+            in_k = np.flatnonzero((skill == k) & ~none)
+            if in_k.size == 0:
+                continue
+            given = counts[act[in_k], k]
+            rules = [effective_selector(bp.selector, int(g)) for g in given]
+            groups: dict[int, list[int]] = {}
+            for j, r in enumerate(rules):
+                groups.setdefault(id(r), []).append(j)
+            for members in groups.values():
+                sub = in_k[members]
+                rows = act[sub]
+                sel = rules[members[0]]
+                ctx = SelectionContext(tab, theta[rows, k], lp[k][rows], counts[rows, k],
+                                       int(smax[k]), nodes)
+                crit = np.where(~excluded[rows][:, tab.idx], sel.criterion(ctx), -np.inf)
+                choice = bp.exposure.choose(crit, tab, seeds[rows], n_scored[rows],
+                                            engine.exposure_prepared)
+                chosen[sub] = tab.idx[choice.column]
+        go = ~none
+        rows, its, sk = act[go], chosen[go], skill[go]
+        if rows.size == 0:
+            continue
+        x = answers[rows, its].astype(np.int64)
+        pos = n_scored[rows]
+        items[rows, pos] = its
+        resp[rows, pos] = x
+        excluded[rows, its] = True
+        if enemy_items.size:
+            for j in np.flatnonzero(np.isin(its, enemy_items)):
+                excluded[rows[j], engine.enemies[int(its[j])]] = True
+        for k in range(S):
+            m = sk == k
+            if not m.any():
+                continue
+            r_k, i_k, x_k = rows[m], its[m], x[m]
+            new_lp = lp[k][r_k] + comp.log_p[i_k, x_k]
+            lp[k][r_k] = new_lp
+            th, sd = eap_on_grid(new_lp, nodes)
+            theta[r_k, k] = th
+            se[r_k, k] = sd
+            path[r_k, pos[m]] = th
+            counts[r_k, k] += 1
+            if has_cut[k]:
+                und = ~decided[r_k, k]
+                ru = r_k[und]
+                llr[ru, k] += engine._llr[names[k]][i_k[und], x_k[und]]
+                if cls.method == "sprt":
+                    v = llr[ru, k]
+                    dec = (v >= cls.upper_bound) | (v <= cls.lower_bound)
+                else:
+                    lo = th[und] - engine._z * sd[und]
+                    hi = th[und] + engine._z * sd[und]
+                    dec = (lo > cut[k]) | (hi < cut[k])
+                decided[ru[dec], k] = True
+        n_scored[rows] += 1
+        # -- stopping, as CatEngine._stop_reason
+        reasons = skill_reasons(rows)
+        all_done = (reasons != _NOT_DONE).all(axis=1) & (n_scored[rows] >= bp.min_items)
+        agg = np.where((reasons == _CLS).any(axis=1), _CLS,
+                       np.where((reasons == _SE).any(axis=1), _SE, _MAX))
+        code = np.where(n_scored[rows] >= bp.max_items, _MAX,
+                        np.where(all_done, agg, _RUNNING))
+        stop[rows] = code
+    prior_mean = np.array([engine.prior[s][0] for s in names])
+    prior_sd = np.array([engine.prior[s][1] for s in names])
+    none_given = counts == 0
+    theta = np.where(none_given, prior_mean, theta)
+    se = np.where(none_given, prior_sd, se)
+    return theta, se, counts, stop, items, resp, path
+
+
+def simulate_fixed_form(engine: CatEngine, theta: ArrayLike, length: int, *,
+                        answers: ArrayLike | None = None,
+                        rng: np.random.Generator | int | None = None,
+                        person_ids: Sequence[str] | None = None) -> SimulationResult:
+    """The fixed-form comparison: one random form of ``length`` eligible items (spread over the
+    skills by their target shares), given to every simulee and scored by EAP on the same grid.
+    """
+    t = _theta_matrix(engine, theta)
+    n = t.shape[0]
+    g = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    if answers is None:
+        answers = draw_answers(engine, t, g)
+    answers = np.asarray(answers)
+    if length < 1:
+        raise ConfigurationError("fixed-form length must be >= 1")
+    names = engine.skill_names
+    quota = np.floor(np.array([engine.share[s] for s in names]) * length).astype(int)
+    quota[: length - quota.sum()] += 1
+    form: list[int] = []
+    counts = np.zeros((n, len(names)), dtype=np.int64)
+    theta_hat = np.zeros((n, len(names)))
+    se = np.zeros((n, len(names)))
+    for k, s in enumerate(names):
+        tab = engine.tables[s]
+        pool = tab.idx[~engine.base_excluded[tab.idx]]
+        if quota[k] > pool.size:
+            raise ConfigurationError(f"skill {s!r} has {pool.size} eligible items, the fixed "
+                                     f"form needs {quota[k]}")
+        pick = np.sort(g.choice(pool, quota[k], replace=False))
+        form.extend(pick.tolist())
+        lp = engine.prior_log[s][None, :] + engine.compiled.log_p[pick[None, :],
+                                                                   answers[:, pick]].sum(axis=1)
+        th, sd = eap_on_grid(lp, engine.nodes)
+        theta_hat[:, k], se[:, k], counts[:, k] = th, sd, quota[k]
+    form_arr = np.array(form, dtype=np.int64)
+    L = max(engine.blueprint.max_items, length)
+    items = np.full((n, L), -1, dtype=np.int64)
+    items[:, :length] = form_arr
+    resp = np.full((n, L), -1, dtype=np.int64)
+    resp[:, :length] = answers[:, form_arr]
+    ids = tuple(person_ids) if person_ids is not None else tuple(str(p + 1) for p in range(n))
+    return SimulationResult(ids, names, t, theta_hat, se, counts, ("max_items",) * n, items,
+                            resp, np.full((n, L), np.nan), len(engine.pool),
+                            ~engine.base_excluded)
+
+
+@dataclass(frozen=True)
+class SympsonHetterTuning:
+    """Outcome of `tune_sympson_hetter`: the control, and per iteration the maximum observed
+    administration rate."""
+
+    control: SympsonHetter
+    max_exposure: tuple[float, ...]
+    converged: bool
+
+
+def tune_sympson_hetter(engine: CatEngine, theta: ArrayLike, r_max: float = 0.25, *,
+                        n_iter: int = 30, tol: float = 0.005,
+                        rng: np.random.Generator | int | None = 0) -> SympsonHetterTuning:
+    """Sympson–Hetter exposure parameters by iterative simulation (Sympson & Hetter 1985).
+
+    Each round simulates the simulees ``theta`` (fresh answers each round) with the current
+    parameters ``K``, counts how often each item was selected (reached while walking down the
+    ranking), ``P(S_i)``, and sets ``K_i = 1`` if ``P(S_i) ≤ r_max`` else ``r_max / P(S_i)``;
+    it stops once the observed administration rate ``max_i P(A_i) ≤ r_max + tol``.
+    The engine's own exposure control is replaced by Sympson–Hetter during tuning.
+    """
+    if not 0 < r_max <= 1:
+        raise ConfigurationError("r_max must be in (0, 1]")
+    g = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    t = _theta_matrix(engine, theta)
+    n = t.shape[0]
+    ids = engine.pool.bank.item_ids
+    k = np.ones(len(engine.pool))
+    history = []
+    converged = False
+    for it in range(n_iter):
+        control = SympsonHetter({ids[i]: float(k[i]) for i in np.flatnonzero(k < 1.0)})
+        tried = np.zeros(len(engine.pool))
+        eng = CatEngine(engine.pool, replace(engine.blueprint,
+                                             exposure=_TriedCounter(control, tried)))
+        seeds = g.integers(0, 2**63, size=n)
+        res = simulate(eng, t, rng=g, seeds=seeds)
+        admin = res.exposure_rates()
+        history.append(float(admin[~engine.base_excluded].max()))
+        log.info("Sympson-Hetter round %d: max exposure %.3f", it + 1, history[-1])
+        if history[-1] <= r_max + tol:
+            converged = True
+            break
+        p_sel = tried / n
+        k = np.where(p_sel <= r_max, 1.0, r_max / np.maximum(p_sel, 1e-12))
+    return SympsonHetterTuning(control, tuple(history), converged)
+
+
+class _TriedCounter(SympsonHetter):
+    """Sympson–Hetter that also counts the items it tried (tuning only; never serialized)."""
+
+    def __init__(self, control: SympsonHetter, tried: NDArray[np.float64]) -> None:
+        object.__setattr__(self, "parameters", control.parameters)
+        object.__setattr__(self, "_tried", tried)
+
+    def choose(self, crit, tables, seeds, steps, prepared):
+        choice = super().choose(crit, tables, seeds, steps, prepared)
+        np.add.at(self._tried, choice.tried, 1.0)
+        return choice
+
+
+__all__ = ["DecileRow", "SimulationResult", "SimulationSummary", "SkillSummary",
+           "SympsonHetterTuning", "draw_answers", "simulate", "simulate_fixed_form",
+           "summarize", "tune_sympson_hetter"]
