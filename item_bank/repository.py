@@ -481,7 +481,7 @@ def exposure_counts(session: Session, item_ids: Sequence[str]) -> ExposureCounts
     """Administrations per item from the response log, aligned with ``item_ids``."""
     stmt = (select(Item.external_id, func.count(Response.id)).join(Response)
             .group_by(Item.external_id))
-    counts = dict(session.execute(stmt).tuples().all())
+    counts = dict(session.execute(stmt).all())
     n_sessions = session.scalar(select(func.count(CandidateSession.id))) or 0
     return ExposureCounts(tuple(item_ids),
                           np.array([counts.get(i, 0) for i in item_ids], dtype=np.int64),
