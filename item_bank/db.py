@@ -76,9 +76,12 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    # IMMEDIATE takes the write lock up front: a transaction that reads and then writes can
-    # never fail with SQLITE_BUSY_SNAPSHOT halfway, it waits (busy timeout) for its turn instead.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # DEFERRED by default: readers never take the write lock (a request's read session cannot
+    # block its own write unit of work). Write transactions use BEGIN IMMEDIATE (`write=True`
+    # below): they take the lock up front, so a read-then-write can never fail halfway with
+    # SQLITE_BUSY_SNAPSHOT; it waits (busy timeout) for its turn instead.
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
@@ -100,14 +103,22 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     return create_engine(resolved, **kwargs)
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def session_factory(engine: Engine, write: bool = False) -> sessionmaker[Session]:
+    """Sessions on ``engine``; ``write=True`` makes SQLite transactions ``BEGIN IMMEDIATE``.
+
+    Use write sessions for units of work that write (they serialize cleanly on SQLite; on
+    PostgreSQL the flag changes nothing) and plain sessions for reads.
+    """
+    bind = engine
+    if write and engine.dialect.name == "sqlite":
+        bind = engine.execution_options(sqlite_begin="IMMEDIATE")
+    return sessionmaker(bind, expire_on_commit=False)
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
+def transaction(engine: Engine, write: bool = True) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on any exception."""
-    with session_factory(engine)() as session, session.begin():
+    with session_factory(engine, write)() as session, session.begin():
         yield session
 
 
