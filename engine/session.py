@@ -515,7 +515,9 @@ class CatEngine:
         position = memo.n_scored + memo.n_pretest + 1
         if (memo.n_pretest < bp.pretest_count and position in bp.pretest_positions
                 and self.pretest_items.size):
-            free = self.pretest_items[~memo.excluded[self.pretest_items]]
+            free = np.array([j for j in self.pretest_items.tolist() if not memo.given[j]
+                             and not (j in self.enemies and memo.given[self.enemies[j]].any())],
+                            dtype=np.int64)
             if free.size:
                 u = uniform(seed, position, SALT_PRETEST)
                 i = int(free[min(int(u * free.size), free.size - 1)])
