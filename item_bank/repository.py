@@ -583,14 +583,15 @@ def authenticate(session: Session, email: str, password: str) -> StaffUser | Non
 
 
 def validate_blueprint(session: Session, blueprint: Mapping[str, Any]) -> None:
-    """A blueprint needs ``skills``: a non-empty list of known skill ids (other keys are the
-    engine's: limits, rules…, stored as given)."""
+    """A blueprint needs ``skills``: a non-empty list of known skill ids, or of objects naming
+    one in ``skill`` (the engine's `Blueprint.to_dict` form); other keys (limits, rules…) belong
+    to the engine and are stored as given."""
     skills = blueprint.get("skills")
     if not isinstance(skills, list) or not skills:
         raise ValueError("blueprint: field 'skills' must be a non-empty list of skill ids")
     known = skills_by_slug(session)
     for s in skills:
-        sid = s.get("id") if isinstance(s, Mapping) else s
+        sid = s.get("skill", s.get("id")) if isinstance(s, Mapping) else s
         if sid not in known:
             raise ValueError(f"blueprint: field 'skills': unknown skill {sid!r}")
 

@@ -1,0 +1,97 @@
+"""The demo database: the shipped bank, one organisation, staff accounts, an assessment and
+invitations, built fresh in one call (used by ``proficio demo`` / ``make run``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from engine import Blueprint, SkillSpec
+from item_bank import db, repository
+from item_bank.security import new_password
+from item_bank.shipped import import_shipped
+
+log = logging.getLogger(__name__)
+
+DEMO_ORGANISATION = ("demo", "Demo Company")
+DEMO_ASSESSMENT = ("backend-engineer", "Back-End Engineer")
+
+
+@dataclass(frozen=True)
+class StaffCredentials:
+    email: str
+    password: str
+    role: str
+
+
+@dataclass(frozen=True)
+class DemoInfo:
+    """What `build_demo_database` made; passwords and tokens exist only here."""
+
+    url: str
+    organisation: str
+    staff: tuple[StaffCredentials, ...]
+    assessment_slug: str
+    invitation_tokens: tuple[str, ...]
+    n_items: int
+    provisional: bool
+
+    def credentials(self, role: str) -> StaffCredentials:
+        return next(s for s in self.staff if s.role == role)
+
+
+def _fresh_sqlite(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database \
+            or parsed.database == ":memory:":
+        return
+    path = Path(parsed.database)
+    for suffix in ("", "-wal", "-shm"):
+        p = path.with_name(path.name + suffix)
+        if p.exists():
+            p.unlink()
+
+
+def demo_blueprint(skills: list[str]) -> dict:
+    """Every skill, 3–6 items each, stopping per skill at SE 0.4 (the engine's JSON form)."""
+    return Blueprint(skills=tuple(SkillSpec(s, min_items=3, max_items=6) for s in skills),
+                     min_items=3 * len(skills), max_items=6 * len(skills),
+                     se_target=0.4).to_dict()
+
+
+def build_demo_database(url: str | None = None, n_invitations: int = 5) -> DemoInfo:
+    """A fresh demo database at ``url`` (default: the instance SQLite file).
+
+    A SQLite file is deleted and rebuilt; any other database must be empty (no Proficio schema).
+    """
+    resolved = db.database_url(url)
+    _fresh_sqlite(resolved)
+    engine = db.make_engine(resolved)
+    try:
+        if db.current_revision(engine) is not None:
+            raise ValueError(f"{engine.url.render_as_string(hide_password=True)} already has a "
+                             f"Proficio schema; the demo needs an empty database")
+        db.upgrade(engine)
+        staff = (StaffCredentials("recruiter@demo.example", new_password(), "recruiter"),
+                 StaffCredentials("psychometrician@demo.example", new_password(),
+                                  "psychometrician"))
+        with db.transaction(engine) as session:
+            import_shipped(session)
+            org = repository.create_organisation(session, *DEMO_ORGANISATION)
+            users = [repository.create_staff_user(session, org, s.email, s.role, s.password,
+                                                  name=s.role.title()) for s in staff]
+            loaded = repository.load_bank(session)
+            skills = sorted(set(loaded.bank.skills))
+            assessment = repository.create_assessment(
+                session, org, *DEMO_ASSESSMENT, demo_blueprint(skills),
+                time_limit_minutes=60, created_by=users[0])
+            issued = repository.create_invitations(session, assessment, n_invitations,
+                                                   created_by=users[0])
+        log.info("demo database ready at %s (%d items)", resolved, len(loaded.bank))
+        return DemoInfo(resolved, DEMO_ORGANISATION[1], staff, DEMO_ASSESSMENT[0],
+                        tuple(i.token for i in issued), len(loaded.bank), loaded.provisional)
+    finally:
+        engine.dispose()

@@ -1,0 +1,97 @@
+"""``proficio bank``: import, export and validate item banks.
+
+Formats follow the path: a folder (``skills.json`` + ``<skill>.json``), ``.json``, ``.csv``
+(parameters CSV when the header has ``item_id``; content CSV when it has ``stem``), QTI ``.zip``.
+Import validates the whole file first; any error leaves the database unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from item_bank import db, repository
+from item_bank.shipped import SHIPPED_BANK, quality_problems
+from item_bank.transfer import EXPORT_KINDS, read_bank_file, write_bank_file
+from web.commands.db import add_url_option, open_engine
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bank", help="item bank import/export")
+    bsub = p.add_subparsers(dest="bank_command", metavar="ACTION", required=True)
+    imp = bsub.add_parser("import", help="import items and/or parameters from FILE")
+    imp.add_argument("file", nargs="?", help="bank folder, .json, .csv or QTI .zip")
+    imp.add_argument("--shipped", action="store_true",
+                     help="import the Back-End Engineer bank shipped with Proficio")
+    imp.add_argument("--skill", default=None,
+                     help="skill for QTI items that do not name one")
+    imp.add_argument("--replace", action="store_true",
+                     help="update items whose external id is already in the bank")
+    imp.add_argument("--provisional", action="store_true",
+                     help="mark imported parameters provisional")
+    add_url_option(imp)
+    imp.set_defaults(handler=run_import)
+
+    exp = bsub.add_parser("export", help="export the bank to FILE")
+    exp.add_argument("--out", required=True, help="target .json, .csv or .zip")
+    exp.add_argument("--kind", choices=EXPORT_KINDS, default=None,
+                     help="format (default from the extension; .csv = parameters)")
+    exp.add_argument("--skill", action="append", default=None, help="only this skill (repeat)")
+    exp.add_argument("--status", action="append", default=None,
+                     help="only items with this status (repeat)")
+    add_url_option(exp)
+    exp.set_defaults(handler=run_export)
+
+    val = bsub.add_parser("validate", help="validate a bank file without a database")
+    val.add_argument("file", nargs="?", help="bank folder or file (default: the shipped bank)")
+    val.add_argument("--skill", default=None)
+    val.set_defaults(handler=run_validate)
+
+
+def _source(args: argparse.Namespace) -> Path:
+    if args.shipped:
+        return SHIPPED_BANK
+    if not args.file:
+        raise ValueError("give a FILE or --shipped")
+    return Path(args.file)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    path = _source(args)
+    doc = read_bank_file(path, default_skill=args.skill,
+                         provisional=True if args.provisional else None)
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine) as session:
+            rep = repository.import_document(session, doc, replace=args.replace)
+    finally:
+        engine.dispose()
+    print(f"{path}: {rep.skills_created} skills created, {rep.items_created} items created, "
+          f"{rep.items_updated} updated, {rep.parameter_versions} parameter versions"
+          + (f" (calibration run {rep.calibration_run_id})" if rep.calibration_run_id else ""))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine, write=False) as session:
+            doc = repository.export_document(session, skills=args.skill, statuses=args.status)
+    finally:
+        engine.dispose()
+    if not doc.items:
+        raise ValueError("nothing to export: the bank has no matching items")
+    kind = write_bank_file(args.out, doc, args.kind)
+    print(f"wrote {len(doc.items)} items ({len(doc.parameters)} with parameters) to {args.out} "
+          f"[{kind}]")
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    path = Path(args.file) if args.file else SHIPPED_BANK
+    doc = read_bank_file(path, default_skill=args.skill)
+    print(f"{path}: {len(doc.items)} valid items, {len(doc.parameters)} parameter rows")
+    problems = quality_problems(doc) if path.is_dir() else []
+    for p in problems:
+        print(f"  warning: {p}")
+    return 1 if problems else 0

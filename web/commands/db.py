@@ -1,0 +1,69 @@
+"""``proficio db``: apply and inspect the database migrations.
+
+The database is ``--database-url``, else ``$DATABASE_URL``, else the SQLite file
+``proficio.sqlite3`` in the instance folder (``$PROFICIO_INSTANCE`` or ``./instance``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from sqlalchemy import Engine
+
+from item_bank import db
+
+
+def add_url_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", default=None,
+                        help="SQLAlchemy/PostgreSQL URL (default: $DATABASE_URL, else the "
+                             "instance SQLite file)")
+
+
+def open_engine(args: argparse.Namespace, check: bool = True) -> Engine:
+    """The engine for the command; refuses a schema that is behind (`item_bank.db.SchemaError`
+    is turned into a one-line error naming `proficio db upgrade`)."""
+    from web.cli import CommandError
+
+    engine = db.make_engine(getattr(args, "database_url", None))
+    if check:
+        try:
+            db.check_schema(engine)
+        except db.SchemaError as exc:
+            engine.dispose()
+            raise CommandError(str(exc)) from None
+    return engine
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("db", help="database migrations")
+    dsub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    up = dsub.add_parser("upgrade", help="apply the migrations (creates the database if needed)")
+    add_url_option(up)
+    up.add_argument("--revision", default="head")
+    up.set_defaults(handler=run_upgrade)
+    cur = dsub.add_parser("current", help="show the schema revision and whether it is current")
+    add_url_option(cur)
+    cur.set_defaults(handler=run_current)
+
+
+def run_upgrade(args: argparse.Namespace) -> int:
+    engine = open_engine(args, check=False)
+    try:
+        before = db.current_revision(engine)
+        reached = db.upgrade(engine, args.revision)
+        where = engine.url.render_as_string(hide_password=True)
+        print(f"{where}: {before or 'empty'} -> {reached}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def run_current(args: argparse.Namespace) -> int:
+    engine = open_engine(args, check=False)
+    try:
+        status = db.schema_status(engine)
+        state = "up to date" if status.up_to_date else "behind: run `proficio db upgrade`"
+        print(f"revision {status.current or 'none'} (head {status.head}): {state}")
+        return 0 if status.up_to_date else 1
+    finally:
+        engine.dispose()
