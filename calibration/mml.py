@@ -69,8 +69,8 @@ DENSE_MAX_CELLS = 40_000_000
 #: Above this many free parameters in a skill, standard errors use the item-block diagonal
 #: of the cross-product information instead of its full inverse.
 FULL_COVARIANCE_MAX = 4000
-#: Responses per chunk when accumulating per-person scores.
-SCORE_CHUNK = 50_000
+#: ... or when the sparse product ``SᵀS`` would cost more than this many multiply-adds.
+XPD_WORK_MAX = 1.5e8
 
 Responses = SparseResponses | ResponseLog | ArrayLike
 
@@ -177,6 +177,7 @@ class MMLCalibrator:
         anchor_map = self._anchor_map(anchors, specs)
         quad = normal_grid(self.n_nodes, 0.0, 1.0, self.half_width)
         self._issues: list[CalibrationIssue] = []
+        self._se_methods: set[str] = set()
         n_items = len(specs)
         counts = np.bincount(data.item, minlength=n_items)
         kcat = np.array([s.n_categories for s in specs], dtype=np.int64)
@@ -538,7 +539,7 @@ class MMLCalibrator:
         n_free += 2 if sk.free_latent else 0
         params: list[ItemParams | None] = [None] * sk.items.size
         se_rows: dict[int, dict[str, object]] = {}
-        cov_blocks = self._covariance(sk, post, nodes, priors) if self.standard_errors \
+        cov_blocks = self._covariance(sk, post, nodes, priors, design) if self.standard_errors \
             else None
         for gi, g in enumerate(sk.groups):
             a = np.exp(g.phi[:, 0])
@@ -565,8 +566,8 @@ class MMLCalibrator:
             latent_sd=math.exp(log_sd), loglik_trace=tuple(trace))
         return {"fit": fit, "params": params, "se": se_rows, "eap": eap, "eap_sd": eap_sd}
 
-    def _covariance(self, sk: _Skill, post: NDArray, nodes: NDArray, priors: Priors
-                    ) -> list[NDArray]:
+    def _covariance(self, sk: _Skill, post: NDArray, nodes: NDArray, priors: Priors,
+                    design: _Design) -> list[NDArray]:
         """Per item, the covariance of its internal parameters ``(n, m, m)`` per group."""
         # global index of every free internal parameter; tied 1PL slopes share one index
         index: list[NDArray] = []
@@ -586,30 +587,57 @@ class MMLCalibrator:
                         idx[row, col], nxt = nxt, nxt + 1
             index.append(idx)
         n_par = nxt
-        rows_all, cols_all, vals_all = [], [], []
+        n_p = sk.person_global.size
         prior_blocks: list[tuple[NDArray, NDArray]] = []
+        dense_scores = np.zeros((n_p, n_par)) if design.dense else None
+        rows_all, cols_all, vals_all = [], [], []
+        yt = None if design.dense else design.y.tocsc()
         for g, idx in zip(sk.groups, index, strict=True):
             p, jac = K.probabilities(g.kind, g.phi, nodes)
             dlog = K.log_derivatives(p, jac)  # (n, K, Q, m)
-            where = np.flatnonzero(np.isin(sk.item, g.local))
-            row_of = np.full(sk.items.size, -1, dtype=np.int64)
-            row_of[g.local] = np.arange(g.local.size)
-            for start in range(0, where.size, SCORE_CHUNK):
-                j = where[start:start + SCORE_CHUNK]
-                rr = row_of[sk.item[j]]
-                vals = np.einsum("jq,jqm->jm", post[sk.person[j]], dlog[rr, sk.response[j]])
-                cols = idx[rr]
-                ok = cols >= 0
-                rows_all.append(np.broadcast_to(sk.person[j][:, None], cols.shape)[ok])
-                cols_all.append(cols[ok])
-                vals_all.append(vals[ok])
             _, _, pinfo = _prior_terms(g, priors)
             prior_blocks.append((idx, pinfo))
-        scores = sp.csr_matrix((np.concatenate(vals_all), (np.concatenate(rows_all),
-                                np.concatenate(cols_all))),
-                               shape=(sk.person_global.size, n_par))
-        info = (scores.T @ scores).toarray() if n_par <= FULL_COVARIANCE_MAX else None
-        diag_info = None if info is not None else scores.T @ scores
+            used = np.flatnonzero((idx >= 0).any(axis=0))
+            if dense_scores is not None:
+                x = design.x[:, g.local]
+                seen = 1.0 if design.mask is None else design.mask[:, g.local]
+                for col in used:
+                    contrib = x * (post @ dlog[:, 1, :, col].T) \
+                        + (seen - x) * (post @ dlog[:, 0, :, col].T)
+                    ok = idx[:, col] >= 0
+                    tied = ok & g.tied if col == 0 else np.zeros_like(ok)
+                    plain = ok & ~tied
+                    dense_scores[:, idx[plain, col]] += contrib[:, plain]
+                    if tied.any():
+                        dense_scores[:, idx[tied, col][0]] += contrib[:, tied].sum(axis=1)
+                continue
+            for row, loc in enumerate(g.local):
+                cols = idx[row, used]
+                ok = cols >= 0
+                for k in range(g.n_cat):
+                    c = int(loc) * sk.kmax + k
+                    persons = yt.indices[yt.indptr[c]:yt.indptr[c + 1]]
+                    if persons.size == 0:
+                        continue
+                    vals = post[persons] @ dlog[row, k][:, used[ok]]
+                    rows_all.append(np.repeat(persons, ok.sum()))
+                    cols_all.append(np.tile(cols[ok], persons.size))
+                    vals_all.append(vals.ravel())
+        block_scores: sp.csc_matrix | None = None
+        if dense_scores is not None:
+            info = dense_scores.T @ dense_scores if n_par <= FULL_COVARIANCE_MAX else None
+            if info is None:
+                block_scores = sp.csc_matrix(dense_scores)
+        else:
+            scores = sp.csr_matrix((np.concatenate(vals_all), (np.concatenate(rows_all),
+                                    np.concatenate(cols_all))), shape=(n_p, n_par))
+            work = float(np.sum(np.diff(scores.indptr).astype(float) ** 2))
+            if n_par <= FULL_COVARIANCE_MAX and work <= XPD_WORK_MAX:
+                info = (scores.T @ scores).toarray()
+            else:
+                info, block_scores = None, scores.tocsc()
+        self._se_methods.add("cross-product (XPD) information" if info is not None
+                             else "item-block diagonal of the cross-product (XPD) information")
         out: list[NDArray] = []
         cov_full = None
         if info is not None:
@@ -630,7 +658,8 @@ class MMLCalibrator:
                 if cov_full is not None:
                     block = cov_full[np.ix_(gi, gi)]
                 else:
-                    sub = diag_info[gi][:, gi].toarray()
+                    cols = block_scores[:, gi]
+                    sub = (cols.T @ cols).toarray()
                     pinfo = prior_blocks[sk.groups.index(g)][1][row][np.ix_(sel, sel)]
                     block = self._invert(sub + pinfo, sk.name)
                 cov[row][np.ix_(sel, sel)] = block
@@ -661,7 +690,7 @@ class MMLCalibrator:
             a[k], b[k], c[k], d[k] = row["a"], row["b"], row["c"], row["d"]
             t = np.asarray(row["thresholds"], dtype=float)
             th[k, : t.size] = t
-        method = "cross-product (XPD) information" if self.standard_errors else "none"
+        method = "; ".join(sorted(self._se_methods)) or "none"
         return ItemErrors(a, b, c, d, th, method)
 
 
@@ -886,7 +915,7 @@ def _delta_method(g: _Group, row: int, cov: NDArray) -> dict[str, object]:
 class _Design:
     """The response data of one skill in the form the E-step multiplies with.
 
-    Sparse: a CSR one-hot ``Y`` (persons × items·K) and its transpose. Dense dichotomous: the
+    Sparse: a CSR one-hot ``Y`` (persons × items·K). Dense dichotomous: the
     0/1 matrix ``X`` and the observed mask ``M`` (None when complete), for BLAS products.
     """
 
@@ -906,7 +935,6 @@ class _Design:
                               shape=(n_p, n_s * kmax))
             y.sum_duplicates()
             self.y = y
-            self.yt = y.T.tocsr()
 
     def estep(self, table: NDArray, logw: NDArray) -> tuple[NDArray, float, NDArray]:
         """Posterior ``(persons, Q)``, marginal log-likelihood and counts ``(items, K, Q)``."""
@@ -930,5 +958,7 @@ class _Design:
             nq = post.sum(axis=0)[None, :] if self.complete else self.mask.T @ post
             r = np.stack([nq - r1, r1], axis=1)
         else:
-            r = np.asarray(self.yt @ post).reshape(self.n_s, self.kmax, q)
+            # Yᵀ as a CSC view streams the persons in order and scatters into the small
+            # (items·K × Q) result, far faster than a CSR transpose that gathers posterior rows
+            r = np.asarray(self.y.T @ post).reshape(self.n_s, self.kmax, q)
         return post, loglik, r
