@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from engine import Blueprint, SkillSpec
@@ -62,14 +63,18 @@ def demo_blueprint(skills: list[str]) -> dict:
                      se_target=0.4).to_dict()
 
 
-def build_demo_database(url: str | None = None, n_invitations: int = 5) -> DemoInfo:
-    """A fresh demo database at ``url`` (default: the instance SQLite file).
+def build_demo_database(url: str | Engine | None = None, n_invitations: int = 5) -> DemoInfo:
+    """A fresh demo database at ``url`` (default: the instance SQLite file) or on an engine.
 
     A SQLite file is deleted and rebuilt; any other database must be empty (no Proficio schema).
     """
-    resolved = db.database_url(url)
-    _fresh_sqlite(resolved)
-    engine = db.make_engine(resolved)
+    if isinstance(url, Engine):
+        engine, owned = url, False
+        resolved = engine.url.render_as_string(hide_password=True)
+    else:
+        resolved = db.database_url(url)
+        _fresh_sqlite(resolved)
+        engine, owned = db.make_engine(resolved), True
     try:
         if db.current_revision(engine) is not None:
             raise ValueError(f"{engine.url.render_as_string(hide_password=True)} already has a "
@@ -94,4 +99,5 @@ def build_demo_database(url: str | None = None, n_invitations: int = 5) -> DemoI
         return DemoInfo(resolved, DEMO_ORGANISATION[1], staff, DEMO_ASSESSMENT[0],
                         tuple(i.token for i in issued), len(loaded.bank), loaded.provisional)
     finally:
-        engine.dispose()
+        if owned:
+            engine.dispose()

@@ -1,0 +1,103 @@
+"""The item bank's ``proficio`` sub-commands, run through `web.cli.main` on a SQLite file."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from item_bank import db
+from item_bank import repository as repo
+from tests.item_bank.helpers import MINI_BANK, MINI_PARAMS, org_with_assessment, started_session
+from web.cli import main
+
+
+@pytest.fixture
+def url(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("PROFICIO_INSTANCE", str(tmp_path / "instance"))
+    return f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+
+
+def test_commands_refuse_an_unmigrated_database(url, capsys):
+    assert main(["bank", "export", "--out", "x.json", "--database-url", url]) == 2
+    err = capsys.readouterr().err
+    assert "no Proficio schema" in err and "proficio db upgrade" in err
+    assert main(["db", "current", "--database-url", url]) == 1
+
+
+def test_db_upgrade_defaults_to_the_instance_folder(url, tmp_path, capsys):
+    assert main(["db", "upgrade"]) == 0
+    assert (tmp_path / "instance" / "proficio.sqlite3").is_file()
+    assert main(["db", "current"]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_import_export_round_trip(url, tmp_path, capsys):
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    assert main(["bank", "import", str(MINI_BANK), "--database-url", url]) == 0
+    assert main(["bank", "import", str(MINI_PARAMS), "--database-url", url]) == 0
+    out = capsys.readouterr().out
+    assert "7 items created" in out and "7 parameter versions" in out
+    for name in ("b.json", "b.zip", "p.csv"):
+        assert main(["bank", "export", "--out", str(tmp_path / name), "--database-url", url]) == 0
+    with open(tmp_path / "p.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["item_id"] for r in rows][:2] == ["DB-001", "DB-002"]
+    # importing the same items again is refused, with the file and field named
+    assert main(["bank", "import", str(tmp_path / "b.json"), "--database-url", url]) == 2
+    assert "field 'id': the bank already has" in capsys.readouterr().err
+    assert main(["bank", "import", str(tmp_path / "b.zip"), "--replace",
+                 "--database-url", url]) == 0
+
+
+def test_bad_file_is_one_line_error_and_no_write(url, tmp_path, capsys):
+    main(["db", "upgrade", "--database-url", url])
+    main(["bank", "import", str(MINI_BANK), "--database-url", url])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("item_id,skill,model,a,b\nDB-001,databases,2pl,1.0,0\nDB-002,databases,9pl,1,0\n")
+    assert main(["bank", "import", str(bad), "--database-url", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "line 3" in err and "'model'" in err
+    engine = db.make_engine(url)
+    with db.transaction(engine, write=False) as s:
+        assert len(repo.load_bank(s).bank) == 0
+    engine.dispose()
+
+
+def test_responses_export_and_invitations(url, tmp_path, capsys):
+    main(["db", "upgrade", "--database-url", url])
+    main(["bank", "import", str(MINI_BANK), "--database-url", url])
+    main(["bank", "import", str(MINI_PARAMS), "--database-url", url])
+    engine = db.make_engine(url)
+    with db.transaction(engine) as s:
+        _, assessment = org_with_assessment(s)
+        sid = started_session(s, assessment)
+        repo.record_response(s, sid, "DB-001", 1, "b", 1)
+        repo.record_response(s, sid, "GIT-002", 2, "c", 0)
+    engine.dispose()
+    out = tmp_path / "resp.csv"
+    assert main(["responses", "export", "--out", str(out), "--database-url", url]) == 0
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["item_id"], r["response"], r["skill"]) for r in rows] == [
+        ("DB-001", "1", "databases"), ("GIT-002", "0", "version_control")]
+    from irt.io import read_responses_csv
+
+    assert read_responses_csv(out).data.n_responses == 2
+    assert main(["responses", "export", "--out", str(out), "--skill", "databases",
+                 "--database-url", url]) == 0
+    with open(out, newline="") as f:
+        assert len(list(csv.DictReader(f))) == 1
+    capsys.readouterr()
+    assert main(["invitations", "create", "--count", "3", "--base-url", "https://x.test/",
+                 "--database-url", url]) == 0
+    links = capsys.readouterr().out.split()
+    assert len(links) == 3 and all(link.startswith("https://x.test/t/") for link in links)
+    engine = db.make_engine(url)
+    with db.transaction(engine, write=False) as s:
+        token = links[0].rsplit("/", 1)[1]
+        assert repo.find_invitation(s, token) is not None
+    engine.dispose()
+    assert main(["invitations", "create", "--count", "1", "--assessment", "nope",
+                 "--database-url", url]) == 2
