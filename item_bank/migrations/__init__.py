@@ -1,0 +1,1 @@
+"""Alembic migrations of the item bank (shipped as package data)."""
