@@ -74,9 +74,9 @@ def _grm(phi: NDArray, nodes: NDArray, jacobian: bool):
     k = m  # number of categories = (K-1 thresholds) + 1
     jac = np.zeros((n, nodes.shape[0], k, m))
     jac[..., 0] = (a[:, None, None] * nodes[None, :, None]) * (wf[..., :-1] - wf[..., 1:])
-    for t in range(1, m):  # threshold t enters P*_t: + in category t−1, − in category t
-        jac[:, :, t - 1, t] = w[..., t - 1]
-        jac[:, :, t, t] = -w[..., t - 1]
+    for t in range(1, m):  # intercept t enters P*_t: + in category t, − in category t − 1
+        jac[:, :, t, t] = w[..., t - 1]
+        jac[:, :, t - 1, t] = -w[..., t - 1]
     return p, jac
 
 

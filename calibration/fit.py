@@ -1,0 +1,514 @@
+"""Item and person fit, reliability and information curves.
+
+**S-X² item fit** (Orlando & Thissen 2000; polytomous extension Kang & Chen 2008). On complete
+forms, persons are grouped by their summed score ``s`` over the items of the skill. For item
+``i`` and category ``k`` the expected proportion in score group ``s`` is
+
+``E_ik(s) = ∫ P_ik(θ) f_{−i}(s − k | θ) g(θ) dθ / ∫ f(s | θ) g(θ) dθ``,
+
+where ``f(s | θ)`` is the summed-score likelihood of all items and ``f_{−i}`` the one without
+item ``i``, both by the Lord–Wingersky (1984) recursion
+``f_{j}(s | θ) = Σ_k f_{j−1}(s − k | θ) P_jk(θ)``, and ``g`` the latent density (quadrature).
+``S-X²_i = Σ_s N_s Σ_k (O_ik(s) − E_ik(s))² / E_ik(s)``. For dichotomous items the two extreme
+scores carry no information and are left out. Adjacent score groups are merged (from the
+low end upward, the last group into its neighbour) until every expected count ``N_s E_ik(s)``
+is at least ``min_expected`` (default 1, as Orlando & Thissen). Degrees of freedom:
+``G (K − 1) − m`` with ``G`` groups after collapsing and ``m`` the item's free parameters
+(1PL 1, 2PL 2, 3PL 3, 4PL 4, GRM/GPCM K).
+
+**Sparse (CAT) data.** Summed scores over different item sets are not comparable, so S-X² does
+not apply. There, `item_fit` uses a θ̂-group residual statistic (Yen's 1981 Q1 with EAP θ̂): the
+persons who answered item ``i`` are cut into ``n_groups`` quantile groups of θ̂ (EAP of the skill,
+from the given parameters), and ``Q1_i = Σ_g N_g Σ_k (O_gk − E_gk)² / E_gk`` with
+``E_gk`` the mean of ``P_ik(θ̂_p)`` over the group, df ``G (K − 1) − m``. θ̂ contains the item's
+own response and its estimation error, so the χ² reference is approximate (Stone & Zhang 2003);
+use it to rank items, not as an exact test. Rows with fewer than ``min_responses`` responses
+are marked unreliable.
+
+**Infit / outfit mean-squares** (Wright & Masters 1982), at WLE θ̂ (Warm 1989):
+``z²_pi = (x_pi − E_pi)² / W_pi`` with ``E_pi = Σ_k k P_ik(θ̂_p)``,
+``W_pi = Σ_k (k − E_pi)² P_ik(θ̂_p)``; outfit ``= mean_p z²_pi``,
+infit ``= Σ_p (x − E)² / Σ_p W_pi``. Expected 1; flagged outside ``[0.7, 1.3]`` (Wright &
+Linacre 1994, "productive for measurement" range for rating scales; 0.8–1.2 is the high-stakes
+MCQ range). Meant for Rasch/1PL banks; reported for every item.
+
+**Person fit lz** (Drasgow, Levine & Williams 1985) at the person's θ̂:
+``l0 = Σ_i log P_i,x(θ̂)``, ``E l0 = Σ_i Σ_k P_ik log P_ik``,
+``Var l0 = Σ_i [Σ_k P_ik (log P_ik)² − (Σ_k P_ik log P_ik)²]``, ``lz = (l0 − E)/√Var``;
+flagged when ``lz < −1.645``. With θ̂ estimated, lz is not exactly standard normal (Snijders 2001)
+and is unreliable for fewer than 10 responses (marked).
+
+**Reliability.** Model-based marginal reliability of a bank (Green, Bock, Humphreys, Linn &
+Reckase 1984; Thissen & Wainer 2001): ``ρ = σ² / (σ² + ∫ g(θ) / I(θ) dθ)``. Empirical (EAP)
+reliability from data: ``ρ = Var(θ̂) / (Var(θ̂) + mean(PSD²))``. Conditional SE ``1/√I(θ)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats
+
+from irt import (
+    Bank,
+    Quadrature,
+    SparseResponses,
+    category_probabilities,
+    eap,
+    expected_score,
+    normal_grid,
+    paired_category_derivatives,
+    test_information,
+    wle,
+)
+from irt.models import PROB_FLOOR
+
+logger = logging.getLogger(__name__)
+
+#: Free parameters per model (for degrees of freedom); polytomous: K (a and K − 1 thresholds).
+N_PARAMETERS = {"1pl": 1, "2pl": 2, "3pl": 3, "4pl": 4}
+FIT_ALPHA = 0.01
+MIN_EXPECTED = 1.0
+N_GROUPS = 10
+MIN_RESPONSES = 100
+MNSQ_RANGE = (0.7, 1.3)
+LZ_CRIT = -1.645
+MIN_PERSON_RESPONSES = 10
+
+
+def n_parameters(model: str, n_categories: int) -> int:
+    """Free parameters of one item: 1PL 1 (its b; the common a is shared), 2PL 2, … GRM/GPCM K."""
+    return N_PARAMETERS.get(model, n_categories)
+
+
+# ---------------------------------------------------------------- Lord–Wingersky
+
+
+def lord_wingersky(probs: NDArray[np.float64], n_categories: ArrayLike) -> NDArray[np.float64]:
+    """Summed-score likelihoods ``f(s | θ_q)`` by the Lord–Wingersky (1984) recursion.
+
+    Parameters
+    ----------
+    probs : ``P_ik(θ_q)``, shape ``(n_nodes, n_items, K_max)``.
+    n_categories : ``K_i`` per item.
+
+    Returns
+    -------
+    ``(n_nodes, S + 1)`` with ``S = Σ_i (K_i − 1)``; rows sum to 1.
+    """
+    ncat = np.asarray(n_categories, dtype=np.int64)
+    total = int(np.sum(ncat - 1))
+    f = np.zeros((probs.shape[0], total + 1))
+    f[:, 0] = 1.0
+    top = 0
+    for i in range(probs.shape[1]):
+        new = np.zeros_like(f)
+        for k in range(int(ncat[i])):
+            new[:, k: top + k + 1] += f[:, : top + 1] * probs[:, i, k: k + 1]
+        top += int(ncat[i]) - 1
+        f = new
+    return f
+
+
+def _collapse(n_s: NDArray, obs: NDArray, exp_p: NDArray, min_expected: float
+              ) -> tuple[NDArray, NDArray, NDArray]:
+    """Merge adjacent groups until every expected count ``N E_k`` reaches ``min_expected``.
+
+    ``n_s (G,)``, ``obs (G, K)`` observed counts, ``exp_p (G, K)`` expected proportions.
+    Returns merged group sizes, observed counts and expected counts.
+    """
+    groups: list[tuple[float, NDArray, NDArray]] = []
+    acc_n, acc_o, acc_e = 0.0, np.zeros(obs.shape[1]), np.zeros(obs.shape[1])
+    for g in range(n_s.shape[0]):
+        acc_n += n_s[g]
+        acc_o = acc_o + obs[g]
+        acc_e = acc_e + n_s[g] * exp_p[g]
+        if acc_n > 0 and np.all(acc_e >= min_expected):
+            groups.append((acc_n, acc_o, acc_e))
+            acc_n, acc_o, acc_e = 0.0, np.zeros(obs.shape[1]), np.zeros(obs.shape[1])
+    if acc_n > 0:
+        if groups:
+            n0, o0, e0 = groups.pop()
+            groups.append((n0 + acc_n, o0 + acc_o, e0 + acc_e))
+        else:
+            groups.append((acc_n, acc_o, acc_e))
+    return (np.array([g[0] for g in groups]), np.array([g[1] for g in groups]),
+            np.array([g[2] for g in groups]))
+
+
+def _chi2(obs: NDArray, expected: NDArray) -> float:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(expected > 0, (obs - expected) ** 2 / expected, 0.0)
+    return float(terms.sum())
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, eq=False)
+class ItemFitResult:
+    """Item fit per item (arrays ``(n_items,)`` aligned with ``item_ids``).
+
+    ``method`` is ``"S-X2"`` (complete forms) or ``"Q1-theta"`` (sparse data) per item;
+    ``statistic``, ``df``, ``p_value`` belong to that method. ``flag_fit`` is ``p < alpha``;
+    ``flag_mnsq`` is infit or outfit outside `MNSQ_RANGE`.
+    """
+
+    item_ids: tuple[str, ...]
+    skills: tuple[str, ...]
+    models: tuple[str, ...]
+    n_responses: NDArray[np.int64]
+    method: tuple[str, ...]
+    statistic: NDArray[np.float64]
+    df: NDArray[np.int64]
+    p_value: NDArray[np.float64]
+    infit: NDArray[np.float64]
+    outfit: NDArray[np.float64]
+    alpha: float
+    min_responses: int
+
+    COLUMNS = ("item_id", "skill", "model", "n", "method", "statistic", "df", "p_value",
+               "infit", "outfit", "flag", "note")
+
+    @property
+    def flag_fit(self) -> NDArray[np.bool_]:
+        return np.nan_to_num(self.p_value, nan=1.0) < self.alpha
+
+    @property
+    def flag_mnsq(self) -> NDArray[np.bool_]:
+        lo, hi = MNSQ_RANGE
+        return ((self.infit < lo) | (self.infit > hi) | (self.outfit < lo)
+                | (self.outfit > hi))
+
+    def notes(self) -> tuple[str, ...]:
+        out = []
+        for k in range(len(self.item_ids)):
+            parts = []
+            if self.n_responses[k] < self.min_responses:
+                parts.append(f"unreliable: {self.n_responses[k]} < {self.min_responses} "
+                             f"responses")
+            if self.df[k] <= 0:
+                parts.append("no degrees of freedom left after collapsing")
+            if self.method[k] == "Q1-theta":
+                parts.append("approximate (sparse data, theta groups)")
+            out.append("; ".join(parts))
+        return tuple(out)
+
+    def to_rows(self) -> list[tuple]:
+        notes = self.notes()
+        rows = []
+        for k, iid in enumerate(self.item_ids):
+            flag = "+".join(n for n, f in (("fit", self.flag_fit[k]),
+                                           ("mnsq", self.flag_mnsq[k])) if f)
+            rows.append((iid, self.skills[k], self.models[k], int(self.n_responses[k]),
+                         self.method[k], float(self.statistic[k]), int(self.df[k]),
+                         float(self.p_value[k]), float(self.infit[k]), float(self.outfit[k]),
+                         flag, notes[k]))
+        return rows
+
+
+@dataclass(frozen=True, eq=False)
+class PersonFitResult:
+    """lz person fit per person: θ̂ (WLE), lz, responses; ``flag`` is ``lz < LZ_CRIT``."""
+
+    theta: NDArray[np.float64]
+    lz: NDArray[np.float64]
+    n_responses: NDArray[np.int64]
+    person_ids: tuple[str, ...] | None = None
+
+    COLUMNS = ("person_id", "theta", "n", "lz", "flag", "note")
+
+    @property
+    def flag(self) -> NDArray[np.bool_]:
+        return np.nan_to_num(self.lz, nan=0.0) < LZ_CRIT
+
+    def to_rows(self) -> list[tuple]:
+        ids = self.person_ids or tuple(str(p) for p in range(self.lz.shape[0]))
+        return [(ids[p], float(self.theta[p]), int(self.n_responses[p]), float(self.lz[p]),
+                 "misfit" if self.flag[p] else "",
+                 f"unreliable: fewer than {MIN_PERSON_RESPONSES} responses"
+                 if self.n_responses[p] < MIN_PERSON_RESPONSES else "")
+                for p in range(self.lz.shape[0])]
+
+
+@dataclass(frozen=True, eq=False)
+class InformationCurves:
+    """Test information and conditional SE per skill on a θ grid.
+
+    ``information`` and ``se`` have shape ``(n_theta, n_skills)``; ``reliability`` is the
+    model-based marginal reliability of each skill under N(0, 1).
+    """
+
+    theta: NDArray[np.float64]
+    skills: tuple[str, ...]
+    information: NDArray[np.float64]
+    se: NDArray[np.float64]
+    reliability: NDArray[np.float64]
+
+    def to_rows(self) -> list[tuple]:
+        return [(skill, float(t), float(self.information[q, s]), float(self.se[q, s]))
+                for s, skill in enumerate(self.skills) for q, t in enumerate(self.theta)]
+
+
+# ---------------------------------------------------------------- S-X²
+
+
+def s_x2(responses: SparseResponses, bank: Bank, items: ArrayLike, *,
+         quadrature: Quadrature | None = None, min_expected: float = MIN_EXPECTED
+         ) -> tuple[NDArray, NDArray, NDArray]:
+    """Orlando–Thissen S-X² for ``items`` of a complete form (every listed item answered by
+    every person who answered any).
+
+    Returns ``(statistic, df, p_value)`` arrays aligned with ``items`` (positions in ``bank``).
+    """
+    idx = np.asarray(items, dtype=np.int64)
+    quad = quadrature or normal_grid(61)
+    sub = bank.take(idx)
+    if np.any(np.diff(idx) <= 0):
+        raise ValueError("s_x2 needs distinct item positions in increasing order")
+    in_form = np.isin(responses.item, idx)
+    person, item, resp = (responses.person[in_form], np.searchsorted(idx, responses.item[in_form]),
+                          responses.response[in_form])
+    counts = np.bincount(person, minlength=responses.n_persons)
+    persons = np.flatnonzero(counts > 0)
+    if np.any(counts[persons] != idx.size):
+        raise ValueError("S-X² needs complete forms: some persons did not answer every item")
+    x = np.zeros((responses.n_persons, idx.size), dtype=np.int64)
+    x[person, item] = resp
+    x = x[persons]
+    score = x.sum(axis=1)
+    ncat = sub.n_categories
+    probs = category_probabilities(quad.nodes, sub)
+    w = quad.weights
+    full = lord_wingersky(probs, ncat)
+    marg = w @ full                                       # P(s)
+    S = full.shape[1] - 1
+    stat = np.full(idx.size, np.nan)
+    dfs = np.zeros(idx.size, dtype=np.int64)
+    pval = np.full(idx.size, np.nan)
+    n_s = np.bincount(score, minlength=S + 1).astype(float)
+    for j in range(idx.size):
+        keep = np.r_[0:j, j + 1:idx.size]
+        rest = lord_wingersky(probs[:, keep], ncat[keep])  # (Q, S − K_j + 2)
+        K = int(ncat[j])
+        expected = np.zeros((S + 1, K))
+        for k in range(K):
+            shifted = np.zeros_like(full)
+            shifted[:, k: k + rest.shape[1]] = rest
+            expected[:, k] = (w * probs[:, j, k]) @ shifted
+        with np.errstate(divide="ignore", invalid="ignore"):
+            expected = np.where(marg[:, None] > 0, expected / marg[:, None], 0.0)
+        obs = np.zeros((S + 1, K))
+        np.add.at(obs, (score, x[:, j]), 1.0)
+        lo, hi = (1, S - 1) if K == 2 else (0, S)
+        rng = slice(lo, hi + 1)
+        n_g, o_g, e_g = _collapse(n_s[rng], obs[rng], expected[rng], min_expected)
+        stat[j] = _chi2(o_g, e_g)
+        dfs[j] = n_g.shape[0] * (K - 1) - n_parameters(sub.models[j], K)
+        pval[j] = float(stats.chi2.sf(stat[j], dfs[j])) if dfs[j] > 0 else np.nan
+    return stat, dfs, pval
+
+
+def theta_group_fit(responses: SparseResponses, bank: Bank, theta: ArrayLike, item: int, *,
+                    n_groups: int = N_GROUPS, min_expected: float = MIN_EXPECTED
+                    ) -> tuple[float, int, float]:
+    """Yen's Q1 with θ̂ groups for one item (see the module docstring): ``(Q1, df, p)``."""
+    th = np.asarray(theta, dtype=float)
+    rows = np.flatnonzero(responses.item == item)
+    K = int(bank.n_categories[item])
+    if rows.size < 2:
+        return float("nan"), 0, float("nan")
+    t = th[responses.person[rows]]
+    x = responses.response[rows]
+    edges = np.quantile(t, np.linspace(0, 1, n_groups + 1)[1:-1])
+    g = np.searchsorted(edges, t, side="right")
+    p = category_probabilities(t, bank.take([item]))[:, 0, :K]
+    G = n_groups
+    n_g = np.bincount(g, minlength=G).astype(float)
+    obs = np.zeros((G, K))
+    np.add.at(obs, (g, x), 1.0)
+    exp_sum = np.zeros((G, K))
+    np.add.at(exp_sum, g, p)
+    used = n_g > 0
+    exp_p = exp_sum[used] / n_g[used, None]
+    n_c, o_c, e_c = _collapse(n_g[used], obs[used], exp_p, min_expected)
+    q1 = _chi2(o_c, e_c)
+    df = n_c.shape[0] * (K - 1) - n_parameters(bank.models[item], K)
+    return q1, int(df), float(stats.chi2.sf(q1, df)) if df > 0 else float("nan")
+
+
+# ---------------------------------------------------------------- mean-squares and lz
+
+
+def _residual_terms(responses: SparseResponses, bank: Bank, theta: NDArray
+                    ) -> tuple[NDArray, NDArray, NDArray]:
+    """Per response: expected score E, variance W and the observed score."""
+    p = paired_category_derivatives(theta[responses.person], bank.rows(responses.item), 0)[0]
+    k = np.arange(p.shape[1], dtype=float)
+    e = p @ k
+    w = np.sum(p * (k[None, :] - e[:, None]) ** 2, axis=1)
+    return e, np.maximum(w, PROB_FLOOR), responses.response.astype(float)
+
+
+def mean_squares(responses: SparseResponses, bank: Bank, theta: ArrayLike | None = None
+                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Infit and outfit mean-squares per item (Wright & Masters 1982), at WLE θ̂ by default."""
+    responses.check_categories(bank)
+    th = wle(responses, bank).theta if theta is None else np.asarray(theta, dtype=float)
+    e, w, x = _residual_terms(responses, bank, th)
+    r2 = (x - e) ** 2
+    n = np.bincount(responses.item, minlength=len(bank)).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        outfit = np.bincount(responses.item, weights=r2 / w, minlength=len(bank)) / n
+        infit = (np.bincount(responses.item, weights=r2, minlength=len(bank))
+                 / np.bincount(responses.item, weights=w, minlength=len(bank)))
+    return infit, outfit
+
+
+def person_fit(responses: SparseResponses, bank: Bank, theta: ArrayLike | None = None,
+               person_ids: tuple[str, ...] | None = None) -> PersonFitResult:
+    """lz of every person (Drasgow, Levine & Williams 1985), at WLE θ̂ by default."""
+    responses.check_categories(bank)
+    th = wle(responses, bank).theta if theta is None else np.asarray(theta, dtype=float)
+    p = paired_category_derivatives(th[responses.person], bank.rows(responses.item), 0)[0]
+    logp = np.log(np.clip(p, PROB_FLOOR, 1.0))
+    j = np.arange(responses.n_responses)
+    valid = p > 0
+    ent = np.sum(np.where(valid, p * logp, 0.0), axis=1)
+    second = np.sum(np.where(valid, p * logp * logp, 0.0), axis=1)
+    n_p = responses.n_persons
+    l0 = np.bincount(responses.person, weights=logp[j, responses.response], minlength=n_p)
+    mean = np.bincount(responses.person, weights=ent, minlength=n_p)
+    var = np.bincount(responses.person, weights=second - ent * ent, minlength=n_p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lz = np.where(var > 0, (l0 - mean) / np.sqrt(var), np.nan)
+    return PersonFitResult(th, lz, responses.counts_per_person(), person_ids)
+
+
+# ---------------------------------------------------------------- driver
+
+
+def item_fit(responses: SparseResponses, bank: Bank, *, alpha: float = FIT_ALPHA,
+             quadrature: Quadrature | None = None, min_expected: float = MIN_EXPECTED,
+             n_groups: int = N_GROUPS, min_responses: int = MIN_RESPONSES) -> ItemFitResult:
+    """Item fit of every item: S-X² per skill on complete forms, θ̂-group Q1 on sparse data,
+    plus infit/outfit mean-squares.
+
+    Parameters
+    ----------
+    responses : long-format responses indexed to ``bank``.
+    bank : the calibrated item parameters.
+    alpha : items with ``p < alpha`` are flagged (default 0.01).
+    quadrature : latent distribution for S-X² (default N(0, 1), 61 nodes).
+    min_expected : smallest expected cell count before groups are merged.
+    n_groups : θ̂ groups on sparse data.
+    min_responses : rows with fewer responses are marked unreliable.
+    """
+    responses.check_categories(bank)
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    n = len(bank)
+    stat = np.full(n, np.nan)
+    dfs = np.zeros(n, dtype=np.int64)
+    pval = np.full(n, np.nan)
+    method = [""] * n
+    for skill in dict.fromkeys(bank.skills):
+        members = bank.skill_indices(skill)
+        in_skill = np.isin(responses.item, members)
+        counts = np.bincount(responses.person[in_skill], minlength=responses.n_persons)
+        answered = counts[counts > 0]
+        if answered.size and np.all(answered == members.size) and members.size >= 2:
+            s, d, p = s_x2(responses, bank, members, quadrature=quadrature,
+                           min_expected=min_expected)
+            stat[members], dfs[members], pval[members] = s, d, p
+            for i in members:
+                method[i] = "S-X2"
+            continue
+        local = np.searchsorted(members, responses.item[in_skill])
+        sub = SparseResponses(responses.person[in_skill], local, responses.response[in_skill],
+                              responses.n_persons, members.size)
+        theta = eap(sub, bank.take(members)).theta
+        for i in members:
+            stat[i], dfs[i], pval[i] = theta_group_fit(responses, bank, theta, int(i),
+                                                       n_groups=n_groups,
+                                                       min_expected=min_expected)
+            method[i] = "Q1-theta"
+    infit, outfit = mean_squares(responses, bank)
+    return ItemFitResult(bank.item_ids, bank.skills, bank.models,
+                         np.bincount(responses.item, minlength=n), tuple(method), stat, dfs,
+                         pval, infit, outfit, alpha, min_responses)
+
+
+def marginal_reliability(bank: Bank, quadrature: Quadrature | None = None) -> float:
+    """Model-based marginal reliability ``σ² / (σ² + ∫ g(θ)/I(θ) dθ)`` (Green et al. 1984)."""
+    quad = quadrature or normal_grid(61, half_width=4.0)
+    info = np.maximum(test_information(quad.nodes, bank), 1e-12)
+    mean = quad.weights @ quad.nodes
+    var = quad.weights @ (quad.nodes - mean) ** 2
+    return float(var / (var + quad.weights @ (1.0 / info)))
+
+
+def empirical_reliability(theta: ArrayLike, se: ArrayLike) -> float:
+    """EAP reliability ``Var(θ̂) / (Var(θ̂) + mean(PSD²))`` from data."""
+    t, s = np.asarray(theta, dtype=float), np.asarray(se, dtype=float)
+    v = float(np.var(t))
+    return v / (v + float(np.mean(s * s)))
+
+
+def information_curves(bank: Bank, theta: ArrayLike | None = None) -> InformationCurves:
+    """Test information, conditional SE ``1/√I(θ)`` and marginal reliability per skill."""
+    grid = np.linspace(-4, 4, 81) if theta is None else np.asarray(theta, dtype=float)
+    skills = tuple(dict.fromkeys(bank.skills))
+    info = np.column_stack([test_information(grid, bank.take(bank.skill_indices(s)))
+                            for s in skills])
+    rel = np.array([marginal_reliability(bank.take(bank.skill_indices(s))) for s in skills])
+    return InformationCurves(grid, skills, info, 1.0 / np.sqrt(np.maximum(info, 1e-12)), rel)
+
+
+@dataclass(frozen=True, eq=False)
+class EmpiricalICC:
+    """Observed mean score by θ̂ group against the model curve for one item.
+
+    ``theta_group`` mean θ̂ per group, ``observed`` mean observed score, ``expected`` mean model
+    expected score at the members' θ̂, ``n`` group sizes; ``theta``/``model`` a smooth curve.
+    """
+
+    item_id: str
+    theta_group: NDArray[np.float64]
+    observed: NDArray[np.float64]
+    expected: NDArray[np.float64]
+    n: NDArray[np.int64]
+    theta: NDArray[np.float64]
+    model: NDArray[np.float64]
+
+
+def empirical_icc(responses: SparseResponses, bank: Bank, item: int,
+                  theta: ArrayLike | None = None, n_groups: int = N_GROUPS) -> EmpiricalICC:
+    """Data for an empirical-vs-model ICC plot (θ̂: EAP over the item's skill by default)."""
+    if theta is None:
+        members = bank.skill_indices(bank.skills[item])
+        keep = np.isin(responses.item, members)
+        sub = SparseResponses(responses.person[keep], np.searchsorted(members,
+                                                                      responses.item[keep]),
+                              responses.response[keep], responses.n_persons, members.size)
+        th = eap(sub, bank.take(members)).theta
+    else:
+        th = np.asarray(theta, dtype=float)
+    rows = np.flatnonzero(responses.item == item)
+    if rows.size == 0:
+        raise ValueError(f"item {bank.item_ids[item]!r} has no responses")
+    t = th[responses.person[rows]]
+    x = responses.response[rows].astype(float)
+    edges = np.quantile(t, np.linspace(0, 1, n_groups + 1)[1:-1])
+    g = np.searchsorted(edges, t, side="right")
+    n = np.bincount(g, minlength=n_groups)
+    used = n > 0
+    one = bank.take([item])
+    ex = expected_score(t, one)[:, 0]
+    mean = lambda v: np.bincount(g, weights=v, minlength=n_groups)[used] / n[used]  # noqa: E731
+    grid = np.linspace(-4, 4, 161)
+    return EmpiricalICC(bank.item_ids[item], mean(t), mean(x), mean(ex), n[used], grid,
+                        expected_score(grid, one)[:, 0])
