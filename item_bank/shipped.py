@@ -10,6 +10,7 @@ responses replace them through recalibration (`item_bank.repository.publish_para
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -27,12 +28,17 @@ MIN_ITEMS_PER_SKILL = 25
 
 
 def read_shipped() -> BankDocument:
-    """The shipped content with its provisional parameters (validated)."""
+    """The shipped content with its provisional parameters (validated).
+
+    The content files name no status; shipped items are ``operational`` (scored) from the
+    start, on parameters that are marked provisional until real responses recalibrate them.
+    """
     doc = read_manifest_dir(SHIPPED_BANK)
-    if PROVISIONAL_PARAMETERS.is_file():
-        params = read_bank_file(PROVISIONAL_PARAMETERS, provisional=True)
-        doc = BankDocument(doc.source, doc.skills, doc.items, params.parameters, doc.name)
-    return doc
+    items = tuple(replace(it, status="operational") if it.status == "pretest" else it
+                  for it in doc.items)
+    params = read_bank_file(PROVISIONAL_PARAMETERS, provisional=True).parameters \
+        if PROVISIONAL_PARAMETERS.is_file() else ()
+    return BankDocument(doc.source, doc.skills, items, params, doc.name)
 
 
 def import_shipped(session: Session) -> ImportReport:

@@ -64,6 +64,9 @@ def test_import_shipped_loads_for_the_engine(db_session, shipped):
     assert rep.items_created == len(shipped.items)
     loaded = repo.load_bank(db_session)
     assert len(loaded.bank) == len(shipped.items) and loaded.provisional
+    # shipped items are scored from the start; their parameters are flagged provisional
+    assert {m.status for m in loaded.items} == {"operational"}
+    assert all(m.provisional for m in loaded.items)
     assert set(loaded.bank.skills) == {s.slug for s in shipped.skills}
 
 
