@@ -17,13 +17,21 @@ is at least ``min_expected`` (default 1, as Orlando & Thissen). Degrees of freed
 (1PL 1, 2PL 2, 3PL 3, 4PL 4, GRM/GPCM K).
 
 **Sparse (CAT) data.** Summed scores over different item sets are not comparable, so S-X² does
-not apply. There, `item_fit` uses a θ̂-group residual statistic (Yen's 1981 Q1 with EAP θ̂): the
-persons who answered item ``i`` are cut into ``n_groups`` quantile groups of θ̂ (EAP of the skill,
-from the given parameters), and ``Q1_i = Σ_g N_g Σ_k (O_gk − E_gk)² / E_gk`` with
-``E_gk`` the mean of ``P_ik(θ̂_p)`` over the group, df ``G (K − 1) − m``. θ̂ contains the item's
-own response and its estimation error, so the χ² reference is approximate (Stone & Zhang 2003);
-use it to rank items, not as an exact test. Rows with fewer than ``min_responses`` responses
-are marked unreliable.
+not apply. There `item_fit` uses a *rest-posterior* residual statistic, our adaptation of Stone's
+(2000) posterior-based fit and of Yen's (1981) Q1 to incomplete data: for each response ``x_pi``
+the posterior of θ given the person's *other* responses of the skill,
+``π_{p,−i}(θ) ∝ g(θ) Π_{j≠i} P_j(x_pj | θ)``, gives the predictive mean
+``E_pi = ∫ E[X_i | θ] π_{p,−i}(θ) dθ`` and variance ``V_pi`` of ``x_pi``. Responses are cut into
+``n_groups`` quantile groups of the rest-posterior mean θ̂_{−i}, and
+
+``Q_i = Σ_g (Σ_{p∈g} x_pi − Σ_{p∈g} E_pi)² / Σ_{p∈g} V_pi``, df ``G − m``.
+
+Under the model with known parameters each group residual is a sum of independent terms with
+the stated mean and variance, so ``Q_i`` is approximately χ²_G; subtracting the ``m`` estimated
+parameters is the usual approximation (as in S-X²). Groups of fewer than 5 responses merge with
+a neighbour. Unlike grouping on a θ̂ that includes the studied response (or plugging θ̂ into
+``P``, which ignores EAP shrinkage), this keeps the null distribution honest on short CATs.
+Rows with fewer than ``min_responses`` responses are marked unreliable.
 
 **Infit / outfit mean-squares** (Wright & Masters 1982), at WLE θ̂ (Warm 1989):
 ``z²_pi = (x_pi − E_pi)² / W_pi`` with ``E_pi = Σ_k k P_ik(θ̂_p)``,
@@ -57,13 +65,13 @@ from irt import (
     Quadrature,
     SparseResponses,
     category_probabilities,
-    eap,
     expected_score,
     normal_grid,
     paired_category_derivatives,
     test_information,
     wle,
 )
+from irt.estimation import log_likelihood_grid as irt_log_likelihood_grid
 from irt.models import PROB_FLOOR
 
 logger = logging.getLogger(__name__)
@@ -152,7 +160,7 @@ def _chi2(obs: NDArray, expected: NDArray) -> float:
 class ItemFitResult:
     """Item fit per item (arrays ``(n_items,)`` aligned with ``item_ids``).
 
-    ``method`` is ``"S-X2"`` (complete forms) or ``"Q1-theta"`` (sparse data) per item;
+    ``method`` is ``"S-X2"`` (complete forms) or ``"rest-theta"`` (sparse data) per item;
     ``statistic``, ``df``, ``p_value`` belong to that method. ``flag_fit`` is ``p < alpha``;
     ``flag_mnsq`` is infit or outfit outside `MNSQ_RANGE`.
     """
@@ -192,8 +200,8 @@ class ItemFitResult:
                              f"responses")
             if self.df[k] <= 0:
                 parts.append("no degrees of freedom left after collapsing")
-            if self.method[k] == "Q1-theta":
-                parts.append("approximate (sparse data, theta groups)")
+            if self.method[k] == "rest-theta":
+                parts.append("sparse data: rest-posterior theta groups, not S-X2")
             out.append("; ".join(parts))
         return tuple(out)
 
@@ -312,32 +320,81 @@ def s_x2(responses: SparseResponses, bank: Bank, items: ArrayLike, *,
     return stat, dfs, pval
 
 
-def theta_group_fit(responses: SparseResponses, bank: Bank, theta: ArrayLike, item: int, *,
-                    n_groups: int = N_GROUPS, min_expected: float = MIN_EXPECTED
-                    ) -> tuple[float, int, float]:
-    """Yen's Q1 with θ̂ groups for one item (see the module docstring): ``(Q1, df, p)``."""
-    th = np.asarray(theta, dtype=float)
+@dataclass(frozen=True, eq=False)
+class RestPredictions:
+    """Per response: rest-posterior mean θ̂_{−i}, predictive mean and variance of the score."""
+
+    theta: NDArray[np.float64]
+    expected: NDArray[np.float64]
+    variance: NDArray[np.float64]
+
+
+def rest_predictions(responses: SparseResponses, bank: Bank,
+                     quadrature: Quadrature | None = None, chunk: int = 20_000
+                     ) -> RestPredictions:
+    """Predictive mean and variance of every response given the person's other responses.
+
+    ``responses`` and ``bank`` should cover one skill (one θ). See the module docstring.
+    """
+    quad = quadrature or normal_grid(61)
+    nodes = quad.nodes
+    loglik = irt_log_likelihood_grid(nodes, bank, responses)       # (persons, Q)
+    probs = category_probabilities(nodes, bank)                     # (Q, items, K)
+    logp = np.log(np.clip(probs, PROB_FLOOR, 1.0))
+    kk = np.arange(probs.shape[2], dtype=float)
+    ex = probs @ kk                                                 # (Q, items)
+    ex2 = probs @ (kk * kk)
+    n = responses.n_responses
+    theta = np.empty(n)
+    mean = np.empty(n)
+    var = np.empty(n)
+    for lo in range(0, n, chunk):
+        sl = slice(lo, min(lo + chunk, n))
+        p, i, x = responses.person[sl], responses.item[sl], responses.response[sl]
+        lp = loglik[p] - logp[:, i, x].T + quad.log_weights[None, :]
+        lp -= lp.max(axis=1, keepdims=True)
+        post = np.exp(lp)
+        post /= post.sum(axis=1, keepdims=True)
+        theta[sl] = post @ nodes
+        m1 = np.sum(post * ex[:, i].T, axis=1)
+        m2 = np.sum(post * ex2[:, i].T, axis=1)
+        mean[sl], var[sl] = m1, np.maximum(m2 - m1 * m1, PROB_FLOOR)
+    return RestPredictions(theta, mean, var)
+
+
+MIN_GROUP_SIZE = 5
+
+
+def rest_group_fit(responses: SparseResponses, bank: Bank, pred: RestPredictions, item: int,
+                   *, n_groups: int = N_GROUPS) -> tuple[float, int, float]:
+    """``(Q, df, p)`` of one item from `rest_predictions` (see the module docstring)."""
     rows = np.flatnonzero(responses.item == item)
-    K = int(bank.n_categories[item])
     if rows.size < 2:
         return float("nan"), 0, float("nan")
-    t = th[responses.person[rows]]
-    x = responses.response[rows]
+    t = pred.theta[rows]
     edges = np.quantile(t, np.linspace(0, 1, n_groups + 1)[1:-1])
     g = np.searchsorted(edges, t, side="right")
-    p = category_probabilities(t, bank.take([item]))[:, 0, :K]
     G = n_groups
-    n_g = np.bincount(g, minlength=G).astype(float)
-    obs = np.zeros((G, K))
-    np.add.at(obs, (g, x), 1.0)
-    exp_sum = np.zeros((G, K))
-    np.add.at(exp_sum, g, p)
-    used = n_g > 0
-    exp_p = exp_sum[used] / n_g[used, None]
-    n_c, o_c, e_c = _collapse(n_g[used], obs[used], exp_p, min_expected)
-    q1 = _chi2(o_c, e_c)
-    df = n_c.shape[0] * (K - 1) - n_parameters(bank.models[item], K)
-    return q1, int(df), float(stats.chi2.sf(q1, df)) if df > 0 else float("nan")
+    size = np.bincount(g, minlength=G).astype(float)
+    o = np.bincount(g, weights=responses.response[rows].astype(float), minlength=G)
+    e = np.bincount(g, weights=pred.expected[rows], minlength=G)
+    v = np.bincount(g, weights=pred.variance[rows], minlength=G)
+    merged: list[list[float]] = []
+    acc = np.zeros(4)
+    for k in range(G):
+        acc += (size[k], o[k], e[k], v[k])
+        if acc[0] >= MIN_GROUP_SIZE:
+            merged.append(list(acc))
+            acc = np.zeros(4)
+    if acc[0] > 0:
+        if merged:
+            merged[-1] = list(np.asarray(merged[-1]) + acc)
+        else:
+            merged.append(list(acc))
+    m = np.asarray(merged)
+    q = float(np.sum((m[:, 1] - m[:, 2]) ** 2 / m[:, 3]))
+    df = m.shape[0] - n_parameters(bank.models[item], int(bank.n_categories[item]))
+    return q, int(df), float(stats.chi2.sf(q, df)) if df > 0 else float("nan")
 
 
 # ---------------------------------------------------------------- mean-squares and lz
@@ -427,19 +484,24 @@ def item_fit(responses: SparseResponses, bank: Bank, *, alpha: float = FIT_ALPHA
             for i in members:
                 method[i] = "S-X2"
             continue
-        local = np.searchsorted(members, responses.item[in_skill])
-        sub = SparseResponses(responses.person[in_skill], local, responses.response[in_skill],
-                              responses.n_persons, members.size)
-        theta = eap(sub, bank.take(members)).theta
-        for i in members:
-            stat[i], dfs[i], pval[i] = theta_group_fit(responses, bank, theta, int(i),
-                                                       n_groups=n_groups,
-                                                       min_expected=min_expected)
-            method[i] = "Q1-theta"
+        sub = _skill_subset(responses, members)
+        sub_bank = bank.take(members)
+        pred = rest_predictions(sub, sub_bank, quadrature)
+        for local, i in enumerate(members):
+            stat[i], dfs[i], pval[i] = rest_group_fit(sub, sub_bank, pred, local,
+                                                      n_groups=n_groups)
+            method[i] = "rest-theta"
     infit, outfit = mean_squares(responses, bank)
     return ItemFitResult(bank.item_ids, bank.skills, bank.models,
                          np.bincount(responses.item, minlength=n), tuple(method), stat, dfs,
                          pval, infit, outfit, alpha, min_responses)
+
+
+def _skill_subset(responses: SparseResponses, members: NDArray[np.int64]) -> SparseResponses:
+    """The responses to ``members`` (sorted bank positions), re-indexed to ``0…len−1``."""
+    keep = np.isin(responses.item, members)
+    return SparseResponses(responses.person[keep], np.searchsorted(members, responses.item[keep]),
+                           responses.response[keep], responses.n_persons, members.size)
 
 
 def marginal_reliability(bank: Bank, quadrature: Quadrature | None = None) -> float:
@@ -470,10 +532,12 @@ def information_curves(bank: Bank, theta: ArrayLike | None = None) -> Informatio
 
 @dataclass(frozen=True, eq=False)
 class EmpiricalICC:
-    """Observed mean score by θ̂ group against the model curve for one item.
+    """Observed mean score by θ group against the model for one item.
 
-    ``theta_group`` mean θ̂ per group, ``observed`` mean observed score, ``expected`` mean model
-    expected score at the members' θ̂, ``n`` group sizes; ``theta``/``model`` a smooth curve.
+    Groups are quantiles of the rest-posterior mean θ̂_{−i} (the person's other responses of the
+    skill). ``theta_group`` mean θ̂_{−i} per group, ``observed`` mean observed score,
+    ``expected`` mean predictive score (what the model expects for exactly these persons, EAP
+    shrinkage included), ``n`` group sizes; ``theta``/``model`` the model curve ``E[X | θ]``.
     """
 
     item_id: str
@@ -486,29 +550,22 @@ class EmpiricalICC:
 
 
 def empirical_icc(responses: SparseResponses, bank: Bank, item: int,
-                  theta: ArrayLike | None = None, n_groups: int = N_GROUPS) -> EmpiricalICC:
-    """Data for an empirical-vs-model ICC plot (θ̂: EAP over the item's skill by default)."""
-    if theta is None:
-        members = bank.skill_indices(bank.skills[item])
-        keep = np.isin(responses.item, members)
-        sub = SparseResponses(responses.person[keep], np.searchsorted(members,
-                                                                      responses.item[keep]),
-                              responses.response[keep], responses.n_persons, members.size)
-        th = eap(sub, bank.take(members)).theta
-    else:
-        th = np.asarray(theta, dtype=float)
-    rows = np.flatnonzero(responses.item == item)
+                  n_groups: int = N_GROUPS) -> EmpiricalICC:
+    """Data for an empirical-vs-model ICC plot of item position ``item``."""
+    members = bank.skill_indices(bank.skills[item])
+    sub = _skill_subset(responses, members)
+    local = int(np.searchsorted(members, item))
+    rows = np.flatnonzero(sub.item == local)
     if rows.size == 0:
         raise ValueError(f"item {bank.item_ids[item]!r} has no responses")
-    t = th[responses.person[rows]]
-    x = responses.response[rows].astype(float)
+    pred = rest_predictions(sub, bank.take(members))
+    t = pred.theta[rows]
     edges = np.quantile(t, np.linspace(0, 1, n_groups + 1)[1:-1])
     g = np.searchsorted(edges, t, side="right")
     n = np.bincount(g, minlength=n_groups)
     used = n > 0
-    one = bank.take([item])
-    ex = expected_score(t, one)[:, 0]
     mean = lambda v: np.bincount(g, weights=v, minlength=n_groups)[used] / n[used]  # noqa: E731
     grid = np.linspace(-4, 4, 161)
-    return EmpiricalICC(bank.item_ids[item], mean(t), mean(x), mean(ex), n[used], grid,
-                        expected_score(grid, one)[:, 0])
+    return EmpiricalICC(bank.item_ids[item], mean(t), mean(sub.response[rows].astype(float)),
+                        mean(pred.expected[rows]), n[used], grid,
+                        expected_score(grid, bank.take([item]))[:, 0])
