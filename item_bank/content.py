@@ -63,6 +63,7 @@ __all__ = [
     "Option",
     "ParameterRecord",
     "SkillInfo",
+    "parameter_columns",
     "read_bank_json",
     "read_content_csv",
     "read_manifest_dir",
@@ -538,3 +539,17 @@ def records_from_table(table: ItemTable, source: str = "parameters",
         out.append(ParameterRecord(params, num("se_a", k), num("se_b", k), num("se_c", k),
                                    num("se_d", k), num("n_responses", k, True), prov))
     return tuple(out)
+
+
+def parameter_columns(records: Sequence[ParameterRecord]) -> dict[str, list[str]]:
+    """The extra columns of the parameters CSV (``se_*``, ``n_responses``, ``provisional``)."""
+
+    def opt(value: float | None) -> str:
+        return "" if value is None else repr(float(value))
+
+    return {
+        "se_a": [opt(r.se_a) for r in records], "se_b": [opt(r.se_b) for r in records],
+        "se_c": [opt(r.se_c) for r in records], "se_d": [opt(r.se_d) for r in records],
+        "n_responses": ["" if r.n_responses is None else str(r.n_responses) for r in records],
+        "provisional": ["true" if r.provisional else "false" for r in records],
+    }

@@ -43,7 +43,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 ITEM_STATUSES = ("pretest", "operational", "retired")
 ROLES = ("admin", "psychometrician", "recruiter")
 INVITATION_STATUSES = ("pending", "started", "completed", "expired", "revoked")
-SESSION_STATUSES = ("in_progress", "completed", "abandoned", "expired")
+SESSION_STATUSES = ("in_progress", "completed", "timed_out", "abandoned", "expired")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "published")
 
 #: Constraint names are fixed so that Alembic migrations are identical on both backends.
 NAMING_CONVENTION = {
@@ -146,6 +147,9 @@ class StaffUser(Base):
     role: Mapped[str] = mapped_column(String(32))
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Bumped at sign-out; a login cookie carries the epoch it was issued in, so signing out
+    #: invalidates every copy of the cookie (server-side, without a session store).
+    login_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     organisation: Mapped[Organisation] = relationship()
@@ -171,6 +175,29 @@ class CalibrationRun(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     published_at: Mapped[dt.datetime | None] = mapped_column()
     published_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+
+
+class CalibrationJob(Base):
+    """A calibration run as a background job: queued → running → succeeded/failed → published.
+
+    ``result`` holds the estimated parameters, warnings and drift for review; publishing turns
+    it into a `CalibrationRun` with new current parameter versions.
+    """
+
+    __tablename__ = "calibration_jobs"
+    __table_args__ = (CheckConstraint(_in("status", JOB_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(Text)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    started_at: Mapped[dt.datetime | None] = mapped_column()
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    calibration_run_id: Mapped[int | None] = mapped_column(ForeignKey("calibration_runs.id"))
 
 
 class ItemParameterVersion(Base):

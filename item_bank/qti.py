@@ -42,6 +42,7 @@ from item_bank.content import (
     ItemContent,
     SkillInfo,
     check_unique_ids,
+    parameter_columns,
     parse_bank_json,
     records_from_table,
     validate_item,
@@ -134,20 +135,9 @@ def write_qti_zip(target: str | Path | io.BufferedIOBase, doc: BankDocument) -> 
                            for s in doc.skills]}, ensure_ascii=False, indent=2))
         if doc.parameters:
             buf = io.StringIO()
-            recs = doc.parameters
-            extra = {
-                "se_a": [_opt(r.se_a) for r in recs], "se_b": [_opt(r.se_b) for r in recs],
-                "se_c": [_opt(r.se_c) for r in recs], "se_d": [_opt(r.se_d) for r in recs],
-                "n_responses": ["" if r.n_responses is None else str(r.n_responses)
-                                for r in recs],
-                "provisional": ["true" if r.provisional else "false" for r in recs],
-            }
-            write_items_csv(buf, Bank.from_params(r.params for r in recs), extra)
+            write_items_csv(buf, Bank.from_params(r.params for r in doc.parameters),
+                            parameter_columns(doc.parameters))
             zf.writestr("parameters.csv", buf.getvalue())
-
-
-def _opt(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
 
 
 # -- import ------------------------------------------------------------------------------------

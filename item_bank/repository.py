@@ -213,9 +213,12 @@ def validate_document(session: Session, doc: BankDocument, replace: bool = False
                 raise FormatError(f"{doc.source}: item {it.external_id!r}: field 'enemies': "
                                   f"unknown item {e!r}")
     param_ids = [r.params.item_id for r in doc.parameters]
-    if len(set(param_ids)) != len(param_ids):
-        dup = next(i for i in param_ids if param_ids.count(i) > 1)
-        raise FormatError(f"{doc.source}: item {dup!r}: field 'item_id': parameters given twice")
+    seen: set[str] = set()
+    for i in param_ids:
+        if i in seen:
+            raise FormatError(f"{doc.source}: item {i!r}: field 'item_id': parameters given "
+                              f"twice")
+        seen.add(i)
     skill_of = {it.external_id: it.skill for it in doc.items}
     missing = [i for i in param_ids if i not in skill_of]
     db_items = _existing_ids(session, missing)
@@ -491,6 +494,16 @@ def exposure_counts(session: Session, item_ids: Sequence[str]) -> ExposureCounts
 # -- response log ------------------------------------------------------------------------------
 
 
+def _aware(t: dt.datetime) -> dt.datetime:
+    # SQLite returns naive datetimes for timezone-aware columns; they were stored as UTC.
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    """``t`` in UTC (naive values are taken to be UTC), so SQLite's text comparison is right."""
+    return _aware(t).astimezone(dt.UTC)
+
+
 def export_responses(session: Session, *, skills: Sequence[str] | None = None,
                      since: dt.datetime | None = None, until: dt.datetime | None = None,
                      session_statuses: Sequence[str] | None = None,
@@ -513,9 +526,9 @@ def export_responses(session: Session, *, skills: Sequence[str] | None = None,
     if skills is not None:
         stmt = stmt.where(Skill.slug.in_(list(skills)))
     if since is not None:
-        stmt = stmt.where(Response.answered_at >= since)
+        stmt = stmt.where(Response.answered_at >= _utc(since))
     if until is not None:
-        stmt = stmt.where(Response.answered_at < until)
+        stmt = stmt.where(Response.answered_at < _utc(until))
     if session_statuses is not None:
         for s in session_statuses:
             if s not in SESSION_STATUSES:
@@ -541,7 +554,7 @@ def export_responses(session: Session, *, skills: Sequence[str] | None = None,
         r.append(score)
         sk.append(skill)
         sid.append(session_id)
-        at.append(answered)
+        at.append(_aware(answered))
     if dropped:
         log.warning("export_responses: dropped %d repeated (candidate, item) answers", dropped)
     data = SparseResponses(np.array(p, dtype=np.int64), np.array(i, dtype=np.int64),
@@ -666,9 +679,6 @@ def find_invitation(session: Session, token: str) -> Invitation | None:
     return session.scalar(select(Invitation).where(Invitation.token_hash == hash_token(token)))
 
 
-def _aware(t: dt.datetime) -> dt.datetime:
-    # SQLite returns naive datetimes for timezone-aware columns; they were stored as UTC.
-    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
 
 
 def start_session(session: Session, invitation: Invitation, *,
@@ -731,6 +741,10 @@ def record_response(session: Session, session_id: int, item_external_id: str, po
     The database rejects a second answer to the same item or position in a session
     (`sqlalchemy.exc.IntegrityError`).
     """
+    if position < 1:
+        raise ValueError(f"position must be >= 1, got {position}")
+    if score < 0:
+        raise ValueError(f"score must be >= 0, got {score}")
     item = session.scalar(select(Item).where(Item.external_id == item_external_id))
     if item is None:
         raise ValueError(f"unknown item {item_external_id!r}")
@@ -738,7 +752,7 @@ def record_response(session: Session, session_id: int, item_external_id: str, po
     row = Response(session_id=session_id, item_id=item.id, position=position,
                    raw_answer=raw_answer, score=score, latency_ms=latency_ms,
                    parameter_version_id=version.id if version else None,
-                   answered_at=answered_at or utcnow())
+                   answered_at=_utc(answered_at) if answered_at else utcnow())
     session.add(row)
     session.flush()
     return row

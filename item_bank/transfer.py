@@ -20,6 +20,7 @@ from irt import Bank
 from irt.io import FormatError, read_items_csv, write_items_csv
 from item_bank.content import (
     BankDocument,
+    parameter_columns,
     read_bank_json,
     read_content_csv,
     read_manifest_dir,
@@ -91,15 +92,5 @@ def write_bank_file(path: str | Path, doc: BankDocument, kind: str | None = None
         recs = doc.parameters
         if not recs:
             raise ValueError("the bank has no parameters to export")
-        extra = {
-            "se_a": [_opt(r.se_a) for r in recs], "se_b": [_opt(r.se_b) for r in recs],
-            "se_c": [_opt(r.se_c) for r in recs], "se_d": [_opt(r.se_d) for r in recs],
-            "n_responses": ["" if r.n_responses is None else str(r.n_responses) for r in recs],
-            "provisional": ["true" if r.provisional else "false" for r in recs],
-        }
-        write_items_csv(path, Bank.from_params(r.params for r in recs), extra)
+        write_items_csv(path, Bank.from_params(r.params for r in recs), parameter_columns(recs))
     return kind
-
-
-def _opt(value: float | None) -> str:
-    return "" if value is None else repr(float(value))

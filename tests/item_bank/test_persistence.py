@@ -134,14 +134,22 @@ def test_response_export_equals_stored(db_session):
            for j in range(out.data.n_responses)}
     assert got == stored
     assert out.data.n_persons == 5 and out.n_dropped_repeats == 0
-    only_db = repo.export_responses(db_session, skills=["databases"],
-                                    since=t0 + dt.timedelta(days=2))
+    # the same instant written in another time zone selects the same rows
+    since = (t0 + dt.timedelta(days=2)).astimezone(dt.timezone(dt.timedelta(hours=-5)))
+    only_db = repo.export_responses(db_session, skills=["databases"], since=since)
     assert set(only_db.skills) == {"databases"}
-    assert all(t >= t0.replace(tzinfo=None) + dt.timedelta(days=2) if t.tzinfo is None
-               else t >= t0 + dt.timedelta(days=2) for t in only_db.answered_at)
+    assert all(t >= t0 + dt.timedelta(days=2) for t in only_db.answered_at)
     expect = {k: v for k, v in stored.items() if k[1].startswith("DB-")
               and k[0] >= min(out.session_ids) + 2}
     assert only_db.data.n_responses == len(expect)
+    assert repo.export_responses(db_session, session_statuses=["completed"]).data.n_responses == 0
+    first = min(out.session_ids)
+    from item_bank.models import CandidateSession
+
+    repo.finish_session(db_session, db_session.get(CandidateSession, first))
+    done = repo.export_responses(db_session, session_statuses=["completed"])
+    assert set(done.session_ids) == {first}
+    assert done.data.n_responses == sum(1 for k in stored if k[0] == first)
 
 
 def test_publish_keeps_history_and_sessions_keep_their_version(db_session):
