@@ -261,3 +261,16 @@ def test_concurrent_writers_lose_nothing(fresh_engine):
             rows = repo.session_responses(s, sid)
             assert [r.position for r in rows] == list(range(1, 8))
         assert repo.export_responses(s).data.n_responses == 4 * 7
+
+
+def test_load_item_pool_for_the_engine(db_session):
+    from engine import ItemPool
+    from item_bank.pool import load_item_pool
+
+    _session_with_answers(db_session)
+    pool = load_item_pool(db_session, skills=["databases"])
+    assert isinstance(pool, ItemPool)
+    assert pool.bank.item_ids == ("DB-001", "DB-002", "DB-003", "DB-004")
+    assert pool.enemy_groups == (("DB-002", "DB-003"),)
+    assert pool.exposure_rates == {"DB-001": 1.0, "DB-002": 1.0, "DB-003": 0.0, "DB-004": 0.0}
+    assert pool.tags["DB-004"] == ("indexes",)
