@@ -101,3 +101,16 @@ def test_responses_export_and_invitations(url, tmp_path, capsys):
     engine.dispose()
     assert main(["invitations", "create", "--count", "1", "--assessment", "nope",
                  "--database-url", url]) == 2
+
+
+def test_import_shipped_and_validate(url, tmp_path, capsys):
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    assert main(["db", "upgrade", "--database-url", url]) == 0  # idempotent
+    assert main(["bank", "import", "--shipped", "--database-url", url]) == 0
+    assert " items created, 0 updated" in capsys.readouterr().out
+    assert main(["bank", "validate"]) == 0
+    assert "valid items" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "proficio-bank/1", "skill": "databases", "items": [{"id": "X"}]}')
+    assert main(["bank", "validate", str(bad)]) == 2
+    assert "items[0] (id 'X'): field 'stem'" in capsys.readouterr().err
