@@ -47,6 +47,8 @@ ITEM_STATUSES = ("pretest", "operational", "retired")
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 SKILL_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MIN_OPTIONS, MAX_OPTIONS = 2, 10
+#: Characters XML 1.0 cannot carry (and no item text needs).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 CSV_OPTION_IDS = tuple("abcdefghij")
 CONTENT_CSV_COLUMNS = ("id", "skill", "stem", *(f"option_{o}" for o in "abcde"), "key",
                        "explanation", "difficulty", "tags", "enemies", "status", "model")
@@ -159,7 +161,11 @@ def _text(where: _Where, fld: str, value: Any, required: bool = True) -> str:
         raise where.error(fld, f"expected text, got {type(value).__name__}")
     if required and not value.strip():
         raise where.error(fld, "must not be empty")
-    return value
+    bad = _CONTROL.search(value)
+    if bad:
+        raise where.error(fld, f"contains the control character {bad.group()!r}")
+    # one line-ending convention, so that every format (XML normalizes CR LF) round-trips
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _str_list(where: _Where, fld: str, value: Any) -> tuple[str, ...]:
@@ -167,6 +173,8 @@ def _str_list(where: _Where, fld: str, value: Any) -> tuple[str, ...]:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise where.error(fld, "expected a list of non-empty strings")
+    if any(";" in v or _CONTROL.search(v) or "\n" in v for v in value):
+        raise where.error(fld, "values must not contain ';', line breaks or control characters")
     if len(set(value)) != len(value):
         raise where.error(fld, f"repeated values in {value}")
     return tuple(v.strip() for v in value)

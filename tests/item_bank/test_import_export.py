@@ -308,3 +308,14 @@ def repo_doc_placeholder():
     return BankDocument("x")
 
 
+
+
+def test_text_hygiene(tmp_path):
+    path = _json_file(tmp_path, [_item(stem="Line one\r\nline two\rthree")])
+    assert read_bank_file(path).items[0].stem == "Line one\nline two\nthree"
+    path = _json_file(tmp_path, [_item(stem="bell\x07")], name="ctl.json")
+    with pytest.raises(FormatError, match="field 'stem': contains the control character"):
+        read_bank_file(path)
+    path = _json_file(tmp_path, [_item(tags=["a;b"])], name="tag.json")
+    with pytest.raises(FormatError, match="field 'tags'"):
+        read_bank_file(path)
