@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from irt import DICHOTOMOUS_MODELS, ItemParams
-from irt.io import FormatError, ItemTable
+from irt.io import FormatError, ItemTable, read_items_csv
 
 FORMAT = "proficio-bank/1"
 ITEM_STATUSES = ("pretest", "operational", "retired")
@@ -180,7 +180,8 @@ def _str_list(where: _Where, fld: str, value: Any) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
-def validate_item(where: _Where, raw: Mapping[str, Any], skill: str | None
+def validate_item(where: _Where, raw: Mapping[str, Any], skill: str | None,
+                  default_status: str = "pretest"
                   ) -> tuple[ItemContent, ParameterRecord | None]:
     """Validate one raw item mapping (JSON object or CSV row) into an `ItemContent`."""
     unknown = sorted(set(raw) - _ITEM_FIELDS)
@@ -226,7 +227,7 @@ def validate_item(where: _Where, raw: Mapping[str, Any], skill: str | None
     enemies = _str_list(where, "enemies", raw.get("enemies"))
     if iid in enemies:
         raise where.error("enemies", "an item cannot be its own enemy")
-    status = raw.get("status") or "pretest"
+    status = raw.get("status") or default_status
     if status not in ITEM_STATUSES:
         raise where.error("status", f"must be one of {ITEM_STATUSES}, got {status!r}")
     model = str(raw.get("model") or "2pl").lower()
@@ -317,7 +318,7 @@ def _skill_info(where: _Where, raw: Any) -> SkillInfo:
                      _text(where, "description", raw.get("description"), required=False))
 
 
-def parse_bank_json(name: str, doc: Any) -> BankDocument:
+def parse_bank_json(name: str, doc: Any, default_status: str = "pretest") -> BankDocument:
     """Validate a parsed JSON document (either shape) into a `BankDocument`."""
     if not isinstance(doc, Mapping):
         raise FormatError(f"{name}: expected a JSON object at the top level")
@@ -338,7 +339,7 @@ def parse_bank_json(name: str, doc: Any) -> BankDocument:
         row = f"items[{k}]"
         if not isinstance(raw, Mapping):
             raise FormatError(f"{name}: {row}: expected an object")
-        item, record = validate_item(_Where(name, row), raw, skill)
+        item, record = validate_item(_Where(name, row), raw, skill, default_status)
         items.append(item)
         rows.append(row)
         if record is not None:
@@ -348,35 +349,49 @@ def parse_bank_json(name: str, doc: Any) -> BankDocument:
     return BankDocument(name, tuple(skills), tuple(items), tuple(params), bank_name)
 
 
-def read_bank_json(source: str | Path | io.TextIOBase) -> BankDocument:
-    """Read and validate a JSON bank file (per-skill content file or bundle)."""
+def read_bank_json(source: str | Path | io.TextIOBase,
+                   default_status: str = "pretest") -> BankDocument:
+    """Read and validate a JSON bank file (per-skill content file or bundle); items that name
+    no status get ``default_status``."""
     name, doc = _load_json(source)
-    return parse_bank_json(name, doc)
+    return parse_bank_json(name, doc, default_status)
 
 
 def read_manifest_dir(folder: str | Path) -> BankDocument:
-    """Read a bank folder: ``skills.json`` (the manifest) plus one ``<skill_id>.json`` per skill.
+    """Read a bank folder: ``skills.json`` (the manifest) plus one ``<skill_id>.json`` per skill,
+    and ``parameters.csv`` (the items CSV) when the folder has one.
 
-    A skill whose content file is missing is an error; items are validated file by file and
-    external ids must be unique across files.
+    The manifest may set ``"item_status"``: the status of items that name none (default
+    ``pretest``). A skill whose content file is missing is an error; items are validated file by
+    file and external ids must be unique across files.
     """
     folder = Path(folder)
     manifest_path = folder / "skills.json"
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{folder}: no skills.json manifest")
-    doc = parse_bank_json(str(manifest_path), _load_json(manifest_path)[1])
+    raw_manifest = _load_json(manifest_path)[1]
+    doc = parse_bank_json(str(manifest_path), raw_manifest)
+    default_status = raw_manifest.get("item_status") or "pretest"
+    if default_status not in ITEM_STATUSES:
+        raise FormatError(f"{manifest_path}: field 'item_status': must be one of "
+                          f"{ITEM_STATUSES}, got {default_status!r}")
     out = BankDocument(str(folder), doc.skills, (), (), doc.name)
     for skill in doc.skills:
         path = folder / f"{skill.slug}.json"
         if not path.is_file():
             raise FileNotFoundError(f"{manifest_path}: skill {skill.slug!r} has no content file "
                                     f"{path.name}")
-        part = read_bank_json(path)
+        part = read_bank_json(path, default_status)
         if any(it.skill != skill.slug for it in part.items):
             raise FormatError(f"{path}: field 'skill': items must belong to {skill.slug!r}")
         out = BankDocument(out.source, out.skills, out.items + part.items,
                            out.parameters + part.parameters, out.name)
     check_unique_ids(str(folder), out.items, [f"item {it.external_id}" for it in out.items])
+    params_path = folder / "parameters.csv"
+    if params_path.is_file():
+        table = read_items_csv(params_path)
+        out = BankDocument(out.source, out.skills, out.items,
+                           out.parameters + records_from_table(table, str(params_path)), out.name)
     return out
 
 

@@ -10,14 +10,12 @@ responses replace them through recalibration (`item_bank.repository.publish_para
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from item_bank.content import BankDocument, read_manifest_dir
 from item_bank.repository import ImportReport, import_document
-from item_bank.transfer import read_bank_file
 
 SHIPPED_BANK = Path(__file__).resolve().parent / "data" / "backend_engineer"
 PROVISIONAL_PARAMETERS = SHIPPED_BANK / "parameters.csv"
@@ -30,15 +28,10 @@ MIN_ITEMS_PER_SKILL = 25
 def read_shipped() -> BankDocument:
     """The shipped content with its provisional parameters (validated).
 
-    The content files name no status; shipped items are ``operational`` (scored) from the
-    start, on parameters that are marked provisional until real responses recalibrate them.
+    The manifest sets ``"item_status": "operational"``: shipped items are scored from the start,
+    on parameters that ``parameters.csv`` marks provisional until real responses recalibrate them.
     """
-    doc = read_manifest_dir(SHIPPED_BANK)
-    items = tuple(replace(it, status="operational") if it.status == "pretest" else it
-                  for it in doc.items)
-    params = read_bank_file(PROVISIONAL_PARAMETERS, provisional=True).parameters \
-        if PROVISIONAL_PARAMETERS.is_file() else ()
-    return BankDocument(doc.source, doc.skills, items, params, doc.name)
+    return read_manifest_dir(SHIPPED_BANK)
 
 
 def import_shipped(session: Session) -> ImportReport:
