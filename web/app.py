@@ -1,0 +1,96 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from web.config import Settings, UnsafeConfiguration
+from web.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. ``config`` overrides Flask settings; ``DATABASE_URL`` in it overrides the
+    environment. Refuses unsafe production settings and a database schema that is behind."""
+    config = dict(config or {})
+    settings = Settings.from_env()
+    problems = settings.problems()
+    if problems:
+        raise UnsafeConfiguration("refusing to start in production: " + "; ".join(problems))
+    settings = settings.resolved()
+    app = Flask(__name__, instance_path=str(settings.instance), instance_relative_config=False)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        PROFICIO_SETTINGS=settings,
+        MAX_CONTENT_LENGTH=settings.max_upload_mb * 1024 * 1024,
+        MAX_FORM_MEMORY_SIZE=settings.max_upload_mb * 1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings.session_cookie_secure,
+        WTF_CSRF_TIME_LIMIT=None,
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
+        PROFICIO_BASE_URL=settings.base_url,
+        PROFICIO_QUEUE_URL=settings.queue_url,
+    )
+    app.config.update(config)
+    url = app.config.get("DATABASE_URL", settings.database_url)
+    Database(url, check=app.config.get("PROFICIO_CHECK_SCHEMA", True)).init_app(app)
+
+    from web import security
+
+    security.init_app(app)
+    from web.rendering import markdown, markdown_inline
+
+    app.jinja_env.filters["markdown"] = markdown
+    app.jinja_env.filters["markdown_inline"] = markdown_inline
+    _register_blueprints(app)
+    _register_error_handlers(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from web.blueprints import api, auth, candidate, psychometrician, recruiter
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(candidate.bp)
+    app.register_blueprint(recruiter.bp)
+    app.register_blueprint(psychometrician.bp)
+    api.init_app(app)
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        if wants_json():
+            body = {"code": exc.code, "status": exc.name, "message": exc.description}
+            errors = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
+            if errors:
+                body["errors"] = errors
+            return jsonify(body), exc.code
+        return render_template("error.html", error=exc), exc.code
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DBAPIError)
+    def _database_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
+        log.error("database error on %s %s: %s", request.method, request.path,
+                  type(exc).__name__)
+        message = "The service is briefly unavailable. Your answers so far are safe; " \
+                  "please try again in a moment."
+        if wants_json():
+            return jsonify({"code": 503, "status": "Service Unavailable",
+                            "message": message}), 503, {"Retry-After": "5"}
+        return render_template("unavailable.html", message=message), 503, {"Retry-After": "5"}

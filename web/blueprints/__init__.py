@@ -1,0 +1,1 @@
+"""Blueprints per audience: ``auth``, ``candidate``, ``recruiter``, ``psychometrician``, ``api``."""

@@ -1,0 +1,291 @@
+"""The JSON API under ``/api/v1``, validated and documented by flask-smorest (marshmallow +
+apispec); the OpenAPI document is served at ``/api/openapi.json``.
+
+Candidate endpoints authenticate with ``Authorization: Bearer <session token>`` and are exempt
+from CSRF (no cookies involved). Staff endpoints use the staff login session and, for writes,
+the ``X-CSRFToken`` header.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, abort, current_app, request
+from flask_login import current_user
+from flask_smorest import Api
+from flask_smorest import Blueprint as ApiBlueprint
+from marshmallow import Schema, fields, validate
+
+from web.security import ANSWER_LIMIT, START_LIMIT, csrf, limiter, organisation_id, staff_required
+from web.services import candidate as flow
+from web.services import reports, staff
+
+api = Api()
+sessions = ApiBlueprint("sessions", __name__, url_prefix="/api/v1/sessions",
+                        description="The candidate flow: start, status, answers.")
+staff_api = ApiBlueprint("staff", __name__, url_prefix="/api/v1",
+                         description="Invitations and reports (staff login required).")
+
+TOKEN_FIELD = fields.String(required=True, validate=validate.Length(min=16, max=128))
+
+
+class OptionSchema(Schema):
+    id = fields.String(required=True)
+    text = fields.String(required=True, metadata={"description": "Markdown"})
+
+
+class PendingItemSchema(Schema):
+    item_id = fields.String(required=True)
+    stem = fields.String(required=True, metadata={"description": "Markdown"})
+    options = fields.List(fields.Nested(OptionSchema), required=True)
+
+
+class SessionSchema(Schema):
+    session_id = fields.Integer(required=True)
+    token = fields.String(allow_none=True, metadata={
+        "description": "Bearer token for the candidate calls; returned by POST /sessions only"})
+    status = fields.String(required=True, metadata={
+        "description": "in_progress, completed, timed_out, abandoned or expired"})
+    position = fields.Integer(required=True, metadata={
+        "description": "Number of the pending question (answered + 1)"})
+    answered = fields.Integer(required=True)
+    max_items = fields.Integer(required=True)
+    deadline = fields.DateTime(allow_none=True)
+    remaining_seconds = fields.Integer(allow_none=True)
+    pending_item = fields.Nested(PendingItemSchema, allow_none=True)
+
+
+class StartSchema(Schema):
+    invitation = TOKEN_FIELD
+
+
+class AnswerSchema(Schema):
+    item_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    answer = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+def _session_json(view: flow.SessionView) -> dict[str, Any]:
+    pending = None
+    if view.pending is not None:
+        pending = {"item_id": view.pending.item_id, "stem": view.pending.stem,
+                   "options": [{"id": i, "text": t} for i, t in view.pending.options]}
+    return {"session_id": view.session_id, "token": view.token, "status": view.status,
+            "position": view.position, "answered": view.answered, "max_items": view.max_items,
+            "deadline": view.deadline, "remaining_seconds": view.remaining_seconds(),
+            "pending_item": pending}
+
+
+def _fail(exc: flow.CandidateError) -> None:
+    abort(exc.status, description=str(exc))
+
+
+def _bearer_session(session_id: int) -> None:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer ") or len(header) > 200:
+        abort(401, description="missing header 'Authorization: Bearer <session token>'")
+    if flow.find_session(session_id, header[7:].strip()) is None:
+        abort(404, description="no such session for this token")
+
+
+@sessions.route("", methods=["POST"])
+@limiter.limit(START_LIMIT)
+@sessions.arguments(StartSchema)
+@sessions.response(201, SessionSchema)
+@sessions.alt_response(404, response="DEFAULT_ERROR")
+@sessions.alt_response(410, response="DEFAULT_ERROR")
+def start_session(body: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Start the invitation's session, or resume it (a new token replaces the old one)."""
+    try:
+        return _session_json(flow.start_or_resume(body["invitation"], rotate_token=True))
+    except flow.CandidateError as exc:
+        _fail(exc)
+
+
+@sessions.route("/<int:session_id>", methods=["GET"])
+@sessions.response(200, SessionSchema)
+@sessions.alt_response(401, response="DEFAULT_ERROR")
+@sessions.alt_response(404, response="DEFAULT_ERROR")
+def get_session(session_id: int):  # type: ignore[no-untyped-def]
+    """Status of the session and its pending item."""
+    _bearer_session(session_id)
+    try:
+        return _session_json(flow.session_status(session_id))
+    except flow.CandidateError as exc:
+        _fail(exc)
+
+
+@sessions.route("/<int:session_id>/responses", methods=["POST"])
+@limiter.limit(ANSWER_LIMIT)
+@sessions.arguments(AnswerSchema)
+@sessions.response(200, SessionSchema)
+@sessions.alt_response(401, response="DEFAULT_ERROR")
+@sessions.alt_response(404, response="DEFAULT_ERROR")
+@sessions.alt_response(409, response="DEFAULT_ERROR")
+def post_response(body: dict[str, Any], session_id: int):  # type: ignore[no-untyped-def]
+    """Record the answer to the pending item; returns the next item or the finished status.
+
+    Sending the same answer again returns the current status without recording it twice.
+    """
+    _bearer_session(session_id)
+    try:
+        return _session_json(flow.submit_answer(session_id, body["item_id"], body["answer"]))
+    except flow.CandidateError as exc:
+        _fail(exc)
+
+
+# -- staff ---------------------------------------------------------------------------------
+
+
+class AssessmentSchema(Schema):
+    id = fields.Integer()
+    slug = fields.String()
+    name = fields.String()
+    cut_score = fields.Float(allow_none=True)
+    time_limit_minutes = fields.Integer(allow_none=True)
+
+
+class InvitationRowSchema(Schema):
+    invitation_id = fields.Integer()
+    candidate_public_id = fields.String()
+    name = fields.String(allow_none=True)
+    assessment = fields.String()
+    status = fields.String()
+    invited_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    session_id = fields.Integer(allow_none=True)
+
+
+class InvitationQuerySchema(Schema):
+    assessment_id = fields.Integer(load_default=None)
+
+
+class InviteSchema(Schema):
+    assessment_id = fields.Integer(required=True)
+    names = fields.List(fields.String(validate=validate.Length(max=staff.MAX_NAME_LENGTH)),
+                        load_default=None)
+    count = fields.Integer(load_default=None,
+                           validate=validate.Range(1, staff.MAX_INVITATIONS_PER_REQUEST))
+    expires_in_days = fields.Integer(load_default=14, validate=validate.Range(1, 365))
+
+
+class IssuedSchema(Schema):
+    invitation_id = fields.Integer()
+    candidate_public_id = fields.String()
+    name = fields.String(allow_none=True)
+    link = fields.String()
+    expires_at = fields.DateTime()
+
+
+class SkillScoreSchema(Schema):
+    skill = fields.String()
+    skill_name = fields.String()
+    theta = fields.Float()
+    se = fields.Float()
+    score = fields.Float()
+    lower90 = fields.Float()
+    upper90 = fields.Float()
+    percentile = fields.Float()
+    n_items = fields.Integer()
+    stop_reason = fields.String()
+    decision = fields.String(allow_none=True)
+    misclassification = fields.Float(allow_none=True)
+
+
+class ReportSchema(Schema):
+    session_id = fields.Integer()
+    candidate_public_id = fields.String()
+    candidate_name = fields.String(allow_none=True)
+    assessment = fields.String()
+    status = fields.String()
+    started_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    minutes = fields.Float(allow_none=True)
+    n_questions = fields.Integer()
+    cut_score = fields.Float(allow_none=True)
+    provisional = fields.Boolean()
+    skills = fields.List(fields.Nested(SkillScoreSchema))
+
+
+@staff_api.route("/assessments", methods=["GET"])
+@staff_api.response(200, AssessmentSchema(many=True))
+@staff_required("recruiter", "psychometrician")
+def list_assessments():  # type: ignore[no-untyped-def]
+    """Assessments of the caller's organisation."""
+    return staff.assessments(organisation_id())
+
+
+@staff_api.route("/invitations", methods=["GET"])
+@staff_api.arguments(InvitationQuerySchema, location="query")
+@staff_api.response(200, InvitationRowSchema(many=True))
+@staff_required("recruiter")
+def list_invitations(query: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Invitations and candidate status in the caller's organisation."""
+    org = organisation_id()
+    if query.get("assessment_id") is not None:
+        try:
+            staff.assessment(org, query["assessment_id"])
+        except staff.NotFound:
+            abort(404, description="no such assessment")
+    return staff.candidates(org, query.get("assessment_id"))
+
+
+@staff_api.route("/invitations", methods=["POST"])
+@staff_api.arguments(InviteSchema)
+@staff_api.response(201, IssuedSchema(many=True))
+@staff_required("recruiter")
+def create_invitations(body: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Create invitations (``names`` or ``count``); the links are returned only in this answer."""
+    if body.get("names"):
+        people = [(staff.clean_name(n, k + 1), None) for k, n in enumerate(body["names"])]
+    elif body.get("count"):
+        people = [(None, None)] * body["count"]
+    else:
+        abort(422, description="field 'names' or field 'count' is required")
+    try:
+        return staff.create_invitations(organisation_id(), int(current_user.id),
+                                        body["assessment_id"], people,
+                                        current_app.config["PROFICIO_BASE_URL"],
+                                        body["expires_in_days"])
+    except staff.NotFound:
+        abort(404, description="no such assessment")
+    except ValueError as exc:
+        abort(422, description=str(exc))
+
+
+@staff_api.route("/invitations/<int:invitation_id>/revoke", methods=["POST"])
+@staff_api.response(204)
+@staff_required("recruiter")
+def revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
+    """Revoke an invitation (an unfinished session is closed)."""
+    try:
+        staff.revoke_invitation(organisation_id(), invitation_id)
+    except staff.NotFound:
+        abort(404, description="no such invitation")
+    except ValueError as exc:
+        abort(409, description=str(exc))
+
+
+@staff_api.route("/reports/<int:session_id>", methods=["GET"])
+@staff_api.response(200, ReportSchema)
+@staff_required("recruiter")
+def get_report(session_id: int):  # type: ignore[no-untyped-def]
+    """A candidate's per-skill report."""
+    try:
+        return reports.report(organisation_id(), session_id)
+    except staff.NotFound:
+        abort(404, description="no such report")
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("API_TITLE", "Proficio API")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/api")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    api.init_app(app)
+    csrf.exempt(sessions)
+    api.register_blueprint(sessions)
+    api.register_blueprint(staff_api)
+    from web.blueprints import api_bank
+
+    api_bank.register(api)

@@ -1,0 +1,117 @@
+"""Psychometrician pages: the bank, item detail with its characteristic curve, import,
+calibration jobs (start, progress, review, publish) and item promotion."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from web.db import database
+from web.rendering import icc_chart
+from web.security import staff_required
+from web.services import bank as bank_service
+from web.services import calibrations
+
+bp = Blueprint("psychometrician", __name__, url_prefix="/psychometrician")
+ROLES = ("psychometrician",)
+
+
+@bp.route("/")
+@staff_required(*ROLES)
+def bank():  # type: ignore[no-untyped-def]
+    skills, rows = bank_service.overview()
+    chosen = request.args.get("skill") or None
+    if chosen:
+        rows = [r for r in rows if r.skill == chosen]
+    return render_template("psychometrician/bank.html", skills=skills, rows=rows, chosen=chosen)
+
+
+@bp.route("/items/<external_id>")
+@staff_required(*ROLES)
+def item(external_id: str):  # type: ignore[no-untyped-def]
+    try:
+        detail = bank_service.item_detail(external_id)
+    except LookupError:
+        abort(404)
+    chart = icc_chart(detail.icc_theta, detail.icc_p) if detail.icc_p else None
+    return render_template("psychometrician/item.html", d=detail, chart=chart)
+
+
+@bp.route("/items/<external_id>/status", methods=["POST"])
+@staff_required(*ROLES)
+def item_status(external_id: str):  # type: ignore[no-untyped-def]
+    try:
+        bank_service.set_status(external_id, request.form.get("status", ""))
+    except LookupError:
+        abort(404)
+    except ValueError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"Item {external_id} is now {request.form.get('status')}.", "info")
+    return redirect(url_for("psychometrician.item", external_id=external_id))
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@staff_required(*ROLES)
+def import_bank():  # type: ignore[no-untyped-def]
+    if request.method == "GET":
+        return render_template("psychometrician/import.html", error=None, report=None)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return render_template("psychometrician/import.html",
+                               error="field 'file': choose a file to import", report=None), 422
+    try:
+        report = bank_service.import_upload(upload.filename, upload.read(),
+                                            replace=request.form.get("replace") == "on")
+    except ValueError as exc:
+        return render_template("psychometrician/import.html", error=str(exc), report=None), 422
+    return render_template("psychometrician/import.html", error=None, report=report)
+
+
+@bp.route("/calibrations")
+@staff_required(*ROLES)
+def calibrations_list():  # type: ignore[no-untyped-def]
+    return render_template("psychometrician/calibrations.html", jobs=calibrations.jobs(),
+                           models=calibrations.JOB_MODELS, modes=calibrations.MODES)
+
+
+@bp.route("/calibrations", methods=["POST"])
+@staff_required(*ROLES)
+def start_calibration():  # type: ignore[no-untyped-def]
+    try:
+        prior = request.form.get("prior_a_sd", "").strip()
+        settings = calibrations.JobSettings(
+            model=request.form.get("model", "2pl"), mode=request.form.get("mode", "anchored"),
+            prior_a_sd=float(prior) if prior else None)
+    except ValueError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("psychometrician.calibrations_list"))
+    url = database().engine.url.render_as_string(hide_password=False)
+    job_id = calibrations.create_job(int(current_user.id), settings, url)
+    return redirect(url_for("psychometrician.calibration", job_id=job_id))
+
+
+@bp.route("/calibrations/<int:job_id>")
+@staff_required(*ROLES)
+def calibration(job_id: int):  # type: ignore[no-untyped-def]
+    try:
+        job = calibrations.job(job_id)
+    except LookupError:
+        abort(404)
+    refresh = job.status in ("queued", "running")
+    return render_template("psychometrician/calibration.html", job=job, refresh=refresh)
+
+
+@bp.route("/calibrations/<int:job_id>/publish", methods=["POST"])
+@staff_required(*ROLES)
+def publish(job_id: int):  # type: ignore[no-untyped-def]
+    try:
+        run_id = calibrations.publish(job_id, int(current_user.id))
+    except LookupError:
+        abort(404)
+    except ValueError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("psychometrician.calibration", job_id=job_id))
+    flash(f"Published as calibration run {run_id}; these parameters are now current.", "info")
+    current_app.logger.info("calibration job %s published as run %s", job_id, run_id)
+    return redirect(url_for("psychometrician.calibration", job_id=job_id))

@@ -1,0 +1,80 @@
+"""``proficio serve``: the web app under gunicorn (several workers), and ``proficio worker``.
+
+The job queue is consumed by worker threads started in gunicorn's master process (embedded
+mode) unless ``--no-embedded-jobs`` is given — then run ``proficio worker`` processes, which is
+the way to scale calibrations out (with ``PROFICIO_QUEUE_URL=redis://…``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+
+class ProficioServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn with the app factory; configuration from the command line only."""
+
+    def __init__(self, options: dict[str, Any], embedded_jobs: bool) -> None:
+        self.options = options
+        self.embedded_jobs = embedded_jobs
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+        if self.embedded_jobs:
+            self.cfg.set("when_ready", _start_jobs)
+
+    def load(self) -> Any:
+        from web.app import create_app
+
+        return create_app()
+
+
+def _start_jobs(_server: Any) -> None:
+    from web.jobs import start_embedded_consumer
+
+    start_embedded_consumer()
+
+
+def default_workers() -> int:
+    return max(2, min(2 * (os.cpu_count() or 1) + 1, 8))
+
+
+def serve(host: str, port: int, workers: int, embedded_jobs: bool = True,
+          threads: int = 1) -> int:
+    # Fail fast in the parent on a bad configuration or a schema that is behind.
+    from web.app import create_app
+
+    create_app()
+    options = {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
+               "worker_class": "gthread" if threads > 1 else "sync",
+               "accesslog": "-", "timeout": 60, "graceful_timeout": 10,
+               "limit_request_line": 8190, "limit_request_fields": 100}
+    ProficioServer(options, embedded_jobs).run()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve the web app with gunicorn")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--workers", type=int, default=default_workers())
+    p.add_argument("--threads", type=int, default=1, help="threads per worker (gthread)")
+    p.add_argument("--no-embedded-jobs", action="store_true",
+                   help="do not run job workers in-process (run `proficio worker` instead)")
+    p.set_defaults(handler=lambda a: serve(a.host, a.port, a.workers, not a.no_embedded_jobs,
+                                           a.threads))
+    w = sub.add_parser("worker", help="run a background job worker (calibrations)")
+    w.add_argument("--workers", type=int, default=1, help="worker threads")
+    w.set_defaults(handler=_worker)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from web.jobs import run_worker
+
+    run_worker(args.workers)
+    return 0

@@ -1,0 +1,127 @@
+"""Configuration from environment variables only (with safe defaults for the embedded demo).
+
+* ``PROFICIO_ENV`` (``development``): ``production`` enables the strict checks below.
+* ``DATABASE_URL`` (SQLite file in the instance folder): SQLAlchemy/PostgreSQL URL.
+* ``PROFICIO_INSTANCE`` (``./instance``): folder of the SQLite file, demo secret and job queue.
+* ``SECRET_KEY`` (random, kept in ``instance/secret_key``): signs cookies and CSRF tokens.
+* ``PROFICIO_QUEUE_URL`` (SQLite file in the instance folder): ``redis://…`` for a shared queue.
+* ``RATELIMIT_STORAGE_URI`` (``memory://``): ``redis://…`` so limits hold across workers.
+* ``PROFICIO_MAX_UPLOAD_MB`` (``10``): largest request body, uploads included.
+* ``PROFICIO_BASE_URL`` (``http://127.0.0.1:5000``): used to print candidate links.
+* ``SESSION_COOKIE_SECURE`` (``1`` in production, else ``0``): cookies only over HTTPS.
+
+In production the app refuses to start with a missing or weak ``SECRET_KEY``
+(`UnsafeConfiguration`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+ENVIRONMENTS = ("development", "testing", "production")
+MIN_SECRET_LENGTH = 32
+
+
+class UnsafeConfiguration(RuntimeError):
+    """A production setting that must not be used."""
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def instance_folder(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("PROFICIO_INSTANCE") or "instance").resolve()
+
+
+def _instance_secret(folder: Path) -> str:
+    """A random key kept in the instance folder, so every worker of the demo shares it."""
+    path = folder / "secret_key"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    database_url: str | None
+    instance: Path
+    secret_key: str
+    secret_from_env: bool
+    queue_url: str | None
+    ratelimit_storage_uri: str
+    max_upload_mb: int
+    base_url: str
+    session_cookie_secure: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        mode = env.get("PROFICIO_ENV", "development").strip().lower()
+        if mode not in ENVIRONMENTS:
+            raise UnsafeConfiguration(f"PROFICIO_ENV must be one of {ENVIRONMENTS}, got {mode!r}")
+        folder = instance_folder(env)
+        secret = env.get("SECRET_KEY") or ""
+        try:
+            upload = int(env.get("PROFICIO_MAX_UPLOAD_MB", "10"))
+        except ValueError:
+            raise UnsafeConfiguration("PROFICIO_MAX_UPLOAD_MB must be an integer") from None
+        return cls(
+            env=mode,
+            database_url=env.get("DATABASE_URL") or None,
+            instance=folder,
+            secret_key=secret,
+            secret_from_env=bool(secret),
+            queue_url=env.get("PROFICIO_QUEUE_URL") or None,
+            ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "memory://"),
+            max_upload_mb=upload,
+            base_url=env.get("PROFICIO_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+            session_cookie_secure=_flag(env.get("SESSION_COOKIE_SECURE"), mode == "production"),
+        )
+
+    def problems(self) -> list[str]:
+        """Unsafe production settings (empty outside production)."""
+        if self.env != "production":
+            return []
+        found = []
+        if not self.secret_from_env:
+            found.append("SECRET_KEY is not set (the demo key in the instance folder is not "
+                         "for production)")
+        elif len(self.secret_key) < MIN_SECRET_LENGTH or self.secret_key in ("dev", "changeme"):
+            found.append(f"SECRET_KEY must be a random string of at least {MIN_SECRET_LENGTH} "
+                         "characters")
+        if not self.session_cookie_secure:
+            found.append("SESSION_COOKIE_SECURE is off; production cookies must be HTTPS-only")
+        if self.ratelimit_storage_uri.startswith("memory://"):
+            found.append("RATELIMIT_STORAGE_URI is memory://; limits are per worker (use redis://)")
+        return found
+
+    def resolved(self) -> Settings:
+        """Fill the demo secret from the instance folder when none was configured."""
+        if self.secret_key:
+            return self
+        return replace(self, secret_key=_instance_secret(self.instance))
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration with secrets masked (for ``proficio config check``)."""
+        out = asdict(self)
+        out["secret_key"] = "***" if self.secret_key else ""
+        out["instance"] = str(self.instance)
+        for key in ("database_url", "queue_url", "ratelimit_storage_uri"):
+            if out[key] and "@" in out[key] and ":" in out[key].split("@")[0].split("//")[-1]:
+                scheme, rest = out[key].split("//", 1)
+                user = rest.split("@")[0].split(":")[0]
+                out[key] = f"{scheme}//{user}:***@{rest.split('@', 1)[1]}"
+        return out

@@ -1,0 +1,70 @@
+"""Background jobs (calibrations) on huey.
+
+The queue is embedded by default — a SQLite file in the instance folder, consumed by worker
+threads that `proficio serve`/`proficio demo` start in-process — and on Redis when
+``PROFICIO_QUEUE_URL=redis://…``, so that dedicated ``proficio worker`` processes on other machines
+can run the jobs. A job carries only ids; its state and progress live in the database
+(`item_bank.models.CalibrationJob`), so any web worker can show them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey
+from huey.api import TaskWrapper
+from huey.consumer import Consumer
+
+from web.config import instance_folder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobQueue:
+    huey: Huey
+    calibrate: TaskWrapper
+
+
+@functools.cache
+def queue() -> JobQueue:
+    """The process's job queue, built from ``PROFICIO_QUEUE_URL`` / the instance folder."""
+    url = os.environ.get("PROFICIO_QUEUE_URL") or ""
+    if url.startswith(("redis://", "rediss://")):
+        huey: Huey = RedisHuey("proficio", url=url)
+    else:
+        folder = instance_folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") \
+            else str(Path(folder) / "jobs.sqlite3")
+        huey = SqliteHuey("proficio", filename=path)
+    return JobQueue(huey, huey.task(name="calibrate")(_run_calibration))
+
+
+def _run_calibration(job_id: int, database_url: str) -> None:
+    from web.services.calibrations import run_job
+
+    run_job(job_id, database_url)
+
+
+def enqueue_calibration(job_id: int, database_url: str) -> None:
+    queue().calibrate(job_id, database_url)
+
+
+def start_embedded_consumer(workers: int = 1) -> Consumer:
+    """Start worker threads in this process (no signal handlers: the host process owns them)."""
+    consumer = queue().huey.create_consumer(workers=workers, worker_type="thread", periodic=False,
+                                       check_worker_health=False)
+    consumer.start()
+    log.info("embedded job consumer started with %d worker thread(s)", workers)
+    return consumer
+
+
+def run_worker(workers: int = 1, **kwargs: Any) -> None:
+    """Run a dedicated consumer in the foreground (``proficio worker``)."""
+    queue().huey.create_consumer(workers=workers, worker_type="thread", **kwargs).run()

@@ -1,0 +1,117 @@
+"""Security wiring: staff login, CSRF, rate limits, security headers, access decorators.
+
+* Staff sessions: Flask-Login over a signed, ``HttpOnly``, ``SameSite=Lax`` cookie (``Secure`` in
+  production). The cookie carries ``<user id>:<login epoch>``; logging out bumps the epoch, so a
+  copied cookie stops working everywhere (server-side invalidation without a session store).
+* CSRF: Flask-WTF on every form and every cookie-authenticated API write (``X-CSRFToken``);
+  candidate API calls authenticate with a bearer token instead and are exempt.
+* Rate limits: Flask-Limiter, storage from ``RATELIMIT_STORAGE_URI`` (Redis for many workers).
+* Headers: a Content-Security-Policy without inline scripts or styles, frame denial, no MIME
+  sniffing, no referrer (candidate links carry tokens), and ``no-store`` caching of pages.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, Response, abort, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, UserMixin, current_user
+from flask_wtf.csrf import CSRFProtect
+
+from item_bank.models import StaffUser
+from web.db import get_db
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+LOGIN_LIMIT = "10 per minute"
+START_LIMIT = "30 per minute"
+ANSWER_LIMIT = "120 per minute"
+
+
+class StaffPrincipal(UserMixin):
+    """The logged-in staff member, as Flask-Login sees them."""
+
+    def __init__(self, user: StaffUser) -> None:
+        self.user = user
+        self.id = user.id
+        self.role = user.role
+        self.organisation_id = user.organisation_id
+
+    def get_id(self) -> str:
+        return f"{self.user.id}:{self.user.login_epoch}"
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> StaffPrincipal | None:
+    try:
+        uid, epoch = (int(part) for part in user_id.split(":"))
+    except ValueError:
+        return None
+    user = get_db().get(StaffUser, uid)
+    if user is None or not user.active or user.login_epoch != epoch:
+        return None
+    return StaffPrincipal(user)
+
+
+def staff_required(*roles: str) -> Callable[[F], F]:
+    """Require a logged-in staff member, with one of ``roles`` when given (admin always passes).
+
+    Anonymous: redirect to the login page (HTML) or 401 (API); wrong role: 403.
+    """
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                if request.path.startswith("/api/"):
+                    abort(401)
+                return login_manager.unauthorized()
+            if roles and current_user.role not in roles and current_user.role != "admin":
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapped.required_roles = roles  # type: ignore[attr-defined]  # read by the route audit
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def organisation_id() -> int:
+    """The current staff member's organisation (every staff query filters on it)."""
+    return int(current_user.organisation_id)
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.session_protection = "strong"
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    limiter.init_app(app)
+    app.after_request(_security_headers)

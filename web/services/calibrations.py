@@ -1,0 +1,241 @@
+"""Calibration jobs: start (queued), run (in a job worker), review, publish.
+
+Two modes:
+
+* ``anchored`` (default): operational items keep their current parameters and are held fixed
+  (anchors); every other item with responses — pretest items above all — is calibrated on their
+  scale (fixed-parameter calibration; the latent mean and SD are estimated). The reporting scale
+  cannot move.
+* ``free``: every item is recalibrated on N(0, 1), then linked to the current parameters by
+  Stocking–Lord through the common items (with anchor purification), and each common item is
+  checked for drift. What is published is the linked parameters, on the current scale.
+
+Publishing writes one calibration run and new current parameter versions in one transaction; a
+failure leaves the previous version current.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+import irt
+from calibration import ItemSpec, MMLCalibrator, Priors
+from calibration.drift import ParameterErrors, drift
+from item_bank import repository as repo
+from item_bank.content import ParameterRecord
+from item_bank.db import make_engine, transaction
+from item_bank.models import CalibrationJob, Item, utcnow
+from web.db import get_db, unit_of_work
+
+log = logging.getLogger(__name__)
+
+MODES = ("anchored", "free")
+JOB_MODELS = ("1pl", "2pl", "3pl")
+PROGRESS_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    model: str = "2pl"
+    mode: str = "anchored"
+    prior_a_sd: float | None = 0.5
+    skills: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.model not in JOB_MODELS:
+            raise ValueError(f"field 'model' must be one of {JOB_MODELS}, got {self.model!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"field 'mode' must be one of {MODES}, got {self.mode!r}")
+        if self.prior_a_sd is not None and not (0 < self.prior_a_sd <= 5):
+            raise ValueError("field 'prior_a_sd' must be in (0, 5] or empty")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "mode": self.mode, "prior_a_sd": self.prior_a_sd,
+                "skills": list(self.skills)}
+
+
+def create_job(user_id: int, settings: JobSettings, database_url: str) -> int:
+    from web.jobs import enqueue_calibration
+
+    with unit_of_work() as db:
+        job = CalibrationJob(created_by_id=user_id, status="queued", progress=0.0,
+                             settings=settings.to_dict(), message="waiting for a worker")
+        db.add(job)
+        db.flush()
+        job_id = job.id
+    enqueue_calibration(job_id, database_url)
+    return job_id
+
+
+def jobs() -> list[CalibrationJob]:
+    return list(get_db().scalars(select(CalibrationJob).order_by(CalibrationJob.id.desc())
+                                 .limit(100)))
+
+
+def job(job_id: int) -> CalibrationJob:
+    row = get_db().get(CalibrationJob, job_id)
+    if row is None:
+        raise LookupError("no such calibration job")
+    return row
+
+
+# -- the worker side ---------------------------------------------------------------------------
+
+
+def _update(engine: Any, job_id: int, **values: Any) -> None:
+    with transaction(engine) as db:
+        row = db.get(CalibrationJob, job_id)
+        for k, v in values.items():
+            setattr(row, k, v)
+
+
+def run_job(job_id: int, database_url: str) -> None:
+    """Run a queued calibration job; its outcome and progress are written to its row."""
+    engine = make_engine(database_url)
+    try:
+        with transaction(engine) as db:
+            row = db.get(CalibrationJob, job_id)
+            if row is None or row.status != "queued":
+                log.warning("calibration job %s is not queued; skipped", job_id)
+                return
+            row.status, row.started_at, row.message = "running", utcnow(), "exporting responses"
+            settings = JobSettings(**{**row.settings, "skills": tuple(row.settings["skills"])})
+        result = _calibrate(engine, job_id, settings)
+        _update(engine, job_id, status="succeeded", progress=1.0, result=result,
+                finished_at=utcnow(), message=result["summary"]["headline"])
+    except Exception as exc:  # a job must end in a visible state, whatever happened
+        log.exception("calibration job %s failed", job_id)
+        _update(engine, job_id, status="failed", finished_at=utcnow(),
+                message=f"{type(exc).__name__}: {exc}"[:2000])
+    finally:
+        engine.dispose()
+
+
+def _calibrate(engine: Any, job_id: int, settings: JobSettings) -> dict[str, Any]:
+    with transaction(engine) as db:
+        log_ = repo.export_responses(db, skills=list(settings.skills) or None)
+        current = repo.load_bank(db, skills=list(settings.skills) or None)
+        items = {it.external_id: it for it in db.scalars(select(Item))}
+        statuses = {k: v.status for k, v in items.items()}
+        skill_of = {k: v.skill.slug for k, v in items.items()}
+    if log_.data.n_responses == 0:
+        raise ValueError("there are no recorded responses to calibrate")
+    specs = [ItemSpec(iid, settings.model, skill_of[iid]) for iid in log_.item_ids]
+    anchors = None
+    if settings.mode == "anchored":
+        keep = [i for i, iid in enumerate(current.bank.item_ids)
+                if statuses.get(iid) == "operational" and iid in set(log_.item_ids)]
+        anchors = current.bank.take(keep) if keep else None
+    priors = Priors(a=(0.0, settings.prior_a_sd) if settings.prior_a_sd else None)
+    last = [0.0]
+
+    def progress(p: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_INTERVAL_S:
+            last[0] = now
+            frac = min(0.95, p.cycle / max(p.max_iter, 1) * 4)
+            _update(engine, job_id, progress=frac,
+                    message=f"skill {p.skill}: EM cycle {p.cycle}, log-likelihood "
+                            f"{p.loglik:.1f}")
+
+    cal = MMLCalibrator(settings.model, priors=priors, callback=progress)
+    cal.fit(log_.data, specs, anchors=anchors)
+    fitted = cal.items_
+    anchor_ids = set(anchors.item_ids) if anchors is not None else set()
+    rows = []
+    for k, p in enumerate(fitted.params()):
+        rows.append({"item_id": p.item_id, "skill": p.skill, "model": p.model, "a": p.a,
+                     "b": p.b, "c": p.c, "d": p.d, "se_a": _num(cal.se_.a[k]),
+                     "se_b": _num(cal.se_.b[k]), "se_c": _num(cal.se_.c[k]),
+                     "n_responses": int(cal.n_responses_[k]),
+                     "status": statuses.get(p.item_id, "?"),
+                     "anchor": p.item_id in anchor_ids})
+    drift_rows: list[dict[str, Any]] = []
+    link = None
+    if settings.mode == "free":
+        common = [i for i in fitted.item_ids if i in set(current.bank.item_ids)]
+        if len(common) >= 5:
+            se_new = ParameterErrors(a=cal.se_.a, b=cal.se_.b)
+            result = drift(current.bank, fitted, se_new=se_new, common=common)
+            link = {"A": result.linking.transform.A, "B": result.linking.transform.B,
+                    "method": "stocking-lord"}
+            moved = result.linking.transform.apply(fitted)
+            for row, p in zip(rows, moved.params(), strict=True):
+                row.update(a=p.a, b=p.b, se_a=_scaled(row["se_a"], 1 / link["A"]),
+                           se_b=_scaled(row["se_b"], link["A"]))
+            drift_rows = [dict(zip(result.COLUMNS, r, strict=True)) for r in result.to_rows()]
+    issues = [{"kind": i.kind, "skill": i.skill, "item_id": i.item_id, "message": i.message}
+              for i in cal.issues_]
+    n_new = sum(1 for r in rows if not r["anchor"])
+    headline = (f"{n_new} item(s) calibrated from {log_.data.n_responses} responses of "
+                f"{log_.data.n_persons} candidates; "
+                f"{'converged' if cal.converged_ else 'NOT converged'} in {cal.n_iter_} cycles")
+    return {"items": rows, "issues": issues, "drift": _clean(drift_rows), "link": link,
+            "summary": {"headline": headline, "n_persons": log_.data.n_persons,
+                        "n_responses": log_.data.n_responses, "loglik": cal.loglik_,
+                        "converged": cal.converged_, "n_iter": cal.n_iter_,
+                        "excluded": list(cal.excluded_),
+                        "latent": [{"skill": f.skill, "mean": f.latent_mean, "sd": f.latent_sd}
+                                   for f in cal.skills_]}}
+
+
+def _num(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _scaled(x: float | None, factor: float) -> float | None:
+    return None if x is None else x * factor
+
+
+def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """JSON-safe values (NaN → None, numpy → Python)."""
+    out = []
+    for r in rows:
+        out.append({k: (None if isinstance(v, float) and not math.isfinite(v)
+                        else v.item() if isinstance(v, np.generic) else v)
+                    for k, v in r.items()})
+    return out
+
+
+# -- publishing --------------------------------------------------------------------------------
+
+
+def publish(job_id: int, user_id: int) -> int:
+    """Publish a succeeded job's parameters (anchors excluded) as the current versions."""
+    with unit_of_work() as db:
+        row = db.get(CalibrationJob, job_id, with_for_update=True)
+        if row is None:
+            raise LookupError("no such calibration job")
+        if row.status != "succeeded":
+            raise ValueError(f"only a succeeded calibration can be published (this one is "
+                             f"{row.status})")
+        result = row.result
+        records = []
+        for r in result["items"]:
+            if r["anchor"]:
+                continue
+            params = irt.ItemParams(r["item_id"], r["model"], r["a"], r["b"], r["c"], r["d"],
+                                    skill=r["skill"])
+            records.append(ParameterRecord(params, r["se_a"], r["se_b"], r["se_c"], None,
+                                           r["n_responses"], False))
+        summary = result["summary"]
+        settings = dict(row.settings)
+        spec = repo.CalibrationRunSpec(
+            model=settings["model"], method=f"mml-em/{settings['mode']}", settings=settings,
+            n_persons=summary["n_persons"], n_responses=summary["n_responses"],
+            log_likelihood=summary["loglik"], converged=summary["converged"],
+            n_iterations=summary["n_iter"], notes=f"calibration job {job_id}",
+            published_by_id=user_id)
+        run_id = repo.publish_parameters(db, records, spec)
+        row.status, row.calibration_run_id = "published", run_id
+        row.finished_at = row.finished_at or dt.datetime.now(dt.UTC)
+        return run_id
