@@ -56,6 +56,10 @@ class SimulationResult:
     theta_path: NDArray[np.float64]
     n_bank_items: int
     eligible: NDArray[np.bool_]  # (n_bank_items,) items the blueprint could select
+    #: ``'pass'``/``'fail'`` per simulee and classified skill ('' when not classified);
+    #: ``decided`` False where the rule had not decided and θ̂ was compared with the cut.
+    decision: NDArray[np.str_] | None = None
+    decided: NDArray[np.bool_] | None = None
 
     @property
     def test_length(self) -> NDArray[np.int64]:
@@ -245,10 +249,15 @@ def simulate(engine: CatEngine, theta: ArrayLike, *, answers: ArrayLike | None =
     items = cat(4, (0, L), np.int64)
     resp = cat(5, (0, L), np.int64)
     path = cat(6, (0, L), float)
+    verdict = cat(7, (0, S), np.int8)
+    cuts = np.array([engine._cut.get(s, np.nan) for s in engine.skill_names])
+    decision = np.where(verdict == 1, "pass", np.where(verdict == 2, "fail", np.where(
+        np.isnan(cuts), "", np.where(theta_hat >= cuts, "pass", "fail"))))
     return SimulationResult(
         person_ids=ids, skills=engine.skill_names, theta_true=t, theta_hat=theta_hat, se=se,
         n_items=counts, stop_reason=tuple(STOP_REASONS[c] for c in stop), items=items,
-        responses=resp, theta_path=path, n_bank_items=n_items, eligible=~engine.base_excluded)
+        responses=resp, theta_path=path, n_bank_items=n_items, eligible=~engine.base_excluded,
+        decision=decision, decided=verdict > 0)
 
 
 def _run_batch(engine: CatEngine, answers: NDArray, seeds: NDArray[np.uint64]):
@@ -271,6 +280,7 @@ def _run_batch(engine: CatEngine, answers: NDArray, seeds: NDArray[np.uint64]):
     counts = np.zeros((n, S), dtype=np.int64)
     llr = np.zeros((n, S))
     decided = np.zeros((n, S), dtype=bool)
+    verdict = np.zeros((n, S), dtype=np.int8)  # 1 pass, 2 fail
     cut = np.array([engine._cut.get(s, np.nan) for s in names])
     has_cut = ~np.isnan(cut)
     cls = bp.classification
@@ -364,12 +374,13 @@ def _run_batch(engine: CatEngine, answers: NDArray, seeds: NDArray[np.uint64]):
                 llr[ru, k] += engine._llr[names[k]][i_k[und], x_k[und]]
                 if cls.method == "sprt":
                     v = llr[ru, k]
-                    dec = (v >= cls.upper_bound) | (v <= cls.lower_bound)
+                    up, down = v >= cls.upper_bound, v <= cls.lower_bound
                 else:
-                    lo = th[und] - engine._z * sd[und]
-                    hi = th[und] + engine._z * sd[und]
-                    dec = (lo > cut[k]) | (hi < cut[k])
-                decided[ru[dec], k] = True
+                    up = th[und] - engine._z * sd[und] > cut[k]
+                    down = th[und] + engine._z * sd[und] < cut[k]
+                decided[ru[up | down], k] = True
+                verdict[ru[up], k] = 1
+                verdict[ru[down & ~up], k] = 2
         n_scored[rows] += 1
         # -- stopping, as CatEngine._stop_reason
         reasons = skill_reasons(rows)
@@ -384,7 +395,7 @@ def _run_batch(engine: CatEngine, answers: NDArray, seeds: NDArray[np.uint64]):
     none_given = counts == 0
     theta = np.where(none_given, prior_mean, theta)
     se = np.where(none_given, prior_sd, se)
-    return theta, se, counts, stop, items, resp, path
+    return theta, se, counts, stop, items, resp, path, verdict
 
 
 def simulate_fixed_form(engine: CatEngine, theta: ArrayLike, length: int, *,
@@ -443,54 +454,79 @@ class SympsonHetterTuning:
     converged: bool
 
 
-def tune_sympson_hetter(engine: CatEngine, theta: ArrayLike, r_max: float = 0.25, *,
-                        n_iter: int = 30, tol: float = 0.005,
+def tune_sympson_hetter(engine: CatEngine,
+                        theta: ArrayLike | Callable[[np.random.Generator], ArrayLike],
+                        r_max: float = 0.25, *, burn_in: int = 8, n_average: int = 8,
+                        tol: float = 0.015,
                         rng: np.random.Generator | int | None = 0) -> SympsonHetterTuning:
     """Sympson–Hetter exposure parameters by iterative simulation (Sympson & Hetter 1985).
 
-    Each round simulates the simulees ``theta`` (fresh answers each round) with the current
+    Each round simulates the simulees ``theta`` (fresh answers and seeds) with the current
     parameters ``K``, counts how often each item was selected (reached while walking down the
-    ranking), ``P(S_i)``, and sets ``K_i = 1`` if ``P(S_i) ≤ r_max`` else ``r_max / P(S_i)``;
-    it stops once the observed administration rate ``max_i P(A_i) ≤ r_max + tol``.
-    The engine's own exposure control is replaced by Sympson–Hetter during tuning.
+    ranking; once per simulee), ``P(S_i)``, and sets ``K_i = 1`` if ``P(S_i) ≤ r_max`` else
+    ``r_max / P(S_i)``. After ``burn_in`` rounds the iterates fluctuate around the fixed point
+    by sampling noise only; the result is the average of the next ``n_average`` iterates
+    (Polyak averaging), and ``converged`` tells whether the administration rates, averaged over
+    those rounds, stay within ``r_max + tol``.
+
+    ``theta`` is the simulee sample, or a function drawing a fresh sample from a generator each
+    round (recommended: a fixed sample lets ``K`` adapt to that sample's θ values). The engine's
+    own exposure control is replaced by Sympson–Hetter during tuning.
     """
     if not 0 < r_max <= 1:
         raise ConfigurationError("r_max must be in (0, 1]")
+    if burn_in < 1 or n_average < 1:
+        raise ConfigurationError("burn_in and n_average must be >= 1")
     g = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    t = _theta_matrix(engine, theta)
-    n = t.shape[0]
+    draw = theta if callable(theta) else None
+    fixed = None if draw is not None else _theta_matrix(engine, theta)
     ids = engine.pool.bank.item_ids
+    eligible = ~engine.base_excluded
     k = np.ones(len(engine.pool))
+    k_sum = np.zeros(len(engine.pool))
+    a_sum = np.zeros(len(engine.pool))
     history = []
-    converged = False
-    for it in range(n_iter):
-        control = SympsonHetter({ids[i]: float(k[i]) for i in np.flatnonzero(k < 1.0)})
-        tried = np.zeros(len(engine.pool))
-        eng = CatEngine(engine.pool, replace(engine.blueprint,
-                                             exposure=_TriedCounter(control, tried)))
-        seeds = g.integers(0, 2**63, size=n)
-        res = simulate(eng, t, rng=g, seeds=seeds)
-        admin = res.exposure_rates()
-        history.append(float(admin[~engine.base_excluded].max()))
+    for it in range(burn_in + n_average):
+        t = _theta_matrix(engine, draw(g)) if draw is not None else fixed
+        n = t.shape[0]
+        control = _control(ids, k)
+        tried = np.zeros((n, len(engine.pool)), dtype=bool)
+        answers = draw_answers(engine, t, g)
+        seeds = g.choice(2**62, size=n, replace=False)
+        row_of_seed = {int(s): p for p, s in enumerate(seeds)}
+        eng = CatEngine(engine.pool, replace(
+            engine.blueprint, exposure=_TriedCounter(control, tried, row_of_seed)))
+        admin = simulate(eng, t, answers=answers, seeds=seeds).exposure_rates()
+        history.append(float(admin[eligible].max()))
         log.info("Sympson-Hetter round %d: max exposure %.3f", it + 1, history[-1])
-        if history[-1] <= r_max + tol:
-            converged = True
-            break
-        p_sel = tried / n
+        p_sel = tried.sum(axis=0) / n
         k = np.where(p_sel <= r_max, 1.0, r_max / np.maximum(p_sel, 1e-12))
-    return SympsonHetterTuning(control, tuple(history), converged)
+        if it >= burn_in - 1 and it < burn_in + n_average - 1:
+            k_sum += k
+        if it >= burn_in:
+            a_sum += admin
+    averaged = a_sum / n_average
+    converged = bool(averaged[eligible].max() <= r_max + tol)
+    return SympsonHetterTuning(_control(ids, k_sum / n_average), tuple(history), converged)
+
+
+def _control(ids: Sequence[str], k: NDArray[np.float64]) -> SympsonHetter:
+    return SympsonHetter({ids[i]: float(k[i]) for i in np.flatnonzero(k < 1.0)})
 
 
 class _TriedCounter(SympsonHetter):
-    """Sympson–Hetter that also counts the items it tried (tuning only; never serialized)."""
+    """Sympson–Hetter that also marks, per simulee, the items it tried (tuning only)."""
 
-    def __init__(self, control: SympsonHetter, tried: NDArray[np.float64]) -> None:
+    def __init__(self, control: SympsonHetter, tried: NDArray[np.bool_],
+                 row_of_seed: dict[int, int]) -> None:
         object.__setattr__(self, "parameters", control.parameters)
         object.__setattr__(self, "_tried", tried)
+        object.__setattr__(self, "_row_of_seed", row_of_seed)
 
     def choose(self, crit, tables, seeds, steps, prepared):
         choice = super().choose(crit, tables, seeds, steps, prepared)
-        np.add.at(self._tried, choice.tried, 1.0)
+        sim = np.array([self._row_of_seed[int(s)] for s in seeds])
+        self._tried[sim[choice.tried_rows], choice.tried] = True
         return choice
 
 

@@ -29,7 +29,9 @@ from engine.pool import PROB_FLOOR, ItemPool, SkillTables
 
 #: Penalty per stratum of distance in a-stratified selection (dominates any |b − θ|).
 STRATUM_PENALTY = 1000.0
-#: Number of trapezoid nodes for the Kullback–Leibler integral.
+#: Sympson–Hetter first examines this many best items before ranking the whole skill.
+SH_BLOCK = 16
+#: Number of Simpson nodes (odd) for the Kullback–Leibler integral.
 KL_POINTS = 9
 
 REGISTRY: dict[str, dict[str, type]] = {"start": {}, "selector": {}, "exposure": {}}
@@ -187,7 +189,7 @@ class KLInfo(Selector):
     """Kullback–Leibler information over a shrinking interval (Chang & Ying 1996).
 
     ``KL_i(θ̂) = ∫_{θ̂−δ}^{θ̂+δ} Σ_k P_ik(θ̂) log(P_ik(θ̂)/P_ik(θ)) dθ`` with ``δ = width/√n``
-    (``n`` = items scored in the skill, at least 1), by the trapezoid rule on 9 nodes. After
+    (``n`` = items scored in the skill, at least 1), by Simpson's rule on 9 nodes. After
     ``switch_after`` items of the skill, selection switches to maximum Fisher information.
     """
 
@@ -212,9 +214,9 @@ class KLInfo(Selector):
         m = p0.shape[1]
         p = p.reshape(n, KL_POINTS, m, -1)
         kl = np.sum(p0[:, None] * (np.log(p0)[:, None] - np.log(p)), axis=-1)  # (n, pts, m)
-        w = np.full(KL_POINTS, 1.0)
-        w[0] = w[-1] = 0.5
-        h = 2.0 * delta / (KL_POINTS - 1)
+        w = np.where(np.arange(KL_POINTS) % 2 == 1, 4.0, 2.0)  # Simpson: 1 4 2 4 … 4 1
+        w[0] = w[-1] = 1.0
+        h = 2.0 * delta / (KL_POINTS - 1) / 3.0
         return np.sum(kl * w[None, :, None], axis=1) * h[:, None]
 
 
@@ -294,6 +296,8 @@ class Choice:
     rank: NDArray[np.int64]
     #: Bank positions of every item tried on the way (Sympson–Hetter), for tuning.
     tried: NDArray[np.int64] | None = None
+    #: The row of each entry of ``tried``.
+    tried_rows: NDArray[np.int64] | None = None
 
 
 class ExposureControl(Strategy):
@@ -360,6 +364,9 @@ class Randomesque(ExposureControl):
 class SympsonHetter(ExposureControl):
     """Sympson–Hetter (1985): walk down the ranking, administer item i with probability K_i.
 
+    The draw for an item is fixed per session (it does not depend on the step), so an item
+    rejected once stays rejected for the rest of the session, as in the original procedure,
+    without the state having to remember it.
     ``parameters`` maps item id → K_i in (0, 1] (missing ids: 1). Tune them with
     `engine.simulation.tune_sympson_hetter` so that ``P(A_i) = P(S_i) K_i ≤ r_max``. If every
     available item is rejected, the best one is given.
@@ -383,15 +390,48 @@ class SympsonHetter(ExposureControl):
         return k
 
     def choose(self, crit, tables, seeds, steps, prepared) -> Choice:
-        order = _ranking(crit)
-        items = tables.idx[order]
-        u = uniform_array(seeds[:, None], steps[:, None], SALT_SYMPSON_HETTER, items)
-        rows = np.arange(crit.shape[0])[:, None]
-        accept = (u < prepared[items]) & np.isfinite(crit[rows, order])
-        first = np.argmax(accept, axis=1)
-        first[~accept.any(axis=1)] = 0
-        tried = items[np.arange(items.shape[1])[None, :] <= first[:, None]]
-        return Choice(order[rows[:, 0], first], first + 1, tried)
+        n, m = crit.shape
+        rows = np.arange(n)
+        tried_rows: list[NDArray[np.int64]] = []
+        col = np.zeros(n, dtype=np.int64)
+        rank = np.ones(n, dtype=np.int64)
+        tried: list[NDArray[np.int64]] = []
+        # Walk the best SH_BLOCK first (nearly always enough), the full ranking only if needed.
+        todo = rows
+        for top in (min(SH_BLOCK, m), m):
+            if todo.size == 0:
+                break
+            c = crit[todo]
+            order = _top(c, top)
+            items = tables.idx[order]
+            u = uniform_array(seeds[todo, None], 0, SALT_SYMPSON_HETTER, items)
+            sub = np.arange(todo.size)[:, None]
+            finite = np.isfinite(c[sub, order])
+            accept = (u < prepared[items]) & finite
+            hit = accept.any(axis=1)
+            first = np.argmax(accept, axis=1)
+            last = top == m
+            done = hit | last | ~finite[:, -1]
+            first = np.where(hit, first, 0)
+            col[todo[done]] = order[done, first[done]]
+            rank[todo[done]] = first[done] + 1
+            reach = np.where(hit, first, finite.sum(axis=1) - 1)
+            mask = np.arange(top)[None, :] <= reach[done][:, None]
+            tried.append(items[done][mask])
+            tried_rows.append(np.broadcast_to(todo[done][:, None], mask.shape)[mask])
+            todo = todo[~done]
+        return Choice(col, rank, np.concatenate(tried), np.concatenate(tried_rows))
+
+
+def _top(crit: NDArray[np.float64], k: int) -> NDArray[np.int64]:
+    """Columns of the ``k`` largest criteria per row, best first, ties in column order."""
+    m = crit.shape[1]
+    if k >= m:
+        return _ranking(crit)
+    part = np.argpartition(-crit, k - 1, axis=1)[:, :k]
+    part.sort(axis=1)  # column order, so the stable sort below breaks ties by column
+    vals = np.take_along_axis(crit, part, axis=1)
+    return np.take_along_axis(part, np.argsort(-vals, axis=1, kind="stable"), axis=1)
 
 
 @register("exposure")

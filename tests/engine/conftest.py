@@ -29,9 +29,10 @@ def mixed_bank() -> irt.Bank:
 
 @pytest.fixture(scope="session")
 def bank_500() -> irt.Bank:
-    """The 500-item 2PL bank of the issue's accuracy checks (a ~ lognormal(0.3, 0.25))."""
+    """The 500-item 2PL bank of the accuracy checks: a ~ |N(1.2, 0.25)|, b ~ N(0, 1) (the
+    distributions of Barrada et al. 2010, as catsim draws them)."""
     g = np.random.default_rng(500)
-    a = np.exp(g.normal(0.3, 0.25, 500))
+    a = np.abs(g.normal(1.2, 0.25, 500))
     b = g.normal(0.0, 1.0, 500)
     return irt.Bank.dichotomous(a, b)
 

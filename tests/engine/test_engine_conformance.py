@@ -97,6 +97,8 @@ def test_conformance(case, pool, driver):
             assert batch.theta_hat[p, k] == est[s].theta
             assert batch.se[p, k] == est[s].se
             assert batch.n_items[p, k] == est[s].n_items
+            assert (batch.decision[p, k] or None) == est[s].decision
+            assert batch.decided[p, k] == est[s].decided
         assert batch.stop_reason[p] == state.stop_reason
         assert [pool.bank.item_ids[i] for i in batch.items[p] if i >= 0] == served
 
