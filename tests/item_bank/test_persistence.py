@@ -274,3 +274,44 @@ def test_load_item_pool_for_the_engine(db_session):
     assert pool.enemy_groups == (("DB-002", "DB-003"),)
     assert pool.exposure_rates == {"DB-001": 1.0, "DB-002": 1.0, "DB-003": 0.0, "DB-004": 0.0}
     assert pool.tags["DB-004"] == ("indexes",)
+
+
+def test_upgrade_keeps_data_from_the_first_revision(fresh_engine):
+    """Upgrading a database that already holds sessions and answers loses nothing (SQLite
+    rebuilds tables in batch mode; foreign keys must survive the copy)."""
+    engine = fresh_engine(migrate=False)
+    db.upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO skills (id, slug, name, description) VALUES (1, 'databases', 'DB', '')")
+        conn.exec_driver_sql(
+            "INSERT INTO items (id, external_id, skill_id, stem, options, key, explanation, "
+            "model, status, tags, created_at, updated_at) VALUES (1, 'DB-1', 1, 'Q', "
+            """'[{"id": "a", "text": "x"}, {"id": "b", "text": "y"}]', """
+            "'a', '', '2pl', 'operational', '[]', '2026-01-01', '2026-01-01')")
+        conn.exec_driver_sql("INSERT INTO organisations (id, slug, name, created_at) "
+                             "VALUES (1, 'o', 'O', '2026-01-01')")
+        conn.exec_driver_sql("INSERT INTO staff_users (id, organisation_id, email, name, role, "
+                             "password_hash, active, created_at) VALUES (1, 1, 'a@b.c', '', "
+                             "'recruiter', 'x', true, '2026-01-01')")
+        conn.exec_driver_sql("INSERT INTO assessments (id, organisation_id, slug, name, "
+                             "blueprint, created_at) VALUES (1, 1, 'a', 'A', '{}', '2026-01-01')")
+        conn.exec_driver_sql("INSERT INTO candidates (id, public_id, organisation_id, created_at)"
+                             " VALUES (1, 'c1', 1, '2026-01-01')")
+        conn.exec_driver_sql("INSERT INTO invitations (id, assessment_id, candidate_id, "
+                             "token_hash, status, created_at, expires_at) VALUES (1, 1, 1, 'h', "
+                             "'started', '2026-01-01', '2027-01-01')")
+        conn.exec_driver_sql("INSERT INTO test_sessions (id, invitation_id, candidate_id, "
+                             "assessment_id, status, started_at, state_version, blueprint) "
+                             "VALUES (1, 1, 1, 1, 'in_progress', '2026-01-01', 0, '{}')")
+        conn.exec_driver_sql("INSERT INTO responses (id, session_id, item_id, position, "
+                             "raw_answer, score, answered_at) VALUES (1, 1, 1, 1, 'a', 1, "
+                             "'2026-01-01')")
+    db.upgrade(engine)
+    db.check_schema(engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM responses").scalar() == 1
+        assert conn.exec_driver_sql("SELECT count(*) FROM test_sessions").scalar() == 1
+        if engine.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
