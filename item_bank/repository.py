@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,10 @@ from item_bank.models import (
 from item_bank.security import hash_password, hash_token, new_token, verify_password
 
 log = logging.getLogger(__name__)
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+#: Length of ``responses.raw_answer``.
+RAW_ANSWER_MAX = 200
 
 
 # -- values ------------------------------------------------------------------------------------
@@ -567,6 +572,12 @@ def export_responses(session: Session, *, skills: Sequence[str] | None = None,
 
 
 def create_organisation(session: Session, slug: str, name: str) -> Organisation:
+    """A new organisation; raises `ValueError` when ``slug`` is taken or malformed."""
+    if not SLUG.match(slug or ""):
+        raise ValueError(f"field 'slug': expected lower-case letters, digits and '-', got "
+                         f"{slug!r}")
+    if session.scalar(select(Organisation.id).where(Organisation.slug == slug)) is not None:
+        raise ValueError(f"field 'slug': an organisation {slug!r} already exists")
     org = Organisation(slug=slug, name=name)
     session.add(org)
     session.flush()
@@ -578,9 +589,12 @@ def create_staff_user(session: Session, organisation: Organisation, email: str, 
     """A staff account with an argon2 password hash; ``role`` ∈ admin/psychometrician/recruiter."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
-    if "@" not in email:
-        raise ValueError(f"not an e-mail address: {email!r}")
-    user = StaffUser(organisation_id=organisation.id, email=email.strip().lower(), role=role,
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise ValueError(f"field 'email': not an e-mail address: {email!r}")
+    if session.scalar(select(StaffUser.id).where(StaffUser.email == email)) is not None:
+        raise ValueError(f"field 'email': {email!r} already has an account")
+    user = StaffUser(organisation_id=organisation.id, email=email, role=role,
                      name=name, password_hash=hash_password(password))
     session.add(user)
     session.flush()
@@ -613,6 +627,14 @@ def create_assessment(session: Session, organisation: Organisation, slug: str, n
                       blueprint: Mapping[str, Any], *, cut_score: float | None = None,
                       time_limit_minutes: int | None = None,
                       created_by: StaffUser | None = None) -> Assessment:
+    """A named blueprint owned by ``organisation``; the slug is unique within it."""
+    if not SLUG.match(slug or ""):
+        raise ValueError(f"field 'slug': expected lower-case letters, digits and '-', got "
+                         f"{slug!r}")
+    taken = session.scalar(select(Assessment.id).where(
+        Assessment.organisation_id == organisation.id, Assessment.slug == slug))
+    if taken is not None:
+        raise ValueError(f"field 'slug': the organisation already has an assessment {slug!r}")
     validate_blueprint(session, blueprint)
     a = Assessment(organisation_id=organisation.id, slug=slug, name=name,
                    blueprint=dict(blueprint), cut_score=cut_score,
@@ -743,6 +765,8 @@ def record_response(session: Session, session_id: int, item_external_id: str, po
     """
     if position < 1:
         raise ValueError(f"position must be >= 1, got {position}")
+    if not isinstance(raw_answer, str) or len(raw_answer) > RAW_ANSWER_MAX:
+        raise ValueError(f"raw answer must be text of at most {RAW_ANSWER_MAX} characters")
     if score < 0:
         raise ValueError(f"score must be >= 0, got {score}")
     item = session.scalar(select(Item).where(Item.external_id == item_external_id))

@@ -315,3 +315,21 @@ def test_upgrade_keeps_data_from_the_first_revision(fresh_engine):
         if engine.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_staff_and_assessment_input_errors(db_session):
+    load_mini(db_session)
+    org, _ = org_with_assessment(db_session)
+    with pytest.raises(ValueError, match="organisation 'acme' already exists"):
+        repo.create_organisation(db_session, "acme", "Again")
+    with pytest.raises(ValueError, match="field 'slug'"):
+        repo.create_organisation(db_session, "Bad Slug", "X")
+    repo.create_staff_user(db_session, org, "x@example.com", "admin", "long-enough-pw")
+    with pytest.raises(ValueError, match="already has an account"):
+        repo.create_staff_user(db_session, org, " X@Example.com", "recruiter", "long-enough-pw")
+    with pytest.raises(ValueError, match="at least 8 characters"):
+        repo.create_staff_user(db_session, org, "y@example.com", "admin", "short")
+    with pytest.raises(ValueError, match="already has an assessment 'backend'"):
+        repo.create_assessment(db_session, org, "backend", "B", {"skills": ["databases"]})
+    with pytest.raises(ValueError, match="unknown skill 'astro'"):
+        repo.create_assessment(db_session, org, "new", "N", {"skills": [{"skill": "astro"}]})
