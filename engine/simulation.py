@@ -260,6 +260,34 @@ def simulate(engine: CatEngine, theta: ArrayLike, *, answers: ArrayLike | None =
         decision=decision, decided=verdict > 0)
 
 
+def concat_results(parts: Sequence[SimulationResult]) -> SimulationResult:
+    """Stack the results of disjoint groups of simulees of the same engine (e.g. from worker
+    processes) into one result, in the given order."""
+    if not parts:
+        raise EngineError("no results to concatenate")
+    first = parts[0]
+    width = max(p.items.shape[1] for p in parts)
+
+    def pad(a: NDArray, fill) -> NDArray:
+        out = np.full((a.shape[0], width), fill, dtype=a.dtype)
+        out[:, : a.shape[1]] = a
+        return out
+
+    def cat(name: str):
+        values = [getattr(p, name) for p in parts]
+        return None if any(v is None for v in values) else np.concatenate(values)
+
+    return SimulationResult(
+        person_ids=tuple(i for p in parts for i in p.person_ids), skills=first.skills,
+        theta_true=cat("theta_true"), theta_hat=cat("theta_hat"), se=cat("se"),
+        n_items=cat("n_items"), stop_reason=tuple(r for p in parts for r in p.stop_reason),
+        items=np.concatenate([pad(p.items, -1) for p in parts]),
+        responses=np.concatenate([pad(p.responses, -1) for p in parts]),
+        theta_path=np.concatenate([pad(p.theta_path, np.nan) for p in parts]),
+        n_bank_items=first.n_bank_items, eligible=first.eligible, decision=cat("decision"),
+        decided=cat("decided"))
+
+
 def _run_batch(engine: CatEngine, answers: NDArray, seeds: NDArray[np.uint64]):
     """Advance ``len(seeds)`` sessions together; returns the per-simulee arrays."""
     bp = engine.blueprint
@@ -531,5 +559,5 @@ class _TriedCounter(SympsonHetter):
 
 
 __all__ = ["DecileRow", "SimulationResult", "SimulationSummary", "SkillSummary",
-           "SympsonHetterTuning", "draw_answers", "simulate", "simulate_fixed_form",
-           "summarize", "tune_sympson_hetter"]
+           "SympsonHetterTuning", "concat_results", "draw_answers", "simulate",
+           "simulate_fixed_form", "summarize", "tune_sympson_hetter"]
