@@ -20,7 +20,8 @@ Methods, over the common items ``j = 1…n``:
 
 with ``new*`` the new parameters transformed by (A, B), and ``θ_q, w_q`` a grid on the base
 scale (default: 41 equally spaced nodes on ±4 with N(0, 1) weights). Both criteria are minimized
-with BFGS (scipy.optimize) from the mean–sigma solution. These are the one-directional
+with L-BFGS-B (scipy.optimize) from the mean–sigma solution, over ``(u, v) = (1/A, B/A)`` with an
+analytic gradient (see `_criterion`). These are the one-directional
 ("non-symmetric") criteria, plink's default (Weeks 2010).
 
 **Anchor purification.** A common item whose parameters truly changed between the two
@@ -45,7 +46,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 
-from irt import Bank, ItemParams, Quadrature, category_probabilities, expected_score, normal_grid
+from irt import (
+    Bank,
+    ItemParams,
+    Quadrature,
+    category_derivatives,
+    category_probabilities,
+    expected_score,
+    normal_grid,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -167,22 +176,33 @@ def _moment_link(new: Bank, base: Bank, method: str) -> tuple[float, float]:
 
 
 def _criterion(new: Bank, base: Bank, grid: Quadrature, method: str):
+    """Criterion and gradient in ``(u, v) = (1/A, B/A)``.
+
+    Every model's curves depend on θ only through ``a(θ − b_k)``, so the transformed new items
+    evaluated at θ equal the *original* new items evaluated at ``θ′ = uθ − v``:
+    ``P_k(θ; a/A, A b_k + B) = P_k(uθ − v; a, b_k)``. The criterion is then a smooth function of
+    (u, v) with ``∂θ′/∂u = θ`` and ``∂θ′/∂v = −1``, so its gradient follows from ``∂P/∂θ``.
+    """
     nodes, w = grid.nodes, grid.weights
+    kk = np.arange(max(new.max_categories, base.max_categories), dtype=float)
     if method == "haebara":
         target = category_probabilities(nodes, base)
     else:
         target = expected_score(nodes, base).sum(axis=1)
 
-    def f(x: NDArray) -> float:
-        A, B = float(x[0]), float(x[1])
-        if A <= MIN_A:
-            return 1e10 * (1.0 + MIN_A - A)
-        moved = transform_bank_arrays(new, A, B)
+    def f(x: NDArray) -> tuple[float, NDArray]:
+        u, v = float(x[0]), float(x[1])
+        p, dp = category_derivatives(u * nodes - v, new, order=1)
         if method == "haebara":
-            diff = target - category_probabilities(nodes, moved)
-            return float(np.sum(w[:, None, None] * diff * diff))
-        diff = target - expected_score(nodes, moved).sum(axis=1)
-        return float(np.sum(w * diff * diff))
+            diff = target - p
+            g_theta = -2.0 * np.sum(w[:, None, None] * diff * dp, axis=(1, 2))
+            value = float(np.sum(w[:, None, None] * diff * diff))
+        else:
+            k = kk[: p.shape[-1]]
+            diff = target - (p @ k).sum(axis=1)
+            g_theta = -2.0 * w * diff * (dp @ k).sum(axis=1)
+            value = float(np.sum(w * diff * diff))
+        return value, np.array([float(g_theta @ nodes), -float(g_theta.sum())])
 
     return f
 
@@ -200,20 +220,17 @@ def _link_once(new: Bank, base: Bank, method: str, grid: Quadrature
         A, B = _moment_link(new, base, method)
         return A, B, float("nan")
     try:
-        start = _moment_link(new, base, "mean-sigma")
+        A0, B0 = _moment_link(new, base, "mean-sigma")
     except ValueError:
-        start = (1.0, 0.0)
-    if not (np.isfinite(start[0]) and start[0] > 0):
-        start = (1.0, 0.0)
+        A0, B0 = 1.0, 0.0
+    if not (np.isfinite(A0) and A0 > 0 and np.isfinite(B0)):
+        A0, B0 = 1.0, 0.0
     f = _criterion(new, base, grid, method)
-    res = optimize.minimize(f, np.array(start), method="BFGS", options={"gtol": 1e-10})
-    if not res.success:
-        # BFGS may stop on precision loss at a flat optimum; Nelder–Mead confirms it.
-        res2 = optimize.minimize(f, res.x, method="Nelder-Mead",
-                                 options={"xatol": 1e-8, "fatol": 1e-14, "maxiter": 4000})
-        res = res2 if res2.fun <= res.fun else res
-    A, B = float(res.x[0]), float(res.x[1])
-    return A, B, float(res.fun)
+    res = optimize.minimize(f, np.array([1.0 / A0, B0 / A0]), jac=True, method="L-BFGS-B",
+                            bounds=[(MIN_A, None), (None, None)],
+                            options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500})
+    u, v = float(res.x[0]), float(res.x[1])
+    return 1.0 / u, v / u, float(res.fun)
 
 
 def _common_positions(new: Bank, base: Bank, common: Sequence[str] | None

@@ -61,6 +61,30 @@ def test_recovery_within_005_on_20_noisy_common_items(method: str) -> None:
         assert np.max(np.abs(errors)) < 0.05, errors
 
 
+@pytest.mark.parametrize(("ours", "theirs"), [("haebara", "haebara"),
+                                              ("stocking-lord", "stocking_lord"),
+                                              ("mean-sigma", "mean_sigma")])
+def test_agrees_with_mirt_link(ours: str, theirs: str) -> None:
+    mirt = pytest.importorskip("mirt")
+    from mirt.models.dichotomous import TwoParameterLogistic
+
+    rng = np.random.default_rng(9)
+    base = irt.generate_items(30, "2pl", rng)
+    new = _new_scale(_noisy(base, rng))
+
+    def model(bank: irt.Bank):
+        m = TwoParameterLogistic(len(bank))
+        m.set_parameters(discrimination=bank.a.copy(), difficulty=bank.b.copy())
+        return m
+
+    idx = list(range(30))
+    ref = mirt.link(model(base), model(new), idx, idx, method=theirs, compute_diagnostics=False)
+    # mirt's default grid: 61 points on ±4 with normal-density weights
+    res = link(new, base, ours, grid=irt.normal_grid(61, half_width=4.0))
+    assert abs(res.A - ref.constants.A) < 1e-4
+    assert abs(res.B - ref.constants.B) < 1e-4
+
+
 def test_mixed_bank_and_uncommon_items() -> None:
     base = irt.Bank.from_params([*irt.generate_items(8, "2pl", 1).params(),
                                  *irt.generate_items(4, "grm", 2, prefix="p").params()])
