@@ -303,10 +303,10 @@ def study_online(reps: int) -> None:
             dense = np.full((3000, 170), np.nan)
             dense[data.person, data.item] = data.response
             model = TwoParameterLogistic(170)
-            a0 = np.r_[op.a, np.ones(20)]
-            model.set_parameters(discrimination=a0, difficulty=np.r_[op.b, np.zeros(20)])
+            anchors = TwoParameterLogistic(150)
+            anchors.set_parameters(discrimination=op.a.copy(), difficulty=op.b.copy())
             t0 = time.perf_counter()
-            fr = mirt.fixed_item_calibration(dense, model, list(range(150)), model,
+            fr = mirt.fixed_item_calibration(dense, model, list(range(150)), anchors,
                                              n_quadpts=41, compute_standard_errors=True)
             times["mirt FIPC"].append(time.perf_counter() - t0)
             m = fr.fit_result.model
