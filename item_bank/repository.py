@@ -248,8 +248,23 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
                     run_spec: CalibrationRunSpec | None = None) -> ImportReport:
     """Validate then write ``doc``: skills, items, enemy pairs, and parameters (one run).
 
-    With ``replace`` existing items (same external id) get the new content; their parameter
-    history is kept. All or nothing: a `FormatError` leaves the database unchanged.
+    Parameters
+    ----------
+    session : the caller's session (not committed here).
+    doc : a validated `BankDocument` (see `item_bank.transfer.read_bank_file`).
+    replace : update items whose external id is already in the bank (their parameter history
+        is kept); without it such an item is an error.
+    run_spec : how to record the calibration run of ``doc.parameters`` (default: an
+        ``import`` run naming the file).
+
+    Returns
+    -------
+    ImportReport : counts of skills/items created and updated, parameter versions written.
+
+    Raises
+    ------
+    FormatError : naming the file, the item and the field; the database is left unchanged
+        (checks run before any write and the writes run in a SAVEPOINT).
     """
     validate_document(session, doc, replace)
     with session.begin_nested():
@@ -327,8 +342,20 @@ def publish_parameters(session: Session, records: Sequence[ParameterRecord],
                        spec: CalibrationRunSpec) -> int:
     """Record a calibration run and make its parameters the current versions (one SAVEPOINT).
 
-    Previous versions stay in the table with ``is_current`` false. Returns the run id.
-    Raises `ValueError` naming the item when an external id is not in the bank.
+    Parameters
+    ----------
+    session : the caller's session.
+    records : one `ParameterRecord` per item (external ids must be in the bank).
+    spec : the run's model, method, settings, response filter, fit statistics and publisher.
+
+    Returns
+    -------
+    int : the id of the new ``calibration_runs`` row. Previous versions stay in the table with
+        ``is_current`` false; a partial unique index guarantees one current version per item.
+
+    Raises
+    ------
+    ValueError : naming the item when an external id is not in the bank or appears twice.
     """
     if not records:
         raise ValueError("no parameters to publish")
@@ -419,7 +446,17 @@ def load_bank(session: Session, skills: Sequence[str] | None = None,
               statuses: Sequence[str] = ("pretest", "operational")) -> LoadedBank:
     """The current bank for the engine: parameters of every item with a current version.
 
-    Items without parameters are skipped (logged); retired items are left out by default.
+    Parameters
+    ----------
+    session : the caller's session.
+    skills : skill ids to load (None: all); an unknown id raises `ValueError`.
+    statuses : item statuses to load (retired items are left out by default).
+
+    Returns
+    -------
+    LoadedBank : ``bank`` (`irt.Bank`, ordered by skill then external id), ``items``
+        (`ItemMeta` in the same order, including the ``parameter_version_id`` to record with
+        each answer) and ``enemy_groups``. Items without parameters are skipped (logged).
     """
     items = _select_items(session, skills, statuses)
     versions = _current_versions(session, [it.id for it in items])
