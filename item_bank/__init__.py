@@ -11,7 +11,8 @@ Never imports Flask or `web`. Repository functions (`item_bank.repository`) rece
 
 Modules: `db` (URLs, engines, migrations), `models` (ORM), `content` (item values, JSON and
 content-CSV formats), `qti` (IMS QTI 2.1 packages), `transfer` (format by extension),
-`repository` (services), `security` (tokens, argon2 passwords), `demo` (the demo database),
+`repository` (services), `pool` (the engine's `ItemPool`), `security` (tokens, argon2 passwords),
+`demo` (the demo database),
 `shipped` (the Back-End Engineer bank shipped in ``item_bank/data``).
 """
 
