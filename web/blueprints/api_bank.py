@@ -60,7 +60,7 @@ class PublishedSchema(Schema):
 
 
 @blp.route("/bank", methods=["GET"])
-@blp.response(200, fields.Dict(), description="The bank as a proficio-bank/1 JSON document")
+@blp.response(200, description="The bank as a proficio-bank/1 JSON document")
 @staff_required(ROLE)
 def export_bank():  # type: ignore[no-untyped-def]
     """Export every item with its current parameters (keys and explanations included)."""

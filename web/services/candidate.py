@@ -310,7 +310,7 @@ def invitation_overview(invitation_token: str) -> InvitationOverview:
         assessment = invitation.assessment
         blueprint = Blueprint.from_dict(assessment.blueprint)
         slugs = [s.skill for s in blueprint.skills]
-        names = dict(db.execute(select(Skill.slug, Skill.name)).tuples().all())
+        names = dict(db.execute(select(Skill.slug, Skill.name)).all())
         if not slugs:
             slugs = sorted(names)
         return InvitationOverview(assessment.name, tuple(names.get(s, s) for s in slugs),

@@ -100,7 +100,7 @@ def report(org_id: int, session_id: int) -> CandidateReport:
     assessment: Assessment = row.assessment
     results = db.execute(select(SkillResult, Skill).join(Skill)
                          .where(SkillResult.session_id == row.id)
-                         .order_by(Skill.name)).tuples().all()
+                         .order_by(Skill.name)).all()
     skills = tuple(skill_score(sk.slug, sk.name, r.theta, r.se, r.n_items, r.stop_reason,
                                assessment.cut_score) for r, sk in results)
     n_questions = db.scalar(select(func.count(Response.id))

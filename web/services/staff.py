@@ -118,7 +118,7 @@ def candidates(org_id: int, assessment_id: int | None = None) -> list[CandidateR
     return [CandidateRow(inv.id, cand.public_id, cand.name, cand.email, a.name,
                          display_status(inv, sess, now), inv.created_at, inv.expires_at,
                          sess.id if sess else None, sess.finished_at if sess else None)
-            for inv, cand, a, sess in db.execute(stmt).tuples()]
+            for inv, cand, a, sess in db.execute(stmt)]
 
 
 def clean_name(value: str | None, row: int) -> str | None:
