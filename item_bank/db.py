@@ -193,5 +193,13 @@ def check_schema(engine: Engine) -> None:
     if status.current is None:
         raise SchemaError(f"the database {where} has no Proficio schema; "
                           f"run `proficio db upgrade` first")
+    from alembic.script import ScriptDirectory
+
+    known = {rev.revision for rev in
+             ScriptDirectory.from_config(alembic_config("sqlite://")).walk_revisions()}
+    if status.current not in known:
+        raise SchemaError(f"the database {where} is at schema revision {status.current}, which "
+                          f"this version of Proficio does not know (written by a newer "
+                          f"version?); upgrade Proficio")
     raise SchemaError(f"the database {where} is at schema revision {status.current} but this "
                       f"version of Proficio needs {status.head}; run `proficio db upgrade`")
