@@ -319,3 +319,22 @@ def test_text_hygiene(tmp_path):
     path = _json_file(tmp_path, [_item(tags=["a;b"])], name="tag.json")
     with pytest.raises(FormatError, match="field 'tags'"):
         read_bank_file(path)
+
+
+def test_qti_refuses_oversized_members(tmp_path, monkeypatch):
+    from item_bank import qti
+
+    path = _qti_zip(tmp_path, FOREIGN_ITEM)
+    monkeypatch.setattr(qti, "MAX_MEMBER_BYTES", 600)  # the manifest fits, the item does not
+    with pytest.raises(FormatError, match=r"q\.zip:q1\.xml: larger than 600 bytes"):
+        read_bank_file(path, default_skill="databases")
+
+
+def test_qti_manifest_naming_a_missing_file(tmp_path):
+    path = tmp_path / "m.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("imsmanifest.xml", '<manifest xmlns="http://www.imsglobal.org/xsd/imscp_v1p1">'
+                    '<resources><resource identifier="R" type="imsqti_item_xmlv2p1" '
+                    'href="gone.xml"/></resources></manifest>')
+    with pytest.raises(FormatError, match=r"names 'gone\.xml', which is not in the archive"):
+        read_bank_file(path, default_skill="databases")
