@@ -313,7 +313,8 @@ def _matching(data: SparseResponses, bank: Bank, skill_items: NDArray[np.int64],
     person, item, resp = data.person[in_skill], data.item[in_skill], data.response[in_skill]
     counts = np.bincount(person, minlength=data.n_persons)
     answered = counts > 0
-    complete = bool(np.all(counts[answered] == skill_items.size))
+    n_form = np.unique(item).size  # administered items of the skill
+    complete = bool(np.all(counts[answered] == n_form))
     if complete:
         score = np.bincount(person, weights=resp, minlength=data.n_persons)
         return score, score.astype(np.int64), "score"

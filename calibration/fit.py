@@ -477,10 +477,12 @@ def item_fit(responses: SparseResponses, bank: Bank, *, alpha: float = FIT_ALPHA
         in_skill = np.isin(responses.item, members)
         counts = np.bincount(responses.person[in_skill], minlength=responses.n_persons)
         answered = counts[counts > 0]
-        if answered.size and np.all(answered == members.size) and members.size >= 2:
-            s, d, p = s_x2(responses, bank, members, quadrature=quadrature,
+        # the form: the skill's items that were administered (bank items nobody saw stay NaN)
+        form = members[np.bincount(responses.item, minlength=len(bank))[members] > 0]
+        if answered.size and np.all(answered == form.size) and form.size >= 2:
+            s, d, p = s_x2(responses, bank, form, quadrature=quadrature,
                            min_expected=min_expected)
-            stat[members], dfs[members], pval[members] = s, d, p
+            stat[form], dfs[form], pval[form] = s, d, p
             for i in members:
                 method[i] = "S-X2"
             continue

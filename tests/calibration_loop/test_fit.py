@@ -211,3 +211,16 @@ def test_empirical_icc_follows_the_model() -> None:
     assert icc.n.sum() == 4000
     np.testing.assert_allclose(icc.observed, icc.expected, atol=0.06)
     assert np.all(np.diff(icc.observed) > -0.03)
+
+
+def test_items_nobody_answered_do_not_break_the_complete_form() -> None:
+    rng = np.random.default_rng(5)
+    bank = irt.generate_items(12, "2pl", rng)
+    x = irt.simulate_responses(rng.normal(size=1000), bank, rng).astype(float)
+    x[:, 11] = np.nan                     # in the bank, never administered
+    data = irt.SparseResponses.from_dense(x)
+    data = irt.SparseResponses(data.person, data.item, data.response, 1000, 12)
+    res = item_fit(data, bank)
+    assert set(res.method) == {"S-X2"}
+    assert np.all(np.isfinite(res.p_value[:11])) and np.isnan(res.p_value[11])
+    assert "unreliable: 0 < 100" in res.notes()[11]
