@@ -54,7 +54,7 @@ def _doc(its) -> BankDocument:
     return BankDocument("mem", (SkillInfo("databases", "Databases"),), its)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(items())
 def test_json_round_trip(its):
     buf = io.StringIO()
@@ -63,7 +63,7 @@ def test_json_round_trip(its):
     assert read_bank_json(buf).items == its
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(items())
 def test_content_csv_round_trip(its):
     buf = io.StringIO()
@@ -72,7 +72,7 @@ def test_content_csv_round_trip(its):
     assert read_content_csv(buf).items == its
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(items())
 def test_qti_round_trip(its):
     buf = io.BytesIO()
