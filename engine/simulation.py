@@ -191,7 +191,8 @@ def draw_answers(engine: CatEngine, theta: ArrayLike, rng: np.random.Generator |
 def simulate(engine: CatEngine, theta: ArrayLike, *, answers: ArrayLike | None = None,
              seeds: Sequence[int] | None = None, rng: np.random.Generator | int | None = None,
              person_ids: Sequence[str] | None = None, chunk_size: int = 2000,
-             progress: Callable[[int], None] | None = None) -> SimulationResult:
+             progress: Callable[[int], None] | None = None,
+             update_rates_every: int | None = None) -> SimulationResult:
     """Run the engine's blueprint for every simulee, all simulees advancing together.
 
     Parameters
@@ -205,6 +206,9 @@ def simulate(engine: CatEngine, theta: ArrayLike, *, answers: ArrayLike | None =
         then gets exactly what ``engine.start(seeds[p])`` driven with ``answers[p]`` gives.
     chunk_size : simulees per vectorized batch (bounds memory).
     progress : called with the number of simulees finished after each chunk.
+    update_rates_every : if set, simulees are run in consecutive groups of this size and the
+        pool's observed exposure rates (`ItemPool.exposure_rates`, used by `ExposureCap`) are
+        updated after each group from the study so far, as a live system's statistics would be.
     """
     t = _theta_matrix(engine, theta)
     n = t.shape[0]
@@ -231,9 +235,23 @@ def simulate(engine: CatEngine, theta: ArrayLike, *, answers: ArrayLike | None =
     if len(ids) != n:
         raise EngineError(f"need one person id per simulee ({n}), got {len(ids)}")
     parts = []
-    for start in range(0, n, max(int(chunk_size), 1)):
-        sl = slice(start, min(start + chunk_size, n))
-        parts.append(_run_batch(engine, answers[sl], seed_arr[sl]))
+    step = max(int(chunk_size), 1)
+    if update_rates_every is not None:
+        if update_rates_every < 1:
+            raise EngineError("update_rates_every must be >= 1")
+        step = min(step, int(update_rates_every))
+    eng = engine
+    seen = np.zeros(n_items)
+    for start in range(0, n, step):
+        sl = slice(start, min(start + step, n))
+        part = _run_batch(eng, answers[sl], seed_arr[sl])
+        parts.append(part)
+        if update_rates_every is not None:
+            given = part[4][part[4] >= 0]
+            seen += np.bincount(given, minlength=n_items)
+            ids_ = engine.pool.bank.item_ids
+            rates = {ids_[i]: float(seen[i] / sl.stop) for i in np.flatnonzero(seen)}
+            eng = CatEngine(replace(engine.pool, exposure_rates=rates), engine.blueprint)
         if progress is not None:
             progress(sl.stop - sl.start)
     S = len(engine.skill_names)

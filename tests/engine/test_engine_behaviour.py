@@ -55,6 +55,19 @@ def test_sympson_hetter_reaches_its_target():
     assert bp.exposure == tuning.control
 
 
+def test_exposure_cap_with_running_rates(bank_500):
+    bp = engine.Blueprint(se_target=0.3, max_items=40)
+    theta = np.random.default_rng(21).normal(size=1000)
+    free = summarize(simulate(engine.CatEngine(bank_500, bp), theta, rng=22))
+    capped = summarize(simulate(engine.CatEngine(bank_500, replace(
+        bp, exposure=engine.ExposureCap(0.2))), theta, rng=22, update_rates_every=25))
+    assert free.max_exposure > 0.9
+    # items stop being served once their observed rate reaches the cap; the overshoot is at
+    # most one group of 25 simulees (2.5 %) plus the first group, which has no rates yet
+    assert capped.max_exposure <= 0.2 + 0.05
+    assert capped.unused_share < free.unused_share
+
+
 @pytest.mark.parametrize("method", ["sprt", "ci"])
 def test_classification_error_rates(bank_500, method):
     cls = engine.Classification(cut=0.5, delta=0.3, alpha=0.05, beta=0.10, method=method,

@@ -67,7 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sympson-hetter: target maximum exposure r_max (tuned by simulation)")
     g.add_argument("--cap", type=float, default=0.25, help="cap: maximum observed rate")
     g.add_argument("--exposure-rates", type=Path,
-                   help="cap: CSV item_id,rate of observed exposure rates")
+                   help="cap: CSV item_id,rate of observed exposure rates (default: the rates "
+                        "observed in this study so far, updated every --rates-every simulees)")
+    g.add_argument("--rates-every", type=int, default=100,
+                   help="cap without --exposure-rates: simulees between rate updates")
     g = p.add_argument_group("content and stopping")
     g.add_argument("--stop-se", type=float, default=0.3, help="SE target per skill (0: none)")
     g.add_argument("--max-items", type=int, default=40)
@@ -197,15 +200,16 @@ def _chunk(pool, blueprint, theta, answers, seeds, ids):
 
 
 def _run_cat(eng: engine.CatEngine, ids: list[str], theta: np.ndarray, answers: np.ndarray,
-             jobs: int, progress: bool) -> SimulationResult:
+             jobs: int, progress: bool, rates_every: int | None) -> SimulationResult:
     from tqdm import tqdm
 
     n = len(ids)
     seeds = [engine.derive_seed(eng.blueprint.seed, p) for p in range(n)]
     with tqdm(total=n, unit="simulee", disable=not progress, file=sys.stderr) as bar:
-        if jobs <= 1:
+        if jobs <= 1 or rates_every is not None:  # running rates make the groups sequential
             return simulate(eng, theta, answers=answers, seeds=seeds, person_ids=ids,
-                            chunk_size=500, progress=bar.update)
+                            chunk_size=500, progress=bar.update,
+                            update_rates_every=rates_every)
         bounds = np.linspace(0, n, 4 * jobs + 1).astype(int)
         with ProcessPoolExecutor(max_workers=jobs) as ex:
             futures = [ex.submit(_chunk, eng.pool, eng.blueprint, theta[a:b], answers[a:b],
@@ -288,7 +292,10 @@ def run(args: argparse.Namespace) -> int:
             eng = engine.CatEngine(pool, blueprint)
         jobs = args.jobs if args.jobs > 0 else (min(2, os.cpu_count() or 1)
                                                 if n >= PARALLEL_MIN else 1)
-        result = _run_cat(eng, ids, theta, answers, jobs, progress)
+        running = (isinstance(blueprint.exposure, engine.ExposureCap)
+                   and args.exposure_rates is None)
+        result = _run_cat(eng, ids, theta, answers, jobs, progress,
+                          args.rates_every if running else None)
         title = (f"CAT: {blueprint.selector.name}, exposure {blueprint.exposure.name}, "
                  f"SE target {blueprint.se_target}, {blueprint.min_items}-"
                  f"{blueprint.max_items} items")
