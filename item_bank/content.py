@@ -538,7 +538,7 @@ def records_from_table(table: ItemTable, source: str = "parameters",
 
     def num(col: str, k: int, as_int: bool = False) -> float | int | None:
         text = extra.get(col, [""] * len(table.bank))[k].strip()
-        if not text:
+        if not text or text.lower() == "nan":  # NaN: not estimated (fixed, anchored, common a)
             return None
         try:
             value = float(text)
