@@ -58,7 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
+from scipy import special, stats
 
 from irt import (
     Bank,
@@ -128,21 +128,25 @@ def _collapse(n_s: NDArray, obs: NDArray, exp_p: NDArray, min_expected: float
     ``n_s (G,)``, ``obs (G, K)`` observed counts, ``exp_p (G, K)`` expected proportions.
     Returns merged group sizes, observed counts and expected counts.
     """
-    groups: list[tuple[float, NDArray, NDArray]] = []
-    acc_n, acc_o, acc_e = 0.0, np.zeros(obs.shape[1]), np.zeros(obs.shape[1])
-    for g in range(n_s.shape[0]):
-        acc_n += n_s[g]
-        acc_o = acc_o + obs[g]
-        acc_e = acc_e + n_s[g] * exp_p[g]
-        if acc_n > 0 and np.all(acc_e >= min_expected):
-            groups.append((acc_n, acc_o, acc_e))
-            acc_n, acc_o, acc_e = 0.0, np.zeros(obs.shape[1]), np.zeros(obs.shape[1])
+    # plain Python floats: the groups are few and the arrays tiny, numpy calls would dominate
+    K = obs.shape[1]
+    ns, os_, es = n_s.tolist(), obs.tolist(), (n_s[:, None] * exp_p).tolist()
+    groups: list[list] = []
+    acc_n, acc_o, acc_e = 0.0, [0.0] * K, [0.0] * K
+    for g in range(len(ns)):
+        acc_n += ns[g]
+        acc_o = [u + v for u, v in zip(acc_o, os_[g], strict=True)]
+        acc_e = [u + v for u, v in zip(acc_e, es[g], strict=True)]
+        if acc_n > 0 and min(acc_e) >= min_expected:
+            groups.append([acc_n, acc_o, acc_e])
+            acc_n, acc_o, acc_e = 0.0, [0.0] * K, [0.0] * K
     if acc_n > 0:
         if groups:
-            n0, o0, e0 = groups.pop()
-            groups.append((n0 + acc_n, o0 + acc_o, e0 + acc_e))
+            last = groups[-1]
+            groups[-1] = [last[0] + acc_n, [u + v for u, v in zip(last[1], acc_o, strict=True)],
+                          [u + v for u, v in zip(last[2], acc_e, strict=True)]]
         else:
-            groups.append((acc_n, acc_o, acc_e))
+            groups.append([acc_n, acc_o, acc_e])
     return (np.array([g[0] for g in groups]), np.array([g[1] for g in groups]),
             np.array([g[2] for g in groups]))
 
@@ -298,9 +302,17 @@ def s_x2(responses: SparseResponses, bank: Bank, items: ArrayLike, *,
     dfs = np.zeros(idx.size, dtype=np.int64)
     pval = np.full(idx.size, np.nan)
     n_s = np.bincount(score, minlength=S + 1).astype(float)
+    # f_{−j} = (items before j) ⊛ (items after j): prefix and suffix recursions, then one
+    # convolution per item, instead of a full recursion per item
+    prefix = [np.ones((probs.shape[0], 1))]
+    for j in range(idx.size - 1):
+        prefix.append(_lw_step(prefix[-1], probs[:, j], int(ncat[j])))
+    suffix = [np.ones((probs.shape[0], 1))]
+    for j in range(idx.size - 1, 0, -1):
+        suffix.append(_lw_step(suffix[-1], probs[:, j], int(ncat[j])))
+    suffix.reverse()
     for j in range(idx.size):
-        keep = np.r_[0:j, j + 1:idx.size]
-        rest = lord_wingersky(probs[:, keep], ncat[keep])  # (Q, S − K_j + 2)
+        rest = _convolve(prefix[j], suffix[j])               # (Q, S − K_j + 2)
         K = int(ncat[j])
         expected = np.zeros((S + 1, K))
         for k in range(K):
@@ -316,8 +328,26 @@ def s_x2(responses: SparseResponses, bank: Bank, items: ArrayLike, *,
         n_g, o_g, e_g = _collapse(n_s[rng], obs[rng], expected[rng], min_expected)
         stat[j] = _chi2(o_g, e_g)
         dfs[j] = n_g.shape[0] * (K - 1) - n_parameters(sub.models[j], K)
-        pval[j] = float(stats.chi2.sf(stat[j], dfs[j])) if dfs[j] > 0 else np.nan
+        pval[j] = float(special.chdtrc(dfs[j], stat[j])) if dfs[j] > 0 else np.nan
     return stat, dfs, pval
+
+
+def _lw_step(f: NDArray, p: NDArray, K: int) -> NDArray:
+    """One Lord–Wingersky step: add an item with category probabilities ``p (Q, ≥K)``."""
+    out = np.zeros((f.shape[0], f.shape[1] + K - 1))
+    for k in range(K):
+        out[:, k: k + f.shape[1]] += f * p[:, k: k + 1]
+    return out
+
+
+def _convolve(f: NDArray, g: NDArray) -> NDArray:
+    """Row-wise convolution of two summed-score distributions ``(Q, m)`` and ``(Q, n)``."""
+    if f.shape[1] > g.shape[1]:
+        f, g = g, f
+    out = np.zeros((f.shape[0], f.shape[1] + g.shape[1] - 1))
+    for t in range(f.shape[1]):
+        out[:, t: t + g.shape[1]] += f[:, t: t + 1] * g
+    return out
 
 
 @dataclass(frozen=True, eq=False)
