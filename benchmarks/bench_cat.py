@@ -58,75 +58,70 @@ def rmse(est, true) -> float:
     return float(np.sqrt(np.mean((np.asarray(est) - np.asarray(true)) ** 2)))
 
 
-def row(name: str, lengths, est, true, step_us: float, note: str = "") -> dict:
-    return {"engine": name, "length": float(np.mean(lengths)), "rmse": rmse(est, true),
-            "us": step_us, "note": note}
+class Timer:
+    """Per-step wall-clock and thread CPU time (CPU time is robust to other processes)."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def __enter__(self):
+        self._c = time.thread_time()
+        self._w = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall.append(time.perf_counter() - self._w)
+        self.cpu.append(time.thread_time() - self._c)
+        return False
+
+    def us(self) -> tuple[float, float, float]:
+        """Median wall, median CPU and mean wall time in µs."""
+        return (float(np.median(self.wall) * 1e6), float(np.median(self.cpu) * 1e6),
+                float(np.mean(self.wall) * 1e6))
 
 
-def run_proficio_live(bank, theta, answers):
-    eng = engine.CatEngine(bank, engine.Blueprint(se_target=SE_TARGET, max_items=MAX_ITEMS))
-    steps, est, lengths, items = [], [], [], []
-    for p in range(len(theta)):
-        state = eng.start(seed=engine.derive_seed(0, p))
-        ans = answers[p]
-        index = eng.pool.index
-        while state.stop_reason is None:
-            item = state.pending
-            x = int(ans[index(item)])
-            t0 = time.perf_counter()
+def proficio_session(eng, p, answers, timer):
+    state = eng.start(seed=engine.derive_seed(0, p))
+    index = eng.pool.index
+    while state.stop_reason is None:
+        item = state.pending
+        x = int(answers[index(item)])
+        with timer:
             state = eng.record(state, item, x)
-            steps.append(time.perf_counter() - t0)
-        e = eng.estimates(state)["default"]
-        est.append(e.theta)
-        lengths.append(e.n_items)
-        items.append([index(ev.item_id) for ev in state.events])
-    return np.array(steps), np.array(est), np.array(lengths), items
+    e = eng.estimates(state)["default"]
+    return e.theta, e.n_items, [index(ev.item_id) for ev in state.events]
 
 
-def run_proficio_batch(bank, theta, answers, exposure=None):
-    bp = engine.Blueprint(se_target=SE_TARGET, max_items=MAX_ITEMS,
-                          exposure=exposure or engine.NoExposureControl())
-    eng = engine.CatEngine(bank, bp)
-    simulate(eng, theta[:50], answers=answers[:50])  # warm the compiled-bank cache
-    t0 = time.perf_counter()
-    res = simulate(eng, theta, answers=answers)
-    dt = time.perf_counter() - t0
-    return res, dt
+class Catsim:
+    def __init__(self, bank):
+        from catsim.estimation.numerical import NumericalSearchEstimator
+        from catsim.item_bank import ItemBank
+        from catsim.selection.selection import MaxInfoSelector
+        from catsim.stopping.stopping import MinErrorStopper
 
+        items = np.column_stack([bank.a, bank.b, np.zeros(len(bank)), np.ones(len(bank))])
+        self.ib = ItemBank(items)
+        self.est = NumericalSearchEstimator(dodd=True)
+        self.sel = MaxInfoSelector()
+        self.stop = MinErrorStopper(SE_TARGET, max_items=MAX_ITEMS)
 
-def run_catsim(bank, theta, answers):
-    from catsim.estimation.numerical import NumericalSearchEstimator
-    from catsim.item_bank import ItemBank
-    from catsim.selection.selection import MaxInfoSelector
-    from catsim.stopping.stopping import MinErrorStopper
-
-    items = np.column_stack([bank.a, bank.b, np.zeros(len(bank)), np.ones(len(bank))])
-    ib = ItemBank(items)
-    est_ = NumericalSearchEstimator(dodd=True)
-    sel = MaxInfoSelector()
-    stop = MinErrorStopper(SE_TARGET, max_items=MAX_ITEMS)
-    steps, est, lengths = [], [], []
-    for p in range(len(theta)):
-        administered: list[int] = []
-        responses: list[bool] = []
-        t_hat = 0.0
-        item = sel.select(item_bank=ib, administered_items=administered, est_theta=t_hat)
+    def session(self, answers, timer):
+        ib, administered, responses, t_hat = self.ib, [], [], 0.0
+        item = self.sel.select(item_bank=ib, administered_items=administered, est_theta=t_hat)
         while True:
             administered.append(item)
-            responses.append(bool(answers[p, item]))
-            t0 = time.perf_counter()
-            t_hat = est_.estimate(item_bank=ib, administered_items=administered,
-                                  response_vector=responses, est_theta=t_hat)
-            done = stop.stop(administered_items=ib.get_items(administered), theta=t_hat)
-            if not done:
-                item = sel.select(item_bank=ib, administered_items=administered,
-                                  est_theta=t_hat)
-            steps.append(time.perf_counter() - t0)
+            responses.append(bool(answers[item]))
+            with timer:
+                t_hat = self.est.estimate(item_bank=ib, administered_items=administered,
+                                          response_vector=responses, est_theta=t_hat)
+                done = self.stop.stop(administered_items=ib.get_items(administered),
+                                      theta=t_hat)
+                if not done:
+                    item = self.sel.select(item_bank=ib, administered_items=administered,
+                                           est_theta=t_hat)
             if done:
-                break
-        est.append(t_hat)
-        lengths.append(len(administered))
-    return np.array(steps), np.array(est), np.array(lengths)
+                return t_hat, len(administered)
 
 
 def mirt_model(bank):
@@ -139,35 +134,65 @@ def mirt_model(bank):
     return m
 
 
-def run_mirt_engine(bank, theta, answers):
-    from mirt.cat import CATEngine
+class MirtEngine:
+    def __init__(self, bank):
+        from mirt.cat import CATEngine
 
-    cat = CATEngine(mirt_model(bank), se_threshold=SE_TARGET, max_items=MAX_ITEMS, seed=0)
-    steps, est, lengths = [], [], []
-    for p in range(len(theta)):
+        self.cat = CATEngine(mirt_model(bank), se_threshold=SE_TARGET, max_items=MAX_ITEMS,
+                             seed=0)
+
+    def session(self, answers, timer):
+        cat = self.cat
         cat.reset()
         state = cat.get_current_state()
         while not state.is_complete:
-            x = int(answers[p, state.next_item])
-            t0 = time.perf_counter()
-            state = cat.administer_item(x)
-            steps.append(time.perf_counter() - t0)
-        est.append(state.theta)
-        lengths.append(state.n_items)
-    return np.array(steps), np.array(est), np.array(lengths)
+            x = int(answers[state.next_item])
+            with timer:
+                state = cat.administer_item(x)
+        return state.theta, state.n_items
 
 
-def run_mirt_rust(bank, theta):
+def run_live(bank, theta, answers, peers: bool):
+    """Sessions interleaved simulee by simulee, so every engine sees the same machine load."""
+    eng = engine.CatEngine(bank, engine.Blueprint(se_target=SE_TARGET, max_items=MAX_ITEMS))
+    out = {"proficio": ([], [], Timer(), [])}
+    others = {"catsim": Catsim(bank), "mirt": MirtEngine(bank)} if peers else {}
+    for k in others:
+        out[k] = ([], [], Timer(), None)
+    for p in range(len(theta)):
+        est, n, items = proficio_session(eng, p, answers[p], out["proficio"][2])
+        out["proficio"][0].append(est)
+        out["proficio"][1].append(n)
+        out["proficio"][3].append(items)
+        for k, peer in others.items():
+            est, n = peer.session(answers[p], out[k][2])
+            out[k][0].append(est)
+            out[k][1].append(n)
+    return out
+
+
+def run_batches(bank, theta, answers, reps: int):
+    """Proficio's batch simulator and mirt's Rust batch, alternated ``reps`` times."""
     from mirt.cat import CATEngine
 
+    eng = engine.CatEngine(bank, engine.Blueprint(se_target=SE_TARGET, max_items=MAX_ITEMS))
     cat = CATEngine(mirt_model(bank), se_threshold=SE_TARGET, max_items=MAX_ITEMS, seed=0)
-    cat.run_batch_simulation(theta[:50])  # warm-up
-    t0 = time.perf_counter()
-    res = cat.run_batch_simulation(theta)
-    dt = time.perf_counter() - t0
-    lengths = np.array([r.n_items_administered for r in res])
-    est = np.array([r.theta for r in res])
-    return dt, est, lengths
+    simulate(eng, theta[:50], answers=answers[:50])  # warm-ups
+    cat.run_batch_simulation(theta[:50])
+    times: dict[str, list[tuple[float, float]]] = {"proficio": [], "mirt": []}
+    for _ in range(reps):
+        w, c = time.perf_counter(), time.process_time()
+        res = simulate(eng, theta, answers=answers)
+        times["proficio"].append((time.perf_counter() - w, time.process_time() - c))
+        w, c = time.perf_counter(), time.process_time()
+        mres = cat.run_batch_simulation(theta)
+        times["mirt"].append((time.perf_counter() - w, time.process_time() - c))
+    return res, mres, times
+
+
+def run_exposure(bank, theta, answers, exposure):
+    bp = engine.Blueprint(se_target=SE_TARGET, max_items=MAX_ITEMS, exposure=exposure)
+    return simulate(engine.CatEngine(bank, bp), theta, answers=answers)
 
 
 def fixed_form_curve(bank, theta, answers, lengths, n_forms):
@@ -191,8 +216,9 @@ def equal_rmse_length(curve: dict[int, float], target: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="200 simulees, skip slow peers")
+    ap.add_argument("--quick", action="store_true", help="200 simulees, no catsim/mirt engine")
     ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of the batch runs")
     args = ap.parse_args()
     n = 200 if args.quick else args.n
     warnings.simplefilter("ignore")
@@ -200,65 +226,72 @@ def main() -> None:
     g = np.random.default_rng(5)
     theta = g.normal(size=n)
     answers = irt.simulate_responses(theta, bank, g).astype(np.int8)
-    rows = []
     print(f"500-item 2PL bank, {n} simulees, start 0, MFI, SE <= {SE_TARGET} or {MAX_ITEMS} "
-          f"items; identical pre-drawn answers; threads pinned to 1; shared 2-core machine")
+          f"items; identical pre-drawn answers; threads pinned to 1; shared 2-core machine "
+          f"(load average at start: {os.getloadavg()[0]:.1f})")
 
-    steps, est_live, len_live, items_live = run_proficio_live(bank, theta, answers)
-    rows.append(row("Proficio CatEngine (live, EAP 81 nodes)", len_live, est_live, theta,
-                    float(np.median(steps) * 1e6), f"mean {np.mean(steps) * 1e6:.1f} µs"))
-    res, dt = run_proficio_batch(bank, theta, answers)
-    same = (np.array_equal(res.theta_hat[:, 0], est_live)
-            and all(list(res.items[p, : len(items_live[p])]) == items_live[p]
+    live = run_live(bank, theta, answers, peers=not args.quick)
+    res, mres, times = run_batches(bank, theta, answers, args.reps)
+    same = (np.array_equal(res.theta_hat[:, 0], live["proficio"][0])
+            and all(list(res.items[p, : len(live["proficio"][3][p])]) == live["proficio"][3][p]
                     for p in range(n)))
-    rows.append(row("Proficio batch simulate", res.n_items[:, 0], res.theta_hat[:, 0], theta,
-                    dt / res.n_items.sum() * 1e6,
-                    f"per item all-in; identical to live: {same}"))
-    if not args.quick:
-        steps, est, lens = run_catsim(bank, theta, answers)
-        rows.append(row("catsim 0.21 (ML + Dodd)", lens, est, theta,
-                        float(np.median(steps) * 1e6), f"mean {np.mean(steps) * 1e6:.0f} µs"))
-        steps, est, lens = run_mirt_engine(bank, theta, answers)
-        rows.append(row("mirt CATEngine (EAP, 21 GH points)", lens, est, theta,
-                        float(np.median(steps) * 1e6), f"mean {np.mean(steps) * 1e6:.0f} µs"))
-    dt, est, lens = run_mirt_rust(bank, theta)
-    rows.append(row("mirt Rust batch (own responses)", lens, est, theta,
-                    dt / lens.sum() * 1e6, "per item all-in"))
+    names = {"proficio": "Proficio CatEngine.record (live; EAP, 81 nodes)",
+             "catsim": "catsim 0.21 (ML + Dodd)", "mirt": "mirt CATEngine (EAP, 21 GH points)"}
+    print("\nLive sessions, interleaved simulee by simulee (µs per step: update + stop check + "
+          "select)\n")
+    print("| engine | mean length | θ RMSE | median wall µs | median CPU µs | mean wall µs |")
+    print("|---|---|---|---|---|---|")
+    med = {}
+    for k, (est, lens, timer, _) in live.items():
+        w, c, m = timer.us()
+        med[k] = (w, c)
+        print(f"| {names[k]} | {np.mean(lens):.2f} | {rmse(est, theta):.3f} | {w:.1f} | "
+              f"{c:.1f} | {m:.1f} |")
+    for k in live:
+        if k != "proficio":
+            print(f"{k} / Proficio: {med[k][0] / med['proficio'][0]:.1f}x (wall), "
+                  f"{med[k][1] / med['proficio'][1]:.1f}x (CPU)")
 
-    print("\n| engine | mean length | θ RMSE | µs per step | note |\n|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['engine']} | {r['length']:.2f} | {r['rmse']:.3f} | {r['us']:.1f} | "
-              f"{r['note']} |")
-    live = rows[0]
-    for r in rows[2:]:
-        print(f"speed ratio {r['engine']} / Proficio live: {r['us'] / live['us']:.1f}x")
+    n_prof = int(res.n_items.sum())
+    m_len = np.array([r.n_items_administered for r in mres])
+    m_est = np.array([r.theta for r in mres])
+    print(f"\nBatch simulation of all {n} simulees, {args.reps} alternating runs "
+          f"(µs per administered item, all-in; best / median)\n")
+    print("| engine | mean length | θ RMSE | best wall | median wall | best CPU |")
+    print("|---|---|---|---|---|---|")
+    for k, lens, est, items in (("proficio", res.n_items[:, 0], res.theta_hat[:, 0], n_prof),
+                                ("mirt", m_len, m_est, int(m_len.sum()))):
+        wall = np.array([t[0] for t in times[k]]) / items * 1e6
+        cpu = np.array([t[1] for t in times[k]]) / items * 1e6
+        label = ("Proficio engine.simulation.simulate" if k == "proficio"
+                 else "mirt Rust batch (draws its own responses)")
+        print(f"| {label} | {np.mean(lens):.2f} | {rmse(est, theta):.3f} | {wall.min():.1f} | "
+              f"{np.median(wall):.1f} | {cpu.min():.1f} |")
+    print(f"Proficio batch identical to the live engine (items and θ̂ of every simulee): {same}")
 
-    # 5,000-item bank: live step time
     big = make_bank(5000, 7)
     n_big = min(n, 200)
     ans_big = irt.simulate_responses(theta[:n_big], big, g).astype(np.int8)
-    steps_big, _, len_big, _ = run_proficio_live(big, theta[:n_big], ans_big)
-    print(f"\n5,000-item bank, {n_big} simulees: live step median "
-          f"{np.median(steps_big) * 1e6:.1f} µs (mean {np.mean(steps_big) * 1e6:.1f}), "
-          f"mean length {np.mean(len_big):.2f}")
+    big_live = run_live(big, theta[:n_big], ans_big, peers=False)["proficio"]
+    w, c, m = big_live[2].us()
+    print(f"\n5,000-item bank, {n_big} simulees: live step median {w:.1f} µs wall, {c:.1f} µs "
+          f"CPU (mean wall {m:.1f}); mean length {np.mean(big_live[1]):.2f}")
 
-    # fixed form of equal RMSE
     n_forms = 3 if args.quick else 10
     curve = fixed_form_curve(bank, theta, answers, [20, 30, 40, 45, 50, 55, 60, 70, 80],
                              n_forms)
-    target = live["rmse"]
-    L_eq = equal_rmse_length(curve, target)
+    cat_rmse = rmse(live["proficio"][0], theta)
+    cat_len = float(np.mean(live["proficio"][1]))
+    L_eq = equal_rmse_length(curve, cat_rmse)
     print(f"\nrandom fixed forms (mean RMSE over {n_forms} forms): "
           + ", ".join(f"{L}: {v:.3f}" for L, v in curve.items()))
-    print(f"fixed form of equal RMSE ({target:.3f}): {L_eq:.1f} items; CAT/fixed length ratio "
-          f"{live['length'] / L_eq:.3f}")
+    print(f"fixed form of equal RMSE ({cat_rmse:.3f}): {L_eq:.1f} items; CAT/fixed length ratio "
+          f"{cat_len / L_eq:.3f}")
 
-    # exposure control
     base = summarize(res)
     print(f"\nexposure: no control: max {base.max_exposure:.3f}, length "
           f"{base.mean_length:.2f}, RMSE {base.skills[0].rmse:.3f}")
-    r5, _ = run_proficio_batch(bank, theta, answers, engine.Randomesque(k=5))
-    s5 = summarize(r5)
+    s5 = summarize(run_exposure(bank, theta, answers, engine.Randomesque(k=5)))
     print(f"randomesque k=5: max exposure {s5.max_exposure:.3f}, length {s5.mean_length:.2f} "
           f"(+{100 * (s5.mean_length / base.mean_length - 1):.1f} %), RMSE "
           f"{s5.skills[0].rmse:.3f}, overlap {s5.overlap_rate:.3f}")
@@ -266,8 +299,7 @@ def main() -> None:
     t0 = time.perf_counter()
     tuning = tune_sympson_hetter(eng, lambda gg: gg.normal(size=2000), 0.25, rng=9)
     t_tune = time.perf_counter() - t0
-    rsh, _ = run_proficio_batch(bank, theta, answers, tuning.control)
-    ssh = summarize(rsh)
+    ssh = summarize(run_exposure(bank, theta, answers, tuning.control))
     check = summarize(simulate(engine.CatEngine(bank, engine.Blueprint(
         se_target=SE_TARGET, max_items=MAX_ITEMS, exposure=tuning.control)),
         np.random.default_rng(11).normal(size=5000), rng=12))
@@ -276,6 +308,13 @@ def main() -> None:
           f"{check.max_exposure:.3f} on 5,000 fresh simulees; length {ssh.mean_length:.2f} "
           f"(+{100 * (ssh.mean_length / base.mean_length - 1):.1f} %), RMSE "
           f"{ssh.skills[0].rmse:.3f}, overlap {ssh.overlap_rate:.3f}")
+    capped = summarize(simulate(engine.CatEngine(bank, engine.Blueprint(
+        se_target=SE_TARGET, max_items=MAX_ITEMS, exposure=engine.ExposureCap(0.25))),
+        theta, answers=answers, update_rates_every=50))
+    print(f"exposure cap 0.25 (running rates, updated every 50 simulees): max exposure "
+          f"{capped.max_exposure:.3f}, length {capped.mean_length:.2f} "
+          f"(+{100 * (capped.mean_length / base.mean_length - 1):.1f} %), RMSE "
+          f"{capped.skills[0].rmse:.3f}")
 
 
 if __name__ == "__main__":
