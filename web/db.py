@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,6 +51,12 @@ def _close_request_session(_exc: BaseException | None) -> None:
 
 @contextmanager
 def unit_of_work() -> Iterator[Session]:
-    """A write transaction owned by a service function."""
+    """A write transaction owned by a service function.
+
+    The request's read session is closed first: its snapshot (and, on SQLite, its lock) must not
+    outlive a write, and reads after the write then see it.
+    """
+    if has_app_context():
+        _close_request_session(None)
     with database().sessions() as session, session.begin():
         yield session

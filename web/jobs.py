@@ -59,8 +59,12 @@ def enqueue_calibration(job_id: int, database_url: str) -> None:
 def start_embedded_consumer(workers: int = 1) -> Consumer:
     """Start worker threads in this process (no signal handlers: the host process owns them)."""
     consumer = queue().huey.create_consumer(workers=workers, worker_type="thread", periodic=False,
-                                       check_worker_health=False)
-    consumer.start()
+                                            check_worker_health=False)
+    # Consumer.start() would also install signal handlers, taking SIGINT/SIGTERM away from the
+    # host (gunicorn's master); start the scheduler and worker threads only.
+    consumer.scheduler.start()
+    for _, worker in consumer.worker_threads:
+        worker.start()
     log.info("embedded job consumer started with %d worker thread(s)", workers)
     return consumer
 

@@ -23,7 +23,7 @@ from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFProtect
 
 from item_bank.models import StaffUser
-from web.db import get_db
+from web.db import database
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,9 +59,11 @@ def _load_user(user_id: str) -> StaffPrincipal | None:
         uid, epoch = (int(part) for part in user_id.split(":"))
     except ValueError:
         return None
-    user = get_db().get(StaffUser, uid)
-    if user is None or not user.active or user.login_epoch != epoch:
-        return None
+    with database().sessions() as db:  # a short session: no snapshot held for the request
+        user = db.get(StaffUser, uid)
+        if user is None or not user.active or user.login_epoch != epoch:
+            return None
+        db.expunge(user)
     return StaffPrincipal(user)
 
 

@@ -9,7 +9,9 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -81,14 +83,18 @@ def _second_organisation(url: str) -> str:
     return password
 
 
-@pytest.fixture(scope="session", params=WEB_BACKENDS)
-def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[Site]:
-    os.environ.setdefault("PROFICIO_INSTANCE", str(tmp_path_factory.mktemp("instance")))
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'demo.sqlite3'}"
-        info = build_demo_database(url)
-        yield Site(url, info, _second_organisation(url))
+@contextmanager
+def new_site(backend: str, folder: Path) -> Iterator[Site]:
+    """A fresh demo database (SQLite file in ``folder`` or a new PostgreSQL schema), dropped
+    afterwards, with the apps built on it disposed."""
+    os.environ.setdefault("PROFICIO_INSTANCE", str(folder / "instance"))
+    if backend == "sqlite":
+        url = f"sqlite:///{folder / f'demo-{uuid.uuid4().hex[:6]}.sqlite3'}"
+        made = Site(url, build_demo_database(url), _second_organisation(url))
+        try:
+            yield made
+        finally:
+            made.close_apps()
         return
     base = normalize_url(_PG_URL)
     schema = f"proficio_web_{uuid.uuid4().hex[:10]}"
@@ -96,13 +102,23 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = f"{base}?options=-csearch_path%3D{schema}"
+    made = None
     try:
-        info = build_demo_database(url)
-        yield Site(url, info, _second_organisation(url))
+        made = Site(url, build_demo_database(url), _second_organisation(url))
+        yield made
     finally:
+        if made is not None:
+            made.close_apps()
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session", params=WEB_BACKENDS)
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[Site]:
+    with new_site(request.param, tmp_path_factory.mktemp("web")) as made:
+        yield made
 
 
 @pytest.fixture
