@@ -8,7 +8,8 @@ the skill from the given item parameters, cut into ``n_strata`` quantile strata 
 Zwick, Thayer & Wingersky 1994 for CAT data). θ̂ from a few items carries measurement error and
 prior shrinkage, which attenuates Δ_MH: in our simulation (2 × 2,000 persons, 15 of 30 items
 each) a true Δ of about −1.18 came out between −0.9 and −1.2, so class B needs larger samples
-on sparse data than on complete forms. The matching variable is not purified of DIF items.
+on sparse data than on complete forms. By default the matching variable is purified in two
+stages (Holland & Thayer 1988): items classed B or C in a first pass leave it.
 
 **Mantel–Haenszel** (dichotomous items; Mantel & Haenszel 1959; Holland & Thayer 1988). In
 stratum ``k`` with ``A_k, B_k`` the correct/incorrect counts of the reference group, ``C_k, D_k``
@@ -69,7 +70,8 @@ class DIFResult:
     """DIF statistics per item (arrays of shape ``(n_items,)`` aligned with ``item_ids``).
 
     MH fields are NaN (class "") for polytomous items. ``matching`` is ``"score"`` or
-    ``"theta"`` per item.
+    ``"theta"`` per item; ``purified`` the items left out of the matching variable in the
+    second stage.
     """
 
     item_ids: tuple[str, ...]
@@ -92,6 +94,7 @@ class DIFResult:
     delta_r2: NDArray[np.float64]
     lr_class: tuple[str, ...]
     min_group: int
+    purified: tuple[str, ...] = ()
 
     COLUMNS = ("item_id", "skill", "n_reference", "n_focal", "matching", "mh_alpha", "mh_delta",
                "mh_delta_se", "mh_chi2", "mh_p", "ets_class", "lr_uniform", "lr_nonuniform",
@@ -307,27 +310,51 @@ def _groups(group: ArrayLike, n_persons: int, reference: str | None, focal: str 
 
 
 def _matching(data: SparseResponses, bank: Bank, skill_items: NDArray[np.int64],
-              n_strata: int) -> tuple[NDArray, NDArray, str]:
-    """Matching variable and strata per person for the items of one skill."""
+              n_strata: int, use: NDArray[np.int64] | None = None
+              ) -> tuple[NDArray, NDArray, str]:
+    """Matching variable and strata per person for the items of one skill.
+
+    ``use`` (default: all of ``skill_items``) are the items that make up the matching variable;
+    whether the form is complete is judged on every administered item of the skill.
+    """
+    use = skill_items if use is None else np.sort(np.asarray(use, dtype=np.int64))
     in_skill = np.isin(data.item, skill_items)
-    person, item, resp = data.person[in_skill], data.item[in_skill], data.response[in_skill]
+    person, item = data.person[in_skill], data.item[in_skill]
     counts = np.bincount(person, minlength=data.n_persons)
     answered = counts > 0
     n_form = np.unique(item).size  # administered items of the skill
     complete = bool(np.all(counts[answered] == n_form))
+    sel = np.isin(data.item, use)
+    person, item, resp = data.person[sel], data.item[sel], data.response[sel]
     if complete:
         score = np.bincount(person, weights=resp, minlength=data.n_persons)
         return score, score.astype(np.int64), "score"
-    local = np.searchsorted(skill_items, item)
-    sub = SparseResponses(person, local, resp, data.n_persons, skill_items.size)
-    theta = eap(sub, bank.take(skill_items)).theta
+    sub = SparseResponses(person, np.searchsorted(use, item), resp, data.n_persons, use.size)
+    theta = eap(sub, bank.take(use)).theta
     edges = np.quantile(theta[answered], np.linspace(0, 1, n_strata + 1)[1:-1])
     return theta, np.searchsorted(edges, theta, side="right"), "theta"
 
 
+def _item_stats(data: SparseResponses, bank: Bank, i: int, is_foc: NDArray[np.bool_],
+                m: NDArray, strata: NDArray) -> tuple[int, int, MantelHaenszel, LogisticDIF]:
+    rows = np.flatnonzero(data.item == i)
+    p, y = data.person[rows], data.response[rows]
+    foc = is_foc[p]
+    if bank.n_categories[i] == 2 and rows.size:
+        mh = mantel_haenszel(y, foc, strata[p])
+    else:
+        mh = MantelHaenszel(*[float("nan")] * 5, "")
+    if rows.size and foc.any() and (~foc).any():
+        lr = logistic_dif(y, foc, m[p], int(bank.n_categories[i]))
+    else:
+        lr = LogisticDIF(*[float("nan")] * 5, "")
+    return int((~foc).sum()), int(foc.sum()), mh, lr
+
+
 def dif(responses: SparseResponses, bank: Bank, group: ArrayLike, *,
         reference: str | None = None, focal: str | None = None, n_strata: int = N_STRATA,
-        min_group: int = MIN_GROUP, items: Sequence[str] | None = None) -> DIFResult:
+        min_group: int = MIN_GROUP, items: Sequence[str] | None = None,
+        purify: bool = True) -> DIFResult:
     """MH and logistic-regression DIF for every item (or ``items``) of ``bank``.
 
     Parameters
@@ -339,42 +366,52 @@ def dif(responses: SparseResponses, bank: Bank, group: ArrayLike, *,
         reference).
     n_strata : θ̂ strata for MH on sparse data.
     min_group : below this many responses per group a row is marked unreliable.
+    purify : two-stage matching (Holland & Thayer 1988): items classed B or C (MH or LR) in a
+        first pass leave the matching variable of the second pass, except that a studied
+        item always counts in its own matching variable.
     """
     responses.check_categories(bank)
     if n_strata < 2:
         raise ValueError(f"n_strata must be >= 2, got {n_strata}")
     is_ref, is_foc, reference, focal = _groups(group, responses.n_persons, reference, focal)
-    wanted = range(len(bank)) if items is None else [bank.index(i) for i in items]
+    wanted = list(range(len(bank))) if items is None else [bank.index(i) for i in items]
     keep = is_ref[responses.person] | is_foc[responses.person]
     data = SparseResponses(responses.person[keep], responses.item[keep],
                            responses.response[keep], responses.n_persons, responses.n_items)
-    match_cache: dict[str, tuple[NDArray, NDArray, str]] = {}
-    out: dict[str, list] = {k: [] for k in ("nr", "nf", "match", "mh", "lr")}
-    for i in wanted:
-        skill = bank.skills[i]
-        if skill not in match_cache:
-            match_cache[skill] = _matching(data, bank, bank.skill_indices(skill), n_strata)
-        m, strata, kind = match_cache[skill]
-        rows = np.flatnonzero(data.item == i)
-        p, y = data.person[rows], data.response[rows]
-        foc = is_foc[p]
-        out["nr"].append(int((~foc).sum()))
-        out["nf"].append(int(foc.sum()))
-        out["match"].append(kind)
-        if bank.n_categories[i] == 2 and rows.size:
-            out["mh"].append(mantel_haenszel(y, foc, strata[p]))
-        else:
-            out["mh"].append(MantelHaenszel(*[float("nan")] * 5, ""))
-        if rows.size and foc.any() and (~foc).any():
-            out["lr"].append(logistic_dif(y, foc, m[p], int(bank.n_categories[i])))
-        else:
-            out["lr"].append(LogisticDIF(*[float("nan")] * 5, ""))
-    mh, lr = out["mh"], out["lr"]
+    skills = {bank.skills[i] for i in wanted}
+    base = {s: _matching(data, bank, bank.skill_indices(s), n_strata) for s in skills}
+    stats_ = {i: _item_stats(data, bank, i, is_foc, *base[bank.skills[i]][:2]) for i in wanted}
+    kinds = {i: base[bank.skills[i]][2] for i in wanted}
+    purified: list[str] = []
+    if purify:
+        flagged = {i for i, (_, _, mh, lr) in stats_.items()
+                   if mh.ets_class in ("B", "C") or lr.dif_class in ("B", "C")}
+        for s in skills:
+            members = bank.skill_indices(s)
+            out_s = [i for i in members if i in flagged]
+            use = np.array([i for i in members if i not in flagged], dtype=np.int64)
+            if not out_s or use.size < 2:
+                continue
+            purified += [bank.item_ids[i] for i in out_s]
+            m0, strata0, kind = _matching(data, bank, members, n_strata, use)
+            for i in (i for i in wanted if bank.skills[i] == s):
+                if i not in flagged:
+                    stats_[i] = _item_stats(data, bank, i, is_foc, m0, strata0)
+                    continue
+                # the studied item counts in its own matching variable
+                m1, strata1, _ = _matching(data, bank, members, n_strata,
+                                           np.append(use, i))
+                stats_[i] = _item_stats(data, bank, i, is_foc, m1, strata1)
+                kinds[i] = kind
+    nr = np.array([stats_[i][0] for i in wanted])
+    nf = np.array([stats_[i][1] for i in wanted])
+    mh = [stats_[i][2] for i in wanted]
+    lr = [stats_[i][3] for i in wanted]
     arr = lambda xs, f: np.array([getattr(x, f) for x in xs], dtype=float)  # noqa: E731
     return DIFResult(
         tuple(bank.item_ids[i] for i in wanted), tuple(bank.skills[i] for i in wanted),
-        reference, focal, np.array(out["nr"]), np.array(out["nf"]), tuple(out["match"]),
+        reference, focal, nr, nf, tuple(kinds[i] for i in wanted),
         arr(mh, "alpha"), arr(mh, "delta"), arr(mh, "delta_se"), arr(mh, "chi2"),
         arr(mh, "p_value"), tuple(x.ets_class for x in mh), arr(lr, "uniform"),
         arr(lr, "nonuniform"), arr(lr, "total"), arr(lr, "p_value"), arr(lr, "delta_r2"),
-        tuple(x.dif_class for x in lr), min_group)
+        tuple(x.dif_class for x in lr), min_group, tuple(purified))

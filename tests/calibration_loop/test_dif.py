@@ -82,8 +82,8 @@ def test_uniform_dif_of_half_a_logit_is_flagged(sparse_items: int | None) -> Non
     rng = np.random.default_rng(3)
     ref, foc = _two_banks(rng)
     data = _simulate(rng, ref, foc, sparse_items)
-    group = np.array(["ref"] * N_PER_GROUP + ["foc"] * N_PER_GROUP)
-    res = dif(data, ref, group, reference="ref", focal="foc")
+    group = np.array(["r"] * N_PER_GROUP + ["f"] * N_PER_GROUP)
+    res = dif(data, ref, group, reference="r", focal="f")
     assert res.matching[0] == ("score" if sparse_items is None else "theta")
     flagged = [res.ets_class[k] in ("B", "C") for k in DIF_ITEMS]
     if sparse_items is None:
@@ -99,6 +99,13 @@ def test_uniform_dif_of_half_a_logit_is_flagged(sparse_items: int | None) -> Non
     assert np.mean([res.ets_class[k] == "A" for k in clean]) >= 0.9
     summary = res.by_skill()
     assert summary[0][:2] == ("default", 30) and sum(summary[0][2:5]) == 30
+    # two-stage matching: the flagged items left the matching variable, which moves their Δ
+    # away from 0 (contamination removed)
+    assert {res.item_ids[k] for k in DIF_ITEMS if flagged[DIF_ITEMS.index(k)]} \
+        <= set(res.purified)
+    plain = dif(data, ref, group, reference="r", focal="f", purify=False)
+    assert plain.purified == ()
+    assert np.mean(res.mh_delta[list(DIF_ITEMS)]) < np.mean(plain.mh_delta[list(DIF_ITEMS)])
 
 
 def test_polytomous_items_get_the_ordinal_lr_test() -> None:
