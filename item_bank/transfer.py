@@ -79,8 +79,14 @@ def export_kind(path: str | Path, kind: str | None = None) -> str:
     return kinds[suffix]
 
 
-def write_bank_file(path: str | Path, doc: BankDocument, kind: str | None = None) -> str:
-    """Write ``doc`` in the format of ``kind`` (default: from the extension); returns the kind."""
+def write_bank_file(path: str | Path, doc: BankDocument, kind: str | None = None, *,
+                    plain: bool = False) -> str:
+    """Write ``doc`` in the format of ``kind`` (default: from the extension); returns the kind.
+
+    ``plain`` limits the parameters CSV to the DESIGN.md columns (``item_id … d``, ``se_*``,
+    ``n_responses``), dropping Proficio's ``provisional`` flag, for tools that accept nothing
+    else (e.g. ``proficio calibrate --items/--anchors``).
+    """
     kind = export_kind(path, kind)
     if kind == "json":
         write_bank_json(path, doc)
@@ -92,5 +98,8 @@ def write_bank_file(path: str | Path, doc: BankDocument, kind: str | None = None
         recs = doc.parameters
         if not recs:
             raise ValueError("the bank has no parameters to export")
-        write_items_csv(path, Bank.from_params(r.params for r in recs), parameter_columns(recs))
+        extra = parameter_columns(recs)
+        if plain:
+            extra.pop("provisional")
+        write_items_csv(path, Bank.from_params(r.params for r in recs), extra)
     return kind

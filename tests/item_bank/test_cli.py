@@ -44,6 +44,13 @@ def test_import_export_round_trip(url, tmp_path, capsys):
     with open(tmp_path / "p.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["item_id"] for r in rows][:2] == ["DB-001", "DB-002"]
+    assert rows[4]["provisional"] == "true"
+    assert main(["bank", "export", "--plain", "--out", str(tmp_path / "plain.csv"),
+                 "--database-url", url]) == 0
+    with open(tmp_path / "plain.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert header == ["item_id", "skill", "model", "a", "b", "c", "d", "se_a", "se_b", "se_c",
+                      "se_d", "n_responses"]
     # importing the same items again is refused, with the file and field named
     assert main(["bank", "import", str(tmp_path / "b.json"), "--database-url", url]) == 2
     assert "field 'id': the bank already has" in capsys.readouterr().err

@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--skill", action="append", default=None, help="only this skill (repeat)")
     exp.add_argument("--status", action="append", default=None,
                      help="only items with this status (repeat)")
+    exp.add_argument("--plain", action="store_true",
+                     help="parameters CSV with the DESIGN.md columns only (no 'provisional'), "
+                          "e.g. for `proficio calibrate --items/--anchors`")
     add_url_option(exp)
     exp.set_defaults(handler=run_export)
 
@@ -81,7 +84,7 @@ def run_export(args: argparse.Namespace) -> int:
         engine.dispose()
     if not doc.items:
         raise ValueError("nothing to export: the bank has no matching items")
-    kind = write_bank_file(args.out, doc, args.kind)
+    kind = write_bank_file(args.out, doc, args.kind, plain=args.plain)
     print(f"wrote {len(doc.items)} items ({len(doc.parameters)} with parameters) to {args.out} "
           f"[{kind}]")
     return 0

@@ -7,6 +7,7 @@ The database is ``--database-url``, else ``$DATABASE_URL``, else the SQLite file
 from __future__ import annotations
 
 import argparse
+import logging
 
 from sqlalchemy import Engine
 
@@ -24,6 +25,7 @@ def open_engine(args: argparse.Namespace, check: bool = True) -> Engine:
     is turned into a one-line error naming `proficio db upgrade`)."""
     from web.cli import CommandError
 
+    _quiet_alembic(keep_migrations=not check)
     engine = db.make_engine(getattr(args, "database_url", None))
     if check:
         try:
@@ -32,6 +34,16 @@ def open_engine(args: argparse.Namespace, check: bool = True) -> Engine:
             engine.dispose()
             raise CommandError(str(exc)) from None
     return engine
+
+
+def _quiet_alembic(keep_migrations: bool) -> None:
+    """Alembic logs its plugin set-up and context at INFO on every schema check; the CLI shows
+    only the migrations it runs (``db upgrade``), unless ``-v`` asked for everything."""
+    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        return
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    if not keep_migrations:
+        logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
