@@ -18,7 +18,7 @@ from sqlalchemy import select
 import irt
 from item_bank import repository as repo
 from item_bank.db import make_engine, transaction
-from item_bank.models import Assessment, CandidateSession, Candidate, Invitation, Item, Response
+from item_bank.models import Assessment, Candidate, CandidateSession, Invitation, Item, Response
 from tests.web.conftest import WEB_BACKENDS, login, new_site
 from web.jobs import start_embedded_consumer
 
