@@ -26,6 +26,8 @@ class Database:
         if check:
             check_schema(self.engine)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        #: Write units of work (``BEGIN IMMEDIATE`` on SQLite: they queue instead of failing).
+        self.write_sessions: sessionmaker[Session] = session_factory(self.engine, write=True)
 
     def init_app(self, app: Flask) -> None:
         app.extensions[EXTENSION] = self
@@ -58,5 +60,5 @@ def unit_of_work() -> Iterator[Session]:
     """
     if has_app_context():
         _close_request_session(None)
-    with database().sessions() as session, session.begin():
+    with database().write_sessions() as session, session.begin():
         yield session
