@@ -37,7 +37,7 @@ from engine.errors import (
     UnknownItemError,
 )
 from engine.pool import ItemPool, as_pool, compile_bank
-from engine.strategies import KLInfo, MaxInfo, SelectionContext, Selector
+from engine.strategies import KLInfo, MaxInfo, NoExposureControl, SelectionContext, Selector
 
 #: Stop reasons recorded in `CatState.stop_reason`.
 STOP_REASONS = ("se_target", "classified", "max_items", "bank_exhausted")
@@ -66,6 +66,16 @@ def eap_on_grid(log_post: NDArray[np.float64], nodes: NDArray[np.float64]
     dev = nodes - theta[:, None]
     var = (w * dev * dev).sum(axis=1) / total
     return theta, np.sqrt(var)
+
+
+def _eap_1d(log_post: NDArray[np.float64], nodes: NDArray[np.float64]) -> tuple[float, float]:
+    """`eap_on_grid` for one session: the same operations in the same order on a 1-D row
+    (contiguous reductions use the same pairwise summation), so the numbers are identical."""
+    w = np.exp(log_post - log_post.max())
+    total = w.sum()
+    theta = (w * nodes).sum() / total
+    dev = nodes - theta
+    return float(theta), float(np.sqrt((w * dev * dev).sum() / total))
 
 
 # --------------------------------------------------------------------------- state values
@@ -292,6 +302,13 @@ class CatEngine:
         self.prior_log = {s: -0.5 * ((self.nodes - m) / sd) ** 2
                           for s, (m, sd) in self.prior.items()}
         self.exposure_prepared = bp.exposure.prepare(self.pool)
+        self._plain = type(bp.exposure) is NoExposureControl
+        # a skill whose items are consecutive in the bank is read through a view, not a gather
+        self._cols: dict[str, slice | NDArray[np.int64]] = {}
+        for s, tab in self.tables.items():
+            idx = tab.idx
+            contiguous = idx.size and idx[-1] - idx[0] + 1 == idx.size
+            self._cols[s] = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx
         self.n_categories = bank.n_categories
         self.skill_of_item = bank.skills
         self._llr: dict[str, NDArray[np.float64]] = {}
@@ -365,8 +382,7 @@ class CatEngine:
             return self._advance(state.seed, (*state.events, event), state.trajectory,
                                  state.decisions, new, stop=None)
         lp = memo.log_post[skill] + self.compiled.log_p[i, r]
-        th, sd = eap_on_grid(lp[None, :], self.nodes)
-        theta, se = float(th[0]), float(sd[0])
+        theta, se = _eap_1d(lp, self.nodes)
         log_post = dict(memo.log_post)
         log_post[skill] = lp
         counts = dict(memo.counts)
@@ -488,6 +504,9 @@ class CatEngine:
         names = self.skill_names
         total = memo.n_scored
         excl = memo.excluded
+        if len(names) == 1:
+            s = names[0]
+            return s if memo.counts[s] < self.skill_max[s] else None
         open_ = [memo.counts[s] < self.skill_max[s] and not excl[self.tables[s].idx].all()
                  for s in names]
         deficit = [max(self.skill_min[s] - memo.counts[s], 0) for s in names]
@@ -529,20 +548,25 @@ class CatEngine:
         if skill is None:
             return None
         tables = self.tables[skill]
-        avail = ~memo.excluded[tables.idx]
+        excluded = memo.excluded[self._cols[skill]]
         n_given = memo.counts[skill]
         selector = effective_selector(bp.selector, n_given)
         theta = memo.theta[skill]
         ctx = SelectionContext(tables, np.array([theta]), memo.log_post[skill][None, :],
                                np.array([n_given]), self.skill_max[skill], self.nodes)
-        crit = np.where(avail, selector.criterion(ctx), -np.inf)
-        choice = bp.exposure.choose(crit, tables, np.array([seed], dtype=np.uint64),
-                                    np.array([memo.n_scored]), self.exposure_prepared)
-        col = int(choice.column[0])
+        crit = np.where(excluded, -np.inf, selector.criterion(ctx))
+        n_free = excluded.size - int(np.count_nonzero(excluded))
+        if n_free == 0:
+            return None
+        if self._plain:
+            col, rank = int(crit[0].argmax()), 1
+        else:
+            choice = bp.exposure.choose(crit, tables, np.array([seed], dtype=np.uint64),
+                                        np.array([memo.n_scored]), self.exposure_prepared)
+            col, rank = int(choice.column[0]), int(choice.rank[0])
         i = int(tables.idx[col])
         audit = SelectionAudit(selector.name, bp.exposure.name, skill, theta,
-                               float(crit[0, col]), int(choice.rank[0]),
-                               int(np.count_nonzero(avail)))
+                               float(crit[0, col]), rank, n_free)
         return self.pool.bank.item_ids[i], audit
 
     def _advance(self, seed: int, events: tuple[ItemEvent, ...],
