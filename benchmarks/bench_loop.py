@@ -202,7 +202,8 @@ def study_linking(reps: int) -> None:
         for m in METHODS:
             res = link(cal_n, cal_b, m)
             errs[m].append((res.A - a_s, res.B - b_s))
-    print("| method | RMSE A | RMSE B | max abs. error A | max abs. error B |\n|---|---|---|---|---|")
+    print("| method | RMSE A | RMSE B | max abs. error A | max abs. error B |\n"
+          "|---|---|---|---|---|")
     for m, e in errs.items():
         e = np.asarray(e)
         rmse = np.sqrt(np.mean(e**2, axis=0))
