@@ -6,6 +6,7 @@
 * ``SECRET_KEY`` (random, kept in ``instance/secret_key``): signs cookies and CSRF tokens.
 * ``PROFICIO_QUEUE_URL`` (SQLite file in the instance folder): ``redis://…`` for a shared queue.
 * ``RATELIMIT_STORAGE_URI`` (``memory://``): ``redis://…`` so limits hold across workers.
+* ``PROFICIO_RATELIMIT`` (``1``): ``0`` switches rate limiting off (load tests from one address).
 * ``PROFICIO_MAX_UPLOAD_MB`` (``10``): largest request body, uploads included.
 * ``PROFICIO_BASE_URL`` (``http://127.0.0.1:5000``): used to print candidate links.
 * ``SESSION_COOKIE_SECURE`` (``1`` in production, else ``0``): cookies only over HTTPS.
@@ -62,6 +63,7 @@ class Settings:
     secret_from_env: bool
     queue_url: str | None
     ratelimit_storage_uri: str
+    ratelimit_enabled: bool
     max_upload_mb: int
     base_url: str
     session_cookie_secure: bool
@@ -86,6 +88,7 @@ class Settings:
             secret_from_env=bool(secret),
             queue_url=env.get("PROFICIO_QUEUE_URL") or None,
             ratelimit_storage_uri=env.get("RATELIMIT_STORAGE_URI", "memory://"),
+            ratelimit_enabled=_flag(env.get("PROFICIO_RATELIMIT"), True),
             max_upload_mb=upload,
             base_url=env.get("PROFICIO_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
             session_cookie_secure=_flag(env.get("SESSION_COOKIE_SECURE"), mode == "production"),
@@ -104,6 +107,8 @@ class Settings:
                          "characters")
         if not self.session_cookie_secure:
             found.append("SESSION_COOKIE_SECURE is off; production cookies must be HTTPS-only")
+        if not self.ratelimit_enabled:
+            found.append("PROFICIO_RATELIMIT is off; production needs rate limits")
         if self.ratelimit_storage_uri.startswith("memory://"):
             found.append("RATELIMIT_STORAGE_URI is memory://; limits are per worker (use redis://)")
         return found

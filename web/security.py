@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -88,6 +89,15 @@ def staff_required(*roles: str) -> Callable[[F], F]:
         return wrapped  # type: ignore[return-value]
 
     return decorator
+
+
+def candidate_key() -> str:
+    """Rate-limit key for a candidate's answers: their session (bearer token) or invitation
+    link, so that candidates behind one NAT address do not share a budget."""
+    secret = request.headers.get("Authorization", "") or (request.view_args or {}).get("token", "")
+    if not secret:
+        return get_remote_address()
+    return "candidate:" + hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def organisation_id() -> int:

@@ -16,7 +16,15 @@ from flask_smorest import Api
 from flask_smorest import Blueprint as ApiBlueprint
 from marshmallow import Schema, fields, validate
 
-from web.security import ANSWER_LIMIT, START_LIMIT, csrf, limiter, organisation_id, staff_required
+from web.security import (
+    ANSWER_LIMIT,
+    START_LIMIT,
+    candidate_key,
+    csrf,
+    limiter,
+    organisation_id,
+    staff_required,
+)
 from web.services import candidate as flow
 from web.services import reports, staff
 
@@ -115,7 +123,7 @@ def get_session(session_id: int):  # type: ignore[no-untyped-def]
 
 
 @sessions.route("/<int:session_id>/responses", methods=["POST"])
-@limiter.limit(ANSWER_LIMIT)
+@limiter.limit(ANSWER_LIMIT, key_func=candidate_key)
 @sessions.arguments(AnswerSchema)
 @sessions.response(200, SessionSchema)
 @sessions.alt_response(401, response="DEFAULT_ERROR")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from web.security import ANSWER_LIMIT, START_LIMIT, limiter
+from web.security import ANSWER_LIMIT, START_LIMIT, candidate_key, limiter
 from web.services import candidate as flow
 
 bp = Blueprint("candidate", __name__, url_prefix="/t")
@@ -57,7 +57,7 @@ def question(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/<token>/answer", methods=["POST"])
-@limiter.limit(ANSWER_LIMIT)
+@limiter.limit(ANSWER_LIMIT, key_func=candidate_key)
 def answer(token: str):  # type: ignore[no-untyped-def]
     item_id = request.form.get("item_id", "")[:64]
     choice = request.form.get("answer", "")[:64]
