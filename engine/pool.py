@@ -179,6 +179,7 @@ class CompiledBank:
     skill_of: NDArray[np.int64]  # position of each item's skill in `skill_names`
     skill_names: tuple[str, ...]
     _llr: dict = field(default_factory=dict, repr=False)
+    _bank_ref: object = field(default=None, repr=False)  # weakref to the compiled Bank
 
     def log_likelihood_ratio(self, upper: float, lower: float) -> NDArray[np.float64]:
         """``log P_ik(upper) − log P_ik(lower)`` per item and category: ``(n_items, K_max)``.
@@ -192,8 +193,6 @@ class CompiledBank:
                         PROB_FLOOR, 1.0)
             self._llr[key] = np.log(p[0]) - np.log(p[1])
         return self._llr[key]
-
-    _bank_ref: object = field(default=None, repr=False)
 
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
