@@ -110,7 +110,8 @@ def test_correct_never_lowers_theta(bank_500, answers, seed):
     for x in answers:
         state = eng.record(state, state.pending, int(x))
         new = state.trajectory["default"][-1].theta
-        assert (new >= theta) if x else (new <= theta)
+        # (1e-12: rounding of the weighted mean when the posterior sits on the grid's edge)
+        assert (new >= theta - 1e-12) if x else (new <= theta + 1e-12)
         theta = new
     # all-correct / all-wrong patterns stay finite and inside the grid
     assert np.isfinite(theta) and abs(theta) < 5
