@@ -10,6 +10,11 @@
 * ``PROFICIO_MAX_UPLOAD_MB`` (``10``): largest request body, uploads included.
 * ``PROFICIO_BASE_URL`` (``http://127.0.0.1:5000``): used to print candidate links.
 * ``SESSION_COOKIE_SECURE`` (``1`` in production, else ``0``): cookies only over HTTPS.
+* ``PROFICIO_METRICS_TOKEN`` (unset): when set, ``/metrics`` needs ``Authorization: Bearer <it>``.
+* ``PROFICIO_METRICS_PUBLIC`` (``0``): ``1`` serves ``/metrics`` without a token in production
+  (only when the network already restricts it); otherwise production answers 403 without a token.
+* ``PROFICIO_LOG_FORMAT`` (``json`` in production, else ``text``): JSON lines or plain text.
+* ``PROFICIO_LOG_LEVEL`` (``INFO``): level of the server and worker logs.
 
 In production the app refuses to start with a missing or weak ``SECRET_KEY``
 (`UnsafeConfiguration`).
@@ -26,6 +31,8 @@ from typing import Any
 
 ENVIRONMENTS = ("development", "testing", "production")
 MIN_SECRET_LENGTH = 32
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class UnsafeConfiguration(RuntimeError):
@@ -36,6 +43,14 @@ def _flag(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip()
+    value = value.upper() if allowed == LOG_LEVELS else value.lower()
+    if value not in allowed:
+        raise UnsafeConfiguration(f"{name} must be one of {allowed}, got {value!r}")
+    return value
 
 
 def instance_folder(env: Mapping[str, str] | None = None) -> Path:
@@ -67,6 +82,10 @@ class Settings:
     max_upload_mb: int
     base_url: str
     session_cookie_secure: bool
+    metrics_token: str = ""
+    metrics_public: bool = False
+    log_format: str = "text"
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +111,11 @@ class Settings:
             max_upload_mb=upload,
             base_url=env.get("PROFICIO_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
             session_cookie_secure=_flag(env.get("SESSION_COOKIE_SECURE"), mode == "production"),
+            metrics_token=env.get("PROFICIO_METRICS_TOKEN") or "",
+            metrics_public=_flag(env.get("PROFICIO_METRICS_PUBLIC"), False),
+            log_format=_choice(env, "PROFICIO_LOG_FORMAT", LOG_FORMATS,
+                               "json" if mode == "production" else "text"),
+            log_level=_choice(env, "PROFICIO_LOG_LEVEL", LOG_LEVELS, "INFO"),
         )
 
     def problems(self) -> list[str]:
@@ -123,6 +147,7 @@ class Settings:
         """The effective configuration with secrets masked (for ``proficio config check``)."""
         out = asdict(self)
         out["secret_key"] = "***" if self.secret_key else ""
+        out["metrics_token"] = "***" if self.metrics_token else ""
         out["instance"] = str(self.instance)
         for key in ("database_url", "queue_url", "ratelimit_storage_uri"):
             if out[key] and "@" in out[key] and ":" in out[key].split("@")[0].split("//")[-1]:
