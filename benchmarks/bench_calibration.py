@@ -10,8 +10,8 @@ The parent process generates every data set once (fixed seeds) into a temporary 
 (peer, case) fit then runs in its own child process with the same thread settings, so that time
 (the best of up to 5 runs of the fit call while they total under 5 s, inputs already in the
 peer's native format) and peak memory (the child's
-``ru_maxrss``, interpreter and data included) are measured alike. Recovery is the RMSE of a and
-b (GRM: thresholds) against the generating values. Prints a Markdown table with ratios.
+peak RSS, ``VmHWM``, interpreter and data included) are measured alike. Recovery is the RMSE of
+a and b (GRM: thresholds) against the generating values. Prints a Markdown table with ratios.
 
 Data:
 * dense 2PL: ``a ~ lognormal(0, 0.25)``, ``b ~ N(0, 1)``, θ ~ N(0, 1), complete.
@@ -73,6 +73,12 @@ def make_data(kind: str, n_items: int, n_persons: int, folder: Path) -> Path:
 
 
 def _rss_mib() -> float:
+    """Peak resident memory of this process (VmHWM; ``ru_maxrss`` would carry the parent's
+    high-water mark across fork/exec on Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -103,6 +103,7 @@ class _Skill:
     item_ids: tuple[str, ...]
     models: tuple[str, ...]
     latent: NDArray[np.float64] = field(default_factory=lambda: np.array([0.0, 0.0]))
+    hist: NDArray[np.float64] | None = None  # log weights of an empirical histogram
 
 
 class MMLCalibrator:
@@ -124,6 +125,11 @@ class MMLCalibrator:
     min_responses : items with fewer responses are calibrated but flagged.
     standard_errors : compute `se_` (cross-product information).
     dense : ``"auto"``, ``True`` or ``False``: the BLAS path for dense dichotomous data.
+    latent : ``"normal"`` (θ ~ N(0, 1) per skill) or ``"histogram"``: the latent density is an
+        empirical histogram on the quadrature nodes, re-estimated every cycle as the posterior
+        mass ``w_q = Σ_p π_pq / N`` and re-standardized to mean 0 and SD 1 (items transformed
+        with it: ``a ← a σ``, intercepts ``δ ← δ + a μ``) unless anchors fix the scale
+        (Bock & Aitkin 1981; Woods 2007).
     callback : called with an `EMProgress` after every cycle (progress bars).
 
     Attributes (after `fit`)
@@ -141,7 +147,7 @@ class MMLCalibrator:
                  half_width: float = 6.0, max_iter: int = 500, tol: float = 1e-4,
                  accelerate: str = "squarem", common_a: float | None = None,
                  min_responses: int = 30, standard_errors: bool = True,
-                 dense: bool | str = "auto",
+                 dense: bool | str = "auto", latent: str = "normal",
                  callback: Callable[[EMProgress], None] | None = None) -> None:
         self.model = model
         self.priors = priors
@@ -154,6 +160,7 @@ class MMLCalibrator:
         self.min_responses = min_responses
         self.standard_errors = standard_errors
         self.dense = dense
+        self.latent = latent
         self.callback = callback
 
     # ------------------------------------------------------------------ public API
@@ -238,6 +245,11 @@ class MMLCalibrator:
             raise ValueError(f"accelerate must be 'squarem' or 'none', got {self.accelerate!r}")
         if self.common_a is not None and not self.common_a > 0:
             raise ValueError(f"common_a must be > 0, got {self.common_a}")
+        if self.latent not in ("normal", "histogram"):
+            raise ValueError(f"latent must be 'normal' or 'histogram', got {self.latent!r}")
+        if self.latent == "histogram" and self.common_a is not None:
+            raise ValueError("latent='histogram' estimates the latent SD: it cannot be combined "
+                             "with a fixed common_a")
         if self.dense not in ("auto", True, False):
             raise ValueError(f"dense must be 'auto', True or False, got {self.dense!r}")
 
@@ -413,6 +425,9 @@ class MMLCalibrator:
         design = _Design(sk.person, sk.item, sk.response, n_p, n_s, kmax,
                          self._use_dense(sk))
 
+        if self.latent == "histogram":
+            sk.hist = base_logw.copy()
+
         def unpack(x: NDArray) -> None:
             pos = 0
             for g in sk.groups:
@@ -420,16 +435,23 @@ class MMLCalibrator:
                 g.phi[g.free] = x[pos:pos + k]
                 _clip_phi(g)
                 pos += k
-            if sk.free_latent:
+            if sk.hist is not None:  # packed as weights: their changes are what matters
+                w = np.maximum(x[pos:pos + nodes.size], 0.0)
+                sk.hist = np.log(np.maximum(w / w.sum(), 1e-300))
+            elif sk.free_latent:
                 sk.latent[:] = x[pos:pos + 2]
 
         def pack() -> NDArray:
             parts = [g.phi[g.free] for g in sk.groups]
-            if sk.free_latent:
+            if sk.hist is not None:
+                parts.append(np.exp(sk.hist))
+            elif sk.free_latent:
                 parts.append(sk.latent.copy())
             return np.concatenate(parts) if parts else np.zeros(0)
 
         def log_weights() -> NDArray:
+            if sk.hist is not None:
+                return sk.hist
             if not sk.free_latent:
                 return base_logw
             mu, log_sd = sk.latent
@@ -452,7 +474,9 @@ class MMLCalibrator:
             post, ll, r = design.estep(table(), log_weights())
             for g in sk.groups:
                 _m_step(g, r[g.local, : g.n_cat, :], nodes, priors)
-            if sk.free_latent:
+            if sk.hist is not None:
+                _update_histogram(sk, post.sum(axis=0), nodes)
+            elif sk.free_latent:
                 nq = post.sum(axis=0)
                 mu = float(nq @ nodes / nq.sum())
                 var = float(nq @ (nodes - mu) ** 2 / nq.sum())
@@ -536,7 +560,10 @@ class MMLCalibrator:
         eap = post @ nodes
         eap_sd = np.sqrt(np.maximum(post @ nodes**2 - eap**2, 0.0))
         n_free = sum(int(g.free.sum()) - _tied_extra(g) for g in sk.groups)
-        n_free += 2 if sk.free_latent else 0
+        if sk.hist is not None:
+            n_free += nodes.size - (1 if sk.free_latent else 3)
+        elif sk.free_latent:
+            n_free += 2
         params: list[ItemParams | None] = [None] * sk.items.size
         se_rows: dict[int, dict[str, object]] = {}
         cov_blocks = self._covariance(sk, post, nodes, priors, design) if self.standard_errors \
@@ -557,13 +584,19 @@ class MMLCalibrator:
                 if cov_blocks is not None:
                     se_rows[gpos] = _delta_method(g, row, cov_blocks[gi][row])
         mean, log_sd = (float(sk.latent[0]), float(sk.latent[1])) if sk.free_latent else (0, 0)
+        weights = np.exp(sk.hist if sk.hist is not None else base_logw_of(sk, nodes))
+        if sk.hist is not None:
+            mean = float(weights @ nodes)
+            log_sd = 0.5 * math.log(float(weights @ (nodes - mean) ** 2))
         n_persons = sk.person_global.size
         fit = SkillFit(
             skill=sk.name, n_items=sk.items.size, n_persons=n_persons,
             n_responses=int(sk.response.size), n_parameters=n_free, loglik=float(ll),
             aic=-2.0 * ll + 2.0 * n_free, bic=-2.0 * ll + math.log(max(n_persons, 1)) * n_free,
             n_iter=cycle, n_em_steps=n_steps, converged=converged, latent_mean=mean,
-            latent_sd=math.exp(log_sd), loglik_trace=tuple(trace))
+            latent_sd=math.exp(log_sd), loglik_trace=tuple(trace),
+            latent_nodes=tuple(float(v) for v in nodes),
+            latent_weights=tuple(float(v) for v in weights / weights.sum()))
         return {"fit": fit, "params": params, "se": se_rows, "eap": eap, "eap_sd": eap_sd}
 
     def _covariance(self, sk: _Skill, post: NDArray, nodes: NDArray, priors: Priors,
@@ -755,6 +788,40 @@ def _external(sk: _Skill, g: _Group, row: int, loc: int) -> ItemParams:
         return ItemParams(iid, model, a, -phi[1] / a, c, d, skill=sk.name)
     th = tuple(float(v) for v in -phi[1:] / a)
     return ItemParams(iid, model, a, thresholds=th, skill=sk.name)
+
+
+def _logsumexp(v: NDArray) -> float:
+    top = float(np.max(v))
+    return top + math.log(float(np.sum(np.exp(v - top))))
+
+
+def base_logw_of(sk: _Skill, nodes: NDArray) -> NDArray:
+    """The normal log weights a skill used (its estimated mean and SD with anchors)."""
+    mu, log_sd = (sk.latent[0], sk.latent[1]) if sk.free_latent else (0.0, 0.0)
+    z = (nodes - mu) / math.exp(log_sd)
+    lw = -0.5 * z * z
+    return lw - _logsumexp(lw)
+
+
+def _update_histogram(sk: _Skill, nq: NDArray, nodes: NDArray) -> None:
+    """Empirical-histogram M-step: ``w_q ∝ Σ_p π_pq``, re-standardized to mean 0 and SD 1.
+
+    Standardizing maps ``θ = μ + σ θ*``; the items follow (``a* = a σ``, ``δ* = δ + a μ``) and
+    the density is carried to the fixed nodes by linear interpolation, ``f*(t) = σ f(μ + σ t)``.
+    """
+    w = nq / nq.sum()
+    if not sk.free_latent:
+        mu = float(w @ nodes)
+        sd = math.sqrt(float(w @ (nodes - mu) ** 2))
+        for g in sk.groups:
+            a = np.exp(g.phi[:, 0])
+            g.phi[:, 1:2 if g.kind == K.KIND_DICHOTOMOUS else None] += (a * mu)[:, None]
+            g.phi[:, 0] += math.log(sd)
+            _clip_phi(g)
+        w = np.interp(mu + sd * nodes, nodes, w, left=0.0, right=0.0)
+        w = w / w.sum()
+    sk.hist = np.log(np.maximum(w, 1e-300))
+    sk.hist -= _logsumexp(sk.hist)
 
 
 def _tied_extra(g: _Group) -> int:

@@ -201,10 +201,18 @@ def calibrate_pretest(responses: SparseResponses, operational: Bank,
                                "calibration")
         se = cal.se_
         p = np.asarray(pos)
+        items = cal.items_.take(p)
+        se_b = se.b[p].copy()
+        th = se.thresholds[p]
+        for k in range(len(items)):
+            kk = int(items.n_categories[k]) - 1
+            if items.model_code[k] != 0 and not np.isfinite(se_b[k]):
+                # SE of the mean threshold; the calibrator reports no threshold covariances,
+                # so they are taken as 0 here (an approximation, usually slightly low)
+                se_b[k] = float(np.sqrt(np.sum(th[k, :kk] ** 2)) / kk)
         latent = tuple((f.skill, f.latent_mean, f.latent_sd) for f in cal.skills_)
-        return PretestCalibration(cal.items_.take(p), se.a[p], se.b[p], se.c[p], se.d[p],
-                                  se.thresholds[p], counts, method, latent, min_responses,
-                                  max_se_b, min_a)
+        return PretestCalibration(items, se.a[p], se_b, se.c[p], se.d[p], th, counts, method,
+                                  latent, min_responses, max_se_b, min_a)
     return _method_a(responses, operational, pretest, priors, theta_method, counts,
                      min_responses, max_se_b, min_a)
 

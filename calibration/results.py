@@ -131,7 +131,11 @@ class CalibrationIssue:
 
 @dataclass(frozen=True)
 class SkillFit:
-    """Fit summary of one skill (each skill is its own θ scale)."""
+    """Fit summary of one skill (each skill is its own θ scale).
+
+    ``latent_nodes``/``latent_weights`` give the latent density used at the end (normal, or the
+    empirical histogram), ``latent_mean``/``latent_sd`` its moments.
+    """
 
     skill: str
     n_items: int
@@ -147,6 +151,8 @@ class SkillFit:
     latent_mean: float
     latent_sd: float
     loglik_trace: tuple[float, ...]
+    latent_nodes: tuple[float, ...] = ()
+    latent_weights: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
