@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,6 +44,7 @@ from scipy import optimize, special
 from calibration.mml import MMLCalibrator
 from calibration.results import ItemSpec, Priors
 from irt import Bank, ItemParams, SparseResponses, eap, mle, paired_category_derivatives, wle
+from irt.io import write_items_csv
 from irt.models import PROB_FLOOR
 
 logger = logging.getLogger(__name__)
@@ -98,6 +100,18 @@ class PretestCalibration:
                 why.append(f"a {self.items.a[k]:.3g} < {self.min_a}")
             out.append("; ".join(why))
         return tuple(out)
+
+    def write_csv(self, path: str | Path) -> None:
+        """The pretest items in the DESIGN.md items format with ``se_*``, ``n_responses`` and
+        ``promote`` columns (importable into the item bank)."""
+        extra: dict[str, list] = {"se_a": list(self.se_a), "se_b": list(self.se_b),
+                                  "se_c": list(self.se_c), "se_d": list(self.se_d)}
+        for k in range(self.se_thresholds.shape[1] if not self.items.all_dichotomous else 0):
+            extra[f"se_b{k + 1}"] = list(self.se_thresholds[:, k])
+        extra["n_responses"] = [int(n) for n in self.n_responses]
+        extra["promote"] = ["yes" if p else "no" for p in self.promotable]
+        write_items_csv(path, self.items, {k: [float(v) if isinstance(v, np.floating) else v
+                                               for v in vals] for k, vals in extra.items()})
 
     COLUMNS = ("item_id", "skill", "model", "a", "b", "c", "d", "se_a", "se_b", "se_c", "se_d",
                "n_responses", "promote", "reason")

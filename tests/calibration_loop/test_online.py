@@ -8,6 +8,7 @@ import pytest
 import irt
 from calibration.online import calibrate_pretest
 from calibration.results import ItemSpec
+from irt.io import read_items_csv
 
 N_OPERATIONAL, N_PRETEST, CAT_LENGTH, PRETEST_PER_PERSON = 150, 20, 20, 2
 
@@ -120,3 +121,29 @@ def test_bad_input(study) -> None:
         calibrate_pretest(data, operational, [ItemSpec("i0001", "2pl")] * 20)
     with pytest.raises(ValueError, match="unknown online calibration method"):
         calibrate_pretest(data, operational, _specs(pretest), method="oem")
+
+
+@pytest.mark.parametrize("method", ["mem", "method-a"])
+def test_polytomous_and_3pl_pretest_items(method: str, tmp_path) -> None:
+    rng = np.random.default_rng(31)
+    operational = irt.generate_items(30, "2pl", rng)
+    grm = irt.generate_items(3, "grm", rng, prefix="g", n_categories=4)
+    three = irt.Bank.from_params([irt.ItemParams("c1", "3pl", 1.4, 0.5, 0.2)])
+    pretest = irt.Bank.from_params([*grm.params(), *three.params()])
+    theta = rng.normal(size=1500)
+    x = np.hstack([irt.simulate_responses(theta, operational, rng),
+                   irt.simulate_responses(theta, pretest, rng)])
+    data = irt.SparseResponses.from_dense(x)
+    specs = [ItemSpec(i, "grm", n_categories=4) for i in grm.item_ids] + [ItemSpec("c1", "3pl")]
+    res = calibrate_pretest(data, operational, specs, method=method, min_responses=1000)
+    assert res.items.models == ("grm", "grm", "grm", "3pl")
+    np.testing.assert_allclose(res.items.thresholds[:3], grm.thresholds, atol=0.3)
+    np.testing.assert_allclose(res.items.a[:3], grm.a, atol=0.25)
+    assert np.all(np.isfinite(res.se_thresholds[:3])) and np.all(res.se_b[:3] < 0.2)
+    assert abs(res.items.b[3] - 0.5) < 0.35 and np.isfinite(res.se_c[3])
+    assert res.promotable[:3].all()
+    res.write_csv(tmp_path / "pretest.csv")
+    back = read_items_csv(tmp_path / "pretest.csv")
+    np.testing.assert_allclose(back.bank.a, res.items.a, rtol=1e-5)
+    assert back.extra["promote"][:3] == ["yes"] * 3
+    assert back.extra["n_responses"][0] == "1500" and back.extra["se_b1"][0] != ""
