@@ -45,7 +45,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(config)
     url = app.config.get("DATABASE_URL", settings.database_url)
-    Database(url, check=app.config.get("PROFICIO_CHECK_SCHEMA", True)).init_app(app)
+    db = Database(url, check=app.config.get("PROFICIO_CHECK_SCHEMA", True))
+    db.init_app(app)
+    from web import observability
+
+    observability.init_app(app, db.engine)  # first: request ids and timing wrap everything
 
     from web import security
 
@@ -60,8 +64,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from web.blueprints import api, auth, candidate, psychometrician, recruiter
+    from web.blueprints import api, auth, candidate, ops, psychometrician, recruiter
 
+    app.register_blueprint(ops.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(candidate.bp)
     app.register_blueprint(recruiter.bp)

@@ -46,14 +46,18 @@ def queue() -> JobQueue:
     return JobQueue(huey, huey.task(name="calibrate")(_run_calibration))
 
 
-def _run_calibration(job_id: int, database_url: str) -> None:
+def _run_calibration(job_id: int, database_url: str, request_id: str | None = None) -> None:
+    from web.observability import bind_request_id
     from web.services.calibrations import run_job
 
-    run_job(job_id, database_url)
+    with bind_request_id(request_id):  # the enqueuing request's id, on the job's log records
+        run_job(job_id, database_url)
 
 
 def enqueue_calibration(job_id: int, database_url: str) -> None:
-    queue().calibrate(job_id, database_url)
+    from web.observability import current_request_id
+
+    queue().calibrate(job_id, database_url, current_request_id())
 
 
 def start_embedded_consumer(workers: int = 1) -> Consumer:

@@ -33,6 +33,7 @@ from item_bank import repository as repo
 from item_bank.content import ParameterRecord
 from item_bank.db import make_engine, transaction
 from item_bank.models import CalibrationJob, Item, utcnow
+from web import observability
 from web.db import get_db, unit_of_work
 
 log = logging.getLogger(__name__)
@@ -100,23 +101,27 @@ def _update(engine: Any, job_id: int, **values: Any) -> None:
 def run_job(job_id: int, database_url: str) -> None:
     """Run a queued calibration job; its outcome and progress are written to its row."""
     engine = make_engine(database_url)
+    started, outcome = time.monotonic(), "failed"
     try:
         with transaction(engine) as db:
             row = db.get(CalibrationJob, job_id)
             if row is None or row.status != "queued":
                 log.warning("calibration job %s is not queued; skipped", job_id)
+                outcome = "skipped"
                 return
             row.status, row.started_at, row.message = "running", utcnow(), "exporting responses"
             settings = JobSettings(**{**row.settings, "skills": tuple(row.settings["skills"])})
         result = _calibrate(engine, job_id, settings)
         _update(engine, job_id, status="succeeded", progress=1.0, result=result,
                 finished_at=utcnow(), message=result["summary"]["headline"])
+        outcome = "succeeded"
     except Exception as exc:  # a job must end in a visible state, whatever happened
         log.exception("calibration job %s failed", job_id)
         _update(engine, job_id, status="failed", finished_at=utcnow(),
                 message=f"{type(exc).__name__}: {exc}"[:2000])
     finally:
         engine.dispose()
+        observability.calibration_finished(outcome, time.monotonic() - started)
 
 
 def _calibrate(engine: Any, job_id: int, settings: JobSettings) -> dict[str, Any]:

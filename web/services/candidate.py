@@ -2,7 +2,9 @@
 
 Each function owns its transaction and commits before returning, so an answer is durable
 before the next question is shown. The engine state is the only session state; it lives in the
-database (`CandidateSession.engine_state`), so any worker can serve the next request.
+database (`CandidateSession.engine_state`), so any worker can serve the next request. The hot
+path (one answer) costs a handful of statements: lock the session row (checking its token),
+the bank fingerprint, insert the response, update the state.
 
 Safety rules enforced here:
 
@@ -24,12 +26,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine import Blueprint, CatEngine, CatState
+from engine import Blueprint, CatState
 from engine.errors import EngineError
 from item_bank import repository as repo
-from item_bank.models import CandidateSession, Invitation, Item, Response, utcnow
+from item_bank.models import CandidateSession, Invitation, Item, Response, Skill, utcnow
+from item_bank.security import hash_token
 from web.db import unit_of_work
-from web.services.engines import engine_for
+from web.services.engines import LiveAssessment, live_assessment
 
 
 class CandidateError(Exception):
@@ -76,8 +79,6 @@ class PendingItem:
 class SessionView:
     session_id: int
     status: str
-    assessment: str
-    skills: tuple[str, ...]
     pending: PendingItem | None
     answered: int
     max_items: int
@@ -99,57 +100,48 @@ def _aware(t: dt.datetime) -> dt.datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
 
 
-def _pending_item(db: Session, item_id: str | None) -> PendingItem | None:
-    if item_id is None:
-        return None
-    item = db.scalar(select(Item).where(Item.external_id == item_id))
-    if item is None:  # pragma: no cover - the engine only serves items of the bank
-        raise SessionNotFound(f"item {item_id!r} is missing from the bank")
-    return PendingItem(item.external_id, item.stem,
-                       tuple((str(o["id"]), str(o["text"])) for o in item.options))
-
-
-def _view(db: Session, row: CandidateSession, state: CatState | None, max_items: int,
+def _view(row: CandidateSession, live: LiveAssessment, state: CatState,
           token: str | None = None) -> SessionView:
-    pending = state.pending if (state is not None and row.status == "in_progress") else None
-    answered = db.scalar(select(Response.position).where(Response.session_id == row.id)
-                         .order_by(Response.position.desc()).limit(1)) or 0
-    assessment = row.assessment
-    skills = tuple(str(s.get("skill") if isinstance(s, dict) else s)
-                   for s in (assessment.blueprint or {}).get("skills", []))
-    return SessionView(row.id, row.status, assessment.name, skills, _pending_item(db, pending),
-                       int(answered), max_items, row.deadline, token)
+    pending = None
+    if row.status == "in_progress" and state.pending is not None:
+        facts = live.items[state.pending]
+        pending = PendingItem(state.pending, facts.stem, facts.options)
+    return SessionView(row.id, row.status, pending, len(state.events),
+                       live.engine.blueprint.max_items, row.deadline, token)
 
 
-def _finalize(db: Session, row: CandidateSession, engine: CatEngine, state: CatState,
+def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: CatState,
               status: str) -> None:
     """Store per-skill results from the engine and close the session."""
     stop = state.stop_reason or status
-    for skill, est in engine.estimates(state).items():
+    for skill, est in live.engine.estimates(state).items():
         repo.record_skill_result(db, row.id, skill, est.theta, est.se, est.n_items, stop)
     repo.finish_session(db, row, status)
 
 
-def _load(db: Session, row: CandidateSession) -> tuple[CatEngine, CatState]:
-    engine = engine_for(db, row.assessment)
-    return engine, CatState.from_dict(row.engine_state)
+def _load(db: Session, row: CandidateSession) -> tuple[LiveAssessment, CatState]:
+    return (live_assessment(db, row.assessment_id, row.blueprint),
+            CatState.from_dict(row.engine_state))
 
 
-def _check_deadline(db: Session, row: CandidateSession, engine: CatEngine, state: CatState,
+def _check_deadline(db: Session, row: CandidateSession, live: LiveAssessment, state: CatState,
                     now: dt.datetime) -> bool:
     """Close a running session whose deadline has passed; True when it did."""
     if row.status == "in_progress" and row.deadline is not None and now >= _aware(row.deadline):
-        _finalize(db, row, engine, state, "timed_out")
+        _finalize(db, row, live, state, "timed_out")
         return True
     return False
 
 
-def _lock(db: Session, row_id: int) -> CandidateSession:
-    """The session row, locked for update (PostgreSQL; SQLite serializes writers already)."""
-    row = db.scalar(select(CandidateSession).where(CandidateSession.id == row_id)
-                    .with_for_update())
+def _lock(db: Session, session_id: int, token: str | None = None) -> CandidateSession:
+    """The session row locked for update (PostgreSQL; SQLite write transactions are exclusive),
+    optionally only if ``token`` is its bearer token."""
+    stmt = select(CandidateSession).where(CandidateSession.id == session_id)
+    if token is not None:
+        stmt = stmt.where(CandidateSession.token_hash == hash_token(token))
+    row = db.scalar(stmt.with_for_update())
     if row is None:
-        raise SessionNotFound("no such session")
+        raise SessionNotFound("no such session for this token")
     return row
 
 
@@ -164,18 +156,18 @@ def start_or_resume(invitation_token: str, *, rotate_token: bool = False) -> Ses
         invitation = repo.find_invitation(db, invitation_token)
         if invitation is None:
             raise InvitationNotFound("this invitation link is not valid")
-        row = db.scalar(select(CandidateSession)
-                        .where(CandidateSession.invitation_id == invitation.id))
-        if row is None:
+        row_id = db.scalar(select(CandidateSession.id)
+                           .where(CandidateSession.invitation_id == invitation.id))
+        if row_id is None:
             return _start(db, invitation, now)
-        row = _lock(db, row.id)
-        engine, state = _load(db, row)
-        _check_deadline(db, row, engine, state, now)
+        row = _lock(db, row_id)
+        live, state = _load(db, row)
+        _check_deadline(db, row, live, state, now)
         token = None
         if rotate_token and row.status == "in_progress":
             token = secrets.token_urlsafe(32)
-            row.token_hash = repo.hash_token(token)
-        return _view(db, row, state, engine.blueprint.max_items, token)
+            row.token_hash = hash_token(token)
+        return _view(row, live, state, token)
 
 
 def _start(db: Session, invitation: Invitation, now: dt.datetime) -> SessionView:
@@ -186,30 +178,27 @@ def _start(db: Session, invitation: Invitation, now: dt.datetime) -> SessionView
     if _aware(invitation.expires_at) <= now:
         invitation.status = "expired"
         raise InvitationUnavailable("this invitation has expired")
-    engine = engine_for(db, invitation.assessment)
-    state = engine.start(seed=secrets.randbits(63))
-    limit = invitation.assessment.time_limit_minutes
+    assessment = invitation.assessment
+    live = live_assessment(db, assessment.id, assessment.blueprint)
+    state = live.engine.start(seed=secrets.randbits(63))
+    limit = assessment.time_limit_minutes
     deadline = now + dt.timedelta(minutes=limit) if limit else None
     row, token = repo.start_session(db, invitation, engine_state=state.to_dict(),
                                     deadline=deadline)
     if state.finished:  # an empty pool: nothing to ask
-        _finalize(db, row, engine, state, "completed")
-    return _view(db, row, state, engine.blueprint.max_items, token)
+        _finalize(db, row, live, state, "completed")
+    return _view(row, live, state, token)
 
 
-def find_session(session_id: int, token: str) -> CandidateSession | None:
-    with unit_of_work() as db:
-        row = repo.find_session_by_token(db, token)
-        return row if row is not None and row.id == session_id else None
-
-
-def session_status(session_id: int) -> SessionView:
+def session_status(session_id: int, token: str | None = None) -> SessionView:
+    """Status and pending item (checking ``token`` when given); closes a session past its
+    deadline."""
     now = utcnow()
     with unit_of_work() as db:
-        row = _lock(db, session_id)
-        engine, state = _load(db, row)
-        _check_deadline(db, row, engine, state, now)
-        return _view(db, row, state, engine.blueprint.max_items)
+        row = _lock(db, session_id, token)
+        live, state = _load(db, row)
+        _check_deadline(db, row, live, state, now)
+        return _view(row, live, state)
 
 
 def session_for_invitation(invitation_token: str) -> int | None:
@@ -222,68 +211,65 @@ def session_for_invitation(invitation_token: str) -> int | None:
                          .where(CandidateSession.invitation_id == invitation.id))
 
 
-def submit_answer(session_id: int, item_id: str, answer: str, *,
+def submit_answer(session_id: int, item_id: str, answer: str, *, token: str | None = None,
                   latency_ms: int | None = None) -> SessionView:
-    """Record the answer to the pending item and serve the next one (committed on return)."""
+    """Record the answer to the pending item and serve the next one (committed on return).
+
+    With ``token`` the session must be the one that bearer token opens.
+    """
     now = utcnow()
     try:
         with unit_of_work() as db:
-            row = _lock(db, session_id)
-            engine, state = _load(db, row)
-            if _check_deadline(db, row, engine, state, now):
-                # commit the time-out, then refuse the late answer
-                view = _view(db, row, state, engine.blueprint.max_items)
-                late = True
-            else:
-                late = False
-                view = _record(db, row, engine, state, item_id, answer, latency_ms, now)
-        if late:
-            raise SessionClosedError("the time limit has passed; the answers given before it "
-                                     "were scored")
-        return view
+            row = _lock(db, session_id, token)
+            live, state = _load(db, row)
+            late = _check_deadline(db, row, live, state, now)
+            if not late:
+                return _record(db, row, live, state, item_id, answer, latency_ms, now)
+        raise SessionClosedError("the time limit has passed; the answers given before it "
+                                 "were scored")
     except IntegrityError:
         # A concurrent duplicate of this very answer won the race: report the stored outcome.
-        view = session_status(session_id)
         with unit_of_work() as db:
-            if _already_recorded(db, session_id, item_id, answer):
-                return view
+            if _stored_answer(db, session_id, item_id) == answer:
+                row = _lock(db, session_id, token)
+                live, state = _load(db, row)
+                return _view(row, live, state)
         raise NotPendingError("this answer was not recorded; the question changed") from None
 
 
-def _already_recorded(db: Session, session_id: int, item_id: str, answer: str) -> bool:
-    stored = db.scalar(select(Response.raw_answer).join(Item)
-                       .where(Response.session_id == session_id, Item.external_id == item_id))
-    return stored is not None and stored == answer
+def _stored_answer(db: Session, session_id: int, item_id: str) -> str | None:
+    return db.scalar(select(Response.raw_answer).join(Item)
+                     .where(Response.session_id == session_id, Item.external_id == item_id))
 
 
-def _record(db: Session, row: CandidateSession, engine: CatEngine, state: CatState,
+def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: CatState,
             item_id: str, answer: str, latency_ms: int | None, now: dt.datetime) -> SessionView:
-    max_items = engine.blueprint.max_items
-    if _already_recorded(db, row.id, item_id, answer):
-        return _view(db, row, state, max_items)  # a repeat of an acknowledged answer
+    answered = any(e.item_id == item_id for e in state.events)
+    if answered and _stored_answer(db, row.id, item_id) == answer:
+        return _view(row, live, state)  # a repeat of an acknowledged answer
     if row.status != "in_progress":
         raise SessionClosedError(f"this session is {row.status.replace('_', ' ')}; it cannot "
                                  "be changed")
     if item_id != state.pending:
         raise NotPendingError("that is not the current question; please answer the question "
                               "shown now")
-    item = db.scalar(select(Item).where(Item.external_id == item_id))
-    options = {str(o["id"]) for o in item.options}
-    if answer not in options:
+    facts = live.items[item_id]
+    if answer not in {option_id for option_id, _ in facts.options}:
         raise InvalidAnswerError(f"field 'answer': {answer!r} is not one of the options "
-                                 f"{sorted(options)}")
-    score = int(answer == item.key)
+                                 f"{sorted(o for o, _ in facts.options)}")
+    score = int(answer == facts.key)
     try:
-        new_state = engine.record(state, item_id, score)
+        new_state = live.engine.record(state, item_id, score)
     except EngineError as exc:  # pragma: no cover - guarded above
         raise NotPendingError(str(exc)) from None
-    position = len(state.events) + 1
-    repo.record_response(db, row.id, item_id, position, answer, score, latency_ms=latency_ms,
-                         answered_at=now)
+    db.add(Response(session_id=row.id, item_id=facts.pk, position=len(state.events) + 1,
+                    raw_answer=answer, score=score, latency_ms=latency_ms, answered_at=now,
+                    parameter_version_id=facts.version_id))
+    db.flush()
     repo.save_engine_state(db, row, new_state.to_dict(), row.state_version)
     if new_state.finished:
-        _finalize(db, row, engine, new_state, "completed")
-    return _view(db, row, new_state, max_items)
+        _finalize(db, row, live, new_state, "completed")
+    return _view(row, live, new_state)
 
 
 @dataclass(frozen=True)
@@ -298,8 +284,6 @@ class InvitationOverview:
 
 
 def invitation_overview(invitation_token: str) -> InvitationOverview:
-    from item_bank.models import Skill
-
     with unit_of_work() as db:
         invitation = repo.find_invitation(db, invitation_token)
         if invitation is None:
