@@ -66,6 +66,8 @@ MAX_HALVINGS = 12
 #: Use the dense BLAS path when at least this share of persons × items is observed.
 DENSE_MIN_FILL = 0.5
 DENSE_MAX_CELLS = 40_000_000
+#: Products of at least this many cells (dense) or responses (sparse) run in float32.
+SINGLE_PRECISION_MIN = 1_000_000
 #: Above this many free parameters in a skill, standard errors use the item-block diagonal
 #: of the cross-product information instead of its full inverse.
 FULL_COVARIANCE_MAX = 4000
@@ -984,34 +986,42 @@ class _Design:
 
     Sparse: a CSR one-hot ``Y`` (persons × items·K). Dense dichotomous: the
     0/1 matrix ``X`` and the observed mask ``M`` (None when complete), for BLAS products.
+    Large problems multiply in single precision (the indicators are exact; the log-probability
+    table and the posterior carry ~1e-7 relative error, far below any standard error) and
+    accumulate everything else in double precision.
     """
 
     def __init__(self, person: NDArray, item: NDArray, response: NDArray, n_p: int, n_s: int,
                  kmax: int, dense: bool) -> None:
         self.n_s, self.kmax, self.dense = n_s, kmax, dense
+        work = n_p * n_s if dense else response.size
+        self.dtype = np.float32 if work >= SINGLE_PRECISION_MIN else np.float64
         if dense:
-            self.x = np.zeros((n_p, n_s))
+            self.x = np.zeros((n_p, n_s), dtype=self.dtype)
             self.x[person, item] = response
             self.complete = response.size == n_p * n_s
             self.mask = None
             if not self.complete:
-                self.mask = np.zeros((n_p, n_s))
+                self.mask = np.zeros((n_p, n_s), dtype=self.dtype)
                 self.mask[person, item] = 1.0
         else:
-            y = sp.csr_matrix((np.ones(response.size), (person, item * kmax + response)),
-                              shape=(n_p, n_s * kmax))
+            y = sp.csr_matrix((np.ones(response.size, dtype=self.dtype),
+                               (person, item * kmax + response)), shape=(n_p, n_s * kmax))
             y.sum_duplicates()
             self.y = y
 
     def estep(self, table: NDArray, logw: NDArray) -> tuple[NDArray, float, NDArray]:
         """Posterior ``(persons, Q)``, marginal log-likelihood and counts ``(items, K, Q)``."""
         q = table.shape[2]
+        dt = self.dtype
         if self.dense:
             lp0 = table[:, 0, :]
-            ll = self.x @ (table[:, 1, :] - lp0)
-            ll += lp0.sum(axis=0) if self.complete else self.mask @ lp0
+            ll = np.asarray(self.x @ (table[:, 1, :] - lp0).astype(dt), dtype=np.float64)
+            ll += lp0.sum(axis=0) if self.complete \
+                else np.asarray(self.mask @ lp0.astype(dt), dtype=np.float64)
         else:
-            ll = self.y @ np.ascontiguousarray(table.reshape(self.n_s * self.kmax, q))
+            flat = np.ascontiguousarray(table.reshape(self.n_s * self.kmax, q), dtype=dt)
+            ll = np.asarray(self.y @ flat, dtype=np.float64)
         ll += logw
         top = ll.max(axis=1, keepdims=True)
         np.subtract(ll, top, out=ll)
@@ -1020,12 +1030,14 @@ class _Design:
         loglik = float(top.sum() + np.log(total).sum())
         ll /= total
         post = ll
+        post_dt = post if dt == np.float64 else post.astype(dt)
         if self.dense:
-            r1 = self.x.T @ post
-            nq = post.sum(axis=0)[None, :] if self.complete else self.mask.T @ post
+            r1 = np.asarray(self.x.T @ post_dt, dtype=np.float64)
+            nq = post.sum(axis=0)[None, :] if self.complete \
+                else np.asarray(self.mask.T @ post_dt, dtype=np.float64)
             r = np.stack([nq - r1, r1], axis=1)
         else:
             # Yᵀ as a CSC view streams the persons in order and scatters into the small
             # (items·K × Q) result, far faster than a CSR transpose that gathers posterior rows
-            r = np.asarray(self.y.T @ post).reshape(self.n_s, self.kmax, q)
+            r = np.asarray(self.y.T @ post_dt, dtype=np.float64).reshape(self.n_s, self.kmax, q)
         return post, loglik, r
