@@ -216,6 +216,9 @@ class MMLCalibrator:
             mean, sd = result["fit"].latent_mean, result["fit"].latent_sd
             absent = n_resp[:, s_idx] == 0
             theta[absent, s_idx], theta_se[absent, s_idx] = mean, sd
+        if not fitted:
+            raise ValueError(f"no item could be calibrated ({len(excluded)} excluded: "
+                             f"{'; '.join(i.message for i in self._issues[:3])})")
         order = sorted(fitted)
         self.items_ = Bank.from_params(fitted[i] for i in order)
         self.n_responses_ = counts[order]

@@ -367,3 +367,9 @@ def test_empirical_histogram_recovers_a_skewed_population() -> None:
     # the skew shows: the population's skewness is 0.70 (a normal has 0); here it comes out 0.62
     assert w @ nodes**3 > 0.4
     assert np.sum(w[nodes < 0]) > 0.52
+
+
+def test_nothing_to_calibrate_is_an_error_not_an_empty_bank() -> None:
+    x = np.ones((50, 3))
+    with pytest.raises(ValueError, match=r"no item could be calibrated .*all 50 responses"):
+        MMLCalibrator("2pl").fit(x)
