@@ -87,12 +87,12 @@ def _fail(exc: flow.CandidateError) -> None:
     abort(exc.status, description=str(exc))
 
 
-def _bearer_session(session_id: int) -> None:
+def _bearer_token() -> str:
+    """The candidate's session token; 401 when the header is missing or malformed."""
     header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer ") or len(header) > 200:
+    if not header.startswith("Bearer ") or len(header) > 200 or not header[7:].strip():
         abort(401, description="missing header 'Authorization: Bearer <session token>'")
-    if flow.find_session(session_id, header[7:].strip()) is None:
-        abort(404, description="no such session for this token")
+    return header[7:].strip()
 
 
 @sessions.route("", methods=["POST"])
@@ -115,9 +115,9 @@ def start_session(body: dict[str, Any]):  # type: ignore[no-untyped-def]
 @sessions.alt_response(404, response="DEFAULT_ERROR")
 def get_session(session_id: int):  # type: ignore[no-untyped-def]
     """Status of the session and its pending item."""
-    _bearer_session(session_id)
+    token = _bearer_token()
     try:
-        return _session_json(flow.session_status(session_id))
+        return _session_json(flow.session_status(session_id, token))
     except flow.CandidateError as exc:
         _fail(exc)
 
@@ -134,9 +134,10 @@ def post_response(body: dict[str, Any], session_id: int):  # type: ignore[no-unt
 
     Sending the same answer again returns the current status without recording it twice.
     """
-    _bearer_session(session_id)
+    token = _bearer_token()
     try:
-        return _session_json(flow.submit_answer(session_id, body["item_id"], body["answer"]))
+        return _session_json(flow.submit_answer(session_id, body["item_id"], body["answer"],
+                                                token=token))
     except flow.CandidateError as exc:
         _fail(exc)
 

@@ -1,9 +1,11 @@
-"""CAT engines per assessment, rebuilt whenever the bank's current parameters change.
+"""Live assessments: the CAT engine of an assessment plus the facts of its items, cached per
+process and rebuilt whenever the bank changes.
 
-Building an engine loads the current bank and precomputes its grid tables, so engines are cached
-per process, keyed by the assessment's blueprint and a fingerprint of the bank (latest parameter
-version and latest item change). The cache is derived data: a fresh worker rebuilds the same
-engine from the database, so no session state lives in memory.
+Building an engine loads the current bank and precomputes its grid tables, and answering needs
+each item's content, key and current parameter version; all of it is cached per process, keyed
+by the assessment's blueprint and a fingerprint of the bank (newest parameter version, newest
+item change, number of items). The cache is derived data: a fresh worker rebuilds the same
+thing from the database, so no session state lives in memory.
 """
 
 from __future__ import annotations
@@ -11,17 +13,36 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import Blueprint, CatEngine, ItemPool
-from item_bank import repository as repo
+from engine import Blueprint, CatEngine
 from item_bank.models import Assessment, Item, ItemParameterVersion
+from item_bank.pool import load_item_pool
 
 CACHE_SIZE = 32
-_cache: OrderedDict[tuple, CatEngine] = OrderedDict()
+_cache: OrderedDict[tuple, LiveAssessment] = OrderedDict()
 _lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    """What the candidate flow needs of an item besides its parameters."""
+
+    pk: int
+    stem: str
+    options: tuple[tuple[str, str], ...]
+    key: str
+    version_id: int | None
+
+
+@dataclass(frozen=True, eq=False)
+class LiveAssessment:
+    engine: CatEngine
+    items: Mapping[str, ItemFacts]
 
 
 def blueprint_of(assessment: Assessment) -> Blueprint:
@@ -29,31 +50,40 @@ def blueprint_of(assessment: Assessment) -> Blueprint:
 
 
 def bank_fingerprint(db: Session) -> tuple:
-    latest_version = db.scalar(select(func.max(ItemParameterVersion.id)))
-    latest_item = db.scalar(select(func.max(Item.updated_at)))
-    n_items = db.scalar(select(func.count(Item.id)))
-    return latest_version, str(latest_item), n_items
+    """Changes whenever parameters are published or item content/status changes (one query)."""
+    versions = select(func.max(ItemParameterVersion.id)).scalar_subquery()
+    row = db.execute(select(versions, func.max(Item.updated_at), func.count(Item.id))).one()
+    return row[0], str(row[1]), row[2]
 
 
 def build_engine(db: Session, blueprint: Blueprint) -> CatEngine:
     skills = [s.skill for s in blueprint.skills] or None
-    loaded = repo.load_bank(db, skills=skills)
-    pool = ItemPool(loaded.bank, status=[m.status for m in loaded.items],
-                    enemy_groups=loaded.enemy_groups,
-                    tags={m.external_id: m.tags for m in loaded.items})
-    return CatEngine(pool, blueprint)
+    return CatEngine(load_item_pool(db, skills), blueprint)
 
 
-def engine_for(db: Session, assessment: Assessment) -> CatEngine:
-    key = (assessment.id, json.dumps(assessment.blueprint, sort_keys=True), bank_fingerprint(db))
+def _item_facts(db: Session, item_ids: tuple[str, ...]) -> dict[str, ItemFacts]:
+    versions = dict(db.execute(select(ItemParameterVersion.item_id, ItemParameterVersion.id)
+                               .where(ItemParameterVersion.is_current.is_(True))).all())
+    facts = {}
+    for item in db.scalars(select(Item).where(Item.external_id.in_(item_ids))):
+        facts[item.external_id] = ItemFacts(
+            item.id, item.stem, tuple((str(o["id"]), str(o["text"])) for o in item.options),
+            str(item.key), versions.get(item.id))
+    return facts
+
+
+def live_assessment(db: Session, assessment_id: int, blueprint: Mapping) -> LiveAssessment:
+    """The engine and item facts for a blueprint (a session keeps its own copy of it)."""
+    key = (assessment_id, json.dumps(blueprint, sort_keys=True), bank_fingerprint(db))
     with _lock:
-        engine = _cache.get(key)
-        if engine is not None:
+        live = _cache.get(key)
+        if live is not None:
             _cache.move_to_end(key)
-            return engine
-    engine = build_engine(db, blueprint_of(assessment))
+            return live
+    engine = build_engine(db, Blueprint.from_dict(blueprint))
+    live = LiveAssessment(engine, _item_facts(db, engine.pool.bank.item_ids))
     with _lock:
-        _cache[key] = engine
+        _cache[key] = live
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
-    return engine
+    return live
