@@ -236,6 +236,7 @@ def calibrate_pretest(responses: SparseResponses, operational: Bank,
 
 def _theta_by_skill(responses: SparseResponses, operational: Bank, theta_method: str
                     ) -> dict[str, NDArray[np.float64]]:
+    """θ̂ per skill from the operational items only; NaN for persons with none of them."""
     estimators = {"eap": eap, "mle": mle, "wle": wle}
     if theta_method not in estimators:
         raise ValueError(f"theta_method must be one of {tuple(estimators)}, got {theta_method!r}")
@@ -247,7 +248,8 @@ def _theta_by_skill(responses: SparseResponses, operational: Bank, theta_method:
         sub = SparseResponses(responses.person[keep], np.searchsorted(members,
                                                                       responses.item[keep]),
                               responses.response[keep], responses.n_persons, members.size)
-        out[skill] = estimators[theta_method](sub, operational.take(members)).theta
+        est = estimators[theta_method](sub, operational.take(members))
+        out[skill] = np.where(est.n_responses > 0, est.theta, np.nan)
     return out
 
 
@@ -355,10 +357,14 @@ def _method_a(responses: SparseResponses, operational: Bank, pretest: list[ItemS
               max_se_b: float, min_a: float) -> PretestCalibration:
     thetas = _theta_by_skill(responses, operational, theta_method)
     n_op = len(operational)
+    counts = counts.copy()
     items: list[ItemParams] = []
     ses: list[NDArray] = []
     for k, spec in enumerate(pretest):
         rows = np.flatnonzero(responses.item == n_op + k)
+        # a candidate without operational responses in the skill has no θ̂: left out
+        rows = rows[np.isfinite(thetas[spec.skill][responses.person[rows]])]
+        counts[k] = rows.size
         x = responses.response[rows]
         if rows.size == 0 or np.unique(x).size < 2:
             raise ValueError(f"pretest item {spec.item_id!r}: needs responses in at least two "
@@ -416,6 +422,6 @@ def _method_a(responses: SparseResponses, operational: Bank, pretest: list[ItemS
             kk = int(bank.n_categories[k]) - 1
             se_th[k, :kk] = se[1: 1 + kk]
             se_b[k] = se[-1]
-    latent = tuple((s, float(np.mean(t)), float(np.std(t))) for s, t in thetas.items())
+    latent = tuple((s, float(np.nanmean(t)), float(np.nanstd(t))) for s, t in thetas.items())
     return PretestCalibration(bank, se_a, se_b, se_c, se_d, se_th, counts, "method-a", latent,
                               min_responses, max_se_b, min_a)

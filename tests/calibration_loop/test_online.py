@@ -147,3 +147,17 @@ def test_polytomous_and_3pl_pretest_items(method: str, tmp_path) -> None:
     np.testing.assert_allclose(back.bank.a, res.items.a, rtol=1e-5)
     assert back.extra["promote"][:3] == ["yes"] * 3
     assert back.extra["n_responses"][0] == "1500" and back.extra["se_b1"][0] != ""
+
+
+def test_method_a_leaves_out_candidates_without_operational_responses(study) -> None:
+    operational, pretest, data = study
+    # 100 extra candidates answered only pretest item p0001 (all correct): no θ̂ for them
+    extra = 100
+    person = np.r_[data.person, np.arange(data.n_persons, data.n_persons + extra)]
+    item = np.r_[data.item, np.full(extra, len(operational))]
+    resp = np.r_[data.response, np.ones(extra, dtype=np.int64)]
+    more = irt.SparseResponses(person, item, resp, data.n_persons + extra, data.n_items)
+    base = calibrate_pretest(data, operational, _specs(pretest), method="method-a")
+    res = calibrate_pretest(more, operational, _specs(pretest), method="method-a")
+    assert res.n_responses[0] == 300
+    assert res.items.b[0] == pytest.approx(base.items.b[0])
