@@ -63,7 +63,8 @@ class PretestCalibration:
 
     ``items`` is an `irt.Bank` of the pretest items; ``se_a, se_b, se_c, se_d`` have shape
     ``(n_items,)`` and ``se_thresholds`` ``(n_items, K_max − 1)`` (NaN where not estimated);
-    ``n_responses`` responses per item; ``latent`` the ``(skill, mean, sd)`` of the calibration
+    ``n_responses`` responses per item (Method A: those from candidates with an
+    operational θ̂); ``latent`` the ``(skill, mean, sd)`` of the calibration
     sample on the operational scale (MEM; Method A reports the mean and SD of θ̂).
     """
 
