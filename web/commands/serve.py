@@ -27,6 +27,9 @@ class ProficioServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
         if self.embedded_jobs:
             self.cfg.set("when_ready", _start_jobs)
+        self.cfg.set("child_exit", _child_exit)
+        if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: one shared path
+            self.cfg.set("control_socket_disable", True)  # would clash between two servers
 
     def load(self) -> Any:
         from web.app import create_app
@@ -40,19 +43,47 @@ def _start_jobs(_server: Any) -> None:
     start_embedded_consumer()
 
 
+def _child_exit(_server: Any, worker: Any) -> None:
+    from web.observability import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
+
+def prepare_observability() -> dict[str, Any]:
+    """Metrics in multiprocess mode and the configured log format, set up before the app (and
+    with it ``prometheus_client``) is imported; returns gunicorn's logging options. gunicorn's
+    own access log is off: it would write candidate tokens from URLs; the app logs each request
+    with its route template instead (``proficio.access``)."""
+    import tempfile
+
+    from web.config import Settings
+
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
+        prefix="proficio-metrics-")
+    os.makedirs(folder, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    from web.observability import configure_logging, logging_config
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+    return {"accesslog": None,
+            "logconfig_dict": logging_config(settings.log_format, settings.log_level)}
+
+
 def default_workers() -> int:
     return max(2, min(2 * (os.cpu_count() or 1) + 1, 8))
 
 
 def serve(host: str, port: int, workers: int, embedded_jobs: bool = True,
           threads: int = 1) -> int:
+    logging_options = prepare_observability()
     # Fail fast in the parent on a bad configuration or a schema that is behind.
     from web.app import create_app
 
     create_app()
     options = {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
                "worker_class": "gthread" if threads > 1 else "sync",
-               "accesslog": "-", "timeout": 60, "graceful_timeout": 10,
+               **logging_options, "timeout": 60, "graceful_timeout": 10,
                "limit_request_line": 8190, "limit_request_fields": 100}
     ProficioServer(options, embedded_jobs).run()
     return 0
@@ -74,7 +105,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from web.config import Settings
     from web.jobs import run_worker
+    from web.observability import configure_logging
 
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
     run_worker(args.workers)
     return 0
