@@ -31,6 +31,7 @@ from engine.errors import EngineError
 from item_bank import repository as repo
 from item_bank.models import CandidateSession, Invitation, Item, Response, Skill, utcnow
 from item_bank.security import hash_token
+from web import observability
 from web.db import unit_of_work
 from web.services.engines import LiveAssessment, live_assessment
 
@@ -117,6 +118,7 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
     for skill, est in live.engine.estimates(state).items():
         repo.record_skill_result(db, row.id, skill, est.theta, est.se, est.n_items, stop)
     repo.finish_session(db, row, status)
+    observability.session_finished(db, status)
 
 
 def _load(db: Session, row: CandidateSession) -> tuple[LiveAssessment, CatState]:
@@ -180,11 +182,13 @@ def _start(db: Session, invitation: Invitation, now: dt.datetime) -> SessionView
         raise InvitationUnavailable("this invitation has expired")
     assessment = invitation.assessment
     live = live_assessment(db, assessment.id, assessment.blueprint)
-    state = live.engine.start(seed=secrets.randbits(63))
+    with observability.ITEM_SELECTION.time():
+        state = live.engine.start(seed=secrets.randbits(63))
     limit = assessment.time_limit_minutes
     deadline = now + dt.timedelta(minutes=limit) if limit else None
     row, token = repo.start_session(db, invitation, engine_state=state.to_dict(),
                                     deadline=deadline)
+    observability.session_started(db)
     if state.finished:  # an empty pool: nothing to ask
         _finalize(db, row, live, state, "completed")
     return _view(row, live, state, token)
@@ -259,13 +263,15 @@ def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: Cat
                                  f"{sorted(o for o, _ in facts.options)}")
     score = int(answer == facts.key)
     try:
-        new_state = live.engine.record(state, item_id, score)
+        with observability.ITEM_SELECTION.time():
+            new_state = live.engine.record(state, item_id, score)
     except EngineError as exc:  # pragma: no cover - guarded above
         raise NotPendingError(str(exc)) from None
     db.add(Response(session_id=row.id, item_id=facts.pk, position=len(state.events) + 1,
                     raw_answer=answer, score=score, latency_ms=latency_ms, answered_at=now,
                     parameter_version_id=facts.version_id))
     db.flush()
+    observability.answer_recorded(db)
     repo.save_engine_state(db, row, new_state.to_dict(), row.state_version)
     if new_state.finished:
         _finalize(db, row, live, new_state, "completed")
