@@ -304,8 +304,10 @@ def check_database(engine: Engine) -> tuple[Check, Check]:
         return Check("database", True, "reachable"), Check("schema", False, type(exc).__name__)
     if status.up_to_date:
         return Check("database", True, "reachable"), Check("schema", True, "at head")
+    found = (f"at revision {status.current}" if status.current else "no Proficio schema")
     return (Check("database", True, "reachable"),
-            Check("schema", False, f"at {status.current}, code needs {status.head}"))
+            Check("schema", False, f"{found}, the code needs {status.head}: run "
+                                   "`proficio db upgrade`"))
 
 
 def check_queue(queue_url: str | None) -> Check:
