@@ -226,9 +226,48 @@ def _ordinal_nll(params: NDArray, X: NDArray, y: NDArray, K: int):
     return nll, -np.concatenate([g_alpha, g_beta])
 
 
+def _binary_logit_loglik(X: NDArray, y: NDArray) -> float:
+    """Logistic regression with an intercept by Newton–Raphson (IRLS) with step halving."""
+    D = np.column_stack([np.ones(y.shape[0]), X])
+    yf = y.astype(float)
+    p0 = float(np.clip(yf.mean(), 1e-6, 1 - 1e-6))
+    beta = np.zeros(D.shape[1])
+    beta[0] = np.log(p0 / (1 - p0))
+
+    def loglik(b: NDArray) -> float:
+        z = D @ b
+        return float(np.sum(yf * z - np.logaddexp(0.0, z)))
+
+    ll = loglik(beta)
+    for _ in range(100):
+        z = D @ beta
+        prob = 0.5 * (1.0 + np.tanh(0.5 * z))
+        grad = D.T @ (yf - prob)
+        hess = (D * (prob * (1 - prob))[:, None]).T @ D
+        try:
+            step = np.linalg.solve(hess + 1e-12 * np.eye(D.shape[1]), grad)
+        except np.linalg.LinAlgError:
+            break
+        t = 1.0
+        while t > 1e-6:
+            cand = beta + t * step
+            ll_new = loglik(cand)
+            if ll_new >= ll - 1e-12:
+                break
+            t *= 0.5
+        converged = abs(ll_new - ll) < 1e-10
+        beta, ll = cand, max(ll, ll_new)
+        if converged:
+            break
+    return ll
+
+
 def ordinal_logit_loglik(X: NDArray, y: NDArray, K: int) -> float:
     """Maximized log-likelihood of the cumulative logit model (intercepts only when X has 0
-    columns); binary logistic regression when ``K = 2``."""
+    columns); binary logistic regression when ``K = 2`` (Newton–Raphson there, BFGS with an
+    analytic gradient for K > 2)."""
+    if K == 2:
+        return _binary_logit_loglik(X, y)
     cum = np.array([(y >= k).mean() for k in range(1, K)])
     cum = np.clip(cum, 1e-4, 1 - 1e-4)
     start = np.concatenate([np.log(cum / (1 - cum)), np.zeros(X.shape[1])])

@@ -124,6 +124,24 @@ def test_polytomous_items_get_the_ordinal_lr_test() -> None:
     assert np.mean(res.lr_p[1:] < 0.01) <= 0.2
 
 
+def test_binary_newton_fit_equals_a_generic_optimizer() -> None:
+    from scipy import optimize
+
+    rng = np.random.default_rng(4)
+    X = np.column_stack([rng.normal(size=800), rng.integers(0, 2, 800)])
+    X = np.column_stack([X, X[:, 0] * X[:, 1]])
+    y = (rng.random(800) < 1 / (1 + np.exp(-(0.3 + X @ [1.0, -0.5, 0.4])))).astype(np.int64)
+    D = np.column_stack([np.ones(800), X])
+
+    def nll(b):
+        z = D @ b
+        return float(np.sum(np.logaddexp(0, z) - y * z))
+
+    ref = optimize.minimize(nll, np.zeros(4), method="Nelder-Mead",
+                            options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000})
+    assert ordinal_logit_loglik(X, y, 2) == pytest.approx(-ref.fun, abs=1e-6)
+
+
 def test_nonuniform_dif_shows_in_the_interaction_term() -> None:
     rng = np.random.default_rng(2)
     m = rng.normal(size=4000)
