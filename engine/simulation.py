@@ -511,9 +511,9 @@ def tune_sympson_hetter(engine: CatEngine,
     parameters ``K``, counts how often each item was selected (reached while walking down the
     ranking; once per simulee), ``P(S_i)``, and sets ``K_i = 1`` if ``P(S_i) ≤ r_max`` else
     ``r_max / P(S_i)``. After ``burn_in`` rounds the iterates fluctuate around the fixed point
-    by sampling noise only; the result is the average of the next ``n_average`` iterates
-    (Polyak averaging), and ``converged`` tells whether the administration rates, averaged over
-    those rounds, stay within ``r_max + tol``.
+    by sampling noise only; the selection rates of the next ``n_average`` rounds are averaged
+    (Polyak & Juditsky 1992) and give the final ``K``, and ``converged`` tells whether the
+    administration rates, averaged over those rounds, stay within ``r_max + tol``.
 
     ``theta`` is the simulee sample, or a function drawing a fresh sample from a generator each
     round (recommended: a fixed sample lets ``K`` adapt to that sample's θ values). The engine's
@@ -529,7 +529,7 @@ def tune_sympson_hetter(engine: CatEngine,
     ids = engine.pool.bank.item_ids
     eligible = ~engine.base_excluded
     k = np.ones(len(engine.pool))
-    k_sum = np.zeros(len(engine.pool))
+    p_sum = np.zeros(len(engine.pool))
     a_sum = np.zeros(len(engine.pool))
     history = []
     for it in range(burn_in + n_average):
@@ -546,14 +546,20 @@ def tune_sympson_hetter(engine: CatEngine,
         history.append(float(admin[eligible].max()))
         log.info("Sympson-Hetter round %d: max exposure %.3f", it + 1, history[-1])
         p_sel = tried.sum(axis=0) / n
-        k = np.where(p_sel <= r_max, 1.0, r_max / np.maximum(p_sel, 1e-12))
-        if it >= burn_in - 1 and it < burn_in + n_average - 1:
-            k_sum += k
+        k = _sh_update(p_sel, r_max)
         if it >= burn_in:
+            p_sum += p_sel
             a_sum += admin
     averaged = a_sum / n_average
     converged = bool(averaged[eligible].max() <= r_max + tol)
-    return SympsonHetterTuning(_control(ids, k_sum / n_average), tuple(history), converged)
+    # K from the averaged selection rates (averaging r/P(S) itself would be biased upwards,
+    # 1/x being convex)
+    return SympsonHetterTuning(_control(ids, _sh_update(p_sum / n_average, r_max)),
+                               tuple(history), converged)
+
+
+def _sh_update(p_sel: NDArray[np.float64], r_max: float) -> NDArray[np.float64]:
+    return np.where(p_sel <= r_max, 1.0, r_max / np.maximum(p_sel, 1e-12))
 
 
 def _control(ids: Sequence[str], k: NDArray[np.float64]) -> SympsonHetter:
