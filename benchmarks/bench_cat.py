@@ -302,10 +302,10 @@ def main() -> None:
     ssh = summarize(run_exposure(bank, theta, answers, tuning.control))
     check = summarize(simulate(engine.CatEngine(bank, engine.Blueprint(
         se_target=SE_TARGET, max_items=MAX_ITEMS, exposure=tuning.control)),
-        np.random.default_rng(11).normal(size=5000), rng=12))
+        np.random.default_rng(11).normal(size=20000), rng=12))
     print(f"Sympson-Hetter r_max=0.25 (tuned in {t_tune:.0f} s, converged {tuning.converged}): "
           f"max exposure {ssh.max_exposure:.3f} on these {n} simulees, "
-          f"{check.max_exposure:.3f} on 5,000 fresh simulees; length {ssh.mean_length:.2f} "
+          f"{check.max_exposure:.3f} on 20,000 fresh simulees; length {ssh.mean_length:.2f} "
           f"(+{100 * (ssh.mean_length / base.mean_length - 1):.1f} %), RMSE "
           f"{ssh.skills[0].rmse:.3f}, overlap {ssh.overlap_rate:.3f}")
     capped = summarize(simulate(engine.CatEngine(bank, engine.Blueprint(
