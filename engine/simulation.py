@@ -5,7 +5,8 @@ per simulee (content balancing), evaluates the selection criterion for all simul
 in one array, applies exposure control, scores the response by the same incremental EAP, and
 checks the stopping rules — the same arithmetic as `CatEngine.record`, row by row, so the results
 equal running `CatEngine` session by session with the same seeds and answers (tested).
-Unscored pretest items are not simulated (they never change θ or the operational sequence).
+Unscored pretest items are not simulated (they never change θ or the operational sequence,
+unless a pretest item shares an enemy group with operational items, which live sessions honour).
 
 `summarize` gives the usual CAT study statistics (bias, RMSE, conditional bias/RMSE by θ
 decile, test length, item exposure, test overlap after Chen, Ankenmann & Spray 2003, unused share
