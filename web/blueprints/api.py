@@ -16,6 +16,7 @@ from flask_smorest import Api
 from flask_smorest import Blueprint as ApiBlueprint
 from marshmallow import Schema, fields, validate
 
+from web.blueprints.api_contract import UtcDateTime, errors
 from web.security import (
     ANSWER_LIMIT,
     START_LIMIT,
@@ -58,7 +59,7 @@ class SessionSchema(Schema):
         "description": "Number of the pending question (answered + 1)"})
     answered = fields.Integer(required=True)
     max_items = fields.Integer(required=True)
-    deadline = fields.DateTime(allow_none=True)
+    deadline = UtcDateTime(allow_none=True)
     remaining_seconds = fields.Integer(allow_none=True)
     pending_item = fields.Nested(PendingItemSchema, allow_none=True)
 
@@ -99,8 +100,7 @@ def _bearer_token() -> str:
 @limiter.limit(START_LIMIT)
 @sessions.arguments(StartSchema)
 @sessions.response(201, SessionSchema)
-@sessions.alt_response(404, response="DEFAULT_ERROR")
-@sessions.alt_response(410, response="DEFAULT_ERROR")
+@errors(sessions, 400, 404, 410, 413, 429)
 def start_session(body: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Start the invitation's session, or resume it (a new token replaces the old one)."""
     try:
@@ -111,8 +111,7 @@ def start_session(body: dict[str, Any]):  # type: ignore[no-untyped-def]
 
 @sessions.route("/<int:session_id>", methods=["GET"])
 @sessions.response(200, SessionSchema)
-@sessions.alt_response(401, response="DEFAULT_ERROR")
-@sessions.alt_response(404, response="DEFAULT_ERROR")
+@errors(sessions, 401, 404)
 def get_session(session_id: int):  # type: ignore[no-untyped-def]
     """Status of the session and its pending item."""
     token = _bearer_token()
@@ -126,9 +125,7 @@ def get_session(session_id: int):  # type: ignore[no-untyped-def]
 @limiter.limit(ANSWER_LIMIT, key_func=candidate_key)
 @sessions.arguments(AnswerSchema)
 @sessions.response(200, SessionSchema)
-@sessions.alt_response(401, response="DEFAULT_ERROR")
-@sessions.alt_response(404, response="DEFAULT_ERROR")
-@sessions.alt_response(409, response="DEFAULT_ERROR")
+@errors(sessions, 400, 401, 404, 409, 413, 429)
 def post_response(body: dict[str, Any], session_id: int):  # type: ignore[no-untyped-def]
     """Record the answer to the pending item; returns the next item or the finished status.
 
@@ -159,8 +156,8 @@ class InvitationRowSchema(Schema):
     name = fields.String(allow_none=True)
     assessment = fields.String()
     status = fields.String()
-    invited_at = fields.DateTime()
-    expires_at = fields.DateTime()
+    invited_at = UtcDateTime()
+    expires_at = UtcDateTime()
     session_id = fields.Integer(allow_none=True)
 
 
@@ -182,7 +179,7 @@ class IssuedSchema(Schema):
     candidate_public_id = fields.String()
     name = fields.String(allow_none=True)
     link = fields.String()
-    expires_at = fields.DateTime()
+    expires_at = UtcDateTime()
 
 
 class SkillScoreSchema(Schema):
@@ -206,8 +203,8 @@ class ReportSchema(Schema):
     candidate_name = fields.String(allow_none=True)
     assessment = fields.String()
     status = fields.String()
-    started_at = fields.DateTime()
-    finished_at = fields.DateTime(allow_none=True)
+    started_at = UtcDateTime()
+    finished_at = UtcDateTime(allow_none=True)
     minutes = fields.Float(allow_none=True)
     n_questions = fields.Integer()
     cut_score = fields.Float(allow_none=True)
@@ -217,6 +214,7 @@ class ReportSchema(Schema):
 
 @staff_api.route("/assessments", methods=["GET"])
 @staff_api.response(200, AssessmentSchema(many=True))
+@errors(staff_api, 401, 403)
 @staff_required("recruiter", "psychometrician")
 def list_assessments():  # type: ignore[no-untyped-def]
     """Assessments of the caller's organisation."""
@@ -226,6 +224,7 @@ def list_assessments():  # type: ignore[no-untyped-def]
 @staff_api.route("/invitations", methods=["GET"])
 @staff_api.arguments(InvitationQuerySchema, location="query")
 @staff_api.response(200, InvitationRowSchema(many=True))
+@errors(staff_api, 401, 403, 404)
 @staff_required("recruiter")
 def list_invitations(query: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Invitations and candidate status in the caller's organisation."""
@@ -241,6 +240,7 @@ def list_invitations(query: dict[str, Any]):  # type: ignore[no-untyped-def]
 @staff_api.route("/invitations", methods=["POST"])
 @staff_api.arguments(InviteSchema)
 @staff_api.response(201, IssuedSchema(many=True))
+@errors(staff_api, 400, 401, 403, 404, 413)
 @staff_required("recruiter")
 def create_invitations(body: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Create invitations (``names`` or ``count``); the links are returned only in this answer."""
@@ -263,6 +263,7 @@ def create_invitations(body: dict[str, Any]):  # type: ignore[no-untyped-def]
 
 @staff_api.route("/invitations/<int:invitation_id>/revoke", methods=["POST"])
 @staff_api.response(204)
+@errors(staff_api, 400, 401, 403, 404, 409)
 @staff_required("recruiter")
 def revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
     """Revoke an invitation (an unfinished session is closed)."""
@@ -276,6 +277,7 @@ def revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
 
 @staff_api.route("/reports/<int:session_id>", methods=["GET"])
 @staff_api.response(200, ReportSchema)
+@errors(staff_api, 401, 403, 404)
 @staff_required("recruiter")
 def get_report(session_id: int):  # type: ignore[no-untyped-def]
     """A candidate's per-skill report."""

@@ -14,6 +14,7 @@ from marshmallow import Schema, fields, validate
 
 from item_bank import repository as repo
 from item_bank.content import parse_bank_json, write_bank_json
+from web.blueprints.api_contract import UtcDateTime, errors
 from web.db import database, get_db, unit_of_work
 from web.security import staff_required
 from web.services import calibrations
@@ -51,8 +52,8 @@ class CalibrationJobSchema(Schema):
     settings = fields.Dict()
     result = fields.Dict(allow_none=True)
     calibration_run_id = fields.Integer(allow_none=True)
-    created_at = fields.DateTime()
-    finished_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    finished_at = UtcDateTime(allow_none=True)
 
 
 class PublishedSchema(Schema):
@@ -61,6 +62,7 @@ class PublishedSchema(Schema):
 
 @blp.route("/bank", methods=["GET"])
 @blp.response(200, description="The bank as a proficio-bank/1 JSON document")
+@errors(blp, 401, 403)
 @staff_required(ROLE)
 def export_bank():  # type: ignore[no-untyped-def]
     """Export every item with its current parameters (keys and explanations included)."""
@@ -73,6 +75,9 @@ def export_bank():  # type: ignore[no-untyped-def]
 @blp.route("/bank", methods=["POST"])
 @blp.arguments(ImportQuerySchema, location="query")
 @blp.response(201, ImportReportSchema)
+@blp.doc(requestBody={"required": True, "description": "A proficio-bank/1 document",
+                      "content": {"application/json": {"schema": {"type": "object"}}}})
+@errors(blp, 400, 401, 403, 413)
 @staff_required(ROLE)
 def import_bank(query: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Import a proficio-bank/1 JSON document (all or nothing)."""
@@ -90,6 +95,7 @@ def import_bank(query: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.route("/calibrations", methods=["POST"])
 @blp.arguments(CalibrationRequestSchema)
 @blp.response(202, CalibrationJobSchema)
+@errors(blp, 400, 401, 403, 413)
 @staff_required(ROLE)
 def start_calibration(body: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Queue a calibration of the live response log; poll the returned job."""
@@ -101,6 +107,7 @@ def start_calibration(body: dict[str, Any]):  # type: ignore[no-untyped-def]
 
 @blp.route("/calibrations/<int:job_id>", methods=["GET"])
 @blp.response(200, CalibrationJobSchema)
+@errors(blp, 401, 403, 404)
 @staff_required(ROLE)
 def get_calibration(job_id: int):  # type: ignore[no-untyped-def]
     """A calibration job: status, progress and, when done, its result."""
@@ -112,6 +119,7 @@ def get_calibration(job_id: int):  # type: ignore[no-untyped-def]
 
 @blp.route("/calibrations/<int:job_id>/publish", methods=["POST"])
 @blp.response(200, PublishedSchema)
+@errors(blp, 400, 401, 403, 404, 409)
 @staff_required(ROLE)
 def publish_calibration(job_id: int):  # type: ignore[no-untyped-def]
     """Publish a succeeded job as the current parameter version."""
