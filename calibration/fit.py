@@ -66,12 +66,12 @@ from irt import (
     SparseResponses,
     category_probabilities,
     expected_score,
+    log_likelihood_grid,
     normal_grid,
     paired_category_derivatives,
     test_information,
     wle,
 )
-from irt.estimation import log_likelihood_grid as irt_log_likelihood_grid
 from irt.models import PROB_FLOOR
 
 logger = logging.getLogger(__name__)
@@ -368,7 +368,7 @@ def rest_predictions(responses: SparseResponses, bank: Bank,
     """
     quad = quadrature or normal_grid(61)
     nodes = quad.nodes
-    loglik = irt_log_likelihood_grid(nodes, bank, responses)       # (persons, Q)
+    loglik = log_likelihood_grid(nodes, bank, responses)       # (persons, Q)
     probs = category_probabilities(nodes, bank)                     # (Q, items, K)
     logp = np.log(np.clip(probs, PROB_FLOOR, 1.0))
     kk = np.arange(probs.shape[2], dtype=float)
