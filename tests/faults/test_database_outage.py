@@ -8,6 +8,7 @@ before the outage is lost.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -74,10 +75,8 @@ class CuttableProxy:
         with self.lock:
             for a, b in self.pairs:
                 for s in (a, b):
-                    try:
+                    with contextlib.suppress(OSError):
                         s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
             self.pairs.clear()
 
     def restore(self) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from loadkit import (  # noqa: E402
+from loadkit import (
     Client,
     bank_facts,
     drive,
