@@ -29,6 +29,7 @@ from sqlalchemy import select
 import irt
 from calibration import ItemSpec, MMLCalibrator, Priors
 from calibration.drift import ParameterErrors, drift
+from calibration.fit import item_fit
 from item_bank import repository as repo
 from item_bank.content import ParameterRecord
 from item_bank.db import make_engine, transaction
@@ -179,17 +180,33 @@ def _calibrate(engine: Any, job_id: int, settings: JobSettings) -> dict[str, Any
             drift_rows = [dict(zip(result.COLUMNS, r, strict=True)) for r in result.to_rows()]
     issues = [{"kind": i.kind, "skill": i.skill, "item_id": i.item_id, "message": i.message}
               for i in cal.issues_]
+    _update(engine, job_id, progress=0.97, message="item fit")
+    fit_rows = _item_fit_rows(log_, fitted)
     n_new = sum(1 for r in rows if not r["anchor"])
     headline = (f"{n_new} item(s) calibrated from {log_.data.n_responses} responses of "
                 f"{log_.data.n_persons} candidates; "
                 f"{'converged' if cal.converged_ else 'NOT converged'} in {cal.n_iter_} cycles")
     return {"items": rows, "issues": issues, "drift": _clean(drift_rows), "link": link,
+            "fit": _clean(fit_rows),
             "summary": {"headline": headline, "n_persons": log_.data.n_persons,
                         "n_responses": log_.data.n_responses, "loglik": cal.loglik_,
                         "converged": cal.converged_, "n_iter": cal.n_iter_,
                         "excluded": list(cal.excluded_),
                         "latent": [{"skill": f.skill, "mean": f.latent_mean, "sd": f.latent_sd}
                                    for f in cal.skills_]}}
+
+
+def _item_fit_rows(log_: repo.ResponseExport, fitted: irt.Bank) -> list[dict[str, Any]]:
+    """Item fit of every calibrated item (S-X² on complete forms, rest-posterior residual fit
+    on sparse CAT data; see `calibration.fit`), on the calibration's own scale."""
+    position = {iid: k for k, iid in enumerate(fitted.item_ids)}
+    remap = np.array([position.get(iid, -1) for iid in log_.item_ids], dtype=np.int64)
+    mapped = remap[log_.data.item]
+    keep = mapped >= 0
+    data = irt.SparseResponses(log_.data.person[keep], mapped[keep], log_.data.response[keep],
+                               log_.data.n_persons, len(fitted))
+    result = item_fit(data, fitted)
+    return [dict(zip(result.COLUMNS, row, strict=True)) for row in result.to_rows()]
 
 
 def _num(x: float) -> float | None:
