@@ -12,9 +12,11 @@ item ``i``, both by the Lord–Wingersky (1984) recursion
 ``S-X²_i = Σ_s N_s Σ_k (O_ik(s) − E_ik(s))² / E_ik(s)``. For dichotomous items the two extreme
 scores carry no information and are left out. Adjacent score groups are merged (from the
 low end upward, the last group into its neighbour) until every expected count ``N_s E_ik(s)``
-is at least ``min_expected`` (default 1, as Orlando & Thissen). Degrees of freedom:
-``G (K − 1) − m`` with ``G`` groups after collapsing and ``m`` the item's free parameters
-(1PL 1, 2PL 2, 3PL 3, 4PL 4, GRM/GPCM K).
+is at least ``min_expected`` (default 1, as Orlando & Thissen); df ``G − m`` with ``G`` groups
+after collapsing and ``m`` the item's free parameters (1PL 1, 2PL 2, 3PL 3, 4PL 4, GRM/GPCM
+K). Polytomous items follow Kang & Chen (2008): extreme scores dropped, incomplete tail rows
+pooled, sparse *categories* pooled within each score row (see `_polytomous_cells`); df is the
+number of remaining category contrasts minus ``m``.
 
 **Sparse (CAT) data.** Summed scores over different item sets are not comparable, so S-X² does
 not apply. There `item_fit` uses a *rest-posterior* residual statistic, our adaptation of Stone's
@@ -323,13 +325,59 @@ def s_x2(responses: SparseResponses, bank: Bank, items: ArrayLike, *,
             expected = np.where(marg[:, None] > 0, expected / marg[:, None], 0.0)
         obs = np.zeros((S + 1, K))
         np.add.at(obs, (score, x[:, j]), 1.0)
-        lo, hi = (1, S - 1) if K == 2 else (0, S)
-        rng = slice(lo, hi + 1)
-        n_g, o_g, e_g = _collapse(n_s[rng], obs[rng], expected[rng], min_expected)
-        stat[j] = _chi2(o_g, e_g)
-        dfs[j] = n_g.shape[0] * (K - 1) - n_parameters(sub.models[j], K)
+        m = n_parameters(sub.models[j], K)
+        if K == 2:
+            rng = slice(1, S)                                    # scores 1 … S − 1
+            n_g, o_g, e_g = _collapse(n_s[rng], obs[rng], expected[rng], min_expected)
+            stat[j] = _chi2(o_g, e_g)
+            dfs[j] = n_g.shape[0] - m
+        else:
+            stat[j], contrasts = _polytomous_cells(obs, n_s[:, None] * expected, K,
+                                                   min_expected)
+            dfs[j] = contrasts - m
         pval[j] = float(special.chdtrc(dfs[j], stat[j])) if dfs[j] > 0 else np.nan
     return stat, dfs, pval
+
+
+def _polytomous_cells(obs: NDArray, exp_counts: NDArray, K: int, min_expected: float
+                      ) -> tuple[float, int]:
+    """Pearson sum and contrasts of a polytomous item (Kang & Chen 2008).
+
+    The extreme scores 0 and S are dropped; rows ``s < K − 1`` and ``s > S − K + 1``, where
+    some categories are impossible, are pooled into the nearest row with all categories; then,
+    within each score row, the category with the smallest expected count is merged into its
+    adjacent category with the smaller expected count until every count is at least
+    ``min_expected``. Each row contributes (categories left − 1) contrasts.
+    """
+    S = obs.shape[0] - 1
+    first, last = K - 1, S - K + 1
+    if last < first:
+        return float("nan"), 0
+    o = obs[first: last + 1].copy()
+    e = exp_counts[first: last + 1].copy()
+    o[0] += obs[1:first].sum(axis=0)
+    e[0] += exp_counts[1:first].sum(axis=0)
+    o[-1] += obs[last + 1: S].sum(axis=0)
+    e[-1] += exp_counts[last + 1: S].sum(axis=0)
+    keep = o.sum(axis=1) > 0
+    total, contrasts = 0.0, 0
+    for orow, erow in zip(o[keep].tolist(), e[keep].tolist(), strict=True):
+        while len(erow) > 1 and min(erow) < min_expected:
+            k = erow.index(min(erow))
+            if k == 0:
+                nb = 1
+            elif k == len(erow) - 1:
+                nb = k - 1
+            else:
+                nb = k - 1 if erow[k - 1] <= erow[k + 1] else k + 1
+            o_k, e_k = orow.pop(k), erow.pop(k)
+            nb -= nb > k                          # indices after k moved down by one
+            orow[nb] += o_k
+            erow[nb] += e_k
+        cells = [(ob, ex) for ob, ex in zip(orow, erow, strict=True) if ex > 0]
+        total += sum((ob - ex) ** 2 / ex for ob, ex in cells)
+        contrasts += max(len(cells) - 1, 0)
+    return total, contrasts
 
 
 def _lw_step(f: NDArray, p: NDArray, K: int) -> NDArray:

@@ -101,6 +101,26 @@ def test_s_x2_agrees_with_mirt() -> None:
     np.testing.assert_allclose(pv, np.asarray(theirs["p_value"]), rtol=1e-5)
 
 
+def test_graded_s_x2_agrees_with_mirt() -> None:
+    mirt = pytest.importorskip("mirt")
+    from mirt.diagnostics.itemfit import compute_itemfit
+
+    rng = np.random.default_rng(2)
+    bank = irt.generate_items(8, "grm", rng, n_categories=4)
+    x = irt.simulate_responses(rng.normal(size=1500), bank, rng)
+    res = mirt.fit_mirt(x, "GRM", n_categories=4, verbose=False, compute_standard_errors=False)
+    a = np.asarray(res.model.parameters["discrimination"]).ravel()
+    th = np.asarray(res.model.parameters["thresholds"])
+    fitted = irt.Bank.from_params(irt.ItemParams(f"g{k}", "grm", a[k], thresholds=tuple(th[k]))
+                                  for k in range(8))
+    grid = irt.normal_grid(61)
+    theirs = compute_itemfit(res.model, x, ["S_X2"], quadrature_points=grid.nodes,
+                             quadrature_weights=grid.weights)
+    stat, df, _ = s_x2(irt.SparseResponses.from_dense(x), fitted, np.arange(8), quadrature=grid)
+    np.testing.assert_allclose(stat, np.asarray(theirs["S_X2"]), rtol=1e-8)
+    np.testing.assert_array_equal(df, np.asarray(theirs["df"]))
+
+
 def test_polytomous_s_x2_runs_and_accepts_the_true_model() -> None:
     rng = np.random.default_rng(2)
     bank = irt.generate_items(10, "gpcm", rng, n_categories=3)
