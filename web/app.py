@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from web.config import Settings, UnsafeConfiguration
+from web.converters import DatabaseId
 from web.db import Database
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         raise UnsafeConfiguration("refusing to start in production: " + "; ".join(problems))
     settings = settings.resolved()
     app = Flask(__name__, instance_path=str(settings.instance), instance_relative_config=False)
+    app.url_map.converters["int"] = DatabaseId  # ids beyond the database's range: 404
     app.config.update(
         SECRET_KEY=settings.secret_key,
         PROFICIO_SETTINGS=settings,

@@ -17,6 +17,7 @@ from flask_smorest import Blueprint as ApiBlueprint
 from marshmallow import Schema, fields, validate
 
 from web.blueprints.api_contract import UtcDateTime, errors
+from web.converters import MAX_ID
 from web.security import (
     ANSWER_LIMIT,
     START_LIMIT,
@@ -162,11 +163,11 @@ class InvitationRowSchema(Schema):
 
 
 class InvitationQuerySchema(Schema):
-    assessment_id = fields.Integer(load_default=None)
+    assessment_id = fields.Integer(load_default=None, validate=validate.Range(0, MAX_ID))
 
 
 class InviteSchema(Schema):
-    assessment_id = fields.Integer(required=True)
+    assessment_id = fields.Integer(required=True, validate=validate.Range(0, MAX_ID))
     names = fields.List(fields.String(validate=validate.Length(max=staff.MAX_NAME_LENGTH)),
                         load_default=None)
     count = fields.Integer(load_default=None,
@@ -244,13 +245,13 @@ def list_invitations(query: dict[str, Any]):  # type: ignore[no-untyped-def]
 @staff_required("recruiter")
 def create_invitations(body: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Create invitations (``names`` or ``count``); the links are returned only in this answer."""
-    if body.get("names"):
-        people = [(staff.clean_name(n, k + 1), None) for k, n in enumerate(body["names"])]
-    elif body.get("count"):
-        people = [(None, None)] * body["count"]
-    else:
-        abort(422, description="field 'names' or field 'count' is required")
     try:
+        if body.get("names"):
+            people = [(staff.clean_name(n, k + 1), None) for k, n in enumerate(body["names"])]
+        elif body.get("count"):
+            people = [(None, None)] * body["count"]
+        else:
+            abort(422, description="field 'names' or field 'count' is required")
         return staff.create_invitations(organisation_id(), int(current_user.id),
                                         body["assessment_id"], people,
                                         current_app.config["PROFICIO_BASE_URL"],
