@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 DEMO_ORGANISATION = ("demo", "Demo Company")
 DEMO_ASSESSMENT = ("backend-engineer", "Back-End Engineer")
+#: On the reporting scale (500 + 100 θ): half a population SD below the average.
+DEMO_CUT_SCORE = 450.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def build_demo_database(url: str | Engine | None = None, n_invitations: int = 5)
             skills = sorted(set(loaded.bank.skills))
             assessment = repository.create_assessment(
                 session, org, *DEMO_ASSESSMENT, demo_blueprint(skills),
-                time_limit_minutes=60, created_by=users[0])
+                time_limit_minutes=60, cut_score=DEMO_CUT_SCORE, created_by=users[0])
             issued = repository.create_invitations(session, assessment, n_invitations,
                                                    created_by=users[0])
         log.info("demo database ready at %s (%d items)", resolved, len(loaded.bank))

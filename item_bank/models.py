@@ -246,6 +246,7 @@ class Assessment(Base):
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     blueprint: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Pass/fail cut on the reporting scale ``500 + 100 θ`` (None: no decision reported).
     cut_score: Mapped[float | None] = mapped_column(Float)
     time_limit_minutes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -88,5 +88,7 @@ def test_candidate_takes_a_test_and_recruiter_reads_the_report(site: Site, serve
     assert staff.locator("h1").inner_text() == "Report: Ada Browser"
     assert staff.locator("svg.chart").count() == 1
     assert staff.locator("tbody tr").count() == 8
+    decisions = staff.locator("tbody .badge").all_inner_texts()
+    assert len(decisions) == 8 and set(decisions) <= {"pass", "fail", "undecided"}
     staff.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
     assert not [e for e in errors if "Content Security Policy" in e]
