@@ -46,6 +46,12 @@ def queue() -> JobQueue:
     return JobQueue(huey, huey.task(name="calibrate")(_run_calibration))
 
 
+# A forked gunicorn worker must not inherit the master's queue: its storage lock may be held by
+# the master's consumer thread at fork time (a deadlock on the first enqueue) and its SQLite
+# connection must not cross processes. The child builds its own on first use.
+os.register_at_fork(after_in_child=queue.cache_clear)
+
+
 def _run_calibration(job_id: int, database_url: str, request_id: str | None = None) -> None:
     from web.observability import bind_request_id
     from web.services.calibrations import run_job
