@@ -27,7 +27,7 @@ import irt
 from engine._rng import derive_seed
 from engine.errors import ConfigurationError, EngineError
 from engine.session import STOP_REASONS, CatEngine, eap_on_grid, effective_selector
-from engine.strategies import SelectionContext, SympsonHetter
+from engine.strategies import KLInfo, SelectionContext, SympsonHetter
 
 log = logging.getLogger(__name__)
 
@@ -321,6 +321,7 @@ def _run_batch(engine: CatEngine, answers: NDArray, seeds: NDArray[np.uint64]):
     enough_at = np.maximum(smin, 1)
     share = np.array([engine.share[s] for s in names])
     tables = [engine.tables[s] for s in names]
+    cols = [engine._cols[s] for s in names]
     lp = [np.repeat(engine.prior_log[s][None, :], n, axis=0) for s in names]
     theta = np.tile(np.array([engine.start_theta[s] for s in names]), (n, 1))
     se = np.tile(np.array([engine.prior[s][1] for s in names]), (n, 1))
@@ -353,8 +354,11 @@ def _run_batch(engine: CatEngine, answers: NDArray, seeds: NDArray[np.uint64]):
         if act.size == 0:
             break
         # -- content balancing (Kingsbury & Zara 1989), as CatEngine._pick_skill
-        exc = excluded[act]
-        has_items = np.stack([~exc[:, tab.idx].all(axis=1) for tab in tables], axis=1)
+        if S == 1:  # an exhausted skill shows up as an all −inf criterion below
+            has_items = np.ones((act.size, 1), dtype=bool)
+        else:
+            exc = excluded[act]
+            has_items = np.stack([~exc[:, cols[k]].all(axis=1) for k in range(S)], axis=1)
         c = counts[act]
         open_ = (c < smax) & has_items
         done = skill_reasons(act) != _NOT_DONE
@@ -377,20 +381,29 @@ def _run_batch(engine: CatEngine, answers: NDArray, seeds: NDArray[np.uint64]):
             if in_k.size == 0:
                 continue
             given = counts[act[in_k], k]
-            rules = [effective_selector(bp.selector, int(g)) for g in given]
-            groups: dict[int, list[int]] = {}
-            for j, r in enumerate(rules):
-                groups.setdefault(id(r), []).append(j)
-            for members in groups.values():
-                sub = in_k[members]
+            if isinstance(bp.selector, KLInfo):
+                early = given < bp.selector.switch_after
+                groups = [(in_k[early], bp.selector), (in_k[~early], effective_selector(
+                    bp.selector, bp.selector.switch_after))]
+            else:
+                groups = [(in_k, bp.selector)]
+            for sub, sel in groups:
+                if sub.size == 0:
+                    continue
                 rows = act[sub]
-                sel = rules[members[0]]
                 ctx = SelectionContext(tab, theta[rows, k], lp[k][rows], counts[rows, k],
                                        int(smax[k]), nodes)
-                crit = np.where(~excluded[rows][:, tab.idx], sel.criterion(ctx), -np.inf)
+                col_k = cols[k]
+                blocked = (excluded[rows, col_k] if isinstance(col_k, slice)
+                           else excluded[rows[:, None], col_k])
+                crit = np.where(blocked, -np.inf, sel.criterion(ctx))
                 choice = bp.exposure.choose(crit, tab, seeds[rows], n_scored[rows],
                                             engine.exposure_prepared)
+                empty = crit[np.arange(rows.size), choice.column] == -np.inf
                 chosen[sub] = tab.idx[choice.column]
+                if empty.any():
+                    none[sub[empty]] = True
+                    stop[rows[empty]] = _EXHAUSTED
         go = ~none
         rows, its, sk = act[go], chosen[go], skill[go]
         if rows.size == 0:
