@@ -218,7 +218,7 @@ def parse_item_xml(name: str, data: bytes, meta: dict[str, Any]) -> ItemContent:
         stem = "\n\n".join(p for p in parts if p)
     feedback = _find(root, "modalFeedback")
     raw: dict[str, Any] = {"id": iid, "stem": stem, "options": options, "key": values[0],
-                           "explanation": _text(feedback[0]).strip() if feedback else ""}
+                           "explanation": _text(feedback[0]) if feedback else ""}
     raw.update(meta)
     item, _ = validate_item(where, raw, None)
     return item
