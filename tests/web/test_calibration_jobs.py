@@ -8,6 +8,7 @@ must make the estimates current while keeping the old versions.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import time
 import uuid
 
@@ -116,6 +117,38 @@ def test_anchored_calibration_job_recovers_pretest_items_and_publishes(backend, 
         assert after == before + len(PRETEST)  # old versions kept, one new per pretest item
         again = client.post(f"/api/v1/calibrations/{job_id}/publish", headers=csrf)
         assert again.status_code == 409
+
+        # the same log uploaded as a CSV (form upload); a bad file is refused naming the line
+        form_csrf = _csrf(client)
+        rows = site.sql("SELECT c.public_id, i.external_id, r.score FROM responses r JOIN "
+                        "test_sessions s ON s.id = r.session_id JOIN candidates c ON "
+                        "c.id = s.candidate_id JOIN items i ON i.id = r.item_id")
+        good = "person_id,item_id,response\n" + "".join(f"{p},{i},{x}\n" for p, i, x in rows)
+        bad = "person_id,item_id,response\np1,DB-001,1\np1,NOPE-1,0\n"
+        r = client.post("/psychometrician/calibrations", data={
+            "csrf_token": form_csrf, "model": "2pl", "mode": "free", "prior_a_sd": "0.5",
+            "responses": (io.BytesIO(bad.encode()), "../../etc/log.csv")},
+            follow_redirects=True)
+        assert b"line 3: unknown item" in r.data
+        r = client.post("/psychometrician/calibrations", data={
+            "csrf_token": form_csrf, "model": "2pl", "mode": "free", "prior_a_sd": "0.5",
+            "responses": (io.BytesIO(good.encode()), "log.csv")})
+        assert r.status_code == 302
+        upload_job = int(r.headers["Location"].rstrip("/").split("/")[-1])
+        consumer = start_embedded_consumer()
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                job = client.get(f"/api/v1/calibrations/{upload_job}").json
+                if job["status"] in ("succeeded", "failed"):
+                    break
+                time.sleep(0.3)
+        finally:
+            consumer.stop(graceful=True)
+        assert job["status"] == "succeeded", job["message"]
+        assert job["settings"]["source"] == "upload"
+        assert job["result"]["link"] is not None  # free mode: linked to the current scale
+        assert len(job["result"]["items"]) == len({i for _, i, _ in rows})
 
 
 def _csrf(client) -> str:

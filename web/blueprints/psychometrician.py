@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from werkzeug.utils import secure_filename
 
 from web.db import database
 from web.rendering import icc_chart
@@ -83,11 +84,15 @@ def start_calibration():  # type: ignore[no-untyped-def]
         settings = calibrations.JobSettings(
             model=request.form.get("model", "2pl"), mode=request.form.get("mode", "anchored"),
             prior_a_sd=float(prior) if prior else None)
+        upload = request.files.get("responses")
+        text = None
+        if upload is not None and upload.filename:
+            text = calibrations.check_upload(upload.read(), secure_filename(upload.filename))
     except ValueError as exc:
         flash(str(exc), "error")
         return redirect(url_for("psychometrician.calibrations_list"))
     url = database().engine.url.render_as_string(hide_password=False)
-    job_id = calibrations.create_job(int(current_user.id), settings, url)
+    job_id = calibrations.create_job(int(current_user.id), settings, url, upload=text)
     return redirect(url_for("psychometrician.calibration", job_id=job_id))
 
 

@@ -17,6 +17,7 @@ failure leaves the previous version current.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import math
 import time
@@ -30,6 +31,7 @@ import irt
 from calibration import ItemSpec, MMLCalibrator, Priors
 from calibration.drift import ParameterErrors, drift
 from calibration.fit import item_fit
+from irt.io import ResponseLog, read_responses_csv
 from item_bank import repository as repo
 from item_bank.content import ParameterRecord
 from item_bank.db import make_engine, transaction
@@ -64,12 +66,49 @@ class JobSettings:
                 "skills": list(self.skills)}
 
 
-def create_job(user_id: int, settings: JobSettings, database_url: str) -> int:
+def check_upload(data: bytes, filename: str = "upload") -> str:
+    """Validate an uploaded responses CSV against the bank before a job is queued.
+
+    Returns the text; raises `ValueError` naming the line (malformed rows, unknown items,
+    responses out of range, a person answering an item twice).
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{filename}: the file is not UTF-8 text") from None
+    log_ = read_responses_csv(_Named(text, filename))
+    if log_.data.n_responses == 0:
+        raise ValueError(f"{filename}: no responses")
+    db = get_db()
+    known = set(db.scalars(select(Item.external_id)))
+    for row, item in enumerate(log_.data.item):
+        iid = log_.item_ids[item]
+        if iid not in known:
+            raise ValueError(f"{filename} line {log_.line_of(row)}: unknown item {iid!r} "
+                             "(import it into the bank first)")
+    if np.any(log_.data.response > 1):
+        row = int(np.flatnonzero(log_.data.response > 1)[0])
+        raise ValueError(f"{filename} line {log_.line_of(row)}: field 'response' must be 0 or 1 "
+                         "for the bank's multiple-choice items")
+    return text
+
+
+class _Named(io.StringIO):
+    def __init__(self, text: str, name: str) -> None:
+        super().__init__(text)
+        self.name = name
+
+
+def create_job(user_id: int, settings: JobSettings, database_url: str,
+               upload: str | None = None) -> int:
+    """Queue a calibration of the live response log, or of an uploaded CSV (`check_upload`)."""
     from web.jobs import enqueue_calibration
 
     with unit_of_work() as db:
         job = CalibrationJob(created_by_id=user_id, status="queued", progress=0.0,
-                             settings=settings.to_dict(), message="waiting for a worker")
+                             settings={**settings.to_dict(), "source": "upload" if upload
+                                       else "live response log"},
+                             upload=upload, message="waiting for a worker")
         db.add(job)
         db.flush()
         job_id = job.id
@@ -110,9 +149,11 @@ def run_job(job_id: int, database_url: str) -> None:
                 log.warning("calibration job %s is not queued; skipped", job_id)
                 outcome = "skipped"
                 return
-            row.status, row.started_at, row.message = "running", utcnow(), "exporting responses"
-            settings = JobSettings(**{**row.settings, "skills": tuple(row.settings["skills"])})
-        result = _calibrate(engine, job_id, settings)
+            row.status, row.started_at, row.message = "running", utcnow(), "reading responses"
+            settings = JobSettings(**{k: v for k, v in row.settings.items() if k != "source"}
+                                   | {"skills": tuple(row.settings["skills"])})
+            upload = row.upload
+        result = _calibrate(engine, job_id, settings, upload)
         _update(engine, job_id, status="succeeded", progress=1.0, result=result,
                 finished_at=utcnow(), message=result["summary"]["headline"])
         outcome = "succeeded"
@@ -125,9 +166,11 @@ def run_job(job_id: int, database_url: str) -> None:
         observability.calibration_finished(outcome, time.monotonic() - started)
 
 
-def _calibrate(engine: Any, job_id: int, settings: JobSettings) -> dict[str, Any]:
+def _calibrate(engine: Any, job_id: int, settings: JobSettings,
+               upload: str | None = None) -> dict[str, Any]:
     with transaction(engine) as db:
-        log_ = repo.export_responses(db, skills=list(settings.skills) or None)
+        log_ = read_responses_csv(_Named(upload, "upload")) if upload is not None \
+            else repo.export_responses(db, skills=list(settings.skills) or None)
         current = repo.load_bank(db, skills=list(settings.skills) or None)
         items = {it.external_id: it for it in db.scalars(select(Item))}
         statuses = {k: v.status for k, v in items.items()}
@@ -196,7 +239,8 @@ def _calibrate(engine: Any, job_id: int, settings: JobSettings) -> dict[str, Any
                                    for f in cal.skills_]}}
 
 
-def _item_fit_rows(log_: repo.ResponseExport, fitted: irt.Bank) -> list[dict[str, Any]]:
+def _item_fit_rows(log_: repo.ResponseExport | ResponseLog, fitted: irt.Bank
+                   ) -> list[dict[str, Any]]:
     """Item fit of every calibrated item (S-X² on complete forms, rest-posterior residual fit
     on sparse CAT data; see `calibration.fit`), on the calibration's own scale."""
     position = {iid: k for k, iid in enumerate(fitted.item_ids)}
