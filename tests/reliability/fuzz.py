@@ -30,6 +30,8 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 from schemathesis.core.failures import FailureGroup
 
@@ -95,34 +97,39 @@ def login(client: FlaskClient, email: str, password: str) -> str:
 
 
 def fuzz(app: Flask, identities: list[Identity], *, max_examples: int, seed: int = 0,
+         modes: tuple[GenerationMode, ...] = (GenerationMode.POSITIVE,),
          on_case: Callable[[str, str, int], None] | None = None) -> FuzzReport:
-    """Run ``max_examples`` generated cases per operation and identity; never raises on a
-    failed check (failures are collected in the report)."""
+    """Run ``max_examples`` generated cases per operation, identity and generation mode
+    (positive: valid by the document; negative: violating it, which must be refused with a
+    4xx); never raises on a failed check (failures are collected in the report)."""
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     report = FuzzReport()
     for result in schema.get_all_operations():
         operation = result.ok()
         label = f"{operation.method.upper()} {operation.path}"
-        for who in identities:
-            _fuzz_operation(operation, label, who, max_examples, seed, report, on_case)
+        for mode in modes:
+            for who in identities:
+                _fuzz_operation(operation, label, who, mode, max_examples, seed, report, on_case)
     return report
 
 
-def _fuzz_operation(operation: Any, label: str, who: Identity, max_examples: int, seed: int,
-                    report: FuzzReport, on_case: Callable[[str, str, int], None] | None) -> None:
+def _fuzz_operation(operation: Any, label: str, who: Identity, mode: GenerationMode,
+                    max_examples: int, seed: int, report: FuzzReport,
+                    on_case: Callable[[str, str, int], None] | None) -> None:
     seen: set[str] = set()
 
     @hypothesis_seed(seed)
     @settings(max_examples=max_examples, deadline=None, database=None,
               suppress_health_check=list(HealthCheck), print_blob=False)
-    @given(case=operation.as_strategy(), real_ids=st.booleans())
+    @given(case=operation.as_strategy(generation_mode=mode), real_ids=st.booleans())
     def run(case: Any, real_ids: bool) -> None:
-        if case.path_parameters is not None and (who.path_overrides and
+        negative = mode is GenerationMode.NEGATIVE  # overrides would repair the broken input
+        if not negative and case.path_parameters is not None and (who.path_overrides and
                                                  (real_ids or who.name == "candidate")):
             for key, value in who.path_overrides.items():
                 if key in case.path_parameters:
                     case.path_parameters[key] = value
-        if real_ids and isinstance(case.body, dict):
+        if not negative and real_ids and isinstance(case.body, dict):
             for key, value in who.body_overrides.items():
                 if key in case.body:
                     case.body[key] = value
@@ -134,17 +141,22 @@ def _fuzz_operation(operation: Any, label: str, who: Identity, max_examples: int
             on_case(who.name, label, response.status_code)
         problems = []
         try:
-            case.validate_response(response, checks=CHECKS)
+            case.validate_response(response, checks=CHECKS if mode is GenerationMode.POSITIVE
+                                   else [*CHECKS, st_checks.negative_data_rejection])
         except FailureGroup as group:  # one entry per failed check
             problems.extend(f"{f.title}: {f.message.strip()[:300]}" for f in group.exceptions)
         if not declared_explicitly(operation, response.status_code):
             problems.append(f"status {response.status_code} is not declared")
         for problem in problems:
-            key = f"{who.name} {label}: {problem}"
+            key = f"{who.name} {label} ({mode.value}): {problem}"
             if key not in seen:
                 seen.add(key)
                 body = response.content[:300].decode("utf-8", "replace")
                 report.failures.append(f"{key} [{case.method} {case.formatted_path} "
                                        f"body={case.body!r:.200}] -> {body}")
 
-    run()
+    try:
+        run()
+    except Unsatisfiable:  # nothing in the operation can be made invalid (no parameters, no body)
+        if mode is GenerationMode.POSITIVE:
+            raise
