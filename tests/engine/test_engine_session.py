@@ -173,3 +173,27 @@ def test_bad_configuration(mixed_bank):
         engine.Blueprint.from_dict({"exposure": {"name": "randomesque", "kk": 3}})
     with pytest.raises(engine.ConfigurationError, match="0 < K <= 1"):
         engine.SympsonHetter({"api0001": 1.5})
+
+
+def test_prior_start_per_skill(mixed_bank):
+    start = engine.PriorStart(mean={"api": 1.0, "db": -0.5}, sd={"api": 0.8})
+    bp = engine.Blueprint(skills=("api", "db", "sec"), start=start, max_items=9)
+    assert engine.Blueprint.from_json(bp.to_json()) == bp
+    eng = engine.CatEngine(mixed_bank, bp)
+    state = eng.start(seed=0)
+    # before any response each skill reports its prior, and its first item is chosen there
+    est = eng.estimates(state)
+    assert (est["api"].theta, est["api"].se) == (1.0, 0.8)
+    assert (est["db"].theta, est["db"].se) == (-0.5, 1.0)
+    assert (est["sec"].theta, est["sec"].se) == (0.0, 1.0)
+    first = {}
+    while not state.finished:
+        audit = state.pending_audit
+        first.setdefault(audit.skill, audit.theta)
+        state = eng.record(state, state.pending, 0)
+    assert first == {"api": 1.0, "db": -0.5, "sec": 0.0}
+    # the api prior N(1, 0.8²) is the EAP prior: one wrong answer, then compare with irt.eap
+    e = next(ev for ev in state.events if ev.skill == "api")
+    sub = mixed_bank.take([mixed_bank.index(e.item_id)])
+    ref = irt.eap(np.array([[0]]), sub, prior_mean=1.0, prior_sd=0.8, n_nodes=401)
+    assert state.trajectory["api"][0].theta == pytest.approx(ref.theta[0], abs=2e-3)
