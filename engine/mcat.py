@@ -231,7 +231,8 @@ class McatEngine:
                                  stop=None)
         items = (*memo.items, i)
         responses = (*memo.responses, r)
-        theta, cov = self.score(items, responses, start=memo.theta)
+        # always from the prior mean: a deserialized state rescored once gets the same bits
+        theta, cov = self.score(items, responses)
         counts = memo.counts.copy()
         s = int(self.skill_pos[i])
         counts[s] += 1

@@ -1,0 +1,106 @@
+"""Multidimensional scoring: MAP + Laplace under a multivariate normal prior, D-optimality."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+import engine
+import irt
+from engine.errors import ConfigurationError
+from engine.mcat import McatEngine
+
+
+def _neg_log_post(theta, eng, items, resp):
+    rows = eng.pool.bank.rows(np.asarray(items))
+    t = theta[eng.skill_pos[np.asarray(items)]]
+    p = irt.paired_category_derivatives(t, rows, order=0)[0]
+    ll = np.log(p[np.arange(len(items)), resp]).sum()
+    d = theta - eng.prior_mean
+    return -(ll - 0.5 * d @ eng.prior_precision @ d)
+
+
+def test_map_equals_generic_optimizer_and_laplace_equals_numeric_hessian(bank3, make_corr):
+    r = make_corr(3, 0.6)
+    eng = McatEngine(bank3, engine.Blueprint(), correlations=r)
+    g = np.random.default_rng(4)
+    items = g.choice(len(bank3), 25, replace=False)
+    resp = g.integers(0, 2, 25)
+    theta, cov = eng.score(items, resp)
+    ref = minimize(_neg_log_post, np.zeros(3), args=(eng, items, resp), method="BFGS",
+                   options={"gtol": 1e-9})
+    np.testing.assert_allclose(theta, ref.x, atol=1e-5)
+    # 2PL: observed = expected information, so the Laplace covariance is the inverse Hessian
+    h = 1e-4
+    hess = np.zeros((3, 3))
+    for i in range(3):
+        for j in range(3):
+            e_i, e_j = np.eye(3)[i] * h, np.eye(3)[j] * h
+            hess[i, j] = (_neg_log_post(theta + e_i + e_j, eng, items, resp)
+                          - _neg_log_post(theta + e_i - e_j, eng, items, resp)
+                          - _neg_log_post(theta - e_i + e_j, eng, items, resp)
+                          + _neg_log_post(theta - e_i - e_j, eng, items, resp)) / (4 * h * h)
+    np.testing.assert_allclose(cov, np.linalg.inv(hess), rtol=1e-4)
+
+
+def test_independent_skills_reduce_to_per_skill_map(bank3):
+    eng = McatEngine(bank3, engine.Blueprint())  # identity correlations
+    g = np.random.default_rng(5)
+    items = g.choice(len(bank3), 30, replace=False)
+    resp = g.integers(0, 2, 30)
+    theta, cov = eng.score(items, resp)
+    for k, s in enumerate(eng.skill_names):
+        mine = [i for i in items if bank3.skills[i] == s]
+        x = np.array([[resp[list(items).index(i)] for i in mine]])
+        ref = irt.map_estimate(x, bank3.take(mine))
+        assert theta[k] == pytest.approx(ref.theta[0], abs=1e-6)
+        assert np.sqrt(cov[k, k]) == pytest.approx(ref.se[0], rel=1e-6)
+    assert np.allclose(cov - np.diag(np.diag(cov)), 0.0)
+
+
+def test_answers_on_one_skill_move_the_correlated_others(bank3, make_corr):
+    eng = McatEngine(bank3, engine.Blueprint(), correlations=make_corr(3, 0.7))
+    s0 = bank3.skill_indices("s0")[:15]
+    theta, cov = eng.score(s0, np.ones(15, dtype=int))
+    assert theta[0] > 1.0
+    # the regression of θ_1 on θ_0 under the prior: E[θ_1 | θ̂_0] = ρ θ̂_0
+    assert theta[1] == pytest.approx(0.7 * theta[0], rel=1e-6)
+    assert np.sqrt(cov[1, 1]) < 1.0
+
+
+def test_d_optimal_criterion_is_the_determinant_gain(bank3, make_corr):
+    eng = McatEngine(bank3, engine.Blueprint(se_target=None), correlations=make_corr(3, 0.5))
+    state = eng.start(seed=1)
+    ans = np.random.default_rng(2).integers(0, 2, len(bank3))
+    for _ in range(7):
+        state = eng.record(state, state.pending, int(ans[eng.pool.index(state.pending)]))
+    memo = eng._memo(state)
+    crit = eng.criterion(memo)
+    prec = np.linalg.inv(memo.cov)
+    info = np.concatenate([irt.item_information([memo.theta[k]], bank3.take(
+        bank3.skill_indices(s)))[0] for k, s in enumerate(eng.skill_names)])
+    det0 = np.linalg.det(prec)
+    gain = np.empty(len(bank3))
+    for i in range(len(bank3)):
+        e = np.zeros(3)
+        e[eng.skill_pos[i]] = 1.0
+        gain[i] = np.linalg.det(prec + info[i] * np.outer(e, e)) / det0 - 1.0
+    free = np.isfinite(crit)
+    np.testing.assert_allclose(crit[free], gain[free], rtol=1e-8)
+    assert not free[[eng.pool.index(e.item_id) for e in state.events]].any()
+    assert eng.pool.index(state.pending) == int(np.argmax(crit))
+
+
+@pytest.mark.parametrize("matrix, message", [
+    ([[1.0, 0.5], [0.5, 1.0]], "3 x 3"),
+    ([[1.0, 0.5, 0.2], [0.4, 1.0, 0.2], [0.2, 0.2, 1.0]], "symmetric"),
+    ([[1.0, 0.9, -0.9], [0.9, 1.0, 0.9], [-0.9, 0.9, 1.0]], "positive definite"),
+    ([[1.0, 1.2, 0.0], [1.2, 1.0, 0.0], [0.0, 0.0, 1.0]], "(-1, 1)"),
+    ([[0.9, 0.1, 0.0], [0.1, 1.0, 0.0], [0.0, 0.0, 1.0]], "must be 1"),
+])
+def test_bad_correlation_matrices_are_configuration_errors(bank3, matrix, message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        McatEngine(bank3, engine.Blueprint(), correlations=matrix)
