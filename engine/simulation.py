@@ -558,7 +558,7 @@ def tune_sympson_hetter(engine: CatEngine,
             engine.blueprint, exposure=_TriedCounter(control, tried, row_of_seed)))
         admin = simulate(eng, t, answers=answers, seeds=seeds).exposure_rates()
         history.append(float(admin[eligible].max()))
-        log.info("Sympson-Hetter round %d: max exposure %.3f", it + 1, history[-1])
+        log.debug("Sympson-Hetter round %d: max exposure %.3f", it + 1, history[-1])
         p_sel = tried.sum(axis=0) / n
         k = _sh_update(p_sel, r_max)
         if it >= burn_in:

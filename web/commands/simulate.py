@@ -277,8 +277,8 @@ def run(args: argparse.Namespace) -> int:
                                      person_ids=ids)
         title = f"Fixed form: {args.fixed_length} random items"
     else:
-        if isinstance(blueprint.exposure, engine.SympsonHetter) and not \
-                blueprint.exposure.parameters and args.blueprint is None:
+        if isinstance(blueprint.exposure, engine.SympsonHetter) and \
+                not blueprint.exposure.parameters:
             print(f"Tuning Sympson-Hetter parameters for r_max = {args.sh_target} ...",
                   file=sys.stderr)
             tuning = tune_sympson_hetter(
