@@ -101,14 +101,14 @@ def worker(peer: str, path: str) -> dict:
     model, kind = str(d["model"]), str(d["kind"])
     n_p, n_i = int(d["n_persons"]), int(d["n_items"])
     person, item, response = d["person"], d["item"], d["response"]
-    dense = np.full((n_p, n_i), np.nan)
-    dense[person, item] = response
+    if not peer.startswith("proficio"):  # peers take a dense matrix with NaN for missing
+        dense = np.full((n_p, n_i), np.nan)
+        dense[person, item] = response
     note = ""
     if peer.startswith("proficio"):
         import irt
         from calibration import MMLCalibrator, Priors
 
-        del dense
         data = irt.SparseResponses(person, item, response, n_p, n_i)
         priors = Priors(a=(0.0, 0.5)) if "prior" in peer else None
         cal = MMLCalibrator(model, priors=priors, standard_errors="se" in peer.split("+"))
