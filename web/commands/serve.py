@@ -28,6 +28,7 @@ class ProficioServer(BaseApplication):  # type: ignore[misc]
         if self.embedded_jobs:
             self.cfg.set("when_ready", _start_jobs)
         self.cfg.set("child_exit", _child_exit)
+        self.cfg.set("on_exit", _on_exit)
         if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: one shared path
             self.cfg.set("control_socket_disable", True)  # would clash between two servers
 
@@ -49,6 +50,16 @@ def _child_exit(_server: Any, worker: Any) -> None:
     mark_process_dead(worker.pid)
 
 
+_owned_metrics_dir: list[str] = []  # the folder this master created (not an operator's)
+
+
+def _on_exit(_server: Any) -> None:
+    import shutil
+
+    for folder in _owned_metrics_dir:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def prepare_observability() -> dict[str, Any]:
     """Metrics in multiprocess mode and the configured log format, set up before the app (and
     with it ``prometheus_client``) is imported; returns gunicorn's logging options. gunicorn's
@@ -58,8 +69,10 @@ def prepare_observability() -> dict[str, Any]:
 
     from web.config import Settings
 
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
-        prefix="proficio-metrics-")
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:  # ours: removed by the master on exit (an operator's folder is kept)
+        folder = tempfile.mkdtemp(prefix="proficio-metrics-")
+        _owned_metrics_dir.append(folder)
     os.makedirs(folder, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     from web.observability import configure_logging, logging_config
