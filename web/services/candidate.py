@@ -147,6 +147,21 @@ def _lock(db: Session, session_id: int, token: str | None = None) -> CandidateSe
     return row
 
 
+def _find_invitation(db: Session, token: str) -> tuple[Invitation | None, int | None]:
+    """The invitation of ``token`` and the id of its session, in one statement.
+
+    Unknown, expired and revoked links take the same path up to the decision — the token is
+    always hashed and the same single query always runs — so the response time does not tell
+    an attacker whether a guessed link exists (measured in benchmarks/bench_fuzz_tokens.py).
+    The lookup is an equality on the SHA-256 of the token: no comparison on the secret itself
+    leaks a prefix.
+    """
+    row = db.execute(select(Invitation, CandidateSession.id)
+                     .outerjoin(CandidateSession, CandidateSession.invitation_id == Invitation.id)
+                     .where(Invitation.token_hash == hash_token(token or "-"))).first()
+    return (None, None) if row is None else (row[0], row[1])
+
+
 def start_or_resume(invitation_token: str, *, rotate_token: bool = False) -> SessionView:
     """Start the invitation's session, or resume it at exactly the pending item.
 
@@ -155,11 +170,9 @@ def start_or_resume(invitation_token: str, *, rotate_token: bool = False) -> Ses
     """
     now = utcnow()
     with unit_of_work() as db:
-        invitation = repo.find_invitation(db, invitation_token)
+        invitation, row_id = _find_invitation(db, invitation_token)
         if invitation is None:
             raise InvitationNotFound("this invitation link is not valid")
-        row_id = db.scalar(select(CandidateSession.id)
-                           .where(CandidateSession.invitation_id == invitation.id))
         if row_id is None:
             return _start(db, invitation, now)
         row = _lock(db, row_id)
@@ -206,13 +219,20 @@ def session_status(session_id: int, token: str | None = None) -> SessionView:
 
 
 def session_for_invitation(invitation_token: str) -> int | None:
-    """The id of the invitation's session, if it has started."""
+    """The id of the invitation's session, if it has started.
+
+    An unknown link raises `InvitationNotFound`; a link that can no longer start a session
+    (expired or withdrawn, never started) raises `InvitationUnavailable` here, in the same
+    single statement, rather than in a second transaction.
+    """
     with unit_of_work() as db:
-        invitation = repo.find_invitation(db, invitation_token)
+        invitation, row_id = _find_invitation(db, invitation_token)
         if invitation is None:
             raise InvitationNotFound("this invitation link is not valid")
-        return db.scalar(select(CandidateSession.id)
-                         .where(CandidateSession.invitation_id == invitation.id))
+        if row_id is None and (invitation.status in ("revoked", "expired")
+                               or _aware(invitation.expires_at) <= utcnow()):
+            raise InvitationUnavailable("this invitation is no longer valid")
+        return row_id
 
 
 def submit_answer(session_id: int, item_id: str, answer: str, *, token: str | None = None,
