@@ -12,6 +12,10 @@ Live sessions::
 
 Simulation studies: `simulate` (vectorized across simulees, identical to running `CatEngine`
 session by session), `simulate_fixed_form`, `tune_sympson_hetter`.
+
+Correlated skills and shadow tests (issue 9): `make_engine(pool, blueprint)` returns
+`McatEngine` when the blueprint has ``correlations``, `ShadowCatEngine` for the ``shadow``
+selector, else `CatEngine` — all with the same session API; `simulate_sessions` runs any of them.
 """
 
 from engine._rng import derive_seed
@@ -25,6 +29,7 @@ from engine.errors import (
     SessionFinishedError,
     UnknownItemError,
 )
+from engine.mcat import McatEngine, make_engine, simulate_sessions
 from engine.pool import ITEM_STATUSES, ItemPool
 from engine.session import (
     STOP_REASONS,
@@ -35,6 +40,7 @@ from engine.session import (
     SkillEstimate,
     TrajectoryPoint,
 )
+from engine.shadow import ShadowCatEngine, ShadowTest
 from engine.strategies import (
     REGISTRY,
     AStratified,
@@ -70,6 +76,7 @@ __all__ = [
     "ItemPool",
     "KLInfo",
     "MaxInfo",
+    "McatEngine",
     "NoExposureControl",
     "NotServedError",
     "PosteriorWeightedInfo",
@@ -78,11 +85,15 @@ __all__ = [
     "ResponseOutOfRangeError",
     "SelectionAudit",
     "SessionFinishedError",
+    "ShadowCatEngine",
+    "ShadowTest",
     "SkillEstimate",
     "SkillSpec",
     "SympsonHetter",
     "TrajectoryPoint",
     "UnknownItemError",
     "derive_seed",
+    "make_engine",
+    "simulate_sessions",
     "strategy_from_dict",
 ]

@@ -102,6 +102,39 @@ class Classification:
                 "delta": self.delta, "level": self.level}
 
 
+def _check_correlations(rows: tuple[tuple[float, ...], ...], skills: list[str]) -> None:
+    """A correlation matrix for ``skills``: square, symmetric, unit diagonal, positive definite."""
+    k = len(skills)
+    if len(rows) != k or any(len(r) != k for r in rows):
+        raise ConfigurationError(f"correlations must be {k} x {k} (one row per skill: {skills})")
+    for i in range(k):
+        if rows[i][i] != 1.0:
+            raise ConfigurationError(f"correlations: diagonal entry of {skills[i]!r} must be 1")
+        for j in range(i + 1, k):
+            if not (math.isfinite(rows[i][j]) and rows[i][j] == rows[j][i]
+                    and -1.0 < rows[i][j] < 1.0):
+                raise ConfigurationError(f"correlations: entry ({skills[i]!r}, {skills[j]!r}) "
+                                         f"must be symmetric and in (-1, 1)")
+    try:  # Cholesky succeeds exactly for positive definite matrices
+        _cholesky(rows)
+    except ValueError:
+        raise ConfigurationError("correlations: the matrix is not positive definite") from None
+
+
+def _cholesky(rows: tuple[tuple[float, ...], ...]) -> None:
+    k = len(rows)
+    low = [[0.0] * k for _ in range(k)]
+    for i in range(k):
+        for j in range(i + 1):
+            v = rows[i][j] - sum(low[i][m] * low[j][m] for m in range(j))
+            if i == j:
+                if v <= 1e-12:
+                    raise ValueError("not positive definite")
+                low[i][i] = math.sqrt(v)
+            else:
+                low[i][j] = v / low[j][j]
+
+
 @dataclass(frozen=True)
 class Blueprint:
     """A CAT configuration.
@@ -118,6 +151,9 @@ class Blueprint:
         positions of the served sequence (default: every second position from 2).
     grid : ``(lower, upper, n_nodes)`` of the EAP quadrature grid.
     seed : master seed; session ``k`` of a study uses ``engine.derive_seed(seed, k)``.
+    correlations : latent correlation matrix between the listed ``skills`` (rows and columns
+        in their order); when set, `engine.make_engine` builds the multidimensional engine
+        (`engine.mcat.McatEngine`: MAP under the correlated prior, D-optimal selection).
     """
 
     skills: tuple[SkillSpec, ...] = ()
@@ -133,6 +169,7 @@ class Blueprint:
     pretest_positions: tuple[int, ...] = ()
     grid: tuple[float, float, int] = DEFAULT_GRID
     seed: int = 0
+    correlations: tuple[tuple[float, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         skills = tuple(s if isinstance(s, SkillSpec) else SkillSpec(str(s)) for s in self.skills)
@@ -169,11 +206,21 @@ class Blueprint:
         object.__setattr__(self, "grid", (float(grid[0]), float(grid[1]), int(grid[2])))
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigurationError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.correlations is not None:
+            if not skills:
+                raise ConfigurationError("correlations need the blueprint's skills listed "
+                                         "(rows and columns follow their order)")
+            try:
+                rows = tuple(tuple(float(v) for v in row) for row in self.correlations)
+            except (TypeError, ValueError):
+                raise ConfigurationError("correlations must be a matrix of numbers") from None
+            _check_correlations(rows, names)
+            object.__setattr__(self, "correlations", rows)
 
     # -- serialization ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values; strategies as ``{"name": …, settings…}``."""
-        return {
+        out = {
             "skills": [{"skill": s.skill, "min_items": s.min_items, "max_items": s.max_items,
                         "weight": s.weight} for s in self.skills],
             "min_items": self.min_items, "max_items": self.max_items,
@@ -187,6 +234,9 @@ class Blueprint:
             "pretest_positions": list(self.pretest_positions),
             "grid": list(self.grid), "seed": self.seed,
         }
+        if self.correlations is not None:  # only when set: older stored blueprints unchanged
+            out["correlations"] = [list(r) for r in self.correlations]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Blueprint:
@@ -194,7 +244,7 @@ class Blueprint:
             raise ConfigurationError(f"blueprint must be an object, got {type(data).__name__}")
         known = {"skills", "min_items", "max_items", "se_target", "selector", "exposure",
                  "start", "classification", "exclude_tags", "pretest_count",
-                 "pretest_positions", "grid", "seed"}
+                 "pretest_positions", "grid", "seed", "correlations"}
         unknown = set(data) - known
         if unknown:
             raise ConfigurationError(f"blueprint: unknown field(s) {sorted(unknown)}")

@@ -60,6 +60,7 @@ from engine.session import (
     SkillEstimate,
     TrajectoryPoint,
 )
+from engine.shadow import ShadowCatEngine, ShadowTest
 from engine.simulation import SimulationResult
 
 #: MAP Fisher-scoring tolerance on max |Δθ|, iteration cap and largest step.
@@ -148,7 +149,7 @@ class McatEngine:
         self.nodes = base.nodes
         k = len(self.skill_names)
         if correlations is None:
-            correlations = getattr(bp, "correlations", None)
+            correlations = bp.correlations
         self.correlations = (np.eye(k) if correlations is None
                              else correlation_matrix(correlations, k))
         mean_sd = np.array([bp.start.prior(s) for s in self.skill_names], dtype=float)
@@ -492,3 +493,26 @@ def simulate_sessions(engine: Any, theta: ArrayLike, *, answers: ArrayLike | Non
         n_items=counts, stop_reason=tuple(stops), items=items, responses=resp, theta_path=path,
         n_bank_items=len(bank), eligible=~engine.base_excluded,
         decision=np.full((n, k), ""), decided=np.zeros((n, k), dtype=bool))
+
+
+def make_engine(pool: ItemPool | irt.Bank, blueprint: Blueprint | None = None
+                ) -> CatEngine | McatEngine:
+    """The engine a blueprint asks for, all with the `CatEngine` session API.
+
+    * ``blueprint.correlations`` set → `McatEngine` (multidimensional, D-optimal);
+    * ``selector`` ``'shadow'`` → `engine.shadow.ShadowCatEngine`;
+    * otherwise → `CatEngine`.
+
+    Configuration errors (including infeasible shadow-test constraints) are raised here, when
+    the test is configured, never in the middle of a candidate's test.
+    """
+    bp = blueprint if blueprint is not None else Blueprint()
+    shadow = isinstance(bp.selector, ShadowTest)
+    if bp.correlations is not None:
+        if shadow:
+            raise ConfigurationError("the shadow selector is not available with correlated "
+                                     "skills (multidimensional scoring); choose one")
+        return McatEngine(pool, bp)
+    if shadow:
+        return ShadowCatEngine(pool, bp)
+    return CatEngine(pool, bp)
