@@ -134,10 +134,12 @@ class ShadowCatEngine(CatEngine):
         first = self._solve(np.zeros(len(self.pool), dtype=bool), self.base_excluded,
                             {s: self.start_theta[s] for s in self.skill_names})
         if first is None:
-            raise ConfigurationError("shadow test: the constraints cannot be met by this bank "
-                                     "(jointly infeasible: per-skill, per-tag, enemy, exposure "
-                                     "and pretest constraints together; " + self._diagnosis()
-                                     + ")")
+            why = self._diagnosis()
+            raise ConfigurationError(
+                f"shadow test: the bank cannot meet the constraints: {why}" if why else
+                "shadow test: the constraints cannot be met by this bank together (each one "
+                "alone can: per-skill, per-tag, enemy, exposure and pretest constraints are "
+                "jointly infeasible)")
         bank = self.pool.bank
         self._all = SkillTables("*", np.arange(len(bank), dtype=np.int64), bank, bank.a,
                                 bank.b, bank.c, bank.d, 0.5 * bank.a, 0.25 * bank.a**2, False,
@@ -189,14 +191,18 @@ class ShadowCatEngine(CatEngine):
         self._lo = np.array(lo, dtype=float)
         self._hi = np.array(hi, dtype=float)
 
-    def _diagnosis(self) -> str:
-        """The first constraint the allowed items cannot meet on their own."""
+    def _diagnosis(self) -> str | None:
+        """The first constraint that cannot be met on its own (None: only jointly)."""
         avail = self._A @ self.allowed.astype(float)
+        length = self.blueprint.max_items
         for k, label in enumerate(self._labels):
             if avail[k] < self._lo[k]:
                 return (f"{label}: only {int(avail[k])} eligible item(s) for a minimum of "
                         f"{int(self._lo[k])}")
-        return "no single constraint is unmeetable on its own"
+            if k > 0 and not self.is_pretest[self._A[[k]].indices].all() \
+                    and self._lo[k] > length:
+                return f"{label}: the minimum exceeds the test length {length}"
+        return None
 
     def _solve(self, given: NDArray[np.bool_], excluded: NDArray[np.bool_],
                theta: Mapping[str, float]) -> ShadowSolution | None:

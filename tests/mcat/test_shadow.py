@@ -97,6 +97,7 @@ def test_shadow_test_is_optimal_under_constraints(make_bank):
     (ShadowTest(), (engine.SkillSpec("s0", 7), engine.SkillSpec("s1")),
      "skill 's0': 7..8 items: only 6"),
     (ShadowTest(tag_counts={"a": [3, 3], "b": [0, 1]}), (), "jointly infeasible"),
+    (ShadowTest(tag_counts={"sql": [0, 1]}), (), "jointly infeasible"),
 ])
 def test_infeasible_constraints_fail_at_configuration(make_bank, selector, skills, message):
     bank = make_bank(2, 6, seed=10)

@@ -38,7 +38,8 @@ from irt.io import FormatError, read_items_csv
 from web.cli import CommandError
 
 SELECTORS = {"mfi": engine.MaxInfo, "kl": engine.KLInfo, "mpwi": engine.PosteriorWeightedInfo,
-             "bmatch": engine.BMatching, "astrat": engine.AStratified}
+             "bmatch": engine.BMatching, "astrat": engine.AStratified,
+             "shadow": engine.ShadowTest}
 EXPOSURES = ("none", "randomesque", "sympson-hetter", "cap")
 #: Below this many simulees one process is faster than starting workers.
 PARALLEL_MIN = 4000
@@ -60,6 +61,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--start-theta", type=float, default=0.0)
     g.add_argument("--prior-mean", type=float, default=0.0)
     g.add_argument("--prior-sd", type=float, default=1.0)
+    g.add_argument("--correlations", type=Path, metavar="CORR.csv",
+                   help="latent correlations between skills (calibration.correlation CSV): "
+                        "multidimensional CAT, D-optimal selection, MAP under the correlated "
+                        "prior")
+    g.add_argument("--tag-count", action="append", default=[], metavar="TAG:MIN[:MAX]",
+                   help="shadow: scored items carrying TAG (bank CSV column 'tags', "
+                        "';'-separated)")
+    g.add_argument("--max-exposure", type=float,
+                   help="shadow: leave out items whose --exposure-rates rate is at least this")
     g = p.add_argument_group("exposure control")
     g.add_argument("--exposure", choices=EXPOSURES, default="none")
     g.add_argument("--randomesque-k", type=int, default=5)
@@ -111,7 +121,21 @@ def build_blueprint(args: argparse.Namespace) -> engine.Blueprint:
         return engine.Blueprint.from_json(args.blueprint.read_text(encoding="utf-8"))
     sel_cls = SELECTORS[args.selector]
     selector = (sel_cls(switch_after=args.kl_switch) if args.selector == "kl"
-                else sel_cls(n_strata=args.strata) if args.selector == "astrat" else sel_cls())
+                else sel_cls(n_strata=args.strata) if args.selector == "astrat"
+                else _shadow(args) if args.selector == "shadow" else sel_cls())
+    skills = tuple(_skill_spec(s) for s in args.skill)
+    correlations = None
+    if args.correlations is not None:
+        from calibration.correlation import read_correlation_csv
+
+        if not args.correlations.is_file():
+            raise FileNotFoundError(f"no such file: {args.correlations}")
+        corr = read_correlation_csv(args.correlations)
+        skills = skills or tuple(engine.SkillSpec(s) for s in corr.skills)
+        try:
+            correlations = corr.for_skills([s.skill for s in skills])
+        except KeyError as exc:
+            raise CommandError(f"--correlations: {exc.args[0]}") from None
     exposure = {"none": engine.NoExposureControl(),
                 "randomesque": engine.Randomesque(k=args.randomesque_k),
                 "sympson-hetter": engine.SympsonHetter(),
@@ -122,11 +146,26 @@ def build_blueprint(args: argparse.Namespace) -> engine.Blueprint:
                                                alpha=args.alpha, beta=args.beta,
                                                delta=args.delta, level=args.ci_level)
     return engine.Blueprint(
-        skills=tuple(_skill_spec(s) for s in args.skill), min_items=args.min_items,
+        skills=skills, correlations=correlations, min_items=args.min_items,
         max_items=args.max_items, se_target=args.stop_se if args.stop_se > 0 else None,
         selector=selector, exposure=exposure,
         start=engine.FixedStart(args.start_theta, args.prior_mean, args.prior_sd),
         classification=classification, seed=args.seed)
+
+
+def _shadow(args: argparse.Namespace) -> engine.ShadowTest:
+    counts = {}
+    for text in args.tag_count:
+        parts = text.split(":")
+        try:
+            if not parts[0] or len(parts) not in (2, 3):
+                raise ValueError
+            counts[parts[0]] = [int(parts[1]),
+                                int(parts[2]) if len(parts) == 3 and parts[2] else None]
+        except ValueError:
+            raise CommandError(f"--tag-count {text!r}: expected TAG:MIN[:MAX] with integers"
+                               ) from None
+    return engine.ShadowTest(tag_counts=counts, max_exposure=args.max_exposure)
 
 
 def read_thetas(path: Path, skills: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
@@ -263,16 +302,30 @@ def run(args: argparse.Namespace) -> int:
     table = read_items_csv(args.bank)
     status = table.extra.get("status")
     rates = _read_rates(args.exposure_rates) if args.exposure_rates else None
+    tag_col = table.extra.get("tags")
+    tags = ({iid: [t.strip() for t in text.split(";") if t.strip()]
+             for iid, text in zip(table.bank.item_ids, tag_col, strict=True)}
+            if tag_col else None)
     pool = engine.ItemPool(table.bank, status=[s or "operational" for s in status]
-                           if status else None, exposure_rates=rates)
+                           if status else None, exposure_rates=rates, tags=tags)
     blueprint = build_blueprint(args)
-    eng = engine.CatEngine(pool, blueprint)
+    eng = engine.make_engine(pool, blueprint)
+    special = type(eng) is not engine.CatEngine  # multidimensional or shadow-test engine
     ids, theta = read_thetas(args.thetas, eng.skill_names)
     n = len(ids)
     rng = np.random.default_rng(blueprint.seed)
     answers = draw_answers(eng, theta, rng)
     progress = not args.no_progress and sys.stderr.isatty()
-    if args.fixed_length is not None:
+    if special:
+        if args.fixed_length is not None or (isinstance(blueprint.exposure, engine.SympsonHetter)
+                                             and not blueprint.exposure.parameters):
+            raise CommandError("--fixed-length and Sympson-Hetter tuning are not available with "
+                               "--correlations or --selector shadow")
+        result = engine.simulate_sessions(eng, theta, answers=answers, person_ids=ids)
+        title = (f"CAT: {'shadow tests' if blueprint.correlations is None else 'multidimensional'}"
+                 f" ({type(eng).__name__}), exposure {blueprint.exposure.name}, "
+                 f"{blueprint.min_items}-{blueprint.max_items} items")
+    elif args.fixed_length is not None:
         result = simulate_fixed_form(eng, theta, args.fixed_length, answers=answers, rng=rng,
                                      person_ids=ids)
         title = f"Fixed form: {args.fixed_length} random items"
