@@ -275,9 +275,11 @@ class McatEngine:
         rows = self.pool.bank.rows(idx)
         spos = self.skill_pos[idx]
         j = np.arange(idx.size)
+        derivatives = (self._dichotomous_derivatives if rows.all_dichotomous
+                       else self._derivatives)
         info_s = np.zeros(k)
         for _ in range(MAP_MAX_ITER):
-            grad, info = self._derivatives(theta[spos], rows, resp, j)
+            grad, info = derivatives(theta[spos], rows, resp, j)
             g = np.bincount(spos, weights=grad, minlength=k) - prec @ (theta - mu)
             info_s = np.bincount(spos, weights=info, minlength=k)
             step = np.linalg.solve(np.diag(info_s) + prec, g)
@@ -287,7 +289,7 @@ class McatEngine:
             theta = np.clip(theta + step, *MAP_BOUNDS)
             if big < MAP_TOL:
                 break
-        _, info = self._derivatives(theta[spos], rows, resp, j)
+        _, info = derivatives(theta[spos], rows, resp, j)
         info_s = np.bincount(spos, weights=info, minlength=k)
         cov = np.linalg.inv(np.diag(info_s) + prec)
         return theta, cov
@@ -302,6 +304,19 @@ class McatEngine:
         grad = p1[j, resp] / pc[j, resp]
         info = np.sum(np.where(p > PROB_FLOOR, p1 * p1 / pc, 0.0), axis=-1)
         return grad, info
+
+    @staticmethod
+    def _dichotomous_derivatives(theta: NDArray, rows: irt.Bank, resp: NDArray, j: NDArray
+                                 ) -> tuple[NDArray, NDArray]:
+        """`_derivatives` for dichotomous items in closed form (Lord 1980, eq. 5-6):
+        ``P = c + (d − c)σ``, ``P′ = (d − c) a σ(1 − σ)``; ``d log P(x)/dθ = P′/P`` (x = 1) or
+        ``−P′/(1 − P)`` (x = 0); ``I = P′²/(P(1 − P))``."""
+        sig = 0.5 * (1.0 + np.tanh(0.5 * rows.a * (theta - rows.b)))
+        span = rows.d - rows.c
+        p = np.clip(rows.c + span * sig, PROB_FLOOR, 1.0 - PROB_FLOOR)
+        p1 = span * rows.a * sig * (1.0 - sig)
+        grad = np.where(resp == 1, p1 / p, -p1 / (1.0 - p))
+        return grad, p1 * p1 / (p * (1.0 - p))
 
     def _skill_done(self, memo: _McatMemo) -> NDArray[np.bool_]:
         """Skills that get no more items: at their maximum, or at the SE target with their
