@@ -57,7 +57,9 @@ def _run_calibration(job_id: int, database_url: str, request_id: str | None = No
     from web.services.calibrations import run_job
 
     with bind_request_id(request_id):  # the enqueuing request's id, on the job's log records
+        log.info("calibration job %s: running", job_id)
         run_job(job_id, database_url)
+        log.info("calibration job %s: done", job_id)
 
 
 def enqueue_calibration(job_id: int, database_url: str) -> None:

@@ -4,21 +4,28 @@ PostgreSQL — complete candidate sessions while every request alternates betwee
 
 This is the deployment recipe of docs/operator-guide.md in miniature: the web tier keeps no
 state, so any process can serve any request. Both servers also share one
-``PROMETHEUS_MULTIPROC_DIR``, so ``/metrics`` on either sums the answers recorded by both.
+``PROMETHEUS_MULTIPROC_DIR``, so ``/metrics`` on either sums the answers recorded by both. When
+Redis answers on 127.0.0.1:6379, the job queue is on Redis, the app processes run no job
+threads, and a separate ``proficio worker`` runs a calibration requested through one of them.
 """
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
+import random
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +63,19 @@ def call(base: str, method: str, path: str, body: dict | None = None,
 
 
 class Server:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    """A ``proficio serve`` (or, with ``worker=True``, a ``proficio worker``) subprocess."""
+
+    def __init__(self, env: dict[str, str], log: Path, *, worker: bool = False,
+                 extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._out = log.open("wb")
-        self.proc = subprocess.Popen(
-            [PROFICIO, "serve", "--workers", "1", "--host", "127.0.0.1", "--port",
-             str(self.port)], env=env, stdout=self._out, stderr=subprocess.STDOUT)
+        command = [PROFICIO, "worker"] if worker else [
+            PROFICIO, "serve", "--workers", "1", "--host", "127.0.0.1", "--port", str(self.port),
+            *extra]
+        self.proc = subprocess.Popen(command, env=env, stdout=self._out,
+                                     stderr=subprocess.STDOUT)
 
     def wait_ready(self, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -92,30 +104,53 @@ class Server:
         self._out.close()
 
 
+def redis_available() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class Cluster:
+    servers: list[Server]
+    worker: Server | None  # a `proficio worker` on a Redis queue, when Redis is available
+
+
 @pytest.fixture
-def two_servers(site: Site, tmp_path: Path) -> Iterator[list[Server]]:
+def cluster(site: Site, tmp_path: Path) -> Iterator[Cluster]:
+    """Two app processes on one database; with Redis, no job threads in them and one separate
+    job worker on a Redis queue (a random Redis database number, so concurrent runs of the
+    suite do not share a queue)."""
+    (tmp_path / "metrics").mkdir()
     env = {**os.environ, "DATABASE_URL": site.url,
            "PROFICIO_INSTANCE": str(tmp_path / "instance"),  # shared secret key and job queue
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
            "PROFICIO_LOG_FORMAT": "json", "PROFICIO_ENV": "development"}
-    (tmp_path / "metrics").mkdir()
-    servers = [Server(env, tmp_path / f"server{k}.log") for k in range(2)]
+    extra: tuple[str, ...] = ()
+    worker = None
+    if redis_available():
+        env["PROFICIO_QUEUE_URL"] = f"redis://127.0.0.1:6379/{random.randint(1, 15)}"
+        extra = ("--no-embedded-jobs",)
+        worker = Server(env, tmp_path / "worker.log", worker=True)
+    servers = [Server(env, tmp_path / f"server{k}.log", extra=extra) for k in range(2)]
+    everything = [*servers, *([worker] if worker else [])]
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         for s in servers:
             s.wait_ready(deadline)
-        yield servers
+        yield Cluster(servers, worker)
     finally:
-        for s in servers:  # both shut down at once
+        for s in everything:  # all shut down at once
             s.interrupt()
-        for s in servers:
+        for s in everything:
             s.stop()
 
 
-def test_two_app_processes_complete_sessions_alternating(site: Site,
-                                                         two_servers: list[Server]) -> None:
+def test_two_app_processes_complete_sessions_alternating(site: Site, cluster: Cluster) -> None:
     tokens = site.invite(2)
-    bases = [s.base for s in two_servers]
+    bases = [s.base for s in cluster.servers]
     sessions: list[dict] = []
     turn = 0
     for token in tokens:
@@ -161,10 +196,60 @@ def test_two_app_processes_complete_sessions_alternating(site: Site,
                   for smp in fam.samples if not smp.labels}
         assert values["proficio_answers_recorded_total"] == sum(answered)
         assert values["proficio_sessions_started_total"] == 2
-    for server in two_servers:
+    for server in cluster.servers:
         log = server.log.read_text()
         for secret in (*tokens, *bearer):
             assert secret not in log
         access = [json.loads(line) for line in log.splitlines()
                   if line.startswith("{") and '"proficio.access"' in line]
         assert access and all(a["route"].startswith("/") for a in access)
+
+
+    if cluster.worker is not None:
+        _calibration_runs_in_the_worker(site, cluster)
+
+
+def _calibration_runs_in_the_worker(site: Site, cluster: Cluster) -> None:
+    """A calibration requested on one server runs in the separate worker (over Redis), its
+    progress is seen on the other server, and the worker's log lines carry the id of the
+    request that queued it."""
+    assert cluster.worker is not None
+    first, second = (s.base for s in cluster.servers)
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = browser.open(f"{first}/login", timeout=30).read().decode()
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match
+    csrf = match.group(1)
+    cred = site.info.credentials("psychometrician")
+    form = urllib.parse.urlencode({"csrf_token": csrf, "email": cred.email,
+                                   "password": cred.password}).encode()
+    browser.open(f"{first}/login", data=form, timeout=30).read()
+    request = urllib.request.Request(
+        f"{first}/api/v1/calibrations", method="POST",
+        data=json.dumps({"model": "2pl", "mode": "free"}).encode(),
+        headers={"Content-Type": "application/json", "X-CSRFToken": csrf,
+                 "X-Request-ID": "calib-req-77"})
+    with browser.open(request, timeout=30) as r:
+        assert r.status == 202
+        job = json.loads(r.read())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with browser.open(f"{second}/api/v1/calibrations/{job['id']}", timeout=30) as r:
+            job = json.loads(r.read())
+        if job["status"] in ("succeeded", "failed"):
+            break
+        assert cluster.worker.proc.poll() is None, cluster.worker.log.read_text()[-3000:]
+        time.sleep(0.3)
+    assert job["status"] in ("succeeded", "failed"), job
+    assert job["message"]
+    cluster.worker.interrupt()
+    cluster.worker.stop()
+    text = cluster.worker.log.read_text()
+    lines = [json.loads(x) for x in text.splitlines() if x.startswith("{")]
+    ours = [x["message"] for x in lines if x["request_id"] == "calib-req-77"]
+    assert f"calibration job {job['id']}: running" in ours, lines
+    assert f"calibration job {job['id']}: done" in ours, lines
+    for server in cluster.servers:  # the web processes did not run it
+        assert "calibration job" not in server.log.read_text()
+    assert cred.password not in text
