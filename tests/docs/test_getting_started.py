@@ -96,6 +96,7 @@ def test_make_targets_of_the_page_exist_and_do_what_it_says() -> None:
             assert word in out.stdout, (target, out.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("curl") is None or shutil.which("jq") is None,
                     reason="the page's API tour needs curl and jq")
 def test_every_command_of_the_page_runs(tmp_path: Path) -> None:

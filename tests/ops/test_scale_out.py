@@ -148,6 +148,7 @@ def cluster(site: Site, tmp_path: Path) -> Iterator[Cluster]:
             s.stop()
 
 
+@pytest.mark.slow
 def test_two_app_processes_complete_sessions_alternating(site: Site, cluster: Cluster) -> None:
     tokens = site.invite(2)
     bases = [s.base for s in cluster.servers]
