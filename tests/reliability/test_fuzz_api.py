@@ -10,7 +10,7 @@ import pytest
 from tests.reliability.fuzz import Identity, fuzz, login
 from tests.web.conftest import WEB_BACKENDS, new_site
 
-EXAMPLES_PER_OPERATION = 10  # × 13 operations × 4 identities ≈ 520 requests per backend
+EXAMPLES_PER_OPERATION = 6  # × 13 operations × 4 identities ≈ 310 requests per backend
 
 
 @pytest.mark.slow
