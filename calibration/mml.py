@@ -361,7 +361,9 @@ class MMLCalibrator:
         local_of[keep] = np.arange(keep.size)
         sel = local_of[data.item] >= 0
         persons_g = data.person[sel]
-        uniq, person_local = np.unique(persons_g, return_inverse=True)
+        present = np.bincount(persons_g, minlength=data.n_persons) > 0  # O(n), no sort
+        uniq = np.flatnonzero(present)
+        person_local = (np.cumsum(present) - 1)[persons_g]
         item_local = local_of[data.item[sel]]
         resp = data.response[sel]
         kmax = int(kcat[keep].max())
@@ -735,8 +737,7 @@ class MMLCalibrator:
 # ---------------------------------------------------------------------- helpers
 def _placeholder_bank(specs: list[ItemSpec], log: ResponseLog, model: str) -> Bank:
     """A bank with the specs' ids, models and category counts (for `ResponseLog.for_bank`)."""
-    top = np.zeros(len(log.item_ids), dtype=np.int64)
-    np.maximum.at(top, log.data.item, log.data.response)
+    top = _top_category(log.data.item, log.data.response, len(log.item_ids))
     top_of = dict(zip(log.item_ids, top.tolist(), strict=True))
     items = []
     for s in specs:
@@ -752,11 +753,18 @@ def _placeholder_bank(specs: list[ItemSpec], log: ResponseLog, model: str) -> Ba
     return Bank.from_params(items)
 
 
+def _top_category(item: NDArray, response: NDArray, n_items: int) -> NDArray[np.int64]:
+    """Highest observed category per item (0 for items without responses), in O(n)."""
+    if item.size == 0:
+        return np.zeros(n_items, dtype=np.int64)
+    width = int(response.max()) + 1
+    seen = np.bincount(item * width + response, minlength=n_items * width).reshape(n_items, width)
+    return (width - 1 - np.argmax(seen[:, ::-1] > 0, axis=1)).astype(np.int64) * (seen.sum(1) > 0)
+
+
 def _resolve_categories(specs: list[ItemSpec], data: SparseResponses,
                         source: Responses) -> list[ItemSpec]:
-    top = np.zeros(data.n_items, dtype=np.int64)
-    if data.n_responses:
-        np.maximum.at(top, data.item, data.response)
+    top = _top_category(data.item, data.response, data.n_items)
     out = []
     for i, s in enumerate(specs):
         k = 2 if s.model in DICHOTOMOUS_MODELS else (s.n_categories or max(int(top[i]) + 1, 2))
