@@ -198,3 +198,48 @@ def test_api_flow_with_bearer_token(site: Site, client: FlaskClient):
     late = client.post(f"/api/v1/sessions/{sid}/responses", headers=auth,
                        json={"item_id": "SRV-001", "answer": "a"})
     assert late.status_code == 409
+
+
+def test_multidimensional_and_shadow_blueprints_run_through_the_same_api(site: Site, client):
+    """Correlated skills (multidimensional scoring) and shadow tests need no change in how a
+    candidate takes the test: the same endpoints, the same integrity."""
+    import json
+
+    from item_bank.db import make_engine, transaction
+    from item_bank.models import Assessment
+
+    eng = make_engine(site.url)
+    with transaction(eng) as db:
+        demo = db.query(Assessment).filter(Assessment.slug == "backend-engineer").one()
+        base = dict(demo.blueprint)
+        skills = [s["skill"] for s in base["skills"]]
+        corr = [[1.0 if i == j else 0.5 for j in range(len(skills))] for i in range(len(skills))]
+        variants = {"mcat": {**base, "correlations": corr},
+                    "shadow": {**base, "selector": {"name": "shadow"}}}
+        for slug, blueprint in variants.items():
+            if db.query(Assessment).filter(Assessment.slug == slug).first() is None:
+                db.add(Assessment(organisation_id=demo.organisation_id, slug=slug,
+                                  name=slug, blueprint=json.loads(json.dumps(blueprint))))
+    eng.dispose()
+    for slug in ("mcat", "shadow"):
+        eng = make_engine(site.url)
+        with transaction(eng) as db:
+            from item_bank import repository as repo
+
+            target = db.query(Assessment).filter(Assessment.slug == slug).one()
+            token = repo.create_invitations(db, target, 1)[0].token
+        eng.dispose()
+        r = client.post("/api/v1/sessions", json={"invitation": token})
+        assert r.status_code == 201, r.json
+        state, sid = r.json, r.json["session_id"]
+        auth = {"Authorization": f"Bearer {r.json['token']}"}
+        seen = []
+        while state["status"] == "in_progress":
+            it = state["pending_item"]
+            seen.append(it["item_id"])
+            state = client.post(f"/api/v1/sessions/{sid}/responses", headers=auth,
+                                json={"item_id": it["item_id"],
+                                      "answer": it["options"][0]["id"]}).json
+        assert state["status"] == "completed" and len(seen) == len(set(seen))
+        n_results = site.sql("SELECT count(*) FROM skill_results WHERE session_id = :s", s=sid)
+        assert n_results[0][0] == len(skills), slug

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import Blueprint, CatEngine
+from engine.mcat import McatEngine, make_engine
 from item_bank.models import Assessment, Item, ItemParameterVersion
 from item_bank.pool import load_item_pool
 
@@ -41,7 +42,7 @@ class ItemFacts:
 
 @dataclass(frozen=True, eq=False)
 class LiveAssessment:
-    engine: CatEngine
+    engine: CatEngine | McatEngine
     items: Mapping[str, ItemFacts]
 
 
@@ -56,9 +57,11 @@ def bank_fingerprint(db: Session) -> tuple:
     return row[0], str(row[1]), row[2]
 
 
-def build_engine(db: Session, blueprint: Blueprint) -> CatEngine:
+def build_engine(db: Session, blueprint: Blueprint) -> CatEngine | McatEngine:
+    """The engine the blueprint asks for (unidimensional, multidimensional or shadow-test);
+    all share the session API the candidate flow uses."""
     skills = [s.skill for s in blueprint.skills] or None
-    return CatEngine(load_item_pool(db, skills), blueprint)
+    return make_engine(load_item_pool(db, skills), blueprint)
 
 
 def _item_facts(db: Session, item_ids: tuple[str, ...]) -> dict[str, ItemFacts]:
