@@ -381,3 +381,22 @@ def test_broken_zip_and_traversal_members_are_refused(site: Site, app, tmp_path:
         assert r.status_code == 422, r.status_code
     assert _snapshot(site) == before
     assert not any(p.name.startswith("proficio-pwned") for p in Path(os.sep, "tmp").iterdir())
+
+
+def test_sql_and_script_in_query_strings_and_path_segments(site: Site, app):
+    psy = _staff(app, site, "psychometrician")
+    rec = _staff(app, site, "recruiter")
+    before = _snapshot(site)
+    r = psy.get("/psychometrician/", query_string={"skill": "x' OR '1'='1"})
+    assert r.status_code == 200 and b"SRV-001" not in r.data  # no skill matches: no rows
+    r = psy.get("/psychometrician/", query_string={"skill": SCRIPT})
+    assert b"<script>alert" not in r.data
+    for segment in ("SRV-001' OR '1'='1", "SRV-001;DROP TABLE items", "%3Cscript%3E"):
+        assert psy.get(f"/psychometrician/items/{segment}").status_code == 404
+    csrf = _csrf(psy, "/psychometrician/import")
+    r = psy.post("/psychometrician/items/SRV-001/status",
+                 data={"csrf_token": csrf, "status": "retired' --"})
+    assert r.status_code == 302
+    assert rec.get("/recruiter/", query_string={"assessment": "1 OR 1=1"}).status_code == 200
+    assert rec.get("/recruiter/invitations/new").status_code == 200
+    assert _snapshot(site) == before
