@@ -272,7 +272,10 @@ class McatEngine:
             return mu.copy(), self.prior_cov.copy()
         idx = np.asarray(items, dtype=np.int64)
         resp = np.asarray(responses, dtype=np.int64)
-        rows = self.pool.bank.rows(idx)
+        bank = self.pool.bank
+        # `take`, not `rows`, for polytomous items: it trims the threshold columns to the
+        # subset's categories, which `irt.paired_category_derivatives` needs
+        rows = bank.rows(idx) if bank.model_code[idx].max() == 0 else bank.take(idx)
         spos = self.skill_pos[idx]
         j = np.arange(idx.size)
         derivatives = (self._dichotomous_derivatives if rows.all_dichotomous

@@ -104,3 +104,29 @@ def test_d_optimal_criterion_is_the_determinant_gain(bank3, make_corr):
 def test_bad_correlation_matrices_are_configuration_errors(bank3, matrix, message):
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         McatEngine(bank3, engine.Blueprint(), correlations=matrix)
+
+
+def test_map_with_mixed_models_equals_generic_optimizer(make_corr):
+    """3PL, GRM and GPCM skills (Fisher scoring still converges to the posterior mode)."""
+    bank = irt.Bank.from_params([p for b in (
+        irt.generate_items(20, "3pl", 1, skill="a", prefix="a"),
+        irt.generate_items(20, "grm", 2, skill="b", prefix="b", n_categories=4),
+        irt.generate_items(20, "gpcm", 3, skill="c", prefix="c", n_categories=3)) for p in
+        b.params()])
+    eng = McatEngine(bank, engine.Blueprint(), correlations=make_corr(3, 0.5))
+    g = np.random.default_rng(8)
+    # a subset without 4-category items on purpose (fewer categories than the bank's maximum)
+    for items in (g.choice(60, 18, replace=False), np.r_[0:6, 45:55]):
+        resp = np.array([g.integers(0, bank.n_categories[i]) for i in items])
+        theta, _ = eng.score(items, resp)
+        sub = bank.take(items)
+        pos = eng.skill_pos[items]
+
+        def nlp(t, sub=sub, pos=pos, resp=resp):
+            p = irt.paired_category_derivatives(t[pos], sub, order=0)[0]
+            d = t - eng.prior_mean
+            return -(np.log(p[np.arange(len(resp)), resp]).sum()
+                     - 0.5 * d @ eng.prior_precision @ d)
+
+        ref = minimize(nlp, np.zeros(3), method="BFGS", options={"gtol": 1e-9})
+        np.testing.assert_allclose(theta, ref.x, atol=1e-4)
