@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from web.config import Settings, UnsafeConfiguration
 from web.converters import DatabaseId
@@ -46,6 +47,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         PROFICIO_QUEUE_URL=settings.queue_url,
     )
     app.config.update(config)
+    if settings.trusted_proxies:
+        # werkzeug's ProxyFix: take the client address and scheme from the trusted proxies'
+        # X-Forwarded-* headers (only as many hops as configured, so clients cannot spoof them)
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=0)  # type: ignore[method-assign]
     url = app.config.get("DATABASE_URL", settings.database_url)
     db = Database(url, check=app.config.get("PROFICIO_CHECK_SCHEMA", True))
     db.init_app(app)

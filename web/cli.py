@@ -14,7 +14,9 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
+from item_bank.db import SchemaError
 from web import commands
+from web.config import UnsafeConfiguration
 
 
 class CommandError(Exception):
@@ -47,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(handler(args) or 0)
-    except (CommandError, ValueError, FileNotFoundError) as exc:
+    except (CommandError, ValueError, FileNotFoundError, SchemaError, UnsafeConfiguration) as exc:
         print(f"proficio {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

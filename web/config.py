@@ -53,6 +53,16 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     return value
 
 
+def _count(env: Mapping[str, str], name: str) -> int:
+    try:
+        value = int(env.get(name, "0") or 0)
+    except ValueError:
+        raise UnsafeConfiguration(f"{name} must be a whole number") from None
+    if not 0 <= value <= 5:
+        raise UnsafeConfiguration(f"{name} must be between 0 and 5, got {value}")
+    return value
+
+
 def instance_folder(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     return Path(env.get("PROFICIO_INSTANCE") or "instance").resolve()
@@ -86,6 +96,7 @@ class Settings:
     metrics_public: bool = False
     log_format: str = "text"
     log_level: str = "INFO"
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -116,6 +127,7 @@ class Settings:
             log_format=_choice(env, "PROFICIO_LOG_FORMAT", LOG_FORMATS,
                                "json" if mode == "production" else "text"),
             log_level=_choice(env, "PROFICIO_LOG_LEVEL", LOG_LEVELS, "INFO"),
+            trusted_proxies=_count(env, "PROFICIO_TRUSTED_PROXIES"),
         )
 
     def problems(self) -> list[str]:

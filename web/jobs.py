@@ -63,9 +63,14 @@ def _run_calibration(job_id: int, database_url: str, request_id: str | None = No
 
 
 def enqueue_calibration(job_id: int, database_url: str) -> None:
+    """Queue a calibration job. A database URL with a password never enters the queue (it may
+    be Redis on another machine): the worker then uses its own ``DATABASE_URL``."""
+    from sqlalchemy.engine import make_url
+
     from web.observability import current_request_id
 
-    queue().calibrate(job_id, database_url, current_request_id())
+    shareable = None if make_url(database_url).password else database_url
+    queue().calibrate(job_id, shareable, current_request_id())
 
 
 def start_embedded_consumer(workers: int = 1) -> Consumer:

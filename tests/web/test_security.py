@@ -136,3 +136,18 @@ def test_csv_export_neutralises_formula_injection(site: Site, staff_client):
     csv_text = c.get(f"/recruiter/assessments/{aid}/compare.csv").data.decode()
     assert "'=HYPERLINK" in csv_text
     assert "\n=HYPERLINK" not in csv_text and ",=HYPERLINK" not in csv_text
+
+
+def test_trusted_proxy_gives_each_client_its_own_login_budget(site: Site, monkeypatch):
+    monkeypatch.setenv("PROFICIO_TRUSTED_PROXIES", "1")
+    app = site.app(RATELIMIT_ENABLED=True)
+    c = app.test_client()
+    token = csrf_of(c.get("/login").data)
+
+    def attempt(address: str) -> int:
+        return c.post("/login", data={"csrf_token": token, "email": "x@y.z", "password": "p"},
+                      headers={"X-Forwarded-For": address}).status_code
+
+    assert [attempt("203.0.113.7") for _ in range(11)][-1] == 429
+    assert attempt("198.51.100.9") == 401  # another client behind the proxy is not blocked
+    site.close_apps()

@@ -63,6 +63,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PROFICIO_LOG_FORMAT", "log_format", "json in production, else text",
              "json: one JSON object per line; text: human-readable lines"),
     Variable("PROFICIO_LOG_LEVEL", "log_level", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Variable("PROFICIO_TRUSTED_PROXIES", "trusted_proxies", "0",
+             "number of reverse proxies in front of the app whose X-Forwarded-For/-Proto "
+             "headers are trusted (per-address rate limits then see the real client)"),
     Variable("PROMETHEUS_MULTIPROC_DIR", None, "a new temporary folder per `proficio serve`",
              "folder where gunicorn workers (and `proficio worker` on the same machine) write "
              "metric samples for /metrics to sum"),

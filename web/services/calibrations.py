@@ -138,8 +138,10 @@ def _update(engine: Any, job_id: int, **values: Any) -> None:
             setattr(row, k, v)
 
 
-def run_job(job_id: int, database_url: str) -> None:
-    """Run a queued calibration job; its outcome and progress are written to its row."""
+def run_job(job_id: int, database_url: str | None) -> None:
+    """Run a queued calibration job; its outcome and progress are written to its row.
+
+    ``database_url`` None means the worker's own configuration (``DATABASE_URL``)."""
     engine = make_engine(database_url)
     started, outcome = time.monotonic(), "failed"
     try:
