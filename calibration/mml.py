@@ -166,6 +166,26 @@ class MMLCalibrator:
         self.callback = callback
 
     # ------------------------------------------------------------------ public API
+    _PARAMS = ("model", "priors", "n_nodes", "half_width", "max_iter", "tol", "accelerate",
+               "common_a", "min_responses", "standard_errors", "dense", "latent", "callback")
+
+    def get_params(self, deep: bool = True) -> dict[str, object]:
+        """The constructor settings (scikit-learn estimator protocol)."""
+        return {name: getattr(self, name) for name in self._PARAMS}
+
+    def set_params(self, **params: object) -> MMLCalibrator:
+        """Change constructor settings; unknown names raise `ValueError`."""
+        for name, value in params.items():
+            if name not in self._PARAMS:
+                raise ValueError(f"unknown setting {name!r}; expected one of {self._PARAMS}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
+                   if v != _DEFAULTS.get(k)]
+        return f"MMLCalibrator({', '.join(changed)})"
+
     def fit(self, responses: Responses, items: Bank | Sequence[ItemSpec] | None = None,
             anchors: Bank | None = None) -> MMLCalibrator:
         """Calibrate from responses; returns ``self``.
@@ -732,6 +752,9 @@ class MMLCalibrator:
             th[k, : t.size] = t
         method = "; ".join(sorted(self._se_methods)) or "none"
         return ItemErrors(a, b, c, d, th, method)
+
+
+_DEFAULTS = MMLCalibrator().get_params()
 
 
 # ---------------------------------------------------------------------- helpers

@@ -373,3 +373,13 @@ def test_nothing_to_calibrate_is_an_error_not_an_empty_bank() -> None:
     x = np.ones((50, 3))
     with pytest.raises(ValueError, match=r"no item could be calibrated .*all 50 responses"):
         MMLCalibrator("2pl").fit(x)
+
+
+def test_estimator_protocol_settings_round_trip() -> None:
+    cal = MMLCalibrator("3pl", n_nodes=31)
+    assert cal.get_params()["n_nodes"] == 31 and cal.get_params()["model"] == "3pl"
+    assert repr(cal) == "MMLCalibrator(model='3pl', n_nodes=31)"
+    assert cal.set_params(tol=1e-5) is cal and cal.tol == 1e-5
+    with pytest.raises(ValueError, match="unknown setting 'nodes'"):
+        cal.set_params(nodes=3)
+    assert not hasattr(cal, "items_")  # settings only until fit
