@@ -243,3 +243,25 @@ def test_multidimensional_and_shadow_blueprints_run_through_the_same_api(site: S
         assert state["status"] == "completed" and len(seen) == len(set(seen))
         n_results = site.sql("SELECT count(*) FROM skill_results WHERE session_id = :s", s=sid)
         assert n_results[0][0] == len(skills), slug
+
+
+def test_revoked_mid_test_closes_the_session_and_says_so(site: Site, client: FlaskClient,
+                                                         staff_client):
+    (token,) = site.invite()
+    csrf = start(client, token)
+    item, options, _ = pending(client, token)
+    client.post(f"/t/{token}/answer", data={"csrf_token": csrf, "item_id": item,
+                                            "answer": options[0]})
+    sid = session_id_of(site, token)
+    invitation = site.sql("SELECT invitation_id FROM test_sessions WHERE id = :s", s=sid)[0][0]
+    recruiter = staff_client("recruiter")
+    page = recruiter.get("/recruiter/")
+    r = recruiter.post(f"/recruiter/invitations/{invitation}/revoke",
+                       data={"csrf_token": csrf_of(page.data)})
+    assert r.status_code == 302
+    assert client.get(f"/t/{token}/question").headers["Location"].endswith("/done")
+    assert b"withdrawn" in client.get(f"/t/{token}/done").data
+    late = client.post(f"/t/{token}/answer", data={"csrf_token": csrf, "item_id": "SRV-001",
+                                                   "answer": "a"})
+    assert late.status_code == 409
+    assert len(stored_answers(site, sid)) == 1
