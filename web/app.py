@@ -59,9 +59,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     observability.init_app(app, db.engine)  # first: request ids and timing wrap everything
 
-    from web import security
+    from web import input_guard, security
 
     security.init_app(app)
+    input_guard.init_app(app)
     from web.rendering import markdown, markdown_inline
 
     app.jinja_env.filters["markdown"] = markdown

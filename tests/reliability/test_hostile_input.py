@@ -400,3 +400,30 @@ def test_sql_and_script_in_query_strings_and_path_segments(site: Site, app):
     assert rec.get("/recruiter/", query_string={"assessment": "1 OR 1=1"}).status_code == 200
     assert rec.get("/recruiter/invitations/new").status_code == 200
     assert _snapshot(site) == before
+
+
+def test_nul_characters_are_refused_not_sent_to_the_database(site: Site, app):
+    """PostgreSQL cannot store U+0000: before the fix these were DataErrors answered as 503."""
+    before = _snapshot(site)
+    anon = app.test_client()
+    csrf = _csrf(anon, "/login")
+    r = anon.post("/login", data={"csrf_token": csrf, "email": "a\x00@example.com",
+                                  "password": "whatever-123"})
+    assert r.status_code == 400 and b"NUL" in r.data
+    psy = _staff(app, site, "psychometrician")
+    assert psy.get("/psychometrician/items/SRV%00001").status_code == 400
+    r = psy.post("/psychometrician/items/SRV%00001/status",
+                 data={"csrf_token": _csrf(psy, "/psychometrician/import"), "status": "retired"})
+    assert r.status_code == 400
+    assert psy.get("/psychometrician/?skill=a%00b").status_code == 400
+    r = anon.get("/api/v1/invitations?assessment_id=1%00")
+    assert r.status_code == 400 and r.json["code"] == 400
+    rec = _staff(app, site, "recruiter")
+    aid = site.sql("SELECT a.id FROM assessments a JOIN organisations o "
+                   "ON o.id = a.organisation_id WHERE o.slug = 'demo'")[0][0]
+    r = rec.post("/recruiter/invitations/new", data={
+        "csrf_token": _csrf(rec, "/recruiter/invitations/new"), "assessment": str(aid),
+        "csv_file": (io.BytesIO(b"name,email\nBob,b\x00b@example.com\n"), "people.csv")},
+        content_type="multipart/form-data")
+    assert r.status_code == 422 and b"row 2" in r.data
+    assert _snapshot(site) == before

@@ -151,7 +151,8 @@ def parse_invitation_csv(data: bytes) -> list[tuple[str | None, str | None]]:
         if len(row) != len(header):
             raise ValueError(f"row {row_no}: {len(row)} fields, header has {len(header)}")
         email = row[i_mail].strip() if i_mail is not None else None
-        if email and ("@" not in email or len(email) > 320):
+        if email and ("@" not in email or len(email) > 320
+                      or any(ord(ch) < 32 or ch == "\x7f" for ch in email)):
             raise ValueError(f"row {row_no}: field 'email' is not an e-mail address")
         out.append((clean_name(row[i_name], row_no), email or None))
         if len(out) > MAX_INVITATIONS_PER_REQUEST:
