@@ -225,7 +225,7 @@ def list_assessments():  # type: ignore[no-untyped-def]
 @staff_api.route("/invitations", methods=["GET"])
 @staff_api.arguments(InvitationQuerySchema, location="query")
 @staff_api.response(200, InvitationRowSchema(many=True))
-@errors(staff_api, 401, 403, 404)
+@errors(staff_api, 400, 401, 403, 404)
 @staff_required("recruiter")
 def list_invitations(query: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Invitations and candidate status in the caller's organisation."""

@@ -21,8 +21,8 @@ from marshmallow import fields
 
 #: Error statuses and what they mean in this API (the text goes into the OpenAPI document).
 ERROR_MEANINGS = {
-    400: "Malformed request: body that is not JSON, or a missing/invalid X-CSRFToken header on "
-         "a staff write",
+    400: "Malformed request: body that is not JSON, a NUL character in the URL or query, or a "
+         "missing/invalid X-CSRFToken header on a staff write",
     401: "Not authenticated: no staff login, or no/malformed candidate bearer token",
     403: "Signed in, but this role may not use this operation",
     404: "No such resource for this caller (other organisations' rows are not found either)",
