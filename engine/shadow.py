@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -54,6 +55,8 @@ logger = logging.getLogger(__name__)
 MIP_REL_GAP = 1e-3
 #: An LP-relaxation optimum within this of 0/1 everywhere is taken as the integer optimum.
 INTEGRALITY_TOL = 1e-7
+#: Number of recent solve times an engine keeps.
+SOLVE_TIMES_KEPT = 100_000
 #: Wall-clock limit per shadow-test solve, in seconds.
 TIME_LIMIT = 10.0
 
@@ -129,7 +132,8 @@ class ShadowCatEngine(CatEngine):
         super().__init__(pool, bp)
         self.shadow: ShadowTest = bp.selector
         self._build_model()
-        self.solve_times: list[float] = []
+        #: wall time of the latest solves in seconds (bounded: a live engine serves many sessions)
+        self.solve_times: deque[float] = deque(maxlen=SOLVE_TIMES_KEPT)
         self.n_branch_and_bound = 0
         first = self._solve(np.zeros(len(self.pool), dtype=bool), self.base_excluded,
                             {s: self.start_theta[s] for s in self.skill_names})
