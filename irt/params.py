@@ -226,8 +226,10 @@ class Bank:
         is for computation only and has empty ``item_ids``/``skills``/``models``.
         """
         idx = np.asarray(indices, dtype=np.int64)
+        ncat = self.n_categories[idx]
+        kmax = int(ncat.max()) if idx.size else 2
         return Bank((), (), (), self.model_code[idx], self.a[idx], self.b[idx], self.c[idx],
-                    self.d[idx], self.thresholds[idx], self.n_categories[idx])
+                    self.d[idx], self.thresholds[idx][:, : kmax - 1], ncat)
 
     def index(self, item_id: str) -> int:
         try:

@@ -194,3 +194,17 @@ class TestBadInput:
     def test_duplicate_item_ids(self) -> None:
         with pytest.raises(ValueError, match="duplicate item id 'x'"):
             Bank.from_params([ItemParams("x"), ItemParams("y"), ItemParams("x")])
+
+
+def test_responses_to_items_with_fewer_categories_than_the_bank_maximum() -> None:
+    # a person who answered only 3-category items of a bank that also holds 5-category items
+    bank = Bank.from_params(
+        irt.generate_items(3, "gpcm", 1, n_categories=3, prefix="p").params()
+        + irt.generate_items(2, "grm", 2, n_categories=5, prefix="g").params())
+    x = np.array([[2, 0, 1, np.nan, np.nan]])
+    sparse = SparseResponses.from_dense(np.nan_to_num(x, nan=0).astype(int), ~np.isnan(x))
+    for method, fn in ESTIMATORS.items():
+        a, b = fn(sparse, bank), fn(x, bank)
+        assert np.isfinite(a.theta[0]), method
+        assert a.theta[0] == pytest.approx(b.theta[0], abs=1e-10), method
+    assert np.isfinite(irt.log_likelihood(0.3, bank, sparse)[0])
