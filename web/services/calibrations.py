@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 import irt
 from calibration import ItemSpec, MMLCalibrator, Priors
+from calibration.correlation import estimate_latent_correlation
 from calibration.drift import ParameterErrors, drift
 from calibration.fit import item_fit
 from irt.io import ResponseLog, read_responses_csv
@@ -227,12 +228,13 @@ def _calibrate(engine: Any, job_id: int, settings: JobSettings,
               for i in cal.issues_]
     _update(engine, job_id, progress=0.97, message="item fit")
     fit_rows = _item_fit_rows(log_, fitted)
+    correlations = _latent_correlations(log_, fitted)
     n_new = sum(1 for r in rows if not r["anchor"])
     headline = (f"{n_new} item(s) calibrated from {log_.data.n_responses} responses of "
                 f"{log_.data.n_persons} candidates; "
                 f"{'converged' if cal.converged_ else 'NOT converged'} in {cal.n_iter_} cycles")
     return {"items": rows, "issues": issues, "drift": _clean(drift_rows), "link": link,
-            "fit": _clean(fit_rows),
+            "fit": _clean(fit_rows), "correlations": correlations,
             "summary": {"headline": headline, "n_persons": log_.data.n_persons,
                         "n_responses": log_.data.n_responses, "loglik": cal.loglik_,
                         "converged": cal.converged_, "n_iter": cal.n_iter_,
@@ -245,14 +247,28 @@ def _item_fit_rows(log_: repo.ResponseExport | ResponseLog, fitted: irt.Bank
                    ) -> list[dict[str, Any]]:
     """Item fit of every calibrated item (S-X² on complete forms, rest-posterior residual fit
     on sparse CAT data; see `calibration.fit`), on the calibration's own scale."""
+    result = item_fit(_indexed(log_, fitted), fitted)
+    return [dict(zip(result.COLUMNS, row, strict=True)) for row in result.to_rows()]
+
+
+def _latent_correlations(log_: repo.ResponseExport | ResponseLog, fitted: irt.Bank
+                         ) -> dict[str, Any] | None:
+    """The latent correlation matrix between the calibrated skills (pairwise marginal ML, see
+    `calibration.correlation`), kept with the run so that multidimensional blueprints can use
+    it; None with fewer than two skills."""
+    if len(set(fitted.skills)) < 2:
+        return None
+    return estimate_latent_correlation(fitted, _indexed(log_, fitted)).to_dict()
+
+
+def _indexed(log_: repo.ResponseExport | ResponseLog, fitted: irt.Bank) -> irt.SparseResponses:
+    """The log's responses re-indexed to ``fitted`` (items left out of the fit dropped)."""
     position = {iid: k for k, iid in enumerate(fitted.item_ids)}
     remap = np.array([position.get(iid, -1) for iid in log_.item_ids], dtype=np.int64)
     mapped = remap[log_.data.item]
     keep = mapped >= 0
-    data = irt.SparseResponses(log_.data.person[keep], mapped[keep], log_.data.response[keep],
+    return irt.SparseResponses(log_.data.person[keep], mapped[keep], log_.data.response[keep],
                                log_.data.n_persons, len(fitted))
-    result = item_fit(data, fitted)
-    return [dict(zip(result.COLUMNS, row, strict=True)) for row in result.to_rows()]
 
 
 def _num(x: float) -> float | None:
