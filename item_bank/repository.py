@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from irt import Bank, ItemParams, SparseResponses
 from irt.io import FormatError, ItemTable
@@ -788,7 +789,9 @@ def save_engine_state(session: Session, test_session: CandidateSession,
     if result.rowcount != 1:
         raise ValueError(f"session {test_session.id} was updated concurrently "
                          f"(expected state version {expected_version})")
-    session.refresh(test_session)
+    # the row now holds exactly these values: record them without another round trip
+    set_committed_value(test_session, "engine_state", dict(state))
+    set_committed_value(test_session, "state_version", expected_version + 1)
     return expected_version + 1
 
 

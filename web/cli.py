@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from item_bank.db import SchemaError
 from web import commands
 from web.config import UnsafeConfiguration
+from web.observability import CurrentStderrHandler
 
 
 class CommandError(Exception):
@@ -36,11 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: bool) -> None:
+    """Like `logging.basicConfig` (nothing happens when the root logger already has handlers,
+    e.g. under pytest), with a handler that follows ``sys.stderr``."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handler = CurrentStderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.verbose)
     if not args.verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     handler = getattr(args, "handler", None)

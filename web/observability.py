@@ -31,6 +31,7 @@ import json
 import logging
 import re
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -236,6 +237,24 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now, not the one at set-up, unless given a
+    ``stream``: commands run in-process one after another (tests, notebooks) never log to a
+    replaced or closed stream."""
+
+    def __init__(self, stream=None) -> None:  # type: ignore[no-untyped-def]
+        self._fixed = stream
+        super().__init__(stream)
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return self._fixed if self._fixed is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # type: ignore[no-untyped-def]
+        self._fixed = value if value is not sys.stderr else None
+
+
 def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, Any]:
     """A `logging.config.dictConfig` dictionary: one stderr handler on the root logger with the
     request-id and redaction filters; gunicorn's error log goes through it too."""
@@ -247,7 +266,7 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, A
         "filters": {"request_id": {"()": f"{__name__}.RequestIdFilter"},
                     "redact": {"()": f"{__name__}.RedactingFilter"}},
         "formatters": {"proficio": formatter},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+        "handlers": {"stderr": {"class": f"{__name__}.CurrentStderrHandler",
                                 "formatter": "proficio", "filters": ["request_id", "redact"]}},
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {

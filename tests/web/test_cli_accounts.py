@@ -40,9 +40,16 @@ def test_org_staff_assessment_commands(tmp_path, monkeypatch, capsys) -> None:
 
 
 def test_serve_refuses_a_database_without_schema(tmp_path, monkeypatch, capsys) -> None:
+    import logging
+
     monkeypatch.setenv("PROFICIO_INSTANCE", str(tmp_path))
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.sqlite3'}")
-    assert main(["serve", "--port", "0"]) == 2
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:  # serve installs the server's logging configuration on this process
+        assert main(["serve", "--port", "0"]) == 2
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
     assert "proficio db upgrade" in capsys.readouterr().err
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from item_bank.models import Assessment, Item, ItemParameterVersion
 from item_bank.pool import load_item_pool
 
 CACHE_SIZE = 32
+#: How long a worker trusts the bank fingerprint it read last (seconds).
+FINGERPRINT_TTL_S = 1.0
 _cache: OrderedDict[tuple, LiveAssessment] = OrderedDict()
 _lock = threading.Lock()
 
@@ -75,9 +78,33 @@ def _item_facts(db: Session, item_ids: tuple[str, ...]) -> dict[str, ItemFacts]:
     return facts
 
 
+_fingerprints: dict[str, tuple[float, tuple]] = {}
+
+
+def recent_fingerprint(db: Session) -> tuple:
+    """`bank_fingerprint` of this database, re-read at most every `FINGERPRINT_TTL_S` seconds
+    per process.
+
+    A publish or a status change therefore reaches every worker within that time; answers in
+    between are scored, and their parameter versions recorded, with the bank they were served
+    from, so nothing is inconsistent, only up to a second late."""
+    where = _database_key(db)
+    now = time.monotonic()
+    taken, value = _fingerprints.get(where, (-FINGERPRINT_TTL_S - 1.0, ()))
+    if now - taken > FINGERPRINT_TTL_S:
+        value = bank_fingerprint(db)
+        _fingerprints[where] = (now, value)
+    return value
+
+
+def _database_key(db: Session) -> str:
+    return db.get_bind().url.render_as_string(hide_password=True)
+
+
 def live_assessment(db: Session, assessment_id: int, blueprint: Mapping) -> LiveAssessment:
     """The engine and item facts for a blueprint (a session keeps its own copy of it)."""
-    key = (assessment_id, json.dumps(blueprint, sort_keys=True), bank_fingerprint(db))
+    key = (_database_key(db), assessment_id, json.dumps(blueprint, sort_keys=True),
+           recent_fingerprint(db))
     with _lock:
         live = _cache.get(key)
         if live is not None:
