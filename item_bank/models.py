@@ -60,6 +60,12 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def as_utc(t: dt.datetime) -> dt.datetime:
+    """A stored time as timezone-aware UTC (SQLite returns naive datetimes for these columns;
+    they were stored as UTC)."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 

@@ -49,6 +49,7 @@ from item_bank.models import (
     Skill,
     SkillResult,
     StaffUser,
+    as_utc,
     utcnow,
 )
 from item_bank.security import hash_password, hash_token, new_token, verify_password
@@ -537,14 +538,9 @@ def exposure_counts(session: Session, item_ids: Sequence[str]) -> ExposureCounts
 # -- response log ------------------------------------------------------------------------------
 
 
-def _aware(t: dt.datetime) -> dt.datetime:
-    # SQLite returns naive datetimes for timezone-aware columns; they were stored as UTC.
-    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
-
-
 def _utc(t: dt.datetime) -> dt.datetime:
     """``t`` in UTC (naive values are taken to be UTC), so SQLite's text comparison is right."""
-    return _aware(t).astimezone(dt.UTC)
+    return as_utc(t).astimezone(dt.UTC)
 
 
 def export_responses(session: Session, *, skills: Sequence[str] | None = None,
@@ -597,7 +593,7 @@ def export_responses(session: Session, *, skills: Sequence[str] | None = None,
         r.append(score)
         sk.append(skill)
         sid.append(session_id)
-        at.append(_aware(answered))
+        at.append(as_utc(answered))
     if dropped:
         log.warning("export_responses: dropped %d repeated (candidate, item) answers", dropped)
     data = SparseResponses(np.array(p, dtype=np.int64), np.array(i, dtype=np.int64),
@@ -750,7 +746,7 @@ def start_session(session: Session, invitation: Invitation, *,
     """
     if invitation.status not in ("pending",):
         raise ValueError(f"invitation is {invitation.status}")
-    if _aware(invitation.expires_at) <= utcnow():
+    if as_utc(invitation.expires_at) <= utcnow():
         invitation.status = "expired"
         session.flush()
         raise ValueError("invitation has expired")

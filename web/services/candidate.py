@@ -29,7 +29,15 @@ from sqlalchemy.orm import Session
 from engine import Blueprint, CatState
 from engine.errors import EngineError
 from item_bank import repository as repo
-from item_bank.models import CandidateSession, Invitation, Item, Response, Skill, utcnow
+from item_bank.models import (
+    CandidateSession,
+    Invitation,
+    Item,
+    Response,
+    Skill,
+    as_utc,
+    utcnow,
+)
 from item_bank.security import hash_token
 from web import observability
 from web.db import unit_of_work
@@ -93,12 +101,9 @@ class SessionView:
     def remaining_seconds(self, now: dt.datetime | None = None) -> int | None:
         if self.deadline is None:
             return None
-        left = (_aware(self.deadline) - (now or utcnow())).total_seconds()
+        left = (as_utc(self.deadline) - (now or utcnow())).total_seconds()
         return max(0, int(left))
 
-
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
 
 
 def _view(row: CandidateSession, live: LiveAssessment, state: CatState,
@@ -129,7 +134,7 @@ def _load(db: Session, row: CandidateSession) -> tuple[LiveAssessment, CatState]
 def _check_deadline(db: Session, row: CandidateSession, live: LiveAssessment, state: CatState,
                     now: dt.datetime) -> bool:
     """Close a running session whose deadline has passed; True when it did."""
-    if row.status == "in_progress" and row.deadline is not None and now >= _aware(row.deadline):
+    if row.status == "in_progress" and row.deadline is not None and now >= as_utc(row.deadline):
         _finalize(db, row, live, state, "timed_out")
         return True
     return False
@@ -190,7 +195,7 @@ def _start(db: Session, invitation: Invitation, now: dt.datetime) -> SessionView
         raise InvitationUnavailable("this invitation has been withdrawn")
     if invitation.status != "pending":
         raise InvitationUnavailable(f"this invitation is {invitation.status}")
-    if _aware(invitation.expires_at) <= now:
+    if as_utc(invitation.expires_at) <= now:
         invitation.status = "expired"
         raise InvitationUnavailable("this invitation has expired")
     assessment = invitation.assessment
@@ -230,7 +235,7 @@ def session_for_invitation(invitation_token: str) -> int | None:
         if invitation is None:
             raise InvitationNotFound("this invitation link is not valid")
         if row_id is None and (invitation.status in ("revoked", "expired")
-                               or _aware(invitation.expires_at) <= utcnow()):
+                               or as_utc(invitation.expires_at) <= utcnow()):
             raise InvitationUnavailable("this invitation is no longer valid")
         return row_id
 
@@ -315,7 +320,7 @@ def invitation_overview(invitation_token: str) -> InvitationOverview:
         if invitation is None:
             raise InvitationNotFound("this invitation link is not valid")
         if invitation.status in ("revoked", "expired") or \
-                _aware(invitation.expires_at) <= utcnow():
+                as_utc(invitation.expires_at) <= utcnow():
             raise InvitationUnavailable("this invitation is no longer valid")
         assessment = invitation.assessment
         blueprint = Blueprint.from_dict(assessment.blueprint)

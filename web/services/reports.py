@@ -31,6 +31,7 @@ from item_bank.models import (
     Response,
     Skill,
     SkillResult,
+    as_utc,
 )
 from web.db import get_db
 from web.services.staff import NotFound, display_status
@@ -112,15 +113,12 @@ def report(org_id: int, session_id: int) -> CandidateReport:
         .where(Response.session_id == row.id, ItemParameterVersion.provisional.is_(True))))
     minutes = None
     if row.finished_at is not None:
-        minutes = (_aware(row.finished_at) - _aware(row.started_at)).total_seconds() / 60.0
+        minutes = (as_utc(row.finished_at) - as_utc(row.started_at)).total_seconds() / 60.0
     return CandidateReport(row.id, row.candidate.public_id, row.candidate.name, assessment.name,
                            assessment.id, display_status(row.invitation, row), row.started_at,
                            row.finished_at, minutes, int(n_questions), assessment.cut_score,
                            provisional, skills)
 
-
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def comparison(org_id: int, assessment_id: int) -> tuple[Assessment, list[CandidateReport]]:

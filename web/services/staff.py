@@ -22,6 +22,7 @@ from item_bank.models import (
     CandidateSession,
     Invitation,
     StaffUser,
+    as_utc,
     utcnow,
 )
 from web.db import get_db, unit_of_work
@@ -72,9 +73,6 @@ def end_all_staff_sessions(user_id: int) -> None:
                    .values(login_epoch=StaffUser.login_epoch + 1))
 
 
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=dt.UTC))
-
 
 def display_status(invitation: Invitation, session: CandidateSession | None,
                    now: dt.datetime | None = None) -> str:
@@ -85,7 +83,7 @@ def display_status(invitation: Invitation, session: CandidateSession | None,
     if session is not None:
         return {"in_progress": "in progress", "timed_out": "timed out"}.get(
             session.status, session.status)
-    if invitation.status == "expired" or _aware(invitation.expires_at) <= now:
+    if invitation.status == "expired" or as_utc(invitation.expires_at) <= now:
         return "expired"
     return "invited"
 
