@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,6 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
-
-bench: install
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
-	@echo "see benchmarks/README.md for the individual studies"
 
 clean:
 	rm -rf $(VENV) build *.egg-info
