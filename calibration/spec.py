@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from calibration.results import ItemSpec
-from irt.io import FormatError
+from irt.io import FormatError, csv_records, read_item_header
 
 _KNOWN = {"item_id", "skill", "model", "n_categories", "a", "b", "c", "d", "n_responses"}
 _PATTERN = re.compile(r"^(b\d+|se_[a-z]+\d*)$")
@@ -26,27 +26,14 @@ def read_item_specs(path: str | Path, default_model: str = "2pl",
     name = str(path)
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if not header:
-            raise FormatError(f"{name}: empty file; expected a header starting with 'item_id'")
-        header = [h.strip() for h in header]
-        if "item_id" not in header:
-            raise FormatError(f"{name} line 1: missing column 'item_id' in header {header}")
+        header = read_item_header(reader, name)
         unknown = [h for h in header if h not in _KNOWN and not _PATTERN.match(h)]
         if unknown:
             raise FormatError(f"{name} line 1: unknown column {unknown[0]!r}")
-        if len(set(header)) != len(header):
-            raise FormatError(f"{name} line 1: duplicate column names in header {header}")
         thresholds = [h for h in header if re.fullmatch(r"b\d+", h)]
         specs: list[ItemSpec] = []
         seen: dict[str, int] = {}
-        for lineno, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                raise FormatError(f"{name} line {lineno}: {len(row)} fields, header has "
-                                  f"{len(header)}")
-            rec = {h: cell.strip() for h, cell in zip(header, row, strict=True)}
+        for lineno, rec in csv_records(reader, header, name):
             iid = rec["item_id"]
             if not iid:
                 raise FormatError(f"{name} line {lineno}: field 'item_id' is empty")

@@ -15,7 +15,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +46,32 @@ def _open(source: str | Path | io.TextIOBase, mode: str = "r"):
     return contextlib.nullcontext(source)
 
 
+def read_item_header(reader: Iterator[list[str]], name: str) -> list[str]:
+    """The stripped header of an items-like CSV: present, with ``item_id``, no duplicates."""
+    header = next(reader, None)
+    if not header:
+        raise FormatError(f"{name}: empty file; expected a header starting with 'item_id'")
+    header = [h.strip() for h in header]
+    if "item_id" not in header:
+        raise FormatError(f"{name} line 1: missing column 'item_id' in header {header}")
+    if len(set(header)) != len(header):
+        raise FormatError(f"{name} line 1: duplicate column names in header {header}")
+    return header
+
+
+def csv_records(reader: Iterator[list[str]], header: list[str], name: str
+                ) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(line number, {column: stripped cell})`` per non-blank row; a row with the wrong
+    number of fields raises `FormatError` naming its line."""
+    for lineno, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise FormatError(f"{name} line {lineno}: {len(row)} fields, header has "
+                              f"{len(header)}")
+        yield lineno, {h: cell.strip() for h, cell in zip(header, row, strict=True)}
+
+
 @dataclass(frozen=True, eq=False)
 class ItemTable:
     """Items read from a parameters file, with any extra columns (``se_a``, ``n_responses``…)."""
@@ -60,29 +86,16 @@ def read_items_csv(source: str | Path | io.TextIOBase, default_model: str | None
     name = _name(source)
     with _open(source) as f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if not header:
-            raise FormatError(f"{name}: empty file; expected a header starting with 'item_id'")
-        header = [h.strip() for h in header]
-        if "item_id" not in header:
-            raise FormatError(f"{name} line 1: missing column 'item_id' in header {header}")
+        header = read_item_header(reader, name)
         if "model" not in header and default_model is None:
             raise FormatError(f"{name} line 1: missing column 'model' in header {header}")
-        if len(set(header)) != len(header):
-            raise FormatError(f"{name} line 1: duplicate column names in header {header}")
         thresholds = sorted((int(m.group(1)), h) for h in header if (m := _THRESHOLD.match(h)))
         known = set(ITEM_COLUMNS) | {h for _, h in thresholds}
         extra_cols = [h for h in header if h not in known]
         items: list[ItemParams] = []
         extra: dict[str, list[str]] = {h: [] for h in extra_cols}
         seen: dict[str, int] = {}
-        for lineno, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                raise FormatError(f"{name} line {lineno}: {len(row)} fields, header has "
-                                  f"{len(header)}")
-            rec = {h: cell.strip() for h, cell in zip(header, row, strict=True)}
+        for lineno, rec in csv_records(reader, header, name):
             item_id = rec["item_id"]
             if item_id in seen:
                 raise FormatError(f"{name} line {lineno}: duplicate item_id {item_id!r} "
