@@ -36,18 +36,28 @@ def as_theta(theta: ArrayLike) -> NDArray[np.float64]:
     return t
 
 
+def _sigmoid_pair(x: NDArray) -> tuple[NDArray, NDArray]:
+    """``(σ(x), σ(−x))`` from one ``exp(−|x|)``: overflow-safe, and both keep their relative
+    precision in the far tails (``1 − σ(x)`` by subtraction, or the tanh form, round to 0)."""
+    e = np.exp(-np.abs(x))
+    inv = 1.0 / (1.0 + e)
+    small = e * inv
+    big = x >= 0
+    return np.where(big, inv, small), np.where(big, small, inv)
+
+
 def _sigmoid(x: NDArray) -> NDArray:
-    # np.exp overflow-safe logistic
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+    return _sigmoid_pair(x)[0]
 
 
 def _dichotomous(theta: NDArray, a: NDArray, b: NDArray, c: NDArray, d: NDArray, order: int):
     # theta broadcasts against the item arrays: (n_theta, 1) for outer, (n,) for paired.
-    s = _sigmoid(a * (theta - b))
+    s, s_bar = _sigmoid_pair(a * (theta - b))
     p = c + (d - c) * s
-    out = [np.stack([1.0 - p, p], axis=-1)]
+    q = (1.0 - d) + (d - c) * s_bar
+    out = [np.stack([q, p], axis=-1)]
     if order >= 1:
-        ds = s * (1.0 - s)
+        ds = s * s_bar
         p1 = (d - c) * a * ds
         out.append(np.stack([-p1, p1], axis=-1))
         if order >= 2:
@@ -177,11 +187,14 @@ def item_information(theta: ArrayLike, bank: Bank) -> NDArray[np.float64]:
     """
     if bank.all_dichotomous:
         t = as_theta(theta)
-        s = _sigmoid(bank.a * (t[:, None] - bank.b))
+        x = bank.a * (t[:, None] - bank.b)
+        s, s_bar = _sigmoid_pair(x)
         span = bank.d - bank.c
         p = bank.c + span * s
-        p1 = span * bank.a * s * (1.0 - s)
-        return p1 * p1 / np.maximum(p * (1.0 - p), PROB_FLOOR)
+        q = (1.0 - bank.d) + span * s_bar
+        p1 = span * bank.a * s * s_bar
+        pq = p * q
+        return np.divide(p1 * p1, pq, out=np.zeros_like(pq), where=pq > 0)
     p, p1 = category_derivatives(theta, bank, order=1)
     return np.sum(np.divide(p1 * p1, p, out=np.zeros_like(p), where=p > PROB_FLOOR), axis=-1)
 
