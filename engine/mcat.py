@@ -57,6 +57,7 @@ from engine.session import (
     CatState,
     ItemEvent,
     SelectionAudit,
+    SessionEngine,
     SkillEstimate,
     TrajectoryPoint,
 )
@@ -118,7 +119,7 @@ class _McatMemo:
         return np.sqrt(np.diag(self.cov))
 
 
-class McatEngine:
+class McatEngine(SessionEngine):
     """Multidimensional adaptive test over correlated skills (see the module docstring).
 
     Parameters
@@ -189,12 +190,6 @@ class McatEngine:
                          self.prior_cov.copy(), 0, 0)
         traj = MappingProxyType({s: () for s in self.skill_names})
         return self._advance(seed, (), traj, memo, stop=None)
-
-    def next_item(self, state: CatState) -> str | None:
-        return state.pending
-
-    def finished(self, state: CatState) -> str | None:
-        return state.stop_reason
 
     def record(self, state: CatState, item_id: str, response: int) -> CatState:
         """Record the response to the served item, rescore all skills, serve the next item.
@@ -405,14 +400,6 @@ class McatEngine:
         state = CatState(seed, events, pending, audit, trajectory, MappingProxyType({}), stop)
         object.__setattr__(state, "_memo", (self, memo))
         return state
-
-    def _memo(self, state: CatState) -> _McatMemo:
-        cached = state._memo
-        if cached is not None and cached[0] is self:
-            return cached[1]
-        memo = self._replay(state)
-        object.__setattr__(state, "_memo", (self, memo))
-        return memo
 
     def _replay(self, state: CatState) -> _McatMemo:
         """Rebuild the working arrays of a deserialized state from its events."""

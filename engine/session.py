@@ -244,7 +244,32 @@ class _Memo:
 
 # --------------------------------------------------------------------------- the engine
 
-class CatEngine:
+class SessionEngine:
+    """What every engine shares about states: the pending item, the stop reason, and the
+    working arrays cached on a state (rebuilt by the engine's ``_replay`` from the events of a
+    deserialized state, once per engine)."""
+
+    def next_item(self, state: CatState) -> str | None:
+        """The item served to this state (None once finished). Deterministic in the state."""
+        return state.pending
+
+    def finished(self, state: CatState) -> str | None:
+        """The stop reason, or None while the session runs."""
+        return state.stop_reason
+
+    def _replay(self, state: CatState) -> Any:
+        raise NotImplementedError
+
+    def _memo(self, state: CatState) -> Any:
+        cached = state._memo
+        if cached is not None and cached[0] is self:
+            return cached[1]
+        memo = self._replay(state)
+        object.__setattr__(state, "_memo", (self, memo))
+        return memo
+
+
+class CatEngine(SessionEngine):
     """Runs sessions of one blueprint over one item pool.
 
     Parameters
@@ -335,14 +360,6 @@ class CatEngine:
             llr=dict.fromkeys(self._llr, 0.0), n_scored=0, n_pretest=0)
         return self._advance(seed, (), MappingProxyType({s: () for s in self.skill_names}),
                              MappingProxyType({}), memo, stop=None)
-
-    def next_item(self, state: CatState) -> str | None:
-        """The item served to this state (None once finished). Deterministic in the state."""
-        return state.pending
-
-    def finished(self, state: CatState) -> str | None:
-        """The stop reason, or None while the session runs."""
-        return state.stop_reason
 
     def record(self, state: CatState, item_id: str, response: int) -> CatState:
         """Record the response to the served item and serve the next one.
@@ -582,14 +599,6 @@ class CatEngine:
         state = CatState(seed, events, pending, audit, trajectory, decisions, stop)
         object.__setattr__(state, "_memo", (self, memo))
         return state
-
-    def _memo(self, state: CatState) -> _Memo:
-        cached = state._memo
-        if cached is not None and cached[0] is self:
-            return cached[1]
-        memo = self._replay(state)
-        object.__setattr__(state, "_memo", (self, memo))
-        return memo
 
     def _replay(self, state: CatState) -> _Memo:
         """Rebuild the working arrays of a deserialized state from its events."""
