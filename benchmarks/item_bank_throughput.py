@@ -36,13 +36,13 @@ from item_bank.shipped import import_shipped  # noqa: E402
 
 def _engine(backend: str, pg_url: str, folder: str):
     if backend == "sqlite":
-        eng = db.make_engine(f"sqlite:///{folder}/bench-{uuid.uuid4().hex[:6]}.sqlite3")
+        eng = db.create_db_engine(f"sqlite:///{folder}/bench-{uuid.uuid4().hex[:6]}.sqlite3")
         return eng, eng.dispose
     schema = f"proficio_bench_{uuid.uuid4().hex[:8]}"
-    admin = db.make_engine(pg_url)
+    admin = db.create_db_engine(pg_url)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    eng = db.make_engine(pg_url, connect_args={"options": f"-csearch_path={schema}"},
+    eng = db.create_db_engine(pg_url, connect_args={"options": f"-csearch_path={schema}"},
                          pool_size=16)
 
     def cleanup() -> None:

@@ -46,7 +46,7 @@ def free_port() -> int:
 
 
 def make_database(backend: str, folder: Path, n: int) -> tuple[str, list[str], callable]:
-    from item_bank.db import make_engine, normalize_url
+    from item_bank.db import create_db_engine, normalize_url
     from item_bank.demo import build_demo_database
 
     if backend == "sqlite":
@@ -55,7 +55,7 @@ def make_database(backend: str, folder: Path, n: int) -> tuple[str, list[str], c
     else:
         base = normalize_url(os.environ["DATABASE_URL"])
         schema = f"proficio_load_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(base)
+        admin = create_db_engine(base)
         with admin.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         url = f"{base}?options=-csearch_path%3D{schema}"
@@ -70,9 +70,9 @@ def make_database(backend: str, folder: Path, n: int) -> tuple[str, list[str], c
 
 
 def bank_facts(url: str) -> tuple[dict[str, str], dict[str, tuple[float, float]]]:
-    from item_bank.db import make_engine
+    from item_bank.db import create_db_engine
 
-    eng = make_engine(url)
+    eng = create_db_engine(url)
     with eng.connect() as conn:
         keys = dict(conn.execute(text("SELECT external_id, key FROM items")).all())
         params = {r[0]: (r[1], r[2]) for r in conn.execute(text(
@@ -168,11 +168,11 @@ async def drive(clients: list[Client], port: int, keys, params, think: float) ->
 def verify(url: str, clients: list[Client]) -> dict[str, int]:
     """Compare every acknowledged answer with the database and re-score every session."""
     from engine import CatState
-    from item_bank.db import make_engine, session_factory
+    from item_bank.db import create_db_engine, session_factory
     from item_bank.models import Assessment
     from web.services.engines import blueprint_of, build_engine  # the server's own engine
 
-    eng = make_engine(url)
+    eng = create_db_engine(url)
     out = {"lost": 0, "duplicated": 0, "wrong_session": 0, "theta_mismatch": 0,
            "replay_mismatch": 0, "sessions_checked": 0}
     by_session = {c.session_id: c for c in clients if c.session_id is not None}

@@ -4,7 +4,7 @@ Never imports Flask or `web`. Repository functions (`item_bank.repository`) rece
 `sqlalchemy.orm.Session` and never commit; the caller owns the transaction, e.g.::
 
     from item_bank import db, repository
-    engine = db.make_engine()          # DATABASE_URL, else instance/proficio.sqlite3
+    engine = db.create_db_engine()     # DATABASE_URL, else instance/proficio.sqlite3
     db.check_schema(engine)            # refuses a schema that is behind: `proficio db upgrade`
     with db.transaction(engine) as session:
         loaded = repository.load_bank(session, skills=["databases"])
@@ -24,7 +24,14 @@ from item_bank.content import (
     ParameterRecord,
     SkillInfo,
 )
-from item_bank.db import SchemaError, check_schema, database_url, make_engine, transaction, upgrade
+from item_bank.db import (
+    SchemaError,
+    check_schema,
+    create_db_engine,
+    database_url,
+    transaction,
+    upgrade,
+)
 from item_bank.repository import (
     CalibrationRunSpec,
     ExposureCounts,
@@ -52,9 +59,9 @@ __all__ = [
     "SchemaError",
     "SkillInfo",
     "check_schema",
+    "create_db_engine",
     "database_url",
     "load_bank",
-    "make_engine",
     "transaction",
     "upgrade",
 ]

@@ -84,7 +84,7 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+def create_db_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """A SQLAlchemy engine for ``url`` (see `database_url`), with the SQLite settings above.
 
     For SQLite files the parent folder is created when missing.
@@ -163,7 +163,7 @@ def upgrade(engine: Engine | str | None = None, revision: str = "head") -> str:
     """Apply the migrations up to ``revision``; returns the revision reached."""
     from alembic import command
 
-    eng = engine if isinstance(engine, Engine) else make_engine(engine)
+    eng = engine if isinstance(engine, Engine) else create_db_engine(engine)
     command.upgrade(alembic_config(eng), revision)
     reached = current_revision(eng)
     log.info("database at revision %s", reached)

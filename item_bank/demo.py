@@ -76,7 +76,7 @@ def build_demo_database(url: str | Engine | None = None, n_invitations: int = 5)
     else:
         resolved = db.database_url(url)
         _fresh_sqlite(resolved)
-        engine, owned = db.make_engine(resolved), True
+        engine, owned = db.create_db_engine(resolved), True
     try:
         if db.current_revision(engine) is not None:
             raise ValueError(f"{engine.url.render_as_string(hide_password=True)} already has a "

@@ -23,7 +23,7 @@ from hypothesis import settings
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from item_bank.db import make_engine, normalize_url, upgrade
+from item_bank.db import create_db_engine, normalize_url, upgrade
 
 # Property tests are derandomized by default so that CI is reproducible; explore new examples
 # with HYPOTHESIS_PROFILE=explore.
@@ -41,13 +41,13 @@ class _PgSchemas:
 
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)
-        self.admin = make_engine(self.url)
+        self.admin = create_db_engine(self.url)
 
     def engine(self) -> tuple[Engine, str]:
         schema = f"proficio_test_{uuid.uuid4().hex[:12]}"
         with self.admin.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        eng = make_engine(self.url, connect_args={"options": f"-csearch_path={schema}"})
+        eng = create_db_engine(self.url, connect_args={"options": f"-csearch_path={schema}"})
         return eng, schema
 
     def drop(self, eng: Engine, schema: str) -> None:
@@ -69,7 +69,7 @@ def _pg_schemas() -> Iterator[_PgSchemas | None]:
 def _new_engine(backend: str, folder, pg: _PgSchemas | None) -> tuple[Engine, Callable[[], None]]:
     if backend == "sqlite":
         path = folder / f"proficio-{uuid.uuid4().hex[:8]}.sqlite3"
-        eng = make_engine(f"sqlite:///{path}")
+        eng = create_db_engine(f"sqlite:///{path}")
         return eng, eng.dispose
     assert pg is not None
     eng, schema = pg.engine()

@@ -13,7 +13,7 @@ from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from item_bank.db import check_schema, make_engine, session_factory
+from item_bank.db import check_schema, create_db_engine, session_factory
 
 EXTENSION = "proficio.db"
 
@@ -22,7 +22,7 @@ class Database:
     """The engine and session factory bound to one Flask app."""
 
     def __init__(self, url: str | None, *, check: bool = True) -> None:
-        self.engine: Engine = make_engine(url)
+        self.engine: Engine = create_db_engine(url)
         if check:
             check_schema(self.engine)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from item_bank.db import make_engine
+from item_bank.db import create_db_engine
 from item_bank.models import Base
 
 config = context.config
@@ -34,7 +34,7 @@ def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
     owned = engine is None
     if owned:
-        engine = make_engine(config.get_main_option("sqlalchemy.url"))
+        engine = create_db_engine(config.get_main_option("sqlalchemy.url"))
     try:
         with engine.connect() as connection:
             sqlite = connection.dialect.name == "sqlite"

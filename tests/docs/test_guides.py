@@ -52,7 +52,7 @@ def test_candidate_page_says_what_the_welcome_page_says() -> None:
 
 def test_operator_guide_account_snippet_runs(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from item_bank.db import make_engine
+    from item_bank.db import create_db_engine
     from item_bank.demo import build_demo_database
     from item_bank.models import Assessment, StaffUser
 
@@ -64,7 +64,7 @@ def test_operator_guide_account_snippet_runs(tmp_path: Path,
     build_demo_database(url, n_invitations=1)  # migrated, with the shipped bank imported
     monkeypatch.setenv("DATABASE_URL", url)
     exec(compile(code, "operator-guide.md", "exec"), {})
-    engine = make_engine(url)
+    engine = create_db_engine(url)
     try:
         with engine.connect() as conn:
             emails = set(conn.scalars(select(StaffUser.email)))

@@ -66,7 +66,7 @@ def test_bad_file_is_one_line_error_and_no_write(url, tmp_path, capsys):
     assert main(["bank", "import", str(bad), "--database-url", url]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "line 3" in err and "'model'" in err
-    engine = db.make_engine(url)
+    engine = db.create_db_engine(url)
     with db.transaction(engine, write=False) as s:
         assert len(repo.load_bank(s).bank) == 0
     engine.dispose()
@@ -76,7 +76,7 @@ def test_responses_export_and_invitations(url, tmp_path, capsys):
     main(["db", "upgrade", "--database-url", url])
     main(["bank", "import", str(MINI_BANK), "--database-url", url])
     main(["bank", "import", str(MINI_PARAMS), "--database-url", url])
-    engine = db.make_engine(url)
+    engine = db.create_db_engine(url)
     with db.transaction(engine) as s:
         _, assessment = org_with_assessment(s)
         sid = started_session(s, assessment)
@@ -101,7 +101,7 @@ def test_responses_export_and_invitations(url, tmp_path, capsys):
                  "--database-url", url]) == 0
     links = capsys.readouterr().out.split()
     assert len(links) == 3 and all(link.startswith("https://x.test/t/") for link in links)
-    engine = db.make_engine(url)
+    engine = db.create_db_engine(url)
     with db.transaction(engine, write=False) as s:
         token = links[0].rsplit("/", 1)[1]
         assert repo.find_invitation(s, token) is not None

@@ -58,7 +58,7 @@ def test_database_url_resolution(monkeypatch, tmp_path):
 
 
 def test_sqlite_pragmas(tmp_path):
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    engine = db.create_db_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

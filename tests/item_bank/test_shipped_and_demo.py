@@ -79,7 +79,7 @@ def test_build_demo_database(tmp_path):
     again = build_demo_database(url, n_invitations=2)  # rebuilt fresh, not appended
     assert len(again.invitation_tokens) == 2
     assert info.credentials("recruiter").password != again.credentials("recruiter").password
-    engine = db.make_engine(url)
+    engine = db.create_db_engine(url)
     try:
         db.check_schema(engine)
         with db.transaction(engine, write=False) as s:

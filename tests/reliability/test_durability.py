@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
-from item_bank.db import make_engine, normalize_url, transaction
+from item_bank.db import create_db_engine, normalize_url, transaction
 from item_bank.models import CalibrationJob, StaffUser
 from tests.reliability.conftest import WEB_BACKENDS, Site, csrf_of, login, new_site
 from web.cli import main as proficio
@@ -32,7 +32,7 @@ def empty_database(backend: str, folder: Path) -> Iterator[str]:
         return
     base = normalize_url(_PG_URL)
     schema = f"proficio_restore_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(base)
+    admin = create_db_engine(base)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
@@ -149,7 +149,7 @@ def _succeeded_job(site: Site, extra: list[dict] | None = None) -> int:
               "n_responses": 500, "status": "operational", "anchor": False}
              for iid, skill, a, b in rows]
     items += extra or []
-    eng = make_engine(site.url)
+    eng = create_db_engine(site.url)
     with transaction(eng) as db:
         user = db.query(StaffUser).filter_by(role="psychometrician").one()
         job = CalibrationJob(created_by_id=user.id, status="succeeded", progress=1.0,

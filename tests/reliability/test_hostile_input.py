@@ -326,10 +326,10 @@ MALFORMED = b"""<?xml version="1.0"?><assessmentItem identifier="X"><itemBody>""
 def _qti_zip(site: Site, tmp_path: Path, replace: dict[str, bytes] | None = None,
              extra: dict[str, bytes] | None = None) -> bytes:
     """A real QTI package of two bank items, with members replaced or added."""
-    from item_bank.db import make_engine, transaction
+    from item_bank.db import create_db_engine, transaction
     from item_bank.repository import export_document
 
-    eng = make_engine(site.url)
+    eng = create_db_engine(site.url)
     with transaction(eng) as db:
         doc = export_document(db, name="export")
     eng.dispose()

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from item_bank import repository as repo
-from item_bank.db import make_engine, normalize_url, transaction
+from item_bank.db import create_db_engine, normalize_url, transaction
 from item_bank.demo import DemoInfo, build_demo_database
 from item_bank.models import Assessment
 from web.app import create_app
@@ -50,7 +50,7 @@ class Site:
             self.apps.pop().extensions["proficio.db"].engine.dispose()
 
     def invite(self, n: int = 1, *, org: str = "demo", **kw: object) -> list[str]:
-        eng = make_engine(self.url)
+        eng = create_db_engine(self.url)
         try:
             with transaction(eng) as db:
                 assessment = next(a for a in db.query(Assessment).all()
@@ -60,7 +60,7 @@ class Site:
             eng.dispose()
 
     def sql(self, statement: str, **params: object) -> list[tuple]:
-        eng = make_engine(self.url)
+        eng = create_db_engine(self.url)
         try:
             with eng.begin() as conn:
                 result = conn.execute(text(statement), params)
@@ -72,7 +72,7 @@ class Site:
 def _second_organisation(url: str) -> str:
     """Another company with its own recruiter and assessment."""
     password = "other-org-password-123"
-    eng = make_engine(url)
+    eng = create_db_engine(url)
     with transaction(eng) as db:
         org = repo.create_organisation(db, "other", "Other Company")
         user = repo.create_staff_user(db, org, "recruiter@other.example", "recruiter", password)
@@ -98,7 +98,7 @@ def new_site(backend: str, folder: Path) -> Iterator[Site]:
         return
     base = normalize_url(_PG_URL)
     schema = f"proficio_web_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(base)
+    admin = create_db_engine(base)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = f"{base}?options=-csearch_path%3D{schema}"

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 import irt
 from item_bank import repository as repo
-from item_bank.db import make_engine, transaction
+from item_bank.db import create_db_engine, transaction
 from item_bank.models import Assessment, Candidate, CandidateSession, Invitation, Item, Response
 from tests.web.conftest import WEB_BACKENDS, login, new_site
 from web.jobs import start_embedded_consumer
@@ -31,7 +31,7 @@ TRUE_B = np.linspace(-1.5, 1.5, len(PRETEST))
 def simulate_log(url: str, n_candidates: int, rng: np.random.Generator) -> None:
     """Candidates who each answered 12 operational and 4 pretest databases items and 8 testing
     items, all from one θ (so the two skills' latent correlation is near 1)."""
-    eng = make_engine(url)
+    eng = create_db_engine(url)
     with transaction(eng) as db:
         db.query(Item).filter(Item.external_id.in_(PRETEST)).update(
             {Item.status: "pretest"}, synchronize_session=False)

@@ -205,10 +205,10 @@ def test_multidimensional_and_shadow_blueprints_run_through_the_same_api(site: S
     candidate takes the test: the same endpoints, the same integrity."""
     import json
 
-    from item_bank.db import make_engine, transaction
+    from item_bank.db import create_db_engine, transaction
     from item_bank.models import Assessment
 
-    eng = make_engine(site.url)
+    eng = create_db_engine(site.url)
     with transaction(eng) as db:
         demo = db.query(Assessment).filter(Assessment.slug == "backend-engineer").one()
         base = dict(demo.blueprint)
@@ -222,7 +222,7 @@ def test_multidimensional_and_shadow_blueprints_run_through_the_same_api(site: S
                                   name=slug, blueprint=json.loads(json.dumps(blueprint))))
     eng.dispose()
     for slug in ("mcat", "shadow"):
-        eng = make_engine(site.url)
+        eng = create_db_engine(site.url)
         with transaction(eng) as db:
             from item_bank import repository as repo
 

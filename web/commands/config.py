@@ -158,8 +158,8 @@ def check(args: argparse.Namespace) -> int:
 def _connect(database_url: str | None, queue_url: str | None) -> list[dict[str, object]]:
     from sqlalchemy.engine import make_url
 
+    from item_bank.db import create_db_engine
     from item_bank.db import database_url as resolve_url
-    from item_bank.db import make_engine
     from web.observability import check_queue, readiness
 
     url = make_url(resolve_url(database_url))
@@ -169,7 +169,7 @@ def _connect(database_url: str | None, queue_url: str | None) -> list[dict[str, 
         return [{"name": "database", "ok": False, "detail": "no database file"},
                 {"name": "schema", "ok": False, "detail": "not checked"},
                 {"name": queue.name, "ok": queue.ok, "detail": queue.detail}]
-    engine = make_engine(database_url)
+    engine = create_db_engine(database_url)
     try:
         result = readiness(engine, queue_url)
     finally:

@@ -26,7 +26,7 @@ def open_engine(args: argparse.Namespace, check: bool = True) -> Engine:
     from web.cli import CommandError
 
     _quiet_alembic(keep_migrations=not check)
-    engine = db.make_engine(getattr(args, "database_url", None))
+    engine = db.create_db_engine(getattr(args, "database_url", None))
     if check:
         try:
             db.check_schema(engine)

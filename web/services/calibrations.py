@@ -35,7 +35,7 @@ from calibration.fit import item_fit
 from irt.io import ResponseLog, read_responses_csv
 from item_bank import repository as repo
 from item_bank.content import ParameterRecord
-from item_bank.db import make_engine, transaction
+from item_bank.db import create_db_engine, transaction
 from item_bank.models import CalibrationJob, Item, utcnow
 from web import observability
 from web.db import get_db, unit_of_work
@@ -143,7 +143,7 @@ def run_job(job_id: int, database_url: str | None) -> None:
     """Run a queued calibration job; its outcome and progress are written to its row.
 
     ``database_url`` None means the worker's own configuration (``DATABASE_URL``)."""
-    engine = make_engine(database_url)
+    engine = create_db_engine(database_url)
     started, outcome = time.monotonic(), "failed"
     try:
         with transaction(engine) as db:
