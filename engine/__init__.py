@@ -1,25 +1,27 @@
-"""The computerized adaptive test: session state, selection, exposure control, content
-balancing, stopping, per-skill scoring and simulation studies. Imports only `irt`.
+"""The computerized adaptive test: one step (scoring, content balancing, pretest slots, selection,
+exposure control, stopping) vectorized over sessions, live sessions with JSON states, and
+simulation studies. Imports only `irt`.
 
 Live sessions::
 
-    eng = CatEngine(ItemPool(bank), Blueprint(se_target=0.3, max_items=40))
+    eng = make_engine(ItemPool(bank), Blueprint(se_target=0.3, max_items=40))
     state = eng.start(seed=42)
     while eng.finished(state) is None:
         item = eng.next_item(state)
         state = eng.record(state, item, answer_of(item))
     eng.estimates(state)
 
-Simulation studies: `simulate` (vectorized across simulees, identical to running `CatEngine`
-session by session), `simulate_fixed_form`, `tune_sympson_hetter`.
-
-Correlated skills and shadow tests (issue 9): `make_engine(pool, blueprint)` returns
-`McatEngine` when the blueprint has ``correlations``, `ShadowCatEngine` for the ``shadow``
-selector, else `CatEngine` — all with the same session API; `simulate_sessions` runs any of them.
+Every role of the blueprint is a registered strategy that round-trips through JSON
+(`REGISTRY`, `strategy_from_dict`): start rule, scorer (``eap``, ``map``), selector (``mfi``,
+``kl``, ``mpwi``, ``bmatch``, ``astrat``, ``d_optimal``, ``shadow``), exposure control,
+content balancer (``kingsbury_zara``, ``open``), pretest policy (``positions``) and stopping rules
+(``se``, ``classification``, ``composite``). Simulation studies: `engine.simulation.simulate`
+(the same step with one row per simulee), `simulate_fixed_form`, `tune_sympson_hetter`.
 """
 
 from engine._rng import derive_seed
-from engine.blueprint import Blueprint, Classification, SkillSpec
+from engine.blueprint import Blueprint, SkillSpec
+from engine.core import CatEngine, make_engine
 from engine.errors import (
     AlreadyAnsweredError,
     ConfigurationError,
@@ -29,22 +31,35 @@ from engine.errors import (
     SessionFinishedError,
     UnknownItemError,
 )
-from engine.mcat import McatEngine, make_engine, simulate_sessions
 from engine.pool import ITEM_STATUSES, ItemPool
-from engine.session import (
+from engine.rules import (
+    Classification,
+    CompositeSE,
+    ContentBalancer,
+    EAPScorer,
+    FixedPositions,
+    KingsburyZara,
+    MAPScorer,
+    OpenSkills,
+    PretestPolicy,
+    Scorer,
+    SETarget,
+    Stopper,
+)
+from engine.shadow import ShadowTest
+from engine.state import (
     STOP_REASONS,
-    CatEngine,
     CatState,
     ItemEvent,
     SelectionAudit,
     SkillEstimate,
     TrajectoryPoint,
 )
-from engine.shadow import ShadowCatEngine, ShadowTest
 from engine.strategies import (
     REGISTRY,
     AStratified,
     BMatching,
+    DOptimal,
     ExposureCap,
     FixedStart,
     KLInfo,
@@ -53,6 +68,7 @@ from engine.strategies import (
     PosteriorWeightedInfo,
     PriorStart,
     Randomesque,
+    Selector,
     SympsonHetter,
     strategy_from_dict,
 )
@@ -68,32 +84,42 @@ __all__ = [
     "CatEngine",
     "CatState",
     "Classification",
+    "CompositeSE",
     "ConfigurationError",
+    "ContentBalancer",
+    "DOptimal",
+    "EAPScorer",
     "EngineError",
     "ExposureCap",
+    "FixedPositions",
     "FixedStart",
     "ItemEvent",
     "ItemPool",
     "KLInfo",
+    "KingsburyZara",
+    "MAPScorer",
     "MaxInfo",
-    "McatEngine",
     "NoExposureControl",
     "NotServedError",
+    "OpenSkills",
     "PosteriorWeightedInfo",
+    "PretestPolicy",
     "PriorStart",
     "Randomesque",
     "ResponseOutOfRangeError",
+    "SETarget",
+    "Scorer",
     "SelectionAudit",
+    "Selector",
     "SessionFinishedError",
-    "ShadowCatEngine",
     "ShadowTest",
     "SkillEstimate",
     "SkillSpec",
+    "Stopper",
     "SympsonHetter",
     "TrajectoryPoint",
     "UnknownItemError",
     "derive_seed",
     "make_engine",
-    "simulate_sessions",
     "strategy_from_dict",
 ]

@@ -13,7 +13,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import ConfigurationError
+from engine.rules import (
+    Classification,
+    ContentBalancer,
+    EAPScorer,
+    FixedPositions,
+    KingsburyZara,
+    MAPScorer,
+    OpenSkills,
+    Scorer,
+    SETarget,
+    Stopper,
+)
 from engine.strategies import (
+    DOptimal,
     ExposureControl,
     FixedStart,
     MaxInfo,
@@ -25,7 +38,6 @@ from engine.strategies import (
 
 #: Default θ grid for EAP scoring: lower, upper, number of nodes.
 DEFAULT_GRID = (-5.0, 5.0, 81)
-CLASSIFICATION_METHODS = ("sprt", "ci")
 
 
 @dataclass(frozen=True)
@@ -51,55 +63,6 @@ class SkillSpec:
                                      f" 1), got {self.max_items}")
         if not (math.isfinite(self.weight) and self.weight > 0):
             raise ConfigurationError(f"skill {self.skill!r}: weight must be > 0")
-
-
-@dataclass(frozen=True)
-class Classification:
-    """Pass/fail classification against a cut score ``cut`` (one value or skill → value).
-
-    ``method='sprt'``: Wald's sequential probability ratio test of θ = cut + δ against
-    θ = cut − δ (Reckase 1983; Eggen 1999); decide pass when ``log LR ≥ log((1 − β)/α)`` and fail
-    when ``log LR ≤ log(β/(1 − α))``. ``method='ci'``: decide once the interval
-    ``θ̂ ± z·SE`` (two-sided ``level``) excludes the cut (Kingsbury & Weiss 1983).
-    """
-
-    cut: float | Mapping[str, float] = 0.0
-    method: str = "sprt"
-    alpha: float = 0.05
-    beta: float = 0.05
-    delta: float = 0.3
-    level: float = 0.95
-
-    def __post_init__(self) -> None:
-        if self.method not in CLASSIFICATION_METHODS:
-            raise ConfigurationError(f"classification method must be one of "
-                                     f"{CLASSIFICATION_METHODS}, got {self.method!r}")
-        if not (0 < self.alpha < 0.5 and 0 < self.beta < 0.5):
-            raise ConfigurationError("classification: alpha and beta must be in (0, 0.5)")
-        if not self.delta > 0 or not 0 < self.level < 1:
-            raise ConfigurationError("classification: delta must be > 0 and level in (0, 1)")
-        cuts = self.cut.values() if isinstance(self.cut, Mapping) else [self.cut]
-        if any(not math.isfinite(float(c)) for c in cuts):
-            raise ConfigurationError("classification: cut scores must be finite")
-
-    def cut_for(self, skill: str) -> float | None:
-        """The cut of ``skill``; None when a per-skill mapping leaves it out (not classified)."""
-        if isinstance(self.cut, Mapping):
-            return float(self.cut[skill]) if skill in self.cut else None
-        return float(self.cut)
-
-    @property
-    def upper_bound(self) -> float:
-        return math.log((1.0 - self.beta) / self.alpha)
-
-    @property
-    def lower_bound(self) -> float:
-        return math.log(self.beta / (1.0 - self.alpha))
-
-    def to_dict(self) -> dict[str, Any]:
-        cut = dict(self.cut) if isinstance(self.cut, Mapping) else self.cut
-        return {"cut": cut, "method": self.method, "alpha": self.alpha, "beta": self.beta,
-                "delta": self.delta, "level": self.level}
 
 
 def _check_correlations(rows: tuple[tuple[float, ...], ...], skills: list[str]) -> None:
@@ -152,8 +115,17 @@ class Blueprint:
     grid : ``(lower, upper, n_nodes)`` of the EAP quadrature grid.
     seed : master seed; session ``k`` of a study uses ``engine.derive_seed(seed, k)``.
     correlations : latent correlation matrix between the listed ``skills`` (rows and columns
-        in their order); when set, `engine.make_engine` builds the multidimensional engine
-        (`engine.mcat.McatEngine`: MAP under the correlated prior, D-optimal selection).
+        in their order), the prior of the MAP scorer. Set without a ``scorer``, it means the
+        multidimensional CAT of issue 9: MAP under the correlated prior, D-optimal selection
+        (in place of the default ``mfi``) and the ``open`` balancer.
+    scorer, balancer : strategies (`engine.rules`); None: the defaults above (EAP per skill and
+        Kingsbury–Zara; the ``open`` balancer for selectors that plan the whole test).
+    stopping : further stopping rules (`engine.rules.Stopper`, e.g. `CompositeSE`) besides the
+        SE target and the classification; the first rule (classification, SE target, then
+        these) that closes a skill or stops the test is the recorded stop reason.
+
+    The stopping rules in effect are `stop_rules`; the pretest policy `pretest`. Shadow tests
+    are fixed-length: with the ``shadow`` selector the SE target is reported, not used.
     """
 
     skills: tuple[SkillSpec, ...] = ()
@@ -170,6 +142,9 @@ class Blueprint:
     grid: tuple[float, float, int] = DEFAULT_GRID
     seed: int = 0
     correlations: tuple[tuple[float, ...], ...] | None = None
+    scorer: Scorer | None = None
+    balancer: ContentBalancer | None = None
+    stopping: tuple[Stopper, ...] = ()
 
     def __post_init__(self) -> None:
         skills = tuple(s if isinstance(s, SkillSpec) else SkillSpec(str(s)) for s in self.skills)
@@ -184,21 +159,19 @@ class Blueprint:
             raise ConfigurationError("the skills' min_items add up to more than max_items")
         if self.se_target is not None and not self.se_target > 0:
             raise ConfigurationError(f"se_target must be > 0 or None, got {self.se_target}")
+        object.__setattr__(self, "stopping", tuple(self.stopping))
         for name, value, cls in (("selector", self.selector, Selector),
                                  ("exposure", self.exposure, ExposureControl),
-                                 ("start", self.start, Starter)):
+                                 ("start", self.start, Starter),
+                                 ("scorer", self.scorer, Scorer | None),
+                                 ("balancer", self.balancer, ContentBalancer | None),
+                                 ("classification", self.classification,
+                                  Classification | None),
+                                 *(("stopping", s, Stopper) for s in self.stopping)):
             if not isinstance(value, cls):
-                raise ConfigurationError(f"{name} must be a {cls.__name__}, got {value!r}")
-        if self.pretest_count < 0:
-            raise ConfigurationError("pretest_count must be >= 0")
-        positions = tuple(int(p) for p in self.pretest_positions)
-        if not positions and self.pretest_count:
-            positions = tuple(range(2, 2 + 2 * self.pretest_count, 2))
-        if len(positions) != self.pretest_count or any(p < 1 for p in positions) \
-                or len(set(positions)) != len(positions):
-            raise ConfigurationError(f"pretest_positions must be {self.pretest_count} distinct "
-                                     f"positions >= 1, got {self.pretest_positions}")
-        object.__setattr__(self, "pretest_positions", tuple(sorted(positions)))
+                raise ConfigurationError(f"{name}: unexpected value {value!r}")
+        pretest = FixedPositions(self.pretest_count, tuple(self.pretest_positions))
+        object.__setattr__(self, "pretest_positions", pretest.positions)
         object.__setattr__(self, "exclude_tags", tuple(str(t) for t in self.exclude_tags))
         grid = tuple(self.grid)
         if len(grid) != 3 or not float(grid[0]) < float(grid[1]) or int(grid[2]) < 3:
@@ -217,6 +190,44 @@ class Blueprint:
             _check_correlations(rows, names)
             object.__setattr__(self, "correlations", rows)
 
+    # -- the roles in effect --------------------------------------------------------------
+    @property
+    def legacy_mcat(self) -> bool:
+        """Correlations without a scorer: the multidimensional CAT of issue 9."""
+        return self.correlations is not None and self.scorer is None
+
+    @property
+    def scorer_rule(self) -> Scorer:
+        if self.scorer is not None:
+            return self.scorer
+        return MAPScorer() if self.correlations is not None else EAPScorer()
+
+    @property
+    def selector_rule(self) -> Selector:
+        if self.legacy_mcat and self.selector == MaxInfo():
+            return DOptimal()
+        return self.selector
+
+    @property
+    def balancer_rule(self) -> ContentBalancer:
+        if self.balancer is not None:
+            return self.balancer
+        if self.legacy_mcat or self.selector.plans_test:
+            return OpenSkills()
+        return KingsburyZara()
+
+    @property
+    def stop_rules(self) -> tuple[Stopper, ...]:
+        se: tuple[Stopper, ...] = ()
+        if self.se_target is not None and not self.selector.plans_test:
+            se = (SETarget(self.se_target),)
+        cls: tuple[Stopper, ...] = () if self.classification is None else (self.classification,)
+        return cls + se + self.stopping
+
+    @property
+    def pretest(self) -> FixedPositions:
+        return FixedPositions(self.pretest_count, self.pretest_positions)
+
     # -- serialization ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values; strategies as ``{"name": …, settings…}``."""
@@ -228,39 +239,54 @@ class Blueprint:
             "selector": self.selector.to_dict(), "exposure": self.exposure.to_dict(),
             "start": self.start.to_dict(),
             "classification": None if self.classification is None
-            else self.classification.to_dict(),
+            else {k: v for k, v in self.classification.to_dict().items() if k != "name"},
             "exclude_tags": list(self.exclude_tags),
             "pretest_count": self.pretest_count,
             "pretest_positions": list(self.pretest_positions),
             "grid": list(self.grid), "seed": self.seed,
         }
-        if self.correlations is not None:  # only when set: older stored blueprints unchanged
+        # the newer fields only when set: older stored blueprints read back unchanged
+        if self.correlations is not None:
             out["correlations"] = [list(r) for r in self.correlations]
+        for key in ("scorer", "balancer"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value.to_dict()
+        if self.stopping:
+            out["stopping"] = [s.to_dict() for s in self.stopping]
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Blueprint:
         if not isinstance(data, Mapping):
             raise ConfigurationError(f"blueprint must be an object, got {type(data).__name__}")
-        known = {"skills", "min_items", "max_items", "se_target", "selector", "exposure",
-                 "start", "classification", "exclude_tags", "pretest_count",
-                 "pretest_positions", "grid", "seed", "correlations"}
+        roles = {"selector": "selector", "exposure": "exposure", "start": "start",
+                 "scorer": "scorer", "balancer": "balancer", "pretest": "pretest"}
+        known = {"skills", "min_items", "max_items", "se_target", "classification",
+                 "exclude_tags", "pretest_count", "pretest_positions", "grid", "seed",
+                 "correlations", "stopping", *roles}
         unknown = set(data) - known
         if unknown:
             raise ConfigurationError(f"blueprint: unknown field(s) {sorted(unknown)}")
         kw: dict[str, Any] = {k: v for k, v in data.items()
-                              if k in known - {"skills", "selector", "exposure", "start",
-                                               "classification"}}
+                              if k not in {"skills", "classification", "stopping", *roles}}
         try:
             kw["skills"] = tuple(SkillSpec(**s) for s in data.get("skills", ()))
             if data.get("classification") is not None:
-                kw["classification"] = Classification(**data["classification"])
-        except TypeError as exc:
+                kw["classification"] = Classification(**{
+                    k: v for k, v in data["classification"].items() if k != "name"})
+        except (TypeError, AttributeError) as exc:
             raise ConfigurationError(f"blueprint: {exc}") from None
-        for kind, key in (("selector", "selector"), ("exposure", "exposure"),
-                          ("start", "start")):
+        for key, kind in roles.items():
             if data.get(key) is not None:
                 kw[key] = strategy_from_dict(kind, data[key])
+        pretest = kw.pop("pretest", None)
+        if pretest is not None:  # the pretest policy object, or the two fields below
+            kw["pretest_count"], kw["pretest_positions"] = pretest.count, pretest.positions
+        stopping = data.get("stopping") or ()
+        if not isinstance(stopping, list | tuple):
+            raise ConfigurationError("blueprint: stopping must be a list of rules")
+        kw["stopping"] = tuple(strategy_from_dict("stopper", s) for s in stopping)
         for key in ("exclude_tags", "pretest_positions", "grid"):
             if key in kw:
                 kw[key] = tuple(kw[key])

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 import irt
 from engine.errors import ConfigurationError
+from irt import kernels
 
 #: The statuses an item can have; only operational items are selected adaptively.
 ITEM_STATUSES = ("operational", "pretest", "retired")
@@ -129,8 +130,7 @@ class SkillTables:
     b: NDArray[np.float64]
     c: NDArray[np.float64]
     d: NDArray[np.float64]
-    half_a: NDArray[np.float64]
-    quarter_a2: NDArray[np.float64]
+    a2: NDArray[np.float64]
     all_2pl: bool
     all_dichotomous: bool
     dich: NDArray[np.bool_]
@@ -143,31 +143,38 @@ class SkillTables:
     def information(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
         """Fisher information of the skill's items at each ``theta``: shape ``(n, m)``.
 
-        2PL: ``I = a² P (1 − P) = (a²/4)(1 − tanh²(a(θ − b)/2))``; other dichotomous models
-        ``I = P′² / (P (1 − P))`` (Lord 1980, eq. 5-6); polytomous items through
-        `irt.item_information` (``Σ_k P_k′² / P_k``).
+        Dichotomous items through `irt.kernels` (2PL ``a² σ(x)σ(−x)``, else ``P′²/(PQ)``, Lord
+        1980, eq. 5-6), polytomous items through `irt.item_information` (``Σ_k P_k′² / P_k``).
         """
-        t = theta[:, None]
-        if self.all_2pl:  # in place: one (n, m) buffer instead of six temporaries
-            h = t - self.b
-            h *= self.half_a
-            np.tanh(h, out=h)
-            h *= h
-            np.subtract(1.0, h, out=h)
-            h *= self.quarter_a2
-            return h
+        if self.all_2pl:
+            return kernels.logistic_information(theta, self.a, self.b, self.a2)
         out = np.empty((theta.shape[0], len(self)))
         if self.dich.any():
             sel = self.dich
-            s = 0.5 * (1.0 + np.tanh(self.half_a[sel] * (t - self.b[sel])))
-            span = self.d[sel] - self.c[sel]
-            p = self.c[sel] + span * s
-            p1 = span * self.a[sel] * s * (1.0 - s)
-            out[:, sel] = p1 * p1 / np.maximum(p * (1.0 - p), PROB_FLOOR)
+            out[:, sel] = kernels.dichotomous_information(theta[:, None], self.a[sel],
+                                                          self.b[sel], self.c[sel], self.d[sel])
         if not self.all_dichotomous:
-            poly = ~self.dich
-            out[:, poly] = irt.item_information(theta, self._extra["poly_bank"])
+            out[:, ~self.dich] = irt.item_information(theta, self._extra["poly_bank"])
         return out
+
+    @classmethod
+    def build(cls, skill: str, idx: NDArray[np.int64], bank: irt.Bank,
+              nodes: NDArray[np.float64] | None = None) -> SkillTables:
+        """The tables of items ``idx`` of ``bank`` (information on ``nodes`` when given)."""
+        sub = bank.take(idx)
+        dich = sub.model_code == 0
+        extra: dict = {}
+        if not dich.all():
+            extra["poly_bank"] = sub.take(np.flatnonzero(~dich))
+        tables = cls(skill=skill, idx=idx, bank=sub, a=sub.a.copy(), b=sub.b.copy(),
+                     c=sub.c.copy(), d=sub.d.copy(), a2=sub.a * sub.a,
+                     all_2pl=bool((dich & (sub.c == 0.0) & (sub.d == 1.0)).all()),
+                     all_dichotomous=bool(dich.all()), dich=dich, info_grid=np.empty((0, 0)),
+                     _extra=extra)
+        if nodes is not None:
+            object.__setattr__(tables, "info_grid",
+                               np.ascontiguousarray(tables.information(nodes)))
+        return tables
 
     def category_probabilities(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
         """``P(X = k | θ)`` for each θ and item: shape ``(n, m, K_max)``."""
@@ -223,23 +230,8 @@ def compile_bank(bank: irt.Bank, grid: tuple[float, float, int]) -> CompiledBank
     names = tuple(dict.fromkeys(bank.skills))
     skill_pos = {s: k for k, s in enumerate(names)}
     skill_of = np.array([skill_pos[s] for s in bank.skills], dtype=np.int64)
-    skills = {}
-    for s in names:
-        idx = np.flatnonzero(skill_of == skill_pos[s]).astype(np.int64)
-        sub = bank.take(idx)
-        dich = sub.model_code == 0
-        is_2pl = dich & (sub.c == 0.0) & (sub.d == 1.0)
-        extra = {}
-        if not dich.all():
-            extra["poly_bank"] = sub.take(np.flatnonzero(~dich))
-        tables = SkillTables(
-            skill=s, idx=idx, bank=sub, a=sub.a.copy(), b=sub.b.copy(), c=sub.c.copy(),
-            d=sub.d.copy(), half_a=0.5 * sub.a, quarter_a2=0.25 * sub.a * sub.a,
-            all_2pl=bool(is_2pl.all()), all_dichotomous=bool(dich.all()), dich=dich,
-            info_grid=np.empty((0, 0)), _extra=extra)
-        object.__setattr__(tables, "info_grid",
-                           np.ascontiguousarray(tables.information(nodes)))
-        skills[s] = tables
+    skills = {s: SkillTables.build(s, np.flatnonzero(skill_of == skill_pos[s]).astype(np.int64),
+                                   bank, nodes) for s in names}
     compiled = CompiledBank(nodes, log_p, skills, skill_of, names,
                             _bank_ref=weakref.ref(bank))
     per_bank[key] = compiled

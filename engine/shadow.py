@@ -21,9 +21,9 @@ constraints are checked when the engine is configured (`ConfigurationError` if t
 meet them) and can never fail in the middle of a candidate's test. Shadow tests are fixed-length
 (``blueprint.max_items`` scored items); the SE target is reported but not used to stop early.
 
-Use it through the blueprint: ``selector=ShadowTest(...)`` (registered as ``"shadow"``) and build
-the engine with `engine.make_engine` (or `ShadowCatEngine` directly). Scoring is the
-unidimensional engine's per-skill EAP.
+Use it through the blueprint: ``selector=ShadowTest(...)`` (registered as ``"shadow"``); it is a
+selector that plans the whole remaining test (`ShadowTest.plan`), so any scorer and exposure
+control combine with it. The solve statistics are on ``engine.selector_prepared``.
 """
 
 from __future__ import annotations
@@ -33,20 +33,22 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-import irt
-from engine._rng import SALT_PRETEST, uniform
-from engine.blueprint import Blueprint
 from engine.errors import ConfigurationError, EngineError
-from engine.pool import ItemPool, SkillTables
-from engine.session import CatEngine, SelectionAudit, _Memo
+from engine.pool import ItemPool
+from engine.rules import row_numbers
 from engine.strategies import SelectionContext, Selector, register
+
+if TYPE_CHECKING:
+    from engine.blueprint import Blueprint
+    from engine.core import CatEngine
+    from engine.rules import Rows, Work
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +102,40 @@ class ShadowTest(Selector):
             raise ConfigurationError(f"shadow: max_exposure must be in (0, 1], got "
                                      f"{self.max_exposure}")
 
+    plans_test: ClassVar[bool] = True
+
     def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
-        raise EngineError("the shadow selector needs the whole test: build the engine with "
-                          "engine.make_engine(pool, blueprint) (ShadowCatEngine)")
+        raise EngineError("the shadow selector plans the whole test (ShadowTest.plan)")
+
+    def prepare(self, eng: CatEngine) -> ShadowModel:
+        """The integer program of ``eng``'s blueprint and pool; `ConfigurationError` when the
+        bank cannot meet the constraints (naming the first one that cannot be met on its own)."""
+        bp = eng.blueprint
+        if bp.classification is not None or bp.stopping:
+            raise ConfigurationError("shadow tests are fixed-length; classification and other "
+                                     "stopping rules are not supported with the shadow selector")
+        model = ShadowModel(eng, self)
+        if model.solve(np.zeros(len(eng.pool), dtype=bool), eng.base_excluded,
+                       eng.start_theta) is None:
+            why = model.diagnosis()
+            raise ConfigurationError(
+                f"shadow test: the bank cannot meet the constraints: {why}" if why else
+                "shadow test: the constraints cannot be met by this bank together (each one "
+                "alone can: per-skill, per-tag, enemy, exposure and pretest constraints are "
+                "jointly infeasible)")
+        return model
+
+    def plan(self, eng: CatEngine, prepared: ShadowModel, w: Work, rows: Rows
+             ) -> NDArray[np.bool_]:
+        numbers = row_numbers(rows, w.n_scored.shape[0])
+        out = np.zeros((numbers.size, len(eng.pool)), dtype=bool)
+        for j, r in enumerate(numbers.tolist()):
+            sol = prepared.solve(w.given[r], w.blocked[r] | eng.base_excluded, w.theta[r])
+            if sol is None:  # cannot happen once the first problem was feasible (module doc)
+                raise EngineError("shadow test infeasible in mid-test; please report this")
+            out[j, sol.items] = True
+        out &= ~w.given[rows]
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,74 +146,44 @@ class ShadowSolution:
     objective: float
 
 
-class ShadowCatEngine(CatEngine):
-    """A `CatEngine` whose items are chosen from shadow tests (module docstring).
+class ShadowModel:
+    """The constraint matrix of a blueprint's shadow tests and the solve statistics of an
+    engine (``solve_times``: wall time of the latest solves, bounded, as a cached live engine
+    serves many sessions; ``n_branch_and_bound``: solves whose LP relaxation was fractional)."""
 
-    Raises `ConfigurationError` at construction when the blueprint's selector is not a
-    `ShadowTest`, when a classification rule is set, or when the bank cannot meet the
-    constraints (with the first constraint found unmeetable on its own, or a note that they are
-    only jointly infeasible).
-    """
-
-    def __init__(self, pool: ItemPool | irt.Bank, blueprint: Blueprint | None = None) -> None:
-        bp = blueprint if blueprint is not None else Blueprint(selector=ShadowTest())
-        if not isinstance(bp.selector, ShadowTest):
-            raise ConfigurationError("ShadowCatEngine needs selector 'shadow'")
-        if bp.classification is not None:
-            raise ConfigurationError("shadow tests are fixed-length; classification is not "
-                                     "supported with the shadow selector")
-        super().__init__(pool, bp)
-        self.shadow: ShadowTest = bp.selector
-        self._build_model()
-        #: wall time of the latest solves in seconds (bounded: a live engine serves many sessions)
-        self.solve_times: deque[float] = deque(maxlen=SOLVE_TIMES_KEPT)
-        self.n_branch_and_bound = 0
-        first = self._solve(np.zeros(len(self.pool), dtype=bool), self.base_excluded,
-                            {s: self.start_theta[s] for s in self.skill_names})
-        if first is None:
-            why = self._diagnosis()
-            raise ConfigurationError(
-                f"shadow test: the bank cannot meet the constraints: {why}" if why else
-                "shadow test: the constraints cannot be met by this bank together (each one "
-                "alone can: per-skill, per-tag, enemy, exposure and pretest constraints are "
-                "jointly infeasible)")
-        bank = self.pool.bank
-        self._all = SkillTables("*", np.arange(len(bank), dtype=np.int64), bank, bank.a,
-                                bank.b, bank.c, bank.d, 0.5 * bank.a, 0.25 * bank.a**2, False,
-                                False, bank.model_code == 0, np.empty((0, 0)))
-
-    # -- the integer program ------------------------------------------------------------
-    def _build_model(self) -> None:
-        bp, bank, pool = self.blueprint, self.pool.bank, self.pool
+    def __init__(self, eng: CatEngine, shadow: ShadowTest) -> None:
+        bp, pool = eng.blueprint, eng.pool
+        bank = pool.bank
+        self.eng = eng
         n = len(bank)
         skills = np.asarray(bank.skills, dtype=object)
-        self.operational = ~self.base_excluded
+        self.operational = ~eng.base_excluded
         is_pre = np.zeros(n, dtype=bool)
-        is_pre[self.pretest_items] = True
+        is_pre[eng.pretest_items] = True
         self.is_pretest = is_pre
         allowed = self.operational | is_pre
-        if self.shadow.max_exposure is not None:
-            over = pool.rates_array() >= float(self.shadow.max_exposure)
-            allowed &= ~over
+        if shadow.max_exposure is not None:
+            allowed &= ~(pool.rates_array() >= float(shadow.max_exposure))
         self.allowed = allowed
+        self.solve_times: deque[float] = deque(maxlen=SOLVE_TIMES_KEPT)
+        self.n_branch_and_bound = 0
         rows: list[NDArray[np.float64]] = []
         lo: list[float] = []
         hi: list[float] = []
-        self._labels: list[str] = []
+        self.labels: list[str] = []
 
         def add(mask: NDArray[np.bool_], low: float, high: float, label: str) -> None:
             rows.append(mask.astype(float))
             lo.append(low)
             hi.append(high)
-            self._labels.append(label)
+            self.labels.append(label)
 
         add(self.operational, bp.max_items, bp.max_items, f"total length {bp.max_items}")
-        for s in self.skill_names:
-            m = self.operational & (skills == s)
-            smin, smax = self.skill_min[s], self.skill_max[s]
-            add(m, smin, smax, f"skill {s!r}: {smin}..{smax} items")
+        for k, s in enumerate(eng.skill_names):
+            smin, smax = int(eng.skill_min[k]), int(eng.skill_max[k])
+            add(self.operational & (skills == s), smin, smax, f"skill {s!r}: {smin}..{smax} items")
         tag_of = pool.tags
-        for tag, (tmin, tmax) in self.shadow.tag_counts.items():
+        for tag, (tmin, tmax) in shadow.tag_counts.items():
             m = self.operational & np.array([tag in tag_of.get(iid, ()) for iid in bank.item_ids])
             top = np.inf if tmax is None else tmax
             add(m, tmin, top, f"tag {tag!r}: {tmin}..{'' if tmax is None else tmax} items")
@@ -191,40 +194,40 @@ class ShadowCatEngine(CatEngine):
         if bp.pretest_count:
             add(is_pre, bp.pretest_count, bp.pretest_count,
                 f"{bp.pretest_count} pretest slots ({int(is_pre.sum())} pretest items)")
-        self._A = sp.csr_array(np.vstack(rows))
-        self._lo = np.array(lo, dtype=float)
-        self._hi = np.array(hi, dtype=float)
+        self.A = sp.csr_array(np.vstack(rows))
+        self.lo = np.array(lo, dtype=float)
+        self.hi = np.array(hi, dtype=float)
 
-    def _diagnosis(self) -> str | None:
+    def diagnosis(self) -> str | None:
         """The first constraint that cannot be met on its own (None: only jointly)."""
-        avail = self._A @ self.allowed.astype(float)
-        length = self.blueprint.max_items
-        for k, label in enumerate(self._labels):
-            if avail[k] < self._lo[k]:
+        avail = self.A @ self.allowed.astype(float)
+        length = self.eng.blueprint.max_items
+        for k, label in enumerate(self.labels):
+            if avail[k] < self.lo[k]:
                 return (f"{label}: only {int(avail[k])} eligible item(s) for a minimum of "
-                        f"{int(self._lo[k])}")
-            if k > 0 and not self.is_pretest[self._A[[k]].indices].all() \
-                    and self._lo[k] > length:
+                        f"{int(self.lo[k])}")
+            if k > 0 and not self.is_pretest[self.A[[k]].indices].all() \
+                    and self.lo[k] > length:
                 return f"{label}: the minimum exceeds the test length {length}"
         return None
 
-    def _solve(self, given: NDArray[np.bool_], excluded: NDArray[np.bool_],
-               theta: Mapping[str, float]) -> ShadowSolution | None:
-        """Assemble the shadow test: items ``given`` fixed in, ``excluded`` (not given) out."""
-        n = len(self.pool)
+    def solve(self, given: NDArray[np.bool_], excluded: NDArray[np.bool_],
+              theta: NDArray[np.float64]) -> ShadowSolution | None:
+        """Assemble the shadow test: items ``given`` fixed in, ``excluded`` (not given) out,
+        information at ``theta`` (one θ̂ per skill of the engine)."""
+        eng = self.eng
+        n = len(eng.pool)
         info = np.zeros(n)
-        for s in self.skill_names:
-            tab = self.tables[s]
-            info[tab.idx] = tab.information(np.array([theta[s]]))[0]
+        for k, tab in enumerate(eng.tables):
+            info[tab.idx] = tab.information(theta[k:k + 1])[0]
         info[~self.operational] = 0.0
         lb = given.astype(float)
         # the session's own exclusions (enemies of given items); base exclusions are in allowed
-        out = excluded & ~self.base_excluded & ~given
-        ub = (self.allowed & ~out).astype(float)
-        ub = np.maximum(ub, lb)
+        out = excluded & ~eng.base_excluded & ~given
+        ub = np.maximum((self.allowed & ~out).astype(float), lb)
         t0 = time.perf_counter()
         bounds = Bounds(lb, ub)
-        cons = LinearConstraint(self._A, self._lo, self._hi)
+        cons = LinearConstraint(self.A, self.lo, self.hi)
         # The LP relaxation first: when its optimum is integral (usual for these constraint
         # structures) it is the integer optimum; otherwise branch and bound. HiGHS's MIP presolve
         # costs more than it saves on problems this small, so it is off.
@@ -240,45 +243,6 @@ class ShadowCatEngine(CatEngine):
             return None
         x = np.flatnonzero(res.x > 0.5)
         return ShadowSolution(x.astype(np.int64), float(-res.fun))
-
-    # -- CatEngine hooks ----------------------------------------------------------------
-    def _stop_reason(self, memo: _Memo, decisions: Mapping[str, str]) -> str | None:
-        return "max_items" if memo.n_scored >= self.blueprint.max_items else None
-
-    def _select(self, seed: int, memo: _Memo, decisions: Mapping[str, str]
-                ) -> tuple[str, SelectionAudit] | None:
-        bp, bank = self.blueprint, self.pool.bank
-        sol = self._solve(memo.given, memo.excluded, memo.theta)
-        if sol is None:  # cannot happen once the first problem was feasible (see module doc)
-            raise EngineError("shadow test infeasible in mid-test; please report this")
-        position = memo.n_scored + memo.n_pretest + 1
-        free = sol.items[~memo.given[sol.items]]
-        pre = free[self.is_pretest[free]]
-        if (memo.n_pretest < bp.pretest_count and position in bp.pretest_positions
-                and pre.size):
-            u = uniform(seed, position, SALT_PRETEST)
-            i = int(pre[min(int(u * pre.size), pre.size - 1)])
-            skill = bank.skills[i]
-            return bank.item_ids[i], SelectionAudit("pretest", "none", skill,
-                                                    float(memo.theta.get(skill, 0.0)), 0.0, 0,
-                                                    int(pre.size))
-        ops = free[self.operational[free]]
-        if ops.size == 0:
-            return None
-        crit = np.full(len(bank), -np.inf)
-        for s in self.skill_names:
-            tab = self.tables[s]
-            sel = ops[np.isin(ops, tab.idx)]
-            if sel.size:
-                pos = np.searchsorted(tab.idx, sel)
-                crit[sel] = tab.information(np.array([memo.theta[s]]))[0][pos]
-        choice = bp.exposure.choose(crit[None, :], self._all, np.array([seed], dtype=np.uint64),
-                                    np.array([memo.n_scored]), self.exposure_prepared)
-        i, rank = int(choice.column[0]), int(choice.rank[0])
-        skill = bank.skills[i]
-        return bank.item_ids[i], SelectionAudit("shadow", bp.exposure.name, skill,
-                                                float(memo.theta[skill]), float(crit[i]), rank,
-                                                int(ops.size))
 
 
 def constraint_violations(pool: ItemPool, blueprint: Blueprint,

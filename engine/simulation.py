@@ -1,12 +1,9 @@
 """Simulation studies: many simulees advanced together, vectorized across simulees.
 
-`simulate` runs the blueprint of a `CatEngine` for every simulee at once: each step picks a skill
-per simulee (content balancing), evaluates the selection criterion for all simulees of a skill
-in one array, applies exposure control, scores the response by the same incremental EAP, and
-checks the stopping rules — the same arithmetic as `CatEngine.record`, row by row, so the results
-equal running `CatEngine` session by session with the same seeds and answers (tested).
-Unscored pretest items are not simulated (they never change θ or the operational sequence,
-unless a pretest item shares an enemy group with operational items, which live sessions honour).
+`simulate` runs the blueprint of a `CatEngine` for every simulee at once through the engine's
+one step (`CatEngine.run`: the same functions a live session calls with one row), so the results
+equal running the sessions one by one with the same seeds and answers (tested for every
+strategy). Unscored pretest items are served and answered as in live sessions.
 
 `summarize` gives the usual CAT study statistics (bias, RMSE, conditional bias/RMSE by θ
 decile, test length, item exposure, test overlap after Chen, Ankenmann & Spray 2003, unused share
@@ -19,22 +16,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 import irt
 from engine._rng import derive_seed
+from engine.core import CatEngine
 from engine.errors import ConfigurationError, EngineError
-from engine.session import STOP_REASONS, CatEngine, eap_on_grid, effective_selector
-from engine.strategies import KLInfo, SelectionContext, SympsonHetter
+from engine.pool import SkillTables
+from engine.rules import eap_on_grid
+from engine.state import STOP_REASONS
+from engine.strategies import Choice, SympsonHetter
 
 log = logging.getLogger(__name__)
-
-_RUNNING = -1
-_MAX, _SE, _CLS, _EXHAUSTED = (STOP_REASONS.index(r) for r in
-                               ("max_items", "se_target", "classified", "bank_exhausted"))
-_NOT_DONE = -1
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,38 +241,43 @@ def simulate(engine: CatEngine, theta: ArrayLike, *, answers: ArrayLike | None =
     seen = np.zeros(n_items)
     for start in range(0, n, step):
         sl = slice(start, min(start + step, n))
-        part = _run_batch(eng, answers[sl], seed_arr[sl])
-        parts.append(part)
+        w, stop, path = eng.run(answers[sl], seed_arr[sl])
+        parts.append((w, stop, path))
         if update_rates_every is not None:
-            given = part[4][part[4] >= 0]
+            given = w.items[w.items >= 0]
             seen += np.bincount(given, minlength=n_items)
             ids_ = engine.pool.bank.item_ids
             rates = {ids_[i]: float(seen[i] / sl.stop) for i in np.flatnonzero(seen)}
             eng = CatEngine(replace(engine.pool, exposure_rates=rates), engine.blueprint)
         if progress is not None:
             progress(sl.stop - sl.start)
-    S = len(engine.skill_names)
+    k = len(engine.skill_names)
     L = engine.blueprint.max_items
 
-    def cat(k, shape, dt):
-        return np.concatenate([p[k] for p in parts]) if parts else np.zeros(shape, dtype=dt)
+    def cat(get, shape, dt):
+        return (np.concatenate([get(*p) for p in parts]) if parts
+                else np.zeros(shape, dtype=dt))
 
-    theta_hat = cat(0, (0, S), float)
-    se = cat(1, (0, S), float)
-    counts = cat(2, (0, S), np.int64)
-    stop = cat(3, (0,), np.int64)
-    items = cat(4, (0, L), np.int64)
-    resp = cat(5, (0, L), np.int64)
-    path = cat(6, (0, L), float)
-    verdict = cat(7, (0, S), np.int8)
-    cuts = np.array([engine._cut.get(s, np.nan) for s in engine.skill_names])
+    counts = cat(lambda w, s, p: w.counts, (0, k), np.int64)
+    none_given = counts == 0
+    if engine.scorer.borrows:
+        none_given &= (counts.sum(axis=1) == 0)[:, None]
+    theta_hat = np.where(none_given, engine.prior_mean, cat(lambda w, s, p: w.theta, (0, k), float))
+    se = np.where(none_given, engine.prior_sd, cat(lambda w, s, p: w.se, (0, k), float))
+    verdict = cat(lambda w, s, p: w.verdict, (0, k), np.int8)
+    cls = engine.classification
+    cuts = np.array([np.nan if cls is None or (c := cls.cut_for(s)) is None else c
+                     for s in engine.skill_names])
     decision = np.where(verdict == 1, "pass", np.where(verdict == 2, "fail", np.where(
         np.isnan(cuts), "", np.where(theta_hat >= cuts, "pass", "fail"))))
     return SimulationResult(
         person_ids=ids, skills=engine.skill_names, theta_true=t, theta_hat=theta_hat, se=se,
-        n_items=counts, stop_reason=tuple(STOP_REASONS[c] for c in stop), items=items,
-        responses=resp, theta_path=path, n_bank_items=n_items, eligible=~engine.base_excluded,
-        decision=decision, decided=verdict > 0)
+        n_items=counts, stop_reason=tuple(STOP_REASONS[c] for c in cat(
+            lambda w, s, p: s, (0,), np.int64)),
+        items=cat(lambda w, s, p: w.items, (0, L), np.int64),
+        responses=cat(lambda w, s, p: w.responses, (0, L), np.int64),
+        theta_path=cat(lambda w, s, p: p, (0, L), float), n_bank_items=n_items,
+        eligible=~engine.base_excluded, decision=decision, decided=verdict > 0)
 
 
 def concat_results(parts: Sequence[SimulationResult]) -> SimulationResult:
@@ -307,157 +308,6 @@ def concat_results(parts: Sequence[SimulationResult]) -> SimulationResult:
         decided=cat("decided"))
 
 
-def _run_batch(engine: CatEngine, answers: NDArray, seeds: NDArray[np.uint64]):
-    """Advance ``len(seeds)`` sessions together; returns the per-simulee arrays."""
-    bp = engine.blueprint
-    comp = engine.compiled
-    names = engine.skill_names
-    S = len(names)
-    n = seeds.shape[0]
-    L = bp.max_items
-    nodes = engine.nodes
-    smax = np.array([engine.skill_max[s] for s in names])
-    smin = np.array([engine.skill_min[s] for s in names])
-    enough_at = np.maximum(smin, 1)
-    share = np.array([engine.share[s] for s in names])
-    tables = [engine.tables[s] for s in names]
-    cols = [engine._cols[s] for s in names]
-    lp = [np.repeat(engine.prior_log[s][None, :], n, axis=0) for s in names]
-    theta = np.tile(np.array([engine.start_theta[s] for s in names]), (n, 1))
-    se = np.tile(np.array([engine.prior[s][1] for s in names]), (n, 1))
-    counts = np.zeros((n, S), dtype=np.int64)
-    llr = np.zeros((n, S))
-    decided = np.zeros((n, S), dtype=bool)
-    verdict = np.zeros((n, S), dtype=np.int8)  # 1 pass, 2 fail
-    cut = np.array([engine._cut.get(s, np.nan) for s in names])
-    has_cut = ~np.isnan(cut)
-    cls = bp.classification
-    excluded = np.repeat(engine.base_excluded[None, :], n, axis=0)
-    n_scored = np.zeros(n, dtype=np.int64)
-    stop = np.full(n, _RUNNING, dtype=np.int64)
-    items = np.full((n, L), -1, dtype=np.int64)
-    resp = np.full((n, L), -1, dtype=np.int64)
-    path = np.full((n, L), np.nan)
-    target = bp.se_target
-    enemy_items = np.array(sorted(engine.enemies), dtype=np.int64)
-
-    def skill_reasons(rows):
-        c = counts[rows]
-        reached = c >= smax
-        enough = c >= enough_at
-        cls_ok = enough & decided[rows]
-        se_ok = enough & (se[rows] <= target) if target is not None else np.zeros_like(enough)
-        return np.where(reached, _MAX, np.where(cls_ok, _CLS, np.where(se_ok, _SE, _NOT_DONE)))
-
-    while True:
-        act = np.flatnonzero(stop == _RUNNING)
-        if act.size == 0:
-            break
-        # -- content balancing (Kingsbury & Zara 1989), as CatEngine._pick_skill
-        if S == 1:  # an exhausted skill shows up as an all −inf criterion below
-            has_items = np.ones((act.size, 1), dtype=bool)
-        else:
-            exc = excluded[act]
-            has_items = np.stack([~exc[:, cols[k]].all(axis=1) for k in range(S)], axis=1)
-        c = counts[act]
-        open_ = (c < smax) & has_items
-        done = skill_reasons(act) != _NOT_DONE
-        eligible = open_ & ~done
-        deficit = np.maximum(smin - c, 0)
-        budget = bp.max_items - n_scored[act]
-        short = open_ & (deficit > 0)
-        use_short = ((deficit * open_).sum(axis=1) >= budget) & short.any(axis=1)
-        eligible = np.where(use_short[:, None], short, eligible)
-        fallback = ~eligible.any(axis=1) & (n_scored[act] < bp.min_items)
-        eligible = np.where(fallback[:, None], open_, eligible)
-        score = np.where(eligible, share - c / np.maximum(n_scored[act], 1)[:, None], -np.inf)
-        none = ~eligible.any(axis=1)
-        stop[act[none]] = _EXHAUSTED
-        skill = np.argmax(score, axis=1)
-        # -- selection per skill (and per effective rule: KL hands over to MFI)
-        chosen = np.empty(act.size, dtype=np.int64)
-        for k, tab in enumerate(tables):
-            in_k = np.flatnonzero((skill == k) & ~none)
-            if in_k.size == 0:
-                continue
-            given = counts[act[in_k], k]
-            if isinstance(bp.selector, KLInfo):
-                early = given < bp.selector.switch_after
-                groups = [(in_k[early], bp.selector), (in_k[~early], effective_selector(
-                    bp.selector, bp.selector.switch_after))]
-            else:
-                groups = [(in_k, bp.selector)]
-            for sub, sel in groups:
-                if sub.size == 0:
-                    continue
-                rows = act[sub]
-                ctx = SelectionContext(tab, theta[rows, k], lp[k][rows], counts[rows, k],
-                                       int(smax[k]), nodes)
-                col_k = cols[k]
-                blocked = (excluded[rows, col_k] if isinstance(col_k, slice)
-                           else excluded[rows[:, None], col_k])
-                crit = np.where(blocked, -np.inf, sel.criterion(ctx))
-                choice = bp.exposure.choose(crit, tab, seeds[rows], n_scored[rows],
-                                            engine.exposure_prepared)
-                empty = crit[np.arange(rows.size), choice.column] == -np.inf
-                chosen[sub] = tab.idx[choice.column]
-                if empty.any():
-                    none[sub[empty]] = True
-                    stop[rows[empty]] = _EXHAUSTED
-        go = ~none
-        rows, its, sk = act[go], chosen[go], skill[go]
-        if rows.size == 0:
-            continue
-        x = answers[rows, its].astype(np.int64)
-        pos = n_scored[rows]
-        items[rows, pos] = its
-        resp[rows, pos] = x
-        excluded[rows, its] = True
-        if enemy_items.size:
-            for j in np.flatnonzero(np.isin(its, enemy_items)):
-                excluded[rows[j], engine.enemies[int(its[j])]] = True
-        for k in range(S):
-            m = sk == k
-            if not m.any():
-                continue
-            r_k, i_k, x_k = rows[m], its[m], x[m]
-            new_lp = lp[k][r_k] + comp.log_p[i_k, x_k]
-            lp[k][r_k] = new_lp
-            th, sd = eap_on_grid(new_lp, nodes)
-            theta[r_k, k] = th
-            se[r_k, k] = sd
-            path[r_k, pos[m]] = th
-            counts[r_k, k] += 1
-            if has_cut[k]:
-                und = ~decided[r_k, k]
-                ru = r_k[und]
-                llr[ru, k] += engine._llr[names[k]][i_k[und], x_k[und]]
-                if cls.method == "sprt":
-                    v = llr[ru, k]
-                    up, down = v >= cls.upper_bound, v <= cls.lower_bound
-                else:
-                    up = th[und] - engine._z * sd[und] > cut[k]
-                    down = th[und] + engine._z * sd[und] < cut[k]
-                decided[ru[up | down], k] = True
-                verdict[ru[up], k] = 1
-                verdict[ru[down & ~up], k] = 2
-        n_scored[rows] += 1
-        # -- stopping, as CatEngine._stop_reason
-        reasons = skill_reasons(rows)
-        all_done = (reasons != _NOT_DONE).all(axis=1) & (n_scored[rows] >= bp.min_items)
-        agg = np.where((reasons == _CLS).any(axis=1), _CLS,
-                       np.where((reasons == _SE).any(axis=1), _SE, _MAX))
-        code = np.where(n_scored[rows] >= bp.max_items, _MAX,
-                        np.where(all_done, agg, _RUNNING))
-        stop[rows] = code
-    prior_mean = np.array([engine.prior[s][0] for s in names])
-    prior_sd = np.array([engine.prior[s][1] for s in names])
-    none_given = counts == 0
-    theta = np.where(none_given, prior_mean, theta)
-    se = np.where(none_given, prior_sd, se)
-    return theta, se, counts, stop, items, resp, path, verdict
-
-
 def simulate_fixed_form(engine: CatEngine, theta: ArrayLike, length: int, *,
                         answers: ArrayLike | None = None,
                         rng: np.random.Generator | int | None = None,
@@ -474,21 +324,21 @@ def simulate_fixed_form(engine: CatEngine, theta: ArrayLike, length: int, *,
     if length < 1:
         raise ConfigurationError("fixed-form length must be >= 1")
     names = engine.skill_names
-    quota = np.floor(np.array([engine.share[s] for s in names]) * length).astype(int)
+    quota = np.floor(engine.share * length).astype(int)
     quota[: length - quota.sum()] += 1
     form: list[int] = []
     counts = np.zeros((n, len(names)), dtype=np.int64)
     theta_hat = np.zeros((n, len(names)))
     se = np.zeros((n, len(names)))
     for k, s in enumerate(names):
-        tab = engine.tables[s]
+        tab = engine.tables[k]
         pool = tab.idx[~engine.base_excluded[tab.idx]]
         if quota[k] > pool.size:
             raise ConfigurationError(f"skill {s!r} has {pool.size} eligible items, the fixed "
                                      f"form needs {quota[k]}")
         pick = np.sort(g.choice(pool, quota[k], replace=False))
         form.extend(pick.tolist())
-        lp = engine.prior_log[s][None, :] + engine.compiled.log_p[pick[None, :],
+        lp = engine.prior_log[k][None, :] + engine.compiled.log_p[pick[None, :],
                                                                    answers[:, pick]].sum(axis=1)
         th, sd = eap_on_grid(lp, engine.nodes)
         theta_hat[:, k], se[:, k], counts[:, k] = th, sd, quota[k]
@@ -589,8 +439,10 @@ class _TriedCounter(SympsonHetter):
         object.__setattr__(self, "_tried", tried)
         object.__setattr__(self, "_row_of_seed", row_of_seed)
 
-    def choose(self, crit, tables, seeds, steps, prepared):
+    def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],
+               steps: NDArray[np.int64], prepared: Any) -> Choice:
         choice = super().choose(crit, tables, seeds, steps, prepared)
+        assert choice.tried is not None and choice.tried_rows is not None
         sim = np.array([self._row_of_seed[int(s)] for s in seeds])
         self._tried[sim[choice.tried_rows], choice.tried] = True
         return choice

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,11 +34,16 @@ SH_BLOCK = 16
 #: Number of Simpson nodes (odd) for the Kullback–Leibler integral.
 KL_POINTS = 9
 
-REGISTRY: dict[str, dict[str, type]] = {"start": {}, "selector": {}, "exposure": {}}
+#: The roles of a blueprint; each maps registered names to strategy classes.
+REGISTRY: dict[str, dict[str, type[Strategy]]] = {
+    k: {} for k in ("start", "scorer", "selector", "exposure", "balancer", "pretest", "stopper")}
+
+_S = TypeVar("_S", bound="type[Strategy]")
 
 
-def register(kind: str):
-    def deco(cls):
+def register(kind: str) -> Callable[[_S], _S]:
+    """Class decorator: register a strategy under its ``name`` for the role ``kind``."""
+    def deco(cls: _S) -> _S:
         REGISTRY[kind][cls.name] = cls
         return cls
     return deco
@@ -52,14 +57,16 @@ class Strategy:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        assert dataclasses.is_dataclass(self)
+        for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            out[f.name] = dict(v) if isinstance(v, Mapping) else v
+            out[f.name] = (dict(v) if isinstance(v, Mapping)
+                           else list(v) if isinstance(v, tuple) else v)
         return out
 
 
 def strategy_from_dict(kind: str, data: Mapping[str, Any]) -> Any:
-    """Rebuild a strategy of ``kind`` (``start``, ``selector``, ``exposure``) from `to_dict`."""
+    """Rebuild a strategy of role ``kind`` (a key of `REGISTRY`) from its `to_dict`."""
     if kind not in REGISTRY:
         raise ConfigurationError(f"unknown strategy kind {kind!r}")
     if not isinstance(data, Mapping) or "name" not in data:
@@ -69,6 +76,7 @@ def strategy_from_dict(kind: str, data: Mapping[str, Any]) -> Any:
         raise ConfigurationError(f"{kind}: unknown name {data['name']!r}; expected one of "
                                  f"{sorted(REGISTRY[kind])}")
     params = {k: v for k, v in data.items() if k != "name"}
+    assert dataclasses.is_dataclass(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(params) - names
     if unknown:
@@ -149,13 +157,15 @@ class SelectionContext:
     """What a selector sees for ``n`` sessions in one skill.
 
     ``theta`` (n,) is the current estimate (the start θ before the skill's first response),
-    ``log_post`` (n, n_nodes) the unnormalized log posterior on ``nodes``, ``n_given`` (n,)
-    the number of scored items in the skill and ``skill_max`` the skill's maximum length.
+    ``variance`` (n,) its posterior variance, ``log_post`` (n, n_nodes) the unnormalized log
+    posterior on ``nodes`` (None for scorers without a grid), ``n_given`` (n,) the number of
+    scored items in the skill and ``skill_max`` the skill's maximum length.
     """
 
     tables: SkillTables
     theta: NDArray[np.float64]
-    log_post: NDArray[np.float64]
+    variance: NDArray[np.float64]
+    log_post: NDArray[np.float64] | None
     n_given: NDArray[np.int64]
     skill_max: int
     nodes: NDArray[np.float64]
@@ -163,12 +173,29 @@ class SelectionContext:
 
 class Selector(Strategy):
     kind: ClassVar[str] = "selector"
+    #: True for selectors that plan the whole remaining test (`plan`), not one skill's item.
+    plans_test: ClassVar[bool] = False
 
     def rule(self, n_given: int) -> str:
         """The rule applied when ``n_given`` items of the skill are scored (for the audit)."""
         return self.name
 
     def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
+        """Per session and item of the skill, larger is better: ``(n, m)``."""
+        raise NotImplementedError
+
+    def split(self, n_given: NDArray[np.int64]) -> list[tuple[NDArray[np.bool_], Selector]]:
+        """The selector applied to each group of sessions (by items given in the skill)."""
+        return [(np.ones(n_given.shape[0], dtype=bool), self)]
+
+    def prepare(self, eng: Any) -> Any:
+        """Per-engine data the selector needs (computed once per engine)."""
+        return None
+
+    def plan(self, eng: Any, prepared: Any, w: Any, rows: NDArray[np.int64]
+             ) -> NDArray[np.bool_]:
+        """For selectors that plan the whole test (``plans_test``): per row, the free items of
+        the planned test, ``(n, n_bank_items)``."""
         raise NotImplementedError
 
 
@@ -204,6 +231,10 @@ class KLInfo(Selector):
     def rule(self, n_given: int) -> str:
         return "kl" if n_given < self.switch_after else "mfi"
 
+    def split(self, n_given: NDArray[np.int64]) -> list[tuple[NDArray[np.bool_], Selector]]:
+        early = n_given < self.switch_after
+        return [(early, self), (~early, MaxInfo())]
+
     def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
         n = ctx.theta.shape[0]
         delta = self.width / np.sqrt(np.maximum(ctx.n_given, 1).astype(float))
@@ -229,6 +260,8 @@ class PosteriorWeightedInfo(Selector):
 
     def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
         lp = ctx.log_post
+        if lp is None:
+            raise ConfigurationError("mpwi needs a scorer with a posterior on a grid (eap)")
         w = np.exp(lp - lp.max(axis=1, keepdims=True))
         w /= w.sum(axis=1, keepdims=True)
         grid = ctx.tables.info_grid
@@ -236,6 +269,23 @@ class PosteriorWeightedInfo(Selector):
         for j in range(lp.shape[0]):  # one gemv per row: identical for 1 or n sessions
             out[j] = w[j] @ grid
         return out
+
+
+@register("selector")
+@dataclass(frozen=True)
+class DOptimal(Selector):
+    """D-optimality under a correlated posterior (Segall 1996; Mulder & van der Linden 2009).
+
+    Giving item ``i`` of skill ``s`` adds ``I_i(θ̂_s) e_s e_sᵀ`` to the posterior information
+    ``P = C⁻¹``; by the matrix determinant lemma ``det(P + I_i e_s e_sᵀ) = det(P)(1 + I_i C_ss)``,
+    so the criterion is ``I_i(θ̂_s) · C_ss``. Within one skill it ranks like maximum information;
+    with the ``open`` balancer the skills compete by their posterior variance.
+    """
+
+    name: ClassVar[str] = "d_optimal"
+
+    def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
+        return ctx.tables.information(ctx.theta) * ctx.variance[:, None]
 
 
 @register("selector")
@@ -331,7 +381,8 @@ class NoExposureControl(ExposureControl):
 
     name: ClassVar[str] = "none"
 
-    def choose(self, crit, tables, seeds, steps, prepared) -> Choice:
+    def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],
+               steps: NDArray[np.int64], prepared: Any) -> Choice:
         return _best(crit)
 
 
@@ -347,7 +398,8 @@ class Randomesque(ExposureControl):
         if self.k < 1:
             raise ConfigurationError("randomesque: k must be >= 1")
 
-    def choose(self, crit, tables, seeds, steps, prepared) -> Choice:
+    def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],
+               steps: NDArray[np.int64], prepared: Any) -> Choice:
         if self.k == 1:
             return _best(crit)
         order = _ranking(crit)[:, : self.k]
@@ -389,7 +441,8 @@ class SympsonHetter(ExposureControl):
             k[pool.index(iid)] = float(v)
         return k
 
-    def choose(self, crit, tables, seeds, steps, prepared) -> Choice:
+    def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],
+               steps: NDArray[np.int64], prepared: Any) -> Choice:
         n, m = crit.shape
         rows = np.arange(n)
         tried_rows: list[NDArray[np.int64]] = []
@@ -450,7 +503,8 @@ class ExposureCap(ExposureControl):
     def prepare(self, pool: ItemPool) -> NDArray[np.bool_]:
         return pool.rates_array() >= self.max_rate
 
-    def choose(self, crit, tables, seeds, steps, prepared) -> Choice:
+    def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],
+               steps: NDArray[np.int64], prepared: Any) -> Choice:
         capped = np.where(prepared[tables.idx], -np.inf, crit)
         ok = np.isfinite(capped).any(axis=1)
         best_capped = np.argmax(capped, axis=1)

@@ -92,12 +92,13 @@ def test_classification_error_rates(bank_500, method):
 
 def _ctx(tables, theta, nodes, log_post=None, n_given=1):
     lp = np.zeros((1, nodes.size)) if log_post is None else log_post[None, :]
-    return SelectionContext(tables, np.array([theta]), lp, np.array([n_given]), 20, nodes)
+    return SelectionContext(tables, np.array([theta]), np.array([1.0]), lp, np.array([n_given]), 20,
+                            nodes)
 
 
 def test_criteria_against_direct_integration(mixed_bank):
     eng = engine.CatEngine(mixed_bank, engine.Blueprint(skills=("db",)))
-    tables = eng.tables["db"]  # 3PL + GRM items
+    tables = eng.tables[eng.skill_names.index("db")]  # 3PL + GRM items
     nodes = eng.nodes
     theta, n_given = 0.4, 4
     # Fisher information equals the IRT core's

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+import engine
 import irt
 
 
@@ -40,3 +43,26 @@ def make_bank():
 @pytest.fixture(scope="session")
 def make_corr():
     return equicorrelation
+
+
+def mcat(pool, blueprint=None, correlations=None) -> engine.CatEngine:
+    """The multidimensional engine of issue 9 through the blueprint: MAP under N(μ, D R D),
+    D-optimal selection (``correlations`` default: the identity)."""
+    bp = blueprint if blueprint is not None else engine.Blueprint()
+    bank = pool.bank if isinstance(pool, engine.ItemPool) else pool
+    skills = bp.skills or tuple(engine.SkillSpec(s) for s in dict.fromkeys(bank.skills))
+    k = len(skills)
+    r = np.eye(k) if correlations is None else np.asarray(correlations, dtype=float)
+    return engine.make_engine(pool, replace(bp, skills=skills,
+                                            correlations=tuple(map(tuple, r.tolist()))))
+
+
+def score(eng: engine.CatEngine, items, resp):
+    """MAP θ̂ (K,) and Laplace covariance (K, K) of one response pattern."""
+    theta, cov = eng.scorer.score(eng, np.asarray(items, dtype=np.int64)[None],
+                                  np.asarray(resp, dtype=np.int64)[None])
+    return theta[0], cov[0]
+
+
+def precision(eng: engine.CatEngine) -> np.ndarray:
+    return np.linalg.inv(eng.prior_cov)

@@ -59,7 +59,7 @@ def test_simulate_with_correlations(files, capsys):
     saved = engine.Blueprint.from_json(bp.read_text(encoding="utf-8"))
     assert saved.correlations is not None
     assert [s.skill for s in saved.skills] == ["s2", "s1", "s0"]
-    assert "McatEngine" in capsys.readouterr().out
+    assert "scorer map, selector d_optimal, balancer open" in capsys.readouterr().out
 
 
 def test_simulate_with_shadow_tests(files):
@@ -105,8 +105,8 @@ def test_make_engine_and_live_sessions_through_blueprint_json(make_bank, make_co
         {"skills": specs, "max_items": 8,
          "selector": {"name": "shadow", "tag_counts": {"x": [3, 3]}}}))
     plain = engine.make_engine(pool, engine.Blueprint.from_dict({"max_items": 5}))
-    assert (type(mcat), type(shadow), type(plain)) == (
-        engine.McatEngine, engine.ShadowCatEngine, engine.CatEngine)
+    assert [(e.scorer.name, e.selector.name, e.balancer.name) for e in (mcat, shadow, plain)] == [
+        ("map", "d_optimal", "open"), ("eap", "shadow", "open"), ("eap", "mfi", "kingsbury_zara")]
     for eng in (mcat, shadow):
         state = eng.start(seed=1)
         while eng.finished(state) is None:
@@ -116,9 +116,11 @@ def test_make_engine_and_live_sessions_through_blueprint_json(make_bank, make_co
         assert set(est) == {"s0", "s1"} and all(e.theta > 0 for e in est.values())
     served = [e.item_id for e in state.events]
     assert constraint_violations(pool, shadow.blueprint, served) == []
-    with pytest.raises(engine.ConfigurationError, match="choose one"):
-        engine.make_engine(pool, engine.Blueprint(
-            skills=("s0", "s1"), correlations=((1, 0.2), (0.2, 1)), selector=ShadowTest()))
+    # roles combine: shadow tests scored by MAP under the correlated prior
+    both = engine.make_engine(pool, engine.Blueprint(
+        skills=("s0", "s1"), correlations=((1, 0.2), (0.2, 1)), max_items=8,
+        selector=ShadowTest(tag_counts={"x": [3, 3]})))
+    assert (both.scorer.name, both.selector.name) == ("map", "shadow")
 
 
 @pytest.mark.parametrize("corr, message", [

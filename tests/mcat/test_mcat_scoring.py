@@ -11,7 +11,8 @@ from scipy.optimize import minimize
 import engine
 import irt
 from engine.errors import ConfigurationError
-from engine.mcat import McatEngine
+from engine.rules import ALL
+from tests.mcat.conftest import mcat, precision, score
 
 
 def _neg_log_post(theta, eng, items, resp):
@@ -20,16 +21,16 @@ def _neg_log_post(theta, eng, items, resp):
     p = irt.paired_category_derivatives(t, rows, order=0)[0]
     ll = np.log(p[np.arange(len(items)), resp]).sum()
     d = theta - eng.prior_mean
-    return -(ll - 0.5 * d @ eng.prior_precision @ d)
+    return -(ll - 0.5 * d @ precision(eng) @ d)
 
 
 def test_map_equals_generic_optimizer_and_laplace_equals_numeric_hessian(bank3, make_corr):
     r = make_corr(3, 0.6)
-    eng = McatEngine(bank3, engine.Blueprint(), correlations=r)
+    eng = mcat(bank3, engine.Blueprint(), correlations=r)
     g = np.random.default_rng(4)
     items = g.choice(len(bank3), 25, replace=False)
     resp = g.integers(0, 2, 25)
-    theta, cov = eng.score(items, resp)
+    theta, cov = score(eng, items, resp)
     ref = minimize(_neg_log_post, np.zeros(3), args=(eng, items, resp), method="BFGS",
                    options={"gtol": 1e-9})
     np.testing.assert_allclose(theta, ref.x, atol=1e-5)
@@ -47,11 +48,11 @@ def test_map_equals_generic_optimizer_and_laplace_equals_numeric_hessian(bank3, 
 
 
 def test_independent_skills_reduce_to_per_skill_map(bank3):
-    eng = McatEngine(bank3, engine.Blueprint())  # identity correlations
+    eng = mcat(bank3, engine.Blueprint())  # identity correlations
     g = np.random.default_rng(5)
     items = g.choice(len(bank3), 30, replace=False)
     resp = g.integers(0, 2, 30)
-    theta, cov = eng.score(items, resp)
+    theta, cov = score(eng, items, resp)
     for k, s in enumerate(eng.skill_names):
         mine = [i for i in items if bank3.skills[i] == s]
         x = np.array([[resp[list(items).index(i)] for i in mine]])
@@ -62,9 +63,9 @@ def test_independent_skills_reduce_to_per_skill_map(bank3):
 
 
 def test_answers_on_one_skill_move_the_correlated_others(bank3, make_corr):
-    eng = McatEngine(bank3, engine.Blueprint(), correlations=make_corr(3, 0.7))
+    eng = mcat(bank3, engine.Blueprint(), correlations=make_corr(3, 0.7))
     s0 = bank3.skill_indices("s0")[:15]
-    theta, cov = eng.score(s0, np.ones(15, dtype=int))
+    theta, cov = score(eng, s0, np.ones(15, dtype=int))
     assert theta[0] > 1.0
     # the regression of θ_1 on θ_0 under the prior: E[θ_1 | θ̂_0] = ρ θ̂_0
     assert theta[1] == pytest.approx(0.7 * theta[0], rel=1e-6)
@@ -72,15 +73,18 @@ def test_answers_on_one_skill_move_the_correlated_others(bank3, make_corr):
 
 
 def test_d_optimal_criterion_is_the_determinant_gain(bank3, make_corr):
-    eng = McatEngine(bank3, engine.Blueprint(se_target=None), correlations=make_corr(3, 0.5))
+    eng = mcat(bank3, engine.Blueprint(se_target=None), correlations=make_corr(3, 0.5))
     state = eng.start(seed=1)
     ans = np.random.default_rng(2).integers(0, 2, len(bank3))
     for _ in range(7):
         state = eng.record(state, state.pending, int(ans[eng.pool.index(state.pending)]))
-    memo = eng._memo(state)
-    crit = eng.criterion(memo)
-    prec = np.linalg.inv(memo.cov)
-    info = np.concatenate([irt.item_information([memo.theta[k]], bank3.take(
+    memo = eng.work(state)
+    crit = np.full(len(bank3), -np.inf)
+    for k, tab in enumerate(eng.tables):
+        crit[tab.idx] = eng.selector.criterion(eng.selection_context(memo, ALL, k))[0]
+    crit[memo.blocked[0]] = -np.inf
+    prec = np.linalg.inv(memo.cov[0])
+    info = np.concatenate([irt.item_information([memo.theta[0, k]], bank3.take(
         bank3.skill_indices(s)))[0] for k, s in enumerate(eng.skill_names)])
     det0 = np.linalg.det(prec)
     gain = np.empty(len(bank3))
@@ -103,7 +107,7 @@ def test_d_optimal_criterion_is_the_determinant_gain(bank3, make_corr):
 ])
 def test_bad_correlation_matrices_are_configuration_errors(bank3, matrix, message):
     with pytest.raises(ConfigurationError, match=re.escape(message)):
-        McatEngine(bank3, engine.Blueprint(), correlations=matrix)
+        mcat(bank3, engine.Blueprint(), correlations=matrix)
 
 
 def test_map_with_mixed_models_equals_generic_optimizer(make_corr):
@@ -113,12 +117,12 @@ def test_map_with_mixed_models_equals_generic_optimizer(make_corr):
         irt.generate_items(20, "grm", 2, skill="b", prefix="b", n_categories=4),
         irt.generate_items(20, "gpcm", 3, skill="c", prefix="c", n_categories=3)) for p in
         b.params()])
-    eng = McatEngine(bank, engine.Blueprint(), correlations=make_corr(3, 0.5))
+    eng = mcat(bank, engine.Blueprint(), correlations=make_corr(3, 0.5))
     g = np.random.default_rng(8)
     # a subset without 4-category items on purpose (fewer categories than the bank's maximum)
     for items in (g.choice(60, 18, replace=False), np.r_[0:6, 45:55]):
         resp = np.array([g.integers(0, bank.n_categories[i]) for i in items])
-        theta, _ = eng.score(items, resp)
+        theta, _ = score(eng, items, resp)
         sub = bank.take(items)
         pos = eng.skill_pos[items]
 
@@ -126,7 +130,7 @@ def test_map_with_mixed_models_equals_generic_optimizer(make_corr):
             p = irt.paired_category_derivatives(t[pos], sub, order=0)[0]
             d = t - eng.prior_mean
             return -(np.log(p[np.arange(len(resp)), resp]).sum()
-                     - 0.5 * d @ eng.prior_precision @ d)
+                     - 0.5 * d @ precision(eng) @ d)
 
         ref = minimize(nlp, np.zeros(3), method="BFGS", options={"gtol": 1e-9})
         np.testing.assert_allclose(theta, ref.x, atol=1e-4)

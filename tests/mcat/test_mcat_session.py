@@ -8,8 +8,8 @@ import pytest
 
 import engine
 from engine.errors import AlreadyAnsweredError, NotServedError, SessionFinishedError
-from engine.mcat import McatEngine, simulate_sessions
 from engine.simulation import simulate
+from tests.mcat.conftest import mcat as McatEngine
 
 
 def _run(eng, answers, seed, roundtrip_at=None):
@@ -34,8 +34,7 @@ def study(make_bank, make_corr):
     mcat = McatEngine(bank, bp, correlations=r)
     uni = engine.CatEngine(bank, bp)
     answers = engine.simulation.draw_answers(uni, theta, g)
-    return mcat, simulate_sessions(mcat, theta, answers=answers), simulate(uni, theta,
-                                                                           answers=answers)
+    return mcat, simulate(mcat, theta, answers=answers), simulate(uni, theta, answers=answers)
 
 
 def test_reported_se_is_honest(study):
@@ -64,7 +63,7 @@ def test_state_roundtrip_continues_identically(make_bank, make_corr):
     b = _run(eng, answers, seed=9, roundtrip_at=6)
     assert [e.item_id for e in a.events] == [e.item_id for e in b.events]
     assert eng.estimates(a) == eng.estimates(b)
-    fresh = McatEngine(bank, eng.blueprint, correlations=eng.correlations)
+    fresh = engine.make_engine(bank, engine.Blueprint.from_json(eng.blueprint.to_json()))
     assert fresh.estimates(engine.CatState.from_json(a.to_json())) == eng.estimates(a)
 
 
@@ -87,6 +86,26 @@ def test_skill_limits_and_errors(make_bank, make_corr):
     with pytest.raises(AlreadyAnsweredError):
         eng.record(s2, s1.pending, 0)
     assert eng.estimates(s1)["s0"].method == "prior"
+
+
+def test_simulation_equals_live_sessions(make_bank, make_corr):
+    """The multidimensional blueprint through the one step: the batch equals the sessions."""
+    bank = make_bank(3, 50, seed=12)
+    bp = engine.Blueprint(max_items=20, se_target=0.4, exposure=engine.Randomesque(k=3),
+                          stopping=(engine.CompositeSE(0.3, min_items={"s1": 2}),))
+    eng = McatEngine(bank, bp, correlations=make_corr(3, 0.5))
+    theta = np.random.default_rng(3).normal(size=(8, 3))
+    answers = engine.simulation.draw_answers(eng, theta, 4)
+    seeds = [engine.derive_seed(bp.seed, p) for p in range(8)]
+    res = simulate(eng, theta, answers=answers, seeds=seeds)
+    for p in range(8):
+        state = _run(eng, answers[p], seeds[p], roundtrip_at=3)
+        est = eng.estimates(state)
+        assert res.stop_reason[p] == state.stop_reason
+        assert [bank.item_ids[i] for i in res.items[p] if i >= 0] == [
+            e.item_id for e in state.events]
+        for k, s in enumerate(eng.skill_names):
+            assert (res.theta_hat[p, k], res.se[p, k]) == (est[s].theta, est[s].se)
 
 
 def test_exposure_control_is_reused(make_bank, make_corr):

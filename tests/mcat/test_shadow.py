@@ -8,7 +8,7 @@ import pytest
 import engine
 import irt
 from engine.errors import ConfigurationError, EngineError
-from engine.shadow import ShadowCatEngine, ShadowTest, constraint_violations
+from engine.shadow import ShadowTest, constraint_violations
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def constrained(make_bank):
 
 def test_every_test_meets_every_constraint(constrained):
     pool, bp = constrained
-    eng = ShadowCatEngine(pool, bp)
+    eng = engine.make_engine(pool, bp)
     for p in range(15):
         state = eng.start(seed=engine.derive_seed(bp.seed, p))
         answers = np.random.default_rng(p).integers(0, 2, len(pool))
@@ -47,6 +47,22 @@ def test_every_test_meets_every_constraint(constrained):
         assert constraint_violations(pool, bp, served) == []
         assert [k + 1 for k, e in enumerate(state.events) if not e.scored] == [3, 9]
         assert all(e.audit.rule == "shadow" for e in state.events if e.scored)
+
+
+def test_simulation_equals_live_sessions(constrained):
+    """Shadow tests through the one step: the batch simulator equals the sessions."""
+    pool, bp = constrained
+    eng = engine.make_engine(pool, bp)
+    theta = np.random.default_rng(5).normal(size=(4, 3))
+    answers = engine.simulation.draw_answers(eng, theta, 6)
+    res = engine.simulation.simulate(eng, theta, answers=answers)
+    for p in range(4):
+        state = eng.start(seed=engine.derive_seed(bp.seed, p))
+        while state.stop_reason is None:
+            state = eng.record(state, state.pending, int(answers[p, pool.index(state.pending)]))
+        scored = [e.item_id for e in state.events if e.scored]
+        assert [pool.bank.item_ids[i] for i in res.items[p] if i >= 0] == scored
+        assert constraint_violations(pool, bp, [e.item_id for e in state.events]) == []
 
 
 def test_the_checker_finds_violations(constrained):
@@ -64,13 +80,13 @@ def test_the_checker_finds_violations(constrained):
 def test_without_constraints_the_first_item_is_maximum_information(make_bank):
     bank = make_bank(2, 50, seed=8)
     bp = engine.Blueprint(max_items=10, selector=ShadowTest())
-    eng = ShadowCatEngine(bank, bp)
+    eng = engine.make_engine(bank, bp)
     state = eng.start(seed=0)
     info = irt.item_information([0.0], bank)[0]
     assert state.pending == bank.item_ids[int(np.argmax(info))]
     # the shadow test is the 10 most informative items
-    sol = eng._solve(np.zeros(len(bank), dtype=bool), eng.base_excluded,
-                     dict.fromkeys(eng.skill_names, 0.0))
+    sol = eng.selector_prepared.solve(np.zeros(len(bank), dtype=bool), eng.base_excluded,
+                                      np.zeros(len(eng.skill_names)))
     assert set(sol.items) == set(np.argsort(-info)[:10])
     assert sol.objective == pytest.approx(np.sort(info)[-10:].sum())
 
@@ -82,8 +98,9 @@ def test_shadow_test_is_optimal_under_constraints(make_bank):
     tags = {iid: ["x"] for iid in ids[:4]}
     pool = engine.ItemPool(bank, tags=tags, enemy_groups=[list(ids[:2])])
     bp = engine.Blueprint(max_items=4, selector=ShadowTest(tag_counts={"x": [2, 2]}))
-    eng = ShadowCatEngine(pool, bp)
-    sol = eng._solve(np.zeros(12, dtype=bool), eng.base_excluded, {"s0": 0.5})
+    eng = engine.make_engine(pool, bp)
+    sol = eng.selector_prepared.solve(np.zeros(12, dtype=bool), eng.base_excluded,
+                                      np.array([0.5]))
     info = irt.item_information([0.5], bank)[0]
     from itertools import combinations
     best = max((c for c in combinations(range(12), 4)
@@ -107,7 +124,7 @@ def test_infeasible_constraints_fail_at_configuration(make_bank, selector, skill
     pool = engine.ItemPool(bank, tags=tags)
     bp = engine.Blueprint(skills=skills, max_items=8, selector=selector)
     with pytest.raises(ConfigurationError, match=message):
-        ShadowCatEngine(pool, bp)
+        engine.make_engine(pool, bp)
 
 
 def test_settings_are_validated_and_plain_engine_refuses(make_bank):
@@ -116,8 +133,13 @@ def test_settings_are_validated_and_plain_engine_refuses(make_bank):
     with pytest.raises(ConfigurationError, match="max_exposure"):
         ShadowTest(max_exposure=0.0)
     bank = make_bank(1, 20, seed=1)
-    with pytest.raises(EngineError, match="make_engine"):
-        engine.CatEngine(bank, engine.Blueprint(selector=ShadowTest())).start()
+    ctx = engine.make_engine(bank, engine.Blueprint(max_items=5)).selection_context
+    with pytest.raises(EngineError, match="plans the whole test"):
+        ShadowTest().criterion(ctx(engine.make_engine(bank).new_work(
+            np.zeros(1, dtype=np.uint64)), slice(None), 0))
     with pytest.raises(ConfigurationError, match="classification"):
-        ShadowCatEngine(bank, engine.Blueprint(selector=ShadowTest(),
-                                               classification=engine.Classification()))
+        engine.make_engine(bank, engine.Blueprint(selector=ShadowTest(),
+                                                  classification=engine.Classification()))
+    with pytest.raises(ConfigurationError, match="fixed-length"):
+        engine.make_engine(bank, engine.Blueprint(selector=ShadowTest(), stopping=(
+            engine.CompositeSE(0.3),)))

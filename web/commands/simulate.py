@@ -5,7 +5,9 @@ RESULTS.csv gets one row per simulee and skill:
 ``person_id,skill,theta_true,theta_hat,se,n_items,stop_reason`` (plus ``decision`` and
 ``decided`` with ``--cut``). A summary goes to stdout. ``--fixed-length N`` runs the random
 fixed-form comparison instead of the CAT. An items file with a ``status`` column
-(operational/pretest/retired) is honoured.
+(operational/pretest/retired) is honoured. Every blueprint (per-skill EAP, correlated skills,
+shadow tests, the composite stopping rule) runs through the same vectorized engine step as live
+sessions.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from web.cli import CommandError
 
 SELECTORS = {"mfi": engine.MaxInfo, "kl": engine.KLInfo, "mpwi": engine.PosteriorWeightedInfo,
              "bmatch": engine.BMatching, "astrat": engine.AStratified,
-             "shadow": engine.ShadowTest}
+             "d_optimal": engine.DOptimal, "shadow": engine.ShadowTest}
 EXPOSURES = ("none", "randomesque", "sympson-hetter", "cap")
 #: Below this many simulees one process is faster than starting workers.
 PARALLEL_MIN = 4000
@@ -93,6 +95,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--beta", type=float, default=0.05)
     g.add_argument("--delta", type=float, default=0.3, help="SPRT indifference half-width")
     g.add_argument("--ci-level", type=float, default=0.95)
+    g.add_argument("--composite-se", type=float, metavar="TARGET",
+                   help="stop once the SE of the weighted sum of the skills' θ (posterior "
+                        "covariance) is at most TARGET")
+    g.add_argument("--composite-weight", action="append", default=[], metavar="SKILL:W",
+                   help="composite: weight of a skill (repeat; default equal weights)")
+    g.add_argument("--composite-min", action="append", default=[], metavar="SKILL:N",
+                   help="composite: minimum scored items of a skill before it may stop")
     g = p.add_argument_group("run")
     g.add_argument("--fixed-length", type=int, help="random fixed form of N items instead")
     g.add_argument("--seed", type=int, default=0)
@@ -145,12 +154,29 @@ def build_blueprint(args: argparse.Namespace) -> engine.Blueprint:
         classification = engine.Classification(cut=args.cut, method=args.classify,
                                                alpha=args.alpha, beta=args.beta,
                                                delta=args.delta, level=args.ci_level)
+    stopping = () if args.composite_se is None else (engine.CompositeSE(
+        args.composite_se, weights=_pairs(args.composite_weight, "--composite-weight", float),
+        min_items=_pairs(args.composite_min, "--composite-min", int)),)
     return engine.Blueprint(
         skills=skills, correlations=correlations, min_items=args.min_items,
         max_items=args.max_items, se_target=args.stop_se if args.stop_se > 0 else None,
         selector=selector, exposure=exposure,
         start=engine.FixedStart(args.start_theta, args.prior_mean, args.prior_sd),
-        classification=classification, seed=args.seed)
+        classification=classification, stopping=stopping, seed=args.seed)
+
+
+def _pairs(texts: list[str], option: str, kind: type) -> dict:
+    out = {}
+    for text in texts:
+        name, sep, value = text.rpartition(":")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name] = kind(value)
+        except ValueError:
+            raise CommandError(f"{option} {text!r}: expected SKILL:{kind.__name__.upper()}"
+                               ) from None
+    return out
 
 
 def _shadow(args: argparse.Namespace) -> engine.ShadowTest:
@@ -234,7 +260,7 @@ def _read_rates(path: Path) -> dict[str, float]:
 
 
 def _chunk(pool, blueprint, theta, answers, seeds, ids):
-    eng = engine.CatEngine(pool, blueprint)
+    eng = engine.make_engine(pool, blueprint)
     return simulate(eng, theta, answers=answers, seeds=seeds, person_ids=ids)
 
 
@@ -310,22 +336,15 @@ def run(args: argparse.Namespace) -> int:
                            if status else None, exposure_rates=rates, tags=tags)
     blueprint = build_blueprint(args)
     eng = engine.make_engine(pool, blueprint)
-    special = type(eng) is not engine.CatEngine  # multidimensional or shadow-test engine
     ids, theta = read_thetas(args.thetas, eng.skill_names)
     n = len(ids)
     rng = np.random.default_rng(blueprint.seed)
     answers = draw_answers(eng, theta, rng)
     progress = not args.no_progress and sys.stderr.isatty()
-    if special:
-        if args.fixed_length is not None or (isinstance(blueprint.exposure, engine.SympsonHetter)
-                                             and not blueprint.exposure.parameters):
-            raise CommandError("--fixed-length and Sympson-Hetter tuning are not available with "
-                               "--correlations or --selector shadow")
-        result = engine.simulate_sessions(eng, theta, answers=answers, person_ids=ids)
-        title = (f"CAT: {'shadow tests' if blueprint.correlations is None else 'multidimensional'}"
-                 f" ({type(eng).__name__}), exposure {blueprint.exposure.name}, "
-                 f"{blueprint.min_items}-{blueprint.max_items} items")
-    elif args.fixed_length is not None:
+    if args.fixed_length is not None:
+        if not eng.scorer.grid:
+            raise CommandError("--fixed-length scores by EAP on the grid; it is not available "
+                               "with the MAP scorer (--correlations)")
         result = simulate_fixed_form(eng, theta, args.fixed_length, answers=answers, rng=rng,
                                      person_ids=ids)
         title = f"Fixed form: {args.fixed_length} random items"
@@ -342,16 +361,17 @@ def run(args: argparse.Namespace) -> int:
                       "last rounds: " + ", ".join(f"{h:.3f}" for h in tuning.max_exposure[-3:]),
                       file=sys.stderr)
             blueprint = replace(blueprint, exposure=tuning.control)
-            eng = engine.CatEngine(pool, blueprint)
+            eng = engine.make_engine(pool, blueprint)
         jobs = args.jobs if args.jobs > 0 else (min(2, os.cpu_count() or 1)
                                                 if n >= PARALLEL_MIN else 1)
         running = (isinstance(blueprint.exposure, engine.ExposureCap)
                    and args.exposure_rates is None)
         result = _run_cat(eng, ids, theta, answers, jobs, progress,
                           args.rates_every if running else None)
-        title = (f"CAT: {blueprint.selector.name}, exposure {blueprint.exposure.name}, "
-                 f"SE target {blueprint.se_target}, {blueprint.min_items}-"
-                 f"{blueprint.max_items} items")
+        stops = ", ".join(f"{r.name}" for r in eng.stoppers) or "lengths only"
+        title = (f"CAT: scorer {eng.scorer.name}, selector {eng.selector.name}, balancer "
+                 f"{eng.balancer.name}, exposure {blueprint.exposure.name}, stopping: {stops}, "
+                 f"{blueprint.min_items}-{blueprint.max_items} items")
     if args.save_blueprint is not None:
         args.save_blueprint.write_text(json.dumps(blueprint.to_dict(), indent=2),
                                        encoding="utf-8")

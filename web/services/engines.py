@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import Blueprint, CatEngine
-from engine.mcat import McatEngine, make_engine
+from engine import Blueprint, CatEngine, make_engine
 from item_bank.models import Assessment, Item, ItemParameterVersion
 from item_bank.pool import load_item_pool
 
@@ -45,7 +44,7 @@ class ItemFacts:
 
 @dataclass(frozen=True, eq=False)
 class LiveAssessment:
-    engine: CatEngine | McatEngine
+    engine: CatEngine
     items: Mapping[str, ItemFacts]
 
 
@@ -60,9 +59,9 @@ def bank_fingerprint(db: Session) -> tuple:
     return row[0], str(row[1]), row[2]
 
 
-def build_engine(db: Session, blueprint: Blueprint) -> CatEngine | McatEngine:
-    """The engine the blueprint asks for (unidimensional, multidimensional or shadow-test);
-    all share the session API the candidate flow uses."""
+def build_engine(db: Session, blueprint: Blueprint) -> CatEngine:
+    """The engine of the blueprint (`engine.make_engine`: its scorer, selector — shadow tests
+    included —, exposure control, balancer and stopping rules) over the bank's current items."""
     skills = [s.skill for s in blueprint.skills] or None
     return make_engine(load_item_pool(db, skills), blueprint)
 

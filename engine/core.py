@@ -1,0 +1,567 @@
+"""The CAT step, written once and vectorized over sessions.
+
+`CatEngine` compiles a blueprint over an item pool; its three step functions work on the
+working arrays of any number of sessions (`engine.rules.Work`):
+
+* `CatEngine.select` — the pretest policy, the content balancer, the selector (per skill, or over
+  the bank for selectors that compete across skills or plan the whole test) and the exposure
+  control pick each session's next item;
+* `CatEngine.apply` — record the answers: exclusions and enemies, the scorer, the stopping
+  rules' own state;
+* `CatEngine.stop_codes` — the stopping rules: per-skill rules close skills, test-level rules
+  stop the test, lengths bound both.
+
+A live session is n = 1 (`start`, `record`: immutable JSON states, `CatState`); a simulation
+study is n = N (`run`, used by `engine.simulation.simulate`). Both call the same functions, and
+every reduction is row-wise, so the two give bit-identical sessions (the conformance battery
+checks it for every strategy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+import irt
+from engine._rng import SALT_PRETEST, uniform_array
+from engine.blueprint import Blueprint, SkillSpec
+from engine.errors import (
+    AlreadyAnsweredError,
+    ConfigurationError,
+    EngineError,
+    NotServedError,
+    ResponseOutOfRangeError,
+    SessionFinishedError,
+    UnknownItemError,
+)
+from engine.pool import ItemPool, SkillTables, as_pool, compile_bank
+from engine.rules import (
+    ALL,
+    Classification,
+    KingsburyZara,
+    Rows,
+    Stopper,
+    Work,
+    row_numbers,
+    subset,
+)
+from engine.state import (
+    STOP_REASONS,
+    CatState,
+    ItemEvent,
+    SelectionAudit,
+    SkillEstimate,
+    TrajectoryPoint,
+)
+from engine.strategies import SelectionContext
+
+RUNNING = -1
+_MAX, _EXHAUSTED = STOP_REASONS.index("max_items"), STOP_REASONS.index("bank_exhausted")
+
+
+@dataclass(frozen=True, eq=False)
+class Pick:
+    """The next item of each row (bank position, −1: nothing left), whether it is an unscored
+    pretest item, its criterion value, rank among the candidates and the number of candidates."""
+
+    item: NDArray[np.int64]
+    pretest: NDArray[np.bool_]
+    criterion: NDArray[np.float64]
+    rank: NDArray[np.int64]
+    n_candidates: NDArray[np.int64]
+
+
+class CatEngine:
+    """Runs sessions of one blueprint over one item pool (build with `engine.make_engine`).
+
+    ``start``, ``record``, ``next_item``, ``finished`` and ``estimates`` never mutate a state;
+    ``record`` returns a new one and leaves the old one valid, so a failed call changes nothing.
+    Configuration errors (unknown skills, infeasible shadow-test constraints, …) are raised here,
+    when the test is configured, never in the middle of a candidate's test.
+    """
+
+    def __init__(self, pool: ItemPool | irt.Bank, blueprint: Blueprint | None = None) -> None:
+        self.pool = as_pool(pool)
+        self.blueprint = bp = blueprint if blueprint is not None else Blueprint()
+        bank = self.pool.bank
+        self.compiled = comp = compile_bank(bank, bp.grid)
+        self.nodes = comp.nodes
+        status = np.asarray(self.pool.status, dtype=object)
+        operational = status == "operational"
+        if bp.skills:
+            for s in bp.skills:
+                if s.skill not in comp.skills:
+                    raise ConfigurationError(f"blueprint skill {s.skill!r} has no items in the "
+                                             f"pool")
+            specs = bp.skills
+        else:
+            specs = tuple(SkillSpec(s) for s in comp.skill_names
+                          if operational[comp.skills[s].idx].any())
+            if not specs:
+                raise ConfigurationError("the pool has no operational items")
+        self.specs = specs
+        self.skill_names = names = tuple(s.skill for s in specs)
+        self.skill_max = np.array([min(s.max_items or bp.max_items, bp.max_items)
+                                   for s in specs], dtype=np.int64)
+        self.skill_min = np.array([s.min_items for s in specs], dtype=np.int64)
+        weights = np.array([s.weight for s in specs])
+        self.share = weights / weights.sum()
+        self.tables = [comp.skills[s] for s in names]
+        pos = {s: k for k, s in enumerate(names)}
+        #: skill position of each bank item (−1: a skill outside the blueprint)
+        self.skill_pos = np.array([pos.get(s, -1) for s in bank.skills], dtype=np.int64)
+        tagged = np.zeros(len(bank), dtype=bool)
+        bad = set(bp.exclude_tags)
+        for iid, tags in self.pool.tags.items():
+            if bad.intersection(tags):
+                tagged[self.pool.index(iid)] = True
+        in_blueprint = self.skill_pos >= 0
+        #: Items never selectable adaptively (not operational, other skills, excluded tags).
+        self.base_excluded = ~operational | ~in_blueprint | tagged
+        self.pretest_items = np.flatnonzero((status == "pretest") & in_blueprint & ~tagged)
+        self.enemies = {i: e for i, e in enumerate(self.pool.enemies()) if e.size}
+        self.has_enemy = np.zeros(len(bank), dtype=bool)
+        self.has_enemy[list(self.enemies)] = True
+        # a skill whose items are consecutive in the bank is read through a view, not a gather
+        self.cols: list[slice | NDArray[np.int64]] = []
+        for tab in self.tables:
+            idx = tab.idx
+            contiguous = idx.size and idx[-1] - idx[0] + 1 == idx.size
+            self.cols.append(slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx)
+        self.n_categories = bank.n_categories
+        mean_sd = np.array([bp.start.prior(s) for s in names], dtype=float)
+        self.prior_mean, self.prior_sd = mean_sd[:, 0], mean_sd[:, 1]
+        corr = np.eye(len(names)) if bp.correlations is None else np.array(bp.correlations)
+        if bp.correlations is not None and bp.skills and len(bp.skills) != len(names):
+            raise ConfigurationError("correlations need one row per skill of the blueprint")
+        self.prior_cov = corr * np.outer(self.prior_sd, self.prior_sd)
+        self.start_theta = np.array([bp.start.start_theta(s) for s in names])
+        self.prior_log = [-0.5 * ((self.nodes - m) / sd) ** 2
+                          for m, sd in zip(self.prior_mean, self.prior_sd, strict=True)]
+        # the roles, each prepared once per engine
+        self.scorer = bp.scorer_rule
+        self.selector = bp.selector_rule
+        self.balancer = bp.balancer_rule
+        self.exposure = bp.exposure
+        self.pretest = bp.pretest
+        self.stoppers = bp.stop_rules
+        self.enough = self.skill_min if self.scorer.borrows else np.maximum(self.skill_min, 1)
+        self.classification = next((s for s in self.stoppers
+                                     if isinstance(s, Classification)), None)
+        self.scorer_prepared = self.scorer.prepare(self)
+        self.stop_prepared = [s.prepare(self) for s in self.stoppers]
+        self.exposure_prepared = bp.exposure.prepare(self.pool)
+        self.one_skill_per_item = isinstance(self.balancer, KingsburyZara)
+        self.bank_tables = SkillTables.build("*", np.arange(len(bank), dtype=np.int64), bank)
+        self.selector_prepared = self.selector.prepare(self)
+        self._reasons = [STOP_REASONS.index(st.reason) for st in self.stoppers]
+        self._test_level = [(st, prep) for st, prep in zip(self.stoppers, self.stop_prepared,
+                                                            strict=True)
+                            if type(st).test_done is not Stopper.test_done]
+        self._codes0 = np.full((1, len(names)), RUNNING)
+        self._codes0 = self.skill_codes(self.new_work(np.zeros(1, dtype=np.uint64)), ALL)
+
+    # -- the step, for any number of sessions --------------------------------------------
+    def new_work(self, seeds: NDArray[np.uint64]) -> Work:
+        """Working arrays of ``len(seeds)`` fresh sessions."""
+        n, m, k = seeds.shape[0], len(self.pool), len(self.skill_names)
+        length = self.blueprint.max_items
+        return Work(
+            seeds=seeds, given=np.zeros((n, m), dtype=bool), blocked=np.zeros((n, m), dtype=bool),
+            counts=np.zeros((n, k), dtype=np.int64), n_scored=np.zeros(n, dtype=np.int64),
+            n_pretest=np.zeros(n, dtype=np.int64), items=np.full((n, length), -1, np.int64),
+            responses=np.full((n, length), -1, np.int64),
+            theta=np.repeat(self.start_theta[None, :], n, axis=0),
+            se=np.repeat(self.prior_sd[None, :], n, axis=0),
+            cov=np.repeat(self.prior_cov[None], n, axis=0),
+            log_post=[np.repeat(p[None, :], n, axis=0) for p in self.prior_log]
+            if self.scorer.grid else None,
+            llr=np.zeros((n, k)), verdict=np.zeros((n, k), dtype=np.int8),
+            codes=np.repeat(self._codes0, n, axis=0))
+
+    def skill_codes(self, w: Work, rows: Rows) -> NDArray[np.int64]:
+        """Per row and skill, why the skill needs no more items (a `STOP_REASONS` index;
+        −1 while it is open): its maximum first, then the stopping rules in order. Kept in
+        ``w.codes`` after every scored answer (they change with nothing else)."""
+        out = np.where(w.counts[rows] >= self.skill_max, _MAX, RUNNING)
+        for st, prep in zip(self.stoppers, self.stop_prepared, strict=True):
+            done = st.skill_done(self, prep, w, rows)
+            if done is not None:
+                out = np.where((out == RUNNING) & done, STOP_REASONS.index(st.reason), out)
+        return out
+
+    def stop_codes(self, w: Work, rows: Rows) -> NDArray[np.int64]:
+        """The stop reason of each row (−1: continue): ``max_items`` at the test's maximum;
+        nothing below its minimum; a test-level rule that fires; else, once every skill is
+        closed, the first rule (in order) that closed one, or ``max_items``."""
+        n = w.n_scored[rows]
+        codes = w.codes[rows]
+        closed = (codes != RUNNING).all(axis=1)
+        agg = np.full(n.shape[0], _MAX)
+        for c in self._reasons[::-1]:
+            agg = np.where((codes == c).any(axis=1), c, agg)
+        out = np.where(closed, agg, RUNNING)
+        for st, prep in self._test_level:
+            hit = st.test_done(self, prep, w, rows)
+            if hit is not None:
+                out = np.where(hit, STOP_REASONS.index(st.reason), out)
+        out = np.where(n < self.blueprint.min_items, RUNNING, out)
+        return np.where(n >= self.blueprint.max_items, _MAX, out)
+
+    def select(self, w: Work, rows: Rows) -> Pick:
+        """The next item of each of ``rows`` (see `Pick`)."""
+        n = w.n_scored[rows].shape[0]
+        item = np.full(n, -1, dtype=np.int64)
+        crit = np.zeros(n)
+        rank = np.zeros(n, dtype=np.int64)
+        n_cand = np.zeros(n, dtype=np.int64)
+        pre = np.zeros(n, dtype=bool)
+        plan = (self.selector.plan(self, self.selector_prepared, w, rows)
+                if self.selector.plans_test else None)
+        if self.pretest.count and self.pretest_items.size:
+            position = w.n_scored[rows] + w.n_pretest[rows] + 1
+            due = np.flatnonzero(self.pretest.due(position, w.n_pretest[rows]))
+            if due.size:
+                rd = row_numbers(rows, w.n_scored.shape[0])[due]
+                free = ~w.blocked[rd][:, self.pretest_items]
+                if plan is not None:
+                    free &= plan[due][:, self.pretest_items]
+                count = free.sum(axis=1)
+                u = uniform_array(w.seeds[rd], position[due], SALT_PRETEST)
+                k = np.minimum((u * count).astype(np.int64), np.maximum(count - 1, 0))
+                j = np.argmax(np.cumsum(free, axis=1) > k[:, None], axis=1)
+                ok = count > 0
+                d = due[ok]
+                item[d], pre[d], n_cand[d] = self.pretest_items[j[ok]], True, count[ok]
+        rest = np.flatnonzero(~pre)
+        if rest.size == 0:
+            return Pick(item, pre, crit, rank, n_cand)
+        r = subset(rows, ~pre)
+        allowed = self.balancer.allowed(self, w, r, w.codes[r] != RUNNING)
+        if plan is None and self.one_skill_per_item:
+            self._select_in_skill(w, r, rest, allowed, item, crit, rank, n_cand)
+        else:
+            self._select_in_bank(w, r, rest, allowed, plan, item, crit, rank, n_cand)
+        return Pick(item, pre, crit, rank, n_cand)
+
+    def selection_context(self, w: Work, rows: Rows, k: int) -> SelectionContext:
+        return SelectionContext(self.tables[k], w.theta[rows, k], w.cov[rows, k, k],
+                                None if w.log_post is None else w.log_post[k][rows],
+                                w.counts[rows, k], int(self.skill_max[k]), self.nodes)
+
+    def _select_in_skill(self, w: Work, r: Rows, rest: NDArray[np.int64],
+                         allowed: NDArray[np.bool_], item: NDArray[np.int64],
+                         crit: NDArray[np.float64], rank: NDArray[np.int64],
+                         n_cand: NDArray[np.int64]) -> None:
+        """One skill per row (the balancer's pick): the skill's items only."""
+        one = len(self.tables) == 1
+        skill = np.zeros(rest.size, dtype=np.int64) if one else np.argmax(allowed, axis=1)
+        has = allowed[:, 0] if one else allowed.any(axis=1)
+        for k in ([0] if one and has.any() else [] if one
+                  else np.unique(skill[has]).tolist()):
+            tab, cols = self.tables[k], self.cols[k]
+            mask = has if one else has & (skill == k)
+            in_k = np.flatnonzero(mask)
+            r_k = subset(r, mask)
+            for part, sel in self.selector.split(w.counts[r_k, k]):
+                if not part.any():
+                    continue
+                sub = in_k if part.all() else in_k[part]
+                rows = subset(r_k, part)
+                blocked = w.blocked[rows][:, cols] | self.base_excluded[cols]
+                c = np.where(blocked, -np.inf, sel.criterion(self.selection_context(w, rows, k)))
+                choice = self.exposure.choose(c, tab, w.seeds[rows], w.n_scored[rows],
+                                              self.exposure_prepared)
+                self._take(c, choice.column, choice.rank, tab.idx, rest[sub], item, crit, rank,
+                           n_cand)
+
+    def _select_in_bank(self, w: Work, r: Rows, rest: NDArray[np.int64],
+                        allowed: NDArray[np.bool_], plan: NDArray[np.bool_] | None,
+                        item: NDArray[np.int64], crit: NDArray[np.float64],
+                        rank: NDArray[np.int64], n_cand: NDArray[np.int64]) -> None:
+        """Skills compete (or a planned test restricts the items): one criterion over the bank."""
+        c = np.full((rest.size, len(self.pool)), -np.inf)
+        for k, tab in enumerate(self.tables):
+            in_k = np.flatnonzero(allowed[:, k])
+            if in_k.size == 0:
+                continue
+            r_k = subset(r, allowed[:, k])
+            if plan is not None:  # the plan's items, by their information at θ̂
+                c[in_k[:, None], tab.idx] = tab.information(w.theta[r_k, k])
+                continue
+            for part, sel in self.selector.split(w.counts[r_k, k]):
+                if not part.any():
+                    continue
+                c[in_k[part][:, None], tab.idx] = sel.criterion(
+                    self.selection_context(w, subset(r_k, part), k))
+        out = w.blocked[r] | self.base_excluded
+        if plan is not None:
+            out |= ~plan
+        c[out] = -np.inf
+        choice = self.exposure.choose(c, self.bank_tables, w.seeds[r], w.n_scored[r],
+                                      self.exposure_prepared)
+        self._take(c, choice.column, choice.rank, self.bank_tables.idx, rest, item, crit, rank,
+                   n_cand)
+
+    @staticmethod
+    def _take(c: NDArray[np.float64], col: NDArray[np.int64], rk: NDArray[np.int64],
+              idx: NDArray[np.int64], at: NDArray[np.int64], item: NDArray[np.int64],
+              crit: NDArray[np.float64], rank: NDArray[np.int64],
+              n_cand: NDArray[np.int64]) -> None:
+        value = c[np.arange(col.size), col]
+        ok = value > -np.inf
+        at = at[ok]
+        item[at], crit[at], rank[at] = idx[col[ok]], value[ok], rk[ok]
+        n_cand[at] = np.isfinite(c[ok]).sum(axis=1)
+
+    def apply(self, w: Work, rows: Rows, items: NDArray[np.int64],
+              responses: NDArray[np.int64], scored: NDArray[np.bool_]) -> None:
+        """Record answer ``responses[j]`` of row ``rows[j]`` to ``items[j]`` (in place)."""
+        w.given[rows, items] = True
+        w.blocked[rows, items] = True
+        if self.enemies:
+            numbers = row_numbers(rows, w.n_scored.shape[0])
+            for j in np.flatnonzero(self.has_enemy[items]).tolist():
+                w.blocked[numbers[j], self.enemies[int(items[j])]] = True
+        if scored.all():
+            r, i, x = rows, items, responses
+        else:
+            w.n_pretest[subset(rows, ~scored)] += 1
+            if not scored.any():
+                return
+            r, i, x = subset(rows, scored), items[scored], responses[scored]
+        k = self.skill_pos[i]
+        pos = w.n_scored[r]
+        w.items[r, pos] = i
+        w.responses[r, pos] = x
+        w.counts[r, k] += 1
+        w.n_scored[r] += 1
+        self.scorer.update(self, w, r, i, x, k)
+        for st, prep in zip(self.stoppers, self.stop_prepared, strict=True):
+            st.update(self, prep, w, r, i, x, k)
+        w.codes[r] = self.skill_codes(w, r)
+
+    def run(self, answers: NDArray[np.integer], seeds: NDArray[np.uint64]
+            ) -> tuple[Work, NDArray[np.int64], NDArray[np.float64]]:
+        """Run ``len(seeds)`` sessions to their end, answering from ``answers`` (sessions ×
+        bank items); returns the final working arrays, the stop codes and the θ̂ of each scored
+        item's skill after it (sessions × ``max_items``, NaN after the end)."""
+        n = seeds.shape[0]
+        w = self.new_work(seeds)
+        stop = np.full(n, RUNNING, dtype=np.int64)
+        path = np.full((n, self.blueprint.max_items), np.nan)
+        act = np.arange(n)
+        while act.size:
+            pick = self.select(w, act)
+            none = pick.item < 0
+            stop[act[none]] = _EXHAUSTED
+            rows, its, pre = act[~none], pick.item[~none], pick.pretest[~none]
+            pos = w.n_scored[rows]
+            self.apply(w, rows, its, answers[rows, its].astype(np.int64), ~pre)
+            sc = rows[~pre]
+            path[sc, pos[~pre]] = w.theta[sc, self.skill_pos[its[~pre]]]
+            stop[sc] = self.stop_codes(w, sc)
+            act = np.flatnonzero(stop == RUNNING)
+        return w, stop, path
+
+    # -- live sessions (n = 1) -----------------------------------------------------------
+    def start(self, seed: int | None = None) -> CatState:
+        """A fresh session (``seed`` defaults to the blueprint's) with its first item served."""
+        seed = self.blueprint.seed if seed is None else int(seed)
+        if not 0 <= seed < 2**64:
+            raise EngineError(f"seed must be in [0, 2**64), got {seed}")
+        w = self.new_work(np.array([seed], dtype=np.uint64))
+        return self._advance(seed, (), MappingProxyType({s: () for s in self.skill_names}),
+                             MappingProxyType({}), w, None)
+
+    def next_item(self, state: CatState) -> str | None:
+        """The item served to this state (None once finished). Deterministic in the state."""
+        return state.pending
+
+    def finished(self, state: CatState) -> str | None:
+        """The stop reason, or None while the session runs."""
+        return state.stop_reason
+
+    def record(self, state: CatState, item_id: str, response: int) -> CatState:
+        """Record the response to the served item and serve the next one.
+
+        Raises
+        ------
+        SessionFinishedError, UnknownItemError, AlreadyAnsweredError, NotServedError,
+        ResponseOutOfRangeError — and then ``state`` is unchanged (states are immutable).
+        """
+        if state.stop_reason is not None:
+            raise SessionFinishedError(f"the session has finished ({state.stop_reason}); "
+                                       f"no more responses are accepted")
+        try:
+            i = self.pool.index(item_id)
+        except (KeyError, TypeError):
+            raise UnknownItemError(f"unknown item {item_id!r}") from None
+        memo = self.work(state)
+        if memo.given[0, i]:
+            raise AlreadyAnsweredError(f"item {item_id!r} was already answered in this session")
+        if item_id != state.pending:
+            raise NotServedError(f"item {item_id!r} was not served; the pending item is "
+                                 f"{state.pending!r}")
+        r = self._check_response(i, response)
+        audit = state.pending_audit
+        assert audit is not None
+        scored = audit.rule != "pretest"
+        skill = self.pool.bank.skills[i]
+        event = ItemEvent(item_id, skill, r, scored, audit)
+        w = memo.copy()
+        self.apply(w, ALL, np.array([i]), np.array([r]), np.array([scored]))
+        trajectory, decisions, stop = state.trajectory, state.decisions, None
+        if scored:
+            k = int(self.skill_pos[i])
+            traj = dict(trajectory)
+            traj[skill] = (*traj[skill], TrajectoryPoint(float(w.theta[0, k]),
+                                                         float(w.se[0, k])))
+            trajectory = MappingProxyType(traj)
+            if w.verdict[0, k] and skill not in decisions:
+                decisions = MappingProxyType({**decisions,
+                                              skill: ("pass", "fail")[w.verdict[0, k] - 1]})
+            code = int(self.stop_codes(w, ALL)[0])
+            stop = None if code == RUNNING else STOP_REASONS[code]
+        return self._advance(state.seed, (*state.events, event), trajectory, decisions, w, stop)
+
+    def estimates(self, state: CatState, method: str | None = None) -> dict[str, SkillEstimate]:
+        """Per skill θ̂, SE and the number of scored items.
+
+        ``method=None`` (or the scorer's name; ``'eap'``/``'map'`` are aliases of each other)
+        gives the scorer's estimate — EAP and posterior SD on the grid, or MAP with the Laplace
+        SE; ``'mle'`` and ``'wle'`` (Warm 1989) rescore the skill's responses with `irt.mle` /
+        `irt.wle` (SE ``= I(θ̂)^{−1/2}``). Skills without responses get the prior (unless the
+        scorer borrows strength from the other skills).
+        """
+        if method not in (None, "eap", "map", "mle", "wle"):
+            raise EngineError(f"method must be 'eap', 'map', 'mle' or 'wle', got {method!r}")
+        rescore = method in ("mle", "wle")
+        label = method if rescore else self.scorer.name
+        w = self.work(state)
+        cuts = (self.stop_prepared[self.stoppers.index(self.classification)][0]
+                if self.classification is not None else None)
+        out = {}
+        for k, s in enumerate(self.skill_names):
+            n = int(w.counts[0, k])
+            if n == 0 and not (self.scorer.borrows and w.n_scored[0]):
+                theta, se, how = float(self.prior_mean[k]), float(self.prior_sd[k]), "prior"
+            elif rescore and n:
+                events = [e for e in state.events if e.scored and e.skill == s]
+                sub = self.pool.bank.take([self.pool.index(e.item_id) for e in events])
+                est = (irt.mle if method == "mle" else irt.wle)(
+                    np.array([[e.response for e in events]]), sub)
+                theta, se, how = float(est.theta[0]), float(est.se[0]), label
+            else:
+                theta, se, how = float(w.theta[0, k]), float(w.se[0, k]), self.scorer.name
+            decision, decided = None, False
+            if cuts is not None and not np.isnan(cuts[k]):
+                decided = bool(w.verdict[0, k])
+                decision = (("pass", "fail")[w.verdict[0, k] - 1] if decided
+                            else "pass" if theta >= cuts[k] else "fail")
+            out[s] = SkillEstimate(s, theta, se, n, how, decision, decided)
+        return out
+
+    # -- internals -----------------------------------------------------------------------
+    def _check_response(self, i: int, response: Any) -> int:
+        k = int(self.n_categories[i])
+        if isinstance(response, bool) or not isinstance(response, int | np.integer):
+            if isinstance(response, float | np.floating) and float(response).is_integer():
+                response = int(response)
+            else:
+                raise ResponseOutOfRangeError(
+                    f"item {self.pool.bank.item_ids[i]!r}: response must be an integer category "
+                    f"0..{k - 1}, got {response!r}")
+        r = int(response)
+        if not 0 <= r < k:
+            raise ResponseOutOfRangeError(f"item {self.pool.bank.item_ids[i]!r}: response {r} "
+                                          f"out of range 0..{k - 1}")
+        return r
+
+    def _advance(self, seed: int, events: tuple[ItemEvent, ...],
+                 trajectory: Mapping[str, tuple[TrajectoryPoint, ...]],
+                 decisions: Mapping[str, str], w: Work, stop: str | None) -> CatState:
+        pending, audit = None, None
+        if stop is None:
+            pick = self.select(w, ALL)
+            i = int(pick.item[0])
+            if i < 0:
+                stop = "bank_exhausted"
+            else:
+                k = int(self.skill_pos[i])
+                pending = self.pool.bank.item_ids[i]
+                audit = SelectionAudit(
+                    "pretest" if pick.pretest[0] else self.selector.rule(int(w.counts[0, k])),
+                    "none" if pick.pretest[0] else self.exposure.name, self.skill_names[k],
+                    float(w.theta[0, k]), float(pick.criterion[0]), int(pick.rank[0]),
+                    int(pick.n_candidates[0]))
+        state = CatState(seed, events, pending, audit, trajectory, decisions, stop)
+        object.__setattr__(state, "_memo", (self, w))
+        return state
+
+    def work(self, state: CatState) -> Work:
+        cached = state._memo
+        if cached is not None and cached[0] is self:
+            return cached[1]
+        w = self._replay(state)
+        object.__setattr__(state, "_memo", (self, w))
+        return w
+
+    def _replay(self, state: CatState) -> Work:
+        """The working arrays of a stored state, from its events in one pass of array
+        operations (the per-answer cost does not grow with the answers already given)."""
+        w = self.new_work(np.array([state.seed], dtype=np.uint64))
+        try:
+            idx = np.array([self.pool.index(e.item_id) for e in state.events], dtype=np.int64)
+        except KeyError as exc:
+            raise UnknownItemError(f"session state refers to item {exc.args[0]!r}, which is "
+                                   f"not in the pool") from None
+        resp = np.array([e.response for e in state.events], dtype=np.int64)
+        scored = np.array([e.scored for e in state.events], dtype=bool)
+        if idx.size:
+            bad = (resp < 0) | (resp >= self.n_categories[idx])
+            if bad.any():
+                self._check_response(int(idx[bad][0]), int(resp[bad][0]))
+            if (self.skill_pos[idx[scored]] < 0).any():
+                raise EngineError("session state: a scored item is of a skill the blueprint "
+                                  "does not cover")
+            if idx[scored].size > self.blueprint.max_items:
+                raise EngineError("session state: more scored items than the blueprint's "
+                                  "max_items")
+        w.given[0, idx] = w.blocked[0, idx] = True
+        for i in idx[self.has_enemy[idx]].tolist():
+            w.blocked[0, self.enemies[i]] = True
+        w.n_pretest[0] = int((~scored).sum())
+        it = idx[scored]
+        w.n_scored[0] = it.size
+        w.items[0, : it.size], w.responses[0, : it.size] = it, resp[scored]
+        w.counts[0] = np.bincount(self.skill_pos[it], minlength=len(self.skill_names))
+        last = np.full((len(self.skill_names), 2), np.nan)
+        for k, s in enumerate(self.skill_names):
+            pts = state.trajectory.get(s, ())
+            if len(pts) != w.counts[0, k]:
+                raise EngineError(f"session state: skill {s!r} has {w.counts[0, k]} scored "
+                                  f"events but {len(pts)} trajectory points")
+            if pts:
+                last[k] = pts[-1].theta, pts[-1].se
+        self.scorer.replay(self, w, last)
+        for st, prep in zip(self.stoppers, self.stop_prepared, strict=True):
+            st.replay(self, prep, w, state.decisions)
+        w.codes[0] = self.skill_codes(w, ALL)[0]
+        return w
+
+
+def make_engine(pool: ItemPool | irt.Bank, blueprint: Blueprint | None = None) -> CatEngine:
+    """The engine of a blueprint: every role (scorer, selector — shadow tests included —,
+    exposure, content balancer, pretest policy, stopping rules) is the blueprint's strategy, so
+    one engine class serves unidimensional, multidimensional and shadow-test blueprints.
+
+    Configuration errors (including infeasible shadow-test constraints) are raised here, when
+    the test is configured, never in the middle of a candidate's test.
+    """
+    return CatEngine(pool, blueprint)

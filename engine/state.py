@@ -1,0 +1,171 @@
+"""The state of a CAT session: immutable, JSON-serializable plain values.
+
+`CatState` holds the served items with their audit records, the responses, per skill the
+trajectory of θ̂ and SE after every response, classification decisions, the pending item and the
+stop reason. Item parameters are never embedded: items are referred to by id and the engine's
+pool is passed in. The engine's working arrays are cached on a state (never serialized) and
+rebuilt from the events when a state is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from engine.errors import EngineError
+
+#: Stop reasons recorded in `CatState.stop_reason`.
+STOP_REASONS = ("se_target", "classified", "max_items", "bank_exhausted", "composite_se")
+STATE_VERSION = 1
+
+
+# --------------------------------------------------------------------------- state values
+
+@dataclass(frozen=True, slots=True)
+class SelectionAudit:
+    """Why an item was served: the rule, θ̂ at the time, the item's criterion value and its rank
+    among ``n_candidates`` available items (1 = best; exposure control may pick a lower rank)."""
+
+    rule: str
+    exposure: str
+    skill: str
+    theta: float
+    criterion: float
+    rank: int
+    n_candidates: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "exposure": self.exposure, "skill": self.skill,
+                "theta": self.theta, "criterion": self.criterion, "rank": self.rank,
+                "n_candidates": self.n_candidates}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SelectionAudit:
+        return cls(str(d["rule"]), str(d["exposure"]), str(d["skill"]), float(d["theta"]),
+                   float(d["criterion"]), int(d["rank"]), int(d["n_candidates"]))
+
+
+@dataclass(frozen=True, slots=True)
+class ItemEvent:
+    """One answered item: ``scored`` is False for unscored pretest items."""
+
+    item_id: str
+    skill: str
+    response: int
+    scored: bool
+    audit: SelectionAudit
+
+
+@dataclass(frozen=True, slots=True)
+class TrajectoryPoint:
+    """EAP θ and posterior SD of a skill after one of its responses."""
+
+    theta: float
+    se: float
+
+
+@dataclass(frozen=True, slots=True)
+class SkillEstimate:
+    """A skill's score: θ̂, its standard error, the number of scored items, the method, and the
+    classification (``'pass'``/``'fail'``; ``decided`` False when the rule had not decided and
+    the decision is θ̂ against the cut)."""
+
+    skill: str
+    theta: float
+    se: float
+    n_items: int
+    method: str
+    decision: str | None = None
+    decided: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class CatState:
+    """The state of one session. Build with `CatEngine.start`; advance with `CatEngine.record`.
+
+    Every field is a plain value; `to_json` / `from_json` round-trip it exactly (the engine
+    recomputes its working arrays from the events on first use).
+    """
+
+    seed: int
+    events: tuple[ItemEvent, ...]
+    pending: str | None
+    pending_audit: SelectionAudit | None
+    trajectory: Mapping[str, tuple[TrajectoryPoint, ...]]
+    decisions: Mapping[str, str]
+    stop_reason: str | None
+    _memo: Any = field(default=None, repr=False)
+
+    @property
+    def n_items(self) -> int:
+        """Number of scored items answered."""
+        return sum(1 for e in self.events if e.scored)
+
+    @property
+    def finished(self) -> bool:
+        return self.stop_reason is not None
+
+    def audit(self) -> tuple[SelectionAudit, ...]:
+        """The audit record of every served item, in order (the pending one last)."""
+        out = tuple(e.audit for e in self.events)
+        return out + ((self.pending_audit,) if self.pending_audit is not None else ())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "seed": self.seed,
+            "events": [{"item_id": e.item_id, "skill": e.skill, "response": e.response,
+                        "scored": e.scored, "audit": e.audit.to_dict()} for e in self.events],
+            "pending": self.pending,
+            "pending_audit": None if self.pending_audit is None
+            else self.pending_audit.to_dict(),
+            "trajectory": {s: [[p.theta, p.se] for p in pts]
+                           for s, pts in self.trajectory.items()},
+            "decisions": dict(self.decisions),
+            "stop_reason": self.stop_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CatState:
+        try:
+            if d.get("version") != STATE_VERSION:
+                raise EngineError(f"session state: unsupported version {d.get('version')!r}")
+            events = tuple(
+                ItemEvent(str(e["item_id"]), str(e["skill"]), int(e["response"]),
+                          bool(e["scored"]), SelectionAudit.from_dict(e["audit"]))
+                for e in d["events"])
+            stop = d["stop_reason"]
+            if stop is not None and stop not in STOP_REASONS:
+                raise EngineError(f"session state: unknown stop_reason {stop!r}")
+            pa = d["pending_audit"]
+            return cls(
+                seed=int(d["seed"]), events=events,
+                pending=None if d["pending"] is None else str(d["pending"]),
+                pending_audit=None if pa is None else SelectionAudit.from_dict(pa),
+                trajectory=MappingProxyType({
+                    str(s): tuple(TrajectoryPoint(float(t), float(se)) for t, se in pts)
+                    for s, pts in d["trajectory"].items()}),
+                decisions=MappingProxyType({str(k): str(v) for k, v in d["decisions"].items()}),
+                stop_reason=stop,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, EngineError):
+                raise
+            raise EngineError(f"session state: malformed field ({type(exc).__name__}: {exc})"
+                              ) from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CatState:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise EngineError(f"session state JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise EngineError("session state JSON must be an object")
+        return cls.from_dict(data)
