@@ -23,12 +23,22 @@ STOPPING = {
     "sprt": dict(se_target=None, classification=engine.Classification(cut=0.2, delta=0.4)),
     "ci": dict(se_target=0.25, classification=engine.Classification(
         cut={"api": 0.0, "db": 0.5}, method="ci", level=0.9)),
+    # the composite rule: one class, its registry entry, and this row
+    "composite": dict(se_target=None, stopping=(engine.CompositeSE(
+        0.45, weights={"api": 2.0, "db": 1.0}, min_items={"sec": 3}),)),
+    "map_composite": dict(se_target=0.5, correlations=((1, 0.5, 0.3), (0.5, 1, 0.4),
+                                                       (0.3, 0.4, 1)),
+                          stopping=(engine.CompositeSE(0.35),)),
+    "open_balancer": dict(se_target=0.4, balancer=engine.OpenSkills()),
 }
 SKILLS = (engine.SkillSpec("api", min_items=3, max_items=8, weight=2.0),
           engine.SkillSpec("db", min_items=2, max_items=6),
           engine.SkillSpec("sec", min_items=2, max_items=5))
-CASES = [(s, e, k) for s in SELECTORS for e in EXPOSURES[:1] for k in STOPPING] + \
-        [(s, e, "se") for s in SELECTORS[:2] for e in EXPOSURES[1:]]
+GRID_ONLY = {"map_composite"}  # mpwi needs a posterior on the grid
+CASES = [(s, e, k) for s in SELECTORS for e in EXPOSURES[:1] for k in STOPPING
+         if not (s.name == "mpwi" and k in GRID_ONLY)] + \
+        [(s, e, "se") for s in SELECTORS[:2] for e in EXPOSURES[1:]] + \
+        [(engine.DOptimal(), e, "map_composite") for e in EXPOSURES[1:]]
 
 
 def _ids(case):
@@ -129,3 +139,19 @@ def test_different_seeds_give_different_randomesque_tests(pool, driver):
     answers = np.zeros(len(pool), dtype=int)
     tests = {tuple(e.item_id for e in driver(eng, answers, s).events) for s in range(8)}
     assert len(tests) > 4
+
+
+def test_pretest_slots_in_live_sessions_and_the_simulator(pool, driver):
+    bp = _blueprint(engine.MaxInfo(), engine.Randomesque(k=3), "se", pretest_count=2,
+                    pretest_positions=(2, 6))
+    eng = engine.CatEngine(pool, bp)
+    thetas = np.random.default_rng(3).normal(size=(5, 3))
+    answers = draw_answers(eng, thetas, 4)
+    seeds = [derive_seed(bp.seed, p) for p in range(5)]
+    batch = simulate(eng, thetas, answers=answers, seeds=seeds)
+    for p in range(5):
+        state = driver(eng, answers[p], seeds[p], roundtrip_at=3)
+        pre = [k + 1 for k, e in enumerate(state.events) if not e.scored]
+        assert pre == [2, 6]
+        scored = [e.item_id for e in state.events if e.scored]
+        assert [pool.bank.item_ids[i] for i in batch.items[p] if i >= 0] == scored
