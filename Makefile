@@ -22,6 +22,7 @@ run: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/python -m mypy  # irt/, engine/, calibration/ ([tool.mypy] in pyproject.toml)
 	$(BIN)/python -m pytest
 
 clean:

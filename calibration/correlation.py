@@ -105,7 +105,8 @@ class LatentCorrelation:
     def to_csv(self, target: str | Path | io.TextIOBase) -> None:
         """Write ``skill,<skill_1>,…,<skill_K>`` rows (the matrix)."""
         own = not isinstance(target, io.TextIOBase)
-        f = open(target, "w", newline="", encoding="utf-8") if own else target  # noqa: SIM115
+        f: Any = (open(target, "w", newline="", encoding="utf-8")  # noqa: SIM115
+                  if not isinstance(target, io.TextIOBase) else target)
         try:
             w = csv.writer(f)
             w.writerow(["skill", *self.skills])

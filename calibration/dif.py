@@ -382,11 +382,13 @@ def _item_stats(data: SparseResponses, bank: Bank, i: int, is_foc: NDArray[np.bo
     if bank.n_categories[i] == 2 and rows.size:
         mh = mantel_haenszel(y, foc, strata[p])
     else:
-        mh = MantelHaenszel(*[float("nan")] * 5, "")
+        nan = float("nan")
+        mh = MantelHaenszel(nan, nan, nan, nan, nan, "")
     if rows.size and foc.any() and (~foc).any():
         lr = logistic_dif(y, foc, m[p], int(bank.n_categories[i]))
     else:
-        lr = LogisticDIF(*[float("nan")] * 5, "")
+        nan = float("nan")
+        lr = LogisticDIF(nan, nan, nan, nan, nan, "")
     return int((~foc).sum()), int(foc.sum()), mh, lr
 
 

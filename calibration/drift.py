@@ -193,7 +193,8 @@ def drift(current: Bank, new: Bank, *, se_current: ParameterErrors | None = None
         raise ValueError("min_shift_b, min_ratio_a and z_crit must be >= 0")
     se_cur = _aligned(se_current, len(current), "current")
     se_nw = _aligned(se_new, len(new), "new")
-    linking = link(new, current, method, common=None if common is None else list(common),
+    linking = link(new, current, method,
+                   common=None if common is None else [str(c) for c in np.asarray(common)],
                    purify=purify, purify_threshold=purify_threshold)
     ids = linking.displacement_ids
     pc = np.array([current.index(i) for i in ids])

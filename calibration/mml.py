@@ -34,6 +34,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -633,7 +634,7 @@ class MMLCalibrator:
         index: list[NDArray] = []
         nxt = 0
         for g in sk.groups:
-            idx = np.full(g.phi.shape, -1, dtype=np.int64)
+            idx: NDArray[np.int64] = np.full(g.phi.shape, -1, dtype=np.int64)
             shared = -1
             for row in range(g.phi.shape[0]):
                 for col in range(g.phi.shape[1]):
@@ -654,6 +655,7 @@ class MMLCalibrator:
         yt = None if design.dense else design.y.tocsc()
         for g, idx in zip(sk.groups, index, strict=True):
             p, jac = K.probabilities(g.kind, g.phi, nodes)
+            assert jac is not None  # jacobian=True (the default)
             dlog = K.log_derivatives(p, jac)  # (n, K, Q, m)
             _, _, pinfo = _prior_terms(g, priors)
             prior_blocks.append((idx, pinfo))
@@ -661,7 +663,7 @@ class MMLCalibrator:
             if dense_scores is not None:
                 x = design.x[:, g.local]
                 seen = 1.0 if design.mask is None else design.mask[:, g.local]
-                for col in used:
+                for col in used.tolist():
                     contrib = x * (post @ dlog[:, 1, :, col].T) \
                         + (seen - x) * (post @ dlog[:, 0, :, col].T)
                     ok = idx[:, col] >= 0
@@ -671,6 +673,7 @@ class MMLCalibrator:
                     if tied.any():
                         dense_scores[:, idx[tied, col][0]] += contrib[:, tied].sum(axis=1)
                 continue
+            assert yt is not None  # sparse design
             for row, loc in enumerate(g.local):
                 cols = idx[row, used]
                 ok = cols >= 0
@@ -718,6 +721,7 @@ class MMLCalibrator:
                 if cov_full is not None:
                     block = cov_full[np.ix_(gi, gi)]
                 else:
+                    assert block_scores is not None  # no full covariance: the block path
                     cols = block_scores[:, gi]
                     sub = (cols.T @ cols).toarray()
                     pinfo = prior_blocks[sk.groups.index(g)][1][row][np.ix_(sel, sel)]
@@ -799,7 +803,7 @@ def _resolve_categories(specs: list[ItemSpec], data: SparseResponses,
         s = out[int(data.item[j])]
         where = f"line {source.line_of(j)}" if isinstance(source, ResponseLog) else f"row {j}"
         raise ValueError(f"{where}: field 'response' = {data.response[j]} out of range for item "
-                         f"{s.item_id!r} ({s.model}, categories 0..{s.n_categories - 1})")
+                         f"{s.item_id!r} ({s.model}, categories 0..{kcat[data.item[j]] - 1})")
     return out
 
 
@@ -953,6 +957,7 @@ def _m_step(g: _Group, r: NDArray, nodes: NDArray, priors: Priors) -> None:
     """
     n = g.phi.shape[0]
     p, jac = K.probabilities(g.kind, g.phi, nodes)
+    assert jac is not None  # jacobian=True (the default)
     grad, info = K.score_and_information(p, jac, r)
     lp, lg, li = _prior_terms(g, priors)
     obj = K.objective_terms(p, r) + lp
@@ -1052,7 +1057,7 @@ class _Design:
             lp0 = table[:, 0, :]
             ll = np.asarray(self.x @ (table[:, 1, :] - lp0).astype(dt), dtype=np.float64)
             ll += lp0.sum(axis=0) if self.complete \
-                else np.asarray(self.mask @ lp0.astype(dt), dtype=np.float64)
+                else np.asarray(cast(NDArray, self.mask) @ lp0.astype(dt), dtype=np.float64)
         else:
             flat = np.ascontiguousarray(table.reshape(self.n_s * self.kmax, q), dtype=dt)
             ll = np.asarray(self.y @ flat, dtype=np.float64)
@@ -1068,7 +1073,7 @@ class _Design:
         if self.dense:
             r1 = np.asarray(self.x.T @ post_dt, dtype=np.float64)
             nq = post.sum(axis=0)[None, :] if self.complete \
-                else np.asarray(self.mask.T @ post_dt, dtype=np.float64)
+                else np.asarray(cast(NDArray, self.mask).T @ post_dt, dtype=np.float64)
             r = np.stack([nq - r1, r1], axis=1)
         else:
             # Yᵀ as a CSC view streams the persons in order and scatters into the small

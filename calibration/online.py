@@ -33,7 +33,7 @@ Harris (2001), who compare Method A, OEM and MEM.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +43,16 @@ from scipy import optimize, special
 
 from calibration.mml import MMLCalibrator
 from calibration.results import ItemSpec, Priors
-from irt import Bank, ItemParams, SparseResponses, eap, mle, paired_category_derivatives, wle
+from irt import (
+    AbilityEstimates,
+    Bank,
+    ItemParams,
+    SparseResponses,
+    eap,
+    mle,
+    paired_category_derivatives,
+    wle,
+)
 from irt.io import write_items_csv
 from irt.models import PROB_FLOOR
 
@@ -238,7 +247,8 @@ def calibrate_pretest(responses: SparseResponses, operational: Bank,
 def _theta_by_skill(responses: SparseResponses, operational: Bank, theta_method: str
                     ) -> dict[str, NDArray[np.float64]]:
     """θ̂ per skill from the operational items only; NaN for persons with none of them."""
-    estimators = {"eap": eap, "mle": mle, "wle": wle}
+    estimators: dict[str, Callable[..., AbilityEstimates]] = {"eap": eap, "mle": mle,
+                                                              "wle": wle}
     if theta_method not in estimators:
         raise ValueError(f"theta_method must be one of {tuple(estimators)}, got {theta_method!r}")
     out = {}

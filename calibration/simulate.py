@@ -73,8 +73,8 @@ def simulate_adaptive_responses(theta: ArrayLike, bank: Bank, test_length: int,
             hit = free & (order == pick[:, None])
             choice = cand[rows, np.argmax(hit, axis=1)]
         used[rows, choice] = True
-        probs = category_probabilities_paired(t, bank, choice)
-        u = g.random(n_p)[:, None]
+        probs: np.ndarray = category_probabilities_paired(t, bank, np.asarray(choice))
+        u = np.asarray(g.random(n_p))[:, None]
         x = np.minimum((u > np.cumsum(probs, axis=1)).sum(axis=1), probs.shape[1] - 1)
         items[:, step], answers[:, step] = choice, x
         log_post += log_p[choice, x]

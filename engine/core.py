@@ -261,7 +261,7 @@ class CatEngine:
         """One skill per row (the balancer's pick): the skill's items only."""
         one = len(self.tables) == 1
         skill = np.zeros(rest.size, dtype=np.int64) if one else np.argmax(allowed, axis=1)
-        has = allowed[:, 0] if one else allowed.any(axis=1)
+        has = np.asarray(allowed[:, 0] if one else allowed.any(axis=1), dtype=bool)
         for k in ([0] if one and has.any() else [] if one
                   else np.unique(skill[has]).tolist()):
             tab, cols = self.tables[k], self.cols[k]
@@ -442,7 +442,7 @@ class CatEngine:
         if method not in (None, "eap", "map", "mle", "wle"):
             raise EngineError(f"method must be 'eap', 'map', 'mle' or 'wle', got {method!r}")
         rescore = method in ("mle", "wle")
-        label = method if rescore else self.scorer.name
+        label = str(method) if rescore else self.scorer.name
         w = self.work(state)
         cuts = (self.stop_prepared[self.stoppers.index(self.classification)][0]
                 if self.classification is not None else None)
@@ -458,7 +458,7 @@ class CatEngine:
                     np.array([[e.response for e in events]]), sub)
                 theta, se, how = float(est.theta[0]), float(est.se[0]), label
             else:
-                theta, se, how = float(w.theta[0, k]), float(w.se[0, k]), self.scorer.name
+                theta, se, how = float(w.theta[0, k]), float(w.se[0, k]), str(self.scorer.name)
             decision, decided = None, False
             if cuts is not None and not np.isnan(cuts[k]):
                 decided = bool(w.verdict[0, k])

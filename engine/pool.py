@@ -9,7 +9,7 @@ and per-skill parameter arrays, cached per `Bank` object and grid.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 
 import numpy as np
@@ -42,10 +42,11 @@ class ItemPool:
 
     bank: irt.Bank
     _: KW_ONLY
-    status: Sequence[str] | None = None
+    # None is accepted for the three below and normalized: all operational, no tags, no rates
+    status: Sequence[str] = ()
     enemy_groups: Sequence[Sequence[str]] = ()
-    tags: Mapping[str, Sequence[str]] | None = None
-    exposure_rates: Mapping[str, float] | None = None
+    tags: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    exposure_rates: Mapping[str, float] = field(default_factory=dict)
     _index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -55,7 +56,7 @@ class ItemPool:
         n = len(bank)
         index = {iid: k for k, iid in enumerate(bank.item_ids)}
         object.__setattr__(self, "_index", index)
-        status = ("operational",) * n if self.status is None else tuple(self.status)
+        status = ("operational",) * n if not self.status else tuple(self.status)
         if len(status) != n:
             raise ConfigurationError(f"status has {len(status)} entries for {n} items")
         for k, s in enumerate(status):
@@ -191,7 +192,7 @@ class CompiledBank:
     skill_of: NDArray[np.int64]  # position of each item's skill in `skill_names`
     skill_names: tuple[str, ...]
     _llr: dict = field(default_factory=dict, repr=False)
-    _bank_ref: object = field(default=None, repr=False)  # weakref to the compiled Bank
+    _bank_ref: Callable[[], irt.Bank | None] = field(default=lambda: None, repr=False)
 
     def log_likelihood_ratio(self, upper: float, lower: float) -> NDArray[np.float64]:
         """``log P_ik(upper) − log P_ik(lower)`` per item and category: ``(n_items, K_max)``.
@@ -201,6 +202,8 @@ class CompiledBank:
         key = (float(upper), float(lower))
         if key not in self._llr:
             bank = self._bank_ref()
+            if bank is None:
+                raise ConfigurationError("the compiled bank is gone")
             p = np.clip(irt.category_probabilities(np.array([upper, lower]), bank),
                         PROB_FLOOR, 1.0)
             self._llr[key] = np.log(p[0]) - np.log(p[1])

@@ -28,7 +28,7 @@ from engine.strategies import Strategy, register
 from irt import kernels
 
 if TYPE_CHECKING:
-    from engine.core import Engine
+    from engine.core import CatEngine as Engine
 
 #: MAP Fisher-scoring tolerance on max |Δθ|, iteration cap and largest step.
 MAP_TOL = 1e-7
@@ -228,11 +228,11 @@ class MAPScorer(Scorer):
                              1.0)[:, None]
             theta[act] = np.clip(theta[act] + step, *MAP_BOUNDS)
             active[act[big < MAP_TOL]] = False
-        info_s = np.zeros((n, k))
+        info_total = np.zeros((n, k))
         if it.size:
             _, info = _score_terms(eng, theta[row, sk], it, x)
-            info_s = np.bincount(cell, weights=info, minlength=n * k).reshape(n, k)
-        return theta, np.linalg.inv(prec + info_s[:, :, None] * np.eye(k))
+            info_total = np.bincount(cell, weights=info, minlength=n * k).reshape(n, k)
+        return theta, np.linalg.inv(prec + info_total[:, :, None] * np.eye(k))
 
 
 def _score_terms(eng: Engine, theta: NDArray[np.float64], items: NDArray[np.int64],

@@ -183,7 +183,8 @@ class ShadowModel:
             smin, smax = int(eng.skill_min[k]), int(eng.skill_max[k])
             add(self.operational & (skills == s), smin, smax, f"skill {s!r}: {smin}..{smax} items")
         tag_of = pool.tags
-        for tag, (tmin, tmax) in shadow.tag_counts.items():
+        for tag, (tmin_, tmax) in shadow.tag_counts.items():
+            tmin = int(tmin_ or 0)
             m = self.operational & np.array([tag in tag_of.get(iid, ()) for iid in bank.item_ids])
             top = np.inf if tmax is None else tmax
             add(m, tmin, top, f"tag {tag!r}: {tmin}..{'' if tmax is None else tmax} items")
@@ -275,7 +276,7 @@ def constraint_violations(pool: ItemPool, blueprint: Blueprint,
             out.append(f"skill {spec.skill!r}: {c} items, outside {spec.min_items}..{top}")
     for tag, (lo, hi) in sel.tag_counts.items():
         c = sum(1 for iid in scored if tag in pool.tags.get(iid, ()))
-        if c < lo or (hi is not None and c > hi):
+        if c < int(lo or 0) or (hi is not None and c > hi):
             out.append(f"tag {tag!r}: {c} items, outside {lo}..{hi}")
     given = set(served)
     for g, group in enumerate(pool.enemy_groups):

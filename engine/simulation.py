@@ -389,7 +389,7 @@ def tune_sympson_hetter(engine: CatEngine,
         raise ConfigurationError("burn_in and n_average must be >= 1")
     g = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     draw = theta if callable(theta) else None
-    fixed = None if draw is not None else _theta_matrix(engine, theta)
+    fixed = None if callable(theta) else _theta_matrix(engine, theta)
     ids = engine.pool.bank.item_ids
     eligible = ~engine.base_excluded
     k = np.ones(len(engine.pool))
@@ -398,12 +398,13 @@ def tune_sympson_hetter(engine: CatEngine,
     history = []
     for it in range(burn_in + n_average):
         t = _theta_matrix(engine, draw(g)) if draw is not None else fixed
+        assert t is not None
         n = t.shape[0]
         control = _control(ids, k)
         tried = np.zeros((n, len(engine.pool)), dtype=bool)
         answers = draw_answers(engine, t, g)
-        seeds = g.choice(2**62, size=n, replace=False)
-        row_of_seed = {int(s): p for p, s in enumerate(seeds)}
+        seeds = np.asarray(g.choice(2**62, size=n, replace=False)).tolist()
+        row_of_seed = {s: p for p, s in enumerate(seeds)}
         eng = CatEngine(engine.pool, replace(
             engine.blueprint, exposure=_TriedCounter(control, tried, row_of_seed)))
         admin = simulate(eng, t, answers=answers, seeds=seeds).exposure_rates()
@@ -427,11 +428,14 @@ def _sh_update(p_sel: NDArray[np.float64], r_max: float) -> NDArray[np.float64]:
 
 
 def _control(ids: Sequence[str], k: NDArray[np.float64]) -> SympsonHetter:
-    return SympsonHetter({ids[i]: float(k[i]) for i in np.flatnonzero(k < 1.0)})
+    return SympsonHetter({ids[i]: float(k[i]) for i in np.flatnonzero(k < 1.0).tolist()})
 
 
 class _TriedCounter(SympsonHetter):
     """Sympson–Hetter that also marks, per simulee, the items it tried (tuning only)."""
+
+    _tried: NDArray[np.bool_]
+    _row_of_seed: dict[int, int]
 
     def __init__(self, control: SympsonHetter, tried: NDArray[np.bool_],
                  row_of_seed: dict[int, int]) -> None:

@@ -192,7 +192,7 @@ class Selector(Strategy):
         """Per-engine data the selector needs (computed once per engine)."""
         return None
 
-    def plan(self, eng: Any, prepared: Any, w: Any, rows: NDArray[np.int64]
+    def plan(self, eng: Any, prepared: Any, w: Any, rows: slice | NDArray[np.int64]
              ) -> NDArray[np.bool_]:
         """For selectors that plan the whole test (``plans_test``): per row, the free items of
         the planned test, ``(n, n_bank_items)``."""
@@ -457,7 +457,8 @@ class SympsonHetter(ExposureControl):
             c = crit[todo]
             order = _top(c, top)
             items = tables.idx[order]
-            u = uniform_array(seeds[todo, None], 0, SALT_SYMPSON_HETTER, items)
+            u = uniform_array(seeds[todo, None], np.zeros(1, dtype=np.int64), SALT_SYMPSON_HETTER,
+                              items)
             sub = np.arange(todo.size)[:, None]
             finite = np.isfinite(c[sub, order])
             accept = (u < prepared[items]) & finite

@@ -83,11 +83,15 @@ class _Observed:
 
     @property
     def n_persons(self) -> int:
-        return self.sparse.n_persons if self.sparse is not None else self.x.shape[0]
+        if self.sparse is not None:
+            return self.sparse.n_persons
+        assert self.x is not None  # dense when not sparse (`of`)
+        return self.x.shape[0]
 
     def counts(self) -> NDArray[np.int64]:
         if self.sparse is not None:
             return self.sparse.counts_per_person()
+        assert self.observed is not None
         return self.observed.sum(axis=1).astype(np.int64)
 
 
@@ -98,6 +102,7 @@ def _grid_loglik(nodes: NDArray, bank: Bank, data: _Observed) -> NDArray[np.floa
         flat = logp.reshape(nodes.shape[0], len(bank) * kmax)
         return np.asarray(data.sparse.onehot(kmax) @ flat.T)
     x, observed = data.x, data.observed
+    assert x is not None and observed is not None  # dense when not sparse
     if kmax == 2:
         # log L = Σ_i [x log P + (1 − x) log Q] = x·(log P − log Q) + observed·log Q
         obs = observed.astype(float)
