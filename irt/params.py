@@ -138,6 +138,7 @@ class Bank:
         ids = tuple(it.item_id for it in items)
         if len(set(ids)) != len(ids):
             seen: set[str] = set()
+            # set.add returns None, so `or` records i and goes on: the first repeated id
             dup = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
             raise ValueError(f"duplicate item id {dup!r}")
         n = len(items)
