@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from engine.errors import ConfigurationError
 from engine.rules import (
     Classification,
@@ -78,24 +80,8 @@ def _check_correlations(rows: tuple[tuple[float, ...], ...], skills: list[str]) 
                     and -1.0 < rows[i][j] < 1.0):
                 raise ConfigurationError(f"correlations: entry ({skills[i]!r}, {skills[j]!r}) "
                                          f"must be symmetric and in (-1, 1)")
-    try:  # Cholesky succeeds exactly for positive definite matrices
-        _cholesky(rows)
-    except ValueError:
-        raise ConfigurationError("correlations: the matrix is not positive definite") from None
-
-
-def _cholesky(rows: tuple[tuple[float, ...], ...]) -> None:
-    k = len(rows)
-    low = [[0.0] * k for _ in range(k)]
-    for i in range(k):
-        for j in range(i + 1):
-            v = rows[i][j] - sum(low[i][m] * low[j][m] for m in range(j))
-            if i == j:
-                if v <= 1e-12:
-                    raise ValueError("not positive definite")
-                low[i][i] = math.sqrt(v)
-            else:
-                low[i][j] = v / low[j][j]
+    if np.linalg.eigvalsh(np.array(rows)).min() <= 1e-12:
+        raise ConfigurationError("correlations: the matrix is not positive definite")
 
 
 @dataclass(frozen=True)

@@ -238,10 +238,12 @@ class CatEngine:
                 ok = count > 0
                 d = due[ok]
                 item[d], pre[d], n_cand[d] = self.pretest_items[j[ok]], True, count[ok]
-        rest = np.flatnonzero(~pre)
-        if rest.size == 0:
-            return Pick(item, pre, crit, rank, n_cand)
-        r = subset(rows, ~pre)
+        rest: Rows = ALL
+        r = rows
+        if pre.any():
+            if pre.all():
+                return Pick(item, pre, crit, rank, n_cand)
+            rest, r = np.flatnonzero(~pre), subset(rows, ~pre)
         allowed = self.balancer.allowed(self, w, r, w.codes[r] != RUNNING)
         if plan is None and self.one_skill_per_item:
             self._select_in_skill(w, r, rest, allowed, item, crit, rank, n_cand)
@@ -254,38 +256,37 @@ class CatEngine:
                                 None if w.log_post is None else w.log_post[k][rows],
                                 w.counts[rows, k], int(self.skill_max[k]), self.nodes)
 
-    def _select_in_skill(self, w: Work, r: Rows, rest: NDArray[np.int64],
+    def _select_in_skill(self, w: Work, r: Rows, rest: Rows,
                          allowed: NDArray[np.bool_], item: NDArray[np.int64],
                          crit: NDArray[np.float64], rank: NDArray[np.int64],
                          n_cand: NDArray[np.int64]) -> None:
         """One skill per row (the balancer's pick): the skill's items only."""
         one = len(self.tables) == 1
-        skill = np.zeros(rest.size, dtype=np.int64) if one else np.argmax(allowed, axis=1)
+        skill = np.zeros(allowed.shape[0], dtype=np.int64) if one else np.argmax(allowed, axis=1)
         has = np.asarray(allowed[:, 0] if one else allowed.any(axis=1), dtype=bool)
         for k in ([0] if one and has.any() else [] if one
                   else np.unique(skill[has]).tolist()):
             tab, cols = self.tables[k], self.cols[k]
             mask = has if one else has & (skill == k)
-            in_k = np.flatnonzero(mask)
-            r_k = subset(r, mask)
+            in_k, r_k = subset(ALL, mask), subset(r, mask)
             for part, sel in self.selector.split(w.counts[r_k, k]):
-                if not part.any():
+                if part is not None and not part.any():
                     continue
-                sub = in_k if part.all() else in_k[part]
-                rows = subset(r_k, part)
+                sub, rows = (in_k, r_k) if part is None else (subset(in_k, part),
+                                                               subset(r_k, part))
                 blocked = w.blocked[rows][:, cols] | self.base_excluded[cols]
                 c = np.where(blocked, -np.inf, sel.criterion(self.selection_context(w, rows, k)))
                 choice = self.exposure.choose(c, tab, w.seeds[rows], w.n_scored[rows],
                                               self.exposure_prepared)
-                self._take(c, choice.column, choice.rank, tab.idx, rest[sub], item, crit, rank,
-                           n_cand)
+                self._take(c, choice.column, choice.rank, tab.idx, _compose(rest, sub), item,
+                           crit, rank, n_cand)
 
-    def _select_in_bank(self, w: Work, r: Rows, rest: NDArray[np.int64],
+    def _select_in_bank(self, w: Work, r: Rows, rest: Rows,
                         allowed: NDArray[np.bool_], plan: NDArray[np.bool_] | None,
                         item: NDArray[np.int64], crit: NDArray[np.float64],
                         rank: NDArray[np.int64], n_cand: NDArray[np.int64]) -> None:
         """Skills compete (or a planned test restricts the items): one criterion over the bank."""
-        c = np.full((rest.size, len(self.pool)), -np.inf)
+        c = np.full((w.n_scored[r].shape[0], len(self.pool)), -np.inf)
         for k, tab in enumerate(self.tables):
             in_k = np.flatnonzero(allowed[:, k])
             if in_k.size == 0:
@@ -295,10 +296,11 @@ class CatEngine:
                 c[in_k[:, None], tab.idx] = tab.information(w.theta[r_k, k])
                 continue
             for part, sel in self.selector.split(w.counts[r_k, k]):
-                if not part.any():
+                if part is not None and not part.any():
                     continue
-                c[in_k[part][:, None], tab.idx] = sel.criterion(
-                    self.selection_context(w, subset(r_k, part), k))
+                sub = in_k if part is None else in_k[part]
+                c[sub[:, None], tab.idx] = sel.criterion(
+                    self.selection_context(w, r_k if part is None else subset(r_k, part), k))
         out = w.blocked[r] | self.base_excluded
         if plan is not None:
             out |= ~plan
@@ -310,14 +312,15 @@ class CatEngine:
 
     @staticmethod
     def _take(c: NDArray[np.float64], col: NDArray[np.int64], rk: NDArray[np.int64],
-              idx: NDArray[np.int64], at: NDArray[np.int64], item: NDArray[np.int64],
+              idx: NDArray[np.int64], at: Rows, item: NDArray[np.int64],
               crit: NDArray[np.float64], rank: NDArray[np.int64],
               n_cand: NDArray[np.int64]) -> None:
-        value = c[np.arange(col.size), col]
+        value = np.take_along_axis(c, col[:, None], axis=1)[:, 0]
         ok = value > -np.inf
-        at = at[ok]
-        item[at], crit[at], rank[at] = idx[col[ok]], value[ok], rk[ok]
-        n_cand[at] = np.isfinite(c[ok]).sum(axis=1)
+        if not ok.all():
+            at, col, rk, value, c = subset(at, ok), col[ok], rk[ok], value[ok], c[ok]
+        item[at], crit[at], rank[at] = idx[col], value, rk
+        n_cand[at] = np.isfinite(c).sum(axis=1)
 
     def apply(self, w: Work, rows: Rows, items: NDArray[np.int64],
               responses: NDArray[np.int64], scored: NDArray[np.bool_]) -> None:
@@ -554,6 +557,13 @@ class CatEngine:
             st.replay(self, prep, w, state.decisions)
         w.codes[0] = self.skill_codes(w, ALL)[0]
         return w
+
+
+def _compose(outer: Rows, inner: Rows) -> Rows:
+    """Positions ``inner`` taken within positions ``outer``."""
+    if isinstance(inner, slice):
+        return outer
+    return inner if isinstance(outer, slice) else outer[inner]
 
 
 def make_engine(pool: ItemPool | irt.Bank, blueprint: Blueprint | None = None) -> CatEngine:

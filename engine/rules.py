@@ -13,6 +13,8 @@ Eggen (1999) for the SPRT; Kingsbury & Weiss (1983) for confidence-interval clas
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -83,11 +85,12 @@ class Work:
     codes: NDArray[np.int64]  # per skill: why it is closed (`CatEngine.skill_codes`), −1 open
 
     def copy(self) -> Work:
-        lp = None if self.log_post is None else [a.copy() for a in self.log_post]
-        return Work(self.seeds, self.given.copy(), self.blocked.copy(), self.counts.copy(),
-                    self.n_scored.copy(), self.n_pretest.copy(), self.items.copy(),
-                    self.responses.copy(), self.theta.copy(), self.se.copy(), self.cov.copy(),
-                    lp, self.llr.copy(), self.verdict.copy(), self.codes.copy())
+        out = copy.copy(self)
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            setattr(out, f.name, v if v is None else [a.copy() for a in v]
+                    if isinstance(v, list) else v.copy())
+        return out
 
 
 def eap_on_grid(log_post: NDArray[np.float64], nodes: NDArray[np.float64]

@@ -184,9 +184,11 @@ class Selector(Strategy):
         """Per session and item of the skill, larger is better: ``(n, m)``."""
         raise NotImplementedError
 
-    def split(self, n_given: NDArray[np.int64]) -> list[tuple[NDArray[np.bool_], Selector]]:
-        """The selector applied to each group of sessions (by items given in the skill)."""
-        return [(np.ones(n_given.shape[0], dtype=bool), self)]
+    def split(self, n_given: NDArray[np.int64]
+              ) -> list[tuple[NDArray[np.bool_] | None, Selector]]:
+        """The selector applied to each group of sessions (by items given in the skill;
+        None: every session)."""
+        return [(None, self)]
 
     def prepare(self, eng: Any) -> Any:
         """Per-engine data the selector needs (computed once per engine)."""
@@ -231,7 +233,8 @@ class KLInfo(Selector):
     def rule(self, n_given: int) -> str:
         return "kl" if n_given < self.switch_after else "mfi"
 
-    def split(self, n_given: NDArray[np.int64]) -> list[tuple[NDArray[np.bool_], Selector]]:
+    def split(self, n_given: NDArray[np.int64]
+              ) -> list[tuple[NDArray[np.bool_] | None, Selector]]:
         early = n_given < self.switch_after
         return [(early, self), (~early, MaxInfo())]
 
