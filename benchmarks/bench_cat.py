@@ -21,6 +21,12 @@ with its length cost.
 
 Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python
 benchmarks/bench_cat.py [--quick]``. The script prints (it is a script, not library code).
+
+``--compare REV`` (issue 13) measures this engine and the one of commit ``REV`` side by side in
+one run: ``irt/`` and ``engine/`` of ``REV`` are exported with ``git archive`` into a temporary
+folder, and the step figures (live ``record`` median, batch µs per item, and the engine time of
+answer 1 and answer 48 of a session reloaded from JSON before every answer, as the web tier
+does) are taken alternately in child processes importing one engine or the other.
 """
 
 from __future__ import annotations
@@ -31,9 +37,16 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import io  # noqa: E402
 import itertools  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tarfile  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -47,6 +60,91 @@ from engine.simulation import (  # noqa: E402
 )
 
 SE_TARGET, MAX_ITEMS = 0.3, 40
+#: The engine before issue 13 (four copies of the step), the default of ``--compare``.
+PREVIOUS = "37ab8c6"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def export_engine(rev: str, dest: Path) -> None:
+    """``irt/`` and ``engine/`` of commit ``rev`` into ``dest`` (``git archive``)."""
+    data = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "irt", "engine"],
+                          check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def side_by_side(script: str, rev: str, rounds: int, extra: list[str]) -> dict[str, list[dict]]:
+    """Run ``script --figures-json`` alternately against the engine of ``rev`` and this one."""
+    out: dict[str, list[dict]] = {"previous": [], "current": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        export_engine(rev, Path(tmp))
+        for _ in range(rounds):
+            for name, path in (("previous", tmp), ("current", str(ROOT))):
+                env = {**os.environ, "PYTHONPATH": os.pathsep.join([path, str(ROOT)])}
+                res = subprocess.run([sys.executable, script, "--figures-json", *extra],
+                                     env=env, check=True, capture_output=True, text=True)
+                out[name].append(json.loads(res.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def print_side_by_side(figs: dict[str, list[dict]], labels: dict[str, str], rev: str) -> None:
+    print(f"\nSide by side with commit {rev} ({len(figs['current'])} alternating rounds, medians "
+          f"of the rounds; engine imported from: {figs['current'][0]['engine']} vs "
+          f"{figs['previous'][0]['engine']})\n")
+    print(f"| figure | {rev} | this commit | this / {rev} |")
+    print("|---|---|---|---|")
+    for key, label in labels.items():
+        prev = float(np.median([f[key] for f in figs["previous"]]))
+        cur = float(np.median([f[key] for f in figs["current"]]))
+        print(f"| {label} | {prev:.1f} | {cur:.1f} | {cur / prev:.2f} |")
+
+
+def step_figures(n: int) -> dict[str, float | str]:
+    """The engine's step figures on the benchmark bank (works with either engine version)."""
+    bank = make_bank(500, 2026)
+    g = np.random.default_rng(5)
+    theta = g.normal(size=n)
+    answers = irt.simulate_responses(theta, bank, g).astype(np.int8)
+    eng = engine.CatEngine(bank, engine.Blueprint(se_target=SE_TARGET, max_items=MAX_ITEMS))
+    steps = []
+    for p in range(n):
+        state = eng.start(seed=p)
+        while state.stop_reason is None:
+            item = state.pending
+            x = int(answers[p, eng.pool.index(item)])
+            t0 = time.perf_counter()
+            state = eng.record(state, item, x)
+            steps.append(time.perf_counter() - t0)
+    simulate(eng, theta[:20], answers=answers[:20])
+    t0 = time.perf_counter()
+    res = simulate(eng, theta, answers=answers)
+    batch = (time.perf_counter() - t0) / res.n_items.sum()
+    # answer 1 and answer 48 of a 48-item test, the state reloaded from JSON before each answer
+    # (the live flow: the state lives in the database); engine time = record on the new state
+    long = engine.CatEngine(bank, engine.Blueprint(se_target=None, max_items=48))
+    first, last = [], []
+    for p in range(min(n, 200)):
+        state = long.start(seed=p)
+        for k in range(48):
+            item = state.pending
+            x = int(answers[p, long.pool.index(item)])
+            fresh = engine.CatState.from_json(state.to_json())
+            t0 = time.perf_counter()
+            state = long.record(fresh, item, x)
+            dt = time.perf_counter() - t0
+            if k == 0:
+                first.append(dt)
+            elif k == 47:
+                last.append(dt)
+    return {"engine": str(Path(engine.__file__).parent), "live_us": float(np.median(steps)) * 1e6,
+            "batch_us": float(batch) * 1e6, "answer1_us": float(np.median(first)) * 1e6,
+            "answer48_us": float(np.median(last)) * 1e6}
+
+
+STEP_LABELS = {"live_us": "live step (`record`, state in memory), median µs",
+               "batch_us": "batch simulation, µs per administered item",
+               "answer1_us": "answer 1, state reloaded from JSON, engine µs (median)",
+               "answer48_us": "answer 48, state reloaded from JSON, engine µs (median)"}
 
 
 def make_bank(n_items: int, seed: int) -> irt.Bank:
@@ -219,7 +317,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="200 simulees, no catsim/mirt engine")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=3, help="repetitions of the batch runs")
+    ap.add_argument("--compare", metavar="REV", nargs="?", const=PREVIOUS,
+                    help=f"only the step figures, side by side with commit REV (default "
+                         f"{PREVIOUS}, the engine before issue 13)")
+    ap.add_argument("--rounds", type=int, default=3, help="--compare: alternating rounds")
+    ap.add_argument("--figures-json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.figures_json:
+        print(json.dumps(step_figures(args.n)))
+        return
+    if args.compare:
+        print(f"500-item 2PL bank, {args.n} simulees, MFI, SE <= {SE_TARGET} or {MAX_ITEMS} items"
+              f" (load average at start: {os.getloadavg()[0]:.1f})")
+        print_side_by_side(side_by_side(__file__, args.compare, args.rounds,
+                                        ["--n", str(args.n)]), STEP_LABELS, args.compare)
+        return
     n = 200 if args.quick else args.n
     warnings.simplefilter("ignore")
     bank = make_bank(500, 2026)

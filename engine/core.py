@@ -64,7 +64,7 @@ RUNNING = -1
 _MAX, _EXHAUSTED = STOP_REASONS.index("max_items"), STOP_REASONS.index("bank_exhausted")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class Pick:
     """The next item of each row (bank position, −1: nothing left), whether it is an unscored
     pretest item, its criterion value, rank among the candidates and the number of candidates."""
@@ -160,6 +160,13 @@ class CatEngine:
         self.bank_tables = SkillTables.build("*", np.arange(len(bank), dtype=np.int64), bank)
         self.selector_prepared = self.selector.prepare(self)
         self._reasons = [STOP_REASONS.index(st.reason) for st in self.stoppers]
+        self._per_skill = [(st, prep, STOP_REASONS.index(st.reason)) for st, prep in
+                           zip(self.stoppers, self.stop_prepared, strict=True)
+                           if type(st).skill_done is not Stopper.skill_done]
+        #: working arrays a step never writes for this blueprint (shared by state copies)
+        self.constant_work = {"llr", "verdict"} if self.classification is None else set()
+        if not (self.pretest.count and self.pretest_items.size):
+            self.constant_work.add("n_pretest")
         self._test_level = [(st, prep) for st, prep in zip(self.stoppers, self.stop_prepared,
                                                             strict=True)
                             if type(st).test_done is not Stopper.test_done]
@@ -189,10 +196,10 @@ class CatEngine:
         −1 while it is open): its maximum first, then the stopping rules in order. Kept in
         ``w.codes`` after every scored answer (they change with nothing else)."""
         out = np.where(w.counts[rows] >= self.skill_max, _MAX, RUNNING)
-        for st, prep in zip(self.stoppers, self.stop_prepared, strict=True):
+        for st, prep, code in self._per_skill:
             done = st.skill_done(self, prep, w, rows)
             if done is not None:
-                out = np.where((out == RUNNING) & done, STOP_REASONS.index(st.reason), out)
+                out = np.where((out == RUNNING) & done, code, out)
         return out
 
     def stop_codes(self, w: Work, rows: Rows) -> NDArray[np.int64]:
@@ -201,11 +208,13 @@ class CatEngine:
         closed, the first rule (in order) that closed one, or ``max_items``."""
         n = w.n_scored[rows]
         codes = w.codes[rows]
-        closed = (codes != RUNNING).all(axis=1)
-        agg = np.full(n.shape[0], _MAX)
-        for c in self._reasons[::-1]:
-            agg = np.where((codes == c).any(axis=1), c, agg)
-        out = np.where(closed, agg, RUNNING)
+        if codes.shape[1] == 1:  # one skill: its own code (the rule below, reduced)
+            out = codes[:, 0]
+        else:
+            agg = np.full(n.shape[0], _MAX)
+            for c in self._reasons[::-1]:
+                agg = np.where((codes == c).any(axis=1), c, agg)
+            out = np.where((codes != RUNNING).all(axis=1), agg, RUNNING)
         for st, prep in self._test_level:
             hit = st.test_done(self, prep, w, rows)
             if hit is not None:
@@ -315,12 +324,12 @@ class CatEngine:
               idx: NDArray[np.int64], at: Rows, item: NDArray[np.int64],
               crit: NDArray[np.float64], rank: NDArray[np.int64],
               n_cand: NDArray[np.int64]) -> None:
-        value = np.take_along_axis(c, col[:, None], axis=1)[:, 0]
+        value = c[np.arange(col.size), col]
         ok = value > -np.inf
         if not ok.all():
             at, col, rk, value, c = subset(at, ok), col[ok], rk[ok], value[ok], c[ok]
         item[at], crit[at], rank[at] = idx[col], value, rk
-        n_cand[at] = np.isfinite(c).sum(axis=1)
+        n_cand[at] = (c > -np.inf).sum(axis=1)
 
     def apply(self, w: Work, rows: Rows, items: NDArray[np.int64],
               responses: NDArray[np.int64], scored: NDArray[np.bool_]) -> None:
@@ -417,7 +426,7 @@ class CatEngine:
         scored = audit.rule != "pretest"
         skill = self.pool.bank.skills[i]
         event = ItemEvent(item_id, skill, r, scored, audit)
-        w = memo.copy()
+        w = memo.copy(self.constant_work)
         self.apply(w, ALL, np.array([i]), np.array([r]), np.array([scored]))
         trajectory, decisions, stop = state.trajectory, state.decisions, None
         if scored:

@@ -13,8 +13,6 @@ Eggen (1999) for the SPRT; Kingsbury & Weiss (1983) for confidence-interval clas
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,13 +82,17 @@ class Work:
     verdict: NDArray[np.int8]
     codes: NDArray[np.int64]  # per skill: why it is closed (`CatEngine.skill_codes`), −1 open
 
-    def copy(self) -> Work:
-        out = copy.copy(self)
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            setattr(out, f.name, v if v is None else [a.copy() for a in v]
-                    if isinstance(v, list) else v.copy())
-        return out
+    def copy(self, constant: set[str] | frozenset[str] = frozenset()) -> Work:
+        """A copy whose arrays can be written (those named in ``constant`` are shared)."""
+        lp = None if self.log_post is None else [a.copy() for a in self.log_post]
+
+        def c(name: str) -> Any:
+            v = getattr(self, name)
+            return v if name in constant else v.copy()
+        return Work(self.seeds, self.given.copy(), self.blocked.copy(), self.counts.copy(),
+                    self.n_scored.copy(), c("n_pretest"), self.items.copy(),
+                    self.responses.copy(), self.theta.copy(), self.se.copy(), self.cov.copy(),
+                    lp, c("llr"), c("verdict"), self.codes.copy())
 
 
 def eap_on_grid(log_post: NDArray[np.float64], nodes: NDArray[np.float64]

@@ -152,7 +152,7 @@ class PriorStart(Starter):
 
 # --------------------------------------------------------------------------- selection rules
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class SelectionContext:
     """What a selector sees for ``n`` sessions in one skill.
 
@@ -341,7 +341,7 @@ class AStratified(Selector):
 
 # --------------------------------------------------------------------------- exposure control
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class Choice:
     """Chosen column per session, its rank among the candidates (1 = best criterion)."""
 
