@@ -19,6 +19,12 @@ Study B (per-step time): 1,000 items, 8 skills (125 items each), correlations 0.
 
 Run: ``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python
 benchmarks/bench_mcat.py [--simulees 1000]``. Prints a Markdown report (a script, not library code).
+``--compare [REV]`` times study B's step with this engine and with the engine of commit ``REV``
+(default: the one before issue 13) side by side in one run (``bench_cat.side_by_side``).
+
+Since issue 13 the multidimensional CAT is the blueprint's roles, not a class: ``correlations``
+(MAP scorer under the correlated prior, D-optimal selection, the ``open`` balancer) built by
+`engine.make_engine`, and studies run through the vectorized `engine.simulation.simulate`.
 """
 
 from __future__ import annotations
@@ -29,17 +35,27 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import time  # noqa: E402
 
+import bench_cat  # noqa: E402  (same folder: the side-by-side runner)
 import numpy as np  # noqa: E402
 
 import engine  # noqa: E402
 import irt  # noqa: E402
 from calibration.correlation import estimate_latent_correlation  # noqa: E402
-from engine.mcat import McatEngine, simulate_sessions  # noqa: E402
 from engine.simulation import draw_answers, simulate  # noqa: E402
 
 SE_TARGET = 0.3
+
+
+def mcat_engine(bank: irt.Bank, bp: engine.Blueprint, correlations: np.ndarray):
+    """The multidimensional CAT of a blueprint over ``bank`` with latent ``correlations``
+    (written against the blueprint JSON, so it also builds the engine of earlier commits)."""
+    skills = tuple(dict.fromkeys(bank.skills))
+    return engine.make_engine(bank, engine.Blueprint.from_dict({
+        **bp.to_dict(), "skills": [{"skill": s} for s in skills],
+        "correlations": np.asarray(correlations).tolist()}))
 #: mirt's MCATEngine takes ~0.1 s per step here: time it on the first sessions only.
 MIRT_SESSIONS = 10
 
@@ -109,9 +125,9 @@ def study_a(n: int, seed: int, tighter: tuple[float, ...] = (), reference: bool 
     bp = engine.Blueprint(max_items=200, se_target=SE_TARGET)
     uni = engine.CatEngine(bank, bp)
     answers = draw_answers(uni, theta, g)
-    mcat = McatEngine(bank, bp, correlations=r_hat)
+    mcat = mcat_engine(bank, bp, correlations=r_hat)
     t0 = time.perf_counter()
-    res_m = simulate_sessions(mcat, theta, answers=answers)
+    res_m = simulate(mcat, theta, answers=answers)
     t_m = time.perf_counter() - t0
     t0 = time.perf_counter()
     res_u = simulate(uni, theta, answers=answers)
@@ -140,7 +156,7 @@ def study_a(n: int, seed: int, tighter: tuple[float, ...] = (), reference: bool 
     rmse_u = np.sqrt(((res_u.theta_hat - theta) ** 2).mean())
     for target in tighter:
         bp_t = engine.Blueprint(max_items=200, se_target=target)
-        res_t = simulate_sessions(McatEngine(bank, bp_t, correlations=r_hat), theta,
+        res_t = simulate(mcat_engine(bank, bp_t, correlations=r_hat), theta,
                                   answers=answers)
         rmse_t = np.sqrt(((res_t.theta_hat - theta) ** 2).mean())
         print(f"\nMcatEngine at SE target {target}: {res_t.test_length.mean():.1f} items "
@@ -153,7 +169,7 @@ def study_a(n: int, seed: int, tighter: tuple[float, ...] = (), reference: bool 
     np.fill_diagonal(r8, 1.0)
     theta8 = g.multivariate_normal(np.zeros(k), r8, size=n)
     ans8 = draw_answers(uni, theta8, g)
-    res8 = simulate_sessions(McatEngine(bank, bp, correlations=r8), theta8, answers=ans8)
+    res8 = simulate(mcat_engine(bank, bp, correlations=r8), theta8, answers=ans8)
     uni8 = simulate(uni, theta8, answers=ans8)
     rm8 = np.sqrt(((res8.theta_hat - theta8) ** 2).mean())
     ru8 = np.sqrt(((uni8.theta_hat - theta8) ** 2).mean())
@@ -172,7 +188,7 @@ def replications(n: int, seed: int, reps: int) -> None:
     r = spread_correlations(k, 0.3, 0.7, seed)
     bp = engine.Blueprint(max_items=200, se_target=SE_TARGET)
     uni = engine.CatEngine(bank, bp)
-    mcat = McatEngine(bank, bp, correlations=r)
+    mcat = mcat_engine(bank, bp, correlations=r)
     print(f"### A'. Replications: {reps} × {n} fresh simulees, true R, SE target 0.3\n")
     print("| replication | items MCAT | items per-skill CATs | reduction | RMSE MCAT | RMSE "
           "per-skill | RMSE ratio |")
@@ -181,7 +197,7 @@ def replications(n: int, seed: int, reps: int) -> None:
         g = np.random.default_rng(seed + 100 + rep)
         theta = g.multivariate_normal(np.zeros(k), r, size=n)
         answers = simulate_answers(bank, skills, theta, g)
-        res_m = simulate_sessions(mcat, theta, answers=answers)
+        res_m = simulate(mcat, theta, answers=answers)
         res_u = simulate(uni, theta, answers=answers)
         lm, lu = res_m.test_length.mean(), res_u.test_length.mean()
         rm = np.sqrt(((res_m.theta_hat - theta) ** 2).mean())
@@ -200,7 +216,7 @@ def study_b(n: int, seed: int) -> None:
     g = np.random.default_rng(seed + 8)
     theta = g.multivariate_normal(np.zeros(k), r, size=n)
     answers = simulate_answers(bank, skills, theta, g)
-    eng = McatEngine(bank, engine.Blueprint(max_items=max_items, se_target=SE_TARGET),
+    eng = mcat_engine(bank, engine.Blueprint(max_items=max_items, se_target=SE_TARGET),
                      correlations=r)
     steps = []
     mirt_steps = []
@@ -240,6 +256,29 @@ def study_b(n: int, seed: int) -> None:
               f"Target ≤ 5 ms per step.\n")
 
 
+def step_figures(n: int, seed: int) -> dict[str, float | str]:
+    """Median engine time of one `record` (study B's setup), in ms."""
+    k, per, max_items = 8, 125, 40
+    bank = make_bank(k, per, seed + 7)
+    skills = tuple(f"s{j}" for j in range(k))
+    r = np.full((k, k), 0.5)
+    np.fill_diagonal(r, 1.0)
+    g = np.random.default_rng(seed + 8)
+    theta = g.multivariate_normal(np.zeros(k), r, size=n)
+    answers = simulate_answers(bank, skills, theta, g)
+    eng = mcat_engine(bank, engine.Blueprint(max_items=max_items, se_target=SE_TARGET), r)
+    steps = []
+    for p in range(n):
+        state = eng.start(seed=p)
+        while state.stop_reason is None:
+            i = eng.pool.index(state.pending)
+            t0 = time.perf_counter()
+            state = eng.record(state, state.pending, int(answers[p, i]))
+            steps.append(time.perf_counter() - t0)
+    return {"engine": os.path.dirname(engine.__file__),
+            "mcat_ms": float(np.median(steps)) * 1e3, "mcat_mean_ms": float(np.mean(steps)) * 1e3}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--simulees", type=int, default=1000)
@@ -251,7 +290,22 @@ def main() -> None:
                     "reference")
     ap.add_argument("--replications", type=int, default=0,
                     help="only run this many replications of study A (fresh simulees)")
+    ap.add_argument("--compare", metavar="REV", nargs="?", const=bench_cat.PREVIOUS,
+                    help="only study B's step time, side by side with commit REV")
+    ap.add_argument("--rounds", type=int, default=3, help="--compare: alternating rounds")
+    ap.add_argument("--figures-json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.figures_json:
+        print(json.dumps(step_figures(args.sessions, args.seed)))
+        return
+    if args.compare:
+        print(f"1,000 items, 8 skills, correlations 0.5, {args.sessions} sessions of up to 40 "
+              f"items (load average at start: {os.getloadavg()[0]:.1f})")
+        figs = bench_cat.side_by_side(__file__, args.compare, args.rounds,
+                                      ["--sessions", str(args.sessions)])
+        bench_cat.print_side_by_side(figs, {"mcat_ms": "MCAT step (`record`), median ms",
+                                            "mcat_mean_ms": "MCAT step, mean ms"}, args.compare)
+        return
     if args.replications:
         print("Machine: shared 2-core box (other engineers' jobs running); threads pinned to "
               "1.\n")

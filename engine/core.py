@@ -307,9 +307,12 @@ class CatEngine:
             for part, sel in self.selector.split(w.counts[r_k, k]):
                 if part is not None and not part.any():
                     continue
-                sub = in_k if part is None else in_k[part]
-                c[sub[:, None], tab.idx] = sel.criterion(
+                value = sel.criterion(
                     self.selection_context(w, r_k if part is None else subset(r_k, part), k))
+                if part is None and in_k.size == c.shape[0]:
+                    c[:, self.cols[k]] = value
+                else:
+                    c[(in_k if part is None else in_k[part])[:, None], tab.idx] = value
         out = w.blocked[r] | self.base_excluded
         if plan is not None:
             out |= ~plan

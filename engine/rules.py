@@ -216,23 +216,27 @@ class MAPScorer(Scorer):
         it, x = items[row, pos], resp[row, pos]
         sk = eng.skill_pos[it]
         cell = row * k + sk
-        active = np.ones(n, dtype=bool)
-        for _ in range(MAP_MAX_ITER):
-            act = np.flatnonzero(active)
-            if act.size == 0 or it.size == 0:
-                break
-            e = active[row]
-            grad, info = _score_terms(eng, theta[row[e], sk[e]], it[e], x[e])
-            g = np.bincount(cell[e], weights=grad, minlength=n * k).reshape(n, k)[act]
-            info_s = np.bincount(cell[e], weights=info, minlength=n * k).reshape(n, k)[act]
+        eye = np.eye(k)
+        act, e_row, e_sk, e_it, e_x, e_cell = np.arange(n), row, sk, it, x, cell
+        for _ in range(MAP_MAX_ITER if it.size else 0):
+            grad, info = _score_terms(eng, theta[e_row, e_sk], e_it, e_x)
+            g = np.bincount(e_cell, weights=grad, minlength=n * k).reshape(n, k)[act]
+            info_s = np.bincount(e_cell, weights=info, minlength=n * k).reshape(n, k)[act]
             g -= ((theta[act] - mu)[:, None, :] * prec).sum(axis=2)  # row-wise: no BLAS
-            a = prec + info_s[:, :, None] * np.eye(k)
-            step = np.linalg.solve(a, g[:, :, None])[:, :, 0]
+            step = np.linalg.solve(prec + info_s[:, :, None] * eye, g[:, :, None])[:, :, 0]
             big = np.abs(step).max(axis=1)
-            step *= np.where(big > MAP_MAX_STEP, MAP_MAX_STEP / np.maximum(big, 1e-300),
-                             1.0)[:, None]
+            over = big > MAP_MAX_STEP
+            if over.any():
+                step[over] *= (MAP_MAX_STEP / big[over])[:, None]
             theta[act] = np.clip(theta[act] + step, *MAP_BOUNDS)
-            active[act[big < MAP_TOL]] = False
+            done = big < MAP_TOL
+            if done.all():
+                break
+            if done.any():  # the sessions still iterating, and their responses
+                act = act[~done]
+                keep = np.isin(e_row, act)
+                e_row, e_sk, e_it, e_x, e_cell = (e_row[keep], e_sk[keep], e_it[keep],
+                                                  e_x[keep], e_cell[keep])
         info_total = np.zeros((n, k))
         if it.size:
             _, info = _score_terms(eng, theta[row, sk], it, x)
@@ -276,16 +280,17 @@ class ContentBalancer(Strategy):
         raise NotImplementedError
 
 
-def eligible_skills(eng: Engine, w: Work, rows: Rows, done: NDArray[np.bool_]
-                    ) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
-    """Skills that are open (below their maximum, items left) and not done; when the remaining
-    budget is needed for the skills' minimums, only the skills short of theirs; below the test's
-    minimum length, any open skill. Returns the mask and the counts of ``rows``."""
+def eligible_skills(eng: Engine, w: Work, rows: Rows, done: NDArray[np.bool_],
+                    items_left: bool = True) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+    """Skills that are open (below their maximum, items left — checked when ``items_left``)
+    and not done; when the remaining budget is needed for the skills' minimums, only the skills
+    short of theirs; below the test's minimum length, any open skill. Returns the mask and the
+    counts of ``rows``."""
     c = w.counts[rows]
     open_ = c < eng.skill_max
     if len(eng.skill_names) == 1:  # the general rule below, reduced for one skill
         return open_ & (~done | (w.n_scored[rows] < eng.blueprint.min_items)[:, None]), c
-    if len(eng.skill_names) > 1:  # one skill: exhaustion shows as an all −inf criterion
+    if items_left:  # (one skill returned above: exhaustion shows as an all −inf criterion)
         blocked = w.blocked[rows] | eng.base_excluded
         open_ &= np.stack([~blocked[:, eng.cols[k]].all(axis=1)
                            for k in range(len(eng.skill_names))], axis=1)
@@ -330,7 +335,8 @@ class OpenSkills(ContentBalancer):
 
     def allowed(self, eng: Engine, w: Work, rows: Rows,
                 done: NDArray[np.bool_]) -> NDArray[np.bool_]:
-        return eligible_skills(eng, w, rows, done)[0]
+        # an exhausted skill's items are all −inf in the common criterion: no check needed
+        return eligible_skills(eng, w, rows, done, items_left=False)[0]
 
 
 # --------------------------------------------------------------------------- pretest slots
