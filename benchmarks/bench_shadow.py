@@ -7,7 +7,7 @@ an observed exposure rate of 0.4. Blueprint: 30 scored items, 6–9 per skill, 8
 items, at least 3 ``sql`` items, at most one item per enemy set, no item with an exposure rate
 ≥ 0.3, 3 pretest slots (positions 5, 15, 25). True θ ~ N(0, I) per skill.
 
-* Proficio ``ShadowCatEngine`` (``selector: shadow``): every test is checked with
+* Proficio's engine with ``selector: shadow`` (`engine.make_engine`): every test is checked with
   `engine.shadow.constraint_violations`; per-step solve time from the engine's own timings.
 * Unconstrained maximum information at equal length: Proficio ``CatEngine`` (MFI, equal skill
   shares, 30 items, no SE stop) on the same answers.
@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 import engine  # noqa: E402
 import irt  # noqa: E402
-from engine.shadow import ShadowCatEngine, ShadowTest, constraint_violations  # noqa: E402
+from engine.shadow import ShadowTest, constraint_violations  # noqa: E402
 from engine.simulation import draw_answers, simulate  # noqa: E402
 
 N_SKILLS, PER_SKILL, N_PRETEST, LENGTH = 4, 245, 20, 30
@@ -107,13 +107,14 @@ def main() -> None:
     pool = make_pool(args.seed)
     bp = blueprint()
     t0 = time.perf_counter()
-    eng = ShadowCatEngine(pool, bp)
+    eng = engine.make_engine(pool, bp)
+    model = eng.selector_prepared  # the shadow tests' integer program and solve statistics
     t_conf = time.perf_counter() - t0
     g = np.random.default_rng(args.seed + 1)
     theta = g.normal(size=(args.tests, N_SKILLS))
     plain = engine.CatEngine(pool, engine.Blueprint(max_items=LENGTH, se_target=None))
     answers = draw_answers(plain, theta, g)
-    eng.solve_times.clear()
+    model.solve_times.clear()
     t0 = time.perf_counter()
     theta_hat = np.zeros_like(theta)
     violations = 0
@@ -132,10 +133,10 @@ def main() -> None:
     base = simulate(plain, theta, answers=answers)
     rmse_sh = np.sqrt(((theta_hat - theta) ** 2).mean(axis=0))
     rmse_b = np.sqrt(((base.theta_hat - theta) ** 2).mean(axis=0))
-    st = np.array(eng.solve_times) * 1000
+    st = np.array(model.solve_times) * 1000
     print(f"### Shadow tests: 1,000-item bank, {args.tests} simulated tests of {LENGTH} items\n")
     print(f"Configuration (feasibility check) {1000 * t_conf:.0f} ms. Branch and bound needed "
-          f"in {eng.n_branch_and_bound} of {st.size} solves (otherwise the LP optimum was "
+          f"in {model.n_branch_and_bound} of {st.size} solves (otherwise the LP optimum was "
           f"integral). Wall time {t_sh:.0f} s.\n")
     print("| measure | value |")
     print("|---|---|")
