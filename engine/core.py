@@ -137,8 +137,6 @@ class CatEngine:
         mean_sd = np.array([bp.start.prior(s) for s in names], dtype=float)
         self.prior_mean, self.prior_sd = mean_sd[:, 0], mean_sd[:, 1]
         corr = np.eye(len(names)) if bp.correlations is None else np.array(bp.correlations)
-        if bp.correlations is not None and bp.skills and len(bp.skills) != len(names):
-            raise ConfigurationError("correlations need one row per skill of the blueprint")
         self.prior_cov = corr * np.outer(self.prior_sd, self.prior_sd)
         self.start_theta = np.array([bp.start.start_theta(s) for s in names])
         self.prior_log = [-0.5 * ((self.nodes - m) / sd) ** 2

@@ -23,7 +23,6 @@ from numpy.typing import NDArray
 from scipy.stats import norm
 
 from engine.errors import ConfigurationError
-from engine.pool import PROB_FLOOR
 from engine.strategies import Strategy, register
 from irt import kernels
 
@@ -95,22 +94,6 @@ class Work:
                     lp, c("llr"), c("verdict"), self.codes.copy())
 
 
-def eap_on_grid(log_post: NDArray[np.float64], nodes: NDArray[np.float64]
-                ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """EAP and posterior SD from unnormalized log posteriors ``(n, n_nodes)`` on ``nodes``.
-
-    ``θ̂ = Σ_q θ_q w_q / Σ_q w_q``, ``SD² = Σ_q (θ_q − θ̂)² w_q / Σ_q w_q`` with
-    ``w_q = exp(log p_q − max log p)`` (Bock & Mislevy 1982). Row-wise reductions, so one
-    session and a batch of sessions get bit-identical numbers.
-    """
-    w = np.exp(log_post - log_post.max(axis=1, keepdims=True))
-    total = w.sum(axis=1)
-    theta = (w * nodes).sum(axis=1) / total
-    dev = nodes - theta[:, None]
-    var = (w * dev * dev).sum(axis=1) / total
-    return theta, np.sqrt(var)
-
-
 # --------------------------------------------------------------------------- scorers
 
 class Scorer(Strategy):
@@ -153,7 +136,7 @@ class EAPScorer(Scorer):
             r = rows if one else subset(rows, skill == k)
             lp = w.log_post[k][r] + eng.compiled.log_p[items[m], resp[m]]
             w.log_post[k][r] = lp
-            th, sd = eap_on_grid(lp, eng.nodes)
+            th, sd = kernels.eap_on_grid(lp, eng.nodes)
             w.theta[r, k] = th
             w.se[r, k] = sd
             w.cov[r, k, k] = sd * sd
@@ -218,8 +201,9 @@ class MAPScorer(Scorer):
         cell = row * k + sk
         eye = np.eye(k)
         act, e_row, e_sk, e_it, e_x, e_cell = np.arange(n), row, sk, it, x, cell
+        terms = kernels.paired_score_information
         for _ in range(MAP_MAX_ITER if it.size else 0):
-            grad, info = _score_terms(eng, theta[e_row, e_sk], e_it, e_x)
+            grad, info = terms(eng.pool.bank, theta[e_row, e_sk], e_it, e_x)
             g = np.bincount(e_cell, weights=grad, minlength=n * k).reshape(n, k)[act]
             info_s = np.bincount(e_cell, weights=info, minlength=n * k).reshape(n, k)[act]
             g -= ((theta[act] - mu)[:, None, :] * prec).sum(axis=2)  # row-wise: no BLAS
@@ -239,34 +223,9 @@ class MAPScorer(Scorer):
                                                   e_x[keep], e_cell[keep])
         info_total = np.zeros((n, k))
         if it.size:
-            _, info = _score_terms(eng, theta[row, sk], it, x)
+            _, info = kernels.paired_score_information(eng.pool.bank, theta[row, sk], it, x)
             info_total = np.bincount(cell, weights=info, minlength=n * k).reshape(n, k)
         return theta, np.linalg.inv(prec + info_total[:, :, None] * np.eye(k))
-
-
-def _score_terms(eng: Engine, theta: NDArray[np.float64], items: NDArray[np.int64],
-                 x: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Paired ``∂ log P(x | θ)/∂θ`` and Fisher information per response; each element depends
-    only on its own item, response and θ (dichotomous items in closed form, `irt.kernels`)."""
-    bank = eng.pool.bank
-    dich = bank.model_code[items] == 0
-    if dich.all():
-        return kernels.dichotomous_score(theta, bank.a[items], bank.b[items], bank.c[items],
-                                         bank.d[items], x)
-    grad, info = np.empty(items.size), np.empty(items.size)
-    if dich.any():
-        i = items[dich]
-        grad[dich], info[dich] = kernels.dichotomous_score(
-            theta[dich], bank.a[i], bank.b[i], bank.c[i], bank.d[i], x[dich])
-    poly = ~dich
-    import irt
-
-    p, p1 = irt.paired_category_derivatives(theta[poly], bank.take(items[poly]), order=1)
-    pc = np.clip(p, PROB_FLOOR, None)
-    j = np.arange(p.shape[0])
-    grad[poly] = p1[j, x[poly]] / pc[j, x[poly]]
-    info[poly] = np.sum(np.where(p > PROB_FLOOR, p1 * p1 / pc, 0.0), axis=-1)
-    return grad, info
 
 
 # --------------------------------------------------------------------------- content balancing

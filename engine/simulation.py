@@ -26,9 +26,9 @@ from engine._rng import derive_seed
 from engine.core import CatEngine
 from engine.errors import ConfigurationError, EngineError
 from engine.pool import SkillTables
-from engine.rules import eap_on_grid
 from engine.state import STOP_REASONS
 from engine.strategies import Choice, SympsonHetter
+from irt.kernels import eap_on_grid
 
 log = logging.getLogger(__name__)
 

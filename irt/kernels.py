@@ -3,13 +3,17 @@ arrays, with the logistic taken as the pair ``(σ(x), σ(−x))`` from one ``e =
 keep their relative precision in the far tails (``1 − P`` by subtraction and the tanh form round
 to 0 there). Used by the CAT engine, where one step evaluates a whole skill's items at one θ.
 
-References: Birnbaum (1968) and Lord (1980, eq. 5-6) for the information of the 3PL/4PL.
+References: Birnbaum (1968) and Lord (1980, eq. 5-6) for the information of the 3PL/4PL;
+Bock & Mislevy (1982) for EAP on a grid.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+
+from irt.models import PROB_FLOOR, paired_category_derivatives
+from irt.params import Bank
 
 
 def logistic_information(theta: NDArray[np.float64], a: NDArray[np.float64],
@@ -68,3 +72,43 @@ def _dichotomous_terms(theta, a, b, c, d):
     s, s_bar = np.where(pos, inv, small), np.where(pos, small, inv)
     span = d - c
     return c + span * s, (1.0 - d) + span * s_bar, span * a * s * s_bar
+
+
+def eap_on_grid(log_post: NDArray[np.float64], nodes: NDArray[np.float64]
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """EAP and posterior SD from unnormalized log posteriors ``(n, n_nodes)`` on ``nodes``.
+
+    ``θ̂ = Σ_q θ_q w_q / Σ_q w_q``, ``SD² = Σ_q (θ_q − θ̂)² w_q / Σ_q w_q`` with
+    ``w_q = exp(log p_q − max log p)`` (Bock & Mislevy 1982). Row-wise reductions only, so a
+    row gets bit-identical numbers alone or within a batch.
+    """
+    w = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+    total = w.sum(axis=1)
+    theta = (w * nodes).sum(axis=1) / total
+    dev = nodes - theta[:, None]
+    return theta, np.sqrt((w * dev * dev).sum(axis=1) / total)
+
+
+def paired_score_information(bank: Bank, theta: NDArray[np.float64], items: NDArray[np.int64],
+                             x: NDArray[np.int64]
+                             ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per response ``j``: ``∂ log P(x_j | θ_j)/∂θ`` and the Fisher information of item
+    ``items[j]`` of ``bank`` at ``theta[j]``; each element depends only on its own item,
+    response and θ (dichotomous items in closed form, polytomous through
+    `irt.paired_category_derivatives`: ``P′_x/P_x`` and ``Σ_k P′_k²/P_k``)."""
+    dich = bank.model_code[items] == 0
+    if dich.all():
+        return dichotomous_score(theta, bank.a[items], bank.b[items], bank.c[items],
+                                 bank.d[items], x)
+    grad, info = np.empty(items.size), np.empty(items.size)
+    if dich.any():
+        i = items[dich]
+        grad[dich], info[dich] = dichotomous_score(theta[dich], bank.a[i], bank.b[i], bank.c[i],
+                                                   bank.d[i], x[dich])
+    poly = ~dich
+    p, p1 = paired_category_derivatives(theta[poly], bank.take(items[poly]), order=1)
+    pc = np.clip(p, PROB_FLOOR, None)
+    j = np.arange(p.shape[0])
+    grad[poly] = p1[j, x[poly]] / pc[j, x[poly]]
+    info[poly] = np.sum(np.where(p > PROB_FLOOR, p1 * p1 / pc, 0.0), axis=-1)
+    return grad, info
