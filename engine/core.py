@@ -335,25 +335,25 @@ class CatEngine:
     def apply(self, w: Work, rows: Rows, items: NDArray[np.int64],
               responses: NDArray[np.int64], scored: NDArray[np.bool_]) -> None:
         """Record answer ``responses[j]`` of row ``rows[j]`` to ``items[j]`` (in place)."""
-        w.given[rows, items] = True
-        w.blocked[rows, items] = True
+        num = row_numbers(rows, w.n_scored.shape[0])  # (row, item) pairs: no outer indexing
+        w.given[num, items] = True
+        w.blocked[num, items] = True
         if self.enemies:
-            numbers = row_numbers(rows, w.n_scored.shape[0])
             for j in np.flatnonzero(self.has_enemy[items]).tolist():
-                w.blocked[numbers[j], self.enemies[int(items[j])]] = True
+                w.blocked[num[j], self.enemies[int(items[j])]] = True
         if scored.all():
             r, i, x = rows, items, responses
         else:
-            w.n_pretest[subset(rows, ~scored)] += 1
+            w.n_pretest[num[~scored]] += 1
             if not scored.any():
                 return
-            r, i, x = subset(rows, scored), items[scored], responses[scored]
+            r, i, x, num = subset(rows, scored), items[scored], responses[scored], num[scored]
         k = self.skill_pos[i]
-        pos = w.n_scored[r]
-        w.items[r, pos] = i
-        w.responses[r, pos] = x
-        w.counts[r, k] += 1
-        w.n_scored[r] += 1
+        pos = w.n_scored[num]
+        w.items[num, pos] = i
+        w.responses[num, pos] = x
+        w.counts[num, k] += 1
+        w.n_scored[num] += 1
         self.scorer.update(self, w, r, i, x, k)
         for st, prep in zip(self.stoppers, self.stop_prepared, strict=True):
             st.update(self, prep, w, r, i, x, k)
