@@ -14,7 +14,8 @@ score contribute 0. Its derivatives are moments of the conditional distribution 
 
     ∂ℓ/∂δ_ik = −n_ik + Σ_r N_r π_ik|r,        π_ik|r = ε_ik γ^(−i)_{r−k} / γ_r,
     −∂²ℓ/∂δ_ik∂δ_jl = Σ_r N_r [P(X_i = k, X_j = l | r) − π_ik|r π_jl|r],
-    P(X_i = k, X_j = l | r) = ε_ik ε_jl γ^(−i,−j)_{r−k−l} / γ_r  (i ≠ j),  = 1[k = l] π_ik|r (i = j),
+    P(X_i = k, X_j = l | r) = ε_ik ε_jl γ^(−i,−j)_{r−k−l} / γ_r  (i ≠ j),
+    P(X_i = k, X_i = l | r) = 1[k = l] π_ik|r,
 
 with ``γ^(−i)`` and ``γ^(−i,−j)`` the ESFs of the test without item i (and j). All of them come
 from the *summation algorithm* (Fischer 1974; Verhelst, Glas & van der Sluis 1984; Baker & Harwell
@@ -27,8 +28,9 @@ The estimates maximise ``ℓ`` by Newton–Raphson with the exact Hessian (step 
 from falling), and their covariance is the inverse of the conditional information at the maximum.
 
 * **Rasch / PCM.** Free parameters are all ``δ_ik`` but the first (``δ_11 = 0``).
-* **RSM** (Andrich 1978): ``b_ik = β_i + τ_k``, so ``δ_ik = k β_i + κ_k`` with ``κ_k = Σ_{v≤k} τ_v``;
-  ``β_1 = 0`` and ``κ_1 = 0`` identify it (``I + m − 2`` free parameters, as in eRm/psychotools).
+* **RSM** (Andrich 1978): ``b_ik = β_i + τ_k``, so ``δ_ik = k β_i + κ_k`` with
+  ``κ_k = Σ_{v≤k} τ_v``; ``β_1 = 0`` and ``κ_1 = 0`` identify it (``I + m − 2`` free
+  parameters, as in eRm/psychotools).
 
 Reported thresholds are centred so that all step thresholds sum to 0 (psychotools'
 ``threshpar(type = "mode")``); their covariance is carried through that linear map.
@@ -48,7 +50,6 @@ et al. (the R package psychotools).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -237,8 +238,8 @@ class CMLCalibrator:
         psi = _start(counts, m, design)
         deriv = _derivatives(groups, m, counts, design @ psi, hessian=True)
         converged = False
-        it = 0
-        for it in range(1, int(self.max_iter) + 1):
+        n_iter = 0
+        for n_iter in range(1, int(self.max_iter) + 1):  # noqa: B007 (reported after the loop)
             g = design.T @ deriv.grad
             h = design.T @ deriv.info @ design
             step = np.linalg.solve(h + 1e-12 * np.eye(h.shape[0]), g)
@@ -259,7 +260,7 @@ class CMLCalibrator:
             if scale * size < float(self.tol):
                 converged = True
                 break
-        return psi, it, converged, deriv
+        return psi, n_iter, converged, deriv
 
 
 _SE_METHOD = "conditional information (CML, observed = expected)"
@@ -426,61 +427,86 @@ def _bank(model: str, ids: Sequence[str], th: NDArray) -> Bank:
 
 # ---------------------------------------------------------------------- ESFs and derivatives
 def _convolve(a: NDArray, b: NDArray, length: int) -> NDArray:
-    """Row-wise ``(a ∗ b)_r = Σ_s a_s b_{r−s}`` for ``r < length``; ``a, b`` are ``(n, ·)``."""
-    out = np.zeros((a.shape[0], length))
+    """Row-wise ``(a ∗ b)_r = Σ_s a_s b_{r−s}`` for ``r < length``; ``a, b`` are ``(n, ·)``.
+
+    The loop runs over the columns of the narrower operand (an item vector has ``m_i + 1``).
+    """
+    if a.shape[1] > b.shape[1]:
+        a, b = b, a
+    out = np.zeros((max(a.shape[0], b.shape[0]), length))
     for s in range(min(a.shape[1], length)):
         col = a[:, s:s + 1]
-        if not np.any(col):
-            continue
         w = min(b.shape[1], length - s)
         out[:, s:s + w] += col * b[:, :w]
     return out
 
 
-def elementary_symmetric_functions(eps: NDArray, order: int = 1
-                                   ) -> tuple[NDArray, NDArray, NDArray | None]:
-    """ESFs ``γ_r`` of items with category weights ``eps`` by the summation algorithm.
+@dataclass(frozen=True, eq=False)
+class _Tables:
+    prefix: NDArray  # (n + 1, R + 1): F_i, the ESFs of items 0 … i − 1
+    suffix: NDArray  # (n + 1, R + 1): B_i, the ESFs of items i … n − 1
+    gamma: NDArray  # (R + 1,)
+    without: NDArray  # (n, R + 1): γ^(−i)
 
-    Parameters
-    ----------
-    eps : ``(n_items, M + 1)``, row i ``(1, ε_i1, …, ε_im_i, 0 …)`` with ``ε_ik = e^{−δ_ik}``.
-    order : 1 for ``γ`` and ``γ^(−i)``; 2 adds ``γ^(−i,−j)``.
 
-    Returns
-    -------
-    ``γ`` of shape ``(R + 1,)`` with ``R = Σ m_i``; ``γ^(−i)`` ``(n_items, R + 1)``;
-    ``γ^(−i,−j)`` ``(n_items, n_items, R + 1)`` (zero on the diagonal) or None.
-
-    ``γ`` is the convolution of the item vectors (Fischer 1974; Verhelst et al. 1984): prefix
-    products ``F_i`` and suffix products ``B_i`` give ``γ^(−i) = F_i ∗ B_{i+1}``; pairs at distance
-    ``d = j − i`` are done together, carrying ``F_i ∗ (items i+1 … j−1)`` from one ``d`` to the next.
-    """
+def _tables(eps: NDArray) -> _Tables:
     n, width = eps.shape
     big_r = int(np.sum(np.max(np.where(eps > 0, np.arange(width), 0), axis=1)))
     length = big_r + 1
-    unit = np.zeros((1, length))
-    unit[0, 0] = 1.0
     prefix = np.zeros((n + 1, length))
     suffix = np.zeros((n + 1, length))
-    prefix[0] = suffix[n] = unit[0]
+    prefix[0, 0] = suffix[n, 0] = 1.0
     for i in range(n):
-        prefix[i + 1] = _convolve(prefix[i:i + 1], eps[i:i + 1], length)[0]
-        suffix[n - 1 - i] = _convolve(suffix[n - i:n - i + 1], eps[n - 1 - i:n - i], length)[0]
-    gamma = prefix[n]
+        prefix[i + 1] = np.convolve(prefix[i], eps[i])[:length]
+        suffix[n - 1 - i] = np.convolve(suffix[n - i], eps[n - 1 - i])[:length]
     without = _convolve(prefix[:n], suffix[1:], length)
-    pairs = None
-    if order >= 2:
-        pairs = np.zeros((n, n, length))
-        carry = prefix[: n - 1].copy()  # F_i ∗ (items strictly between i and j)
-        for d in range(1, n):
-            i = np.arange(n - d)
-            j = i + d
-            g2 = _convolve(carry[: n - d], suffix[j + 1], length)
-            pairs[i, j] = g2
-            pairs[j, i] = g2
-            if d < n - 1:
-                carry = _convolve(carry[: n - d - 1], eps[i[: n - d - 1] + d], length)
-    return gamma, without, pairs
+    return _Tables(prefix, suffix, prefix[n], without)
+
+
+def elementary_symmetric_functions(eps: ArrayLike) -> tuple[NDArray, NDArray]:
+    """ESFs ``γ_r`` and the leave-one-out ESFs ``γ^(−i)_r`` by the summation algorithm.
+
+    Parameters
+    ----------
+    eps : ``(n_items, M + 1)``; row i is ``(1, ε_i1, …, ε_im_i, 0, …)`` with ``ε_ik = e^{−δ_ik}``.
+
+    Returns
+    -------
+    ``γ`` of shape ``(R + 1,)`` with ``R = Σ m_i``, and ``γ^(−i)`` of shape ``(n_items, R + 1)``.
+
+    ``γ`` is the polynomial product (convolution) of the item vectors, ``γ_r`` the coefficient
+    of ``t^r`` in ``Π_i Σ_k ε_ik t^k`` (Fischer 1974; Verhelst, Glas & van der Sluis 1984).
+    Prefix products ``F_i`` (items before i) and suffix products ``B_i`` give
+    ``γ^(−i) = F_i ∗ B_{i+1}`` without any division (which would lose precision).
+    """
+    t = _tables(np.asarray(eps, dtype=float))
+    return t.gamma, t.without
+
+
+def _pair_sums(t: _Tables, eps: NDArray, w: NDArray, max_shift: int) -> NDArray:
+    """``S[i, j, s] = Σ_r w_r γ^(−i,−j)_{r−s}`` for ``i ≠ j`` and ``s ≤ max_shift``.
+
+    ``γ^(−i,−j) = F_i ∗ (items i+1 … j−1) ∗ B_{j+1}``, and ``Σ_r w_r (X ∗ B)_{r−s} =
+    Σ_t X_t V_{t+s}`` with ``V_t = Σ_u w_{t+u} B_u`` (a Hankel product computed once per
+    suffix), so each pair costs ``O(R)``. Pairs at the same distance ``d = j − i`` are done
+    together, carrying ``F_i ∗ (items i+1 … j−1)`` from one ``d`` to the next.
+    """
+    n = eps.shape[0]
+    length = t.gamma.size
+    wpad = np.concatenate([w, np.zeros(length)])
+    hankel = wpad[np.add.outer(np.arange(length), np.arange(length))]
+    v = t.suffix @ hankel  # v[j, t] = Σ_u w_{t+u} B_j[u]
+    out = np.zeros((n, n, max_shift + 1))
+    carry = t.prefix[: n - 1].copy()
+    for d in range(1, n):
+        i = np.arange(n - d)
+        vj = v[i + d + 1]
+        for s in range(min(max_shift, length - 1) + 1):
+            out[i, i + d, s] = np.einsum("pt,pt->p", carry[:, : length - s], vj[:, s:])
+        out[i + d, i, :] = out[i, i + d, :]
+        if d < n - 1:
+            carry = _convolve(carry[: n - d - 1], eps[i[: n - d - 1] + d], length)
+    return out
 
 
 def _derivatives(groups: list[_PatternGroup], m: NDArray[np.int64], counts: NDArray,
@@ -495,43 +521,36 @@ def _derivatives(groups: list[_PatternGroup], m: NDArray[np.int64], counts: NDAr
     for g in groups:
         items = g.items
         mi = m[items]
+        k_of = np.concatenate([np.arange(1, k + 1) for k in mi])
+        row_of = np.repeat(np.arange(items.size), mi)
+        flat = offsets[items][row_of] + k_of - 1  # positions in δ
         eps = np.zeros((items.size, mmax + 1))
         eps[:, 0] = 1.0
-        pos = [np.arange(offsets[i], offsets[i + 1]) for i in items]
-        for row, (i, p) in enumerate(zip(items, pos, strict=True)):
-            eps[row, 1:m[i] + 1] = np.exp(-delta[p])
-        gamma, without, pairs = elementary_symmetric_functions(eps, 2 if hessian else 1)
+        eps[row_of, k_of] = np.exp(-delta[flat])
+        t = _tables(eps)
+        gamma = t.gamma
         if not np.all(np.isfinite(gamma)) or np.any(gamma <= 0):
             return _Derivatives(-np.inf, grad, info)
         nr = g.score_counts
         used = nr > 0
         loglik -= float(nr[used] @ np.log(gamma[used]))
-        w = np.where(used, nr / gamma, 0.0)
         length = gamma.size
-        # expected counts E_ik = ε_ik Σ_r w_r γ^(−i)_{r−k}; π_ik|r for the outer product term
-        flat = np.concatenate(pos)
-        k_of = np.concatenate([np.arange(1, k + 1) for k in mi])
-        row_of = np.repeat(np.arange(items.size), mi)
         e_val = eps[row_of, k_of]
-        shifted = np.zeros((flat.size, length))
-        for q in range(flat.size):
-            k = k_of[q]
-            shifted[q, k:] = without[row_of[q], : length - k]
-        pi = e_val[:, None] * shifted / gamma[None, :]  # (n_par_g, R + 1)
-        grad[flat] += pi @ nr
+        r = np.arange(length)
+        src = r[None, :] - k_of[:, None]
+        shifted = np.where(src >= 0, t.without[row_of[:, None], np.maximum(src, 0)], 0.0)
+        pi = e_val[:, None] * shifted / gamma[None, :]  # π_ik|r, (n_par_g, R + 1)
+        expected = pi @ nr
+        grad[flat] += expected
         if not hessian:
             continue
         block = -(pi * nr[None, :]) @ pi.T
-        block[np.arange(flat.size), np.arange(flat.size)] += pi @ nr
-        # between-item terms ε_ik ε_jl Σ_r w_r γ^(−i,−j)_{r−k−l}
-        two_m = 2 * mmax
-        corr = np.zeros((items.size, items.size, two_m + 1))
-        pw = pairs.reshape(-1, length)
-        for s in range(min(two_m, length - 1) + 1):
-            corr[:, :, s] = (pw[:, : length - s] @ w[s:]).reshape(items.size, items.size)
-        kk = k_of[:, None] + k_of[None, :]
-        cross = e_val[:, None] * e_val[None, :] * corr[row_of[:, None], row_of[None, :], kk]
-        same = row_of[:, None] == row_of[None, :]
-        block += np.where(same, 0.0, cross)
+        block[np.arange(flat.size), np.arange(flat.size)] += expected
+        if items.size > 1:
+            w = np.where(used, nr / gamma, 0.0)
+            sums = _pair_sums(t, eps, w, 2 * mmax)
+            kk = k_of[:, None] + k_of[None, :]
+            cross = e_val[:, None] * e_val[None, :] * sums[row_of[:, None], row_of[None, :], kk]
+            block += np.where(row_of[:, None] == row_of[None, :], 0.0, cross)
         info[np.ix_(flat, flat)] += block
     return _Derivatives(loglik, grad, info)
