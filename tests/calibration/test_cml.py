@@ -239,3 +239,26 @@ def test_unknown_model_and_person_method() -> None:
         CMLCalibrator("2pl").fit(np.eye(3))
     with pytest.raises(ValueError, match="person_method"):
         CMLCalibrator("rasch", person_method="eap").fit(np.eye(3))
+
+
+# ---------------------------------------------------------------- the command line
+def test_cli_calibrate_method_cml_writes_items_and_wle_scores(science, tmp_path, capsys) -> None:
+    from irt.io import read_items_csv
+    from web.cli import main
+
+    out, scores = tmp_path / "items.csv", tmp_path / "scores.csv"
+    code = main(["calibrate", str(DATA / "science4_responses_long.csv"), "--method", "cml",
+                 "--model", "pcm", "--out", str(out), "--scores", str(scores)])
+    assert code == 0
+    table = read_items_csv(out)
+    b, se = _reference(science[1], "psychotools_pcmodel_CML", list(table.bank.item_ids))
+    np.testing.assert_allclose(table.bank.thresholds, b, atol=1e-4)
+    np.testing.assert_allclose([[float(v) for v in table.extra[f"se_b{k}"]] for k in (1, 2, 3)],
+                               se.T, rtol=1e-4)
+    assert "conditional loglik -791.2445" in capsys.readouterr().out
+    with open(scores, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 392 and all(np.isfinite(float(r["theta"])) for r in rows)
+    assert main(["calibrate", str(DATA / "science4_responses_long.csv"), "--method", "cml",
+                 "--model", "2pl", "--out", str(out)]) != 0
+    assert "--model must be one of rasch, pcm, rsm" in capsys.readouterr().err
