@@ -429,7 +429,8 @@ class CatEngine(SessionEngine):
 
         ``method='eap'`` (default) gives the EAP and posterior SD on the session's grid;
         ``'mle'`` and ``'wle'`` (Warm 1989) rescore the skill's responses with `irt.mle` /
-        `irt.wle` (SE ``= I(θ̂)^{−1/2}``); skills without responses get the prior.
+        `irt.wle` (SE ``= I(θ̂)^{−1/2}`` for ML, the weighted likelihood's curvature for WLE);
+        skills without responses get the prior.
         """
         if method not in ("eap", "mle", "wle"):
             raise EngineError(f"method must be 'eap', 'mle' or 'wle', got {method!r}")
