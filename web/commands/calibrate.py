@@ -55,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-iter", type=int, default=500, help="EM cycles at most")
     p.add_argument("--tol", type=float, default=1e-4, help="convergence tolerance")
     p.add_argument("--no-se", action="store_true", help="skip standard errors")
+    p.add_argument("--se-method", default="auto", choices=("auto", "oakes", "xpd"),
+                   help="MML standard errors: Oakes' observed information, the cross-product "
+                        "(XPD), or auto (default: Oakes unless the data are large)")
     p.add_argument("--scores", metavar="SCORES.csv",
                    help="also write person_id,skill,theta,se,n_responses (EAP)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -115,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     anchors = read_items_csv(args.anchors).bank if args.anchors else None
     bars = _Bars(args.quiet)
     cal = MMLCalibrator(args.model, priors=priors, n_nodes=args.nodes, max_iter=args.max_iter,
-                        tol=args.tol, standard_errors=not args.no_se, callback=bars)
+                        tol=args.tol, standard_errors=not args.no_se,
+                        se_method=args.se_method, callback=bars)
     try:
         cal.fit(log, items=specs, anchors=anchors)
     finally:
