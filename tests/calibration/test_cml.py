@@ -172,6 +172,39 @@ def test_pcm_with_missing_data_matches_an_independent_optimizer() -> None:
     np.testing.assert_allclose(fit.thresholds_, steps - steps.mean(), atol=1e-4)
 
 
+def test_rasch_on_lsat6_matches_an_independent_optimizer() -> None:
+    # no psychotools reference ships for the Rasch model: check against a direct maximisation of
+    # the conditional likelihood, summed over all 2^5 patterns, with its numerical Hessian
+    log = read_responses_csv(DATA / "responses_long.csv")
+    fit = CMLCalibrator("rasch").fit(log)
+    x = np.zeros((log.data.n_persons, 5))
+    x[log.data.person, log.data.item] = log.data.response
+    patterns = np.array(list(itertools.product([0, 1], repeat=5)))
+
+    def negll(free: np.ndarray) -> float:
+        b = np.concatenate([[0.0], free])
+        num = -(x @ b)
+        den = np.array([np.log(np.sum(np.exp(-(patterns[patterns.sum(1) == r] @ b))))
+                        for r in range(6)])
+        return -float(np.sum(num - den[x.sum(1).astype(int)]))
+
+    ref = minimize(negll, np.zeros(4), method="BFGS", options={"gtol": 1e-9})
+    b = np.concatenate([[0.0], ref.x])
+    np.testing.assert_allclose(fit.thresholds_[:, 0], b - b.mean(), atol=1e-5)
+    assert fit.loglik_ == pytest.approx(-ref.fun, abs=1e-8)
+    h = 1e-4
+    hess = np.zeros((4, 4))
+    for i in range(4):
+        for j in range(4):
+            e_i, e_j = np.eye(4)[i] * h, np.eye(4)[j] * h
+            hess[i, j] = (negll(ref.x + e_i + e_j) - negll(ref.x + e_i - e_j)
+                          - negll(ref.x - e_i + e_j) + negll(ref.x - e_i - e_j)) / (4 * h * h)
+    centre = np.eye(5) - 1.0 / 5
+    lin = centre[:, 1:]  # b_c = C (0, ψ)
+    se = np.sqrt(np.diag(lin @ np.linalg.inv(hess) @ lin.T))
+    np.testing.assert_allclose(fit.se_.b, se, rtol=1e-4)
+
+
 # ---------------------------------------------------------------- recovery, sample independence
 @pytest.mark.parametrize("model", ["rasch", "pcm", "rsm"])
 def test_recovery_is_the_same_whatever_the_ability_distribution(model) -> None:
