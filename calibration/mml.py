@@ -34,8 +34,8 @@ log prior, mapped to ``a, b, c, d, b_k`` by the delta method. Two informations a
   blocks (one vectorized bincount per entry) beyond `FULL_COVARIANCE_MAX` parameters.
 
 At N = 300 XPD overstates the SEs by about 6 % (2PL) where Oakes is within 1–2 % of the
-replication SD; ``se_method="auto"`` (the default) takes Oakes while it is cheap and XPD on large
-data, where the two agree (benchmarks/RESULTS.md).
+replication SD; ``se_method="auto"`` (the default) takes Oakes up to 1,000 persons and XPD
+beyond, where the two agree within 1–2 % and XPD costs a fifth (benchmarks/RESULTS.md).
 
 References: Bock & Aitkin (1981); Baker & Kim (2004, ch. 6–7); Mislevy (1986); Oakes (1999);
 Varadhan & Roland (2008); Chalmers (2012, the R package mirt).
@@ -92,9 +92,11 @@ DENSE_SCORES_MAX = 2.5e7
 DENSE_XPD_WORK_MAX = 4e9
 #: Per-response score contributions are computed in chunks of this many rows (memory bound).
 SCORE_CHUNK = 65_536
-#: ``se_method="auto"`` uses Oakes' information while its ``2·P`` E-steps cost at most this
-#: many response × node evaluations, else XPD (the two agree at large N; see RESULTS.md).
-OAKES_WORK_MAX = 2e9
+#: ``se_method="auto"`` uses Oakes' information for skills of at most this many persons (XPD
+#: overstates the SEs by ~6 % at N = 300, ~1 % at N = 2,000; benchmarks/RESULTS.md) while its
+#: ``2·P`` E-steps cost at most ``OAKES_WORK_MAX`` response × node evaluations; XPD otherwise.
+OAKES_AUTO_MAX_PERSONS = 1000
+OAKES_WORK_MAX = 5e8
 #: Central-difference step (internal units) for Oakes' derivatives.
 OAKES_STEP = 1e-4
 SE_METHODS = ("auto", "oakes", "xpd")
@@ -153,9 +155,10 @@ class MMLCalibrator:
     standard_errors : compute `se_`.
     se_method : ``"oakes"`` (Oakes 1999: the observed information, as mirt's default),
         ``"xpd"`` (the cross-product of the per-person scores; Mislevy 1986) or ``"auto"``
-        (default): Oakes while its cost (two E-steps per parameter) stays below
-        `OAKES_WORK_MAX`, XPD beyond. At N = 300 XPD overstates the SEs by 10–20 % where Oakes
-        matches the replication SD; by N = 2,000 they agree (benchmarks/RESULTS.md).
+        (default): Oakes for skills of at most `OAKES_AUTO_MAX_PERSONS` persons (while its two
+        E-steps per parameter stay below `OAKES_WORK_MAX`), XPD beyond. At N = 300 XPD
+        overstates the SEs by about 6 % where Oakes is within 1 % of the replication SD; at
+        N = 2,000 both are within 2 % (benchmarks/RESULTS.md).
     dense : ``"auto"``, ``True`` or ``False``: the BLAS path for dense dichotomous data.
     latent : ``"normal"`` (θ ~ N(0, 1) per skill) or ``"histogram"``: the latent density is an
         empirical histogram on the quadrature nodes, re-estimated every cycle as the posterior
@@ -710,11 +713,13 @@ class MMLCalibrator:
         return cov
 
     def _se_method(self, sk: _Skill, n_par: int) -> str:
-        """``oakes`` or ``xpd``: ``auto`` takes Oakes while its 2·n_par E-steps stay cheap."""
+        """``oakes`` or ``xpd``: ``auto`` takes Oakes at small N while its E-steps are cheap."""
         if self.se_method != "auto":
             return self.se_method
         work = 2.0 * n_par * sk.response.size * self.n_nodes
-        return "oakes" if n_par <= FULL_COVARIANCE_MAX and work <= OAKES_WORK_MAX else "xpd"
+        small = sk.person_global.size <= OAKES_AUTO_MAX_PERSONS
+        return "oakes" if small and n_par <= FULL_COVARIANCE_MAX and work <= OAKES_WORK_MAX \
+            else "xpd"
 
     def _invert(self, info: NDArray, skill: str) -> NDArray:
         try:

@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-se", action="store_true", help="skip standard errors")
     p.add_argument("--se-method", default="auto", choices=("auto", "oakes", "xpd"),
                    help="MML standard errors: Oakes' observed information, the cross-product "
-                        "(XPD), or auto (default: Oakes unless the data are large)")
+                        "(XPD), or auto (default: Oakes up to 1,000 persons, XPD beyond)")
     p.add_argument("--scores", metavar="SCORES.csv",
                    help="also write person_id,skill,theta,se,n_responses (EAP)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
