@@ -90,8 +90,6 @@ XPD_WORK_MAX = 1.5e8
 #: ``SᵀS``) up to this many entries and ``N·P²`` multiply-adds.
 DENSE_SCORES_MAX = 2.5e7
 DENSE_XPD_WORK_MAX = 4e9
-#: Per-response score contributions are computed in chunks of this many rows (memory bound).
-SCORE_CHUNK = 65_536
 #: ``se_method="auto"`` uses Oakes' information for skills of at most this many persons (XPD
 #: overstates the SEs by ~6 % at N = 300, ~1 % at N = 2,000; benchmarks/RESULTS.md) while its
 #: ``2·P`` E-steps cost at most ``OAKES_WORK_MAX`` response × node evaluations; XPD otherwise.
@@ -675,6 +673,11 @@ class MMLCalibrator:
             info = _oakes_information(sk, nodes, priors, index, n_par, design)
             self._se_methods.add("Oakes observed information")
             return _blocks_of(sk, index, self._invert(info, sk.name))
+        as_dense, work = _xpd_work(sk, n_par, design.dense)
+        if not design.dense and as_dense and sk.kmax == 2:
+            # dichotomous data held sparse whose scores fit densely: the BLAS path is cheaper
+            design = _Design(sk.person, sk.item, sk.response, sk.person_global.size,
+                             sk.items.size, sk.kmax, True, dtype=np.float64)
         if design.dense:
             s_dense = _dense_scores(sk, post, nodes, index, design, n_par)
             if n_par > FULL_COVARIANCE_MAX:
@@ -684,8 +687,7 @@ class MMLCalibrator:
                                             sk.name) for idx, pinfo in prior_blocks]
             info = s_dense.T @ s_dense
             return self._full_xpd(sk, index, info, prior_blocks)
-        scores = _response_scores(sk, post, nodes, index, design.dense)
-        as_dense, work = _xpd_work(sk, n_par, design.dense)
+        scores = _response_scores(sk, post, nodes, index)
         if n_par <= FULL_COVARIANCE_MAX and (as_dense or work <= XPD_WORK_MAX):
             info = _xpd_full(scores, index, sk.person_global.size, n_par, as_dense)
             return self._full_xpd(sk, index, info, prior_blocks)
@@ -1099,52 +1101,40 @@ class _Scores:
     values: NDArray[np.float64]
 
 
-def _response_scores(sk: _Skill, post: NDArray, nodes: NDArray, index: list[NDArray],
-                     dense: bool) -> list[_Scores]:
+def _response_scores(sk: _Skill, post: NDArray, nodes: NDArray, index: list[NDArray]
+                     ) -> list[_Scores]:
     """Each person's marginal score ``s_p = Σ_{j ∈ p} c_j`` is a sum of these (Mislevy 1986).
 
-    Dense-ish groups multiply ``π`` by the whole ``∂ log P`` table at once (BLAS, ``N·n·K·m·Q``);
-    sparse ones gather the posterior row of each response (``n_responses·Q·m``); both run in
-    bounded chunks.
+    Responses are bucketed by (item, category) with one counting sort; a bucket's
+    contributions are one product ``π[persons] · ∂ log P_ik`` ``(n_b × Q)·(Q × m)``.
     """
-    n_p = post.shape[0]
-    group_of = np.empty(sk.items.size, dtype=np.int64)
-    row_of = np.empty(sk.items.size, dtype=np.int64)
-    for gi, g in enumerate(sk.groups):
-        group_of[g.local] = gi
-        row_of[g.local] = np.arange(g.local.size)
-    resp_group = group_of[sk.item]
+    kmax = sk.kmax
+    key = sk.item * kmax + sk.response
+    order = np.argsort(key, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=sk.items.size * kmax))])
     out = []
-    for gi, (g, idx) in enumerate(zip(sk.groups, index, strict=True)):
-        n, m = g.phi.shape
-        j = np.flatnonzero(resp_group == gi)
-        person, row, k = sk.person[j], row_of[sk.item[j]], sk.response[j]
-        values = np.zeros((j.size, m))
+    for g, idx in zip(sk.groups, index, strict=True):
+        m = g.phi.shape[1]
         used = np.flatnonzero((idx >= 0).any(axis=0))
-        if used.size == 0 or j.size == 0:
-            out.append(_Scores(person, row, values))
-            continue
-        p, jac = K.probabilities(g.kind, g.phi, nodes)
-        dlog = K.log_derivatives(p, jac)[..., used]  # (n, K, Q, u)
-        u = used.size
-        width = n * g.n_cat * u
-        if dense or n_p * n * g.n_cat <= 4 * j.size:
-            # T[p, (i, k, c)] = Σ_q π_pq ∂ log P_ik(θ_q)/∂φ_c, then pick each response's entry
-            w = np.transpose(dlog, (2, 0, 1, 3)).reshape(nodes.size, width)
-            col = (row * g.n_cat + k) * u
-            step = max(1, int(SCORE_CHUNK * 64 // max(width, 1)))
-            for lo in range(0, n_p, step):
-                sel = np.flatnonzero((person >= lo) & (person < lo + step)) \
-                    if step < n_p else np.arange(j.size)
-                t = post[lo:lo + step] @ w
-                pr = person[sel] - lo
-                for c in range(u):
-                    values[sel, used[c]] = t[pr, col[sel] + c]
-        else:
-            for lo in range(0, j.size, SCORE_CHUNK):
-                sl = slice(lo, lo + SCORE_CHUNK)
-                d = dlog[row[sl], k[sl]]  # (chunk, Q, u)
-                values[sl][:, used] = np.einsum("jq,jqu->ju", post[person[sl]], d)
+        total = int(np.sum(bounds[(g.local + 1) * kmax] - bounds[g.local * kmax]))
+        person = np.empty(total, dtype=np.int64)
+        row = np.empty(total, dtype=np.int64)
+        values = np.zeros((total, m))
+        if used.size:
+            p, jac = K.probabilities(g.kind, g.phi, nodes)
+            dlog = K.log_derivatives(p, jac)[..., used]  # (n, K, Q, u)
+        pos = 0
+        for r, loc in enumerate(g.local):
+            for k in range(g.n_cat):
+                lo, hi = bounds[int(loc) * kmax + k], bounds[int(loc) * kmax + k + 1]
+                if hi == lo:
+                    continue
+                who = sk.person[order[lo:hi]]
+                sl = slice(pos, pos + who.size)
+                person[sl], row[sl] = who, r
+                if used.size:
+                    values[sl][:, used] = post[who] @ dlog[r, k]
+                pos += who.size
         out.append(_Scores(person, row, values))
     return out
 

@@ -109,7 +109,7 @@ def test_item_blocks_are_the_blocks_of_the_full_cross_product(model) -> None:
         MMLCalibrator._covariance = original
     sk, post, nodes = captured["sk"], captured["post"], captured["nodes"]
     index, n_par = M._parameter_index(sk)
-    scores = M._response_scores(sk, post, nodes, index, False)
+    scores = M._response_scores(sk, post, nodes, index)
     n_p = sk.person_global.size
     full = M._xpd_full(scores, index, n_p, n_par, as_dense=True)
     np.testing.assert_allclose(M._xpd_full(scores, index, n_p, n_par, as_dense=False), full,
