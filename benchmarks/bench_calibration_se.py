@@ -98,6 +98,7 @@ TIMING_CASES = [  # (label, model, items, persons, responses per person or None,
     ("grm 20×5,000", "grm", 20, 5_000, None, False),
     ("2pl 20×2,000", "2pl", 20, 2_000, None, False),
 ]
+LARGE_CASE = ("2pl 1,000×100,000, 30 per person (3 M)", "2pl", 1000, 100_000, 30, True)
 
 
 def _baseline_calibrator(rev: str) -> type:
@@ -134,12 +135,13 @@ def _se_seconds(cls: type, x, model: str, repeat: int, **kw) -> tuple[float, obj
     return min(spent), fit
 
 
-def timing(baseline: str, repeat: int) -> None:
+def timing(baseline: str, repeat: int, large: bool) -> None:
     old = _baseline_calibrator(baseline)
     print(f"standard-error CPU time (s), best of {repeat}; baseline = {baseline}")
     print("| case | baseline XPD | XPD | ×faster | Oakes | XPD unchanged (max rel. diff) |")
     print("|---|---:|---:|---:|---:|---:|")
-    for k, (label, model, n_items, n_persons, per, sparse) in enumerate(TIMING_CASES):
+    cases = TIMING_CASES + ([LARGE_CASE] if large else [])
+    for k, (label, model, n_items, n_persons, per, sparse) in enumerate(cases):
         rng = np.random.default_rng(500 + k)
         bank = irt.generate_items(n_items, model, rng)
         theta = rng.normal(size=n_persons)
@@ -172,9 +174,10 @@ def main() -> int:
     parser.add_argument("--timing", action="store_true", help="time the SEs before/after")
     parser.add_argument("--baseline", default="37ab8c6", help="git revision to compare with")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--large", action="store_true", help="add the 3 M-response case")
     args = parser.parse_args()
     if args.timing:
-        timing(args.baseline, args.repeat)
+        timing(args.baseline, args.repeat, args.large)
         return 0
     print("| model | parameters | replications | pooled SE/SD | median SE/SD | range SE/SD "
           "| 95 % coverage | time (s) |")
