@@ -157,7 +157,7 @@ class CMLCalibrator:
         """
         model = self._validated_model()
         data, person_ids, ids = _as_data(responses, item_ids)
-        top = _top_categories(data)
+        top = _top_categories(data, ids)
         if model == "rasch" and np.any(top > 1):
             i = int(np.flatnonzero(top > 1)[0])
             raise ValueError(f"item {ids[i]!r}: category {int(top[i])} observed; the Rasch model "
@@ -290,11 +290,14 @@ def _as_data(responses: Responses, item_ids: Sequence[str] | None
     return data, tuple(f"p{k + 1:06d}" for k in range(data.n_persons)), ids
 
 
-def _top_categories(data: SparseResponses) -> NDArray[np.int64]:
+def _top_categories(data: SparseResponses, ids: Sequence[str]) -> NDArray[np.int64]:
     top = np.full(data.n_items, -1, dtype=np.int64)
     np.maximum.at(top, data.item, data.response)
     if np.any(top < 0):
-        raise ValueError(f"item position {int(np.flatnonzero(top < 0)[0])} has no responses")
+        raise ValueError(f"item {ids[int(np.flatnonzero(top < 0)[0])]!r} has no responses")
+    if np.any(top == 0):
+        raise ValueError(f"item {ids[int(np.flatnonzero(top == 0)[0])]!r}: every response is in "
+                         f"category 0, so the item cannot be calibrated; leave it out")
     return top
 
 

@@ -262,6 +262,15 @@ def test_unobserved_category_is_refused_naming_the_item() -> None:
         CMLCalibrator("pcm").fit(x, item_ids=["a", "b"])
 
 
+def test_item_without_variation_or_responses_is_named() -> None:
+    x = np.array([[0, 1, 0], [0, 0, 1], [0, 1, 1], [0, 0, 0]], dtype=float)
+    with pytest.raises(ValueError, match=r"item 'q1': every response is in category 0"):
+        CMLCalibrator("rasch").fit(x, item_ids=["q1", "q2", "q3"])
+    x[:, 0] = np.nan
+    with pytest.raises(ValueError, match=r"item 'q1' has no responses"):
+        CMLCalibrator("rasch").fit(irt.SparseResponses.from_dense(x), item_ids=["q1", "q2", "q3"])
+
+
 def test_rasch_refuses_polytomous_responses() -> None:
     with pytest.raises(ValueError, match="Rasch model is for 0/1"):
         CMLCalibrator("rasch").fit(np.array([[0, 1], [2, 0], [1, 1]]))
