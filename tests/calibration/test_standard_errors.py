@@ -18,33 +18,37 @@ from irt.io import read_responses_csv
 DATA = Path(__file__).parent / "data"
 
 
-def test_oakes_equals_the_numerical_hessian_of_the_marginal_likelihood() -> None:
+@pytest.mark.parametrize("model", ["2pl", "1pl"])
+def test_oakes_equals_the_numerical_hessian_of_the_marginal_likelihood(model) -> None:
     log = read_responses_csv(DATA / "responses_long.csv")  # LSAT6, 5 items × 1,000
-    fit = MMLCalibrator("2pl", tol=1e-9, max_iter=5000, se_method="oakes").fit(log)
+    fit = MMLCalibrator(model, tol=1e-9, max_iter=5000, se_method="oakes").fit(log)
     assert fit.se_.method == "Oakes observed information"
     x = log.for_bank(fit.items_)
     quad = normal_grid(41, 0.0, 1.0, 6.0)
+    n_a = 5 if model == "2pl" else 1  # the 1PL has one common a
 
     def loglik(v: np.ndarray) -> float:
-        bank = Bank.dichotomous(v[:5], v[5:], item_ids=fit.items_.item_ids)
+        a = v[:5] if n_a == 5 else np.full(5, v[0])
+        bank = Bank.dichotomous(a, v[n_a:], item_ids=fit.items_.item_ids)
         ll = irt.log_likelihood_grid(quad.nodes, bank, x) + quad.log_weights
         top = ll.max(axis=1, keepdims=True)
         return float(np.sum(top[:, 0] + np.log(np.exp(ll - top).sum(axis=1))))
 
-    v0 = np.concatenate([fit.items_.a, fit.items_.b])
+    v0 = np.concatenate([fit.items_.a[:n_a], fit.items_.b])
+    k = v0.size
     h = 1e-4
-    hess = np.zeros((10, 10))
-    for i in range(10):
-        for j in range(i, 10):
-            e_i, e_j = np.eye(10)[i] * h, np.eye(10)[j] * h
+    hess = np.zeros((k, k))
+    for i in range(k):
+        for j in range(i, k):
+            e_i, e_j = np.eye(k)[i] * h, np.eye(k)[j] * h
             hess[i, j] = hess[j, i] = (
                 loglik(v0 + e_i + e_j) - loglik(v0 + e_i - e_j)
                 - loglik(v0 - e_i + e_j) + loglik(v0 - e_i - e_j)) / (4 * h * h)
     se = np.sqrt(np.diag(np.linalg.inv(-hess)))
-    np.testing.assert_allclose(fit.se_.a, se[:5], rtol=2e-4)
-    np.testing.assert_allclose(fit.se_.b, se[5:], rtol=2e-4)
-    xpd = MMLCalibrator("2pl", tol=1e-9, max_iter=5000, se_method="xpd").fit(log)
-    assert not np.allclose(xpd.se_.a, fit.se_.a, rtol=1e-3)  # a different estimator
+    np.testing.assert_allclose(fit.se_.a[:n_a], se[:n_a], rtol=2e-4)
+    np.testing.assert_allclose(fit.se_.b, se[n_a:], rtol=2e-4)
+    xpd = MMLCalibrator(model, tol=1e-9, max_iter=5000, se_method="xpd").fit(log)
+    assert not np.allclose(xpd.se_.b, fit.se_.b, rtol=1e-3)  # a different estimator
 
 
 def test_oakes_matches_mirt_default_standard_errors_on_science() -> None:
