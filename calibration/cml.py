@@ -199,11 +199,12 @@ class CMLCalibrator:
                 se_th[i, : m[i]] = se[offsets[i]:offsets[i + 1]]
         self.items_ = _bank(model, ids, th)
         nan = np.full(data.n_items, np.nan)
+        how = _SE_METHOD if self.standard_errors else "none"
         if model == "rasch":
             self.se_ = ItemErrors(nan, se_th[:, 0].copy(), nan, nan,
-                                  np.full((data.n_items, 1), np.nan), _SE_METHOD)
+                                  np.full((data.n_items, 1), np.nan), how)
         else:
-            self.se_ = ItemErrors(nan, nan.copy(), nan.copy(), nan.copy(), se_th, _SE_METHOD)
+            self.se_ = ItemErrors(nan, nan.copy(), nan.copy(), nan.copy(), se_th, how)
         if not converged:
             logger.warning("CML (%s) did not converge in %d Newton iterations", model, n_iter)
         self.scores_ = self.person_estimates(data)
