@@ -666,6 +666,9 @@ class MMLCalibrator:
         `FULL_COVARIANCE_MAX` parameters (or an XPD product too large) only its item blocks.
         """
         index, n_par = _parameter_index(sk)
+        if n_par == 0:  # every item an anchor: nothing estimated, nothing to invert
+            return [np.zeros((g.phi.shape[0], g.phi.shape[1], g.phi.shape[1]))
+                    for g in sk.groups]
         prior_blocks = [(idx, _prior_terms(g, priors)[2]) for g, idx in zip(sk.groups, index,
                                                                              strict=True)]
         method = self._se_method(sk, n_par)

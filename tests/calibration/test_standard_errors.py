@@ -138,3 +138,15 @@ def test_item_blocks_are_the_blocks_of_the_full_cross_product(model) -> None:
                 gi = idx[row, sel]
                 np.testing.assert_allclose(blocks[row][np.ix_(sel, sel)], full[np.ix_(gi, gi)],
                                            rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("se_method", ["oakes", "xpd"])
+def test_a_skill_of_anchors_only_has_no_standard_errors(se_method) -> None:
+    rng = np.random.default_rng(9)
+    sql = irt.generate_items(6, "2pl", rng, skill="sql", prefix="s")
+    api = irt.generate_items(6, "2pl", rng, skill="api", prefix="a")
+    bank = Bank.from_params([*sql.params(), *api.params()])
+    x = irt.simulate_responses(rng.normal(size=400), bank, rng)
+    fit = MMLCalibrator("2pl", se_method=se_method).fit(x, bank, anchors=sql)
+    is_sql = np.array([s == "sql" for s in fit.items_.skills])
+    assert np.all(np.isnan(fit.se_.a[is_sql])) and np.all(fit.se_.a[~is_sql] > 0)
