@@ -3,9 +3,11 @@ Imports only `irt`.
 
 The calibration core is `MMLCalibrator` (Bock–Aitkin marginal maximum likelihood, sparse end to
 end, every model of `irt` and banks that mix them); its results are the typed values of
-`calibration.results`.
+`calibration.results`. `CMLCalibrator` gives conditional ML (sample-free) estimates for the Rasch,
+partial credit and rating scale models.
 """
 
+from calibration.cml import CMLCalibrator
 from calibration.mml import MMLCalibrator
 from calibration.results import (
     CalibrationIssue,
@@ -18,6 +20,7 @@ from calibration.results import (
 )
 
 __all__ = [
+    "CMLCalibrator",
     "CalibrationIssue",
     "EMProgress",
     "ItemErrors",

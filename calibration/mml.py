@@ -19,13 +19,26 @@ For each skill, θ ~ N(0, 1) is integrated on a fixed grid of ``Q`` nodes ``θ_q
   ``φ′ = φ₀ − 2α r + α² v`` with ``r = F(φ₀) − φ₀``, ``v = F(F(φ₀)) − 2F(φ₀) + φ₀``,
   ``α = −‖r‖/‖v‖``, and falls back to the plain EM step when the log-likelihood would fall.
 
-Standard errors come from the inverse of the empirical cross-product information
-``Σ_p s_p s_pᵀ`` of the per-person marginal scores ``s_p = Σ_q π_pq ∂ log P(x_p | θ_q)/∂φ``
-(the "XPD"/cross-product method; Mislevy 1986, Chalmers 2012), plus the negative Hessian of the
-log prior, mapped to ``a, b, c, d, b_k`` by the delta method.
+Standard errors come from the inverse of an information matrix plus the negative Hessian of the
+log prior, mapped to ``a, b, c, d, b_k`` by the delta method. Two informations are available
+(``se_method``):
 
-References: Bock & Aitkin (1981); Baker & Kim (2004, ch. 6–7); Mislevy (1986); Varadhan &
-Roland (2008); Chalmers (2012, the R package mirt).
+* **Oakes** (Oakes 1999; mirt's default): the observed information of the marginal likelihood,
+  ``−[∂²Q(φ | φ′)/∂φ∂φᵀ + ∂²Q(φ | φ′)/∂φ∂φ′ᵀ]`` at ``φ = φ′ = φ̂`` with ``Q`` the EM objective:
+  the complete-data Hessian (item-separable) plus the change of the M-step gradient when the
+  posterior's parameters move, by central differences (two E-steps per parameter).
+* **XPD**: the empirical cross-product ``Σ_p s_p s_pᵀ`` of the per-person marginal scores
+  ``s_p = Σ_q π_pq ∂ log P(x_p | θ_q)/∂φ`` (Mislevy 1986, Chalmers 2012). Each ``s_p`` is a sum of
+  per-response contributions, computed by BLAS on dense data or gathered in chunks on sparse
+  data; ``SᵀS`` is one dense product where it fits, a sparse one otherwise, and only its item
+  blocks (one vectorized bincount per entry) beyond `FULL_COVARIANCE_MAX` parameters.
+
+At N = 300 XPD overstates the SEs by about 6 % (2PL) where Oakes is within 1–2 % of the
+replication SD; ``se_method="auto"`` (the default) takes Oakes up to 1,000 persons and XPD
+beyond, where the two agree within 1–2 % and XPD costs a fifth (benchmarks/RESULTS.md).
+
+References: Bock & Aitkin (1981); Baker & Kim (2004, ch. 6–7); Mislevy (1986); Oakes (1999);
+Varadhan & Roland (2008); Chalmers (2012, the R package mirt).
 """
 
 from __future__ import annotations
@@ -74,6 +87,18 @@ SINGLE_PRECISION_MIN = 1_000_000
 FULL_COVARIANCE_MAX = 4000
 #: ... or when the sparse product ``SᵀS`` would cost more than this many multiply-adds.
 XPD_WORK_MAX = 1.5e8
+#: The per-person scores are held as a dense persons × parameters matrix (one BLAS product
+#: ``SᵀS``) up to this many entries and ``N·P²`` multiply-adds.
+DENSE_SCORES_MAX = 2.5e7
+DENSE_XPD_WORK_MAX = 4e9
+#: ``se_method="auto"`` uses Oakes' information for skills of at most this many persons (XPD
+#: overstates the SEs by ~6 % at N = 300, ~1 % at N = 2,000; benchmarks/RESULTS.md) while its
+#: ``2·P`` E-steps cost at most ``OAKES_WORK_MAX`` response × node evaluations; XPD otherwise.
+OAKES_AUTO_MAX_PERSONS = 1000
+OAKES_WORK_MAX = 5e8
+#: Central-difference step (internal units) for Oakes' derivatives.
+OAKES_STEP = 1e-4
+SE_METHODS = ("auto", "oakes", "xpd")
 
 Responses = SparseResponses | ResponseLog | ArrayLike
 
@@ -126,7 +151,13 @@ class MMLCalibrator:
     common_a : fix the common discrimination of 1PL items (e.g. 1.0 for a Rasch model with
         θ ~ N(0, 1)); None estimates it.
     min_responses : items with fewer responses are calibrated but flagged.
-    standard_errors : compute `se_` (cross-product information).
+    standard_errors : compute `se_`.
+    se_method : ``"oakes"`` (Oakes 1999: the observed information, as mirt's default),
+        ``"xpd"`` (the cross-product of the per-person scores; Mislevy 1986) or ``"auto"``
+        (default): Oakes for skills of at most `OAKES_AUTO_MAX_PERSONS` persons (while its two
+        E-steps per parameter stay below `OAKES_WORK_MAX`), XPD beyond. At N = 300 XPD
+        overstates the SEs by about 6 % where Oakes is within 1 % of the replication SD; at
+        N = 2,000 both are within 2 % (benchmarks/RESULTS.md).
     dense : ``"auto"``, ``True`` or ``False``: the BLAS path for dense dichotomous data.
     latent : ``"normal"`` (θ ~ N(0, 1) per skill) or ``"histogram"``: the latent density is an
         empirical histogram on the quadrature nodes, re-estimated every cycle as the posterior
@@ -151,6 +182,7 @@ class MMLCalibrator:
                  accelerate: str = "squarem", common_a: float | None = None,
                  min_responses: int = 30, standard_errors: bool = True,
                  dense: bool | str = "auto", latent: str = "normal",
+                 se_method: str = "auto",
                  callback: Callable[[EMProgress], None] | None = None) -> None:
         self.model = model
         self.priors = priors
@@ -164,11 +196,13 @@ class MMLCalibrator:
         self.standard_errors = standard_errors
         self.dense = dense
         self.latent = latent
+        self.se_method = se_method
         self.callback = callback
 
     # ------------------------------------------------------------------ public API
     _PARAMS = ("model", "priors", "n_nodes", "half_width", "max_iter", "tol", "accelerate",
-               "common_a", "min_responses", "standard_errors", "dense", "latent", "callback")
+               "common_a", "min_responses", "standard_errors", "dense", "latent", "se_method",
+               "callback")
 
     def get_params(self, deep: bool = True) -> dict[str, object]:
         """The constructor settings (scikit-learn estimator protocol)."""
@@ -276,6 +310,8 @@ class MMLCalibrator:
         if self.latent == "histogram" and self.common_a is not None:
             raise ValueError("latent='histogram' estimates the latent SD: it cannot be combined "
                              "with a fixed common_a")
+        if self.se_method not in SE_METHODS:
+            raise ValueError(f"se_method must be one of {SE_METHODS}, got {self.se_method!r}")
         if self.dense not in ("auto", True, False):
             raise ValueError(f"dense must be 'auto', True or False, got {self.dense!r}")
 
@@ -488,12 +524,7 @@ class MMLCalibrator:
             return lw - np.log(np.exp(lw - lw.max()).sum()) - lw.max()
 
         def table() -> NDArray:
-            out = np.zeros((n_s, kmax, nodes.size))
-            for g in sk.groups:
-                p, _ = K.probabilities(g.kind, g.phi, nodes, jacobian=False)
-                out[g.local, : g.n_cat, :] = np.log(
-                    np.maximum(np.transpose(p, (0, 2, 1)), K.P_FLOOR))
-            return out
+            return _log_table(sk, nodes)
 
         def em_step(x: NDArray) -> tuple[NDArray, float, bool]:
             unpack(x)
@@ -629,106 +660,72 @@ class MMLCalibrator:
 
     def _covariance(self, sk: _Skill, post: NDArray, nodes: NDArray, priors: Priors,
                     design: _Design) -> list[NDArray]:
-        """Per item, the covariance of its internal parameters ``(n, m, m)`` per group."""
-        # global index of every free internal parameter; tied 1PL slopes share one index
-        index: list[NDArray] = []
-        nxt = 0
-        for g in sk.groups:
-            idx: NDArray[np.int64] = np.full(g.phi.shape, -1, dtype=np.int64)
-            shared = -1
-            for row in range(g.phi.shape[0]):
-                for col in range(g.phi.shape[1]):
-                    if not g.free[row, col]:
-                        continue
-                    if col == 0 and g.tied[row]:
-                        if shared < 0:
-                            shared, nxt = nxt, nxt + 1
-                        idx[row, col] = shared
-                    else:
-                        idx[row, col], nxt = nxt, nxt + 1
-            index.append(idx)
-        n_par = nxt
-        n_p = sk.person_global.size
-        prior_blocks: list[tuple[NDArray, NDArray]] = []
-        dense_scores = np.zeros((n_p, n_par)) if design.dense else None
-        rows_all, cols_all, vals_all = [], [], []
-        yt = None if design.dense else design.y.tocsc()
-        for g, idx in zip(sk.groups, index, strict=True):
-            p, jac = K.probabilities(g.kind, g.phi, nodes)
-            assert jac is not None  # jacobian=True (the default)
-            dlog = K.log_derivatives(p, jac)  # (n, K, Q, m)
-            _, _, pinfo = _prior_terms(g, priors)
-            prior_blocks.append((idx, pinfo))
-            used = np.flatnonzero((idx >= 0).any(axis=0))
-            if dense_scores is not None:
-                x = design.x[:, g.local]
-                seen = 1.0 if design.mask is None else design.mask[:, g.local]
-                for col in used.tolist():
-                    contrib = x * (post @ dlog[:, 1, :, col].T) \
-                        + (seen - x) * (post @ dlog[:, 0, :, col].T)
-                    ok = idx[:, col] >= 0
-                    tied = ok & g.tied if col == 0 else np.zeros_like(ok)
-                    plain = ok & ~tied
-                    dense_scores[:, idx[plain, col]] += contrib[:, plain]
-                    if tied.any():
-                        dense_scores[:, idx[tied, col][0]] += contrib[:, tied].sum(axis=1)
-                continue
-            assert yt is not None  # sparse design
-            for row, loc in enumerate(g.local):
-                cols = idx[row, used]
-                ok = cols >= 0
-                for k in range(g.n_cat):
-                    c = int(loc) * sk.kmax + k
-                    persons = yt.indices[yt.indptr[c]:yt.indptr[c + 1]]
-                    if persons.size == 0:
-                        continue
-                    vals = post[persons] @ dlog[row, k][:, used[ok]]
-                    rows_all.append(np.repeat(persons, ok.sum()))
-                    cols_all.append(np.tile(cols[ok], persons.size))
-                    vals_all.append(vals.ravel())
-        block_scores: sp.csc_matrix | None = None
-        if dense_scores is not None:
-            info = dense_scores.T @ dense_scores if n_par <= FULL_COVARIANCE_MAX else None
-            if info is None:
-                block_scores = sp.csc_matrix(dense_scores)
-        else:
-            scores = sp.csr_matrix((np.concatenate(vals_all), (np.concatenate(rows_all),
-                                    np.concatenate(cols_all))), shape=(n_p, n_par))
-            work = float(np.sum(np.diff(scores.indptr).astype(float) ** 2))
-            if n_par <= FULL_COVARIANCE_MAX and work <= XPD_WORK_MAX:
-                info = (scores.T @ scores).toarray()
-            else:
-                info, block_scores = None, scores.tocsc()
-        self._se_methods.add("cross-product (XPD) information" if info is not None
-                             else "item-block diagonal of the cross-product (XPD) information")
-        out: list[NDArray] = []
-        cov_full = None
-        if info is not None:
-            for idx, pinfo in prior_blocks:
-                for a_ in range(idx.shape[1]):
-                    for b_ in range(idx.shape[1]):
-                        ok = (idx[:, a_] >= 0) & (idx[:, b_] >= 0)
-                        np.add.at(info, (idx[ok, a_], idx[ok, b_]), pinfo[ok, a_, b_])
-            cov_full = self._invert(info, sk.name)
-        for g, idx in zip(sk.groups, index, strict=True):
-            m = g.phi.shape[1]
-            cov = np.zeros((g.phi.shape[0], m, m))
-            for row in range(g.phi.shape[0]):
-                sel = np.flatnonzero(idx[row] >= 0)
-                if sel.size == 0:
-                    continue
-                gi = idx[row, sel]
-                if cov_full is not None:
-                    block = cov_full[np.ix_(gi, gi)]
-                else:
-                    assert block_scores is not None  # no full covariance: the block path
-                    cols = block_scores[:, gi]
-                    sub = (cols.T @ cols).toarray()
-                    pinfo = prior_blocks[sk.groups.index(g)][1][row][np.ix_(sel, sel)]
-                    block = self._invert(sub + pinfo, sk.name)
-                cov[row][np.ix_(sel, sel)] = block
-            out.append(cov)
-        return out
+        """Per item, the covariance of its internal parameters ``(n, m, m)`` per group.
+
+        The information is the cross-product (XPD) ``Σ_p s_p s_pᵀ`` or Oakes' observed
+        information (`se_method`), plus the negative Hessian of the log prior; with more than
+        `FULL_COVARIANCE_MAX` parameters (or an XPD product too large) only its item blocks.
+        """
+        index, n_par = _parameter_index(sk)
+        if n_par == 0:  # every item an anchor: nothing estimated, nothing to invert
+            return [np.zeros((g.phi.shape[0], g.phi.shape[1], g.phi.shape[1]))
+                    for g in sk.groups]
+        prior_blocks = [(idx, _prior_terms(g, priors)[2]) for g, idx in zip(sk.groups, index,
+                                                                             strict=True)]
+        method = self._se_method(sk, n_par)
+        if method == "oakes":
+            info = _oakes_information(sk, nodes, priors, index, n_par, design)
+            self._se_methods.add("Oakes observed information")
+            return _blocks_of(sk, index, self._invert(info, sk.name))
+        as_dense, work = _xpd_work(sk, n_par, design.dense)
+        if not design.dense and as_dense and sk.kmax == 2:
+            # dichotomous data held sparse whose scores fit densely: the BLAS path is cheaper
+            design = _Design(sk.person, sk.item, sk.response, sk.person_global.size,
+                             sk.items.size, sk.kmax, True, dtype=np.float64)
+        if design.dense:
+            s_dense = _dense_scores(sk, post, nodes, index, design, n_par)
+            if n_par > FULL_COVARIANCE_MAX:
+                self._se_methods.add("item-block diagonal of the cross-product (XPD) "
+                                     "information")
+                return [self._invert_blocks(_dense_item_blocks(s_dense, idx) + pinfo, idx,
+                                            sk.name) for idx, pinfo in prior_blocks]
+            info = s_dense.T @ s_dense
+            return self._full_xpd(sk, index, info, prior_blocks)
+        scores = _response_scores(sk, post, nodes, index)
+        if n_par <= FULL_COVARIANCE_MAX and (as_dense or work <= XPD_WORK_MAX):
+            info = _xpd_full(scores, index, sk.person_global.size, n_par, as_dense)
+            return self._full_xpd(sk, index, info, prior_blocks)
+        self._se_methods.add("item-block diagonal of the cross-product (XPD) information")
+        return [self._invert_blocks(_xpd_item_blocks(sk, g, idx, sc) + pinfo, idx, sk.name)
+                for sc, (idx, pinfo), g in zip(scores, prior_blocks, sk.groups, strict=True)]
+
+    def _full_xpd(self, sk: _Skill, index: list[NDArray], info: NDArray,
+                  prior_blocks: list[tuple[NDArray, NDArray]]) -> list[NDArray]:
+        for idx, pinfo in prior_blocks:
+            for a_ in range(idx.shape[1]):
+                for b_ in range(idx.shape[1]):
+                    ok = (idx[:, a_] >= 0) & (idx[:, b_] >= 0)
+                    np.add.at(info, (idx[ok, a_], idx[ok, b_]), pinfo[ok, a_, b_])
+        self._se_methods.add("cross-product (XPD) information")
+        return _blocks_of(sk, index, self._invert(info, sk.name))
+
+    def _invert_blocks(self, blocks: NDArray, idx: NDArray, skill: str) -> NDArray:
+        """Invert each item's information block over its free parameters."""
+        cov = np.zeros_like(blocks)
+        for row in range(blocks.shape[0]):
+            sel = np.flatnonzero(idx[row] >= 0)
+            if sel.size:
+                cov[row][np.ix_(sel, sel)] = self._invert(blocks[row][np.ix_(sel, sel)], skill)
+        return cov
+
+    def _se_method(self, sk: _Skill, n_par: int) -> str:
+        """``oakes`` or ``xpd``: ``auto`` takes Oakes at small N while its E-steps are cheap."""
+        if self.se_method != "auto":
+            return self.se_method
+        work = 2.0 * n_par * sk.response.size * self.n_nodes
+        small = sk.person_global.size <= OAKES_AUTO_MAX_PERSONS
+        return "oakes" if small and n_par <= FULL_COVARIANCE_MAX and work <= OAKES_WORK_MAX \
+            else "xpd"
 
     def _invert(self, info: NDArray, skill: str) -> NDArray:
         try:
@@ -1020,6 +1017,262 @@ def _delta_method(g: _Group, row: int, cov: NDArray) -> dict[str, object]:
     return {"a": se_a, "b": nan, "c": nan, "d": nan, "thresholds": tuple(ths)}
 
 
+# ---------------------------------------------------------------------- standard errors
+def _log_table(sk: _Skill, nodes: NDArray) -> NDArray:
+    """``log P_ik(θ_q)`` of every item of a skill, ``(items, K, Q)`` (the E-step's table)."""
+    out = np.zeros((sk.items.size, sk.kmax, nodes.size))
+    for g in sk.groups:
+        p, _ = K.probabilities(g.kind, g.phi, nodes, jacobian=False)
+        out[g.local, : g.n_cat, :] = np.log(np.maximum(np.transpose(p, (0, 2, 1)), K.P_FLOOR))
+    return out
+
+
+def _parameter_index(sk: _Skill) -> tuple[list[NDArray], int]:
+    """Global index of every free internal parameter per group (−1 when fixed); tied 1PL
+    slopes share one index."""
+    index: list[NDArray] = []
+    nxt = 0
+    for g in sk.groups:
+        idx = np.full(g.phi.shape, -1, dtype=np.int64)
+        shared = -1
+        for row in range(g.phi.shape[0]):
+            for col in range(g.phi.shape[1]):
+                if not g.free[row, col]:
+                    continue
+                if col == 0 and g.tied[row]:
+                    if shared < 0:
+                        shared, nxt = nxt, nxt + 1
+                    idx[row, col] = shared
+                else:
+                    idx[row, col], nxt = nxt, nxt + 1
+        index.append(idx)
+    return index, nxt
+
+
+def _blocks_of(sk: _Skill, index: list[NDArray], cov: NDArray) -> list[NDArray]:
+    """The per-item ``(n, m, m)`` blocks of a full covariance matrix, per group."""
+    out = []
+    for g, idx in zip(sk.groups, index, strict=True):
+        m = g.phi.shape[1]
+        safe = np.where(idx >= 0, idx, 0)
+        block = cov[safe[:, :, None], safe[:, None, :]]
+        ok = (idx >= 0)[:, :, None] & (idx >= 0)[:, None, :]
+        out.append(np.where(ok, block, 0.0).reshape(g.phi.shape[0], m, m))
+    return out
+
+
+def _dense_scores(sk: _Skill, post: NDArray, nodes: NDArray, index: list[NDArray],
+                  design: _Design, n_par: int) -> NDArray:
+    """Per-person marginal scores ``S`` ``(N, P)`` of dense dichotomous data by BLAS:
+    ``s_p,ic = x_pi (π_p · ∂_c log P_i1) + (m_pi − x_pi)(π_p · ∂_c log P_i0)``."""
+    s = np.zeros((post.shape[0], n_par))
+    for g, idx in zip(sk.groups, index, strict=True):
+        p, jac = K.probabilities(g.kind, g.phi, nodes)
+        dlog = K.log_derivatives(p, jac)  # (n, K, Q, m)
+        x = design.x[:, g.local]
+        seen = 1.0 if design.mask is None else design.mask[:, g.local]
+        for col in np.flatnonzero((idx >= 0).any(axis=0)):
+            contrib = x * (post @ dlog[:, 1, :, col].T) \
+                + (seen - x) * (post @ dlog[:, 0, :, col].T)
+            ok = idx[:, col] >= 0
+            tied = ok & g.tied if col == 0 else np.zeros_like(ok)
+            plain = ok & ~tied
+            s[:, idx[plain, col]] += contrib[:, plain]
+            if tied.any():
+                s[:, idx[tied, col][0]] += contrib[:, tied].sum(axis=1)
+    return s
+
+
+def _dense_item_blocks(s: NDArray, idx: NDArray) -> NDArray:
+    """``S[:, i]ᵀ S[:, i]`` for every item's free columns ``(n, m, m)`` (0 where fixed)."""
+    n, m = idx.shape
+    out = np.zeros((n, m, m))
+    safe = np.where(idx >= 0, idx, 0)
+    ok = (idx >= 0).astype(float)
+    step = max(1, int(4e6 // max(s.shape[0] * m, 1)))
+    for lo in range(0, n, step):
+        cols = s[:, safe[lo:lo + step]] * ok[lo:lo + step]  # (N, rows, m)
+        out[lo:lo + step] = np.einsum("pia,pib->iab", cols, cols)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class _Scores:
+    """Per-response contributions ``c_j = Σ_q π_{p_j q} ∂ log P_{i_j x_j}(θ_q)/∂φ`` of a group:
+    ``person``, the item's ``row`` in the group, and ``values`` ``(n_j, m)`` (0 where fixed)."""
+
+    person: NDArray[np.int64]
+    row: NDArray[np.int64]
+    values: NDArray[np.float64]
+
+
+def _response_scores(sk: _Skill, post: NDArray, nodes: NDArray, index: list[NDArray]
+                     ) -> list[_Scores]:
+    """Each person's marginal score ``s_p = Σ_{j ∈ p} c_j`` is a sum of these (Mislevy 1986).
+
+    Responses are bucketed by (item, category) with one counting sort; a bucket's
+    contributions are one product ``π[persons] · ∂ log P_ik`` ``(n_b × Q)·(Q × m)``.
+    """
+    kmax = sk.kmax
+    key = sk.item * kmax + sk.response
+    order = np.argsort(key, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=sk.items.size * kmax))])
+    out = []
+    for g, idx in zip(sk.groups, index, strict=True):
+        m = g.phi.shape[1]
+        used = np.flatnonzero((idx >= 0).any(axis=0))
+        total = int(np.sum(bounds[(g.local + 1) * kmax] - bounds[g.local * kmax]))
+        person = np.empty(total, dtype=np.int64)
+        row = np.empty(total, dtype=np.int64)
+        values = np.zeros((total, m))
+        if used.size:
+            p, jac = K.probabilities(g.kind, g.phi, nodes)
+            dlog = K.log_derivatives(p, jac)[..., used]  # (n, K, Q, u)
+        pos = 0
+        for r, loc in enumerate(g.local):
+            for k in range(g.n_cat):
+                lo, hi = bounds[int(loc) * kmax + k], bounds[int(loc) * kmax + k + 1]
+                if hi == lo:
+                    continue
+                who = sk.person[order[lo:hi]]
+                sl = slice(pos, pos + who.size)
+                person[sl], row[sl] = who, r
+                if used.size:
+                    values[sl][:, used] = post[who] @ dlog[r, k]
+                pos += who.size
+        out.append(_Scores(person, row, values))
+    return out
+
+
+def _xpd_work(sk: _Skill, n_par: int, dense: bool) -> tuple[bool, float]:
+    """Whether the full XPD fits as a dense ``S`` (BLAS), and the sparse ``SᵀS`` work."""
+    n_p = sk.person_global.size
+    as_dense = dense or (n_p * n_par <= DENSE_SCORES_MAX
+                         and float(n_p) * n_par * n_par <= DENSE_XPD_WORK_MAX)
+    per_item = max(n_par / max(sk.items.size, 1), 1.0)
+    counts = np.bincount(sk.person, minlength=n_p).astype(float) * per_item
+    return as_dense, float(np.sum(counts * counts))
+
+
+def _xpd_full(scores: list[_Scores], index: list[NDArray], n_p: int, n_par: int,
+              as_dense: bool) -> NDArray:
+    """``Σ_p s_p s_pᵀ`` with ``s_p`` summed from the per-response contributions."""
+    rows, cols, vals = [], [], []
+    for sc, idx in zip(scores, index, strict=True):
+        gi = idx[sc.row]  # (n_j, m) global index or −1
+        ok = gi >= 0
+        rows.append(np.broadcast_to(sc.person[:, None], gi.shape)[ok])
+        cols.append(gi[ok])
+        vals.append(sc.values[ok])
+    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    if as_dense:
+        s = np.bincount(r * n_par + c, weights=v, minlength=n_p * n_par).reshape(n_p, n_par)
+        return s.T @ s
+    s = sp.csr_matrix((v, (r, c)), shape=(n_p, n_par))
+    return np.asarray((s.T @ s).toarray())
+
+
+def _xpd_item_blocks(sk: _Skill, g: _Group, idx: NDArray, sc: _Scores) -> NDArray:
+    """Item blocks ``Σ_p s_p,i s_p,iᵀ`` ``(n, m, m)``: one bincount per entry; a tied 1PL
+    slope uses its shared score (the sum over the tied items a person answered)."""
+    n, m = g.phi.shape
+    out = np.zeros((n, m, m))
+    vals = sc.values
+    for a_ in range(m):
+        for b_ in range(a_, m):
+            out[:, a_, b_] = out[:, b_, a_] = np.bincount(sc.row, vals[:, a_] * vals[:, b_],
+                                                          minlength=n)
+    if g.tied.any():
+        tied = g.tied[sc.row]
+        shared = np.bincount(sc.person[tied], vals[tied, 0], minlength=sk.person_global.size)
+        per = shared[sc.person]
+        out[g.tied, 0, 0] = float(shared @ shared)
+        for b_ in range(1, m):
+            col = np.bincount(sc.row[tied], per[tied] * vals[tied, b_], minlength=n)
+            out[g.tied, 0, b_] = out[g.tied, b_, 0] = col[g.tied]
+    return out
+
+
+def _oakes_information(sk: _Skill, nodes: NDArray, priors: Priors, index: list[NDArray],
+                       n_par: int, design: _Design) -> NDArray:
+    """Oakes' (1999) observed information of the (penalized) marginal likelihood.
+
+    ``I(φ̂) = −[∂²Q(φ | φ′)/∂φ∂φᵀ + ∂²Q(φ | φ′)/∂φ∂φ′ᵀ]`` at ``φ = φ′ = φ̂``, where
+    ``Q(φ | φ′) = Σ_p Σ_q π_pq(φ′) log P(x_p | θ_q; φ) + log prior(φ)`` is the EM objective.
+    Its gradient in φ is the M-step gradient ``g(φ; r(φ′))`` of the expected counts ``r``, so
+    the first term is the complete-data Hessian (item-separable: one central difference per
+    parameter column moves every item at once) and the second is the change of ``g(φ̂; ·)``
+    when the posterior's parameters move (one pair of E-steps per parameter). This is mirt's
+    default ``SE.type = "Oakes"`` (Chalmers 2018); unlike the cross-product (XPD) it is the
+    observed information itself, not an estimate of it that is biased upward at small N.
+    """
+    h = OAKES_STEP
+    d64 = design if design.dtype == np.float64 else _Design(
+        sk.person, sk.item, sk.response, sk.person_global.size, sk.items.size, sk.kmax,
+        design.dense, dtype=np.float64)
+    logw = sk.hist if sk.hist is not None else base_logw_of(sk, nodes)
+    saved = [g.phi.copy() for g in sk.groups]
+
+    def set_x(x: NDArray) -> None:
+        for g, idx, phi0 in zip(sk.groups, index, saved, strict=True):
+            ok = idx >= 0
+            g.phi[:] = phi0
+            g.phi[ok] = x[idx[ok]]
+
+    def group_grad(g: _Group, r: NDArray) -> NDArray:
+        p, jac = K.probabilities(g.kind, g.phi, nodes)
+        grad, _ = K.score_and_information(p, jac, r[g.local, : g.n_cat, :])
+        return grad + _prior_terms(g, priors)[1]
+
+    def scatter(grads: list[NDArray]) -> NDArray:
+        out = np.zeros(n_par)
+        for grad, idx in zip(grads, index, strict=True):
+            ok = idx >= 0
+            np.add.at(out, idx[ok], grad[ok])
+        return out
+
+    x_hat = np.zeros(n_par)
+    for g, idx in zip(sk.groups, index, strict=True):
+        ok = idx >= 0
+        x_hat[idx[ok]] = g.phi[ok]
+    info = np.zeros((n_par, n_par))
+    try:
+        _, _, r_hat = d64.estep(_log_table(sk, nodes), logw)
+        # ∂²Q/∂φ∂φᵀ at fixed counts: the complete-data Hessian, block-diagonal by item
+        for g, idx in zip(sk.groups, index, strict=True):
+            for c in range(g.phi.shape[1]):
+                moved = idx[:, c]
+                if not np.any(moved >= 0):
+                    continue
+                diffs = []
+                for sign in (1.0, -1.0):
+                    x = x_hat.copy()
+                    x[np.unique(moved[moved >= 0])] += sign * h
+                    set_x(x)
+                    diffs.append(group_grad(g, r_hat))
+                dg = (diffs[0] - diffs[1]) / (2 * h)  # (n, m): ∂g_i,a/∂φ_i,c
+                rows = np.flatnonzero(moved >= 0)
+                for a_ in range(g.phi.shape[1]):
+                    ok = idx[rows, a_] >= 0
+                    np.add.at(info, (idx[rows[ok], a_], moved[rows[ok]]), -dg[rows[ok], a_])
+        set_x(x_hat)
+        # ∂²Q/∂φ∂φ′ᵀ: the M-step gradient at φ̂ under the posterior of moved parameters
+        for j in range(n_par):
+            pair = []
+            for sign in (1.0, -1.0):
+                x = x_hat.copy()
+                x[j] += sign * h
+                set_x(x)
+                _, _, r = d64.estep(_log_table(sk, nodes), logw)
+                set_x(x_hat)
+                pair.append(scatter([group_grad(g, r) for g in sk.groups]))
+            info[:, j] -= (pair[0] - pair[1]) / (2 * h)
+    finally:
+        for g, phi0 in zip(sk.groups, saved, strict=True):
+            g.phi[:] = phi0
+    return 0.5 * (info + info.T)
+
+
 class _Design:
     """The response data of one skill in the form the E-step multiplies with.
 
@@ -1031,10 +1284,10 @@ class _Design:
     """
 
     def __init__(self, person: NDArray, item: NDArray, response: NDArray, n_p: int, n_s: int,
-                 kmax: int, dense: bool) -> None:
+                 kmax: int, dense: bool, dtype: type | None = None) -> None:
         self.n_s, self.kmax, self.dense = n_s, kmax, dense
         work = n_p * n_s if dense else response.size
-        self.dtype = np.float32 if work >= SINGLE_PRECISION_MIN else np.float64
+        self.dtype = dtype or (np.float32 if work >= SINGLE_PRECISION_MIN else np.float64)
         if dense:
             self.x = np.zeros((n_p, n_s), dtype=self.dtype)
             self.x[person, item] = response

@@ -10,8 +10,8 @@ Conventions shared by every package (written once, here):
   results ``(n_theta, n_items, K_max)`` with probability 0 for categories an item lacks.
 * **Responses** — dense matrices are persons × items; missing data is a mask (NaN or an explicit
   boolean ``mask``, True = observed); `SparseResponses` is the long format (one row per response).
-* **Scale** — θ ~ N(0, 1) per skill unless linking says otherwise; MLE/WLE are bounded by
-  `THETA_BOUNDS`.
+* **Scale** — θ ~ N(0, 1) per skill unless linking says otherwise; MLE is bounded by
+  `THETA_BOUNDS`; WLE only where no interior estimate exists (extreme patterns beyond them).
 
 References are collected in ``docs/references.md``.
 """
@@ -26,6 +26,7 @@ from irt.estimation import (
     map_estimate,
     mle,
     wle,
+    wle_curvature,
 )
 from irt.models import (
     category_derivatives,
@@ -70,4 +71,5 @@ __all__ = [
     "simulate_sparse_responses",
     "test_information",
     "wle",
+    "wle_curvature",
 ]

@@ -9,8 +9,15 @@ Every estimator takes dense ``(n_persons, n_items)`` responses (NaN or ``mask`` 
   ``θ ← θ + (S(θ) − (θ − μ)/σ²) / (I(θ) + 1/σ²)``; SE ``= (I(θ̂) + 1/σ²)^{−1/2}``.
 * MLE: Fisher scoring on ``S(θ) = Σ_i P′_{ix}/P_{ix}`` within ``bounds``; all-correct and all-wrong
   patterns (no finite maximum) get the bound, with SE ``= I(bound)^{−1/2}``.
-* WLE (Warm 1989): the root of ``S(θ) + J(θ)/(2 I(θ))`` with ``J = Σ_i Σ_k P′_{ik} P″_{ik}/P_{ik}``,
-  finite for extreme patterns of the logistic models; SE ``= I(θ̂)^{−1/2}``.
+* WLE (Warm 1989): the root of the weighted score ``S_w(θ) = S(θ) + J(θ)/(2 I(θ))`` with
+  ``J = Σ_i Σ_k P′_{ik} P″_{ik}/P_{ik}``, finite for extreme patterns of the logistic models.
+  For the Rasch, 2PL, PCM and GPCM ``J = I′``, so ``S_w`` is the derivative of the weighted
+  log-likelihood ``log L(θ) + ½ log I(θ)``. The SE is that function's own curvature at the root,
+  ``SE = (−S_w′(θ̂))^{−1/2}`` with ``S_w′ = ∂²log L/∂θ² + ∂/∂θ [J/(2I)]``
+  (Warm 1989, eq. 18 ff.; the asymptotic value is ``I^{−1/2}``, which ignores the weight's
+  curvature and overstates the precision of short tests). The bounds only bind where no
+  interior estimate exists: extreme patterns (all lowest / all highest categories) whose WLE
+  lies outside them, and patterns whose weighted score has no root (3PL/4PL guessing patterns).
 
 Persons with no responses get the prior (mean and SD; for MLE/WLE the N(0, 1) defaults).
 """
@@ -27,8 +34,12 @@ from irt.params import Bank
 from irt.quadrature import DEFAULT_NODES, DEFAULT_RANGE, Quadrature, normal_grid
 from irt.responses import SparseResponses, as_sparse, check_dense, dense_with_mask
 
-#: Default search interval for MLE and WLE.
+#: Default interval for MLE (every person) and for WLE (extreme patterns only).
 THETA_BOUNDS = (-4.0, 4.0)
+#: WLE of non-extreme patterns is searched on ± this (logits); reaching it means no root.
+WLE_SEARCH_LIMIT = 30.0
+#: Step for the central difference of the WLE correction ``J/(2I)`` (its error is O(h²)).
+WLE_CURVATURE_STEP = 1e-4
 #: Fisher-scoring tolerance on |Δθ| and iteration cap.
 NEWTON_TOL = 1e-8
 NEWTON_MAX_ITER = 100
@@ -274,15 +285,64 @@ def mle(responses: Responses, bank: Bank, *, mask: ArrayLike | None = None,
 
 def wle(responses: Responses, bank: Bank, *, mask: ArrayLike | None = None,
         bounds: tuple[float, float] = THETA_BOUNDS) -> AbilityEstimates:
-    """Warm's weighted likelihood θ: the root of ``S + J/(2I)`` within ``bounds``."""
+    """Warm's weighted likelihood θ: the root of ``S + J/(2I)``, SE from its curvature.
+
+    ``bounds`` clip only the estimates that have no interior value: extreme patterns whose WLE
+    falls outside them and patterns without a root (see the module docstring); every other
+    person gets the root wherever it lies.
+    """
     data = _prepare(responses, bank, mask)
+    lo, hi = bounds
+    if not lo < hi:
+        raise ValueError(f"bounds must be increasing, got {bounds}")
 
     def step(theta, terms):
         info = np.maximum(_per_person(terms["info"], data), 1e-10)
         score = _per_person(terms["d1"], data) + _per_person(terms["J"], data) / (2.0 * info)
         return score / info
 
-    return _bounded_estimate(data, bank, step, bounds, "wle")
+    limit = (-WLE_SEARCH_LIMIT, WLE_SEARCH_LIMIT)
+    theta = _fisher_scoring(data, bank, np.zeros(data.n_persons), step, limit)
+    low, top = _extreme_patterns(data, bank)
+    extreme = low | top
+    no_root = np.abs(theta) >= WLE_SEARCH_LIMIT - 1e-9
+    clip = extreme | no_root
+    theta[clip] = np.clip(theta[clip], lo, hi)
+    n_resp = data.counts_per_person()
+    none = n_resp == 0
+    theta[none] = 0.0
+    curvature = wle_curvature(theta, bank, data)
+    info = _per_person(_paired_terms(theta, bank, data, 1)["info"], data)
+    # at a clipped value the weighted likelihood has no maximum: report I^{-1/2} there
+    usable = (curvature > 0) & ~(clip & ((theta == lo) | (theta == hi)))
+    se = np.where(usable, 1.0 / np.sqrt(np.where(usable, curvature, 1.0)),
+                  1.0 / np.sqrt(np.maximum(info, 1e-300)))
+    se = np.where(none, 1.0, se)
+    return AbilityEstimates(theta, se, n_resp, "wle")
+
+
+def wle_curvature(theta: ArrayLike, bank: Bank, responses: Responses,
+                  mask: ArrayLike | None = None) -> NDArray[np.float64]:
+    """``−S_w′(θ)``: minus the derivative of Warm's weighted score at each person's θ.
+
+    ``S_w = S + J/(2I)``, so ``−S_w′ = −∂²log L/∂θ² − ∂/∂θ [J/(2I)]``. The first term is
+    analytic; the second is a central difference of the analytic ``J/(2I)`` with step
+    `WLE_CURVATURE_STEP` (truncation error ``O(h²)``, about 1e-9 relative). For the Rasch model
+    this is ``I − ½ (I″/I − (I′/I)²)`` with ``I = Σ P Q``, ``I′ = Σ P Q (1 − 2P)``,
+    ``I″ = Σ P Q (1 − 6 P Q)`` (Warm 1989). Shape ``(n_persons,)``.
+    """
+    data = _prepare(responses, bank, mask)
+    t = _person_theta(theta, data)
+    d2 = _per_person(_paired_terms(t, bank, data, 2)["d2"], data)
+    h = WLE_CURVATURE_STEP
+
+    def correction(x: NDArray) -> NDArray:
+        terms = _paired_terms(x, bank, data, 2)
+        info = np.maximum(_per_person(terms["info"], data), 1e-300)
+        return _per_person(terms["J"], data) / (2.0 * info)
+
+    slope = (correction(t + h) - correction(t - h)) / (2.0 * h)
+    return -d2 - slope
 
 
 def _bounded_estimate(data: SparseResponses, bank: Bank, step_fn, bounds, method: str

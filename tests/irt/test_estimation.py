@@ -208,3 +208,83 @@ def test_responses_to_items_with_fewer_categories_than_the_bank_maximum() -> Non
         assert np.isfinite(a.theta[0]), method
         assert a.theta[0] == pytest.approx(b.theta[0], abs=1e-10), method
     assert np.isfinite(irt.log_likelihood(0.3, bank, sparse)[0])
+
+
+# ---------------------------------------------------------------- WLE: known values, curvature
+@pytest.mark.parametrize("b", [0.0, -1.3])
+def test_wle_of_equal_rasch_items_has_its_closed_form(b: float) -> None:
+    # n Rasch items at b: S + J/(2I) = r − nP + (1 − 2P)/2 = 0 ⇒ P = (r + ½)/(n + 1), and the
+    # weighted likelihood's curvature is (n + 1) P Q (Warm 1989)
+    n = 10
+    bank = Bank.dichotomous(np.ones(n), np.full(n, b))
+    x = (np.arange(n)[None, :] < np.arange(n + 1)[:, None]).astype(float)  # scores 0 … n
+    est = irt.wle(x, bank, bounds=(-10.0, 10.0))
+    p = (np.arange(n + 1) + 0.5) / (n + 1)
+    np.testing.assert_allclose(est.theta, b + np.log(p / (1 - p)), atol=1e-8)
+    np.testing.assert_allclose(est.se, 1.0 / np.sqrt((n + 1) * p * (1 - p)), rtol=1e-6)
+    # the asymptotic I^{-1/2} = (n P Q)^{-1/2} is larger: it ignores the weight's curvature
+    assert np.all(est.se < 1.0 / np.sqrt(n * p * (1 - p)))
+
+
+def test_wle_curvature_matches_the_rasch_formula_and_finite_differences() -> None:
+    rng = np.random.default_rng(7)
+    b = rng.normal(size=12)
+    bank = Bank.dichotomous(np.ones(12), b)
+    theta = rng.uniform(-3, 3, 40)
+    x = irt.simulate_responses(theta, bank, rng)
+    pq = [(1 / (1 + np.exp(-(t - b)))) * (1 - 1 / (1 + np.exp(-(t - b)))) for t in theta]
+    pq = np.array(pq)
+    p = 1 / (1 + np.exp(-(theta[:, None] - b)))
+    info, d1, d2 = pq.sum(1), (pq * (1 - 2 * p)).sum(1), (pq * (1 - 6 * pq)).sum(1)
+    expected = info - 0.5 * (d2 / info - (d1 / info) ** 2)
+    np.testing.assert_allclose(irt.wle_curvature(theta, bank, x), expected, rtol=1e-7)
+    # 2PL/GPCM: J = I′, so the curvature is −d²/dθ² [log L + ½ log I]
+    bank2 = Bank.from_params(irt.generate_items(6, "2pl", 3).params()
+                             + irt.generate_items(5, "gpcm", 4, prefix="g").params())
+    x2 = irt.simulate_responses(theta, bank2, rng)
+
+    def weighted(t: np.ndarray) -> np.ndarray:
+        return (irt.log_likelihood(t, bank2, x2)
+                + 0.5 * np.log(irt.test_information(t, bank2).ravel()))
+
+    h = 1e-3
+    numeric = -(weighted(theta + h) - 2 * weighted(theta) + weighted(theta - h)) / h**2
+    np.testing.assert_allclose(irt.wle_curvature(theta, bank2, x2), numeric, rtol=1e-4)
+
+
+def test_wle_bounds_bind_only_for_extreme_patterns_beyond_them() -> None:
+    n = 10
+    bank = Bank.dichotomous(np.ones(n), np.full(n, 2.5))
+    x = (np.arange(n)[None, :] < np.array([9, 10, 0])[:, None]).astype(float)
+    est = irt.wle(x, bank)
+    p9 = 9.5 / 11
+    # 9 of 10: an ordinary person, WLE 2.5 + logit(9.5/11) ≈ 4.35, beyond ±4 and not clipped
+    assert est.theta[0] == pytest.approx(2.5 + np.log(p9 / (1 - p9)), abs=1e-8)
+    assert est.theta[0] > irt.THETA_BOUNDS[1]
+    # all correct: WLE ≈ 5.54 is clipped to the bound, its SE is I(bound)^{-1/2}
+    assert est.theta[1] == irt.THETA_BOUNDS[1]
+    pb = 1 / (1 + np.exp(-(4.0 - 2.5)))
+    assert est.se[1] == pytest.approx(1 / np.sqrt(n * pb * (1 - pb)))
+    # all wrong: WLE = 2.5 + logit(0.5/11) ≈ -0.54 is inside the bounds and kept
+    assert est.theta[2] == pytest.approx(2.5 + np.log(0.5 / 10.5), abs=1e-8)
+    wide = irt.wle(x, bank, bounds=(-10.0, 10.0))
+    assert wide.theta[1] == pytest.approx(2.5 + np.log(10.5 / 0.5), abs=1e-8)
+
+
+def test_wle_is_the_root_of_the_weighted_score_for_every_ordinary_person() -> None:
+    # 2PL and GPCM items (J = I′): the weighted score is S + I′/(2I), I′ by finite differences
+    bank = Bank.from_params(irt.generate_items(8, "2pl", 5).params()
+                            + irt.generate_items(4, "gpcm", 6, prefix="g").params())
+    rng = np.random.default_rng(8)
+    theta = rng.normal(scale=2.5, size=300)
+    x = irt.simulate_responses(theta, bank, rng)
+    est = irt.wle(x, bank)
+    h = 1e-5
+    _, s, _ = irt.log_likelihood_derivatives(est.theta, bank, x)
+    info = irt.test_information(est.theta, bank).ravel()
+    dinfo = (irt.test_information(est.theta + h, bank).ravel()
+             - irt.test_information(est.theta - h, bank).ravel()) / (2 * h)
+    top = bank.n_categories - 1
+    ordinary = ~(np.all(x == 0, axis=1) | np.all(x == top, axis=1))
+    assert ordinary.sum() > 200
+    np.testing.assert_allclose((s + dinfo / (2 * info))[ordinary], 0.0, atol=1e-6)

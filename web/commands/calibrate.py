@@ -1,7 +1,9 @@
-"""``proficio calibrate``: fit item parameters from a long-format response log (MML-EM).
+"""``proficio calibrate``: fit item parameters from a long-format response log (MML-EM, or
+conditional ML for the Rasch family with ``--method cml``).
 
     proficio calibrate RESPONSES.csv --model 2pl --out ITEMS.csv [--items SPEC.csv]
         [--anchors ITEMS.csv] [--prior-a SD] [--scores SCORES.csv]
+    proficio calibrate RESPONSES.csv --method cml --model pcm --out ITEMS.csv [--scores …]
 
 Shows a progress bar per skill (EM cycle and log-likelihood) and ends with a summary table.
 """
@@ -18,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from calibration import EMProgress, ItemSpec, MMLCalibrator, Priors
+from calibration.cml import CML_MODELS, CMLCalibrator
 from calibration.spec import read_item_specs
 from irt import MODELS
 from irt.io import read_items_csv, read_responses_csv, write_items_csv
@@ -29,8 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "of every model in a long-format response file.")
     p.add_argument("responses", metavar="RESPONSES.csv",
                    help="person_id,item_id,response (one row per answer)")
-    p.add_argument("--model", default="2pl", choices=MODELS,
+    p.add_argument("--model", default="2pl",
+                   choices=(*MODELS, *(m for m in CML_MODELS if m not in MODELS)),
                    help="model for items not listed in --items (default 2pl)")
+    p.add_argument("--method", default="mml", choices=("mml", "cml"),
+                   help="mml: marginal ML (default); cml: conditional ML, sample-free item "
+                        "estimates for --model rasch|pcm|rsm, persons by WLE")
     p.add_argument("--out", required=True, metavar="ITEMS.csv",
                    help="calibrated item parameters with se_* and n_responses")
     p.add_argument("--items", metavar="SPEC.csv",
@@ -48,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-iter", type=int, default=500, help="EM cycles at most")
     p.add_argument("--tol", type=float, default=1e-4, help="convergence tolerance")
     p.add_argument("--no-se", action="store_true", help="skip standard errors")
+    p.add_argument("--se-method", default="auto", choices=("auto", "oakes", "xpd"),
+                   help="MML standard errors: Oakes' observed information, the cross-product "
+                        "(XPD), or auto (default: Oakes up to 1,000 persons, XPD beyond)")
     p.add_argument("--scores", metavar="SCORES.csv",
                    help="also write person_id,skill,theta,se,n_responses (EAP)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -93,6 +103,10 @@ class _Bars:
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    if args.method == "cml":
+        return _run_cml(args, started)
+    if args.model not in MODELS:
+        raise ValueError(f"--model {args.model} is fitted by conditional ML: add --method cml")
     priors = _priors(args)
     log = read_responses_csv(args.responses)
     if log.data.n_responses == 0:
@@ -104,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     anchors = read_items_csv(args.anchors).bank if args.anchors else None
     bars = _Bars(args.quiet)
     cal = MMLCalibrator(args.model, priors=priors, n_nodes=args.nodes, max_iter=args.max_iter,
-                        tol=args.tol, standard_errors=not args.no_se, callback=bars)
+                        tol=args.tol, standard_errors=not args.no_se,
+                        se_method=args.se_method, callback=bars)
     try:
         cal.fit(log, items=specs, anchors=anchors)
     finally:
@@ -113,6 +128,47 @@ def run(args: argparse.Namespace) -> int:
     if args.scores:
         _write_scores(args.scores, cal)
     _summary(cal, args, time.perf_counter() - started)
+    return 0
+
+
+def _run_cml(args: argparse.Namespace, started: float) -> int:
+    if args.model not in CML_MODELS:
+        raise ValueError(f"--method cml fits the Rasch family: --model must be one of "
+                         f"{', '.join(CML_MODELS)}, got {args.model}")
+    if args.items or args.anchors:
+        raise ValueError("--method cml takes no --items or --anchors (CML fits one scale; "
+                         "link to a bank afterwards with `proficio link`)")
+    log = read_responses_csv(args.responses)
+    if log.data.n_responses == 0:
+        raise ValueError(f"{args.responses}: no responses")
+    cal = CMLCalibrator(args.model, max_iter=args.max_iter,
+                        standard_errors=not args.no_se).fit(log)
+    n = np.bincount(log.data.item, minlength=len(log.item_ids))
+    se = cal.se_
+    extra: dict[str, list] = {}
+    if args.model == "rasch":
+        extra["se_b"] = list(se.b)
+    else:
+        for k in range(se.thresholds.shape[1]):
+            extra[f"se_b{k + 1}"] = list(se.thresholds[:, k])
+    extra["n_responses"] = [int(v) for v in n]
+    write_items_csv(args.out, cal.items_, extra)
+    if args.scores:
+        est = cal.scores_
+        with open(args.scores, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["person_id", "skill", "theta", "se", "n_responses"])
+            for p, pid in enumerate(cal.person_ids_):
+                if est.n_responses[p]:
+                    w.writerow([pid, "default", f"{est.theta[p]:.6g}", f"{est.se[p]:.6g}",
+                                int(est.n_responses[p])])
+    print(f"CML {args.model}: {len(cal.items_)} items, {cal.n_persons_used_} persons with a "
+          f"non-extreme score in {cal.n_groups_} response pattern(s); conditional loglik "
+          f"{cal.loglik_:.4f}, {cal.n_parameters_} parameters, {cal.n_iter_} Newton iterations"
+          f"{'' if cal.converged_ else ' (NOT converged)'}")
+    print(f"thresholds centred (all steps sum to 0); persons by {cal.person_method.upper()}; "
+          f"standard errors: {se.method}")
+    print(f"wrote {args.out} in {time.perf_counter() - started:.2f} s")
     return 0
 
 
