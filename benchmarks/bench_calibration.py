@@ -114,7 +114,7 @@ def worker(peer: str, path: str) -> dict:
         cal = MMLCalibrator(model, priors=priors, standard_errors="se" in peer.split("+"))
         base = _rss_mib()
         seconds, _ = _timed(lambda: cal.fit(data))
-        ids = [int(i[1:]) - 1 for i in cal.items_.item_ids]
+        ids = [int(i) for i in cal.items_.item_ids]  # a bare SparseResponses: ids are indices
         a_hat, b_hat, th_hat = cal.items_.a, cal.items_.b, cal.items_.thresholds
         note = f"{cal.n_iter_} cycles, {cal.skills_[0].n_em_steps} EM steps"
         if cal.excluded_:

@@ -75,8 +75,11 @@ BAD_INPUTS = [
                                                          "integer"),
     ("person_id,item_id,response\np1,i1,1\np2,i1,0\np1,i1,0\n", "line 4: person 'p1' answered "
                                                                 "item 'i1' twice"),
-    ("person_id,item_id,response\np1,i1,1\np2,i1,2\n", "line 3: field 'response' = 2 out of "
+    ("person_id,item_id,response\np1,i1,0\np2,i1,2\n", "line 3: field 'response' = 2 out of "
                                                        "range for item 'i1' (2pl"),
+    ("person_id,item_id,response\np1,i1,1\np2,i1,2\n", "the smallest response code is 1 (codes "
+                                                       "1..2), but categories are numbered from "
+                                                       "0; recode them to 0..1"),
     ("person_id,item_id,response\np1,i1,1\np2,i1\n", "line 3: 2 fields, header has 3"),
 ]
 
