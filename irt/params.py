@@ -108,9 +108,12 @@ class ItemParams:
             th = tuple(_finite(iid, f"b{k + 1}", v) for k, v in enumerate(self.thresholds))
             if len(th) < 1:
                 raise ValueError(f"item {iid!r}: model {model} needs at least one threshold b1")
-            if model == "grm" and any(th[k] >= th[k + 1] for k in range(len(th) - 1)):
+            # P(X ≥ k) = σ(a(θ − b_k)) must fall with k: b_k increasing for a > 0, and
+            # decreasing for a negative slope (an item reversed against the scale)
+            if model == "grm" and any((th[k] - th[k + 1]) * a >= 0 for k in range(len(th) - 1)):
+                order = "increasing" if a > 0 else "decreasing (the slope is negative)"
                 raise ValueError(f"item {iid!r}: field 'b1..b{len(th)}' (GRM thresholds) must be "
-                                 f"strictly increasing, got {th}")
+                                 f"strictly {order}, got {th}")
             object.__setattr__(self, "thresholds", th)
             object.__setattr__(self, "b", float(np.mean(th)))
             object.__setattr__(self, "c", 0.0)
