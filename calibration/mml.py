@@ -679,7 +679,7 @@ class MMLCalibrator:
             self._progress(sk.name, cycle, ll0, change)
             if self.accelerate == "none" and r_prev is not None:
                 rate = _contraction(r_prev, r)
-            remaining = _distance_to_fixed_point(r, rate, 1e-2 * self.tol)
+            remaining = _distance_to_fixed_point(r, rate, 0.1 * self.tol)
             if change < self.tol and not np.any(remaining > SLOW_FACTOR * self.tol):
                 x0 = x1
                 converged = True
