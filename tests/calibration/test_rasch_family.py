@@ -324,3 +324,32 @@ def test_the_prior_on_a_keeps_slopes_positive() -> None:
     fit = MMLCalibrator("2pl", priors=Priors(a=(0.0, 0.5))).fit(x)
     assert np.all(fit.items_.a > 0)
     assert fit.items_.a[2] < 0.1
+
+
+@pytest.mark.parametrize("method", ["mem", "method-a"])
+def test_online_calibration_of_pcm_and_rsm_pretest_items(method) -> None:
+    """Pretest PCM items get the operational slope and their own steps; a pretest RSM item
+    takes the operational RSM items' category steps (Method A) and estimates its location."""
+    from calibration.online import calibrate_pretest
+
+    rng = np.random.default_rng(3)
+    tau = np.array([-0.8, 0.1, 0.7])
+    op = [ItemParams(f"o{k}", "rsm", 1.0, thresholds=tuple(rng.normal() + tau))
+          for k in range(12)]
+    new = [ItemParams("n0", "pcm", 1.0, thresholds=(-1.0, 0.2, 0.9)),
+           ItemParams("r0", "rsm", 1.0, thresholds=tuple(0.4 + tau))]
+    x = irt.simulate_responses(rng.normal(0, 1.3, 3000), Bank.from_params(op + new), rng)
+    data = SparseResponses.from_dense(x)
+    for k, spec in enumerate([ItemSpec("n0", "pcm"), ItemSpec("r0", "rsm")]):
+        keep = np.isin(data.item, [*range(12), 12 + k])
+        sub = SparseResponses(data.person[keep], np.where(data.item[keep] >= 12, 12,
+                                                          data.item[keep]),
+                              data.response[keep], data.n_persons, 13)
+        res = calibrate_pretest(sub, Bank.from_params(op), [spec], method=method)
+        assert res.items.models == (spec.model,) and res.items.a[0] == 1.0
+        # Method A plugs in shrunken EAPs, which pulls extreme steps in (0.22 here); MEM not
+        tol = 0.3 if method == "method-a" else 0.15
+        np.testing.assert_allclose(res.items.thresholds[0], new[k].thresholds, atol=tol)
+        if spec.model == "rsm" and method == "method-a":
+            steps = res.items.thresholds[0] - res.items.thresholds[0].mean()
+            np.testing.assert_allclose(steps, tau - tau.mean(), atol=1e-9)
