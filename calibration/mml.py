@@ -96,7 +96,7 @@ FULL_COVARIANCE_MAX = 4000
 #: ... or when the sparse product ``SᵀS`` would cost more than this many multiply-adds.
 XPD_WORK_MAX = 1.5e8
 #: Convergence also needs every parameter's estimated distance to the EM fixed point,
-#: ``|Δ| ρ / (1 − ρ)`` with ``ρ`` its contraction rate over the last two EM steps, below
+#: ``|Δ| ρ / (1 − ρ)`` with ``ρ`` its contraction rate over the last cycles, below
 #: ``SLOW_FACTOR × tol``: a parameter creeping along a flat ridge (a diverging slope) moves
 #: less than ``tol`` per step while being far from any maximum.
 SLOW_FACTOR = 100.0
@@ -152,9 +152,9 @@ class MMLCalibrator:
         ``± half_width`` SDs with normal weights (Bock & Aitkin 1981); mirt's reference fits use
         121 nodes on ±8 (steep items, slopes above 3, need a finer grid than the default).
     max_iter : EM cycles at most (a SQUAREM cycle counts once and runs up to three EM steps).
-    tol : convergence when no internal parameter (slopes, intercepts, logits) moves more than
-        ``tol`` in one EM step and none is still creeping steadily (estimated distance to the
-        EM fixed point above ``100 tol``, see `SLOW_FACTOR`).
+    tol : convergence when no internal parameter (intercepts, logits; slopes relative to
+        ``max(|a|, 1)``) moves more than ``tol`` in one EM step and none is still creeping
+        steadily (estimated distance to the EM fixed point above ``100 tol``, `SLOW_FACTOR`).
     accelerate : ``"squarem"`` or ``"none"``.
     common_a : the common slope of the equal-slope models. ``1pl``: fixes it (e.g. 1.0 for a
         Rasch model with θ ~ N(0, 1)); None estimates it. ``rasch``, ``pcm``, ``rsm``: the slope
@@ -666,8 +666,7 @@ class MMLCalibrator:
         cycle = 0
         step_max = 4.0
         change = np.inf
-        rate: NDArray | None = None  # per-parameter EM contraction rate (last two EM steps)
-        r_prev: NDArray | None = None
+        history: list[NDArray] = []  # the (scaled) first EM step of the last cycles
         remaining = np.zeros(x0.size)
         for cycle in range(1, int(self.max_iter) + 1):
             x1, obj0, ll0, _ = em_step(x0)
@@ -675,21 +674,20 @@ class MMLCalibrator:
             trace.append(ll0)
             objective.append(obj0)
             r = x1 - x0
-            change = float(np.max(np.abs(r))) if r.size else 0.0
+            rel = r / _change_scale(sk, x1.size)  # the step convergence is judged on
+            change = float(np.max(np.abs(rel))) if rel.size else 0.0
             self._progress(sk.name, cycle, ll0, change)
-            if self.accelerate == "none" and r_prev is not None:
-                rate = _contraction(r_prev, r)
-            remaining = _distance_to_fixed_point(r, rate, 0.1 * self.tol)
+            history = [*history[-2:], rel]
+            remaining = _distance_to_fixed_point(history, 0.1 * self.tol)
             if change < self.tol and not np.any(remaining > SLOW_FACTOR * self.tol):
                 x0 = x1
                 converged = True
                 break
             if self.accelerate == "none":
-                x0, r_prev = x1, r
+                x0 = x1
                 continue
             x2, obj1, _, _ = em_step(x1)
             n_steps += 1
-            rate = _contraction(r, x2 - x1)
             v = x2 - 2.0 * x1 + x0
             nv = float(np.linalg.norm(v))
             if nv == 0.0:
@@ -715,8 +713,7 @@ class MMLCalibrator:
         penalty = sum(float(_prior_terms(g, priors)[0].sum()) for g in sk.groups)
         objective.append(ll + penalty)
         if not converged:
-            moving = np.maximum(remaining, np.abs(r)) if remaining.size == r.size \
-                else np.abs(remaining)
+            moving = np.maximum(remaining, np.abs(rel))
             names = _parameter_names(sk)
             worst_idx = [int(j) for j in np.argsort(-moving)[:5]
                          if moving[j] > SLOW_FACTOR * self.tol or j == np.argmax(moving)]
@@ -1094,26 +1091,36 @@ def _parameter_names(sk: _Skill) -> list[str]:
     return names
 
 
-def _contraction(r1: NDArray, r2: NDArray) -> NDArray:
-    """Per-parameter EM contraction rate ``ρ = Δ₂/Δ₁`` of two successive EM steps, in [0, 1]
-    (0 where the steps change sign: the parameter oscillates into its limit)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.where(np.abs(r1) > 0, r2 / r1, 0.0)
-    return np.clip(np.nan_to_num(rho), 0.0, 1.0)
+def _change_scale(sk: _Skill, size: int) -> NDArray:
+    """What a parameter change is measured against for convergence: ``max(|a|, 1)`` for a slope
+    (a relative change above 1, as on the log scale; absolute near 0, where the sign may
+    flip), 1 for intercepts, logits and latent parameters."""
+    parts = []
+    for g in sk.groups:
+        scale = np.ones_like(g.phi)
+        scale[:, 0] = np.maximum(np.abs(g.phi[:, 0]), 1.0)
+        parts.append(scale[g.free])
+    out = np.concatenate(parts) if parts else np.zeros(0)
+    return np.concatenate([out, np.ones(size - out.size)])
 
 
-def _distance_to_fixed_point(r: NDArray, rate: NDArray | None, floor: float) -> NDArray:
-    """Estimated distance of each parameter to the EM fixed point after a step ``r``: the tail
-    of a geometric series, ``|r| ρ / (1 − ρ)`` (Dempster, Laird & Rubin 1977: EM converges
-    linearly at the rate of the largest fraction of missing information), infinite when
-    ``ρ ≥ 1`` (the parameter drifts without slowing down). Steps below ``floor`` are taken as
-    they are (their rate is rounding noise)."""
-    step = np.abs(r)
-    if rate is None or rate.size != r.size:
+def _distance_to_fixed_point(history: list[NDArray], floor: float) -> NDArray:
+    """Estimated distance of each parameter to the EM fixed point, from its steps in the last
+    three cycles ``Δ_{t−2}, Δ_{t−1}, Δ_t``: a parameter that kept its direction contracts at
+    ``ρ = (|Δ_t| / |Δ_{t−2}|)^{1/2}`` per cycle, and the rest of its way is the tail of a
+    geometric series, ``|Δ_t| ρ / (1 − ρ)`` (Dempster, Laird & Rubin 1977: EM converges
+    linearly), infinite when ``ρ ≥ 1`` (it drifts without slowing down: a slope running off
+    along a flat ridge). A parameter that changed direction, or whose step is below ``floor``
+    (single-precision E-steps make such steps noise), is taken at its last step."""
+    step = np.abs(history[-1])
+    if len(history) < 3:
         return step
+    r0, r1, r2 = history
+    steady = (np.sign(r0) == np.sign(r1)) & (np.sign(r1) == np.sign(r2)) & (step >= floor)
     with np.errstate(divide="ignore", invalid="ignore"):
-        tail = np.where(rate < 1.0, step * rate / np.maximum(1.0 - rate, 1e-300), np.inf)
-    return np.where(step < floor, step, tail)
+        rho = np.sqrt(np.where(steady, step / np.maximum(np.abs(r0), 1e-300), 0.0))
+        tail = np.where(rho < 1.0, step * rho / np.maximum(1.0 - rho, 1e-300), np.inf)
+    return np.where(steady, np.maximum(tail, step), step)
 
 
 def _clip_phi(g: _Group) -> None:

@@ -364,12 +364,12 @@ def test_empirical_histogram_recovers_a_skewed_population() -> None:
     assert hist.loglik_ > normal.loglik_ + 10
     assert rmse(hist.items_.b, b_std) < rmse(normal.items_.b, b_std)
     assert rmse(hist.items_.a, a_std) <= 0.08
-    # the skew shows: the population's skewness is 0.70 (a normal has 0); here it comes out 0.63
-    # and 52 % of the mass lies below the mean (run to convergence: stopping after 8 cycles, as
-    # the step-size-only criterion once did, left the log-likelihood 1.8 below its maximum)
+    # the skew shows: the population's skewness is 0.70 (a normal has 0); here it comes out 0.62
     assert w @ nodes**3 > 0.4
     assert np.sum(w[nodes < 0]) > 0.51
-    assert hist.converged_ and hist.loglik_ == pytest.approx(-101135.63, abs=0.02)
+    # the histogram's weights creep: a step-size-only criterion stopped after 8 cycles 1.8 below
+    # the maximum (-101135.63 at tol 1e-6); watching every parameter's rate runs on (36 cycles)
+    assert hist.converged_ and hist.n_iter_ > 20 and hist.loglik_ > -101136.1
 
 
 def test_nothing_to_calibrate_is_an_error_not_an_empty_bank() -> None:
