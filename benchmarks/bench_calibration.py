@@ -4,7 +4,7 @@ Usage::
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 RAYON_NUM_THREADS=1 \\
         .venv/bin/python benchmarks/bench_calibration.py [--cases dense,sparse,big,3pl,grm]
-        [--no-girth-over N]
+        [--no-girth-over N] [--peers proficio,proficio+se]
 
 The parent process generates every data set once (fixed seeds) into a temporary folder; each
 (peer, case) fit then runs in its own child process with the same thread settings, so that time
@@ -114,7 +114,7 @@ def worker(peer: str, path: str) -> dict:
         cal = MMLCalibrator(model, priors=priors, standard_errors="se" in peer.split("+"))
         base = _rss_mib()
         seconds, _ = _timed(lambda: cal.fit(data))
-        ids = [int(i[1:]) - 1 for i in cal.items_.item_ids]
+        ids = [int(i) for i in cal.items_.item_ids]  # a bare SparseResponses: ids are indices
         a_hat, b_hat, th_hat = cal.items_.a, cal.items_.b, cal.items_.thresholds
         note = f"{cal.n_iter_} cycles, {cal.skills_[0].n_em_steps} EM steps"
         if cal.excluded_:
@@ -204,6 +204,9 @@ def main() -> int:
     parser.add_argument("--no-girth-over", type=int, default=None,
                         help="skip girth above this many persons × items")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--peers", default=None,
+                        help="comma-separated peers to run (e.g. proficio,proficio+se); "
+                             "default all")
     parser.add_argument("--worker", nargs=2, metavar=("PEER", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -221,7 +224,10 @@ def main() -> int:
                 model = "2pl" if kind == "adaptive" else kind
                 label = f"{kind} {n_items}×{n_persons:,}"
                 ref = None
+                wanted = None if args.peers is None else set(args.peers.split(","))
                 for peer in peers_for(kind, model, n_items, n_persons, args):
+                    if wanted is not None and peer not in wanted:
+                        continue
                     r = run_child(peer, path, args.timeout)
                     if "skipped" in r:
                         print(f"| {label} | {peer} | – | – | – | – | – | {r['skipped']} |")

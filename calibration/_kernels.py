@@ -3,13 +3,17 @@
 Every item family works in an unbounded *internal* parameterization (slope–intercept, logits),
 which keeps Fisher scoring stable and makes EM extrapolation (SQUAREM) safe:
 
-* dichotomous ``φ = (η, δ, γ, υ)``: ``a = e^η``, ``z = aθ + δ`` (so ``b = −δ/a``),
+* dichotomous ``φ = (a, δ, γ, υ)``: ``z = aθ + δ`` (so ``b = −δ/a``),
   ``c = σ(γ)``, ``d = σ(υ)``; ``P = c + (d − c) σ(z)``. Columns a model lacks are fixed
   (``c = 0``, ``d = 1``);
-* GRM ``φ = (η, δ_1 … δ_{K−1})``: ``P*_k = σ(aθ + δ_k)`` with ``δ_1 > … > δ_{K−1}``
+* GRM ``φ = (a, δ_1 … δ_{K−1})``: ``P*_k = σ(aθ + δ_k)`` with ``δ_1 > … > δ_{K−1}``
   (``b_k = −δ_k/a``), ``P_k = P*_k − P*_{k+1}`` (Samejima 1969);
-* GPCM ``φ = (η, δ_1 … δ_{K−1})``: ``z_k = Σ_{v≤k} (aθ + δ_v)``, ``P_k = e^{z_k}/Σ_j e^{z_j}``
-  (``b_v = −δ_v/a``; Muraki 1992).
+* GPCM (and PCM, RSM) ``φ = (a, δ_1 … δ_{K−1})``: ``z_k = Σ_{v≤k} (aθ + δ_v)``,
+  ``P_k = e^{z_k}/Σ_j e^{z_j}`` (``b_v = −δ_v/a``; Muraki 1992).
+
+The slope ``a`` is the raw slope, free to change sign (an item that runs against the scale has
+``a < 0``), as in mirt's slope–intercept form (Chalmers 2012); the slope–intercept form stays
+regular through ``a = 0``, where ``b`` does not exist.
 
 For a multinomial item with expected counts ``r_kq`` at node ``θ_q`` (``n_q = Σ_k r_kq``) the
 M-step objective is ``Σ_q Σ_k r_kq log P_k(θ_q; φ)``, with gradient
@@ -46,7 +50,7 @@ def probabilities(kind: str, phi: NDArray, nodes: NDArray, jacobian: bool = True
 
 
 def _dichotomous(phi: NDArray, nodes: NDArray, jacobian: bool):
-    a = np.exp(phi[:, 0])[:, None]
+    a = phi[:, 0][:, None]
     s = sigmoid(a * nodes[None, :] + phi[:, 1][:, None])
     c = sigmoid(phi[:, 2])[:, None]
     d = sigmoid(phi[:, 3])[:, None]
@@ -55,14 +59,14 @@ def _dichotomous(phi: NDArray, nodes: NDArray, jacobian: bool):
     if not jacobian:
         return p, None
     w = (d - c) * s * (1.0 - s)
-    j1 = np.stack([w * a * nodes[None, :], w, (1.0 - s) * c * (1.0 - c), s * d * (1.0 - d)],
+    j1 = np.stack([w * nodes[None, :], w, (1.0 - s) * c * (1.0 - c), s * d * (1.0 - d)],
                   axis=-1)
     return p, np.stack([-j1, j1], axis=2)
 
 
 def _grm(phi: NDArray, nodes: NDArray, jacobian: bool):
     n, m = phi.shape
-    a = np.exp(phi[:, 0])
+    a = phi[:, 0]
     star = sigmoid(a[:, None, None] * nodes[None, :, None] + phi[:, None, 1:])  # (n, Q, K-1)
     edge = (n, nodes.shape[0], 1)
     full = np.concatenate([np.ones(edge), star, np.zeros(edge)], axis=-1)
@@ -73,7 +77,7 @@ def _grm(phi: NDArray, nodes: NDArray, jacobian: bool):
     wf = np.concatenate([np.zeros(edge), w, np.zeros(edge)], axis=-1)  # (n, Q, K+1)
     k = m  # number of categories = (K-1 thresholds) + 1
     jac = np.zeros((n, nodes.shape[0], k, m))
-    jac[..., 0] = (a[:, None, None] * nodes[None, :, None]) * (wf[..., :-1] - wf[..., 1:])
+    jac[..., 0] = nodes[None, :, None] * (wf[..., :-1] - wf[..., 1:])
     for t in range(1, m):  # intercept t enters P*_t: + in category t, − in category t − 1
         jac[:, :, t, t] = w[..., t - 1]
         jac[:, :, t - 1, t] = -w[..., t - 1]
@@ -82,7 +86,7 @@ def _grm(phi: NDArray, nodes: NDArray, jacobian: bool):
 
 def _gpcm(phi: NDArray, nodes: NDArray, jacobian: bool):
     n, m = phi.shape
-    a = np.exp(phi[:, 0])
+    a = phi[:, 0]
     kk = np.arange(m, dtype=float)  # categories 0..K-1 with K = m
     lin = a[:, None, None] * nodes[None, :, None] * kk[None, None, :]
     cum = np.concatenate([np.zeros((n, 1)), np.cumsum(phi[:, 1:], axis=1)], axis=1)
@@ -93,7 +97,7 @@ def _gpcm(phi: NDArray, nodes: NDArray, jacobian: bool):
     if not jacobian:
         return p, None
     dz = np.zeros((n, nodes.shape[0], m, m))
-    dz[..., 0] = a[:, None, None] * nodes[None, :, None] * kk[None, None, :]
+    dz[..., 0] = nodes[None, :, None] * kk[None, None, :]
     tri = (np.arange(1, m)[None, :] <= kk[:, None]).astype(float)  # (K, m-1): v <= k
     dz[..., 1:] = tri[None, None, :, :]
     mean_dz = np.einsum("nqk,nqkm->nqm", p, dz)

@@ -78,8 +78,10 @@ from irt.models import PROB_FLOOR
 
 logger = logging.getLogger(__name__)
 
-#: Free parameters per model (for degrees of freedom); polytomous: K (a and K − 1 thresholds).
-N_PARAMETERS = {"1pl": 1, "2pl": 2, "3pl": 3, "4pl": 4}
+#: Free parameters per model (for degrees of freedom); polytomous: K (a and K − 1 thresholds);
+#: the Rasch family's slope is common: rasch 1 (b), pcm K − 1 (its steps), rsm 1 (its location;
+#: the rating-scale steps are shared by the scale's items).
+N_PARAMETERS = {"1pl": 1, "2pl": 2, "3pl": 3, "4pl": 4, "rasch": 1, "rsm": 1}
 FIT_ALPHA = 0.01
 MIN_EXPECTED = 1.0
 N_GROUPS = 10
@@ -90,7 +92,10 @@ MIN_PERSON_RESPONSES = 10
 
 
 def n_parameters(model: str, n_categories: int) -> int:
-    """Free parameters of one item: 1PL 1 (its b; the common a is shared), 2PL 2, … GRM/GPCM K."""
+    """Free parameters of one item: 1PL 1 (its b; the common a is shared), 2PL 2, … GRM/GPCM K,
+    PCM K − 1, Rasch and RSM 1."""
+    if model == "pcm":
+        return n_categories - 1
     return N_PARAMETERS.get(model, n_categories)
 
 

@@ -12,9 +12,20 @@ For each skill, θ ~ N(0, 1) is integrated on a fixed grid of ``Q`` nodes ``θ_q
 * **M-step.** For every item, maximise ``Σ_q Σ_k r_ikq log P_k(θ_q; φ_i) + log prior(φ_i)``
   by Fisher scoring, vectorized over all items of a model at once (batched ``m × m`` solves),
   with step halving so the objective never falls (a generalized EM step, so the marginal
-  log-likelihood is monotone; Dempster, Laird & Rubin 1977). Its cost is items × Q × K,
-  independent of the number of persons. 1PL items of a skill share one ``a`` (an arrow-shaped
-  Newton system solved by its Schur complement).
+  log-likelihood plus the log prior, the objective EM monitors, is monotone; Dempster, Laird &
+  Rubin 1977). Its cost is items × Q × K, independent of the number of persons. Parameters
+  shared between items (the common slope of 1PL and Rasch-family items, the rating-scale
+  category parameters of RSM items) make the Newton system arrow-shaped: it is solved by the
+  Schur complement of the per-item blocks, over every group of the skill at once.
+* **Slopes** are raw slope–intercept parameters, free to be negative (a reverse-worded or
+  miskeyed item; reported with a warning naming it) unless a prior on a or ``slopes="positive"``
+  keeps them above 0.02.
+* **The Rasch family.** ``rasch`` (dichotomous), ``pcm`` (Masters 1982) and ``rsm`` (Andrich
+  1978) fix every slope at ``common_a`` (default 1) and estimate the latent variance instead,
+  θ ~ N(0, σ²). The EM runs on the standard grid ``θ = σ z`` with the common slope ``a* = a σ``
+  estimated (the likelihood is the same), and reports ``a = common_a``, ``b_k = −δ_k / a`` and
+  the latent SD ``σ = a*/a``, as mirt's ``itemtype = "Rasch"`` does (Chalmers 2012). RSM steps
+  are ``δ_ik = β_i + t_k`` with ``Σ_k t_k = 0``.
 * **Acceleration.** SQUAREM (Varadhan & Roland 2008, scheme S3) extrapolates two EM steps,
   ``φ′ = φ₀ − 2α r + α² v`` with ``r = F(φ₀) − φ₀``, ``v = F(F(φ₀)) − 2F(φ₀) + φ₀``,
   ``α = −‖r‖/‖v‖``, and falls back to the plain EM step when the log-likelihood would fall.
@@ -43,6 +54,7 @@ Varadhan & Roland (2008); Chalmers (2012, the R package mirt).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -63,15 +75,25 @@ from calibration.results import (
     Priors,
     SkillFit,
 )
-from irt import DICHOTOMOUS_MODELS, Bank, ItemParams, SparseResponses, normal_grid
+from irt import (
+    DICHOTOMOUS_MODELS,
+    MODELS,
+    RASCH_MODELS,
+    Bank,
+    ItemParams,
+    SparseResponses,
+    normal_grid,
+)
 from irt.io import ResponseLog
 
 logger = logging.getLogger(__name__)
 
 #: Logit standing for an asymptote fixed at 0 (c) or 1 (d): σ(∓40) is 0/1 to double precision.
 LOGIT_FIXED = 40.0
-#: Bounds of the internal parameters (log a, intercepts, asymptote logits).
-LOG_A_BOUNDS = (math.log(0.02), math.log(20.0))
+#: Bounds of the internal parameters: slopes ``|a| <= A_BOUND`` (``a >= A_MIN`` when slopes must
+#: be positive: a prior on a, ``slopes="positive"``, a common slope), intercepts, logits.
+A_BOUND = 20.0
+A_MIN = 0.02
 INTERCEPT_BOUND = 40.0
 LOGIT_BOUND = 12.0
 #: Largest Fisher-scoring step (in internal units) and the number of step halvings.
@@ -99,6 +121,11 @@ OAKES_WORK_MAX = 5e8
 #: Central-difference step (internal units) for Oakes' derivatives.
 OAKES_STEP = 1e-4
 SE_METHODS = ("auto", "oakes", "xpd")
+#: Convergence also needs every parameter's estimated distance to the EM fixed point,
+#: ``|Δ| ρ / (1 − ρ)`` with ``ρ`` its contraction rate over the last cycles, below
+#: ``SLOW_FACTOR × tol``: a parameter creeping along a flat ridge (a diverging slope) moves
+#: less than ``tol`` per step while being far from any maximum.
+SLOW_FACTOR = 100.0
 
 Responses = SparseResponses | ResponseLog | ArrayLike
 
@@ -112,9 +139,12 @@ class _Group:
     local: NDArray[np.int64]  # positions within the skill
     phi: NDArray[np.float64]  # (n, m)
     free: NDArray[np.bool_]  # (n, m)
-    tied: NDArray[np.bool_]  # (n,) 1PL items sharing column 0
+    tied: NDArray[np.bool_]  # (n,) items sharing the skill's common slope (1PL, Rasch family)
     has_c: NDArray[np.bool_]
     has_d: NDArray[np.bool_]
+    rsm: NDArray[np.bool_]  # (n,) RSM items sharing the group's category parameters
+    a_lo: NDArray[np.float64]  # (n,) lower bound of the slope
+    slope_prior: bool = True  # whether a prior on a applies (not to the Rasch family's σ)
 
 
 @dataclass
@@ -132,6 +162,8 @@ class _Skill:
     models: tuple[str, ...]
     latent: NDArray[np.float64] = field(default_factory=lambda: np.array([0.0, 0.0]))
     hist: NDArray[np.float64] | None = None  # log weights of an empirical histogram
+    rasch: bool = False  # Rasch-family skill: slopes fixed at common_a, θ ~ N(0, σ²)
+    common_a: float = 1.0
 
 
 class MMLCalibrator:
@@ -139,17 +171,26 @@ class MMLCalibrator:
 
     Parameters
     ----------
-    model : default model for items without a spec (``1pl``, ``2pl``, ``3pl``, ``4pl``, ``grm``,
-        ``gpcm``).
+    model : default model for items without a spec (``1pl``, ``2pl``, ``3pl``, ``4pl``,
+        ``rasch``, ``grm``, ``gpcm``, ``pcm``, ``rsm``).
     priors : `Priors` (default: none on a and b, Beta(6, 16) on the 3PL/4PL c, Beta(18, 2) on d).
     n_nodes, half_width : the quadrature grid, ``n_nodes`` equally spaced nodes on
-        ``± half_width`` SDs with normal weights (Bock & Aitkin 1981).
+        ``± half_width`` SDs with normal weights (Bock & Aitkin 1981); mirt's reference fits use
+        121 nodes on ±8 (steep items, slopes above 3, need a finer grid than the default).
     max_iter : EM cycles at most (a SQUAREM cycle counts once and runs up to three EM steps).
-    tol : convergence when no internal parameter (log a, intercepts, logits) moves more than
-        ``tol`` in one EM step.
+    tol : convergence when no internal parameter (intercepts, logits; slopes relative to
+        ``max(|a|, 1)``) moves more than ``tol`` in one EM step and none is still creeping
+        steadily (estimated distance to the EM fixed point above ``100 tol``, `SLOW_FACTOR`).
     accelerate : ``"squarem"`` or ``"none"``.
-    common_a : fix the common discrimination of 1PL items (e.g. 1.0 for a Rasch model with
-        θ ~ N(0, 1)); None estimates it.
+    common_a : the common slope of the equal-slope models. ``1pl``: fixes it (e.g. 1.0 for a
+        Rasch model with θ ~ N(0, 1)); None estimates it. ``rasch``, ``pcm``, ``rsm``: the slope
+        every item carries (None means 1), with the latent SD estimated. Refused (`ValueError`)
+        when an item to calibrate has its own slope (``2pl``, ``3pl``, ``4pl``, ``grm``,
+        ``gpcm``).
+    slopes : ``"free"`` (default: a slope may turn negative; a warning names the item) or
+        ``"positive"`` (every free slope kept >= 0.02). A prior on a implies positive slopes.
+    recode : responses whose smallest observed code is above 0 (Likert 1..5) are refused unless
+        ``recode`` is True; then every response is shifted down by that code (``recode_shift_``).
     min_responses : items with fewer responses are calibrated but flagged.
     standard_errors : compute `se_`.
     se_method : ``"oakes"`` (Oakes 1999: the observed information, as mirt's default),
@@ -173,6 +214,7 @@ class MMLCalibrator:
     n_responses_ : responses per item of ``items_``.
     loglik_, aic_, bic_, n_parameters_ : totals over skills.
     n_iter_ : the largest number of EM cycles over skills. converged_ : all skills converged.
+    recode_shift_ : what was subtracted from every response (0 unless ``recode``).
     skills_ : one `SkillFit` per skill. scores_ : `PersonScores` (EAP, posterior SD).
     issues_ : `CalibrationIssue` tuple (also logged). excluded_ : ids of items not calibrated.
     """
@@ -181,8 +223,8 @@ class MMLCalibrator:
                  half_width: float = 6.0, max_iter: int = 500, tol: float = 1e-4,
                  accelerate: str = "squarem", common_a: float | None = None,
                  min_responses: int = 30, standard_errors: bool = True,
-                 dense: bool | str = "auto", latent: str = "normal",
-                 se_method: str = "auto",
+                 dense: bool | str = "auto", latent: str = "normal", slopes: str = "free",
+                 recode: bool = False, se_method: str = "auto",
                  callback: Callable[[EMProgress], None] | None = None) -> None:
         self.model = model
         self.priors = priors
@@ -197,12 +239,14 @@ class MMLCalibrator:
         self.dense = dense
         self.latent = latent
         self.se_method = se_method
+        self.slopes = slopes
+        self.recode = recode
         self.callback = callback
 
     # ------------------------------------------------------------------ public API
     _PARAMS = ("model", "priors", "n_nodes", "half_width", "max_iter", "tol", "accelerate",
-               "common_a", "min_responses", "standard_errors", "dense", "latent", "se_method",
-               "callback")
+               "common_a", "min_responses", "standard_errors", "dense", "latent", "slopes",
+               "recode", "se_method", "callback")
 
     def get_params(self, deep: bool = True) -> dict[str, object]:
         """The constructor settings (scikit-learn estimator protocol)."""
@@ -239,6 +283,7 @@ class MMLCalibrator:
         priors = self.priors if self.priors is not None else Priors()
         data, person_ids, specs = self._prepare(responses, items)
         anchor_map = self._anchor_map(anchors, specs)
+        self._check_common_a(specs, anchor_map)
         quad = normal_grid(self.n_nodes, 0.0, 1.0, self.half_width)
         self._issues: list[CalibrationIssue] = []
         self._se_methods: set[str] = set()
@@ -258,6 +303,7 @@ class MMLCalibrator:
             keep = self._screen_items(skill, members, specs, data, kcat, anchor_map, excluded)
             if keep.size == 0:
                 continue
+            self._check_identified(skill, keep, specs, anchor_map)
             problem = self._build_skill(skill, keep, specs, data, kcat, anchor_map)
             result = self._run_em(problem, quad, priors)
             skill_fits.append(result["fit"])
@@ -293,8 +339,8 @@ class MMLCalibrator:
 
     # ------------------------------------------------------------------ input handling
     def _validate_settings(self) -> None:
-        if str(self.model).lower() not in ("1pl", "2pl", "3pl", "4pl", "grm", "gpcm"):
-            raise ValueError(f"unknown model {self.model!r}")
+        if str(self.model).lower() not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; expected one of {MODELS}")
         if int(self.n_nodes) < 5:
             raise ValueError(f"n_nodes must be >= 5, got {self.n_nodes}")
         if not self.half_width > 0:
@@ -303,8 +349,11 @@ class MMLCalibrator:
             raise ValueError("max_iter must be >= 1 and tol > 0")
         if self.accelerate not in ("squarem", "none"):
             raise ValueError(f"accelerate must be 'squarem' or 'none', got {self.accelerate!r}")
-        if self.common_a is not None and not self.common_a > 0:
+        if self.common_a is not None and not (math.isfinite(self.common_a)
+                                              and self.common_a > 0):
             raise ValueError(f"common_a must be > 0, got {self.common_a}")
+        if self.slopes not in ("free", "positive"):
+            raise ValueError(f"slopes must be 'free' or 'positive', got {self.slopes!r}")
         if self.latent not in ("normal", "histogram"):
             raise ValueError(f"latent must be 'normal' or 'histogram', got {self.latent!r}")
         if self.latent == "histogram" and self.common_a is not None:
@@ -329,7 +378,9 @@ class MMLCalibrator:
                 raise ValueError("duplicate item id in the item specs")
         else:
             specs_in = None
+        self.recode_shift_ = 0
         if isinstance(responses, ResponseLog):
+            responses = self._recoded_log(responses)
             person_ids = responses.person_ids
             if specs_in is None:
                 specs = [ItemSpec(i, model) for i in responses.item_ids]
@@ -340,9 +391,13 @@ class MMLCalibrator:
         else:
             data = responses if isinstance(responses, SparseResponses) \
                 else SparseResponses.from_dense(responses)
-            person_ids = tuple(f"p{k + 1:06d}" for k in range(data.n_persons))
+            data = self._recoded(data, "the responses")
+            # without ids, an item's id is its 0-based index in the data ("0", "1", …), so
+            # int(item_id) is the column of a matrix or the index of SparseResponses.item, and
+            # an id can't be mistaken for a 1-based generated one ("i0001")
+            person_ids = tuple(str(k) for k in range(data.n_persons))
             if specs_in is None:
-                specs = [ItemSpec(f"i{k + 1:04d}", model) for k in range(data.n_items)]
+                specs = [ItemSpec(str(k), model) for k in range(data.n_items)]
             else:
                 specs = specs_in
                 if len(specs) != data.n_items:
@@ -350,6 +405,58 @@ class MMLCalibrator:
                                      f"item specs were given")
         specs = _resolve_categories(specs, data, responses)
         return data, person_ids, specs
+
+    def _recoded(self, data: SparseResponses, source: str) -> SparseResponses:
+        """Category codes must start at 0: shift them with ``recode``, else refuse."""
+        if data.response.size == 0:
+            return data
+        low, high = int(data.response.min()), int(data.response.max())
+        if low <= 0 or high == low:  # one code only: nothing to recode (no item varies)
+            return data
+        if not self.recode:
+            raise ValueError(
+                f"{source}: the smallest response code is {low} (codes {low}..{high}), but "
+                f"categories are numbered from 0; recode them to 0..{high - low} (subtract "
+                f"{low} from every response) or pass recode=True (proficio calibrate --recode)"
+                f", which does exactly that")
+        self.recode_shift_ = low
+        logger.info("responses recoded: %d..%d -> 0..%d", low, high, high - low)
+        return SparseResponses(data.person, data.item, data.response - low, data.n_persons,
+                               data.n_items)
+
+    def _recoded_log(self, log: ResponseLog) -> ResponseLog:
+        data = self._recoded(log.data, "the response log")
+        return log if data is log.data else dataclasses.replace(log, data=data)
+
+    def _check_common_a(self, specs: list[ItemSpec], anchors: dict[int, ItemParams]) -> None:
+        """``common_a`` is a property of the equal-slope models; refuse it where it can't hold."""
+        if self.common_a is None:
+            return
+        for k, s in enumerate(specs):
+            if k not in anchors and s.model not in ("1pl", *RASCH_MODELS):
+                raise ValueError(
+                    f"common_a = {self.common_a:g} fixes the one slope shared by 1pl, rasch, pcm "
+                    f"and rsm items, but item {s.item_id!r} uses model {s.model!r}, which "
+                    f"estimates a slope per item; calibrate it as 'rasch' or '1pl' (dichotomous) "
+                    f"or 'pcm'/'rsm' (polytomous), or leave common_a unset")
+
+    def _check_identified(self, skill: str, keep: NDArray[np.int64], specs: list[ItemSpec],
+                          anchors: dict[int, ItemParams]) -> None:
+        """Warn about skills too small to identify their items' slopes."""
+        free = [int(i) for i in keep if int(i) not in anchors]
+        if not free or len(keep) > 2:
+            return
+        ids = ", ".join(repr(specs[i].item_id) for i in free)
+        one = len(keep) == 1
+        if one or all(specs[i].model in DICHOTOMOUS_MODELS
+                      and specs[i].model not in ("1pl", "rasch") for i in free):
+            for i in free:
+                self._issue("unidentified", skill, specs[i].item_id,
+                            f"skill {skill!r}: item {specs[i].item_id!r} is one of only "
+                            f"{len(keep)} item(s) ({ids}); its slope and the latent scale are "
+                            f"not identified by so few items, so its estimates are arbitrary "
+                            f"(they stay near their start values): add items to the skill or "
+                            f"hold its parameters fixed (anchors)")
 
     def _anchor_map(self, anchors: Bank | None, specs: list[ItemSpec]) -> dict[int, ItemParams]:
         if anchors is None:
@@ -397,7 +504,7 @@ class MMLCalibrator:
                 excluded.append(iid)
                 self._issue("excluded", skill, iid,
                             f"item {iid!r}: all {total} responses are in category {cat}; "
-                            f"not calibrated")
+                            f"its parameters are not identified; not calibrated")
                 continue
             if total < self.min_responses:
                 self._issue("few_responses", skill, iid,
@@ -432,38 +539,62 @@ class MMLCalibrator:
         for i in keep:
             m = specs[i].model
             kinds.append((K.KIND_DICHOTOMOUS if m in DICHOTOMOUS_MODELS else m, int(kcat[i])))
+        free_latent = any(int(i) in anchors for i in keep)
+        rasch = self._rasch_skill(skill, keep, specs, anchors)
         for key in dict.fromkeys(kinds):
             local = np.array([k for k, kk in enumerate(kinds) if kk == key], dtype=np.int64)
-            groups.append(self._start_group(key[0], key[1], local, keep, specs, table, anchors))
-        free_latent = any(int(i) in anchors for i in keep)
+            groups.append(self._start_group(key[0], key[1], local, keep, specs, table, anchors,
+                                            free_latent))
+        common = 1.0 if self.common_a is None else float(self.common_a)
         return _Skill(skill, keep, uniq, person_local, item_local, resp, kmax, groups,
                       free_latent, tuple(specs[i].item_id for i in keep),
-                      tuple(specs[i].model for i in keep))
+                      tuple(specs[i].model for i in keep), rasch=rasch, common_a=common)
+
+    def _rasch_skill(self, skill: str, keep: NDArray[np.int64], specs: list[ItemSpec],
+                     anchors: dict[int, ItemParams]) -> bool:
+        """Whether a skill is on the Rasch scale; refuses mixing it with free-slope items."""
+        free = [int(i) for i in keep if int(i) not in anchors]
+        family = [i for i in free if specs[i].model in RASCH_MODELS]
+        if not family:
+            return False
+        other = [i for i in free if specs[i].model not in RASCH_MODELS]
+        if other:
+            a, b = specs[family[0]], specs[other[0]]
+            raise ValueError(
+                f"skill {skill!r}: item {a.item_id!r} ({a.model}) is of the Rasch family, whose "
+                f"slopes are all fixed at common_a with the latent SD estimated, but item "
+                f"{b.item_id!r} ({b.model}) has a slope of its own on a N(0, 1) scale; use one "
+                f"family per skill (rasch/pcm/rsm, or 2pl/3pl/grm/gpcm) or put them in separate "
+                f"skills")
+        return True
 
     def _start_group(self, kind: str, n_cat: int, local: NDArray[np.int64],
                      keep: NDArray[np.int64], specs: list[ItemSpec], table: NDArray,
-                     anchors: dict[int, ItemParams]) -> _Group:
+                     anchors: dict[int, ItemParams], anchored_skill: bool) -> _Group:
         n = local.size
         glob = keep[local]
         models = [specs[i].model for i in glob]
         counts = table[local, :n_cat] + 0.5
+        family = np.array([m in RASCH_MODELS for m in models])
+        common = 1.0 if self.common_a is None else float(self.common_a)
+        # equal slopes: one estimated slope (1PL without common_a; the Rasch family's a σ when
+        # no anchors set the scale), or fixed at common_a
+        shared = np.array([m == "1pl" for m in models]) | family
+        estimated = (np.array([m == "1pl" for m in models]) & (self.common_a is None)) \
+            | (family & (not anchored_skill))
         if kind == K.KIND_DICHOTOMOUS:
             has_c = np.array([m in ("3pl", "4pl") for m in models])
             has_d = np.array([m == "4pl" for m in models])
-            tied = np.array([m == "1pl" for m in models])
             c0 = np.where(has_c, 0.2, 0.0)
             p = counts[:, 1] / counts.sum(axis=1)
             p_adj = np.clip((p - c0) / (1.0 - c0), 0.02, 0.98)
             phi = np.column_stack([
-                np.zeros(n), np.log(p_adj / (1 - p_adj)) * math.sqrt(1 + 1 / 2.89),
+                np.ones(n), np.log(p_adj / (1 - p_adj)) * math.sqrt(1 + 1 / 2.89),
                 np.where(has_c, math.log(0.2 / 0.8), -LOGIT_FIXED),
                 np.where(has_d, math.log(0.97 / 0.03), LOGIT_FIXED)])
             free = np.column_stack([np.ones(n, bool), np.ones(n, bool), has_c, has_d])
-            if self.common_a is not None:
-                phi[tied, 0] = math.log(self.common_a)
-                free[tied, 0] = False
         else:
-            has_c = has_d = tied = np.zeros(n, bool)
+            has_c = has_d = np.zeros(n, bool)
             cum = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]  # n(X >= k)
             total = cum[:, :1]
             if kind == K.KIND_GRM:
@@ -473,13 +604,25 @@ class MMLCalibrator:
                 inter -= np.arange(inter.shape[1]) * 1e-3
             else:
                 inter = np.log(counts[:, 1:] / counts[:, :-1])
-            phi = np.column_stack([np.zeros(n), inter])
+            phi = np.column_stack([np.ones(n), inter])
             free = np.ones_like(phi, dtype=bool)
+        fixed_shared = shared & ~estimated
+        phi[shared, 0] = common
+        free[fixed_shared, 0] = False
+        rsm = np.array([m == "rsm" for m in models])
+        if rsm.any():  # project the start onto δ_ik = β_i + t_k with Σ_k t_k = 0
+            beta = phi[rsm, 1:].mean(axis=1, keepdims=True)
+            t = (phi[rsm, 1:] - beta).mean(axis=0, keepdims=True)
+            phi[rsm, 1:] = beta + t
         for row, i in enumerate(glob):
             if int(i) in anchors:
                 phi[row] = _internal(anchors[int(i)], kind)
                 free[row] = False
-        return _Group(kind, n_cat, local, phi, free, tied & free[:, 0], has_c, has_d)
+        positive = self.slopes == "positive" or (self.priors is not None
+                                                 and self.priors.a is not None)
+        a_lo = np.where(shared | positive, A_MIN, -A_BOUND)
+        return _Group(kind, n_cat, local, phi, free, estimated & free[:, 0], has_c, has_d,
+                      rsm & free[:, 1], a_lo, slope_prior=not family.any())
 
     # ------------------------------------------------------------------ EM
     def _run_em(self, sk: _Skill, quad, priors: Priors) -> dict:
@@ -526,13 +669,16 @@ class MMLCalibrator:
         def table() -> NDArray:
             return _log_table(sk, nodes)
 
-        def em_step(x: NDArray) -> tuple[NDArray, float, bool]:
+        def em_step(x: NDArray) -> tuple[NDArray, float, float, bool]:
+            """One EM step from ``x``: the new point, the penalized objective (log-likelihood +
+            log prior, what EM increases) and the log-likelihood at ``x``, and validity."""
             unpack(x)
             if not all(np.all(K.valid(g.kind, g.phi)) for g in sk.groups):
-                return x, -np.inf, False
+                return x, -np.inf, -np.inf, False
             post, ll, r = design.estep(table(), log_weights())
-            for g in sk.groups:
-                _m_step(g, r[g.local, : g.n_cat, :], nodes, priors)
+            penalty = sum(float(_prior_terms(g, priors)[0].sum()) for g in sk.groups)
+            _m_step_skill(sk.groups, [r[g.local, : g.n_cat, :] for g in sk.groups], nodes,
+                          priors)
             if sk.hist is not None:
                 _update_histogram(sk, post.sum(axis=0), nodes)
             elif sk.free_latent:
@@ -540,30 +686,37 @@ class MMLCalibrator:
                 mu = float(nq @ nodes / nq.sum())
                 var = float(nq @ (nodes - mu) ** 2 / nq.sum())
                 sk.latent[:] = (mu, 0.5 * math.log(max(var, 1e-4)))
-            return pack(), ll, True
+            return pack(), ll + penalty, ll, True
 
         x0 = pack()
         trace: list[float] = []
+        objective: list[float] = []
         converged = False
         n_steps = 0
         cycle = 0
         step_max = 4.0
         change = np.inf
+        history: list[NDArray] = []  # the (scaled) first EM step of the last cycles
+        remaining = np.zeros(x0.size)
         for cycle in range(1, int(self.max_iter) + 1):
-            x1, ll0, _ = em_step(x0)
+            x1, obj0, ll0, _ = em_step(x0)
             n_steps += 1
             trace.append(ll0)
+            objective.append(obj0)
             r = x1 - x0
-            change = float(np.max(np.abs(r))) if r.size else 0.0
+            rel = r / _change_scale(sk, x1.size)  # the step convergence is judged on
+            change = float(np.max(np.abs(rel))) if rel.size else 0.0
             self._progress(sk.name, cycle, ll0, change)
-            if change < self.tol:
+            history = [*history[-2:], rel]
+            remaining = _distance_to_fixed_point(history, 0.1 * self.tol)
+            if change < self.tol and not np.any(remaining > SLOW_FACTOR * self.tol):
                 x0 = x1
                 converged = True
                 break
             if self.accelerate == "none":
                 x0 = x1
                 continue
-            x2, ll1, _ = em_step(x1)
+            x2, obj1, _, _ = em_step(x1)
             n_steps += 1
             v = x2 - 2.0 * x1 + x0
             nv = float(np.linalg.norm(v))
@@ -576,9 +729,9 @@ class MMLCalibrator:
                 x0 = x2
                 continue
             x_acc = x0 - 2.0 * alpha * r + alpha * alpha * v
-            x3, ll_acc, ok = em_step(x_acc)
+            x3, obj_acc, _, ok = em_step(x_acc)
             n_steps += 1
-            if ok and np.isfinite(ll_acc) and ll_acc >= ll1 - 1e-8 * abs(ll1):
+            if ok and np.isfinite(obj_acc) and obj_acc >= obj1 - 1e-8 * abs(obj1):
                 x0 = x3
                 if -alpha >= step_max:
                     step_max *= 4.0
@@ -587,17 +740,28 @@ class MMLCalibrator:
         unpack(x0)
         post, ll, r = design.estep(table(), log_weights())
         trace.append(ll)
+        penalty = sum(float(_prior_terms(g, priors)[0].sum()) for g in sk.groups)
+        objective.append(ll + penalty)
         if not converged:
+            moving = np.maximum(remaining, np.abs(rel))
+            names = _parameter_names(sk)
+            worst_idx = [int(j) for j in np.argsort(-moving)[:5]
+                         if moving[j] > SLOW_FACTOR * self.tol or j == np.argmax(moving)]
+            still = "; ".join(f"{names[j]} (about {moving[j]:.2g} from its limit)"
+                              for j in worst_idx)
             self._issue("not_converged", sk.name, None,
                         f"skill {sk.name!r}: EM did not converge in {self.max_iter} cycles "
-                        f"(largest last change {change:.2g} > tol {self.tol:g})")
-        drops = np.diff(np.array(trace))
+                        f"(largest last change {change:.2g}, tol {self.tol:g}); still moving: "
+                        f"{still}")
+        drops = np.diff(np.array(objective))
         worst = float(drops.min()) if drops.size else 0.0
-        if worst < -1e-6 * max(1.0, abs(ll)):
+        scale = max(1.0, abs(objective[-1]))
+        if worst < -1e-6 * scale:
             self._issue("loglik_decrease", sk.name, None,
-                        f"skill {sk.name!r}: log-likelihood fell by {-worst:.3g} in one cycle")
+                        f"skill {sk.name!r}: the EM objective (log-likelihood plus log prior) "
+                        f"fell by {-worst:.3g} in one cycle; the estimates may not be a maximum")
         return self._finish(sk, post, ll, trace, cycle, n_steps, converged, nodes, priors,
-                            design)
+                            design, tuple(objective))
 
     def _use_dense(self, sk: _Skill) -> bool:
         if self.dense is False or sk.kmax != 2:
@@ -615,10 +779,12 @@ class MMLCalibrator:
     # ------------------------------------------------------------------ results
     def _finish(self, sk: _Skill, post: NDArray, ll: float, trace: list[float], cycle: int,
                 n_steps: int, converged: bool, nodes: NDArray, priors: Priors,
-                design: _Design) -> dict:
+                design: _Design, objective: tuple[float, ...]) -> dict:
+        scale = _rasch_scale(sk)  # θ = σ z on the Rasch scale, 1 otherwise
         eap = post @ nodes
         eap_sd = np.sqrt(np.maximum(post @ nodes**2 - eap**2, 0.0))
-        n_free = sum(int(g.free.sum()) - _tied_extra(g) for g in sk.groups)
+        eap, eap_sd = eap * scale, eap_sd * scale
+        n_free = _n_parameters(sk)
         if sk.hist is not None:
             n_free += nodes.size - (1 if sk.free_latent else 3)
         elif sk.free_latent:
@@ -628,20 +794,38 @@ class MMLCalibrator:
         cov_blocks = self._covariance(sk, post, nodes, priors, design) if self.standard_errors \
             else None
         for gi, g in enumerate(sk.groups):
-            a = np.exp(g.phi[:, 0])
-            lo_hit = g.free[:, 0] & (g.phi[:, 0] <= LOG_A_BOUNDS[0] + 1e-6)
-            hi_hit = g.free[:, 0] & (g.phi[:, 0] >= LOG_A_BOUNDS[1] - 1e-6)
+            a = g.phi[:, 0]
+            slope = g.free[:, 0] & ~g.tied
+            lo_hit = slope & (g.a_lo > 0) & (a <= g.a_lo + 1e-9)
+            hi_hit = g.free[:, 0] & (np.abs(a) >= A_BOUND - 1e-9)
+            cols = slice(1, 2) if g.kind == K.KIND_DICHOTOMOUS else slice(1, None)
+            inter_hit = np.any(g.free[:, cols]
+                               & (np.abs(g.phi[:, cols]) >= INTERCEPT_BOUND - 1e-9), axis=1)
             for row, loc in enumerate(g.local):
                 gpos = int(sk.items[loc])
                 params[loc] = _external(sk, g, row, int(loc))
-                if lo_hit[row] or hi_hit[row]:
-                    iid = params[loc].item_id
-                    bound = "lower" if lo_hit[row] else "upper"
+                iid = params[loc].item_id
+                if lo_hit[row]:
                     self._issue("bound", sk.name, iid,
-                                f"item {iid!r}: discrimination a = {a[row]:.3g} is at its "
-                                f"{bound} bound")
+                                f"item {iid!r}: discrimination a = {a[row]:.3g} is at its lower "
+                                f"bound {A_MIN:g} (slopes kept positive); left free, it would "
+                                f"turn negative")
+                if hi_hit[row] or inter_hit[row]:
+                    converged = False
+                    what = f"discrimination a = {a[row]:.3g}" if hi_hit[row] \
+                        else "an intercept"
+                    self._issue("diverging", sk.name, iid,
+                                f"item {iid!r}: {what} ran to its bound (|a| <= {A_BOUND:g}, "
+                                f"|intercept| <= {INTERCEPT_BOUND:g}): the estimate diverges "
+                                f"(a near-perfect item, or too few responses); the run is not "
+                                f"converged")
+                if slope[row] and a[row] < 0:
+                    self._issue("negative_slope", sk.name, iid,
+                                f"item {iid!r}: negative discrimination a = {a[row]:.3g}: the "
+                                f"item runs against the scale (reverse-worded, or a wrong "
+                                f"answer key?); check its scoring before using it")
                 if cov_blocks is not None:
-                    se_rows[gpos] = _delta_method(g, row, cov_blocks[gi][row])
+                    se_rows[gpos] = _delta_method(g, row, cov_blocks[gi][row], sk)
         mean, log_sd = (float(sk.latent[0]), float(sk.latent[1])) if sk.free_latent else (0, 0)
         weights = np.exp(sk.hist if sk.hist is not None else base_logw_of(sk, nodes))
         if sk.hist is not None:
@@ -652,10 +836,11 @@ class MMLCalibrator:
             skill=sk.name, n_items=sk.items.size, n_persons=n_persons,
             n_responses=int(sk.response.size), n_parameters=n_free, loglik=float(ll),
             aic=-2.0 * ll + 2.0 * n_free, bic=-2.0 * ll + math.log(max(n_persons, 1)) * n_free,
-            n_iter=cycle, n_em_steps=n_steps, converged=converged, latent_mean=mean,
-            latent_sd=math.exp(log_sd), loglik_trace=tuple(trace),
-            latent_nodes=tuple(float(v) for v in nodes),
-            latent_weights=tuple(float(v) for v in weights / weights.sum()))
+            n_iter=cycle, n_em_steps=n_steps, converged=converged, latent_mean=mean * scale,
+            latent_sd=math.exp(log_sd) * scale, loglik_trace=tuple(trace),
+            latent_nodes=tuple(float(v) * scale for v in nodes),
+            latent_weights=tuple(float(v) for v in weights / weights.sum()),
+            objective_trace=objective)
         return {"fit": fit, "params": params, "se": se_rows, "eap": eap, "eap_sd": eap_sd}
 
     def _covariance(self, sk: _Skill, post: NDArray, nodes: NDArray, priors: Priors,
@@ -805,20 +990,35 @@ def _resolve_categories(specs: list[ItemSpec], data: SparseResponses,
 
 
 def _internal(item: ItemParams, kind: str) -> NDArray:
-    eta = math.log(item.a)
+    a = item.a
     if kind == K.KIND_DICHOTOMOUS:
         c = min(max(item.c, 1e-18), 1 - 1e-12)
         gamma = math.log(c / (1 - c)) if item.model in ("3pl", "4pl") else -LOGIT_FIXED
         d = min(max(item.d, 1e-12), 1 - 1e-18)
         ups = math.log(d / (1 - d)) if item.model == "4pl" else LOGIT_FIXED
-        return np.array([eta, -item.a * item.b, gamma, ups])
-    return np.concatenate([[eta], -item.a * np.asarray(item.thresholds)])
+        return np.array([a, -a * item.b, gamma, ups])
+    return np.concatenate([[a], -a * np.asarray(item.thresholds)])
+
+
+def _rasch_scale(sk: _Skill) -> float:
+    """σ of θ = σ z for a Rasch-family skill whose common slope ``a* = common_a σ`` was
+    estimated on the standard grid; 1 otherwise (anchors fix the slope and estimate σ)."""
+    if not sk.rasch:
+        return 1.0
+    for g in sk.groups:
+        if g.tied.any():
+            return float(g.phi[np.flatnonzero(g.tied)[0], 0]) / sk.common_a
+    return 1.0
 
 
 def _external(sk: _Skill, g: _Group, row: int, loc: int) -> ItemParams:
+    """Item parameters on the reported scale (``a = common_a`` for the Rasch family:
+    ``a* z + δ = common_a θ + δ`` with ``θ = σ z``, so ``b_k = −δ_k / common_a``)."""
     phi = g.phi[row]
-    a = math.exp(phi[0])
+    a = float(phi[0])
     iid, model = sk.item_ids[loc], sk.models[loc]
+    if model in RASCH_MODELS:
+        a = sk.common_a
     if g.kind == K.KIND_DICHOTOMOUS:
         c = float(K.sigmoid(phi[2])) if model in ("3pl", "4pl") else 0.0
         d = float(K.sigmoid(phi[3])) if model == "4pl" else 1.0
@@ -851,9 +1051,9 @@ def _update_histogram(sk: _Skill, nq: NDArray, nodes: NDArray) -> None:
         mu = float(w @ nodes)
         sd = math.sqrt(float(w @ (nodes - mu) ** 2))
         for g in sk.groups:
-            a = np.exp(g.phi[:, 0])
+            a = g.phi[:, 0].copy()
             g.phi[:, 1:2 if g.kind == K.KIND_DICHOTOMOUS else None] += (a * mu)[:, None]
-            g.phi[:, 0] += math.log(sd)
+            g.phi[:, 0] *= sd
             _clip_phi(g)
         w = np.interp(mu + sd * nodes, nodes, w, left=0.0, right=0.0)
         w = w / w.sum()
@@ -861,14 +1061,70 @@ def _update_histogram(sk: _Skill, nq: NDArray, nodes: NDArray) -> None:
     sk.hist -= _logsumexp(sk.hist)
 
 
-def _tied_extra(g: _Group) -> int:
-    """Tied 1PL slopes count once: the number of duplicate free slope entries."""
-    return max(int(g.tied.sum()) - 1, 0)
+def _n_parameters(sk: _Skill) -> int:
+    """Free item parameters of a skill: the common slope counts once, and an RSM group's
+    ``n (K − 1)`` free intercepts are ``n`` locations plus ``K − 2`` category parameters."""
+    total = 0
+    tied = 0
+    for g in sk.groups:
+        total += int(g.free.sum())
+        tied += int(g.tied.sum())
+        n_rsm = int(g.rsm.sum())
+        if n_rsm:
+            total -= n_rsm * (g.n_cat - 1) - (n_rsm + g.n_cat - 2)
+    return total - max(tied - 1, 0)
+
+
+def _parameter_names(sk: _Skill) -> list[str]:
+    """Readable names of the packed free parameters (``item 'x' a``, ``item 'x' δ2``)."""
+    names = []
+    for g in sk.groups:
+        cols = (["a", "intercept", "c logit", "d logit"] if g.kind == K.KIND_DICHOTOMOUS
+                else ["a"] + [f"intercept {k}" for k in range(1, g.phi.shape[1])])
+        rows, colidx = np.nonzero(g.free)
+        for r_, c_ in zip(rows, colidx, strict=True):
+            iid = sk.item_ids[int(g.local[r_])]
+            names.append(f"item {iid!r} {cols[c_]} = {g.phi[r_, c_]:.4g}")
+    extra = (sk.hist.size if sk.hist is not None else 2 if sk.free_latent else 0)
+    names += [f"latent distribution parameter {k}" for k in range(extra)]
+    return names
+
+
+def _change_scale(sk: _Skill, size: int) -> NDArray:
+    """What a parameter change is measured against for convergence: ``max(|a|, 1)`` for a slope
+    (a relative change above 1, as on the log scale; absolute near 0, where the sign may
+    flip), 1 for intercepts, logits and latent parameters."""
+    parts = []
+    for g in sk.groups:
+        scale = np.ones_like(g.phi)
+        scale[:, 0] = np.maximum(np.abs(g.phi[:, 0]), 1.0)
+        parts.append(scale[g.free])
+    out = np.concatenate(parts) if parts else np.zeros(0)
+    return np.concatenate([out, np.ones(size - out.size)])
+
+
+def _distance_to_fixed_point(history: list[NDArray], floor: float) -> NDArray:
+    """Estimated distance of each parameter to the EM fixed point, from its steps in the last
+    three cycles ``Δ_{t−2}, Δ_{t−1}, Δ_t``: a parameter that kept its direction contracts at
+    ``ρ = (|Δ_t| / |Δ_{t−2}|)^{1/2}`` per cycle, and the rest of its way is the tail of a
+    geometric series, ``|Δ_t| ρ / (1 − ρ)`` (Dempster, Laird & Rubin 1977: EM converges
+    linearly), infinite when ``ρ ≥ 1`` (it drifts without slowing down: a slope running off
+    along a flat ridge). A parameter that changed direction, or whose step is below ``floor``
+    (single-precision E-steps make such steps noise), is taken at its last step."""
+    step = np.abs(history[-1])
+    if len(history) < 3:
+        return step
+    r0, r1, r2 = history
+    steady = (np.sign(r0) == np.sign(r1)) & (np.sign(r1) == np.sign(r2)) & (step >= floor)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.sqrt(np.where(steady, step / np.maximum(np.abs(r0), 1e-300), 0.0))
+        tail = np.where(rho < 1.0, step * rho / np.maximum(1.0 - rho, 1e-300), np.inf)
+    return np.where(steady, np.maximum(tail, step), step)
 
 
 def _clip_phi(g: _Group) -> None:
     phi, free = g.phi, g.free
-    phi[:, 0] = np.where(free[:, 0], np.clip(phi[:, 0], *LOG_A_BOUNDS), phi[:, 0])
+    phi[:, 0] = np.where(free[:, 0], np.clip(phi[:, 0], g.a_lo, A_BOUND), phi[:, 0])
     if g.kind == K.KIND_DICHOTOMOUS:
         phi[:, 1] = np.where(free[:, 1], np.clip(phi[:, 1], -INTERCEPT_BOUND, INTERCEPT_BOUND),
                              phi[:, 1])
@@ -883,29 +1139,34 @@ def _prior_terms(g: _Group, priors: Priors, phi: NDArray | None = None
                  ) -> tuple[NDArray, NDArray, NDArray]:
     """Log prior ``(n,)``, its gradient ``(n, m)`` and negative Hessian ``(n, m, m)``.
 
-    Lognormal on a (in ``η = log a``: ``−(η − μ)²/(2σ²) − η``), normal on ``b = −δ/a``
-    (Gauss–Newton curvature), beta on ``c = σ(γ)`` and ``d = σ(υ)``:
-    ``(α − 1) log c + (β − 1) log(1 − c)`` with ``∂/∂γ = (α − 1)(1 − c) − (β − 1)c`` and
-    ``−∂²/∂γ² = (α + β − 2) c(1 − c)``. Tied 1PL slopes carry one a-prior between them.
+    Lognormal on a: ``−log a − (log a − μ)²/(2σ²)`` (``−∞`` for ``a ≤ 0``), gradient
+    ``−(1 + (log a − μ)/σ²)/a``, curvature ``1/(σ² a²)`` (Gauss–Newton: the exact curvature in
+    ``log a`` carried to ``a``); normal on ``b = −δ/a`` (Gauss–Newton curvature), beta on
+    ``c = σ(γ)`` and ``d = σ(υ)``: ``(α − 1) log c + (β − 1) log(1 − c)`` with
+    ``∂/∂γ = (α − 1)(1 − c) − (β − 1)c`` and ``−∂²/∂γ² = (α + β − 2) c(1 − c)``. Tied 1PL
+    slopes carry one a-prior between them; the Rasch family's common slope (σ) carries none.
     """
     phi = g.phi if phi is None else phi
     n, m = phi.shape
     lp, grad, info = np.zeros(n), np.zeros((n, m)), np.zeros((n, m, m))
-    eta = phi[:, 0]
-    if priors.a is not None:
+    a = phi[:, 0]
+    if priors.a is not None and g.slope_prior:
         mu, sd = priors.a
         w = g.free[:, 0] * np.where(g.tied, 1.0 / max(int(g.tied.sum()), 1), 1.0)
-        lp += w * (-((eta - mu) ** 2) / (2 * sd * sd) - eta)
-        grad[:, 0] += w * (-(eta - mu) / (sd * sd) - 1.0)
-        info[:, 0, 0] += w / (sd * sd)
+        pos = a > 0
+        la = np.log(np.where(pos, a, 1.0))
+        safe = np.where(pos, a, 1.0)
+        lp += np.where(pos | (w == 0), w * (-((la - mu) ** 2) / (2 * sd * sd) - la), -np.inf)
+        grad[:, 0] += w * (-(la - mu) / (sd * sd) - 1.0) / safe
+        info[:, 0, 0] += w / (sd * sd * safe * safe)
     if g.kind != K.KIND_DICHOTOMOUS:
         return lp, grad, info
     if priors.b is not None:
         mu, sd = priors.b
         f = g.free[:, 1].astype(float)
-        a = np.exp(eta)
-        b = -phi[:, 1] / a
-        db = np.column_stack([-b, -1.0 / a])
+        safe = np.where(np.abs(a) > 1e-12, a, 1e-12)
+        b = -phi[:, 1] / safe
+        db = np.column_stack([-b / safe, -1.0 / safe])
         e = (b - mu) / (sd * sd)
         lp += f * (-((b - mu) ** 2) / (2 * sd * sd))
         grad[:, :2] += (f * -e)[:, None] * db
@@ -924,33 +1185,138 @@ def _prior_terms(g: _Group, priors: Priors, phi: NDArray | None = None
 
 
 def _newton_direction(g: _Group, grad: NDArray, info: NDArray) -> NDArray:
-    """Fisher-scoring step for every item; tied 1PL slopes by the Schur complement."""
+    """Fisher-scoring step for every (unlinked) item: batched ``m × m`` solves."""
     m = grad.shape[1]
     free = g.free
     eye = np.eye(m)
     h = np.where(free[:, :, None] & free[:, None, :], info, 0.0)
     h = h + eye * (~free)[:, :, None] + 1e-10 * eye
     gr = np.where(free, grad, 0.0)
-    step = np.linalg.solve(h, gr[..., None])[..., 0]
-    t = g.tied
-    if t.any():
-        h_dd = h[t, 1, 1]
-        h_ed = h[t, 0, 1]
-        g_d = gr[t, 1]
-        num = gr[t, 0].sum() - np.sum(h_ed * g_d / h_dd)
-        den = h[t, 0, 0].sum() - np.sum(h_ed * h_ed / h_dd)
-        de = num / den if den > 0 else 0.0
-        step[t, 0] = de
-        step[t, 1] = (g_d - h_ed * de) / h_dd
-        step[t, 2:] = 0.0
-    return step
+    return np.linalg.solve(h, gr[..., None])[..., 0]
+
+
+def _subgroup(g: _Group, rows: NDArray[np.int64]) -> _Group:
+    return _Group(g.kind, g.n_cat, g.local[rows], g.phi[rows].copy(), g.free[rows],
+                  g.tied[rows], g.has_c[rows], g.has_d[rows], g.rsm[rows], g.a_lo[rows],
+                  g.slope_prior)
+
+
+def _m_step_skill(groups: list[_Group], rs: list[NDArray], nodes: NDArray,
+                  priors: Priors) -> None:
+    """The M-step of a skill: items with their own parameters one by one (vectorized), items
+    linked by shared parameters (common slope, rating-scale categories) jointly."""
+    linked: list[tuple[_Group, NDArray[np.int64], NDArray]] = []
+    for g, r in zip(groups, rs, strict=True):
+        lk = g.tied | g.rsm
+        if not lk.any():
+            _m_step(g, r, nodes, priors)
+            continue
+        if not lk.all():
+            rows = np.flatnonzero(~lk)
+            sub = _subgroup(g, rows)
+            _m_step(sub, r[rows], nodes, priors)
+            g.phi[rows] = sub.phi
+        rows = np.flatnonzero(lk)
+        linked.append((g, rows, r[rows]))
+    if linked:
+        _m_step_linked(linked, nodes, priors)
+
+
+def _m_step_linked(parts: list[tuple[_Group, NDArray[np.int64], NDArray]], nodes: NDArray,
+                   priors: Priors) -> None:
+    """One safeguarded Newton step for items linked by shared parameters, across groups.
+
+    Every item's internal parameters are ``φ_i = S s + D_i d_i``: ``s`` the shared parameters
+    (the common slope; per RSM group the category parameters ``u`` with ``t = C u``,
+    ``C = [I; −1ᵀ]`` so ``Σ_k t_k = 0``) and ``d_i`` the item's own (its intercepts; an RSM
+    item's location β_i). With ``H_i`` the Fisher information of ``φ_i`` the Newton system is
+    arrow-shaped; eliminating each ``d_i`` (Schur complement) leaves
+    ``(Σ_i Sᵀ H_i S − Sᵀ H_i D_i (D_iᵀ H_i D_i)⁻¹ D_iᵀ H_i S) Δs = Σ_i (Sᵀ g_i − …)``, then
+    ``Δd_i = (D_iᵀ H_i D_i)⁻¹ D_iᵀ (g_i − H_i S Δs)``. The step is capped at `MAX_STEP` and
+    halved until the joint (penalized) objective does not fall.
+    """
+    tied_any = any(bool(g.tied[rows].any()) for g, rows, _ in parts)
+    size = 1 if tied_any else 0
+    offsets = []
+    for g, rows, _ in parts:
+        if g.rsm[rows].any() and g.n_cat > 2:
+            offsets.append(size)
+            size += g.n_cat - 2
+        else:
+            offsets.append(-1)
+    big_a = np.zeros((size, size))
+    big_b = np.zeros(size)
+    work = []
+    base = 0.0
+    for (g, rows, r), off in zip(parts, offsets, strict=True):
+        sub = _subgroup(g, rows)
+        p, jac = K.probabilities(g.kind, sub.phi, nodes)
+        grad, info = K.score_and_information(p, jac, r)
+        lp, lg, li = _prior_terms(sub, priors)
+        base += float(K.objective_terms(p, r).sum() + lp.sum())
+        grad, info = grad + lg, info + li
+        m = sub.phi.shape[1]
+        smap = np.zeros((m, size))
+        if sub.tied.any():
+            smap[0, 0] = 1.0
+        if g.rsm[rows].any():
+            dmap = np.zeros((m, 1))
+            dmap[1:, 0] = 1.0
+            if off >= 0:
+                k = g.n_cat - 2
+                smap[1:, off:off + k] = np.vstack([np.eye(k), -np.ones((1, k))])
+        else:
+            cols = [c for c in range(1, m) if sub.free[0, c]]
+            dmap = np.zeros((m, len(cols)))
+            dmap[cols, np.arange(len(cols))] = 1.0
+        gs, gd = grad @ smap, grad @ dmap
+        h_ss = np.einsum("ms,nml,lt->nst", smap, info, smap)
+        h_sd = np.einsum("ms,nml,ld->nsd", smap, info, dmap)
+        h_dd = np.einsum("md,nml,le->nde", dmap, info, dmap)
+        nd = dmap.shape[1]
+        rhs = np.concatenate([gd[:, :, None], np.transpose(h_sd, (0, 2, 1))], axis=2)
+        x = np.linalg.solve(h_dd + 1e-10 * np.eye(nd), rhs)  # (n, nd, 1 + S)
+        big_a += (h_ss - h_sd @ x[:, :, 1:]).sum(axis=0)
+        big_b += (gs - np.einsum("nsd,nd->ns", h_sd, x[:, :, 0])).sum(axis=0)
+        work.append((g, rows, r, sub, smap, dmap, x))
+    if size:
+        try:
+            ds = np.linalg.solve(big_a + 1e-10 * np.eye(size), big_b)
+        except np.linalg.LinAlgError:
+            ds = np.linalg.lstsq(big_a, big_b, rcond=None)[0]
+    else:
+        ds = np.zeros(0)
+    steps = []
+    for _g, _rows, _r, _sub, smap, dmap, x in work:
+        dd = x[:, :, 0] - x[:, :, 1:] @ ds
+        steps.append(smap @ ds + dd @ dmap.T)
+    largest = max(float(np.max(np.abs(st))) if st.size else 0.0 for st in steps)
+    scale = MAX_STEP / largest if largest > MAX_STEP else 1.0
+    for _ in range(MAX_HALVINGS):
+        total = 0.0
+        trials = []
+        for (g, _rows, r, sub, _s, _d, _x), st in zip(work, steps, strict=True):
+            trial = _subgroup(sub, np.arange(sub.phi.shape[0]))
+            trial.phi += scale * st
+            _clip_phi(trial)
+            if not np.all(K.valid(g.kind, trial.phi)):
+                total = -np.inf
+                break
+            p2, _ = K.probabilities(g.kind, trial.phi, nodes, jacobian=False)
+            total += float(K.objective_terms(p2, r).sum() + _prior_terms(trial, priors)[0].sum())
+            trials.append(trial)
+        if np.isfinite(total) and total >= base - 1e-12 * abs(base):
+            for (g, rows, *_rest), trial in zip(work, trials, strict=True):
+                g.phi[rows] = trial.phi
+            return
+        scale *= 0.5
 
 
 def _m_step(g: _Group, r: NDArray, nodes: NDArray, priors: Priors) -> None:
     """One safeguarded Fisher-scoring step of the M-step objective for all items of a group.
 
     ``r`` holds the expected counts ``(n, K, Q)``. Steps are capped at `MAX_STEP` and halved
-    (per item, or per tied 1PL block) until the penalized objective does not fall.
+    (per item) until the penalized objective does not fall.
     """
     n = g.phi.shape[0]
     p, jac = K.probabilities(g.kind, g.phi, nodes)
@@ -959,29 +1325,22 @@ def _m_step(g: _Group, r: NDArray, nodes: NDArray, priors: Priors) -> None:
     lp, lg, li = _prior_terms(g, priors)
     obj = K.objective_terms(p, r) + lp
     step = _newton_direction(g, grad + lg, info + li)
-    unit = np.where(g.tied, n, np.arange(n))
-    n_units = n + 1
-    size = np.zeros(n_units)
-    np.maximum.at(size, unit, np.max(np.abs(step), axis=1))
+    size = np.max(np.abs(step), axis=1)
     scale = np.where(size > MAX_STEP, MAX_STEP / np.maximum(size, 1e-300), 1.0)
-    base = np.bincount(unit, weights=obj, minlength=n_units)
-    accepted = np.zeros(n_units, dtype=bool)
-    accepted[np.bincount(unit, minlength=n_units) == 0] = True
+    accepted = np.zeros(n, dtype=bool)
     new = g.phi.copy()
-    trial = _Group(g.kind, g.n_cat, g.local, g.phi.copy(), g.free, g.tied, g.has_c, g.has_d)
+    trial = _Group(g.kind, g.n_cat, g.local, g.phi.copy(), g.free, g.tied, g.has_c, g.has_d,
+                   g.rsm, g.a_lo, g.slope_prior)
     for _ in range(MAX_HALVINGS):
-        trial.phi[:] = g.phi + scale[unit][:, None] * step
+        trial.phi[:] = g.phi + scale[:, None] * step
         _clip_phi(trial)
         ok = K.valid(g.kind, trial.phi)
         p2, _ = K.probabilities(g.kind, np.where(ok[:, None], trial.phi, g.phi), nodes,
                                 jacobian=False)
         obj2 = K.objective_terms(p2, r) + _prior_terms(trial, priors)[0]
-        obj2 = np.where(ok, obj2, -np.inf)
-        got = np.bincount(unit, weights=np.where(np.isfinite(obj2), obj2, -1e300),
-                          minlength=n_units)
-        good = ~accepted & (got >= base - 1e-12 * np.abs(base))
-        rows = good[unit]
-        new[rows] = trial.phi[rows]
+        obj2 = np.where(ok & np.isfinite(obj2), obj2, -np.inf)
+        good = ~accepted & (obj2 >= obj - 1e-12 * np.abs(obj))
+        new[good] = trial.phi[good]
         accepted |= good
         if accepted.all():
             break
@@ -989,20 +1348,31 @@ def _m_step(g: _Group, r: NDArray, nodes: NDArray, priors: Priors) -> None:
     g.phi[:] = new
 
 
-def _delta_method(g: _Group, row: int, cov: NDArray) -> dict[str, object]:
-    """Standard errors of ``a, b, c, d, b_k`` from the internal covariance (delta method)."""
+def _delta_method(g: _Group, row: int, cov: NDArray, sk: _Skill | None = None
+                  ) -> dict[str, object]:
+    """Standard errors of ``a, b, c, d, b_k`` from the internal covariance (delta method).
+
+    ``b = −δ/a``: ``∂b/∂a = −b/a``, ``∂b/∂δ = −1/a``. Rasch family: ``a`` is fixed at
+    ``common_a`` and ``b_k = −δ_k/common_a`` does not involve the estimated ``a* = common_a σ``.
+    """
     phi, free = g.phi[row], g.free[row]
-    a = math.exp(phi[0])
+    rasch = sk is not None and sk.models[int(g.local[row])] in RASCH_MODELS
+    a = sk.common_a if rasch and sk is not None else float(phi[0])
     v = cov
     nan = float("nan")
 
     def sd(x: float) -> float:
         return math.sqrt(x) if x > 0 else nan
 
-    se_a = a * sd(v[0, 0]) if free[0] else nan
+    if rasch:
+        ths = tuple(sd(v[k, k]) / abs(a) if free[k] else nan for k in range(1, phi.shape[0]))
+        if g.kind == K.KIND_DICHOTOMOUS:
+            return {"a": nan, "b": ths[0], "c": nan, "d": nan, "thresholds": ()}
+        return {"a": nan, "b": nan, "c": nan, "d": nan, "thresholds": ths}
+    se_a = sd(v[0, 0]) if free[0] else nan
     if g.kind == K.KIND_DICHOTOMOUS:
         b = -phi[1] / a
-        se_b = sd(b * b * v[0, 0] + v[1, 1] / a**2 + 2 * b / a * v[0, 1]) \
+        se_b = sd(b * b * v[0, 0] / a**2 + v[1, 1] / a**2 + 2 * b / a**2 * v[0, 1]) \
             if free[0] or free[1] else nan
         c = float(K.sigmoid(phi[2]))
         d = float(K.sigmoid(phi[3]))
@@ -1012,7 +1382,7 @@ def _delta_method(g: _Group, row: int, cov: NDArray) -> dict[str, object]:
     ths = []
     for k in range(1, phi.shape[0]):
         bk = -phi[k] / a
-        ths.append(sd(bk * bk * v[0, 0] + v[k, k] / a**2 + 2 * bk / a * v[0, k])
+        ths.append(sd(bk * bk * v[0, 0] / a**2 + v[k, k] / a**2 + 2 * bk / a**2 * v[0, k])
                    if free[0] or free[k] else nan)
     return {"a": se_a, "b": nan, "c": nan, "d": nan, "thresholds": tuple(ths)}
 

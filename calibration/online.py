@@ -45,6 +45,8 @@ from calibration.mml import MMLCalibrator
 from calibration.results import ItemSpec, Priors
 from irt import (
     AbilityEstimates,
+    POLYTOMOUS_MODELS,
+    RASCH_MODELS,
     Bank,
     ItemParams,
     SparseResponses,
@@ -206,9 +208,13 @@ def calibrate_pretest(responses: SparseResponses, operational: Bank,
     n_op = len(operational)
     counts = np.bincount(responses.item, minlength=responses.n_items)[n_op:]
     if method == "mem":
+        # Rasch-family pretest items carry the slope of the skill's operational Rasch items
+        family = [i for i, m in enumerate(operational.models) if m in RASCH_MODELS]
+        common = float(operational.a[family[0]]) if family and all(
+            s.model in RASCH_MODELS for s in pretest) else None
         cal = MMLCalibrator(pretest[0].model, priors=priors, max_iter=max_iter,
-                            min_responses=1).fit(responses, _specs_for(operational) + pretest,
-                                                 anchors=operational)
+                            min_responses=1, common_a=common).fit(
+            responses, _specs_for(operational) + pretest, anchors=operational)
         ids = [s.item_id for s in pretest]
         pos = [cal.items_.index(i) if i in cal.items_.item_ids else -1 for i in ids]
         missing = [i for i, p in zip(ids, pos, strict=True) if p < 0]
@@ -264,10 +270,21 @@ def _theta_by_skill(responses: SparseResponses, operational: Bank, theta_method:
     return out
 
 
-def _natural_to_item(spec: ItemSpec, x: NDArray, common_a: float) -> ItemParams:
+def _natural_to_item(spec: ItemSpec, x: NDArray, common_a: float,
+                     tau: NDArray | None = None) -> ItemParams:
+    """Natural parameters → item. Equal-slope models carry ``common_a``; an RSM item is its
+    location ``b`` plus the skill's rating-scale steps ``tau`` (``b_k = b + τ_k``)."""
     m = spec.model
-    if m == "1pl":
+    if m in ("1pl", "rasch"):
         return ItemParams(spec.item_id, m, common_a, x[0], skill=spec.skill)
+    if m == "pcm":
+        return ItemParams(spec.item_id, m, common_a, thresholds=tuple(x), skill=spec.skill)
+    if m == "rsm":
+        if tau is None:
+            raise ValueError(f"pretest item {spec.item_id!r}: an RSM item needs the rating-scale "
+                             f"steps of an operational RSM item with the same categories")
+        return ItemParams(spec.item_id, m, common_a, thresholds=tuple(x[0] + tau),
+                          skill=spec.skill)
     if m in ("2pl", "3pl", "4pl"):
         c = x[2] if m in ("3pl", "4pl") else 0.0
         d = x[3] if m == "4pl" else 1.0
@@ -278,7 +295,7 @@ def _natural_to_item(spec: ItemSpec, x: NDArray, common_a: float) -> ItemParams:
 def _to_natural(spec: ItemSpec, z: NDArray) -> NDArray:
     """Internal (unconstrained) → natural parameters."""
     m = spec.model
-    if m == "1pl":
+    if m in ("1pl", "rasch", "pcm", "rsm"):
         return z.copy()
     if m in ("2pl", "3pl", "4pl"):
         out = [np.exp(z[0]), z[1]]
@@ -297,8 +314,12 @@ def _start(spec: ItemSpec, x: NDArray, K: int) -> NDArray:
     cum = np.clip([(x >= k).mean() for k in range(1, K)], 0.02, 0.98)
     b = -special.logit(cum)
     m = spec.model
-    if m == "1pl":
+    if m in ("1pl", "rasch"):
         return np.array([b[0]])
+    if m == "pcm":
+        return b.copy()
+    if m == "rsm":
+        return np.array([float(np.mean(b))])
     if m in ("2pl", "3pl", "4pl"):
         z = [0.0, b[0]]
         if m in ("3pl", "4pl"):
@@ -315,13 +336,13 @@ def _start(spec: ItemSpec, x: NDArray, K: int) -> NDArray:
 def _log_prior(spec: ItemSpec, nat: NDArray, priors: Priors) -> float:
     lp = 0.0
     m = spec.model
-    a = nat[0] if m != "1pl" else None
+    a = nat[0] if m not in ("1pl", *RASCH_MODELS) else None
     if priors.a is not None and a is not None:
         mu, sd = priors.a
         lp += -np.log(a) - (np.log(a) - mu) ** 2 / (2 * sd * sd)
-    if priors.b is not None and m in ("1pl", "2pl", "3pl", "4pl"):
+    if priors.b is not None and m in ("1pl", "2pl", "3pl", "4pl", "rasch"):
         mu, sd = priors.b
-        b = nat[0] if m == "1pl" else nat[1]
+        b = nat[0] if m in ("1pl", "rasch") else nat[1]
         lp += -((b - mu) ** 2) / (2 * sd * sd)
     if priors.c is not None and m in ("3pl", "4pl"):
         al, be = priors.c
@@ -333,15 +354,27 @@ def _log_prior(spec: ItemSpec, nat: NDArray, priors: Priors) -> float:
 
 
 def _item_nll(spec: ItemSpec, nat: NDArray, theta: NDArray, x: NDArray, common_a: float,
-              priors: Priors) -> float:
+              priors: Priors, tau: NDArray | None = None) -> float:
     try:
-        item = _natural_to_item(spec, nat, common_a)
+        item = _natural_to_item(spec, nat, common_a, tau)
     except ValueError:
         return np.inf
     bank = Bank.from_params([item])
     p = paired_category_derivatives(theta, bank.rows(np.zeros(theta.size, np.int64)), 0)[0]
     px = np.clip(p[np.arange(theta.size), x], PROB_FLOOR, 1.0)
     return float(-np.sum(np.log(px)) - _log_prior(spec, nat, priors))
+
+
+def _rating_steps(operational: Bank, skill_items: NDArray, n_categories: int) -> NDArray:
+    """The rating-scale steps ``τ_k`` (centred) of the skill's operational RSM items with
+    ``n_categories`` categories (they share them by the model's definition)."""
+    for i in skill_items:
+        if operational.models[i] == "rsm" and int(operational.n_categories[i]) == n_categories:
+            th = operational.thresholds[i, : n_categories - 1]
+            return th - th.mean()
+    raise ValueError(f"an RSM pretest item needs an operational RSM item with {n_categories} "
+                     f"categories in its skill, whose rating-scale steps it shares; none found "
+                     f"(calibrate it as 'pcm', or by MEM)")
 
 
 def _hessian(f, x: NDArray) -> NDArray:
@@ -381,25 +414,28 @@ def _method_a(responses: SparseResponses, operational: Bank, pretest: list[ItemS
             raise ValueError(f"pretest item {spec.item_id!r}: needs responses in at least two "
                              f"categories, got {rows.size} responses")
         K = spec.n_categories or int(x.max()) + 1
-        if spec.model not in ("grm", "gpcm"):
+        if spec.model not in POLYTOMOUS_MODELS:
             K = 2
         spec = ItemSpec(spec.item_id, spec.model, spec.skill, K if K > 2 else spec.n_categories)
         theta = thetas[spec.skill][responses.person[rows]]
         sk = operational.skill_indices(spec.skill)
-        ones = [i for i in sk if operational.models[i] == "1pl"]
+        family = ("1pl",) if spec.model == "1pl" else RASCH_MODELS
+        ones = [i for i in sk if operational.models[i] in family]
         common_a = float(operational.a[ones[0]]) if ones else 1.0
+        tau = _rating_steps(operational, sk, K) if spec.model == "rsm" else None
 
-        def objective(z: NDArray, spec=spec, theta=theta, x=x, common_a=common_a) -> float:
-            return _item_nll(spec, _to_natural(spec, z), theta, x, common_a, priors)
+        def objective(z: NDArray, spec=spec, theta=theta, x=x, common_a=common_a,
+                      tau=tau) -> float:
+            return _item_nll(spec, _to_natural(spec, z), theta, x, common_a, priors, tau)
 
         res = optimize.minimize(objective, _start(spec, x, K), method="BFGS",
                                 options={"gtol": 1e-6, "maxiter": 1000})
         if not np.isfinite(res.fun):
             raise ValueError(f"pretest item {spec.item_id!r}: Method A did not converge")
         nat = _to_natural(spec, res.x)
-        items.append(_natural_to_item(spec, nat, common_a))
-        H = _hessian(lambda v, spec=spec, theta=theta, x=x, common_a=common_a:
-                     _item_nll(spec, v, theta, x, common_a, priors), nat)
+        items.append(_natural_to_item(spec, nat, common_a, tau))
+        H = _hessian(lambda v, spec=spec, theta=theta, x=x, common_a=common_a, tau=tau:
+                     _item_nll(spec, v, theta, x, common_a, priors, tau), nat)
         try:
             cov = np.linalg.inv(H)
         except np.linalg.LinAlgError:
@@ -408,10 +444,11 @@ def _method_a(responses: SparseResponses, operational: Bank, pretest: list[ItemS
             cov = np.full(H.shape, np.nan)
         diag = np.diag(cov)
         se = np.sqrt(np.where(diag > 0, diag, np.nan))
-        if spec.model in ("grm", "gpcm"):
+        if spec.model in ("grm", "gpcm", "pcm"):
             # SE of the mean threshold: the threshold block of the covariance, summed
-            kk = nat.size - 1
-            total = float(cov[1:, 1:].sum())
+            first = 0 if spec.model == "pcm" else 1
+            kk = nat.size - first
+            total = float(cov[first:, first:].sum())
             se = np.concatenate([se, [np.sqrt(total) / kk if total > 0 else np.nan]])
         ses.append(se)
     bank = Bank.from_params(items)
@@ -420,8 +457,15 @@ def _method_a(responses: SparseResponses, operational: Bank, pretest: list[ItemS
     se_th = np.full((n, bank.max_categories - 1), np.nan)
     for k, (spec, se) in enumerate(zip(pretest, ses, strict=True)):
         m = spec.model
-        if m == "1pl":
+        kk = int(bank.n_categories[k]) - 1
+        if m in ("1pl", "rasch"):
             se_b[k] = se[0]
+        elif m == "pcm":
+            se_th[k, :kk] = se[:kk]
+            se_b[k] = se[-1]
+        elif m == "rsm":  # b_k = b + τ_k with τ fixed: every step has b's error
+            se_b[k] = se[0]
+            se_th[k, :kk] = se[0]
         elif m in ("2pl", "3pl", "4pl"):
             se_a[k], se_b[k] = se[0], se[1]
             if m in ("3pl", "4pl"):

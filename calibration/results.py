@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from irt import MODELS
+from irt import MODELS, POLYTOMOUS_MODELS
 
 
 def _check_pair(name: str, pair: tuple[float, float] | None, positive_first: bool) -> None:
@@ -55,7 +55,7 @@ class Priors:
 class ItemSpec:
     """What to fit for one item: its model, skill and number of categories.
 
-    ``n_categories`` is 2 for dichotomous models; for ``grm``/``gpcm`` None means "the highest
+    ``n_categories`` is 2 for dichotomous models; for polytomous ones None means "the highest
     observed category + 1".
     """
 
@@ -75,7 +75,7 @@ class ItemSpec:
         if not isinstance(self.skill, str) or not self.skill:
             raise ValueError(f"item {self.item_id!r}: field 'skill' must be a non-empty string")
         k = self.n_categories
-        if model in ("grm", "gpcm"):
+        if model in POLYTOMOUS_MODELS:
             if k is not None and int(k) < 2:
                 raise ValueError(f"item {self.item_id!r}: n_categories must be >= 2, got {k}")
         elif k not in (None, 2):
@@ -119,8 +119,11 @@ class CalibrationIssue:
     """One problem met while calibrating (also logged as a warning).
 
     ``kind`` is one of ``excluded`` (no variation or no responses: not calibrated),
-    ``few_responses``, ``unobserved_category``, ``bound`` (a parameter at its bound),
-    ``not_converged``, ``loglik_decrease``, ``singular_information``.
+    ``few_responses``, ``unobserved_category``, ``bound`` (a slope held at its positive lower
+    bound), ``diverging`` (a parameter ran to its bound or kept moving: the run is not
+    converged), ``negative_slope`` (the item runs against the scale), ``unidentified`` (a skill
+    with too few items to identify its slopes), ``not_converged``, ``loglik_decrease`` (the
+    penalized EM objective fell), ``singular_information``.
     """
 
     kind: str
@@ -134,7 +137,11 @@ class SkillFit:
     """Fit summary of one skill (each skill is its own θ scale).
 
     ``latent_nodes``/``latent_weights`` give the latent density used at the end (normal, or the
-    empirical histogram), ``latent_mean``/``latent_sd`` its moments.
+    empirical histogram), ``latent_mean``/``latent_sd`` its moments (for the Rasch family,
+    ``latent_sd`` is the estimated σ of θ ~ N(0, σ²)). ``loglik_trace`` is the marginal
+    log-likelihood at the start of every cycle (and at the end); ``objective_trace`` adds the
+    log prior: that penalized objective is what EM increases, so only it is monotone when priors
+    are in use (the log-likelihood alone may fall while the prior's penalty shrinks).
     """
 
     skill: str
@@ -153,6 +160,7 @@ class SkillFit:
     loglik_trace: tuple[float, ...]
     latent_nodes: tuple[float, ...] = ()
     latent_weights: tuple[float, ...] = ()
+    objective_trace: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from calibration.results import ItemSpec
+from irt import POLYTOMOUS_MODELS
 from irt.io import FormatError, csv_records, read_item_header
 
 _KNOWN = {"item_id", "skill", "model", "n_categories", "a", "b", "c", "d", "n_responses"}
@@ -49,7 +50,7 @@ def read_item_specs(path: str | Path, default_model: str = "2pl",
                 except ValueError:
                     raise FormatError(f"{name} line {lineno}: field 'n_categories' is not an "
                                       f"integer: {rec['n_categories']!r}") from None
-            elif model in ("grm", "gpcm"):
+            elif model in POLYTOMOUS_MODELS:
                 filled = sum(1 for h in thresholds if rec.get(h))
                 n_cat = filled + 1 if filled else None
             try:

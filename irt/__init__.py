@@ -37,7 +37,15 @@ from irt.models import (
     probability,
     test_information,
 )
-from irt.params import DICHOTOMOUS_MODELS, MODELS, POLYTOMOUS_MODELS, Bank, ItemParams
+from irt.params import (
+    DICHOTOMOUS_MODELS,
+    MODELS,
+    PARTIAL_CREDIT_MODELS,
+    POLYTOMOUS_MODELS,
+    RASCH_MODELS,
+    Bank,
+    ItemParams,
+)
 from irt.quadrature import Quadrature, gauss_hermite, normal_grid
 from irt.responses import SparseResponses
 from irt.simulate import generate_items, simulate_responses, simulate_sparse_responses
@@ -45,7 +53,9 @@ from irt.simulate import generate_items, simulate_responses, simulate_sparse_res
 __all__ = [
     "DICHOTOMOUS_MODELS",
     "MODELS",
+    "PARTIAL_CREDIT_MODELS",
     "POLYTOMOUS_MODELS",
+    "RASCH_MODELS",
     "THETA_BOUNDS",
     "AbilityEstimates",
     "Bank",

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from irt.params import Bank, ItemParams
+from irt.params import POLYTOMOUS_MODELS, Bank, ItemParams
 from irt.responses import SparseResponses
 
 ITEM_COLUMNS = ("item_id", "skill", "model", "a", "b", "c", "d")
@@ -108,7 +108,7 @@ def read_items_csv(source: str | Path | io.TextIOBase, default_model: str | None
                 for col in ("a", "b", "c", "d"):
                     if rec.get(col):
                         kwargs[col] = _number(rec[col], col)
-                if model in ("grm", "gpcm"):
+                if model in POLYTOMOUS_MODELS:
                     kwargs.pop("b", None)
                     kwargs.pop("c", None)
                     kwargs.pop("d", None)
@@ -121,7 +121,7 @@ def read_items_csv(source: str | Path | io.TextIOBase, default_model: str | None
                 else:
                     if "b" not in kwargs:
                         raise ValueError(f"item {item_id!r}: field 'b' is required for {model}")
-                    if "a" not in kwargs and model != "1pl":
+                    if "a" not in kwargs and model not in ("1pl", "rasch"):
                         raise ValueError(f"item {item_id!r}: field 'a' is required for {model}")
                 items.append(ItemParams(**kwargs))
             except ValueError as exc:

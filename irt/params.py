@@ -6,6 +6,15 @@ Parameterization (logistic, D = 1), see ``irt/__init__.py``:
   ``P(θ) = c + (d − c) / (1 + exp(−a(θ − b)))``;
 * graded response (``grm``): ``P(X ≥ k) = 1 / (1 + exp(−a(θ − b_k)))``, ``b_1 < … < b_{K−1}``;
 * generalized partial credit (``gpcm``): ``P(X = k) ∝ exp(Σ_{v≤k} a(θ − b_v))``.
+* the Rasch family, whose items share one slope (usually ``a = 1``, with the latent variance
+  estimated instead): ``rasch`` (dichotomous, the 2PL formula with the common ``a``), the
+  partial credit model ``pcm`` (Masters 1982; the GPCM formula with the common ``a``) and the
+  rating scale model ``rsm`` (Andrich 1978; a PCM whose steps are ``b_ik = b_i + τ_k`` with
+  ``τ`` shared by the items of a scale and ``Σ_k τ_k = 0``, so ``b_i`` is the mean step). A bank
+  stores an RSM item by its steps ``b_i1 … b_iK``, so it is evaluated exactly as a PCM item.
+
+A slope may be negative: the item then runs against the scale (a reverse-worded or miskeyed
+item), which calibration reports; it may not be 0 (``b = −δ/a`` would be undefined).
 """
 
 from __future__ import annotations
@@ -17,14 +26,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-DICHOTOMOUS_MODELS = ("1pl", "2pl", "3pl", "4pl")
-POLYTOMOUS_MODELS = ("grm", "gpcm")
+DICHOTOMOUS_MODELS = ("1pl", "2pl", "3pl", "4pl", "rasch")
+POLYTOMOUS_MODELS = ("grm", "gpcm", "pcm", "rsm")
 MODELS = DICHOTOMOUS_MODELS + POLYTOMOUS_MODELS
+#: Models whose items share one slope per scale (the Rasch family: latent variance estimated).
+RASCH_MODELS = ("rasch", "pcm", "rsm")
+#: Partial-credit style models (evaluated by the GPCM formula).
+PARTIAL_CREDIT_MODELS = ("gpcm", "pcm", "rsm")
 
 #: Integer codes used in the vectorized kernels.
 DICHOTOMOUS, GRM, GPCM = 0, 1, 2
 MODEL_CODE = {"1pl": DICHOTOMOUS, "2pl": DICHOTOMOUS, "3pl": DICHOTOMOUS, "4pl": DICHOTOMOUS,
-              "grm": GRM, "gpcm": GPCM}
+              "rasch": DICHOTOMOUS, "grm": GRM, "gpcm": GPCM, "pcm": GPCM, "rsm": GPCM}
 
 
 def _finite(item_id: str, name: str, value: float) -> float:
@@ -44,11 +57,12 @@ class ItemParams:
     Parameters
     ----------
     item_id : stable identifier of the item.
-    model : one of ``1pl, 2pl, 3pl, 4pl, grm, gpcm``.
-    a : discrimination (> 0).
+    model : one of ``1pl, 2pl, 3pl, 4pl, rasch, grm, gpcm, pcm, rsm``.
+    a : discrimination (finite and non-zero; negative for an item that runs against the scale).
     b : difficulty (dichotomous models; ignored for polytomous ones).
     c, d : lower and upper asymptotes, ``0 <= c < d <= 1`` (dichotomous models).
-    thresholds : ``b_1 … b_{K−1}`` for ``grm`` (strictly increasing) and ``gpcm`` (any order).
+    thresholds : ``b_1 … b_{K−1}`` for ``grm`` (strictly increasing) and ``gpcm``, ``pcm``,
+        ``rsm`` (any order).
     skill : the skill (θ scale) the item measures.
     """
 
@@ -71,14 +85,14 @@ class ItemParams:
                              f"got {self.model!r}")
         object.__setattr__(self, "model", model)
         a = _finite(iid, "a", self.a)
-        if a <= 0:
-            raise ValueError(f"item {iid!r}: field 'a' must be > 0, got {a}")
+        if a == 0:
+            raise ValueError(f"item {iid!r}: field 'a' must be non-zero, got {a}")
         object.__setattr__(self, "a", a)
         if model in DICHOTOMOUS_MODELS:
             b = _finite(iid, "b", self.b)
             c = _finite(iid, "c", self.c)
             d = _finite(iid, "d", self.d)
-            if model in ("1pl", "2pl") and (c != 0.0 or d != 1.0):
+            if model in ("1pl", "2pl", "rasch") and (c != 0.0 or d != 1.0):
                 raise ValueError(f"item {iid!r}: model {model} requires c = 0 and d = 1")
             if model == "3pl" and d != 1.0:
                 raise ValueError(f"item {iid!r}: model 3pl requires d = 1")
@@ -94,9 +108,12 @@ class ItemParams:
             th = tuple(_finite(iid, f"b{k + 1}", v) for k, v in enumerate(self.thresholds))
             if len(th) < 1:
                 raise ValueError(f"item {iid!r}: model {model} needs at least one threshold b1")
-            if model == "grm" and any(th[k] >= th[k + 1] for k in range(len(th) - 1)):
+            # P(X ≥ k) = σ(a(θ − b_k)) must fall with k: b_k increasing for a > 0, and
+            # decreasing for a negative slope (an item reversed against the scale)
+            if model == "grm" and any((th[k] - th[k + 1]) * a >= 0 for k in range(len(th) - 1)):
+                order = "increasing" if a > 0 else "decreasing (the slope is negative)"
                 raise ValueError(f"item {iid!r}: field 'b1..b{len(th)}' (GRM thresholds) must be "
-                                 f"strictly increasing, got {th}")
+                                 f"strictly {order}, got {th}")
             object.__setattr__(self, "thresholds", th)
             object.__setattr__(self, "b", float(np.mean(th)))
             object.__setattr__(self, "c", 0.0)

@@ -368,6 +368,12 @@ def publish_parameters(session: Session, records: Sequence[ParameterRecord],
     for iid in ids:
         if iid not in items:
             raise ValueError(f"item {iid!r}: not in the bank")
+    for r in records:  # calibration lets slopes turn negative; the bank keeps a > 0
+        if not r.params.a > 0:
+            raise ValueError(f"item {r.params.item_id!r}: field 'a' = {r.params.a:.3g} is not "
+                             f"positive: the item runs against the scale (a wrong key, or a "
+                             f"reverse-worded item to reverse-score); fix it and recalibrate "
+                             f"before publishing")
     with session.begin_nested():
         now = utcnow()
         run = CalibrationRun(model=spec.model, method=spec.method, settings=dict(spec.settings),

@@ -75,8 +75,11 @@ BAD_INPUTS = [
                                                          "integer"),
     ("person_id,item_id,response\np1,i1,1\np2,i1,0\np1,i1,0\n", "line 4: person 'p1' answered "
                                                                 "item 'i1' twice"),
-    ("person_id,item_id,response\np1,i1,1\np2,i1,2\n", "line 3: field 'response' = 2 out of "
+    ("person_id,item_id,response\np1,i1,0\np2,i1,2\n", "line 3: field 'response' = 2 out of "
                                                        "range for item 'i1' (2pl"),
+    ("person_id,item_id,response\np1,i1,1\np2,i1,2\n", "the smallest response code is 1 (codes "
+                                                       "1..2), but categories are numbered from "
+                                                       "0; recode them to 0..1"),
     ("person_id,item_id,response\np1,i1,1\np2,i1\n", "line 3: 2 fields, header has 3"),
 ]
 
@@ -122,3 +125,35 @@ def test_category_out_of_range_for_the_spec_model_names_the_line(tmp_path, capsy
                  str(tmp_path / "o.csv"), "--quiet"]) == 2
     assert "line 5: field 'response' = 3 out of range for item 'q2' (grm, categories 0..2)" \
         in capsys.readouterr().err
+
+
+def test_calibrate_pcm_with_codes_from_1_recodes_and_says_so(tmp_path, capsys) -> None:
+    """Science (Likert 1..4): refused without --recode; with it, the PCM on mirt's grid
+    (--nodes 121 --theta-range 8) gives mirt's latent SD and a = 1 everywhere."""
+    src = DATA / "science4" / "responses_long.csv"
+    with open(src, newline="") as f:
+        rows = list(csv.DictReader(f))
+    one_based = tmp_path / "likert.csv"
+    with open(one_based, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["person_id", "item_id", "response"])
+        for r in rows:
+            w.writerow([r["person_id"], r["item_id"], int(r["response"]) + 1])
+    out = tmp_path / "items.csv"
+    args = ["calibrate", str(one_based), "--model", "pcm", "--out", str(out), "--quiet"]
+    assert main(args) == 2
+    assert "--recode" in capsys.readouterr().err and not out.exists()
+    assert main([*args, "--recode", "--nodes", "121", "--theta-range", "8"]) == 0
+    text = capsys.readouterr().out
+    assert "responses recoded: every code minus 1" in text
+    assert "Rasch family" in text and "1.001" in text  # σ = 1.0012 (mirt: √1.00246)
+    bank = read_items_csv(out).bank
+    assert set(bank.models) == {"pcm"} and np.all(bank.a == 1.0)
+    assert np.all(bank.n_categories == 4)
+
+
+def test_calibrate_refuses_common_a_with_a_free_slope_model(tmp_path, capsys) -> None:
+    out = tmp_path / "items.csv"
+    assert main(["calibrate", str(DATA / "responses_long.csv"), "--model", "2pl",
+                 "--common-a", "1", "--out", str(out), "--quiet"]) == 2
+    assert "uses model '2pl', which estimates a slope per item" in capsys.readouterr().err

@@ -193,7 +193,7 @@ def test_adaptive_logs_calibrate_without_the_bias_of_a_naive_method() -> None:
     data = simulate_adaptive_responses(theta, bank, 25, rng, top_k=10)
     assert data.n_responses == 8000 * 25
     fit = MMLCalibrator("2pl", priors=Priors(a=(0.0, 0.5))).fit(data)
-    keep = [bank.index(i) for i in fit.items_.item_ids]
+    keep = [int(i) for i in fit.items_.item_ids]  # a bare SparseResponses: ids are indices
     assert len(keep) == 100
     mml_b = rmse(fit.items_.b, bank.b[keep])
     mml_a = rmse(fit.items_.a, bank.a[keep])
@@ -259,11 +259,11 @@ def test_degenerate_items_are_excluded_with_a_message_never_nan(caplog) -> None:
     x[:480, 5] = np.nan  # only 20 answered
     with caplog.at_level("WARNING", logger="calibration.mml"):
         fit = MMLCalibrator("2pl").fit(x)
-    assert fit.excluded_ == ("i0003", "i0005")
-    assert fit.items_.item_ids == ("i0001", "i0002", "i0004", "i0006")
+    assert fit.excluded_ == ("2", "4")  # ids are the 0-based column indices
+    assert fit.items_.item_ids == ("0", "1", "3", "5")
     assert np.all(np.isfinite(fit.items_.a)) and np.all(np.isfinite(fit.items_.b))
     kinds = {(i.kind, i.item_id) for i in fit.issues_}
-    assert {("excluded", "i0003"), ("excluded", "i0005"), ("few_responses", "i0006")} <= kinds
+    assert {("excluded", "2"), ("excluded", "4"), ("few_responses", "5")} <= kinds
     assert all(isinstance(i, CalibrationIssue) for i in fit.issues_)
     assert "all 500 responses are in category 1" in caplog.text
     assert fit.n_responses_.tolist() == [500, 500, 500, 20]
@@ -288,7 +288,7 @@ def test_progress_callback_sees_every_cycle() -> None:
 def test_bad_input_names_the_row() -> None:
     data = SparseResponses(np.array([0, 0, 1]), np.array([0, 1, 1]), np.array([1, 2, 0]), 2, 2)
     with pytest.raises(ValueError, match=r"row 1: field 'response' = 2 out of range for item "
-                                         r"'i0002' \(2pl, categories 0..1\)"):
+                                         r"'1' \(2pl, categories 0..1\)"):
         MMLCalibrator("2pl").fit(data)
     with pytest.raises(ValueError, match="2 items but 3 item specs"):
         MMLCalibrator("2pl").fit(data, items=[ItemSpec(f"i{k}") for k in range(3)])
@@ -313,8 +313,8 @@ def test_response_log_errors_name_the_file_line(tmp_path) -> None:
 
 def test_anchor_must_match_the_item_model() -> None:
     _bank, x = _dense_data("2pl", 5, 200, seed=1)
-    wrong = Bank.from_params([ItemParams("i0001", "3pl", 1.0, 0.0, 0.2)])
-    with pytest.raises(ValueError, match="anchor 'i0001'"):
+    wrong = Bank.from_params([ItemParams("1", "3pl", 1.0, 0.0, 0.2)])
+    with pytest.raises(ValueError, match="anchor '1'"):
         MMLCalibrator("2pl").fit(x, anchors=wrong)
 
 
@@ -366,7 +366,10 @@ def test_empirical_histogram_recovers_a_skewed_population() -> None:
     assert rmse(hist.items_.a, a_std) <= 0.08
     # the skew shows: the population's skewness is 0.70 (a normal has 0); here it comes out 0.62
     assert w @ nodes**3 > 0.4
-    assert np.sum(w[nodes < 0]) > 0.52
+    assert np.sum(w[nodes < 0]) > 0.51
+    # the histogram's weights creep: a step-size-only criterion stopped after 8 cycles 1.8 below
+    # the maximum (-101135.63 at tol 1e-6); watching every parameter's rate runs on (36 cycles)
+    assert hist.converged_ and hist.n_iter_ > 20 and hist.loglik_ > -101136.1
 
 
 def test_nothing_to_calibrate_is_an_error_not_an_empty_bank() -> None:

@@ -109,7 +109,7 @@ def test_link_and_drift_commands(files, capsys) -> None:
 
 def test_errors_name_the_file_and_line(files, tmp_path, capsys) -> None:
     bad = tmp_path / "items.csv"
-    bad.write_text("item_id,skill,model,a,b,c,d\ni1,s,2pl,-1,0,,\n")
+    bad.write_text("item_id,skill,model,a,b,c,d\ni1,s,2pl,0,0,,\n")  # a = 0: no slope
     assert main(["link", str(bad), str(files["items"])]) == 2
     err = capsys.readouterr().err
     assert "line 2" in err and "'a'" in err

@@ -166,7 +166,7 @@ class TestBadInput:
         with pytest.raises(ValueError, match=r"item 'q7'.*'b'.*finite"):
             ItemParams("q7", "2pl", a=1.0, b=float("nan"))
         with pytest.raises(ValueError, match=r"item 'q8'.*'a'"):
-            ItemParams("q8", "2pl", a=-0.5, b=0.0)
+            ItemParams("q8", "2pl", a=0.0, b=0.0)  # a negative slope is allowed; 0 is not
         with pytest.raises(ValueError, match=r"item 'q9'.*'c', 'd'"):
             ItemParams("q9", "4pl", a=1.0, b=0.0, c=0.5, d=0.4)
         with pytest.raises(ValueError, match=r"item 'g1'.*strictly increasing"):

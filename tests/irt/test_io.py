@@ -40,7 +40,7 @@ def test_items_round_trip_mixed_models(tmp_path: Path) -> None:
         ("skill,model,a,b\nx,2pl,1,0\n", "line 1: missing column 'item_id'"),
         ("item_id,model,a,b\nq1,2pl,1,0\nq1,2pl,1,0\n", "line 3: duplicate item_id 'q1'"),
         ("item_id,model,a,b\nq1,2pl,abc,0\n", "line 2: field 'a' is not a number"),
-        ("item_id,model,a,b\nq1,2pl,-1,0\n", "line 2: item 'q1': field 'a' must be > 0"),
+        ("item_id,model,a,b\nq1,2pl,0,0\n", "line 2: item 'q1': field 'a' must be non-zero"),
         ("item_id,model,a,b,b1,b2\nq1,grm,1,,1,0\n", "line 2: .*strictly increasing"),
         ("item_id,model,a,b\nq1,2pl,1\n", "line 2: 3 fields, header has 4"),
         ("item_id,model,a,b\nq1,9pl,1,0\n", "line 2: item 'q1': field 'model'"),

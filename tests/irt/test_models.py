@@ -188,3 +188,30 @@ def test_extreme_theta_stays_finite() -> None:
     for arr in irt.category_derivatives(t, bank):
         assert np.all(np.isfinite(arr))
     assert np.all(np.isfinite(irt.item_information(t, bank)))
+
+
+def test_pcm_and_rsm_items_are_gpcm_items_with_their_slope() -> None:
+    """The engine evaluates the Rasch family with the partial-credit formula (Masters 1982:
+    P(X = k) ∝ exp(Σ_{v≤k} a(θ − b_v))); a negative slope mirrors the curves."""
+    theta = np.linspace(-3, 3, 13)
+    th = (-1.0, 0.3, 1.1)
+    as_gpcm = Bank.from_params([ItemParams("g", "gpcm", 1.0, thresholds=th)])
+    for model in ("pcm", "rsm"):
+        bank = Bank.from_params([ItemParams("x", model, 1.0, thresholds=th)])
+        np.testing.assert_allclose(irt.category_probabilities(theta, bank),
+                                   irt.category_probabilities(theta, as_gpcm), atol=1e-15)
+        np.testing.assert_allclose(irt.item_information(theta, bank),
+                                   irt.item_information(theta, as_gpcm), atol=1e-15)
+    z = np.cumsum(np.stack([np.zeros_like(theta)] + [theta - b for b in th]), axis=0).T
+    ref = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    bank = Bank.from_params([ItemParams("x", "pcm", 1.0, thresholds=th)])
+    np.testing.assert_allclose(irt.category_probabilities(theta, bank)[:, 0, :], ref, atol=1e-12)
+    rasch = Bank.from_params([ItemParams("r", "rasch", 1.0, 0.5)])
+    np.testing.assert_allclose(irt.probability(theta, rasch)[:, 0],
+                               1 / (1 + np.exp(-(theta - 0.5))), atol=1e-15)
+    neg = Bank.from_params([ItemParams("n", "2pl", -1.3, 0.5)])
+    pos = Bank.from_params([ItemParams("p", "2pl", 1.3, 0.5)])
+    np.testing.assert_allclose(irt.probability(theta, neg), 1 - irt.probability(theta, pos),
+                               atol=1e-12)
+    np.testing.assert_allclose(irt.item_information(theta, neg),
+                               irt.item_information(theta, pos), atol=1e-12)

@@ -178,6 +178,12 @@ def test_publish_keeps_history_and_sessions_keep_their_version(db_session):
     with pytest.raises(ValueError, match="item 'NOPE': not in the bank"):
         repo.publish_parameters(db_session, [ParameterRecord(ItemParams("NOPE"))],
                                 repo.CalibrationRunSpec(model="2pl"))
+    # a negative slope (calibration allows it, to show a miskeyed item) is refused by name,
+    # and nothing is written
+    reversed_ = [ParameterRecord(ItemParams("DB-001", "2pl", -0.8, 0.5))]
+    with pytest.raises(ValueError, match=r"item 'DB-001': field 'a' = -0\.8 is not positive"):
+        repo.publish_parameters(db_session, reversed_, repo.CalibrationRunSpec(model="2pl"))
+    assert repo.parameter_history(db_session, "DB-001")[-1].calibration_run_id == run_id
 
 
 def test_load_bank_metadata_and_exposure(db_session):

@@ -2,8 +2,12 @@
 conditional ML for the Rasch family with ``--method cml``).
 
     proficio calibrate RESPONSES.csv --model 2pl --out ITEMS.csv [--items SPEC.csv]
-        [--anchors ITEMS.csv] [--prior-a SD] [--scores SCORES.csv]
+        [--anchors ITEMS.csv] [--prior-a SD] [--scores SCORES.csv] [--common-a A]
+        [--nodes Q] [--theta-range H] [--positive-slopes] [--recode] [--se-method M]
     proficio calibrate RESPONSES.csv --method cml --model pcm --out ITEMS.csv [--scores …]
+
+Models: 1pl, 2pl, 3pl, 4pl, grm, gpcm, and the Rasch family (rasch, pcm, rsm: every slope fixed
+at --common-a, default 1, with the latent SD estimated).
 
 Shows a progress bar per skill (EM cycle and log-likelihood) and ends with a summary table.
 """
@@ -22,7 +26,7 @@ from tqdm import tqdm
 from calibration import EMProgress, ItemSpec, MMLCalibrator, Priors
 from calibration.cml import CML_MODELS, CMLCalibrator
 from calibration.spec import read_item_specs
-from irt import MODELS
+from irt import DICHOTOMOUS_MODELS, MODELS, RASCH_MODELS
 from irt.io import read_items_csv, read_responses_csv, write_items_csv
 
 
@@ -51,7 +55,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prior-c", type=float, nargs=2, metavar=("ALPHA", "BETA"),
                    default=(6.0, 16.0), help="beta prior on the 3PL/4PL c (default 6 16)")
     p.add_argument("--no-prior-c", action="store_true", help="plain ML for c (unstable)")
+    p.add_argument("--common-a", type=float, metavar="A",
+                   help="the common slope: fixes the 1pl slope; the slope of rasch/pcm/rsm "
+                        "items (default 1, latent SD estimated); refused with free-slope models")
+    p.add_argument("--positive-slopes", action="store_true",
+                   help="keep every slope >= 0.02 (default: a slope may turn negative, which "
+                        "flags a reverse-keyed or miskeyed item)")
+    p.add_argument("--recode", action="store_true",
+                   help="responses coded from 1 (or any code above 0): shift them to start at 0")
     p.add_argument("--nodes", type=int, default=41, help="quadrature nodes (default 41)")
+    p.add_argument("--theta-range", type=float, default=6.0, metavar="H",
+                   help="quadrature grid on -H..H latent SDs (default 6; mirt uses 6, its "
+                        "reference fits 8); steep items (a > 3) want more --nodes")
     p.add_argument("--max-iter", type=int, default=500, help="EM cycles at most")
     p.add_argument("--tol", type=float, default=1e-4, help="convergence tolerance")
     p.add_argument("--no-se", action="store_true", help="skip standard errors")
@@ -117,8 +132,10 @@ def run(args: argparse.Namespace) -> int:
         specs = specs + [ItemSpec(i, args.model) for i in log.item_ids if i not in listed]
     anchors = read_items_csv(args.anchors).bank if args.anchors else None
     bars = _Bars(args.quiet)
-    cal = MMLCalibrator(args.model, priors=priors, n_nodes=args.nodes, max_iter=args.max_iter,
-                        tol=args.tol, standard_errors=not args.no_se,
+    cal = MMLCalibrator(args.model, priors=priors, n_nodes=args.nodes,
+                        half_width=args.theta_range, max_iter=args.max_iter, tol=args.tol,
+                        common_a=args.common_a, slopes="positive" if args.positive_slopes
+                        else "free", recode=args.recode, standard_errors=not args.no_se,
                         se_method=args.se_method, callback=bars)
     try:
         cal.fit(log, items=specs, anchors=anchors)
@@ -175,7 +192,7 @@ def _run_cml(args: argparse.Namespace, started: float) -> int:
 def _extra_columns(cal: MMLCalibrator) -> dict[str, list]:
     bank, se = cal.items_, cal.se_
     extra: dict[str, list] = {"se_a": list(se.a)}
-    dich = [m in ("1pl", "2pl", "3pl", "4pl") for m in bank.models]
+    dich = [m in DICHOTOMOUS_MODELS for m in bank.models]
     if any(dich):
         extra["se_b"] = list(se.b)
     if any(m in ("3pl", "4pl") for m in bank.models):
@@ -203,17 +220,29 @@ def _write_scores(path: str, cal: MMLCalibrator) -> None:
 
 def _summary(cal: MMLCalibrator, args: argparse.Namespace, seconds: float) -> None:
     head = ("skill", "items", "persons", "responses", "params", "loglik", "AIC", "BIC",
-            "cycles", "converged")
+            "latent SD", "cycles", "converged")
     rows = [(s.skill, s.n_items, s.n_persons, s.n_responses, s.n_parameters, f"{s.loglik:.3f}",
-             f"{s.aic:.1f}", f"{s.bic:.1f}", s.n_iter, "yes" if s.converged else "NO")
+             f"{s.aic:.1f}", f"{s.bic:.1f}", f"{s.latent_sd:.4g}", s.n_iter,
+             "yes" if s.converged else "NO")
             for s in cal.skills_]
     widths = [max(len(str(h)), *(len(str(r[k])) for r in rows)) for k, h in enumerate(head)]
     print("  ".join(str(h).rjust(w) for h, w in zip(head, widths, strict=True)))
     for r in rows:
         print("  ".join(str(v).rjust(w) for v, w in zip(r, widths, strict=True)))
+    if cal.recode_shift_:
+        print(f"responses recoded: every code minus {cal.recode_shift_} (codes "
+              f"{cal.recode_shift_}.. read as categories 0..)")
     a = cal.items_.a
     print(f"{len(cal.items_)} items calibrated ({', '.join(sorted(set(cal.items_.models)))}); "
           f"a from {np.min(a):.3g} to {np.max(a):.3g}; standard errors: {cal.se_.method}")
+    if any(m in RASCH_MODELS for m in cal.items_.models):
+        print("Rasch family: slopes fixed at the common a, latent SD estimated (column "
+              "'latent SD')")
+    negative = [cal.items_.item_ids[k] for k in np.flatnonzero(a < 0)]
+    if negative:
+        more = " …" if len(negative) > 10 else ""
+        print(f"{len(negative)} items with a NEGATIVE slope (run against the scale: reverse-"
+              f"worded or miskeyed?): {', '.join(negative[:10])}{more}")
     if cal.excluded_:
         print(f"{len(cal.excluded_)} items not calibrated: {', '.join(cal.excluded_[:10])}"
               f"{' …' if len(cal.excluded_) > 10 else ''}")
