@@ -44,9 +44,9 @@ from scipy import optimize, special
 from calibration.mml import MMLCalibrator
 from calibration.results import ItemSpec, Priors
 from irt import (
-    AbilityEstimates,
     POLYTOMOUS_MODELS,
     RASCH_MODELS,
+    AbilityEstimates,
     Bank,
     ItemParams,
     SparseResponses,
