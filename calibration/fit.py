@@ -90,6 +90,7 @@ from irt import (
     SparseResponses,
     category_probabilities,
     expected_score,
+    item_information,
     log_likelihood_grid,
     normal_grid,
     paired_category_derivatives,
@@ -721,6 +722,23 @@ def marginal_reliability(bank: Bank, quadrature: Quadrature | None = None) -> fl
     mean = quad.weights @ quad.nodes
     var = float(quad.weights @ (quad.nodes - mean) ** 2)
     return float(1.0 - (quad.weights @ (1.0 / (info + 1.0 / var))) / var)
+
+
+def administered_reliability(responses: SparseResponses, bank: Bank,
+                             quadrature: Quadrature | None = None) -> float:
+    """Model-based marginal reliability of the tests *as administered*:
+    ``1 − mean_p ∫ g(θ) / (I_p(θ) + 1/σ²) dθ / σ²`` with ``I_p`` the information of the items
+    person ``p`` answered. On sparse or adaptive data this, not the reliability of the whole
+    bank, is what the empirical reliability estimates. ``responses`` cover one skill."""
+    quad = quadrature or normal_grid(61, half_width=4.0)
+    info = item_information(quad.nodes, bank)                      # (Q, items)
+    per_person = np.zeros((responses.n_persons, quad.nodes.size))
+    np.add.at(per_person, responses.person, info[:, responses.item].T)
+    answered = np.bincount(responses.person, minlength=responses.n_persons) > 0
+    mean = quad.weights @ quad.nodes
+    var = float(quad.weights @ (quad.nodes - mean) ** 2)
+    post = (1.0 / (per_person[answered] + 1.0 / var)) @ quad.weights
+    return float(1.0 - np.mean(post) / var)
 
 
 def empirical_reliability(theta: ArrayLike, se: ArrayLike) -> float:

@@ -28,12 +28,12 @@ adaptive logs many items have few responses, and plain ML then puts slopes at th
 demo log once gave five slopes of 20 with SE 2,396). `proficio calibrate` keeps plain ML by
 default because it is the command checked against R's mirt; both state what they used.
 
-**Recommendation** per item (`recommend`, rules in `PublishRules`): ``publish`` only when the
-item was estimated from at least ``min_responses`` responses, ``SE(b) ≤ max_se_b``, the new
-estimate is more precise than the current one (no current SE of a or b smaller than the new
-one), and, as the rules say, it neither misfits nor drifts nor looks miskeyed; ``review`` when
-a diagnostic calls for a look; ``hold`` otherwise (keep the current parameters), always with the
-reason.
+**Recommendation** per item (`recommend`, rules in `PublishRules`), always with its reason:
+``review`` first when a diagnostic calls for a look (possibly miskeyed, a parameter at its
+bound, misfit, drift — each as the rules say); then ``hold`` (keep the current parameters) when
+the item has fewer than ``min_responses`` responses, ``SE(b) > max_se_b``, or a current SE of a
+or b smaller than the new one; ``publish`` otherwise. Anchors and items that were not
+calibrated are held.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ from calibration.correlation import LatentCorrelation, estimate_latent_correlati
 from calibration.drift import DriftRule, ParameterErrors, drift_test
 from calibration.fit import (
     FIT_ALPHA,
+    administered_reliability,
     empirical_reliability,
     item_fit,
-    marginal_reliability,
     rest_predictions,
 )
 from calibration.item_analysis import ItemAnalysis, OptionStatistics, analyse_items
@@ -437,6 +437,12 @@ def recommend(it: RecalibratedItem, rules: PublishRules) -> tuple[str, str]:
         return "review", f"possibly miskeyed: {an.reason}"
     if it.bound:
         return "review", it.bound
+    if rules.hold_misfit and it.fit is not None and it.fit.flagged:
+        return "review", f"misfit ({it.fit.method}, p = {it.fit.p_value:.2g})"
+    if rules.hold_drift and it.drift is not None and it.drift.flagged:
+        d = it.drift
+        return "review", (f"drift in {d.flagged}: Δb = {d.delta_b:+.2f}"
+                          + (f", z = {d.z_b:+.1f}" if d.z_b is not None else ""))
     if it.n_responses < rules.min_responses:
         return "hold", f"{it.n_responses} responses < {rules.min_responses}"
     if it.se_b is None or it.se_b > rules.max_se_b:
@@ -447,12 +453,6 @@ def recommend(it: RecalibratedItem, rules: PublishRules) -> tuple[str, str]:
             if cur is not None and (new is None or cur < new):
                 return "hold", (f"current SE({name}) {cur:.3f} is smaller than the new "
                                 f"{'unknown' if new is None else f'{new:.3f}'}")
-    if rules.hold_misfit and it.fit is not None and it.fit.flagged:
-        return "review", f"misfit ({it.fit.method}, p = {it.fit.p_value:.2g})"
-    if rules.hold_drift and it.drift is not None and it.drift.flagged:
-        d = it.drift
-        return "review", (f"drift in {d.flagged}: Δb = {d.delta_b:+.2f}"
-                          + (f", z = {d.z_b:+.1f}" if d.z_b is not None else ""))
     parts = [f"n = {it.n_responses}", f"SE(b) = {it.se_b:.3f}"]
     if it.current_se_b is not None:
         parts.append(f"current SE(b) = {it.current_se_b:.3f}")
@@ -579,10 +579,14 @@ def recalibrate(log: ResponseLog, current: CurrentParameters,
         emp = empirical_reliability(cal.scores_.theta[persons, s_idx],
                                     cal.scores_.se[persons, s_idx]) if persons.sum() > 1 \
             else float("nan")
+        in_skill = np.isin(data.item, members)
+        answered = SparseResponses(data.person[in_skill],
+                                   np.searchsorted(members, data.item[in_skill]),
+                                   data.response[in_skill], data.n_persons, members.size)
         scales.append(SkillScale(skill, how, statement, n_anchor, A, B, tuple(dropped),
                                  A * mean + B, A * sd,
-                                 marginal_reliability(fitted.take(members), quad), emp,
-                                 int(persons.sum())))
+                                 administered_reliability(answered, fitted.take(members), quad),
+                                 emp, int(persons.sum())))
 
     # fit on the calibration's own scale and latent distribution
     estimated = np.array([i not in anchor_ids for i in fitted.item_ids], dtype=bool)
