@@ -20,7 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.fit import empirical_icc, information_curves, item_fit, person_fit
+from calibration.fit import (
+    administered_reliability,
+    empirical_icc,
+    information_curves,
+    item_fit,
+    person_fit,
+)
 from irt import Bank, SparseResponses
 from irt.io import ResponseLog, read_items_csv, read_responses_csv
 
@@ -147,8 +153,13 @@ def run(args: argparse.Namespace) -> int:
           f"{int(np.sum(res.flag_mnsq))}")
     curves = information_curves(bank)
     for s, skill in enumerate(curves.skills):
-        print(f"skill {skill}: marginal reliability {curves.reliability[s]:.3f}, "
-              f"min SE {np.min(curves.se[:, s]):.3f} at θ = "
+        members = bank.skill_indices(skill)
+        keep = np.isin(data.item, members)
+        given = SparseResponses(data.person[keep], np.searchsorted(members, data.item[keep]),
+                                data.response[keep], data.n_persons, members.size)
+        print(f"skill {skill}: marginal reliability {curves.reliability[s]:.3f} (all "
+              f"{members.size} items), {administered_reliability(given, bank.take(members)):.3f} "
+              f"(the tests as administered); min SE {np.min(curves.se[:, s]):.3f} at θ = "
               f"{curves.theta[int(np.argmin(curves.se[:, s]))]:+.2f}")
     unreliable = sum(1 for n in res.notes() if "unreliable" in n)
     if unreliable:

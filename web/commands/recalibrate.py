@@ -11,11 +11,11 @@ Both call `calibration.recalibrate.recalibrate` with the same defaults
 (`RecalibrationSettings`), so the same data give the same table here and on the review page.
 
 ``ITEMS.csv`` is the items format with optional ``se_a``/``se_b``, ``n_responses``, ``status``
-(pretest / operational / retired; default operational) and ``provisional`` columns — what
-``proficio bank export``, ``proficio calibrate`` and this command's ``--out`` write. The
-responses may carry an ``option`` column (the chosen option id); with ``--content`` (the bank's
-items with their options and keys) every item also gets its distractor analysis and the
-"possibly miskeyed" check.
+(pretest / operational / retired; default operational, or the ``--content`` file's) and
+``provisional`` columns — what ``proficio bank export``, ``proficio calibrate`` and this
+command's ``--out`` write. The responses may carry an ``option`` column (the chosen option id);
+with ``--content`` (the bank's content: statuses, skills, options and keys) every item also gets
+its distractor analysis and the "possibly miskeyed" check.
 
 ``--out`` writes every item that has parameters — the new ones where estimated, the current
 ones for anchors and for items that were not calibrated — with ``status``, ``role``,
@@ -29,6 +29,7 @@ import argparse
 import csv
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from calibration import EMProgress
@@ -104,12 +105,15 @@ def settings_from(args: argparse.Namespace) -> RecalibrationSettings:
                            hold_miskeyed=not args.allow_miskeyed))
 
 
-def _keys(path: str) -> ItemKeys:
+def _content(path: str) -> tuple[ItemKeys, dict[str, str], dict[str, str]]:
+    """Keys, statuses and skills from the bank's content file."""
     from item_bank.content import read_bank_json, read_content_csv
 
     doc = read_content_csv(path) if Path(path).suffix.lower() == ".csv" else read_bank_json(path)
-    return ItemKeys({it.external_id: tuple(o.id for o in it.options) for it in doc.items},
+    keys = ItemKeys({it.external_id: tuple(o.id for o in it.options) for it in doc.items},
                     {it.external_id: it.key for it in doc.items})
+    return (keys, {it.external_id: it.status for it in doc.items},
+            {it.external_id: it.skill for it in doc.items})
 
 
 def table_cells(row: tuple) -> list[str]:
@@ -155,10 +159,14 @@ def run(args: argparse.Namespace) -> int:
     current = CurrentParameters.from_table(table)
     has_option = _has_column(args.responses, "option")
     log = read_responses_csv(args.responses, keep=("option",) if has_option else ())
-    skills = {s.item_id: s.skill for s in read_item_specs(args.items)} if args.items else None
+    skills = {s.item_id: s.skill for s in read_item_specs(args.items)} if args.items else {}
     keys = choices = None
     if args.content:
-        keys = _keys(args.content)
+        keys, statuses, content_skills = _content(args.content)
+        skills = content_skills | skills
+        if "status" not in table.extra:   # the bank's statuses (pretest items never anchor)
+            current = replace(current, status=tuple(statuses.get(i, "operational")
+                                                    for i in current.bank.item_ids))
         choices = [str(c) for c in log.extra["option"]] if has_option \
             else [""] * log.data.n_responses
 
