@@ -94,11 +94,15 @@ def as_log(data: SparseResponses, bank: Bank, tag: str) -> ResponseLog:
                        data)
 
 
+def skills_of(bank: Bank) -> dict[str, str]:
+    return dict(zip(bank.item_ids, bank.skills, strict=True))
+
+
 def current_from(log: ResponseLog, bank: Bank) -> CurrentParameters:
     """The first log's free calibration (with SEs) as the published parameters."""
     empty = CurrentParameters.empty()
     res = recalibrate(log, empty, RecalibrationSettings(mode="free"),
-                      skills=dict(zip(bank.item_ids, bank.skills, strict=True)))
+                      skills=skills_of(bank))
     est = [it for it in res.items if it.new is not None]
     cur = Bank.from_params(it.new for it in est)
     se = ParameterErrors(np.array([np.nan if it.se_a is None else it.se_a for it in est]),
@@ -115,7 +119,7 @@ def null_study(seed: int) -> dict[str, float]:
     second, _ = adaptive_log(bank, rng)
     log = as_log(second, bank, "q")
     t0 = time.perf_counter()
-    res = recalibrate(log, current, RecalibrationSettings(mode="free"))
+    res = recalibrate(log, current, RecalibrationSettings(mode="free"), skills=skills_of(bank))
     seconds = time.perf_counter() - t0
     est = [it for it in res.items if it.role == "estimated"]
     fit_tested = [it for it in est if it.fit and it.fit.p_value is not None]
@@ -170,7 +174,7 @@ def change_study(seed: int) -> dict[str, object]:
     item_keys = ItemKeys({iid: OPTIONS for iid in bank.item_ids},
                          {iid: OPTIONS[k] for iid, k in zip(bank.item_ids, keys, strict=True)})
     res = recalibrate(log, current, RecalibrationSettings(mode="free"), keys=item_keys,
-                      choices=[OPTIONS[c] for c in chosen])
+                      choices=[OPTIONS[c] for c in chosen], skills=skills_of(bank))
     by_id = {it.item_id: it for it in res.items}
     ids = bank.item_ids
     drift_hit = [bool(by_id[ids[i]].drift and "b" in by_id[ids[i]].drift.flagged)
@@ -209,7 +213,7 @@ def power_300(seed: int) -> dict[str, float]:
     x[:, 1] = (rng.random(n_persons) < bump).astype(int)
     log = ResponseLog(tuple(f"q{p}" for p in range(n_persons)), bank.item_ids,
                       SparseResponses.from_dense(x, mask))
-    res = recalibrate(log, current, RecalibrationSettings(mode="free"))
+    res = recalibrate(log, current, RecalibrationSettings(mode="free"), skills=skills_of(bank))
     it0, it1 = res.item(bank.item_ids[0]), res.item(bank.item_ids[1])
     return {"drift": float("b" in (it0.drift.flagged if it0.drift else "")),
             "misfit": float(bool(it1.fit and it1.fit.flagged)),
@@ -241,14 +245,17 @@ def cli_equals_library(seed: int) -> bool:
             w.writerow(["person_id", "item_id", "response"])
             for p, i, x in zip(log.data.person, log.data.item, log.data.response, strict=True):
                 w.writerow([log.person_ids[p], log.item_ids[i], int(x)])
+        spec = Path(d, "spec.csv")
+        spec.write_text("item_id,skill\n" + "".join(f"{i},{s}\n" for i, s in
+                                                      skills_of(bank).items()))
         subprocess.run([sys.executable, "-m", "web.cli", "recalibrate", str(resp), "--current",
-                        str(items), "--mode", "free", "--table", str(out), "--quiet"],
-                       check=True)
+                        str(items), "--items", str(spec), "--mode", "free", "--table", str(out),
+                        "--quiet"], check=True)
         from irt.io import read_items_csv, read_responses_csv
 
         lib = recalibrate(read_responses_csv(resp),
                           CurrentParameters.from_table(read_items_csv(items)),
-                          RecalibrationSettings(mode="free"))
+                          RecalibrationSettings(mode="free"), skills=skills_of(bank))
         with open(out) as f:
             cli_rows = list(csv.reader(f))[1:]
     from web.commands.recalibrate import table_cells
