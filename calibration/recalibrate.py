@@ -623,11 +623,12 @@ def recalibrate(log: ResponseLog, current: CurrentParameters,
     excluded = {i.item_id: i.message for i in cal.issues_ if i.kind == "excluded" and i.item_id}
 
     items: list[RecalibratedItem] = []
+    cur_items = cur_bank.params()
     counts = np.bincount(log.data.item, minlength=len(log.item_ids))
     n_of = dict(zip(log.item_ids, counts.tolist(), strict=True))
     for iid in sorted(in_log | set(cur_pos), key=lambda i: (skill_of.get(i, ""), i)):
         k_cur = cur_pos.get(iid)
-        cur_params = cur_bank.params()[k_cur] if k_cur is not None else None
+        cur_params = cur_items[k_cur] if k_cur is not None else None
         status = current.status[k_cur] if k_cur is not None else "pretest"
         common = {
             "item_id": iid, "skill": skill_of[iid], "status": status,

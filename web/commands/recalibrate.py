@@ -220,6 +220,13 @@ def _summary(result: Recalibration) -> None:
           f"{sum(1 for it in est if it.drift and it.drift.flagged)}, possibly miskeyed "
           f"{sum(1 for it in result.items if it.analysis and it.analysis.possibly_miskeyed)}"
           f" of {len(est)} estimated items")
+    for it in result.items:
+        an = it.analysis
+        if an is not None and an.possibly_miskeyed:
+            opts = ", ".join(f"{o.option}{'*' if o.is_key else ''} {o.share:.2f}/"
+                             f"{o.point_biserial:+.2f}" for o in an.options)
+            print(f"possibly miskeyed {it.item_id}: {an.reason} (option share/point-biserial, "
+                  f"* = key: {opts})")
     r = result.settings.rules
     print(f"publish rules: >= {r.min_responses} responses, SE(b) <= {r.max_se_b}"
           + (", new SE not larger than the current" if r.require_more_precise else "")
