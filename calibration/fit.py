@@ -735,6 +735,8 @@ def administered_reliability(responses: SparseResponses, bank: Bank,
     per_person = np.zeros((responses.n_persons, quad.nodes.size))
     np.add.at(per_person, responses.person, info[:, responses.item].T)
     answered = np.bincount(responses.person, minlength=responses.n_persons) > 0
+    if not answered.any():
+        return float("nan")
     mean = quad.weights @ quad.nodes
     var = float(quad.weights @ (quad.nodes - mean) ** 2)
     post = (1.0 / (per_person[answered] + 1.0 / var)) @ quad.weights

@@ -32,7 +32,9 @@ default because it is the command checked against R's mirt; both state what they
 ``review`` first when a diagnostic calls for a look (possibly miskeyed, a parameter at its
 bound, misfit, drift — each as the rules say); then ``hold`` (keep the current parameters) when
 the item has fewer than ``min_responses`` responses, ``SE(b) > max_se_b``, or a current SE of a
-or b smaller than the new one; ``publish`` otherwise. Anchors and items that were not
+or b smaller than the new one (provisional current parameters excepted: their SE describes the
+simulation or judgement that produced them, not evidence about the item); ``publish``
+otherwise. Anchors and items that were not
 calibrated are held.
 """
 
@@ -448,7 +450,7 @@ def recommend(it: RecalibratedItem, rules: PublishRules) -> tuple[str, str]:
     if it.se_b is None or it.se_b > rules.max_se_b:
         shown = "unknown" if it.se_b is None else f"{it.se_b:.3f}"
         return "hold", f"SE(b) {shown} > {rules.max_se_b}"
-    if rules.require_more_precise:
+    if rules.require_more_precise and not it.current_provisional:
         for name, cur, new in (("a", it.current_se_a, it.se_a), ("b", it.current_se_b, it.se_b)):
             if cur is not None and (new is None or cur < new):
                 return "hold", (f"current SE({name}) {cur:.3f} is smaller than the new "

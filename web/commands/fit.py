@@ -157,9 +157,11 @@ def run(args: argparse.Namespace) -> int:
         keep = np.isin(data.item, members)
         given = SparseResponses(data.person[keep], np.searchsorted(members, data.item[keep]),
                                 data.response[keep], data.n_persons, members.size)
+        given_rel = administered_reliability(given, bank.take(members))
+        given_text = (f"{given_rel:.3f} (the tests as administered)" if np.isfinite(given_rel)
+                      else "no responses")
         print(f"skill {skill}: marginal reliability {curves.reliability[s]:.3f} (all "
-              f"{members.size} items), {administered_reliability(given, bank.take(members)):.3f} "
-              f"(the tests as administered); min SE {np.min(curves.se[:, s]):.3f} at θ = "
+              f"{members.size} items), {given_text}; min SE {np.min(curves.se[:, s]):.3f} at θ = "
               f"{curves.theta[int(np.argmin(curves.se[:, s]))]:+.2f}")
     unreliable = sum(1 for n in res.notes() if "unreliable" in n)
     if unreliable:
