@@ -17,8 +17,17 @@ does not flag trivial shifts and a tiny one does not flag noise; after Wells, Su
   (default 2.58, two-sided 1 %);
 * a drifts when ``|Δa| / a_cur ≥ min_ratio_a`` (default 25 %) and ``|z_a| ≥ z_crit``.
 
-When standard errors are not available (NaN) only the size criterion applies; the result says so
-in ``evidence`` ("size only").
+**Missing standard errors.** Without the new calibration's SE an item is *not tested* (evidence
+"not tested: no SE"): the size criterion alone flags every noisy estimate of a rarely answered
+item, which is how the web job once flagged 67 of 110 items where the CLI flagged 1 (the web did
+not pass the current SEs, every z became NaN and the rule fell back to size only). Without the
+current SE the current value is taken as exact, ``SE(Δ) = SE*_new`` (evidence "current SE
+unknown"), which makes the test somewhat liberal, and says so.
+
+**Per skill.** Every skill is its own θ scale, so `drift` links each skill separately (one
+(A, B) per skill); `drift_test` is the flag rule alone, for callers that set the scale
+themselves (`calibration.recalibrate`, where anchored items need no linking). Both the
+``proficio drift`` command and the recalibration use these two functions.
 
 References: Kolen & Brennan (2004); Wells, Subkoviak & Serlin (2002); Stocking & Lord (1983).
 """
@@ -37,6 +46,60 @@ from irt.io import ItemTable
 MIN_SHIFT_B = 0.3
 MIN_RATIO_A = 0.25
 Z_CRIT = 2.58
+
+
+@dataclass(frozen=True)
+class DriftRule:
+    """The flag rule of the module docstring (sizes in logits / ratio, ``z_crit`` two-sided)."""
+
+    min_shift_b: float = MIN_SHIFT_B
+    min_ratio_a: float = MIN_RATIO_A
+    z_crit: float = Z_CRIT
+
+    def __post_init__(self) -> None:
+        for name in ("min_shift_b", "min_ratio_a", "z_crit"):
+            v = float(getattr(self, name))
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"field {name!r} must be a number >= 0, got {v!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class DriftTest:
+    """`drift_test` per item: SE of the differences, z, flags and the evidence used."""
+
+    se_diff_a: NDArray[np.float64]
+    se_diff_b: NDArray[np.float64]
+    z_a: NDArray[np.float64]
+    z_b: NDArray[np.float64]
+    flag_a: NDArray[np.bool_]
+    flag_b: NDArray[np.bool_]
+    evidence: tuple[str, ...]
+
+
+def drift_test(a_current: ArrayLike, b_current: ArrayLike, a_new: ArrayLike, b_new: ArrayLike,
+               se_current: ParameterErrors, se_new: ParameterErrors,
+               rule: DriftRule | None = None) -> DriftTest:
+    """The flag rule on parameters already on one scale (module docstring).
+
+    ``se_new`` must be on the same (current) scale as ``a_new``/``b_new``.
+    """
+    rule = rule or DriftRule()
+    ac, bc = np.asarray(a_current, float), np.asarray(b_current, float)
+    an, bn = np.asarray(a_new, float), np.asarray(b_new, float)
+    new_known = np.isfinite(se_new.a) & np.isfinite(se_new.b)
+    cur_known = np.isfinite(se_current.a) & np.isfinite(se_current.b)
+    sca = np.where(np.isfinite(se_current.a), se_current.a, 0.0)
+    scb = np.where(np.isfinite(se_current.b), se_current.b, 0.0)
+    se_a = np.sqrt(sca**2 + se_new.a**2)
+    se_b = np.sqrt(scb**2 + se_new.b**2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        za = np.where(new_known, (an - ac) / se_a, np.nan)
+        zb = np.where(new_known, (bn - bc) / se_b, np.nan)
+    flag_b = new_known & (np.abs(bn - bc) >= rule.min_shift_b) & (np.abs(zb) >= rule.z_crit)
+    flag_a = new_known & (np.abs(an - ac) / ac >= rule.min_ratio_a) & (np.abs(za) >= rule.z_crit)
+    evidence = tuple("not tested: no SE" if not nk else "current SE unknown" if not ck
+                     else "size and z" for nk, ck in zip(new_known, cur_known, strict=True))
+    return DriftTest(se_a, se_b, za, zb, flag_a, flag_b, evidence)
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,10 +170,20 @@ class DriftResult:
     flag_a: NDArray[np.bool_]
     flag_b: NDArray[np.bool_]
     anchor: NDArray[np.bool_]
-    linking: LinkingResult
+    linkings: tuple[LinkingResult, ...]
+    link_skills: tuple[str, ...]
     min_shift_b: float
     min_ratio_a: float
     z_crit: float
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def linking(self) -> LinkingResult:
+        """The linking when the banks have one skill (see `linkings` otherwise)."""
+        if len(self.linkings) != 1:
+            raise ValueError(f"{len(self.linkings)} skills were linked separately; use "
+                             f"'linkings'")
+        return self.linkings[0]
 
     @property
     def diff_a(self) -> NDArray[np.float64]:
@@ -146,8 +219,7 @@ class DriftResult:
         rows = []
         za, zb = self.z_a, self.z_b
         for k, iid in enumerate(self.item_ids):
-            evidence = "size only" if not (np.isfinite(zb[k]) and np.isfinite(za[k])) \
-                else "size and z"
+            evidence = self.evidence[k] if self.evidence else "size and z"
             flag = "+".join(n for n, f in (("a", self.flag_a[k]), ("b", self.flag_b[k])) if f)
             rows.append((iid, self.skills[k], "yes" if self.anchor[k] else "dropped",
                          float(self.a_current[k]), float(self.a_new[k]), float(self.diff_a[k]),
@@ -155,11 +227,6 @@ class DriftResult:
                          float(self.b_new[k]), float(self.diff_b[k]), float(self.se_diff_b[k]),
                          float(zb[k]), evidence, flag))
         return rows
-
-
-def _flag(size_ok: NDArray[np.bool_], z: NDArray[np.float64], z_crit: float) -> NDArray[np.bool_]:
-    # unknown z (no SEs): the size criterion alone decides
-    return size_ok & (~np.isfinite(z) | (np.abs(z) >= z_crit))
 
 
 def _aligned(errors: ParameterErrors | None, n: int, name: str) -> ParameterErrors:
@@ -175,7 +242,8 @@ def drift(current: Bank, new: Bank, *, se_current: ParameterErrors | None = None
           purify: bool = True, purify_threshold: float = PURIFY_THRESHOLD,
           min_shift_b: float = MIN_SHIFT_B, min_ratio_a: float = MIN_RATIO_A,
           z_crit: float = Z_CRIT, common: ArrayLike | None = None) -> DriftResult:
-    """Link ``new`` onto ``current`` and test every common item for drift in a and b.
+    """Link ``new`` onto ``current`` (each skill separately) and test every common item for
+    drift in a and b.
 
     Parameters
     ----------
@@ -189,28 +257,39 @@ def drift(current: Bank, new: Bank, *, se_current: ParameterErrors | None = None
     -------
     DriftResult
     """
-    if min_shift_b < 0 or min_ratio_a < 0 or z_crit < 0:
-        raise ValueError("min_shift_b, min_ratio_a and z_crit must be >= 0")
+    rule = DriftRule(min_shift_b, min_ratio_a, z_crit)
     se_cur = _aligned(se_current, len(current), "current")
     se_nw = _aligned(se_new, len(new), "new")
-    linking = link(new, current, method,
-                   common=None if common is None else [str(c) for c in np.asarray(common)],
-                   purify=purify, purify_threshold=purify_threshold)
-    ids = linking.displacement_ids
-    pc = np.array([current.index(i) for i in ids])
-    pn = np.array([new.index(i) for i in ids])
-    A = linking.A
-    moved = linking.linked
+    wanted = None if common is None else set(np.asarray(common, dtype=object).tolist())
+    in_current = set(current.item_ids)
+    ids_all = [i for i in new.item_ids if i in in_current and (wanted is None or i in wanted)]
+    if wanted is not None:
+        for iid in wanted - set(ids_all):
+            raise ValueError(f"common item {iid!r} is not in both calibrations")
+    linkings, skills, ids, a_new, b_new, sa_new, sb_new = [], [], [], [], [], [], []
+    kept: set[str] = set()
+    for skill in dict.fromkeys(current.skills[current.index(i)] for i in ids_all):
+        common_s = [i for i in ids_all if current.skills[current.index(i)] == skill]
+        linking = link(new, current, method, common=common_s, purify=purify,
+                       purify_threshold=purify_threshold)
+        linkings.append(linking)
+        skills.append(skill)
+        kept.update(linking.common)
+        A = linking.A
+        for iid in linking.displacement_ids:
+            k = new.index(iid)
+            ids.append(iid)
+            a_new.append(new.a[k] / A)
+            b_new.append(A * new.b[k] + linking.B)
+            sa_new.append(se_nw.a[k] / A)
+            sb_new.append(A * se_nw.b[k])
+    pc = np.array([current.index(i) for i in ids], dtype=np.int64)
     a_cur, b_cur = current.a[pc], current.b[pc]
-    a_new, b_new = moved.a[pn], moved.b[pn]
-    se_a = np.sqrt(se_cur.a[pc] ** 2 + (se_nw.a[pn] / A) ** 2)
-    se_b = np.sqrt(se_cur.b[pc] ** 2 + (A * se_nw.b[pn]) ** 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        za = (a_new - a_cur) / se_a
-        zb = (b_new - b_cur) / se_b
-    flag_b = _flag(np.abs(b_new - b_cur) >= min_shift_b, zb, z_crit)
-    flag_a = _flag(np.abs(a_new - a_cur) / a_cur >= min_ratio_a, za, z_crit)
-    anchor = np.array([i in linking.common for i in ids], dtype=bool)
-    return DriftResult(ids, tuple(current.skills[i] for i in pc), a_cur, a_new, b_cur, b_new,
-                       se_a, se_b, flag_a, flag_b, anchor, linking, min_shift_b, min_ratio_a,
-                       z_crit)
+    an, bn = np.array(a_new), np.array(b_new)
+    test = drift_test(a_cur, b_cur, an, bn, ParameterErrors(se_cur.a[pc], se_cur.b[pc]),
+                      ParameterErrors(np.array(sa_new), np.array(sb_new)), rule)
+    anchor = np.array([i in kept for i in ids], dtype=bool)
+    return DriftResult(tuple(ids), tuple(current.skills[i] for i in pc), a_cur, an, b_cur, bn,
+                       test.se_diff_a, test.se_diff_b, test.flag_a, test.flag_b, anchor,
+                       tuple(linkings), tuple(skills), min_shift_b, min_ratio_a, z_crit,
+                       test.evidence)

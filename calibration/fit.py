@@ -18,22 +18,38 @@ K). Polytomous items follow Kang & Chen (2008): extreme scores dropped, incomple
 pooled, sparse *categories* pooled within each score row (see `_polytomous_cells`); df is the
 number of remaining category contrasts minus ``m``.
 
-**Sparse (CAT) data.** Summed scores over different item sets are not comparable, so S-X² does
-not apply. There `item_fit` uses a *rest-posterior* residual statistic, our adaptation of Stone's
-(2000) posterior-based fit and of Yen's (1981) Q1 to incomplete data: for each response ``x_pi``
-the posterior of θ given the person's *other* responses of the skill,
+**Which statistic, per item.** For each skill, the *complete cases* are the persons who
+answered every administered item of the skill. An item gets S-X² (computed on the complete cases
+only) when at least `COMPLETE_SHARE` (90 %) of its responses come from complete cases. Otherwise
+(sparse or adaptive data) an item whose parameters were estimated from these responses gets the
+rest-posterior statistic, and an item whose parameters were held fixed (an anchor) the
+sequential one. The choice and its reason are stated per item (``method``, ``reason`` and the
+note): one missing response no longer moves a whole skill to another statistic.
+
+**Rest-posterior statistic** (estimated items on sparse data), our adaptation of Stone's (2000)
+posterior-based fit and Yen's (1981) Q1 to incomplete data: for each response ``x_pi`` the
+posterior of θ given the person's *other* responses of the skill,
 ``π_{p,−i}(θ) ∝ g(θ) Π_{j≠i} P_j(x_pj | θ)``, gives the predictive mean
-``E_pi = ∫ E[X_i | θ] π_{p,−i}(θ) dθ`` and variance ``V_pi`` of ``x_pi``. Responses are cut into
+``E_pi = ∫ E[X_i | θ] π_{p,−i}(θ) dθ`` and variance ``V_pi``. Responses are cut into
 ``n_groups`` quantile groups of the rest-posterior mean θ̂_{−i}, and
+``Q_i = Σ_g (Σ_{p∈g} x_pi − Σ_{p∈g} E_pi)² / Σ_{p∈g} V_pi``, df ``G − m`` (groups of fewer than
+5 responses merge with a neighbour). The estimated parameters absorb about ``m`` degrees of
+freedom, as in S-X².
 
-``Q_i = Σ_g (Σ_{p∈g} x_pi − Σ_{p∈g} E_pi)² / Σ_{p∈g} V_pi``, df ``G − m``.
+**Sequential (prequential) statistic** (fixed items on sparse data): the same sum, but ``E_pi``
+and ``V_pi`` come from the posterior given only the person's responses *before* ``x_pi`` (the
+row order of the log is the administration order), groups are quantiles of that prefix
+posterior mean (``G = min(n_groups, n / MIN_PER_GROUP)``), df ``G``. In an adaptive test the
+choice of item ``i`` depends only on earlier answers, so with known parameters
+``x_pi − E_pi`` is a martingale difference (Dawid 1984, prequential analysis): each group
+residual has mean 0 and variance ``Σ V_pi`` whatever the selection rule. The rest-posterior
+statistic lacks this property on adaptive logs (later items were chosen *because of* ``x_pi``):
+with the true parameters it flagged 3.7 % of items at a nominal 1 %, the sequential one 0 %;
+with estimated parameters the order reverses (prefix predictions do not absorb the estimation
+error). Figures: benchmarks/bench_recalibration.py.
 
-Under the model with known parameters each group residual is a sum of independent terms with
-the stated mean and variance, so ``Q_i`` is approximately χ²_G; subtracting the ``m`` estimated
-parameters is the usual approximation (as in S-X²). Groups of fewer than 5 responses merge with
-a neighbour. Unlike grouping on a θ̂ that includes the studied response (or plugging θ̂ into
-``P``, which ignores EAP shrinkage), this keeps the null distribution honest on short CATs.
-Rows with fewer than ``min_responses`` responses are marked unreliable.
+The latent density ``g`` of every statistic is the calibration's (mean and SD per skill,
+``latent``), not N(0, 1): on an anchored scale the population is rarely standard.
 
 **Infit / outfit mean-squares** (Wright & Masters 1982), at WLE θ̂ (Warm 1989):
 ``z²_pi = (x_pi − E_pi)² / W_pi`` with ``E_pi = Σ_k k P_ik(θ̂_p)``,
@@ -48,14 +64,20 @@ MCQ range). Meant for Rasch/1PL banks; reported for every item.
 flagged when ``lz < −1.645``. With θ̂ estimated, lz is not exactly standard normal (Snijders 2001)
 and is unreliable for fewer than 10 responses (marked).
 
-**Reliability.** Model-based marginal reliability of a bank (Green, Bock, Humphreys, Linn &
-Reckase 1984; Thissen & Wainer 2001): ``ρ = σ² / (σ² + ∫ g(θ) / I(θ) dθ)``. Empirical (EAP)
-reliability from data: ``ρ = Var(θ̂) / (Var(θ̂) + mean(PSD²))``. Conditional SE ``1/√I(θ)``.
+**Reliability.** Model-based marginal reliability of a bank, in the expected-posterior-variance
+form ``ρ = 1 − ∫ g(θ) / (I(θ) + 1/σ²) dθ / σ²`` (Green, Bock, Humphreys, Linn & Reckase 1984;
+Thissen & Wainer 2001, ch. 4; Brown 2018): ``1/(I + 1/σ²)`` approximates the posterior variance
+of a person at θ, so ρ estimates the same quantity as the empirical (EAP) reliability
+``ρ = Var(θ̂) / (Var(θ̂) + mean(PSD²))`` (and ``Var(θ̂) + mean(PSD²) = σ²``). The older form
+``σ² / (σ² + ∫ g/I)`` is unbounded where a test has almost no information (one flat item, or the
+tails): it printed 0.022 for a data set whose empirical reliability is 0.75. Conditional SE
+``1/√I(θ)``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +90,7 @@ from irt import (
     SparseResponses,
     category_probabilities,
     expected_score,
+    item_information,
     log_likelihood_grid,
     normal_grid,
     paired_category_derivatives,
@@ -89,6 +112,10 @@ MIN_RESPONSES = 100
 MNSQ_RANGE = (0.7, 1.3)
 LZ_CRIT = -1.645
 MIN_PERSON_RESPONSES = 10
+#: An item gets S-X² when at least this share of its responses come from complete cases.
+COMPLETE_SHARE = 0.9
+#: Responses per θ group of the sequential statistic.
+MIN_PER_GROUP = 25
 
 
 def n_parameters(model: str, n_categories: int) -> int:
@@ -171,8 +198,9 @@ def _chi2(obs: NDArray, expected: NDArray) -> float:
 class ItemFitResult:
     """Item fit per item (arrays ``(n_items,)`` aligned with ``item_ids``).
 
-    ``method`` is ``"S-X2"`` (complete forms) or ``"rest-theta"`` (sparse data) per item;
-    ``statistic``, ``df``, ``p_value`` belong to that method. ``flag_fit`` is ``p < alpha``;
+    ``method`` is ``"S-X2"`` (complete cases) or ``"sequential"`` (sparse / adaptive data) per
+    item, with the reason in ``reason``; ``statistic``, ``df``, ``p_value`` belong to that
+    method (NaN: not tested, see the note). ``flag_fit`` is ``p < alpha``;
     ``flag_mnsq`` is infit or outfit outside `MNSQ_RANGE`.
     """
 
@@ -188,6 +216,7 @@ class ItemFitResult:
     outfit: NDArray[np.float64]
     alpha: float
     min_responses: int
+    reason: tuple[str, ...] = ()
 
     COLUMNS = ("item_id", "skill", "model", "n", "method", "statistic", "df", "p_value",
                "infit", "outfit", "flag", "note")
@@ -211,8 +240,10 @@ class ItemFitResult:
                              f"responses")
             if self.df[k] <= 0:
                 parts.append("no degrees of freedom left after collapsing")
-            if self.method[k] == "rest-theta":
-                parts.append("sparse data: rest-posterior theta groups, not S-X2")
+            if self.reason and self.reason[k]:
+                parts.append(self.reason[k])
+            if not np.isfinite(self.p_value[k]) and self.df[k] > 0:
+                parts.append("not tested")
             out.append("; ".join(parts))
         return tuple(out)
 
@@ -533,53 +564,152 @@ def person_fit(responses: SparseResponses, bank: Bank, theta: ArrayLike | None =
 
 def item_fit(responses: SparseResponses, bank: Bank, *, alpha: float = FIT_ALPHA,
              quadrature: Quadrature | None = None, min_expected: float = MIN_EXPECTED,
-             n_groups: int = N_GROUPS, min_responses: int = MIN_RESPONSES) -> ItemFitResult:
-    """Item fit of every item: S-X² per skill on complete forms, θ̂-group Q1 on sparse data,
+             n_groups: int = N_GROUPS, min_responses: int = MIN_RESPONSES,
+             latent: Mapping[str, tuple[float, float]] | None = None,
+             estimated: ArrayLike | None = None) -> ItemFitResult:
+    """Item fit of every item, the statistic chosen per item (see the module docstring):
+    S-X² on the complete cases of a skill, the sequential statistic on sparse or adaptive data,
     plus infit/outfit mean-squares.
 
     Parameters
     ----------
-    responses : long-format responses indexed to ``bank``.
+    responses : long-format responses indexed to ``bank``; a person's rows in administration
+        order (the sequential statistic conditions on the earlier ones).
     bank : the calibrated item parameters.
     alpha : items with ``p < alpha`` are flagged (default 0.01).
-    quadrature : latent distribution for S-X² (default N(0, 1), 61 nodes).
-    min_expected : smallest expected cell count before groups are merged.
-    n_groups : θ̂ groups on sparse data.
+    quadrature : latent grid (default N(mean, sd) per skill from ``latent``, 61 nodes).
+    min_expected : smallest expected cell count before S-X² groups are merged.
+    n_groups : at most this many θ groups for the sequential statistic.
     min_responses : rows with fewer responses are marked unreliable.
+    latent : ``{skill: (mean, sd)}`` of the calibration's latent distribution (default N(0, 1)).
+    estimated : per item, whether its parameters were estimated from these responses (default
+        all); fixed (anchor) items keep all their degrees of freedom.
     """
     responses.check_categories(bank)
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     n = len(bank)
+    est = np.ones(n, dtype=bool) if estimated is None else np.asarray(estimated, dtype=bool)
+    if est.shape != (n,):
+        raise ValueError(f"estimated must have one value per item ({n})")
     stat = np.full(n, np.nan)
     dfs = np.zeros(n, dtype=np.int64)
     pval = np.full(n, np.nan)
     method = [""] * n
+    reason = [""] * n
+    per_item = np.bincount(responses.item, minlength=n)
     for skill in dict.fromkeys(bank.skills):
         members = bank.skill_indices(skill)
+        mean, sd = (latent or {}).get(skill, (0.0, 1.0))
+        quad = quadrature or normal_grid(61, mean, sd)
+        # the form: the skill's items that were administered (bank items nobody saw stay NaN)
+        form = members[per_item[members] > 0]
+        for i in members[per_item[members] == 0]:
+            method[i], reason[i] = "none", "no responses"
         in_skill = np.isin(responses.item, members)
         counts = np.bincount(responses.person[in_skill], minlength=responses.n_persons)
-        answered = counts[counts > 0]
-        # the form: the skill's items that were administered (bank items nobody saw stay NaN)
-        form = members[np.bincount(responses.item, minlength=len(bank))[members] > 0]
-        if answered.size and np.all(answered == form.size) and form.size >= 2:
-            s, d, p = s_x2(responses, bank, form, quadrature=quadrature,
-                           min_expected=min_expected)
-            stat[form], dfs[form], pval[form] = s, d, p
-            for i in members:
+        complete = counts == form.size
+        from_complete = np.bincount(responses.item[in_skill],
+                                    weights=complete[responses.person[in_skill]].astype(float),
+                                    minlength=n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = from_complete / per_item
+        use_sx2 = form[share[form] >= COMPLETE_SHARE] if form.size >= 2 else form[:0]
+        n_complete = int(complete[counts > 0].sum())
+        if use_sx2.size and n_complete >= 2:
+            keep = in_skill & complete[responses.person]
+            cc = SparseResponses(responses.person[keep], responses.item[keep],
+                                 responses.response[keep], responses.n_persons,
+                                 responses.n_items)
+            s, d, p = s_x2(cc, bank, form, quadrature=quad, min_expected=min_expected)
+            pos = np.searchsorted(form, use_sx2)
+            stat[use_sx2], dfs[use_sx2], pval[use_sx2] = s[pos], d[pos], p[pos]
+            left = int(np.sum(counts > 0)) - n_complete
+            for i in use_sx2:
                 method[i] = "S-X2"
+                reason[i] = (f"S-X2 on {n_complete} complete cases"
+                             + (f" ({left} incomplete left out)" if left else ""))
+        rest = [i for i in form if method[i] == ""]
+        if not rest:
             continue
         sub = _skill_subset(responses, members)
         sub_bank = bank.take(members)
-        pred = rest_predictions(sub, sub_bank, quadrature)
-        for local, i in enumerate(members):
-            stat[i], dfs[i], pval[i] = rest_group_fit(sub, sub_bank, pred, local,
-                                                      n_groups=n_groups)
-            method[i] = "rest-theta"
+        why = (f"{share[rest[0]]:.0%} of its responses from complete cases"
+               if form.size >= 2 and n_complete else "sparse data")
+        if any(est[i] for i in rest):
+            pred = rest_predictions(sub, sub_bank, quad)
+            for i in (i for i in rest if est[i]):
+                local = int(np.searchsorted(members, i))
+                stat[i], dfs[i], pval[i] = rest_group_fit(sub, sub_bank, pred, local,
+                                                          n_groups=n_groups)
+                method[i] = "rest-theta"
+                reason[i] = f"rest-theta (estimated item): {why}"
+        if not all(est[i] for i in rest):
+            pred = sequential_predictions(sub, sub_bank, quad)
+            for i in (i for i in rest if not est[i]):
+                local = int(np.searchsorted(members, i))
+                stat[i], dfs[i], pval[i] = sequential_group_fit(
+                    sub, sub_bank, pred, local, n_groups=n_groups, estimated=False)
+                method[i] = "sequential"
+                reason[i] = f"sequential (fixed item): {why}"
     infit, outfit = mean_squares(responses, bank)
-    return ItemFitResult(bank.item_ids, bank.skills, bank.models,
-                         np.bincount(responses.item, minlength=n), tuple(method), stat, dfs,
-                         pval, infit, outfit, alpha, min_responses)
+    return ItemFitResult(bank.item_ids, bank.skills, bank.models, per_item, tuple(method), stat,
+                         dfs, pval, infit, outfit, alpha, min_responses, tuple(reason))
+
+
+def sequential_predictions(responses: SparseResponses, bank: Bank,
+                           quadrature: Quadrature | None = None) -> RestPredictions:
+    """Per response: the posterior mean of θ given the person's *earlier* responses, and the
+    predictive mean and variance of the response (see the module docstring).
+
+    A person's earlier responses are the rows before it in ``responses`` (administration order).
+    ``responses`` and ``bank`` should cover one skill (one θ).
+    """
+    quad = quadrature or normal_grid(61)
+    nodes = quad.nodes
+    probs = category_probabilities(nodes, bank)                         # (Q, items, K)
+    logp = np.log(np.clip(probs, PROB_FLOOR, 1.0))
+    kk = np.arange(probs.shape[2], dtype=float)
+    ex, ex2 = probs @ kk, probs @ (kk * kk)                             # (Q, items)
+    order = np.argsort(responses.person, kind="stable")
+    person, item = responses.person[order], responses.item[order]
+    ll = logp[:, item, responses.response[order]].T                    # (n, Q)
+    # prefix sums within each person: cumulative sum minus the sum before the person's first row
+    before = np.cumsum(ll, axis=0) - ll
+    first = np.r_[0, np.flatnonzero(np.diff(person)) + 1]
+    start = np.repeat(first, np.diff(np.r_[first, person.size]))
+    lp = before - before[start] + quad.log_weights[None, :]
+    lp -= lp.max(axis=1, keepdims=True)
+    post = np.exp(lp)
+    post /= post.sum(axis=1, keepdims=True)
+    m1 = np.sum(post * ex[:, item].T, axis=1)
+    m2 = np.sum(post * ex2[:, item].T, axis=1)
+    theta, mean, var = (np.empty(person.size) for _ in range(3))
+    theta[order], mean[order] = post @ nodes, m1
+    var[order] = np.maximum(m2 - m1 * m1, PROB_FLOOR)
+    return RestPredictions(theta, mean, var)
+
+
+def sequential_group_fit(responses: SparseResponses, bank: Bank, pred: RestPredictions,
+                         item: int, *, n_groups: int = N_GROUPS, estimated: bool = True
+                         ) -> tuple[float, int, float]:
+    """``(Q, df, p)`` of one item from `sequential_predictions` (module docstring); NaN when
+    the item has too few responses for ``m + 1`` groups of `MIN_PER_GROUP`."""
+    rows = np.flatnonzero(responses.item == item)
+    m = n_parameters(bank.models[item], int(bank.n_categories[item])) if estimated else 0
+    G = min(n_groups, rows.size // MIN_PER_GROUP)
+    if max(m + 1, 2) > G:
+        return float("nan"), 0, float("nan")
+    t = pred.theta[rows]
+    edges = np.quantile(t, np.linspace(0, 1, G + 1)[1:-1])
+    g = np.searchsorted(edges, t, side="right")
+    o = np.bincount(g, weights=responses.response[rows].astype(float), minlength=G)
+    e = np.bincount(g, weights=pred.expected[rows], minlength=G)
+    v = np.bincount(g, weights=pred.variance[rows], minlength=G)
+    used = np.bincount(g, minlength=G) > 0
+    q = float(np.sum((o[used] - e[used]) ** 2 / v[used]))
+    df = int(used.sum()) - m
+    return q, df, float(stats.chi2.sf(q, df)) if df > 0 else float("nan")
 
 
 def _skill_subset(responses: SparseResponses, members: NDArray[np.int64]) -> SparseResponses:
@@ -590,12 +720,32 @@ def _skill_subset(responses: SparseResponses, members: NDArray[np.int64]) -> Spa
 
 
 def marginal_reliability(bank: Bank, quadrature: Quadrature | None = None) -> float:
-    """Model-based marginal reliability ``σ² / (σ² + ∫ g(θ)/I(θ) dθ)`` (Green et al. 1984)."""
+    """Model-based marginal reliability ``1 − ∫ g(θ)/(I(θ) + 1/σ²) dθ / σ²`` (module docstring;
+    Green et al. 1984, in its expected-posterior-variance form)."""
     quad = quadrature or normal_grid(61, half_width=4.0)
-    info = np.maximum(test_information(quad.nodes, bank), 1e-12)
+    info = np.maximum(test_information(quad.nodes, bank), 0.0)
     mean = quad.weights @ quad.nodes
-    var = quad.weights @ (quad.nodes - mean) ** 2
-    return float(var / (var + quad.weights @ (1.0 / info)))
+    var = float(quad.weights @ (quad.nodes - mean) ** 2)
+    return float(1.0 - (quad.weights @ (1.0 / (info + 1.0 / var))) / var)
+
+
+def administered_reliability(responses: SparseResponses, bank: Bank,
+                             quadrature: Quadrature | None = None) -> float:
+    """Model-based marginal reliability of the tests *as administered*:
+    ``1 − mean_p ∫ g(θ) / (I_p(θ) + 1/σ²) dθ / σ²`` with ``I_p`` the information of the items
+    person ``p`` answered. On sparse or adaptive data this, not the reliability of the whole
+    bank, is what the empirical reliability estimates. ``responses`` cover one skill."""
+    quad = quadrature or normal_grid(61, half_width=4.0)
+    info = item_information(quad.nodes, bank)                      # (Q, items)
+    per_person = np.zeros((responses.n_persons, quad.nodes.size))
+    np.add.at(per_person, responses.person, info[:, responses.item].T)
+    answered = np.bincount(responses.person, minlength=responses.n_persons) > 0
+    if not answered.any():
+        return float("nan")
+    mean = quad.weights @ quad.nodes
+    var = float(quad.weights @ (quad.nodes - mean) ** 2)
+    post = (1.0 / (per_person[answered] + 1.0 / var)) @ quad.weights
+    return float(1.0 - np.mean(post) / var)
 
 
 def empirical_reliability(theta: ArrayLike, se: ArrayLike) -> float:

@@ -88,3 +88,28 @@ def category_probabilities_paired(theta: np.ndarray, bank: Bank, items: np.ndarr
     from irt import paired_category_derivatives
 
     return paired_category_derivatives(theta, bank.rows(items), order=0)[0]
+
+
+def simulate_option_choices(theta: ArrayLike, bank: Bank, responses: SparseResponses,
+                            keys: ArrayLike, true_keys: ArrayLike, n_options: int,
+                            rng: RandomState = None) -> tuple[SparseResponses, np.ndarray]:
+    """Chosen options of multiple-choice items, and the scores a (possibly wrong) key gives.
+
+    For every response of ``responses`` (simulated with the *true* key in mind: category 1 means
+    the person knew the answer), the chosen option is ``true_keys[item]`` for a 1 and a uniformly
+    drawn other option for a 0. The returned responses are re-scored against ``keys``: an item
+    whose key differs from its true key is *miskeyed*, and its recorded scores then fall as
+    ability rises. Returns the re-scored responses and the chosen option per response (0-based).
+    """
+    g = as_generator(rng)
+    keys_arr = np.asarray(keys, dtype=np.int64)
+    true_arr = np.asarray(true_keys, dtype=np.int64)
+    if keys_arr.shape != (len(bank),) or true_arr.shape != (len(bank),):
+        raise ValueError("keys and true_keys need one option per item")
+    true_k = true_arr[responses.item]
+    other = g.integers(0, n_options - 1, responses.n_responses)
+    other = other + (other >= true_k)             # uniform over the options but the true key
+    chosen = np.where(responses.response == 1, true_k, other)
+    scored = (chosen == keys_arr[responses.item]).astype(np.int64)
+    return (SparseResponses(responses.person, responses.item, scored, responses.n_persons,
+                            responses.n_items), chosen)

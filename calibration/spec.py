@@ -17,7 +17,9 @@ from calibration.results import ItemSpec
 from irt import POLYTOMOUS_MODELS
 from irt.io import FormatError, csv_records, read_item_header
 
-_KNOWN = {"item_id", "skill", "model", "n_categories", "a", "b", "c", "d", "n_responses"}
+_KNOWN = {"item_id", "skill", "model", "n_categories", "a", "b", "c", "d", "n_responses",
+          # Proficio's own columns (bank export, proficio recalibrate --out): read by others
+          "provisional", "status", "role", "action", "reason"}
 _PATTERN = re.compile(r"^(b\d+|se_[a-z]+\d*)$")
 
 

@@ -145,7 +145,7 @@ def test_sparse_data_use_rest_theta_groups_with_a_nominal_null() -> None:
         res = item_fit(data, fitted)
         p.append(res.p_value)
     assert set(res.method) == {"rest-theta"}
-    assert "rest-posterior" in res.notes()[0]
+    assert "rest-theta" in res.notes()[0]
     p = np.concatenate(p)
     assert 0.01 <= np.mean(p < 0.05) <= 0.10
     assert 0.4 <= np.mean(p) <= 0.6
@@ -241,6 +241,43 @@ def test_items_nobody_answered_do_not_break_the_complete_form() -> None:
     data = irt.SparseResponses.from_dense(x)
     data = irt.SparseResponses(data.person, data.item, data.response, 1000, 12)
     res = item_fit(data, bank)
-    assert set(res.method) == {"S-X2"}
+    assert set(res.method[:11]) == {"S-X2"} and res.method[11] == "none"
     assert np.all(np.isfinite(res.p_value[:11])) and np.isnan(res.p_value[11])
     assert "unreliable: 0 < 100" in res.notes()[11]
+
+
+def test_one_missing_response_keeps_s_x2_for_every_item_of_the_skill() -> None:
+    rng = np.random.default_rng(8)
+    bank = irt.generate_items(10, "2pl", rng)
+    x = irt.simulate_responses(rng.normal(size=1500), bank, rng).astype(float)
+    x[0, 3] = np.nan                      # one person skipped one item
+    res = item_fit(irt.SparseResponses.from_dense(x), bank)
+    assert set(res.method) == {"S-X2"}
+    assert "1499 complete cases (1 incomplete left out)" in res.reason[0]
+    complete = item_fit(irt.SparseResponses.from_dense(x[1:]), bank)
+    np.testing.assert_allclose(res.statistic, complete.statistic)
+
+
+def test_anchored_items_on_adaptive_logs_get_the_sequential_statistic() -> None:
+    from calibration.simulate import simulate_adaptive_responses
+
+    rng = np.random.default_rng(9)
+    bank = irt.generate_items(60, "2pl", rng)
+    data = simulate_adaptive_responses(rng.normal(size=3000), bank, 15, rng)
+    res = item_fit(data, bank, estimated=np.zeros(60, dtype=bool))
+    tested = np.isfinite(res.p_value)
+    assert set(np.asarray(res.method)[tested]) == {"sequential"}
+    assert tested.sum() >= 30
+    assert np.mean(res.p_value[tested] < 0.05) <= 0.12
+
+
+def test_marginal_reliability_agrees_with_the_empirical_one_on_a_hard_test() -> None:
+    # hard, discriminating items: almost no information below θ = 0, where ∫ g / I used to
+    # explode (the old formula gave about 0 here)
+    bank = irt.Bank.dichotomous(np.full(12, 2.0), np.linspace(1.0, 2.5, 12))
+    rng = np.random.default_rng(3)
+    x = irt.simulate_responses(rng.normal(size=4000), bank, rng)
+    est = irt.eap(x, bank)
+    # 1/(I + 1/σ²) is a normal approximation to the posterior variance: 0.58 vs 0.62 here
+    assert marginal_reliability(bank) == pytest.approx(empirical_reliability(est.theta, est.se),
+                                                       abs=0.05)

@@ -152,10 +152,28 @@ def test_drift_flags_shifted_items_only() -> None:
     assert res.linking.dropped == ("i0007",)
     rows = res.to_rows()
     assert len(rows) == 25 and rows[k][-1] == "b"
-    # without SEs only the size rule is used, and the rows say so
+    # without the new SEs an item is not tested (the size rule alone flags noise), and the
+    # rows say so; without the current SEs the current values count as exact
     res2 = drift(current, new)
-    assert res2.to_rows()[0][13] == "size only"
-    assert set(res2.flagged_ids) >= {"i0007", "i0015"}
+    assert res2.to_rows()[0][13] == "not tested: no SE" and not res2.flagged.any()
+    res3 = drift(current, new, se_new=se)
+    assert res3.to_rows()[0][13] == "current SE unknown"
+    assert set(res3.flagged_ids) == {"i0007", "i0015"}
+
+
+def test_drift_links_each_skill_on_its_own_scale() -> None:
+    rng = np.random.default_rng(22)
+    first = irt.generate_items(12, "2pl", rng, skill="sql", prefix="s")
+    second = irt.generate_items(12, "2pl", rng, skill="api", prefix="p")
+    current = irt.Bank.from_params([*first.params(), *second.params()])
+    # the new calibration puts each skill on its own scale (different A, B per skill)
+    from calibration.linking import transform_bank
+    new = irt.Bank.from_params([*transform_bank(first, 1.3, 0.5).params(),
+                                *transform_bank(second, 0.8, -0.4).params()])
+    se = ParameterErrors(np.full(24, 0.05), np.full(24, 0.05))
+    res = drift(current, new, se_current=se, se_new=se)
+    assert res.link_skills == ("sql", "api") and not res.flagged.any()
+    np.testing.assert_allclose(res.b_new, res.b_current, atol=1e-4)
 
 
 def test_huge_standard_errors_suppress_flags() -> None:

@@ -139,27 +139,36 @@ def test_import_refuses_a_broken_or_foreign_file(tmp_path: Path, capsys):
 
 
 def _succeeded_job(site: Site, extra: list[dict] | None = None) -> int:
-    """A finished calibration job holding new parameters for three bank items."""
+    """A finished calibration job holding new parameters for three bank items, each
+    recommended for publishing (what the API's publish takes by default)."""
+    from calibration.recalibrate import (
+        RecalibratedItem,
+        Recalibration,
+        RecalibrationSettings,
+    )
+    from irt import ItemParams
+
     rows = site.sql("SELECT i.external_id, s.slug, v.a, v.b FROM items i "
                     "JOIN skills s ON s.id = i.skill_id "
                     "JOIN item_parameter_versions v ON v.item_id = i.id AND v.is_current "
                     "ORDER BY i.external_id LIMIT 3")
-    items = [{"item_id": iid, "skill": skill, "model": "2pl", "a": a * 1.1, "b": b + 0.2,
-              "c": 0.0, "d": 1.0, "se_a": 0.1, "se_b": 0.1, "se_c": None,
-              "n_responses": 500, "status": "operational", "anchor": False}
-             for iid, skill, a, b in rows]
-    items += extra or []
+    specs = [(iid, skill, a * 1.1, b + 0.2) for iid, skill, a, b in rows]
+    specs += [(x["item_id"], x["skill"], x["a"], x["b"]) for x in extra or []]
+    items = tuple(RecalibratedItem(
+        item_id=iid, skill=skill, model="2pl", status="operational", role="estimated",
+        current=None, current_se_a=None, current_se_b=None, current_n=None,
+        current_provisional=True, new=ItemParams(iid, "2pl", a, b, skill=skill), se_a=0.1,
+        se_b=0.1, se_c=None, n_responses=500, fit=None, drift=None, analysis=None, bound="",
+        action="publish", action_reason="test") for iid, skill, a, b in specs)
+    result = Recalibration(RecalibrationSettings(mode="free"), items, (), None, (), 500, 1500,
+                           -900.0, True, 20)
     eng = create_db_engine(site.url)
     with transaction(eng) as db:
         user = db.query(StaffUser).filter_by(role="psychometrician").one()
         job = CalibrationJob(created_by_id=user.id, status="succeeded", progress=1.0,
                              settings={"model": "2pl", "mode": "free", "prior_a_sd": 0.5,
                                        "skills": []},
-                             result={"items": items, "issues": [], "drift": [], "link": None,
-                                     "summary": {"headline": "test", "n_persons": 500,
-                                                 "n_responses": 1500, "loglik": -900.0,
-                                                 "converged": True, "n_iter": 20}},
-                             message="done")
+                             result=result.to_dict(), message="done")
         db.add(job)
         db.flush()
         job_id = job.id

@@ -54,3 +54,31 @@ def test_import_json_through_the_page_and_a_bad_file_changes_nothing(site: Site,
                data={"csrf_token": token, "status": "operational"}, follow_redirects=True)
     assert b"has no parameters yet" in r.data
     assert site.sql("SELECT status FROM items WHERE external_id = 'TST-900'")[0][0] == "pretest"
+
+
+def test_rollback_needs_a_reason_and_a_known_run_and_only_psychometricians(site: Site,
+                                                                           staff_client) -> None:
+    c = staff_client("psychometrician")
+    page = c.get("/psychometrician/calibrations")
+    assert page.status_code == 200 and b"Published parameter versions" in page.data
+    token = csrf_of(page.data)
+    (run_id,) = site.sql("SELECT MIN(id) FROM calibration_runs")[0]
+    before = site.sql("SELECT id, is_current FROM item_parameter_versions ORDER BY id")
+    r = c.post(f"/psychometrician/runs/{run_id}/rollback", data={"csrf_token": token,
+                                                                "reason": "  "},
+               follow_redirects=True)
+    assert b"say why the publication is rolled back" in r.data
+    assert c.post("/psychometrician/runs/999999/rollback",
+                  data={"csrf_token": token, "reason": "x"}).status_code == 404
+    assert site.sql("SELECT id, is_current FROM item_parameter_versions ORDER BY id") == before
+    recruiter = staff_client("recruiter")
+    rtoken = csrf_of(recruiter.get("/recruiter/").data)
+    for url in (f"/psychometrician/runs/{run_id}/rollback",
+                "/psychometrician/calibrations/1/preview",
+                "/psychometrician/calibrations/1/publish"):
+        assert recruiter.post(url, data={"csrf_token": rtoken, "reason": "x"}).status_code \
+            == 403
+    assert site.sql("SELECT id, is_current FROM item_parameter_versions ORDER BY id") == before
+    # a job that does not exist has no review page and nothing to preview
+    assert c.post("/psychometrician/calibrations/999999/preview",
+                  data={"csrf_token": token, "item": ["GIT-003"]}).status_code == 404

@@ -1,5 +1,6 @@
-"""Psychometrician pages: the bank, item detail with its characteristic curve, import,
-calibration jobs (start, progress, review, publish) and item promotion."""
+"""Psychometrician pages: the bank, item detail with its characteristic curve and item analysis,
+import, calibration jobs (start, progress, review with publishing rules, impact preview,
+confirmed per-item publishing), rollback of a publication, and item promotion."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from web.rendering import icc_chart
 from web.security import staff_required
 from web.services import bank as bank_service
 from web.services import calibrations
+from web.services.calibrations import PublishRules
 
 bp = Blueprint("psychometrician", __name__, url_prefix="/psychometrician")
 ROLES = ("psychometrician",)
@@ -35,7 +37,9 @@ def item(external_id: str):  # type: ignore[no-untyped-def]
     except LookupError:
         abort(404)
     chart = icc_chart(detail.icc_theta, detail.icc_p) if detail.icc_p else None
-    return render_template("psychometrician/item.html", d=detail, chart=chart)
+    analysis = calibrations.latest_item_result(external_id)
+    return render_template("psychometrician/item.html", d=detail, chart=chart,
+                           analysis=analysis)
 
 
 @bp.route("/items/<external_id>/status", methods=["POST"])
@@ -72,8 +76,11 @@ def import_bank():  # type: ignore[no-untyped-def]
 @bp.route("/calibrations")
 @staff_required(*ROLES)
 def calibrations_list():  # type: ignore[no-untyped-def]
+    runs = calibrations.runs()
     return render_template("psychometrician/calibrations.html", jobs=calibrations.jobs(),
-                           models=calibrations.JOB_MODELS, modes=calibrations.MODES)
+                           models=calibrations.JOB_MODELS, modes=calibrations.MODES,
+                           runs=runs, run_authors=calibrations.run_authors(runs),
+                           defaults=calibrations.JobSettings())
 
 
 @bp.route("/calibrations", methods=["POST"])
@@ -96,27 +103,93 @@ def start_calibration():  # type: ignore[no-untyped-def]
     return redirect(url_for("psychometrician.calibration", job_id=job_id))
 
 
-@bp.route("/calibrations/<int:job_id>")
-@staff_required(*ROLES)
-def calibration(job_id: int):  # type: ignore[no-untyped-def]
+def _review(job_id: int, *, rules: PublishRules | None = None,
+            selected: list[str] | None = None, impact: object = None,
+            threshold: float = calibrations.IMPACT_THRESHOLD, error: str | None = None,
+            reason: str = "", status: int = 200):  # type: ignore[no-untyped-def]
     try:
         job = calibrations.job(job_id)
     except LookupError:
         abort(404)
     refresh = job.status in ("queued", "running")
-    return render_template("psychometrician/calibration.html", job=job, refresh=refresh)
+    result = calibrations.result_of(job)
+    if result is not None and rules is None:
+        try:
+            rules = PublishRules.from_form(request.args, result.settings.rules)
+        except ValueError as exc:
+            error, rules = str(exc), result.settings.rules
+    if result is not None and rules is not None:
+        result = result.with_rules(rules)
+    if result is not None and selected is None:
+        selected = [it.item_id for it in result.items if it.action == "publish"]
+    return render_template("psychometrician/calibration.html", job=job, refresh=refresh,
+                           result=result, rules=rules, selected=set(selected or ()),
+                           impact=impact, threshold=threshold, error=error,
+                           reason=reason), status
+
+
+@bp.route("/calibrations/<int:job_id>")
+@staff_required(*ROLES)
+def calibration(job_id: int):  # type: ignore[no-untyped-def]
+    return _review(job_id)
+
+
+def _posted_rules() -> PublishRules:
+    return PublishRules.from_form({**request.form.to_dict(), "rules": "1"})
+
+
+@bp.route("/calibrations/<int:job_id>/preview", methods=["POST"])
+@staff_required(*ROLES)
+def preview(job_id: int):  # type: ignore[no-untyped-def]
+    selected = request.form.getlist("item")[:calibrations.MAX_SELECTION]
+    try:
+        rules = _posted_rules()
+        text = request.form.get("threshold", "").strip()
+        threshold = float(text) if text else calibrations.IMPACT_THRESHOLD
+        if not 0 < threshold <= 5:
+            raise ValueError("field 'threshold' must be in (0, 5] logits")
+        result = calibrations.impact(job_id, selected, threshold)
+    except LookupError:
+        abort(404)
+    except ValueError as exc:
+        return _review(job_id, selected=selected, error=str(exc), status=422)
+    return _review(job_id, rules=rules, selected=selected, impact=result, threshold=threshold,
+                   reason=request.form.get("reason", ""))
 
 
 @bp.route("/calibrations/<int:job_id>/publish", methods=["POST"])
 @staff_required(*ROLES)
 def publish(job_id: int):  # type: ignore[no-untyped-def]
+    selected = request.form.getlist("item")[:calibrations.MAX_SELECTION]
+    reason = request.form.get("reason", "")
     try:
-        run_id = calibrations.publish(job_id, int(current_user.id))
+        rules = _posted_rules()
+        if request.form.get("confirm") != "yes":
+            raise ValueError("field 'confirm': tick the confirmation to publish")
+        run_id = calibrations.publish(job_id, int(current_user.id), selected, reason=reason,
+                                      rules=rules)
+    except LookupError:
+        abort(404)
+    except ValueError as exc:
+        return _review(job_id, selected=selected, error=str(exc), reason=reason, status=422)
+    flash(f"Published {len(selected)} item(s) as calibration run {run_id}; these parameters "
+          f"are now current.", "info")
+    current_app.logger.info("calibration job %s published as run %s", job_id, run_id)
+    return redirect(url_for("psychometrician.calibration", job_id=job_id))
+
+
+@bp.route("/runs/<int:run_id>/rollback", methods=["POST"])
+@staff_required(*ROLES)
+def rollback(run_id: int):  # type: ignore[no-untyped-def]
+    try:
+        new_run = calibrations.rollback(run_id, int(current_user.id),
+                                        request.form.get("reason", ""))
     except LookupError:
         abort(404)
     except ValueError as exc:
         flash(str(exc), "error")
-        return redirect(url_for("psychometrician.calibration", job_id=job_id))
-    flash(f"Published as calibration run {run_id}; these parameters are now current.", "info")
-    current_app.logger.info("calibration job %s published as run %s", job_id, run_id)
-    return redirect(url_for("psychometrician.calibration", job_id=job_id))
+    else:
+        flash(f"Calibration run {run_id} rolled back (recorded as run {new_run}); the previous "
+              f"parameters are current again.", "info")
+        current_app.logger.info("calibration run %s rolled back as run %s", run_id, new_run)
+    return redirect(url_for("psychometrician.calibrations_list"))

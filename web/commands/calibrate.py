@@ -10,6 +10,11 @@ Models: 1pl, 2pl, 3pl, 4pl, grm, gpcm, and the Rasch family (rasch, pcm, rsm: ev
 at --common-a, default 1, with the latent SD estimated).
 
 Shows a progress bar per skill (EM cycle and log-likelihood) and ends with a summary table.
+
+Defaults: plain marginal ML for the slopes (DESIGN.md; the estimator checked against R's mirt).
+``proficio recalibrate`` and the web's calibration jobs share another set of defaults
+(`calibration.recalibrate.RecalibrationSettings`: lognormal(0, 0.5) slope prior, anchored mode,
+publishing rules); ``--prior-a 0.5`` gives this command the same prior.
 """
 
 from __future__ import annotations
@@ -246,6 +251,13 @@ def _summary(cal: MMLCalibrator, args: argparse.Namespace, seconds: float) -> No
     if cal.excluded_:
         print(f"{len(cal.excluded_)} items not calibrated: {', '.join(cal.excluded_[:10])}"
               f"{' …' if len(cal.excluded_) > 10 else ''}")
+    bound = [i for i in cal.issues_ if i.kind == "bound"]
+    print("prior on a: " + ("none (plain marginal ML, this command's default)"
+                            if args.prior_a is None else f"lognormal(0, {args.prior_a})"))
+    if bound and args.prior_a is None:
+        print(f"{len(bound)} parameter(s) at a bound: with few responses per item use "
+              f"--prior-a 0.5 (the default of `proficio recalibrate` and of the web's "
+              f"calibration jobs)")
     others = [i for i in cal.issues_ if i.kind != "excluded"]
     if others:
         print(f"{len(others)} warnings (see the log above), e.g.: {others[0].message}")

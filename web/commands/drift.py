@@ -43,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
                 se_new=ParameterErrors.from_table(new), method=args.method,
                 purify=not args.no_purify, min_shift_b=args.min_shift_b,
                 min_ratio_a=args.min_ratio_a, z_crit=args.z)
-    link = res.linking
-    print(f"linked with {link.method}: A = {link.A:.4f}, B = {link.B:+.4f}; "
-          f"{len(link.common)} anchors" + (f", dropped {', '.join(link.dropped)}"
-                                           if link.dropped else ""))
+    for skill, link in zip(res.link_skills, res.linkings, strict=True):
+        print(f"skill {skill}: linked with {link.method}: A = {link.A:.4f}, B = {link.B:+.4f}; "
+              f"{len(link.common)} anchors" + (f", dropped {', '.join(link.dropped)}"
+                                               if link.dropped else ""))
     rows = res.to_rows()
     keep = ("item_id", "anchor", "a_current", "a_new", "z_a", "b_current", "b_new", "diff_b",
             "z_b", "evidence", "flag")
@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
           f"(b: |Δb| >= {res.min_shift_b} and |z| >= {res.z_crit}; "
           f"a: |Δa|/a >= {res.min_ratio_a} and |z| >= {res.z_crit})")
     if args.out:
-        write_table(args.out, res.COLUMNS, rows,
-                    {"method": link.method, "A": link.A, "B": link.B})
+        meta: dict[str, object] = {"method": args.method}
+        for skill, link in zip(res.link_skills, res.linkings, strict=True):
+            meta[f"A[{skill}]"], meta[f"B[{skill}]"] = link.A, link.B
+        write_table(args.out, res.COLUMNS, rows, meta)
     return 0

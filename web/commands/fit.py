@@ -20,8 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.fit import empirical_icc, information_curves, item_fit, person_fit
-from irt.io import read_items_csv, read_responses_csv
+from calibration.fit import (
+    administered_reliability,
+    empirical_icc,
+    information_curves,
+    item_fit,
+    person_fit,
+)
+from irt import Bank, SparseResponses
+from irt.io import ResponseLog, read_items_csv, read_responses_csv
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -98,6 +105,29 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]],
 # ------------------------------------------------------------------ the command
 
 
+def _known_items(log: ResponseLog, bank: Bank) -> SparseResponses:
+    """The responses to the items of ``bank``. Responses to items the parameters file leaves
+    out (an item `proficio calibrate` excluded: no variation or no responses) are dropped with
+    a note, so every command accepts the previous one's output; responses out of an item's
+    range still raise, naming the line."""
+    known = set(bank.item_ids)
+    missing = [iid for iid in log.item_ids if iid not in known]
+    if not missing:
+        return log.for_bank(bank)
+    index = {iid: k for k, iid in enumerate(bank.item_ids)}
+    remap = np.array([index.get(iid, -1) for iid in log.item_ids], dtype=np.int64)
+    keep = remap[log.data.item] >= 0
+    print(f"note: {len(missing)} item(s) of the responses are not in the parameters file "
+          f"(not calibrated?): {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}; "
+          f"their {int(np.sum(~keep))} responses are left out")
+    sub = ResponseLog(log.person_ids, tuple(i for i in log.item_ids if i in known),
+                      SparseResponses(log.data.person[keep],
+                                      np.unique(log.data.item[keep], return_inverse=True)[1],
+                                      log.data.response[keep], log.data.n_persons,
+                                      len(known & set(log.item_ids))))
+    return sub.for_bank(bank)
+
+
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise ValueError(f"--alpha must be in (0, 1), got {args.alpha}")
@@ -106,8 +136,11 @@ def run(args: argparse.Namespace) -> int:
     table = read_items_csv(args.items)
     bank = table.bank
     log = read_responses_csv(args.responses)
-    data = log.for_bank(bank)
-    res = item_fit(data, bank, alpha=args.alpha, n_groups=args.groups)
+    data = _known_items(log, bank)
+    estimated = None
+    if "role" in table.extra:     # the output of `proficio recalibrate`: anchors were fixed
+        estimated = np.array([r.strip() != "anchor" for r in table.extra["role"]], dtype=bool)
+    res = item_fit(data, bank, alpha=args.alpha, n_groups=args.groups, estimated=estimated)
     rows = res.to_rows()
     # show the informative columns on the terminal, all of them in --out
     keep = ("item_id", "skill", "n", "method", "statistic", "df", "p_value", "infit", "outfit",
@@ -120,8 +153,15 @@ def run(args: argparse.Namespace) -> int:
           f"{int(np.sum(res.flag_mnsq))}")
     curves = information_curves(bank)
     for s, skill in enumerate(curves.skills):
-        print(f"skill {skill}: marginal reliability {curves.reliability[s]:.3f}, "
-              f"min SE {np.min(curves.se[:, s]):.3f} at θ = "
+        members = bank.skill_indices(skill)
+        keep = np.isin(data.item, members)
+        given = SparseResponses(data.person[keep], np.searchsorted(members, data.item[keep]),
+                                data.response[keep], data.n_persons, members.size)
+        given_rel = administered_reliability(given, bank.take(members))
+        given_text = (f"{given_rel:.3f} (the tests as administered)" if np.isfinite(given_rel)
+                      else "no responses")
+        print(f"skill {skill}: marginal reliability {curves.reliability[s]:.3f} (all "
+              f"{members.size} items), {given_text}; min SE {np.min(curves.se[:, s]):.3f} at θ = "
               f"{curves.theta[int(np.argmin(curves.se[:, s]))]:+.2f}")
     unreliable = sum(1 for n in res.notes() if "unreliable" in n)
     if unreliable:

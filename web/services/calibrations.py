@@ -1,17 +1,16 @@
-"""Calibration jobs: start (queued), run (in a job worker), review, publish.
+"""Calibration jobs: start (queued), run (in a job worker), review, preview, publish, roll back.
 
-Two modes:
+The job runs `calibration.recalibrate.recalibrate` — the function ``proficio recalibrate`` runs,
+with the same defaults — on the live response log (or an uploaded CSV) against the bank's
+current parameters, and stores its typed result (`Recalibration.to_dict`). Modes, defaults and
+the publishing rules are described there.
 
-* ``anchored`` (default): operational items keep their current parameters and are held fixed
-  (anchors); every other item with responses — pretest items above all — is calibrated on their
-  scale (fixed-parameter calibration; the latent mean and SD are estimated). The reporting scale
-  cannot move.
-* ``free``: every item is recalibrated on N(0, 1), then linked to the current parameters by
-  Stocking–Lord through the common items (with anchor purification), and each common item is
-  checked for drift. What is published is the linked parameters, on the current scale.
-
-Publishing writes one calibration run and new current parameter versions in one transaction; a
-failure leaves the previous version current.
+Publishing is per item: the review page pre-selects the items the rules recommend (rules the
+psychometrician can change), previews the impact on completed candidates' scores
+(`calibration.recalibrate.score_impact`), and publishes only with an explicit confirmation and a
+reason. One calibration run records who, when, why, the rules and the items; its parameters
+become the current versions in one transaction (a failure leaves the previous versions
+current). `rollback` makes the versions before a run current again, as a new run, in one step.
 """
 
 from __future__ import annotations
@@ -19,8 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,39 +27,69 @@ import numpy as np
 from sqlalchemy import select
 
 import irt
-from calibration import ItemSpec, MMLCalibrator, Priors
-from calibration.correlation import estimate_latent_correlation
-from calibration.drift import ParameterErrors, drift
-from calibration.fit import item_fit
+from calibration.drift import ParameterErrors
+from calibration.recalibrate import (
+    DEFAULT_PRIOR_A_SD,
+    MODELS,
+    CurrentParameters,
+    ItemKeys,
+    PublishRules,
+    RecalibratedItem,
+    Recalibration,
+    RecalibrationSettings,
+    ScoreImpact,
+    recalibrate,
+    score_impact,
+)
+from calibration.recalibrate import FORMAT as RESULT_FORMAT
+from calibration.recalibrate import MODES as MODES
 from irt.io import ResponseLog, read_responses_csv
 from item_bank import repository as repo
 from item_bank.content import ParameterRecord
 from item_bank.db import create_db_engine, transaction
-from item_bank.models import CalibrationJob, Item, utcnow
+from item_bank.models import (
+    Assessment,
+    CalibrationJob,
+    CalibrationRun,
+    CandidateSession,
+    Item,
+    ItemParameterVersion,
+    Response,
+    StaffUser,
+    utcnow,
+)
 from web import observability
 from web.db import get_db, unit_of_work
+from web.services.reports import cut_to_theta
 
 log = logging.getLogger(__name__)
 
-MODES = ("anchored", "free")
-JOB_MODELS = ("1pl", "2pl", "3pl")
+JOB_MODELS = MODELS
 PROGRESS_INTERVAL_S = 0.5
+#: Impact preview: a score "moves" when its θ changes by more than this (logits), by default.
+IMPACT_THRESHOLD = 0.2
+#: Longest reason kept with a publication or rollback.
+MAX_REASON = 2000
+#: Most items one publish or preview request may name (bounded work per request).
+MAX_SELECTION = 20_000
 
 
 @dataclass(frozen=True)
 class JobSettings:
-    model: str = "2pl"
-    mode: str = "anchored"
-    prior_a_sd: float | None = 0.5
+    """What a job estimates; defaults are `RecalibrationSettings`'s (the CLI's too)."""
+
+    model: str = RecalibrationSettings.model
+    mode: str = RecalibrationSettings.mode
+    prior_a_sd: float | None = DEFAULT_PRIOR_A_SD
     skills: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.model not in JOB_MODELS:
-            raise ValueError(f"field 'model' must be one of {JOB_MODELS}, got {self.model!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"field 'mode' must be one of {MODES}, got {self.mode!r}")
-        if self.prior_a_sd is not None and not (0 < self.prior_a_sd <= 5):
-            raise ValueError("field 'prior_a_sd' must be in (0, 5] or empty")
+        self.recalibration()  # validates, naming the field
+
+    def recalibration(self, rules: PublishRules | None = None) -> RecalibrationSettings:
+        return RecalibrationSettings(model=self.model, mode=self.mode,
+                                     prior_a_sd=self.prior_a_sd,
+                                     rules=rules or PublishRules())
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "mode": self.mode, "prior_a_sd": self.prior_a_sd,
@@ -77,7 +106,7 @@ def check_upload(data: bytes, filename: str = "upload") -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ValueError(f"{filename}: the file is not UTF-8 text") from None
-    log_ = read_responses_csv(_Named(text, filename))
+    log_ = _read_upload(text, filename)
     if log_.data.n_responses == 0:
         raise ValueError(f"{filename}: no responses")
     db = get_db()
@@ -92,6 +121,13 @@ def check_upload(data: bytes, filename: str = "upload") -> str:
         raise ValueError(f"{filename} line {log_.line_of(row)}: field 'response' must be 0 or 1 "
                          "for the bank's multiple-choice items")
     return text
+
+
+def _read_upload(text: str, filename: str) -> ResponseLog:
+    """The uploaded CSV, keeping its ``option`` column (the chosen option) when it has one."""
+    first = text.split("\n", 1)[0]
+    keep = ("option",) if "option" in [h.strip().strip('"') for h in first.split(",")] else ()
+    return read_responses_csv(_Named(text, filename), keep=keep)
 
 
 class _Named(io.StringIO):
@@ -158,7 +194,7 @@ def run_job(job_id: int, database_url: str | None) -> None:
             upload = row.upload
         result = _calibrate(engine, job_id, settings, upload)
         _update(engine, job_id, status="succeeded", progress=1.0, result=result,
-                finished_at=utcnow(), message=result["summary"]["headline"])
+                finished_at=utcnow(), message=Recalibration.from_dict(result).headline)
         outcome = "succeeded"
     except Exception as exc:  # a job must end in a visible state, whatever happened
         log.exception("calibration job %s failed", job_id)
@@ -172,21 +208,23 @@ def run_job(job_id: int, database_url: str | None) -> None:
 def _calibrate(engine: Any, job_id: int, settings: JobSettings,
                upload: str | None = None) -> dict[str, Any]:
     with transaction(engine) as db:
-        log_ = read_responses_csv(_Named(upload, "upload")) if upload is not None \
-            else repo.export_responses(db, skills=list(settings.skills) or None)
-        current = repo.load_bank(db, skills=list(settings.skills) or None)
-        items = {it.external_id: it for it in db.scalars(select(Item))}
-        statuses = {k: v.status for k, v in items.items()}
-        skill_of = {k: v.skill.slug for k, v in items.items()}
+        skills = list(settings.skills) or None
+        if upload is not None:
+            log_ = _read_upload(upload, "upload")
+            choices = ([str(c) for c in log_.extra["option"]] if "option" in log_.extra
+                       else [""] * log_.data.n_responses)
+        else:
+            export = repo.export_responses(db, skills=skills)
+            log_ = ResponseLog(export.person_ids, export.item_ids, export.data)
+            choices = _chosen_options(db, export)
+        current = current_parameters(db, skills)
+        items = list(db.scalars(select(Item)))
+        skill_of = {it.external_id: it.skill.slug for it in items}
+        keys = ItemKeys({it.external_id: tuple(str(o.get("id", "")) if isinstance(o, dict)
+                                               else str(o) for o in it.options or ())
+                         for it in items}, {it.external_id: it.key for it in items})
     if log_.data.n_responses == 0:
         raise ValueError("there are no recorded responses to calibrate")
-    specs = [ItemSpec(iid, settings.model, skill_of[iid]) for iid in log_.item_ids]
-    anchors = None
-    if settings.mode == "anchored":
-        keep = [i for i, iid in enumerate(current.bank.item_ids)
-                if statuses.get(iid) == "operational" and iid in set(log_.item_ids)]
-        anchors = current.bank.take(keep) if keep else None
-    priors = Priors(a=(0.0, settings.prior_a_sd) if settings.prior_a_sd else None)
     last = [0.0]
 
     def progress(p: Any) -> None:
@@ -198,103 +236,129 @@ def _calibrate(engine: Any, job_id: int, settings: JobSettings,
                     message=f"skill {p.skill}: EM cycle {p.cycle}, log-likelihood "
                             f"{p.loglik:.1f}")
 
-    cal = MMLCalibrator(settings.model, priors=priors, callback=progress)
-    cal.fit(log_.data, specs, anchors=anchors)
-    fitted = cal.items_
-    anchor_ids = set(anchors.item_ids) if anchors is not None else set()
-    rows = []
-    for k, p in enumerate(fitted.params()):
-        rows.append({"item_id": p.item_id, "skill": p.skill, "model": p.model, "a": p.a,
-                     "b": p.b, "c": p.c, "d": p.d, "se_a": _num(cal.se_.a[k]),
-                     "se_b": _num(cal.se_.b[k]), "se_c": _num(cal.se_.c[k]),
-                     "n_responses": int(cal.n_responses_[k]),
-                     "status": statuses.get(p.item_id, "?"),
-                     "anchor": p.item_id in anchor_ids})
-    drift_rows: list[dict[str, Any]] = []
-    link = None
-    if settings.mode == "free":
-        common = [i for i in fitted.item_ids if i in set(current.bank.item_ids)]
-        if len(common) >= 5:
-            se_new = ParameterErrors(a=cal.se_.a, b=cal.se_.b)
-            result = drift(current.bank, fitted, se_new=se_new, common=common)
-            link = {"A": result.linking.transform.A, "B": result.linking.transform.B,
-                    "method": "stocking-lord"}
-            moved = result.linking.transform.apply(fitted)
-            for row, p in zip(rows, moved.params(), strict=True):
-                row.update(a=p.a, b=p.b, se_a=_scaled(row["se_a"], 1 / link["A"]),
-                           se_b=_scaled(row["se_b"], link["A"]))
-            drift_rows = [dict(zip(result.COLUMNS, r, strict=True)) for r in result.to_rows()]
-    issues = [{"kind": i.kind, "skill": i.skill, "item_id": i.item_id, "message": i.message}
-              for i in cal.issues_]
-    _update(engine, job_id, progress=0.97, message="item fit")
-    fit_rows = _item_fit_rows(log_, fitted)
-    correlations = _latent_correlations(log_, fitted)
-    n_new = sum(1 for r in rows if not r["anchor"])
-    headline = (f"{n_new} item(s) calibrated from {log_.data.n_responses} responses of "
-                f"{log_.data.n_persons} candidates; "
-                f"{'converged' if cal.converged_ else 'NOT converged'} in {cal.n_iter_} cycles")
-    return {"items": rows, "issues": issues, "drift": _clean(drift_rows), "link": link,
-            "fit": _clean(fit_rows), "correlations": correlations,
-            "summary": {"headline": headline, "n_persons": log_.data.n_persons,
-                        "n_responses": log_.data.n_responses, "loglik": cal.loglik_,
-                        "converged": cal.converged_, "n_iter": cal.n_iter_,
-                        "excluded": list(cal.excluded_),
-                        "latent": [{"skill": f.skill, "mean": f.latent_mean, "sd": f.latent_sd}
-                                   for f in cal.skills_]}}
+    result = recalibrate(log_, current, settings.recalibration(), skills=skill_of, keys=keys,
+                         choices=choices, callback=progress)
+    return result.to_dict()
 
 
-def _item_fit_rows(log_: repo.ResponseExport | ResponseLog, fitted: irt.Bank
-                   ) -> list[dict[str, Any]]:
-    """Item fit of every calibrated item (S-X² on complete forms, rest-posterior residual fit
-    on sparse CAT data; see `calibration.fit`), on the calibration's own scale."""
-    result = item_fit(_indexed(log_, fitted), fitted)
-    return [dict(zip(result.COLUMNS, row, strict=True)) for row in result.to_rows()]
+def current_parameters(db: Any, skills: Sequence[str] | None = None) -> CurrentParameters:
+    """The bank's current parameters with their SEs, counts, statuses and provisional flags."""
+    loaded = repo.load_bank(db, skills=skills, statuses=("pretest", "operational", "retired"))
+    ids = [m.parameter_version_id for m in loaded.items]
+    versions: dict[int, ItemParameterVersion] = {}
+    for k in range(0, len(ids), 500):
+        versions.update({v.id: v for v in db.scalars(
+            select(ItemParameterVersion).where(ItemParameterVersion.id.in_(ids[k:k + 500])))})
+
+    def num(x: float | None) -> float:
+        return float("nan") if x is None else float(x)
+
+    vs = [versions[i] for i in ids]
+    return CurrentParameters(
+        loaded.bank, ParameterErrors(np.array([num(v.se_a) for v in vs]),
+                                     np.array([num(v.se_b) for v in vs])),
+        np.array([-1 if v.n_responses is None else v.n_responses for v in vs], dtype=np.int64),
+        tuple(m.status for m in loaded.items),
+        np.array([m.provisional for m in loaded.items], dtype=bool))
 
 
-def _latent_correlations(log_: repo.ResponseExport | ResponseLog, fitted: irt.Bank
-                         ) -> dict[str, Any] | None:
-    """The latent correlation matrix between the calibrated skills (pairwise marginal ML, see
-    `calibration.correlation`), kept with the run so that multidimensional blueprints can use
-    it; None with fewer than two skills."""
-    if len(set(fitted.skills)) < 2:
-        return None
-    return estimate_latent_correlation(fitted, _indexed(log_, fitted)).to_dict()
+def _chosen_options(db: Any, export: repo.ResponseExport) -> list[str]:
+    """The option each exported response chose (``responses.raw_answer``), in export order."""
+    sessions = sorted(set(export.session_ids))
+    answers: dict[tuple[int, str], str] = {}
+    for k in range(0, len(sessions), 500):
+        stmt = (select(Response.session_id, Item.external_id, Response.raw_answer)
+                .join(Item, Response.item_id == Item.id)
+                .where(Response.session_id.in_(sessions[k:k + 500])))
+        for sid, iid, raw in db.execute(stmt):
+            answers.setdefault((sid, iid), raw)
+    data = export.data
+    return [answers.get((export.session_ids[r], export.item_ids[data.item[r]]), "")
+            for r in range(data.n_responses)]
 
 
-def _indexed(log_: repo.ResponseExport | ResponseLog, fitted: irt.Bank) -> irt.SparseResponses:
-    """The log's responses re-indexed to ``fitted`` (items left out of the fit dropped)."""
-    position = {iid: k for k, iid in enumerate(fitted.item_ids)}
-    remap = np.array([position.get(iid, -1) for iid in log_.item_ids], dtype=np.int64)
-    mapped = remap[log_.data.item]
-    keep = mapped >= 0
-    return irt.SparseResponses(log_.data.person[keep], mapped[keep], log_.data.response[keep],
-                               log_.data.n_persons, len(fitted))
+def latest_item_result(external_id: str) -> tuple[int, RecalibratedItem] | None:
+    """The item in the newest finished calibration job that has it: ``(job id, item)``."""
+    stmt = (select(CalibrationJob).where(CalibrationJob.status.in_(("succeeded", "published")))
+            .order_by(CalibrationJob.id.desc()).limit(20))
+    for row in get_db().scalars(stmt):
+        result = result_of(row)
+        if result is None:
+            continue
+        try:
+            return row.id, result.item(external_id)
+        except LookupError:
+            continue
+    return None
 
 
-def _num(x: float) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
+def result_of(row: CalibrationJob) -> Recalibration | None:
+    """The typed result of a finished job (None while it runs, or for a failed one)."""
+    if not row.result or row.result.get("format") != RESULT_FORMAT:
+        return None  # running, failed, or stored by an older version
+    return Recalibration.from_dict(row.result)
 
 
-def _scaled(x: float | None, factor: float) -> float | None:
-    return None if x is None else x * factor
+# -- review: impact preview --------------------------------------------------------------------
 
 
-def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """JSON-safe values (NaN → None, numpy → Python)."""
-    out = []
-    for r in rows:
-        out.append({k: (None if isinstance(v, float) and not math.isfinite(v)
-                        else v.item() if isinstance(v, np.generic) else v)
-                    for k, v in r.items()})
-    return out
+def impact(job_id: int, selected: Sequence[str], threshold: float = IMPACT_THRESHOLD
+           ) -> ScoreImpact:
+    """What publishing ``selected`` would do to every completed candidate's scores."""
+    row = job(job_id)
+    result = result_of(row)
+    if result is None:
+        raise ValueError("this calibration has no result to preview")
+    chosen = _selection(result, selected)
+    db = get_db()
+    current = repo.load_bank(db, statuses=("pretest", "operational", "retired")).bank
+    new = {it.item_id: it.new for it in result.items if it.item_id in chosen}
+    proposed = irt.Bank.from_params(new.get(p.item_id, p) if p.item_id in new else p
+                                    for p in current.params())
+    position = {iid: k for k, iid in enumerate(current.item_ids)}
+    stmt = (select(Response.session_id, Item.external_id, Response.score, Assessment.cut_score)
+            .join(Item, Response.item_id == Item.id)
+            .join(CandidateSession, Response.session_id == CandidateSession.id)
+            .join(Assessment, CandidateSession.assessment_id == Assessment.id)
+            .where(CandidateSession.status == "completed")
+            .order_by(Response.session_id, Response.position))
+    persons: dict[int, int] = {}
+    p, i, x, cuts = [], [], [], []
+    for sid, iid, score, cut in db.execute(stmt):
+        if iid not in position:
+            continue
+        if sid not in persons:
+            persons[sid] = len(persons)
+            cuts.append(float("nan") if cut is None else cut_to_theta(cut))
+        p.append(persons[sid])
+        i.append(position[iid])
+        x.append(score)
+    data = irt.SparseResponses(np.array(p, dtype=np.int64), np.array(i, dtype=np.int64),
+                               np.array(x, dtype=np.int64), len(persons), len(current))
+    return score_impact(data, current, proposed, np.array(cuts), threshold=threshold)
 
 
-# -- publishing --------------------------------------------------------------------------------
+def _selection(result: Recalibration, selected: Sequence[str]) -> set[str]:
+    chosen = set(selected)
+    publishable = {it.item_id for it in result.items if it.role == "estimated" and it.new}
+    bad = sorted(chosen - publishable)
+    if bad:
+        raise ValueError(f"item {bad[0]!r} has no new estimate to publish (anchor, excluded or "
+                         f"not in this calibration)")
+    return chosen
 
 
-def publish(job_id: int, user_id: int) -> int:
-    """Publish a succeeded job's parameters (anchors excluded) as the current versions."""
+# -- publishing and rollback -------------------------------------------------------------------
+
+
+def publish(job_id: int, user_id: int, selected: Sequence[str] | None = None, *,
+            reason: str = "", rules: PublishRules | None = None) -> int:
+    """Publish the new parameters of ``selected`` items (default: the items ``rules`` — default
+    the job's — recommend) as the current versions; records who, when, why, the rules and the
+    items with the calibration run. Returns the run id."""
+    reason = (reason or "").strip()
+    if len(reason) > MAX_REASON:
+        raise ValueError(f"field 'reason' is longer than {MAX_REASON} characters")
     with unit_of_work() as db:
         row = db.get(CalibrationJob, job_id, with_for_update=True)
         if row is None:
@@ -302,24 +366,102 @@ def publish(job_id: int, user_id: int) -> int:
         if row.status != "succeeded":
             raise ValueError(f"only a succeeded calibration can be published (this one is "
                              f"{row.status})")
-        result = row.result
-        records = []
-        for r in result["items"]:
-            if r["anchor"]:
-                continue
-            params = irt.ItemParams(r["item_id"], r["model"], r["a"], r["b"], r["c"], r["d"],
-                                    skill=r["skill"])
-            records.append(ParameterRecord(params, r["se_a"], r["se_b"], r["se_c"], None,
-                                           r["n_responses"], False))
-        summary = result["summary"]
-        settings = dict(row.settings)
+        result = result_of(row)
+        if result is None:
+            raise ValueError("this calibration's result was stored by an older version; start "
+                             "a new calibration")
+        if rules is not None:
+            result = result.with_rules(rules)
+        if selected is None:
+            selected = [it.item_id for it in result.items if it.action == "publish"]
+            reason = reason or "published with the recommended selection"
+        chosen = _selection(result, selected)
+        if not chosen:
+            raise ValueError("no item selected to publish")
+        if not reason:
+            raise ValueError("field 'reason': say why these parameters are published")
+        records = [ParameterRecord(it.new, it.se_a, it.se_b, it.se_c, None, it.n_responses,
+                                   False)
+                   for it in result.items if it.item_id in chosen and it.new is not None]
+        settings = dict(row.settings) | {
+            "rules": result.settings.rules.__dict__, "items": sorted(chosen),
+            "reason": reason, "job_id": job_id}
         spec = repo.CalibrationRunSpec(
-            model=settings["model"], method=f"mml-em/{settings['mode']}", settings=settings,
-            n_persons=summary["n_persons"], n_responses=summary["n_responses"],
-            log_likelihood=summary["loglik"], converged=summary["converged"],
-            n_iterations=summary["n_iter"], notes=f"calibration job {job_id}",
-            published_by_id=user_id)
+            model=result.settings.model, method=f"mml-em/{result.settings.mode}",
+            settings=settings, n_persons=result.n_persons, n_responses=result.n_responses,
+            log_likelihood=result.loglik if np.isfinite(result.loglik) else None,
+            converged=result.converged, n_iterations=result.n_iter,
+            notes=f"calibration job {job_id}: {reason}", published_by_id=user_id)
         run_id = repo.publish_parameters(db, records, spec)
         row.status, row.calibration_run_id = "published", run_id
         row.finished_at = row.finished_at or dt.datetime.now(dt.UTC)
         return run_id
+
+
+def rollback(run_id: int, user_id: int, reason: str) -> int:
+    """Make the parameter versions that were current before run ``run_id`` current again, in
+    one step, recorded as a new run (method ``rollback``) with who, when and why. Items the run
+    gave their first parameters lose them (no current version). Returns the new run's id."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("field 'reason': say why the publication is rolled back")
+    if len(reason) > MAX_REASON:
+        raise ValueError(f"field 'reason' is longer than {MAX_REASON} characters")
+    with unit_of_work() as db:
+        run = db.get(CalibrationRun, run_id)
+        if run is None:
+            raise LookupError("no such calibration run")
+        mine = list(db.scalars(select(ItemParameterVersion)
+                               .where(ItemParameterVersion.calibration_run_id == run_id)))
+        live = [v for v in mine if v.is_current]
+        if not live:
+            raise ValueError(f"calibration run {run_id} has no current parameters left to roll "
+                             f"back (already replaced or rolled back)")
+        records, orphans = [], []
+        for v in live:
+            before = db.scalar(select(ItemParameterVersion)
+                               .where(ItemParameterVersion.item_id == v.item_id,
+                                      ItemParameterVersion.id < v.id)
+                               .order_by(ItemParameterVersion.id.desc()).limit(1))
+            ext = v.item.external_id
+            if before is None:
+                orphans.append(v)
+                continue
+            params = irt.ItemParams(ext, before.model, before.a,
+                                    before.b if before.b is not None else 0.0,
+                                    before.c if before.c is not None else 0.0,
+                                    before.d if before.d is not None else 1.0,
+                                    tuple(before.thresholds or ()), v.item.skill.slug)
+            records.append(ParameterRecord(params, before.se_a, before.se_b, before.se_c,
+                                           before.se_d, before.n_responses, before.provisional))
+        note = f"rollback of calibration run {run_id}: {reason}"
+        new_id = run_id
+        if records:
+            spec = repo.CalibrationRunSpec(
+                model=run.model, method="rollback",
+                settings={"rollback_of": run_id, "reason": reason,
+                          "items": sorted(r.params.item_id for r in records)},
+                notes=note, published_by_id=user_id)
+            new_id = repo.publish_parameters(db, records, spec)
+        for v in orphans:
+            v.is_current = False
+        if not records:
+            run.notes = f"{run.notes}\n{note}".strip()
+        db.flush()
+        log.info("calibration run %s rolled back by user %s as run %s", run_id, user_id, new_id)
+        return new_id
+
+
+def run_authors(rows: Sequence[CalibrationRun]) -> dict[int, str]:
+    """Staff id → e-mail of the people who published ``rows``."""
+    ids = {r.published_by_id for r in rows if r.published_by_id is not None}
+    if not ids:
+        return {}
+    return dict(get_db().execute(select(StaffUser.id, StaffUser.email)
+                                 .where(StaffUser.id.in_(ids))).all())
+
+
+def runs(limit: int = 20) -> list[CalibrationRun]:
+    """The latest calibration runs (publications and rollbacks), newest first."""
+    return list(get_db().scalars(select(CalibrationRun).order_by(CalibrationRun.id.desc())
+                                 .limit(limit)))
