@@ -10,8 +10,8 @@ from werkzeug.utils import secure_filename
 from web.db import database
 from web.rendering import icc_chart
 from web.security import staff_required
+from web.services import audit, calibrations
 from web.services import bank as bank_service
-from web.services import calibrations
 
 bp = Blueprint("psychometrician", __name__, url_prefix="/psychometrician")
 ROLES = ("psychometrician",)
@@ -49,6 +49,8 @@ def item_status(external_id: str):  # type: ignore[no-untyped-def]
         flash(str(exc), "error")
     else:
         flash(f"Item {external_id} is now {request.form.get('status')}.", "info")
+        audit.log(int(current_user.id), "item.status_changed", f"item {external_id}",
+                  {"status": request.form.get("status")})
     return redirect(url_for("psychometrician.item", external_id=external_id))
 
 
@@ -66,6 +68,8 @@ def import_bank():  # type: ignore[no-untyped-def]
                                             replace=request.form.get("replace") == "on")
     except ValueError as exc:
         return render_template("psychometrician/import.html", error=str(exc), report=None), 422
+    audit.log(int(current_user.id), "bank.imported", upload.filename,
+              audit.import_detail(report))
     return render_template("psychometrician/import.html", error=None, report=report)
 
 
@@ -118,5 +122,7 @@ def publish(job_id: int):  # type: ignore[no-untyped-def]
         flash(str(exc), "error")
         return redirect(url_for("psychometrician.calibration", job_id=job_id))
     flash(f"Published as calibration run {run_id}; these parameters are now current.", "info")
+    audit.log(int(current_user.id), "calibration.published", f"calibration job {job_id}",
+              {"calibration_run_id": run_id})
     current_app.logger.info("calibration job %s published as run %s", job_id, run_id)
     return redirect(url_for("psychometrician.calibration", job_id=job_id))

@@ -26,6 +26,7 @@ from item_bank.models import (
     utcnow,
 )
 from web.db import get_db, unit_of_work
+from web.services import audit
 
 MAX_INVITATIONS_PER_REQUEST = 500
 MAX_NAME_LENGTH = 200
@@ -183,10 +184,16 @@ def create_invitations(org_id: int, user_id: int, assessment_id: int,
                 cand.email = email
             out.append(NewInvitation(inv.invitation_id, inv.candidate_public_id, name,
                                      f"{base_url}/t/{inv.token}", inv.expires_at))
+        audit.record(db, actor=user, action="invitations.created",
+                     target=f"assessment {target.slug}",
+                     detail={"count": len(out), "assessment_id": target.id,
+                             "invitation_ids": [i.invitation_id for i in out]})
         return out
 
 
-def revoke_invitation(org_id: int, invitation_id: int) -> None:
+def revoke_invitation(org_id: int, invitation_id: int, actor_id: int | None = None) -> None:
+    """Revoke an invitation (ends a session in progress); ``actor_id`` is recorded in the
+    audit log."""
     with unit_of_work() as db:
         inv = db.get(Invitation, invitation_id)
         if inv is None or inv.assessment.organisation_id != org_id:
@@ -198,3 +205,7 @@ def revoke_invitation(org_id: int, invitation_id: int) -> None:
                          .where(CandidateSession.invitation_id == inv.id))
         if sess is not None and sess.status == "in_progress":
             repo.finish_session(db, sess, "abandoned")
+        audit.record(db, actor=db.get(StaffUser, actor_id) if actor_id else None,
+                     action="invitation.revoked", target=f"invitation {inv.id}",
+                     detail={"candidate": inv.candidate.public_id if inv.candidate else None,
+                             "assessment_id": inv.assessment_id}, organisation_id=org_id)
