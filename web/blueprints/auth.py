@@ -365,8 +365,8 @@ def oidc_login():  # type: ignore[no-untyped-def]
 @bp.route("/login/oidc/callback")
 @limiter.limit(LOGIN_LIMIT)
 def oidc_callback():  # type: ignore[no-untyped-def]
-    from authlib.integrations.base_client.errors import OAuthError
-    from authlib.jose.errors import JoseError
+    from authlib.common.errors import AuthlibBaseError  # OAuth errors and claim checks
+    from joserfc.errors import JoseError  # signature and JWT format errors
 
     if not _oidc_enabled():
         abort(404)
@@ -375,7 +375,7 @@ def oidc_callback():  # type: ignore[no-untyped-def]
         token = client.authorize_access_token()
         claims = token.get("userinfo") or {}
         issuer = str(client.load_server_metadata()["issuer"])
-    except (OAuthError, JoseError, ValueError, KeyError) as exc:
+    except (AuthlibBaseError, JoseError, ValueError, KeyError) as exc:
         log.warning("OpenID Connect sign-in refused: %s: %s", type(exc).__name__, exc)
         return _login_page(401, error="Single sign-on failed; please try again.")
     except Exception as exc:  # network errors talking to the provider, malformed answers
