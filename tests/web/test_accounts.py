@@ -439,3 +439,35 @@ def test_too_many_wrong_codes_restart_the_sign_in(site: Site, app: Flask) -> Non
              .status_code for i in range(5)]
     assert codes[:4] == [401] * 4 and codes[4] == 302
     assert client.get("/login/verify").headers["Location"] == "/login"
+
+
+# -- configuration --------------------------------------------------------------------------
+
+
+def test_config_check_shows_mail_and_sso_settings_masked(monkeypatch, tmp_path, capsys) -> None:
+    import json as _json
+
+    from web.cli import main
+
+    monkeypatch.setenv("PROFICIO_INSTANCE", str(tmp_path))
+    env = {"MAIL_SERVER": "smtp.example.com", "MAIL_PORT": "2525", "MAIL_USERNAME": "relay",
+           "MAIL_PASSWORD": "relay-secret-value", "MAIL_FROM": "hr@example.com",
+           "OIDC_ISSUER": "https://login.example.com", "OIDC_CLIENT_ID": "proficio",
+           "OIDC_CLIENT_SECRET": "oidc-secret-value"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["config", "check", "--json"]) == 0
+    out = capsys.readouterr().out
+    rows = {r["name"]: r["value"] for r in _json.loads(out)["variables"]}
+    assert rows["MAIL_SERVER"] == "smtp.example.com" and rows["MAIL_PORT"] == "2525"
+    assert rows["MAIL_USE_TLS"] == "1" and rows["MAIL_FROM"] == "hr@example.com"
+    assert rows["OIDC_ISSUER"] == "https://login.example.com"
+    assert rows["MAIL_PASSWORD"] == rows["OIDC_CLIENT_SECRET"] == "*** (set)"
+    assert "relay-secret-value" not in out and "oidc-secret-value" not in out
+    monkeypatch.setenv("MAIL_PORT", "not-a-port")
+    assert main(["config", "check"]) == 2
+    assert "MAIL_PORT" in capsys.readouterr().err
+    monkeypatch.setenv("MAIL_PORT", "587")
+    monkeypatch.delenv("OIDC_CLIENT_ID")
+    assert main(["config", "check"]) == 2
+    assert "OIDC_ISSUER and OIDC_CLIENT_ID" in capsys.readouterr().err
