@@ -42,7 +42,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from item_bank.models import StaffUser
 from web import mail
-from web.db import unit_of_work
+from web.db import get_db, unit_of_work
 from web.security import LOGIN_LIMIT, StaffPrincipal, limiter
 from web.services import accounts
 
@@ -184,9 +184,9 @@ def index():  # type: ignore[no-untyped-def]
 
 
 def _account_page(status: int = 200, **kw: Any):  # type: ignore[no-untyped-def]
-    with unit_of_work() as db:
-        acct = accounts.get_account(db, int(current_user.id))
-        pending = accounts.pending_totp(db, int(current_user.id))
+    db = get_db()
+    acct = accounts.get_account(db, int(current_user.id))
+    pending = accounts.pending_totp(db, int(current_user.id))
     if acct is None:
         abort(404)
     qr = None
