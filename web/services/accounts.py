@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import pyotp
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from item_bank.account_models import (
@@ -163,11 +164,18 @@ def _throttled_for(db: Session, email: str, now: dt.datetime) -> int:
 
 
 def _register_failure(db: Session, email: str, now: dt.datetime) -> None:
+    """Count a failure; concurrent failures for one address serialise on its row (the first
+    insert wins, the others lock and increment it) instead of failing on the primary key."""
     key = email_key(email)
-    row = db.get(LoginThrottle, key)
+    row = db.get(LoginThrottle, key, with_for_update=True)
     if row is None:
-        row = LoginThrottle(email_hash=key, failures=0)
-        db.add(row)
+        try:
+            with db.begin_nested():
+                db.add(LoginThrottle(email_hash=key, failures=0, last_failure_at=now))
+        except IntegrityError:
+            pass  # another request inserted it first
+        row = db.get(LoginThrottle, key, with_for_update=True, populate_existing=True)
+        assert row is not None
     elif now - as_utc(row.last_failure_at) > THROTTLE_MEMORY:
         row.failures = 0
     row.failures += 1
@@ -233,8 +241,11 @@ def second_factor(db: Session, user_id: int, code: str, *, method: str) -> Accou
         row = db.scalar(select(StaffRecoveryCode).where(
             StaffRecoveryCode.user_id == user_id, StaffRecoveryCode.code_hash == digest,
             StaffRecoveryCode.used_at.is_(None)))
-        if row is not None:
-            row.used_at = now
+        # a conditional update: two concurrent uses of one code cannot both succeed
+        if row is not None and db.execute(
+                update(StaffRecoveryCode).where(StaffRecoveryCode.id == row.id,
+                                                StaffRecoveryCode.used_at.is_(None))
+                .values(used_at=now)).rowcount == 1:
             accepted = used_recovery = True
     if not accepted:
         _register_failure(db, user.email, now)
@@ -333,8 +344,11 @@ def reset_password(db: Session, token: str, new: str) -> Account:
     if user is None or not user.active:
         raise AccountError("this reset link is invalid, used or expired; ask for a new one")
     check_new_password(new, user.email)
+    if db.execute(update(PasswordResetToken).where(PasswordResetToken.id == row.id,
+                                                   PasswordResetToken.used_at.is_(None))
+                  .values(used_at=utcnow())).rowcount != 1:  # used by a concurrent request
+        raise AccountError("this reset link is invalid, used or expired; ask for a new one")
     _set_password(db, user, new)
-    row.used_at = utcnow()
     audit.record(db, actor=user, action="password.reset", target=user.email, detail={})
     db.flush()
     db.refresh(user)
@@ -409,8 +423,12 @@ def verify_totp(db: Session, user_id: int, code: str, at: float | None = None) -
     step_now = int(now // totp.interval)
     for step in range(step_now - TOTP_DRIFT_STEPS, step_now + TOTP_DRIFT_STEPS + 1):
         if step > row.last_step and secrets.compare_digest(totp.at(step * totp.interval), code):
-            row.last_step = step
-            return True
+            # conditional: of two concurrent requests with the same code only one advances it
+            won = db.execute(update(StaffTotp).where(StaffTotp.user_id == user_id,
+                                                     StaffTotp.last_step < step)
+                             .values(last_step=step)).rowcount == 1
+            db.refresh(row)
+            return won
     return False
 
 
