@@ -320,6 +320,33 @@ def test_failed_sign_ins_back_off_per_address_known_or_not(site: Site, app: Flas
     assert post_login(client, address, password).status_code == 302
 
 
+def test_concurrent_failures_for_one_address_are_all_counted(site: Site, app: Flask) -> None:
+    """Parallel wrong passwords for one new address: no 5xx (the first insert of the throttle
+    row wins, the others increment it) and every failure counted."""
+    address = f"race-{uuid.uuid4().hex[:8]}@demo.example"
+    clients = [app.test_client() for _ in range(6)]
+    tokens = [csrf_of(c.get("/login").data) for c in clients]
+    barrier = threading.Barrier(len(clients))
+    codes: list[int] = []
+
+    def attempt(c: FlaskClient, token: str) -> None:
+        barrier.wait()
+        codes.append(c.post("/login", data={"csrf_token": token, "email": address,
+                                            "password": "wrong-password-x"}).status_code)
+
+    threads = [threading.Thread(target=attempt, args=(c, t)) for c, t in zip(clients, tokens,
+                                                                             strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [401] * 6 or (all(c in (401, 429) for c in codes)
+                                          and codes.count(401) >= accounts.FREE_ATTEMPTS)
+    failures = site.sql("SELECT failures FROM login_throttles WHERE email_hash = :h",
+                        h=accounts.email_key(address))
+    assert failures == [(codes.count(401),)]
+
+
 def test_a_password_reset_clears_the_backoff(site: Site, mail_app: Flask, smtp) -> None:
     _, inbox = smtp
     address, _ = new_staff(site)

@@ -172,3 +172,43 @@ def test_cli_export_of_an_unknown_org_fails_cleanly(tmp_path, monkeypatch, capsy
     assert main(["db", "upgrade"]) == 0
     assert main(["audit", "export", "--org", "ghost", "--format", fmt]) == 2
     assert "no organisation 'ghost'" in capsys.readouterr().err
+
+
+def test_admin_changes_roles_in_their_own_organisation_only(site: Site, app: Flask) -> None:
+    admin_email, admin_pw = _admin(site, "demo")
+    eng = make_engine(site.url)
+    try:
+        with transaction(eng) as db:
+            demo = db.query(Organisation).filter_by(slug="demo").one()
+            other = db.query(Organisation).filter_by(slug="other").one()
+            mine = repo.create_staff_user(db, demo, f"m-{uuid.uuid4().hex[:6]}@demo.example",
+                                          "recruiter", "mine-password-1234").id
+            theirs = repo.create_staff_user(db, other,
+                                            f"t-{uuid.uuid4().hex[:6]}@other.example",
+                                            "recruiter", "their-password-1234").id
+    finally:
+        eng.dispose()
+    admin = app.test_client()
+    login(admin, admin_email, admin_pw)
+    page = admin.get("/admin/staff")
+    assert page.status_code == 200 and b"@other.example" not in page.data
+    token = csrf_of(page.data)
+    r = admin.post(f"/admin/staff/{mine}/role", data={"csrf_token": token,
+                                                      "role": "psychometrician"})
+    assert r.status_code == 302
+    assert site.sql("SELECT role FROM staff_users WHERE id = :i", i=mine) == [
+        ("psychometrician",)]
+    assert admin.post(f"/admin/staff/{theirs}/role", data={
+        "csrf_token": token, "role": "admin"}).status_code == 404
+    assert site.sql("SELECT role FROM staff_users WHERE id = :i", i=theirs) == [("recruiter",)]
+    assert admin.post(f"/admin/staff/{mine}/role", data={"role": "admin"}).status_code == 400
+    rows = site.sql("SELECT actor, detail FROM audit_events WHERE action = "
+                    "'staff.role_changed' AND actor = :a", a=admin_email)
+    assert len(rows) == 1 and "psychometrician" in str(rows[0][1])
+    recruiter = app.test_client()
+    cred = site.info.credentials("recruiter")
+    login(recruiter, cred.email, cred.password)
+    assert recruiter.get("/admin/staff").status_code == 403
+    assert recruiter.post(f"/admin/staff/{mine}/role", data={
+        "csrf_token": csrf_of(recruiter.get("/recruiter/").data),
+        "role": "admin"}).status_code == 403

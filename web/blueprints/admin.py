@@ -1,4 +1,5 @@
-"""Organisation admin pages: the audit log of staff actions (read, CSV and JSON export).
+"""Organisation admin pages: staff roles, and the audit log of staff actions (read, CSV and
+JSON export).
 
 Only the organisation's admins see it, and only their organisation's events.
 """
@@ -8,11 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
-from web.db import get_db
+from item_bank.models import ROLES as ALL_ROLES
+from item_bank.models import StaffUser
+from web.db import get_db, unit_of_work
 from web.security import organisation_id, staff_required
-from web.services import audit
+from web.services import accounts, audit
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 ROLES = ("admin",)
@@ -34,6 +38,30 @@ def audit_log():  # type: ignore[no-untyped-def]
                         action=action)
     return render_template("admin/audit.html", page=page, action=action,
                            actions=audit.actions(get_db(), org))
+
+
+@bp.route("/staff")
+@staff_required(*ROLES)
+def staff():  # type: ignore[no-untyped-def]
+    return render_template("admin/staff.html", staff=accounts.staff_list(get_db(),
+                                                                         organisation_id()),
+                           roles=ALL_ROLES)
+
+
+@bp.route("/staff/<int:user_id>/role", methods=["POST"])
+@staff_required(*ROLES)
+def staff_role(user_id: int):  # type: ignore[no-untyped-def]
+    try:
+        with unit_of_work() as db:
+            actor = db.get(StaffUser, int(current_user.id))
+            user = accounts.set_role_by_id(db, organisation_id(), user_id,
+                                           request.form.get("role", "")[:32], actor)
+            flash(f"{user.email} is now {user.role}; their sessions were signed out.", "info")
+    except LookupError:
+        abort(404)
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.staff"))
 
 
 def _filename(ext: str) -> str:

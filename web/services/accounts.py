@@ -369,17 +369,44 @@ def set_password(db: Session, email: str, new: str) -> StaffUser:
 
 def set_role(db: Session, org_slug: str, email: str, role: str,
              actor: StaffUser | None = None) -> StaffUser:
-    if role not in ROLES:
-        raise AccountError(f"unknown role {role!r}; expected one of {ROLES}")
+    """Change the role of the staff member ``email`` of organisation ``org_slug``."""
     org = db.scalar(select(Organisation).where(Organisation.slug == org_slug))
     user = _user_by_email(db, email)
     if org is None or user is None or user.organisation_id != org.id:
         raise AccountError(f"no staff account {normalise_email(email)!r} in {org_slug!r}")
+    return _change_role(db, user, role, actor)
+
+
+def set_role_by_id(db: Session, org_id: int, user_id: int, role: str,
+                   actor: StaffUser) -> StaffUser:
+    """An organisation admin changes a colleague's role (another organisation's account is
+    reported as not found)."""
+    user = db.get(StaffUser, user_id)
+    if user is None or user.organisation_id != org_id:
+        raise LookupError("no such staff account")
+    return _change_role(db, user, role, actor)
+
+
+def staff_list(db: Session, org_id: int) -> list[Account]:
+    users = db.scalars(select(StaffUser).where(StaffUser.organisation_id == org_id)
+                       .order_by(StaffUser.email))
+    return [account(db, u) for u in users]
+
+
+def _change_role(db: Session, user: StaffUser, role: str, actor: StaffUser | None) -> StaffUser:
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r}; expected one of {ROLES}")
+    if user.role == "admin" and role != "admin":
+        admins = db.scalars(select(StaffUser.id).where(
+            StaffUser.organisation_id == user.organisation_id, StaffUser.role == "admin",
+            StaffUser.active.is_(True))).all()
+        if len(admins) <= 1:
+            raise AccountError("the organisation's last admin cannot lose the admin role")
     before = user.role
     user.role = role
     user.login_epoch += 1  # open sessions carry the old role: sign them out
     audit.record(db, actor=actor, action="staff.role_changed", target=user.email,
-                 detail={"from": before, "to": role}, organisation_id=org.id)
+                 detail={"from": before, "to": role}, organisation_id=user.organisation_id)
     return user
 
 
