@@ -1,4 +1,5 @@
-"""Recruiter use cases: staff sign-in, invitations, candidate lists. Organisation-scoped.
+"""Recruiter use cases: invitations, candidate lists. Organisation-scoped (sign-in and
+accounts: `web.services.accounts`).
 
 Every function takes the caller's organisation id and only ever touches rows of that
 organisation; a row of another organisation is reported as not found (`NotFound`), so that its
@@ -12,7 +13,7 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from item_bank import repository as repo
@@ -57,22 +58,6 @@ class NewInvitation:
     name: str | None
     link: str
     expires_at: dt.datetime
-
-
-def authenticate_staff(email: str, password: str) -> StaffUser | None:
-    with unit_of_work() as db:
-        user = repo.authenticate(db, email, password)
-        if user is not None:
-            db.expunge(user)
-        return user
-
-
-def end_all_staff_sessions(user_id: int) -> None:
-    """Invalidate every login of this user (the cookie's epoch no longer matches)."""
-    with unit_of_work() as db:
-        db.execute(update(StaffUser).where(StaffUser.id == user_id)
-                   .values(login_epoch=StaffUser.login_epoch + 1))
-
 
 
 def display_status(invitation: Invitation, session: CandidateSession | None,
