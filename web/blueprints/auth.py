@@ -150,8 +150,9 @@ def verify():  # type: ignore[no-untyped-def]
         return render_template("auth/verify.html", error=None)
     code = request.form.get("code", "")[:64]
     with unit_of_work() as db:
-        acct = accounts.second_factor(db, int(pending["uid"]), code, method=pending["method"])
-    if acct is None or acct.login_epoch != pending["epoch"]:
+        acct = accounts.second_factor(db, int(pending["uid"]), code, method=pending["method"],
+                                      epoch=int(pending["epoch"]))
+    if acct is None:
         pending["tries"] = int(pending.get("tries", 0)) + 1
         if pending["tries"] >= MAX_CODE_ATTEMPTS:
             session.pop(PENDING, None)
@@ -301,8 +302,7 @@ def forgot_password():  # type: ignore[no-untyped-def]
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 @limiter.limit(LOGIN_LIMIT, methods=["POST"])
 def reset_password(token: str):  # type: ignore[no-untyped-def]
-    with unit_of_work() as db:
-        valid = accounts.reset_token_valid(db, token)
+    valid = accounts.reset_token_valid(get_db(), token)
     if not valid:
         return render_template("auth/reset.html", valid=False, error=None), 404
     if request.method == "GET":

@@ -222,11 +222,13 @@ def sign_in(email: str, password: str) -> SignIn:
         return SignIn("second_factor", acct)
 
 
-def second_factor(db: Session, user_id: int, code: str, *, method: str) -> Account | None:
+def second_factor(db: Session, user_id: int, code: str, *, method: str,
+                  epoch: int | None = None) -> Account | None:
     """Check a TOTP code (or, when it has the recovery-code form, a recovery code) for a user
-    whose first factor passed. A failure counts against the address's throttle."""
+    whose first factor passed at login epoch ``epoch`` (a password change or sign-out since
+    then voids it). A failure counts against the address's throttle."""
     user = db.get(StaffUser, user_id)
-    if user is None or not user.active:
+    if user is None or not user.active or (epoch is not None and user.login_epoch != epoch):
         return None
     now = utcnow()
     if _throttled_for(db, user.email, now):
