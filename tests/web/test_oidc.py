@@ -130,3 +130,17 @@ def test_a_callback_without_the_flow_state_is_refused(sso_app) -> None:
 def test_sso_is_off_without_configuration(client: FlaskClient) -> None:
     assert client.get("/login/oidc").status_code == 404
     assert b"Sign in with" not in client.get("/login").data
+
+
+def test_an_unreachable_provider_is_a_clear_503(site: Site) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    app = site.app(OIDC_ISSUER=f"http://127.0.0.1:{port}", OIDC_CLIENT_ID=CLIENT_ID,
+                   OIDC_CLIENT_SECRET=CLIENT_SECRET)
+    r = app.test_client().get("/login/oidc")
+    assert r.status_code == 503 and b"Single sign-on is unavailable" in r.data
+    assert b"Traceback" not in r.data and str(port).encode() not in r.data
+    site.close_apps()
