@@ -119,6 +119,7 @@ def test_cli_actions_are_recorded_and_exported(tmp_path, monkeypatch, capsys) ->
     assert main(["staff", "set-role", "--org", "nope", "--email", "r@acme.example",
                  "--role", "admin"]) == 2
     assert main(["staff", "set-password", "--email", "r@acme.example"]) == 0
+    assert main(["staff", "reset-2fa", "--email", "r@acme.example"]) == 0
     password = re.findall(r"password \(shown once\): (\S+)", capsys.readouterr().out)[-1]
     out = tmp_path / "audit.json"
     assert main(["audit", "export", "--org", "acme", "--format", "json", "--out",
@@ -126,8 +127,9 @@ def test_cli_actions_are_recorded_and_exported(tmp_path, monkeypatch, capsys) ->
     events = json.loads(out.read_text())["events"]
     assert [(e["actor"], e["action"]) for e in reversed(events)] == [
         ("command line", "staff.created"), ("command line", "staff.role_changed"),
-        ("command line", "staff.password_set")]
-    assert events[1]["detail"] == {"from": "recruiter", "to": "admin"}
+        ("command line", "staff.password_set"), ("command line", "totp.disabled")]
+    assert next(e for e in events if e["action"] == "staff.role_changed")["detail"] == {
+        "from": "recruiter", "to": "admin"}
     from web.app import create_app
 
     app = create_app({"DATABASE_URL": url, "TESTING": True})

@@ -52,6 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_url_option(r)
     r.set_defaults(handler=set_staff_role)
 
+    t = staff.add_parser("reset-2fa", help="turn off a staff member's two-step sign-in (lost "
+                                           "authenticator and recovery codes)")
+    t.add_argument("--email", required=True)
+    add_url_option(t)
+    t.set_defaults(handler=reset_staff_2fa)
+
     audit = sub.add_parser("audit", help="the audit log of staff actions").add_subparsers(
         dest="audit_command", metavar="ACTION", required=True)
     e = audit.add_parser("export", help="an organisation's audit log as CSV or JSON")
@@ -143,6 +149,18 @@ def set_staff_role(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     print(f"{email} is now {args.role} in {args.org!r}; their sessions were signed out")
+    return 0
+
+
+def reset_staff_2fa(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine) as session:
+            email = accounts.reset_second_factor(session, args.email).email
+    finally:
+        engine.dispose()
+    print(f"two-step sign-in of {email} is off; they sign in with their password and can set "
+          "it up again")
     return 0
 
 

@@ -495,6 +495,20 @@ def disable_totp(db: Session, user_id: int, password: str) -> None:
     audit.record(db, actor=user, action="totp.disabled", target=user.email, detail={})
 
 
+def reset_second_factor(db: Session, email: str) -> StaffUser:
+    """An administrator turns off a staff member's two-step sign-in (lost device and recovery
+    codes) from the command line; their sessions end."""
+    user = _user_by_email(db, email)
+    if user is None:
+        raise AccountError(f"no staff account {normalise_email(email)!r}")
+    db.execute(delete(StaffTotp).where(StaffTotp.user_id == user.id))
+    db.execute(delete(StaffRecoveryCode).where(StaffRecoveryCode.user_id == user.id))
+    user.login_epoch += 1
+    audit.record(db, actor=None, action="totp.disabled", target=user.email,
+                 detail={"by": "administrator"}, organisation_id=user.organisation_id)
+    return user
+
+
 # -- OpenID Connect -------------------------------------------------------------------------
 
 
