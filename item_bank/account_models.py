@@ -4,9 +4,9 @@
   whether or not an account has it, so that the throttle reveals nothing about which addresses
   exist) with the exponential back-off deadline;
 * ``password_reset_tokens``: single-use, expiring reset links, stored as SHA-256 hashes only;
-* ``staff_totp``: an enrolled RFC 6238 second factor (its shared secret and the last accepted
-  time step, so that a code cannot be replayed); ``staff_recovery_codes``: argon2 hashes of
-  one-time recovery codes;
+* ``staff_totp``: an enrolled RFC 6238 second factor (its shared secret, encrypted, and the last
+  accepted time step, so that a code cannot be replayed); ``staff_recovery_codes``: SHA-256
+  hashes of one-time recovery codes (80 random bits each);
 * ``staff_identities``: an OpenID Connect identity (issuer, subject) linked to a staff account;
 * ``audit_events``: staff actions (who did what to what, when), scoped to an organisation.
 
@@ -63,7 +63,9 @@ class StaffTotp(Base):
 
     user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"),
                                          primary_key=True)
-    secret: Mapped[str] = mapped_column(String(64))
+    #: The shared secret, encrypted with a key derived from ``SECRET_KEY``
+    #: (`web.services.accounts.seal_secret`): it must be read back, so it cannot be hashed.
+    secret: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column()
     #: The RFC 6238 time step (T) of the last accepted code: a code is accepted once.
@@ -71,7 +73,7 @@ class StaffTotp(Base):
 
 
 class StaffRecoveryCode(Base):
-    """A one-time recovery code for a lost authenticator (argon2 hash only)."""
+    """A one-time recovery code for a lost authenticator (SHA-256 hash only)."""
 
     __tablename__ = "staff_recovery_codes"
 

@@ -416,6 +416,9 @@ def test_totp_second_factor(site: Site, app: Flask) -> None:
     me = app.test_client()
     login(me, address, password)
     totp, codes = _enrol(me)
+    (sealed,) = site.sql("SELECT t.secret FROM staff_totp t JOIN staff_users s ON "
+                         "s.id = t.user_id WHERE s.email = :e", e=address)[0]
+    assert sealed.startswith("f1:") and totp.secret not in sealed  # encrypted at rest
     stored = site.sql("SELECT code_hash FROM staff_recovery_codes c JOIN staff_users s ON "
                       "s.id = c.user_id WHERE s.email = :e", e=address)
     assert len(stored) == len(codes) and all(codes[0] not in h for (h,) in stored)

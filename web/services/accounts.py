@@ -18,6 +18,7 @@ dictionary to attack).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
 import hashlib
@@ -26,6 +27,10 @@ import time
 from dataclasses import dataclass
 
 import pyotp
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -415,6 +420,27 @@ def _change_role(db: Session, user: StaffUser, role: str, actor: StaffUser | Non
 # -- TOTP -----------------------------------------------------------------------------------
 
 
+def _sealing_key() -> Fernet:
+    """A Fernet key (AES-128-CBC + HMAC-SHA256) derived from the app's ``SECRET_KEY`` with
+    HKDF-SHA256 (RFC 5869), used only for TOTP secrets: unlike passwords and tokens they must be
+    read back, so they are encrypted rather than hashed; a database dump alone does not reveal
+    them."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"proficio staff totp secret v1")
+    raw = hkdf.derive(current_app.config["SECRET_KEY"].encode("utf-8"))
+    return Fernet(base64.urlsafe_b64encode(raw))
+
+
+def seal_secret(secret: str) -> str:
+    return "f1:" + _sealing_key().encrypt(secret.encode("ascii")).decode("ascii")
+
+
+def open_secret(stored: str) -> str:
+    if not stored.startswith("f1:"):
+        raise InvalidToken("not a sealed secret")
+    return _sealing_key().decrypt(stored[3:].encode("ascii")).decode("ascii")
+
+
 def start_totp(db: Session, user_id: int) -> TotpEnrolment:
     """A new (unconfirmed) secret for the user; replaces an earlier unconfirmed one."""
     user = db.get(StaffUser, user_id)
@@ -425,9 +451,9 @@ def start_totp(db: Session, user_id: int) -> TotpEnrolment:
         raise AccountError("two-step sign-in is already on; turn it off first")
     secret = pyotp.random_base32(32)  # 160 bits, the RFC 4226 recommended key length
     if row is None:
-        db.add(StaffTotp(user_id=user_id, secret=secret, last_step=0))
+        db.add(StaffTotp(user_id=user_id, secret=seal_secret(secret), last_step=0))
     else:
-        row.secret, row.last_step, row.created_at = secret, 0, utcnow()
+        row.secret, row.last_step, row.created_at = seal_secret(secret), 0, utcnow()
     return TotpEnrolment(secret, pyotp.TOTP(secret).provisioning_uri(
         name=user.email, issuer_name=TOTP_ISSUER))
 
@@ -437,7 +463,8 @@ def pending_totp(db: Session, user_id: int) -> TotpEnrolment | None:
     user = db.get(StaffUser, user_id)
     if row is None or row.confirmed_at is not None or user is None:
         return None
-    return TotpEnrolment(row.secret, pyotp.TOTP(row.secret).provisioning_uri(
+    secret = open_secret(row.secret)
+    return TotpEnrolment(secret, pyotp.TOTP(secret).provisioning_uri(
         name=user.email, issuer_name=TOTP_ISSUER))
 
 
@@ -447,7 +474,10 @@ def verify_totp(db: Session, user_id: int, code: str, at: float | None = None) -
     row = db.get(StaffTotp, user_id)
     if row is None or not code.isdigit() or len(code) != 6:
         return False
-    totp = pyotp.TOTP(row.secret)
+    try:
+        totp = pyotp.TOTP(open_secret(row.secret))
+    except InvalidToken:  # sealed under another SECRET_KEY: only recovery codes work now
+        return False
     now = time.time() if at is None else at
     step_now = int(now // totp.interval)
     for step in range(step_now - TOTP_DRIFT_STEPS, step_now + TOTP_DRIFT_STEPS + 1):
