@@ -7,7 +7,8 @@
   dropped and a new token is issued (`_start_session`), so a token or cookie planted before
   sign-in is worthless after it.
 * ``/password/forgot`` → an e-mail with a single-use link (``/password/reset/<token>``, valid
-  `RESET_TTL`), sent in the background so that the answer takes as long for any address.
+  `accounts.RESET_TTL`), looked up and sent in the background so that the answer is the same and
+  takes as long for any address.
 * ``/account``: change the password (current one required), turn the TOTP second factor on/off.
 * ``/login/oidc``: OpenID Connect authorisation-code flow with PKCE and a nonce, through Authlib
   (https://docs.authlib.org/en/latest/client/flask.html); the ID token's signature, issuer,
@@ -265,18 +266,42 @@ def totp_disable():  # type: ignore[no-untyped-def]
 # -- password reset by e-mail --------------------------------------------------------------
 
 
-def _send_in_background(to: str, subject: str, text: str) -> None:
-    """Send after the response (the answer must not take longer for a real address)."""
+RESET_THREAD = "password-reset"
+#: Reset requests handled at once per process; more (a flood from many addresses) are dropped
+#: with a warning rather than piling up threads.
+_reset_slots = threading.BoundedSemaphore(8)
+
+
+def _reset_in_background(email: str) -> None:
+    """Look the address up, make the link and send it after the response: the answer takes the
+    same time whether or not the address has an account (no database work in the request)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not _reset_slots.acquire(blocking=False):
+        log.warning("password reset request dropped: too many in progress")
+        return
 
     def run() -> None:
         with app.app_context():
             try:
-                mail.send_mail(to, subject, text)
+                with unit_of_work() as db:
+                    reset = accounts.request_reset(db, email, app.config["PROFICIO_BASE_URL"])
+                if reset is None:
+                    return
+                minutes = int(accounts.RESET_TTL.total_seconds() // 60)
+                mail.send_mail(
+                    reset.to, "Reset your Proficio password",
+                    f"Someone (hopefully you) asked to reset the password of the Proficio staff "
+                    f"account {reset.to}.\n\nTo choose a new password, open this link within "
+                    f"{minutes} minutes (it works once):\n\n{reset.link}\n\nIf you did not ask "
+                    f"for this, ignore this e-mail; your password stays as it is.\n")
             except (mail.MailError, mail.MailNotConfigured) as exc:
                 log.error("password reset e-mail not sent: %s", exc)
+            except Exception:
+                log.exception("password reset failed")
+            finally:
+                _reset_slots.release()
 
-    threading.Thread(target=run, name="reset-mail", daemon=True).start()
+    threading.Thread(target=run, name=RESET_THREAD, daemon=True).start()
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
@@ -285,17 +310,7 @@ def forgot_password():  # type: ignore[no-untyped-def]
     configured = bool(current_app.config.get("MAIL_SERVER"))
     if request.method == "GET" or not configured:
         return render_template("auth/forgot.html", configured=configured, sent=False)
-    email = request.form.get("email", "")[:320]
-    with unit_of_work() as db:
-        reset = accounts.request_reset(db, email, current_app.config["PROFICIO_BASE_URL"])
-    if reset is not None:
-        minutes = int(accounts.RESET_TTL.total_seconds() // 60)
-        _send_in_background(
-            reset.to, "Reset your Proficio password",
-            f"Someone (hopefully you) asked to reset the password of the Proficio staff "
-            f"account {reset.to}.\n\nTo choose a new password, open this link within "
-            f"{minutes} minutes (it works once):\n\n{reset.link}\n\nIf you did not ask for "
-            f"this, ignore this e-mail; your password stays as it is.\n")
+    _reset_in_background(request.form.get("email", "")[:320])
     return render_template("auth/forgot.html", configured=True, sent=True)
 
 
