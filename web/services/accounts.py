@@ -310,7 +310,9 @@ def request_reset(db: Session, email: str, base_url: str) -> ResetMail | None:
     `MAX_RESETS_PER_HOUR` links were sent in the last hour). The caller shows the same answer
     in every case."""
     now = utcnow()
-    user = _user_by_email(db, email[:320])
+    # the account row is locked so that concurrent requests count each other's links
+    user = db.scalar(select(StaffUser).where(StaffUser.email == normalise_email(email[:320]))
+                     .with_for_update())
     if user is None or not user.active:
         return None
     recent = list(db.scalars(select(PasswordResetToken.id).where(
