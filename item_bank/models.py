@@ -363,3 +363,6 @@ def _responses_are_append_only(session: Session, flush_context: Any, instances: 
         if isinstance(obj, Response) and (obj in session.deleted or session.is_modified(obj)):
             raise AppendOnlyError(f"response {obj.id} is append-only; it cannot be changed "
                                   "or deleted")
+
+
+from item_bank import account_models as _account_models  # noqa: E402, F401  (tables on Base)

@@ -45,6 +45,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         RATELIMIT_ENABLED=settings.ratelimit_enabled,
         PROFICIO_BASE_URL=settings.base_url,
         PROFICIO_QUEUE_URL=settings.queue_url,
+        MAIL_SERVER=settings.mail_server, MAIL_PORT=settings.mail_port,
+        MAIL_USE_TLS=settings.mail_use_tls, MAIL_USERNAME=settings.mail_username,
+        MAIL_PASSWORD=settings.mail_password, MAIL_FROM=settings.mail_from,
+        OIDC_ISSUER=settings.oidc_issuer, OIDC_CLIENT_ID=settings.oidc_client_id,
+        OIDC_CLIENT_SECRET=settings.oidc_client_secret,
+        OIDC_PROVIDER_NAME=settings.oidc_provider_name,
     )
     app.config.update(config)
     if settings.trusted_proxies:
@@ -73,13 +79,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from web.blueprints import api, auth, candidate, ops, psychometrician, recruiter
+    from web.blueprints import admin, api, auth, candidate, ops, psychometrician, recruiter
 
     app.register_blueprint(ops.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(candidate.bp)
     app.register_blueprint(recruiter.bp)
     app.register_blueprint(psychometrician.bp)
+    app.register_blueprint(admin.bp)
     api.init_app(app)
 
 

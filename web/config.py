@@ -15,6 +15,13 @@
   (only when the network already restricts it); otherwise production answers 403 without a token.
 * ``PROFICIO_LOG_FORMAT`` (``json`` in production, else ``text``): JSON lines or plain text.
 * ``PROFICIO_LOG_LEVEL`` (``INFO``): level of the server and worker logs.
+* ``MAIL_SERVER`` (unset), ``MAIL_PORT`` (``587``), ``MAIL_USE_TLS`` (``1``: STARTTLS),
+  ``MAIL_USERNAME``, ``MAIL_PASSWORD`` (unset: no SMTP login), ``MAIL_FROM``
+  (``proficio@<host of PROFICIO_BASE_URL>``): outgoing e-mail (password resets, invitations).
+  Without ``MAIL_SERVER`` no e-mail is sent and the reset page says so.
+* ``OIDC_ISSUER``, ``OIDC_CLIENT_ID``, ``OIDC_CLIENT_SECRET`` (unset): sign-in through an
+  OpenID Connect provider (discovery at ``<issuer>/.well-known/openid-configuration``);
+  ``OIDC_PROVIDER_NAME`` (``single sign-on``) labels the button.
 
 In production the app refuses to start with a missing or weak ``SECRET_KEY``
 (`UnsafeConfiguration`).
@@ -28,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ENVIRONMENTS = ("development", "testing", "production")
 MIN_SECRET_LENGTH = 32
@@ -61,6 +69,38 @@ def _count(env: Mapping[str, str], name: str) -> int:
     if not 0 <= value <= 5:
         raise UnsafeConfiguration(f"{name} must be between 0 and 5, got {value}")
     return value
+
+
+def _mail_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """``MAIL_*``: the SMTP relay for outgoing e-mail (see `web.mail`)."""
+    try:
+        port = int(env.get("MAIL_PORT") or 587)
+    except ValueError:
+        raise UnsafeConfiguration("MAIL_PORT must be a whole number") from None
+    if not 0 < port < 65536:
+        raise UnsafeConfiguration(f"MAIL_PORT must be between 1 and 65535, got {port}")
+    host = urlsplit(env.get("PROFICIO_BASE_URL") or "http://127.0.0.1:5000").hostname
+    sender = (env.get("MAIL_FROM") or "").strip() or f"proficio@{host or 'localhost'}"
+    if "@" not in sender or any(ch in sender for ch in "\r\n"):
+        raise UnsafeConfiguration(f"MAIL_FROM must be an e-mail address, got {sender!r}")
+    return {"mail_server": (env.get("MAIL_SERVER") or "").strip(), "mail_port": port,
+            "mail_use_tls": _flag(env.get("MAIL_USE_TLS"), True),
+            "mail_username": env.get("MAIL_USERNAME") or "",
+            "mail_password": env.get("MAIL_PASSWORD") or "", "mail_from": sender}
+
+
+def _oidc_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """``OIDC_*``: the OpenID Connect provider for single sign-on (see `web.blueprints.auth`)."""
+    issuer = (env.get("OIDC_ISSUER") or "").strip().rstrip("/")
+    client_id = (env.get("OIDC_CLIENT_ID") or "").strip()
+    if bool(issuer) != bool(client_id):
+        raise UnsafeConfiguration("OIDC_ISSUER and OIDC_CLIENT_ID must be set together")
+    if issuer and not issuer.startswith(("https://", "http://")):
+        raise UnsafeConfiguration(f"OIDC_ISSUER must be an http(s) address, got {issuer!r}")
+    return {"oidc_issuer": issuer, "oidc_client_id": client_id,
+            "oidc_client_secret": env.get("OIDC_CLIENT_SECRET") or "",
+            "oidc_provider_name": (env.get("OIDC_PROVIDER_NAME") or "").strip()
+            or "single sign-on"}
 
 
 def instance_folder(env: Mapping[str, str] | None = None) -> Path:
@@ -97,6 +137,20 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     trusted_proxies: int = 0
+    mail_server: str = ""
+    mail_port: int = 587
+    mail_use_tls: bool = True
+    mail_username: str = ""
+    mail_password: str = ""
+    mail_from: str = ""
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_provider_name: str = "single sign-on"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +182,8 @@ class Settings:
                                "json" if mode == "production" else "text"),
             log_level=_choice(env, "PROFICIO_LOG_LEVEL", LOG_LEVELS, "INFO"),
             trusted_proxies=_count(env, "PROFICIO_TRUSTED_PROXIES"),
+            **_mail_settings(env),
+            **_oidc_settings(env),
         )
 
     def problems(self) -> list[str]:
@@ -145,6 +201,8 @@ class Settings:
             found.append("SESSION_COOKIE_SECURE is off; production cookies must be HTTPS-only")
         if not self.ratelimit_enabled:
             found.append("PROFICIO_RATELIMIT is off; production needs rate limits")
+        if self.oidc_issuer and not self.oidc_issuer.startswith("https://"):
+            found.append("OIDC_ISSUER must be an https:// address in production")
         if self.ratelimit_storage_uri.startswith("memory://"):
             found.append("RATELIMIT_STORAGE_URI is memory://; limits are per worker (use redis://)")
         return found
@@ -160,6 +218,8 @@ class Settings:
         out = asdict(self)
         out["secret_key"] = "***" if self.secret_key else ""
         out["metrics_token"] = "***" if self.metrics_token else ""
+        out["mail_password"] = "***" if self.mail_password else ""
+        out["oidc_client_secret"] = "***" if self.oidc_client_secret else ""
         out["instance"] = str(self.instance)
         for key in ("database_url", "queue_url", "ratelimit_storage_uri"):
             if out[key] and "@" in out[key] and ":" in out[key].split("@")[0].split("//")[-1]:

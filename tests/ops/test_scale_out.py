@@ -226,6 +226,8 @@ def _calibration_runs_in_the_worker(site: Site, cluster: Cluster) -> None:
     form = urllib.parse.urlencode({"csrf_token": csrf, "email": cred.email,
                                    "password": cred.password}).encode()
     browser.open(f"{first}/login", data=form, timeout=30).read()
+    page = browser.open(f"{first}/account", timeout=30).read().decode()  # new token at sign-in
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     request = urllib.request.Request(
         f"{first}/api/v1/calibrations", method="POST",
         data=json.dumps({"model": "2pl", "mode": "free"}).encode(),

@@ -91,7 +91,8 @@ def login(client: FlaskClient, email: str, password: str) -> str:
     r = client.post("/login", data={"csrf_token": token, "email": email, "password": password})
     if r.status_code != 302:
         raise RuntimeError(f"login of {email} failed: {r.status_code}")
-    page = client.get("/login").get_data(as_text=True)  # any page with a form carries the token
+    # sign-in issues a new token (the one above no longer passes); any signed-in page has it
+    page = client.get("/account").get_data(as_text=True)
     match = CSRF.search(page)
     return match.group(1) if match else token
 

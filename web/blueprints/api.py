@@ -269,7 +269,7 @@ def create_invitations(body: dict[str, Any]):  # type: ignore[no-untyped-def]
 def revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
     """Revoke an invitation (an unfinished session is closed)."""
     try:
-        staff.revoke_invitation(organisation_id(), invitation_id)
+        staff.revoke_invitation(organisation_id(), invitation_id, int(current_user.id))
     except staff.NotFound:
         abort(404, description="no such invitation")
     except ValueError as exc:

@@ -17,7 +17,7 @@ from item_bank.content import parse_bank_json, write_bank_json
 from web.blueprints.api_contract import UtcDateTime, errors
 from web.db import database, get_db, unit_of_work
 from web.security import staff_required
-from web.services import calibrations
+from web.services import audit, calibrations
 
 blp = ApiBlueprint("bank", __name__, url_prefix="/api/v1",
                    description="Item bank and calibrations (psychometrician login required).")
@@ -87,7 +87,10 @@ def import_bank(query: dict[str, Any]):  # type: ignore[no-untyped-def]
     try:
         doc = parse_bank_json("request body", body)
         with unit_of_work() as db:
-            return repo.import_document(db, doc, replace=query["replace"])
+            report = repo.import_document(db, doc, replace=query["replace"])
+            audit.record_by_id(db, int(current_user.id), action="bank.imported",
+                               target="request body", detail=audit.import_detail(report))
+            return report
     except ValueError as exc:
         abort(422, description=str(exc))
 
@@ -124,7 +127,10 @@ def get_calibration(job_id: int):  # type: ignore[no-untyped-def]
 def publish_calibration(job_id: int):  # type: ignore[no-untyped-def]
     """Publish a succeeded job as the current parameter version."""
     try:
-        return {"calibration_run_id": calibrations.publish(job_id, int(current_user.id))}
+        run_id = calibrations.publish(job_id, int(current_user.id))
+        audit.log(int(current_user.id), "calibration.published", f"calibration job {job_id}",
+                  {"calibration_run_id": run_id})
+        return {"calibration_run_id": run_id}
     except LookupError:
         abort(404, description="no such calibration job")
     except ValueError as exc:

@@ -11,8 +11,8 @@ from werkzeug.utils import secure_filename
 from web.db import database
 from web.rendering import icc_chart
 from web.security import staff_required
+from web.services import audit, calibrations
 from web.services import bank as bank_service
-from web.services import calibrations
 from web.services.calibrations import PublishRules
 
 bp = Blueprint("psychometrician", __name__, url_prefix="/psychometrician")
@@ -53,6 +53,8 @@ def item_status(external_id: str):  # type: ignore[no-untyped-def]
         flash(str(exc), "error")
     else:
         flash(f"Item {external_id} is now {request.form.get('status')}.", "info")
+        audit.log(int(current_user.id), "item.status_changed", f"item {external_id}",
+                  {"status": request.form.get("status")})
     return redirect(url_for("psychometrician.item", external_id=external_id))
 
 
@@ -70,6 +72,8 @@ def import_bank():  # type: ignore[no-untyped-def]
                                             replace=request.form.get("replace") == "on")
     except ValueError as exc:
         return render_template("psychometrician/import.html", error=str(exc), report=None), 422
+    audit.log(int(current_user.id), "bank.imported", upload.filename,
+              audit.import_detail(report))
     return render_template("psychometrician/import.html", error=None, report=report)
 
 
@@ -174,6 +178,8 @@ def publish(job_id: int):  # type: ignore[no-untyped-def]
         return _review(job_id, selected=selected, error=str(exc), reason=reason, status=422)
     flash(f"Published {len(selected)} item(s) as calibration run {run_id}; these parameters "
           f"are now current.", "info")
+    audit.log(int(current_user.id), "calibration.published", f"calibration job {job_id}",
+              {"calibration_run_id": run_id, "items": len(selected), "reason": reason})
     current_app.logger.info("calibration job %s published as run %s", job_id, run_id)
     return redirect(url_for("psychometrician.calibration", job_id=job_id))
 
@@ -191,5 +197,7 @@ def rollback(run_id: int):  # type: ignore[no-untyped-def]
     else:
         flash(f"Calibration run {run_id} rolled back (recorded as run {new_run}); the previous "
               f"parameters are current again.", "info")
+        audit.log(int(current_user.id), "calibration.rolled_back", f"calibration run {run_id}",
+                  {"calibration_run_id": new_run, "reason": request.form.get("reason", "")})
         current_app.logger.info("calibration run %s rolled back as run %s", run_id, new_run)
     return redirect(url_for("psychometrician.calibrations_list"))

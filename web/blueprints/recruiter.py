@@ -75,7 +75,7 @@ def new_invitations():  # type: ignore[no-untyped-def]
 @staff_required(*ROLES)
 def revoke(invitation_id: int):  # type: ignore[no-untyped-def]
     try:
-        staff.revoke_invitation(organisation_id(), invitation_id)
+        staff.revoke_invitation(organisation_id(), invitation_id, int(current_user.id))
     except staff.NotFound:
         abort(404)
     except ValueError as exc:

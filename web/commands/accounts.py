@@ -14,6 +14,7 @@ from item_bank import db, repository
 from item_bank.models import ROLES, Organisation, Skill
 from item_bank.security import new_password
 from web.commands.db import add_url_option, open_engine
+from web.services import accounts, audit
 from web.services.reports import SCALE_MEAN, SCALE_SD
 
 
@@ -37,6 +38,34 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="read the password from standard input instead of generating one")
     add_url_option(s)
     s.set_defaults(handler=create_staff)
+    p = staff.add_parser("set-password", help="set a staff member's password (when e-mail "
+                                               "reset is not available); signs them out")
+    p.add_argument("--email", required=True)
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input instead of generating one")
+    add_url_option(p)
+    p.set_defaults(handler=set_staff_password)
+    r = staff.add_parser("set-role", help="change a staff member's role; signs them out")
+    r.add_argument("--org", required=True, help="organisation slug")
+    r.add_argument("--email", required=True)
+    r.add_argument("--role", required=True, choices=ROLES)
+    add_url_option(r)
+    r.set_defaults(handler=set_staff_role)
+
+    t = staff.add_parser("reset-2fa", help="turn off a staff member's two-step sign-in (lost "
+                                           "authenticator and recovery codes)")
+    t.add_argument("--email", required=True)
+    add_url_option(t)
+    t.set_defaults(handler=reset_staff_2fa)
+
+    audit = sub.add_parser("audit", help="the audit log of staff actions").add_subparsers(
+        dest="audit_command", metavar="ACTION", required=True)
+    e = audit.add_parser("export", help="an organisation's audit log as CSV or JSON")
+    e.add_argument("--org", required=True, help="organisation slug")
+    e.add_argument("--format", choices=("csv", "json"), default="csv")
+    e.add_argument("--out", default=None, help="file to write (default: standard output)")
+    add_url_option(e)
+    e.set_defaults(handler=export_audit)
 
     assessment = sub.add_parser("assessment", help="assessments").add_subparsers(
         dest="assessment_command", metavar="ACTION", required=True)
@@ -73,20 +102,85 @@ def create_org(args: argparse.Namespace) -> int:
 
 
 def create_staff(args: argparse.Namespace) -> int:
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else new_password()
-    if len(password) < 12:
-        raise ValueError("the password must have at least 12 characters")
+    password = _password(args)
     engine = open_engine(args)
     try:
         with db.transaction(engine) as session:
             org = _organisation(session, args.org)
-            repository.create_staff_user(session, org, args.email, args.role, password,
-                                         name=args.name)
+            user = repository.create_staff_user(session, org, args.email, args.role, password,
+                                                name=args.name)
+            audit.record(session, actor=None, action="staff.created", target=user.email,
+                         detail={"role": user.role}, organisation_id=org.id)
     finally:
         engine.dispose()
     print(f"{args.role} {args.email.strip().lower()} created in {args.org!r}")
     if not args.password_stdin:
         print(f"password (shown once): {password}")
+    return 0
+
+
+def _password(args: argparse.Namespace) -> str:
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else new_password()
+    accounts.check_new_password(password, args.email)
+    return password
+
+
+def set_staff_password(args: argparse.Namespace) -> int:
+    password = _password(args)
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine) as session:
+            user = accounts.set_password(session, args.email, password)
+            email = user.email
+    finally:
+        engine.dispose()
+    print(f"password of {email} set; their sessions were signed out")
+    if not args.password_stdin:
+        print(f"password (shown once): {password}")
+    return 0
+
+
+def set_staff_role(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine) as session:
+            user = accounts.set_role(session, args.org, args.email, args.role)
+            email = user.email
+    finally:
+        engine.dispose()
+    print(f"{email} is now {args.role} in {args.org!r}; their sessions were signed out")
+    return 0
+
+
+def reset_staff_2fa(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine) as session:
+            email = accounts.reset_second_factor(session, args.email).email
+    finally:
+        engine.dispose()
+    print(f"two-step sign-in of {email} is off; they sign in with their password and can set "
+          "it up again")
+    return 0
+
+
+def export_audit(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.session_factory(engine)() as session:
+            org = _organisation(session, args.org)
+            if args.format == "csv":
+                text = audit.export_csv(session, org.id)
+            else:
+                text = json.dumps({"events": audit.export_json(session, org.id)}, indent=1)
+    finally:
+        engine.dispose()
+    if args.out:
+        with open(args.out, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        print(f"wrote the audit log of {args.org!r} to {args.out}")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 
 

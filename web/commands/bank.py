@@ -14,6 +14,7 @@ from item_bank import db, repository
 from item_bank.shipped import SHIPPED_BANK, quality_problems
 from item_bank.transfer import EXPORT_KINDS, read_bank_file, write_bank_file
 from web.commands.db import add_url_option, open_engine
+from web.services import audit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,6 +68,7 @@ def run_import(args: argparse.Namespace) -> int:
     try:
         with db.transaction(engine) as session:
             rep = repository.import_document(session, doc, replace=args.replace)
+            audit.record(session, actor=None, action="bank.imported", target=str(path), detail=audit.import_detail(rep))  # noqa: E501
     finally:
         engine.dispose()
     print(f"{path}: {rep.skills_created} skills created, {rep.items_created} items created, "

@@ -66,6 +66,25 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PROFICIO_TRUSTED_PROXIES", "trusted_proxies", "0",
              "number of reverse proxies in front of the app whose X-Forwarded-For/-Proto "
              "headers are trusted (per-address rate limits then see the real client)"),
+    Variable("MAIL_SERVER", "mail_server", "unset",
+             "SMTP relay for password-reset and invitation e-mails; unset: no e-mail is sent"),
+    Variable("MAIL_PORT", "mail_port", "587", "SMTP port of MAIL_SERVER"),
+    Variable("MAIL_USE_TLS", "mail_use_tls", "1",
+             "1: upgrade the SMTP connection with STARTTLS (required before MAIL_PASSWORD is "
+             "sent); 0: plain SMTP (a relay on the same host or network only)"),
+    Variable("MAIL_USERNAME", "mail_username", "unset", "SMTP login (unset: no login)"),
+    Variable("MAIL_PASSWORD", "mail_password", "unset", "SMTP password", secret=True),
+    Variable("MAIL_FROM", "mail_from", "proficio@<host of PROFICIO_BASE_URL>",
+             "sender address of outgoing e-mail"),
+    Variable("OIDC_ISSUER", "oidc_issuer", "unset",
+             "OpenID Connect issuer URL for staff single sign-on (https:// in production); "
+             "its /.well-known/openid-configuration is read"),
+    Variable("OIDC_CLIENT_ID", "oidc_client_id", "unset",
+             "client id registered with the provider (set together with OIDC_ISSUER)"),
+    Variable("OIDC_CLIENT_SECRET", "oidc_client_secret", "unset",
+             "client secret registered with the provider", secret=True),
+    Variable("OIDC_PROVIDER_NAME", "oidc_provider_name", "single sign-on",
+             "label of the sign-in button (e.g. the company's identity provider)"),
     Variable("PROMETHEUS_MULTIPROC_DIR", None, "a new temporary folder per `proficio serve`",
              "folder where gunicorn workers (and `proficio worker` on the same machine) write "
              "metric samples for /metrics to sum"),
@@ -88,6 +107,12 @@ def _advice(settings: Settings, env: Mapping[str, str]) -> list[str]:
                      "PROFICIO_METRICS_PUBLIC=1 behind a proxy that restricts the path)")
     if settings.metrics_public and not settings.metrics_token:
         notes.append("/metrics is public: make sure the proxy does not route it from outside")
+    if not settings.mail_server:
+        notes.append("MAIL_SERVER is not set: staff cannot reset a forgotten password by "
+                     "e-mail (an admin can with `proficio staff set-password`)")
+    elif settings.mail_password and not settings.mail_use_tls:
+        notes.append("MAIL_USE_TLS is off but MAIL_PASSWORD is set: the SMTP password crosses "
+                     "the network in clear")
     if "PROMETHEUS_MULTIPROC_DIR" not in env:
         notes.append("PROMETHEUS_MULTIPROC_DIR is not set: `proficio serve` uses a new "
                      "temporary folder (a `proficio worker` cannot add its job metrics)")

@@ -11,6 +11,7 @@ import datetime as dt
 
 from item_bank import db, repository
 from web.commands.db import add_url_option, open_engine
+from web.services import audit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +39,7 @@ def run_create(args: argparse.Namespace) -> int:
             assessment = repository.find_assessment(session, args.assessment)
             issued = repository.create_invitations(
                 session, assessment, args.count, expires_in=dt.timedelta(days=args.expires_days))
+            audit.record(session, actor=None, action="invitations.created", target=f"assessment {assessment.slug}", detail={"count": len(issued), "assessment_id": assessment.id}, organisation_id=assessment.organisation_id)  # noqa: E501
             slug = assessment.slug
     finally:
         engine.dispose()

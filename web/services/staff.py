@@ -1,4 +1,5 @@
-"""Recruiter use cases: staff sign-in, invitations, candidate lists. Organisation-scoped.
+"""Recruiter use cases: invitations, candidate lists. Organisation-scoped (sign-in and
+accounts: `web.services.accounts`).
 
 Every function takes the caller's organisation id and only ever touches rows of that
 organisation; a row of another organisation is reported as not found (`NotFound`), so that its
@@ -12,7 +13,7 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from item_bank import repository as repo
@@ -26,6 +27,7 @@ from item_bank.models import (
     utcnow,
 )
 from web.db import get_db, unit_of_work
+from web.services import audit
 
 MAX_INVITATIONS_PER_REQUEST = 500
 MAX_NAME_LENGTH = 200
@@ -56,22 +58,6 @@ class NewInvitation:
     name: str | None
     link: str
     expires_at: dt.datetime
-
-
-def authenticate_staff(email: str, password: str) -> StaffUser | None:
-    with unit_of_work() as db:
-        user = repo.authenticate(db, email, password)
-        if user is not None:
-            db.expunge(user)
-        return user
-
-
-def end_all_staff_sessions(user_id: int) -> None:
-    """Invalidate every login of this user (the cookie's epoch no longer matches)."""
-    with unit_of_work() as db:
-        db.execute(update(StaffUser).where(StaffUser.id == user_id)
-                   .values(login_epoch=StaffUser.login_epoch + 1))
-
 
 
 def display_status(invitation: Invitation, session: CandidateSession | None,
@@ -183,10 +169,16 @@ def create_invitations(org_id: int, user_id: int, assessment_id: int,
                 cand.email = email
             out.append(NewInvitation(inv.invitation_id, inv.candidate_public_id, name,
                                      f"{base_url}/t/{inv.token}", inv.expires_at))
+        audit.record(db, actor=user, action="invitations.created",
+                     target=f"assessment {target.slug}",
+                     detail={"count": len(out), "assessment_id": target.id,
+                             "invitation_ids": [i.invitation_id for i in out]})
         return out
 
 
-def revoke_invitation(org_id: int, invitation_id: int) -> None:
+def revoke_invitation(org_id: int, invitation_id: int, actor_id: int | None = None) -> None:
+    """Revoke an invitation (ends a session in progress); ``actor_id`` is recorded in the
+    audit log."""
     with unit_of_work() as db:
         inv = db.get(Invitation, invitation_id)
         if inv is None or inv.assessment.organisation_id != org_id:
@@ -198,3 +190,7 @@ def revoke_invitation(org_id: int, invitation_id: int) -> None:
                          .where(CandidateSession.invitation_id == inv.id))
         if sess is not None and sess.status == "in_progress":
             repo.finish_session(db, sess, "abandoned")
+        audit.record(db, actor=db.get(StaffUser, actor_id) if actor_id else None,
+                     action="invitation.revoked", target=f"invitation {inv.id}",
+                     detail={"candidate": inv.candidate.public_id if inv.candidate else None,
+                             "assessment_id": inv.assessment_id}, organisation_id=org_id)
