@@ -26,6 +26,7 @@ from item_bank.models import (
     utcnow,
 )
 from web.db import get_db, unit_of_work
+from web.services import webhooks
 
 MAX_INVITATIONS_PER_REQUEST = 500
 MAX_NAME_LENGTH = 200
@@ -198,3 +199,6 @@ def revoke_invitation(org_id: int, invitation_id: int) -> None:
                          .where(CandidateSession.invitation_id == inv.id))
         if sess is not None and sess.status == "in_progress":
             repo.finish_session(db, sess, "abandoned")
+            webhooks.session_event(db, sess, "session.abandoned")
+        elif sess is None:
+            webhooks.invitation_event(db, inv, "invitation.revoked")
