@@ -161,7 +161,7 @@ def parse_invitation_csv(data: bytes) -> list[tuple[str | None, str | None]]:
     return out
 
 
-def create_invitations(org_id: int, user_id: int, assessment_id: int,
+def create_invitations(org_id: int, user_id: int | None, assessment_id: int,
                        people: list[tuple[str | None, str | None]], base_url: str,
                        expires_in_days: int = 14) -> list[NewInvitation]:
     """One invitation per (name, email); the links (with their tokens) are returned only here."""
@@ -171,7 +171,7 @@ def create_invitations(org_id: int, user_id: int, assessment_id: int,
         raise ValueError("field 'expires_in_days' must be between 1 and 365")
     with unit_of_work() as db:
         target = assessment(org_id, assessment_id, db)
-        user = db.get(StaffUser, user_id)
+        user = db.get(StaffUser, user_id) if user_id is not None else None
         issued = repo.create_invitations(db, target, len(people),
                                          expires_in=dt.timedelta(days=expires_in_days),
                                          created_by=user,
