@@ -261,8 +261,8 @@ def deliver_due(engine: Engine, *, now: Callable[[], dt.datetime] = utcnow,
     """Send every due delivery once (claimed under a lease); returns what happened."""
     delivered = retried = failed = 0
     with item_db.transaction(engine, write=False) as db:
-        due = list(db.scalars(select(WebhookDelivery.id)
-                              .where(WebhookDelivery.status == "pending",
+        due = list(db.scalars(select(WebhookDelivery.id).join(Webhook)
+                              .where(WebhookDelivery.status == "pending", Webhook.active.is_(True),
                                      WebhookDelivery.next_attempt_at <= now())
                               .order_by(WebhookDelivery.id).limit(limit)))
     for delivery_id in due:
