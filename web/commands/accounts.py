@@ -12,7 +12,15 @@ from sqlalchemy import func, select
 
 from engine import Blueprint, SkillSpec
 from item_bank import db, repository
-from item_bank.models import ROLES, Assessment, Invitation, Organisation, Skill, StaffUser
+from item_bank.models import (
+    LANGUAGES,
+    ROLES,
+    Assessment,
+    Invitation,
+    Organisation,
+    Skill,
+    StaffUser,
+)
 from item_bank.security import new_password
 from web.commands.db import add_url_option, open_engine
 from web.services.reports import SCALE_MEAN, SCALE_SD
@@ -54,8 +62,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--cut-score", type=float, default=None,
                    help=f"pass/fail cut on the reporting scale ({SCALE_MEAN:g} + {SCALE_SD:g} θ)")
     a.add_argument("--time-limit", type=int, default=None, help="minutes")
+    a.add_argument("--language", choices=LANGUAGES, default=None,
+                   help="language of the candidate pages (default: the browser's choice)")
     add_url_option(a)
     a.set_defaults(handler=create_assessment)
+    lang = assessment.add_parser("language", help="set the candidate pages' language of an "
+                                                  "assessment")
+    lang.add_argument("--org", required=True, help="organisation slug")
+    lang.add_argument("slug")
+    lang.add_argument("language", choices=(*LANGUAGES, "browser"),
+                      help="a language, or 'browser' for the candidate's browser setting")
+    add_url_option(lang)
+    lang.set_defaults(handler=set_language)
     al = assessment.add_parser("list", help="list the assessments (organisation, slug, name, "
                                             "limits, invitations)")
     al.add_argument("--org", default=None, help="only this organisation's assessments")
@@ -114,12 +132,31 @@ def create_assessment(args: argparse.Namespace) -> int:
                 blueprint = Blueprint(skills=tuple(SkillSpec(s, 3, 6) for s in skills),
                                       min_items=3 * len(skills), max_items=6 * len(skills),
                                       se_target=0.35)
-            repository.create_assessment(session, org, args.slug, args.name,
-                                         blueprint.to_dict(), cut_score=args.cut_score,
-                                         time_limit_minutes=args.time_limit)
+            made = repository.create_assessment(session, org, args.slug, args.name,
+                                                blueprint.to_dict(), cut_score=args.cut_score,
+                                                time_limit_minutes=args.time_limit)
+            made.language = args.language
     finally:
         engine.dispose()
     print(f"assessment {args.slug!r} created for {args.org!r}")
+    return 0
+
+
+def set_language(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine) as session:
+            org = _organisation(session, args.org)
+            target = session.scalar(select(Assessment).where(
+                Assessment.organisation_id == org.id, Assessment.slug == args.slug))
+            if target is None:
+                raise ValueError(f"no assessment {args.slug!r} in {args.org!r}; "
+                                 "`proficio assessment list` shows them")
+            target.language = None if args.language == "browser" else args.language
+    finally:
+        engine.dispose()
+    print(f"assessment {args.slug!r}: candidate pages in "
+          f"{'the browser language' if args.language == 'browser' else args.language}")
     return 0
 
 
@@ -159,14 +196,14 @@ def list_assessments(args: argparse.Namespace) -> int:
                 rows.append((org_slug, a.slug, a.name, f"{bp.max_items}",
                              f"{a.time_limit_minutes} min" if a.time_limit_minutes else "-",
                              "-" if a.cut_score is None else f"{a.cut_score:g}",
-                             invited.get(a.id, 0)))
+                             a.language or "browser", invited.get(a.id, 0)))
     finally:
         engine.dispose()
     if not rows:
         print("no assessments; create one with `proficio assessment create`")
         return 0
     _table(("organisation", "slug", "name", "max items", "time limit", "cut score",
-            "invitations"), rows)
+            "language", "invitations"), rows)
     return 0
 
 
