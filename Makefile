@@ -26,9 +26,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install-run: $(STAMP_RUN)
 
-install: $(STAMP)
-	@if command -v npm >/dev/null; then npm --prefix tests ci --no-audit --no-fund --silent; \
-	 else echo "npm not found: the browser accessibility tests will be skipped"; fi
+AXE := tests/node_modules/axe-core/axe.min.js
+
+# axe-core for the browser accessibility tests, from its npm package (tests/package.json).
+$(AXE): tests/package.json tests/package-lock.json
+	@if command -v npm >/dev/null; then npm --prefix tests ci --no-audit --no-fund --silent \
+	 && touch $(AXE); else echo "npm not found: the browser accessibility test will fail" \
+	 "(install Node.js/npm)"; fi
+
+install: $(STAMP) $(AXE)
 
 run: install-run
 	$(BIN)/proficio demo $(DEMO_ARGS)
