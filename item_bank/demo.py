@@ -1,5 +1,6 @@
 """The demo database: the shipped bank, one organisation, staff accounts, an assessment and
-invitations, built fresh in one call (used by ``proficio demo`` / ``make run``)."""
+named invitations, built fresh in one call (`build_demo_database`) or reopened as it was left
+(`reuse_demo_database`), as ``proficio demo`` / ``make run`` do."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
 from engine import Blueprint, SkillSpec
 from item_bank import db, repository
-from item_bank.security import new_password
+from item_bank.models import Assessment, Candidate, Organisation, StaffUser
+from item_bank.security import hash_password, new_password
 from item_bank.shipped import import_shipped
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,12 @@ DEMO_ORGANISATION = ("demo", "Demo Company")
 DEMO_ASSESSMENT = ("backend-engineer", "Back-End Engineer")
 #: On the reporting scale (500 + 100 θ): half a population SD below the average.
 DEMO_CUT_SCORE = 450.0
+#: Demo candidates get names (reports and the candidate list are titled by them), in this order.
+DEMO_CANDIDATES = ("Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra",
+                   "Barbara Liskov", "Donald Knuth", "Frances Allen", "John Backus",
+                   "Margaret Hamilton", "Tony Hoare")
+DEMO_STAFF = (("recruiter@demo.example", "recruiter"),
+              ("psychometrician@demo.example", "psychometrician"))
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,10 @@ class DemoInfo:
     invitation_tokens: tuple[str, ...]
     n_items: int
     provisional: bool
+    #: The candidate name of each invitation token, in the same order.
+    candidate_names: tuple[str, ...] = ()
+    #: False when an existing demo database was reopened (`reuse_demo_database`).
+    fresh: bool = True
 
     def credentials(self, role: str) -> StaffCredentials:
         return next(s for s in self.staff if s.role == role)
@@ -65,6 +77,15 @@ def demo_blueprint(skills: list[str]) -> dict:
                      se_target=0.4).to_dict()
 
 
+def demo_candidate_names(count: int, start: int = 0) -> list[str]:
+    """``count`` names from `DEMO_CANDIDATES`, numbered once the list is used up."""
+    out = []
+    for k in range(start, start + count):
+        name = DEMO_CANDIDATES[k % len(DEMO_CANDIDATES)]
+        out.append(name if k < len(DEMO_CANDIDATES) else f"{name} {k // len(DEMO_CANDIDATES) + 1}")
+    return out
+
+
 def build_demo_database(url: str | Engine | None = None, n_invitations: int = 5) -> DemoInfo:
     """A fresh demo database at ``url`` (default: the instance SQLite file) or on an engine.
 
@@ -82,9 +103,7 @@ def build_demo_database(url: str | Engine | None = None, n_invitations: int = 5)
             raise ValueError(f"{engine.url.render_as_string(hide_password=True)} already has a "
                              f"Proficio schema; the demo needs an empty database")
         db.upgrade(engine)
-        staff = (StaffCredentials("recruiter@demo.example", new_password(), "recruiter"),
-                 StaffCredentials("psychometrician@demo.example", new_password(),
-                                  "psychometrician"))
+        staff = tuple(StaffCredentials(email, new_password(), role) for email, role in DEMO_STAFF)
         with db.transaction(engine) as session:
             import_shipped(session)
             org = repository.create_organisation(session, *DEMO_ORGANISATION)
@@ -95,11 +114,77 @@ def build_demo_database(url: str | Engine | None = None, n_invitations: int = 5)
             assessment = repository.create_assessment(
                 session, org, *DEMO_ASSESSMENT, demo_blueprint(skills),
                 time_limit_minutes=60, cut_score=DEMO_CUT_SCORE, created_by=users[0])
+            names = demo_candidate_names(n_invitations)
             issued = repository.create_invitations(session, assessment, n_invitations,
-                                                   created_by=users[0])
+                                                   created_by=users[0], candidate_names=names) \
+                if n_invitations else []
         log.info("demo database ready at %s (%d items)", resolved, len(loaded.bank))
         return DemoInfo(resolved, DEMO_ORGANISATION[1], staff, DEMO_ASSESSMENT[0],
-                        tuple(i.token for i in issued), len(loaded.bank), loaded.provisional)
+                        tuple(i.token for i in issued), len(loaded.bank), loaded.provisional,
+                        tuple(names))
     finally:
         if owned:
             engine.dispose()
+
+
+def has_demo(url: str) -> bool:
+    """Whether ``url`` already holds a Proficio schema with the demo organisation.
+
+    A SQLite file that does not exist is not created by asking."""
+    resolved = db.database_url(url)
+    parsed = make_url(resolved)
+    if parsed.get_backend_name() == "sqlite" and parsed.database \
+            and parsed.database != ":memory:" and not Path(parsed.database).exists():
+        return False
+    engine = db.make_engine(resolved)
+    try:
+        if db.current_revision(engine) is None:
+            return False
+        with db.transaction(engine, write=False) as session:
+            return session.scalar(select(Organisation.id).where(
+                Organisation.slug == DEMO_ORGANISATION[0])) is not None
+    finally:
+        engine.dispose()
+
+
+def reuse_demo_database(url: str, n_invitations: int = 5) -> DemoInfo:
+    """Reopen the demo database at ``url`` as it was left (candidates, results, calibrations).
+
+    The schema is upgraded when it is behind. Tokens and passwords are stored hashed, so the
+    ones printed when it was built cannot be shown again: the demo staff accounts get new
+    passwords (returned here) and ``n_invitations`` new named invitations are issued.
+    """
+    resolved = db.database_url(url)
+    engine = db.make_engine(resolved)
+    try:
+        db.upgrade(engine)
+        with db.transaction(engine) as session:
+            org = session.scalar(select(Organisation).where(
+                Organisation.slug == DEMO_ORGANISATION[0]))
+            if org is None:
+                raise ValueError(f"{resolved} has no demo organisation; rebuild it")
+            staff = []
+            for email, role in DEMO_STAFF:
+                user = session.scalar(select(StaffUser).where(StaffUser.email == email))
+                if user is None:
+                    continue
+                password = new_password()
+                user.password_hash = hash_password(password)
+                user.login_epoch += 1  # earlier sign-ins end with the old password
+                staff.append(StaffCredentials(email, password, role))
+            assessment = session.scalar(select(Assessment).where(
+                Assessment.organisation_id == org.id, Assessment.slug == DEMO_ASSESSMENT[0]))
+            if assessment is None:
+                raise ValueError(f"{resolved} has no demo assessment; rebuild it")
+            existing = session.scalar(select(func.count(Candidate.id)).where(
+                Candidate.organisation_id == org.id)) or 0
+            names = demo_candidate_names(n_invitations, start=int(existing))
+            issued = repository.create_invitations(session, assessment, n_invitations,
+                                                   candidate_names=names) \
+                if n_invitations else []
+            loaded = repository.load_bank(session)
+        return DemoInfo(resolved, org.name, tuple(staff), assessment.slug,
+                        tuple(i.token for i in issued), len(loaded.bank), loaded.provisional,
+                        tuple(names if n_invitations else ()), fresh=False)
+    finally:
+        engine.dispose()

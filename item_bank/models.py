@@ -45,6 +45,11 @@ ROLES = ("admin", "psychometrician", "recruiter")
 INVITATION_STATUSES = ("pending", "started", "completed", "expired", "revoked")
 SESSION_STATUSES = ("in_progress", "completed", "timed_out", "abandoned", "expired")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "published")
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+WEBHOOK_EVENTS = ("session.completed", "session.timed_out", "session.abandoned",
+                  "invitation.revoked")
+#: Candidate-page languages (gettext catalogues under web/translations).
+LANGUAGES = ("en", "de")
 
 #: Constraint names are fixed so that Alembic migrations are identical on both backends.
 NAMING_CONVENTION = {
@@ -257,6 +262,8 @@ class Assessment(Base):
     #: Pass/fail cut on the reporting scale ``500 + 100 θ`` (None: no decision reported).
     cut_score: Mapped[float | None] = mapped_column(Float)
     time_limit_minutes: Mapped[int | None] = mapped_column(Integer)
+    #: Language of the candidate pages (one of `LANGUAGES`); None: the browser's choice.
+    language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
 
@@ -286,9 +293,13 @@ class Invitation(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column()
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    #: When the invitation e-mail and the reminder before expiry were sent (None: not sent).
+    emailed_at: Mapped[dt.datetime | None] = mapped_column()
+    reminded_at: Mapped[dt.datetime | None] = mapped_column()
 
     assessment: Mapped[Assessment] = relationship()
     candidate: Mapped[Candidate] = relationship()
+    accommodation: Mapped[Accommodation | None] = relationship(back_populates="invitation")
 
 
 class CandidateSession(Base):
@@ -351,6 +362,85 @@ class SkillResult(Base):
     n_items: Mapped[int] = mapped_column(Integer)
     stop_reason: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Accommodation(Base):
+    """Testing accommodations a recruiter granted one candidate (one invitation): extra time as
+    a share of the assessment's time limit, and a pause of up to ``break_minutes`` during which
+    the clock stops. What was used is recorded here too, and reported with the result."""
+
+    __tablename__ = "accommodations"
+    __table_args__ = (
+        CheckConstraint("extra_time_percent BETWEEN 0 AND 300", name="extra_time_percent"),
+        CheckConstraint("break_minutes BETWEEN 0 AND 240", name="break_minutes"),
+        CheckConstraint("break_used_seconds >= 0", name="break_used_seconds"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"), unique=True)
+    extra_time_percent: Mapped[int] = mapped_column(Integer, default=0)
+    break_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str] = mapped_column(Text, default="")
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    granted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: Set while the candidate is on a break (the clock is stopped).
+    break_started_at: Mapped[dt.datetime | None] = mapped_column()
+    break_used_seconds: Mapped[int] = mapped_column(Integer, default=0)
+
+    invitation: Mapped[Invitation] = relationship(back_populates="accommodation")
+
+
+class Webhook(Base):
+    """An organisation's receiver of session events (an applicant-tracking system).
+
+    ``secret`` signs each delivery (HMAC-SHA256); it must be kept readable to sign with, unlike
+    passwords and tokens, and is shown to staff only once, when created."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(128))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+
+    organisation: Mapped[Organisation] = relationship()
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook (the outbox and the delivery log).
+
+    Written in the transaction that changes the session, so an event exists exactly when its
+    change was committed; ``event_key`` (e.g. ``session.completed:42``) is unique per webhook,
+    so one change never yields two events. ``event_id`` is the idempotency key the receiver
+    sees in every attempt."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_key"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"),
+                                            index=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_key: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column()
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    webhook: Mapped[Webhook] = relationship()
 
 
 class AppendOnlyError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,8 @@ from web.converters import DatabaseId
 from web.db import Database
 
 log = logging.getLogger(__name__)
+MAIL_SETTINGS = ("MAIL_SERVER", "MAIL_PORT", "MAIL_USE_TLS", "MAIL_USERNAME", "MAIL_PASSWORD",
+                 "MAIL_FROM")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -73,6 +76,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.jinja_env.filters["markdown"] = markdown
     app.jinja_env.filters["markdown_inline"] = markdown_inline
+    from web import i18n
+
+    i18n.init_app(app)
+    for key in MAIL_SETTINGS:  # outgoing e-mail (web.mail): from the environment unless given
+        if key not in app.config and os.environ.get(key):
+            app.config[key] = os.environ[key]
+    if isinstance(app.config.get("MAIL_USE_TLS"), str):
+        app.config["MAIL_USE_TLS"] = app.config["MAIL_USE_TLS"].lower() not in ("0", "false", "no")
     _register_blueprints(app)
     _register_error_handlers(app)
     return app

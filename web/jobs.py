@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.api import TaskWrapper
 from huey.consumer import Consumer
 
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 class JobQueue:
     huey: Huey
     calibrate: TaskWrapper
+    maintenance: TaskWrapper
 
 
 @functools.cache
@@ -43,7 +44,8 @@ def queue() -> JobQueue:
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") \
             else str(Path(folder) / "jobs.sqlite3")
         huey = SqliteHuey("proficio", filename=path)
-    return JobQueue(huey, huey.task(name="calibrate")(_run_calibration))
+    return JobQueue(huey, huey.task(name="calibrate")(_run_calibration),
+                    huey.periodic_task(crontab(minute="*"), name="maintenance")(_maintenance))
 
 
 # A forked gunicorn worker must not inherit the master's queue: its storage lock may be held by
@@ -62,6 +64,30 @@ def _run_calibration(job_id: int, database_url: str, request_id: str | None = No
         log.info("calibration job %s: done", job_id)
 
 
+@functools.cache
+def _maintenance_app() -> Any:
+    from web.app import create_app
+
+    return create_app()
+
+
+def _maintenance() -> None:
+    """Every minute: invitation reminders and webhook deliveries (web.services.invitations).
+    Both claim their rows before acting, so two schedulers never double-send."""
+    from web.db import database
+    from web.services.invitations import run_maintenance
+
+    try:
+        app = _maintenance_app()
+        with app.app_context():
+            run = run_maintenance(database().engine)
+    except Exception as exc:  # the next minute tries again; the queue must keep running
+        log.warning("maintenance skipped: %s: %s", type(exc).__name__, exc)
+        return
+    if run.reminders or run.deliveries.delivered or run.deliveries.retried:
+        log.info("maintenance: %d reminder(s), %s", run.reminders, run.deliveries)
+
+
 def enqueue_calibration(job_id: int, database_url: str) -> None:
     """Queue a calibration job. A database URL with a password never enters the queue (it may
     be Redis on another machine): the worker then uses its own ``DATABASE_URL``."""
@@ -75,7 +101,7 @@ def enqueue_calibration(job_id: int, database_url: str) -> None:
 
 def start_embedded_consumer(workers: int = 1) -> Consumer:
     """Start worker threads in this process (no signal handlers: the host process owns them)."""
-    consumer = queue().huey.create_consumer(workers=workers, worker_type="thread", periodic=False,
+    consumer = queue().huey.create_consumer(workers=workers, worker_type="thread", periodic=True,
                                             check_worker_health=False)
     # Consumer.start() would also install signal handlers, taking SIGINT/SIGTERM away from the
     # host (gunicorn's master); start the scheduler and worker threads only.

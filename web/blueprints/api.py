@@ -198,6 +198,14 @@ class SkillScoreSchema(Schema):
     misclassification = fields.Float(allow_none=True)
 
 
+class AccommodationSchema(Schema):
+    extra_time_percent = fields.Integer(metadata={"description": "Extra time granted, % of the "
+                                                                 "assessment's time limit"})
+    break_minutes = fields.Integer(metadata={"description": "Break time granted (clock stopped)"})
+    break_used_minutes = fields.Float(metadata={"description": "Break time taken"})
+    note = fields.String()
+
+
 class ReportSchema(Schema):
     session_id = fields.Integer()
     candidate_public_id = fields.String()
@@ -211,6 +219,8 @@ class ReportSchema(Schema):
     cut_score = fields.Float(allow_none=True)
     provisional = fields.Boolean()
     skills = fields.List(fields.Nested(SkillScoreSchema))
+    accommodation = fields.Nested(AccommodationSchema, allow_none=True, metadata={
+        "description": "Accommodations granted to this candidate (None: none)"})
 
 
 @staff_api.route("/assessments", methods=["GET"])

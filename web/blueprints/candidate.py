@@ -1,22 +1,40 @@
 """Candidate pages: invitation → welcome → one question per page → finish.
 
-Works without JavaScript. The invitation link is the candidate's key: opening it again resumes
-the session at the pending question. Pages never contain a key, an explanation, an item
-parameter or an ability estimate.
+Works without JavaScript; with it, static/countdown.js turns the server-rendered time left into
+a live countdown (the server's deadline stays the authority). The invitation link is the
+candidate's key: opening it again resumes the session at the pending question. Pages never
+contain a key, an explanation, an item parameter or an ability estimate. Text is translated
+(web.i18n): the assessment's language, else the browser's.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 
 from web.security import ANSWER_LIMIT, START_LIMIT, candidate_key, limiter
 from web.services import candidate as flow
 
 bp = Blueprint("candidate", __name__, url_prefix="/t")
 
+#: What the candidate reads for each refusal (the service's messages are for logs and the API).
+MESSAGES = {
+    "invitation_not_found": _l("This invitation link is not valid. Please check that you "
+                               "opened the whole link from your invitation."),
+    "invitation_unavailable": _l("This invitation can no longer be used: it has expired or "
+                                 "was withdrawn by the organisation that invited you."),
+    "session_not_found": _l("This assessment session was not found."),
+    "session_closed": _l("This assessment has ended; it cannot be changed any more."),
+    "not_pending": _l("That is not the current question; please answer the question shown "
+                      "now."),
+    "invalid_answer": _l("That answer is not one of the options of this question."),
+    "break_refused": _l("No break time is left for this assessment."),
+}
+
 
 def _refused(exc: flow.CandidateError, token: str):  # type: ignore[no-untyped-def]
-    return render_template("candidate/refused.html", message=str(exc), token=token,
+    message = MESSAGES.get(exc.code, str(exc))
+    return render_template("candidate/refused.html", message=message, token=token,
                            code=exc.code), exc.status
 
 
@@ -46,13 +64,18 @@ def start(token: str):  # type: ignore[no-untyped-def]
 @bp.route("/<token>/question")
 def question(token: str):  # type: ignore[no-untyped-def]
     try:
-        view = flow.start_or_resume(token) if flow.session_for_invitation(token) else None
+        session_id = flow.session_for_invitation(token)
+        view = flow.start_or_resume(token) if session_id else None
+        if view is not None and view.on_break and view.break_left_seconds <= 0:
+            view = flow.end_break(view.session_id)  # the break allowance ran out
     except flow.CandidateError as exc:
         return _refused(exc, token)
     if view is None:
         return redirect(url_for("candidate.welcome", token=token))
     if view.status != "in_progress" or view.pending is None:
         return redirect(url_for("candidate.done", token=token))
+    if view.on_break:
+        return render_template("candidate/break.html", token=token, view=view)
     return render_template("candidate/question.html", token=token, view=view)
 
 
@@ -67,16 +90,44 @@ def answer(token: str):  # type: ignore[no-untyped-def]
             return redirect(url_for("candidate.welcome", token=token))
         if not choice:
             view = flow.session_status(session_id)
-            if view.pending is not None and view.pending.item_id == item_id:
+            if view.pending is not None and view.pending.item_id == item_id \
+                    and not view.on_break:
                 return render_template("candidate/question.html", token=token, view=view,
-                                       error="Please choose one of the options."), 422
+                                       error=_l("Please choose one of the options.")), 422
             return redirect(url_for("candidate.question", token=token))
         view = flow.submit_answer(session_id, item_id, choice)
+    except flow.TimeUpError:
+        return redirect(url_for("candidate.done", token=token))  # the "time is up" page
     except flow.CandidateError as exc:
         return _refused(exc, token)
     if view.status != "in_progress":
         return redirect(url_for("candidate.done", token=token))
     return redirect(url_for("candidate.question", token=token))
+
+
+def _break_action(token: str, action):  # type: ignore[no-untyped-def]
+    try:
+        session_id = flow.session_for_invitation(token)
+        if session_id is None:
+            return redirect(url_for("candidate.welcome", token=token))
+        action(session_id)
+    except flow.CandidateError as exc:
+        return _refused(exc, token)
+    return redirect(url_for("candidate.question", token=token))
+
+
+@bp.route("/<token>/break", methods=["POST"])
+@limiter.limit(START_LIMIT)
+def pause(token: str):  # type: ignore[no-untyped-def]
+    """Start a granted break (the clock stops)."""
+    return _break_action(token, flow.start_break)
+
+
+@bp.route("/<token>/resume", methods=["POST"])
+@limiter.limit(START_LIMIT)
+def resume(token: str):  # type: ignore[no-untyped-def]
+    """End the break (the clock runs again)."""
+    return _break_action(token, flow.end_break)
 
 
 @bp.route("/<token>/done")

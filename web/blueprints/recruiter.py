@@ -1,4 +1,6 @@
-"""Recruiter pages: candidates and their status, invitations, reports, comparisons."""
+"""Recruiter pages: candidates and their status, invitations (links as CSV, e-mail),
+accommodations, revocation (with confirmation), reports, comparisons, webhooks and their
+delivery log."""
 
 from __future__ import annotations
 
@@ -15,12 +17,20 @@ from flask import (
 )
 from flask_login import current_user
 
+from web.db import get_db, unit_of_work
 from web.rendering import IntervalRow, interval_chart
 from web.security import organisation_id, staff_required
-from web.services import reports, staff
+from web.services import accommodations, invitations, reports, staff, webhooks
 
 bp = Blueprint("recruiter", __name__, url_prefix="/recruiter")
 ROLES = ("recruiter",)
+
+
+def _id_field(name: str) -> int:
+    raw = request.form.get(name, "")
+    if not raw.isdigit() or len(raw) > 18:
+        abort(404)
+    return int(raw)
 
 
 def _assessment_arg() -> int | None:
@@ -50,17 +60,19 @@ def new_invitations():  # type: ignore[no-untyped-def]
     if request.method == "GET":
         return render_template("recruiter/invite.html", assessments=options, error=None)
     try:
-        assessment_id = int(request.form.get("assessment", ""))
+        try:
+            assessment_id = int(request.form.get("assessment", ""))
+        except ValueError:
+            raise ValueError("field 'assessment': choose an assessment") from None
         upload = request.files.get("csv_file")
         if upload is not None and upload.filename:
             people = staff.parse_invitation_csv(upload.read())
         else:
-            names = [n.strip() for n in request.form.get("names", "").splitlines() if n.strip()]
-            people = [(staff.clean_name(n, k + 1), None) for k, n in enumerate(names)]
-            if not people:
-                raise ValueError("field 'names': enter at least one candidate name, or upload "
-                                 "a CSV file")
-        days = int(request.form.get("expires_in_days", "14") or 14)
+            people = parse_people(request.form.get("names", ""))
+        try:
+            days = int(request.form.get("expires_in_days", "14") or 14)
+        except ValueError:
+            raise ValueError("field 'expires_in_days': expected a whole number") from None
         issued = staff.create_invitations(org, int(current_user.id), assessment_id, people,
                                           current_app.config["PROFICIO_BASE_URL"], days)
     except staff.NotFound:
@@ -68,21 +80,114 @@ def new_invitations():  # type: ignore[no-untyped-def]
     except ValueError as exc:
         return render_template("recruiter/invite.html", assessments=options,
                                error=str(exc)), 422
-    return render_template("recruiter/invited.html", issued=issued)
+    emails = [email for _, email in people]
+    mailed = None
+    if request.form.get("send_email") and any(emails):
+        mailed = invitations.email_invitations(issued, emails, assessment_id)
+    return render_template("recruiter/invited.html", issued=issued, emails=emails,
+                           mailed=mailed, links_csv=invitations.links_csv(issued, emails))
 
 
-@bp.route("/invitations/<int:invitation_id>/revoke", methods=["POST"])
+def parse_people(text: str) -> list[tuple[str | None, str | None]]:
+    """One candidate per line: ``Name`` or ``Name, e-mail`` (errors name the line)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ValueError("field 'names': enter at least one candidate name, or upload a CSV "
+                         "file")
+    if len(lines) > staff.MAX_INVITATIONS_PER_REQUEST:
+        raise ValueError(f"field 'names': at most {staff.MAX_INVITATIONS_PER_REQUEST} lines")
+    out: list[tuple[str | None, str | None]] = []
+    for k, line in enumerate(lines, start=1):
+        name, email = line, None
+        head, sep, tail = line.rpartition(",")
+        if sep and "@" in tail:
+            name, email = head, tail.strip()
+            if " " in email or len(email) > 320 or any(ord(ch) < 32 for ch in email):
+                raise ValueError(f"field 'names': line {k}: {email!r} is not an e-mail address")
+        out.append((staff.clean_name(name, k), email))
+    return out
+
+
+@bp.route("/invitations/<int:invitation_id>/revoke", methods=["GET", "POST"])
 @staff_required(*ROLES)
 def revoke(invitation_id: int):  # type: ignore[no-untyped-def]
+    """GET: what revoking would do, and a confirmation button; POST: revoke."""
+    org = organisation_id()
     try:
-        staff.revoke_invitation(organisation_id(), invitation_id, int(current_user.id))
+        info = accommodations.summary(org, invitation_id)
+    except staff.NotFound:
+        abort(404)
+    if request.method == "GET":
+        return render_template("recruiter/revoke.html", info=info)
+    try:
+        staff.revoke_invitation(org, invitation_id, int(current_user.id))
     except staff.NotFound:
         abort(404)
     except ValueError as exc:
         flash(str(exc), "error")
         return redirect(url_for("recruiter.candidates"))
-    flash("Invitation revoked.", "info")
+    who = info.candidate_name or info.candidate_public_id[:12]
+    flash(f"Invitation of {who} revoked. Their link now says that the invitation was "
+          "withdrawn" + (" and their test has ended without a result."
+                         if info.status == "in progress" else "."), "info")
     return redirect(url_for("recruiter.candidates"))
+
+
+@bp.route("/invitations/<int:invitation_id>/accommodations", methods=["GET", "POST"])
+@staff_required(*ROLES)
+def accommodation(invitation_id: int):  # type: ignore[no-untyped-def]
+    org = organisation_id()
+    try:
+        info = accommodations.summary(org, invitation_id)
+    except staff.NotFound:
+        abort(404)
+    if request.method == "GET":
+        return render_template("recruiter/accommodations.html", info=info, error=None,
+                               choices=accommodations.EXTRA_TIME_CHOICES)
+    try:
+        extra, minutes, note = accommodations.parse_form(
+            request.form.get("extra_time_percent", "0"), request.form.get("break_minutes", "0"),
+            request.form.get("note", ""))
+        accommodations.grant(org, int(current_user.id), invitation_id, extra, minutes, note)
+    except staff.NotFound:
+        abort(404)
+    except ValueError as exc:
+        return render_template("recruiter/accommodations.html", info=info, error=str(exc),
+                               choices=accommodations.EXTRA_TIME_CHOICES), 422
+    flash(f"Accommodations saved for {info.candidate_name or info.candidate_public_id[:12]}.",
+          "info")
+    return redirect(url_for("recruiter.candidates"))
+
+
+@bp.route("/webhooks", methods=["GET", "POST"])
+@staff_required(*ROLES)
+def webhook_settings():  # type: ignore[no-untyped-def]
+    """The organisation's webhooks (add, remove) and the delivery log (retry)."""
+    org = organisation_id()
+    created, error, status = None, None, 200
+    if request.method == "POST":
+        action = request.form.get("action", "")
+        try:
+            with unit_of_work() as db:
+                if action == "add":
+                    created = webhooks.create_webhook(db, org, request.form.get("url", ""),
+                                                      int(current_user.id))
+                elif action == "remove":
+                    webhooks.deactivate_webhook(db, org, _id_field("webhook"))
+                    flash("Webhook removed; nothing more is sent to it.", "info")
+                elif action == "retry":
+                    webhooks.retry_delivery(db, org, _id_field("delivery"))
+                    flash("The delivery will be sent again within a minute.", "info")
+                else:
+                    abort(400)
+        except webhooks.WebhookNotFound:
+            abort(404)
+        except ValueError as exc:
+            error, status = str(exc), 422
+    db = get_db()
+    return render_template("recruiter/webhooks.html", hooks=webhooks.webhooks(db, org),
+                           deliveries=webhooks.delivery_log(db, org), created=created,
+                           error=error), status
 
 
 @bp.route("/sessions/<int:session_id>")
@@ -95,8 +200,7 @@ def report(session_id: int):  # type: ignore[no-untyped-def]
     chart = None
     if rep.skills:
         rows = [IntervalRow(s.skill_name, s.score, s.lower90, s.upper90) for s in rep.skills]
-        lo = min(200.0, min(r.lower for r in rows) - 20)
-        hi = max(800.0, max(r.upper for r in rows) + 20)
+        lo, hi = reports.CHART_RANGE  # one axis for every report: comparable by eye
         chart = interval_chart(rows, lo, hi, cut=rep.cut_score,
                                title="Score per skill with 90% interval")
     return render_template("recruiter/report.html", rep=rep, chart=chart)

@@ -1,5 +1,6 @@
-"""``proficio org create``, ``proficio staff create``, ``proficio assessment create``: set up an
-installation without the demo. Passwords are generated (printed once) unless given on stdin."""
+"""``proficio org create|list``, ``proficio staff create``, ``proficio assessment create|list``:
+set up an installation without the demo. Passwords are generated (printed once) unless given on
+stdin."""
 
 from __future__ import annotations
 
@@ -7,11 +8,19 @@ import argparse
 import json
 import sys
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine import Blueprint, SkillSpec
 from item_bank import db, repository
-from item_bank.models import ROLES, Organisation, Skill
+from item_bank.models import (
+    LANGUAGES,
+    ROLES,
+    Assessment,
+    Invitation,
+    Organisation,
+    Skill,
+    StaffUser,
+)
 from item_bank.security import new_password
 from web.commands.db import add_url_option, open_engine
 from web.services import accounts, audit
@@ -26,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("name")
     add_url_option(o)
     o.set_defaults(handler=create_org)
+    ol = org.add_parser("list", help="list the organisations (slug, name, staff, assessments)")
+    add_url_option(ol)
+    ol.set_defaults(handler=list_orgs)
 
     staff = sub.add_parser("staff", help="staff accounts").add_subparsers(
         dest="staff_command", metavar="ACTION", required=True)
@@ -79,8 +91,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--cut-score", type=float, default=None,
                    help=f"pass/fail cut on the reporting scale ({SCALE_MEAN:g} + {SCALE_SD:g} θ)")
     a.add_argument("--time-limit", type=int, default=None, help="minutes")
+    a.add_argument("--language", choices=LANGUAGES, default=None,
+                   help="language of the candidate pages (default: the browser's choice)")
     add_url_option(a)
     a.set_defaults(handler=create_assessment)
+    lang = assessment.add_parser("language", help="set the candidate pages' language of an "
+                                                  "assessment")
+    lang.add_argument("--org", required=True, help="organisation slug")
+    lang.add_argument("slug")
+    lang.add_argument("language", choices=(*LANGUAGES, "browser"),
+                      help="a language, or 'browser' for the candidate's browser setting")
+    add_url_option(lang)
+    lang.set_defaults(handler=set_language)
+    al = assessment.add_parser("list", help="list the assessments (organisation, slug, name, "
+                                            "limits, invitations)")
+    al.add_argument("--org", default=None, help="only this organisation's assessments")
+    add_url_option(al)
+    al.set_defaults(handler=list_assessments)
 
 
 def _organisation(session, slug: str) -> Organisation:
@@ -199,10 +226,83 @@ def create_assessment(args: argparse.Namespace) -> int:
                 blueprint = Blueprint(skills=tuple(SkillSpec(s, 3, 6) for s in skills),
                                       min_items=3 * len(skills), max_items=6 * len(skills),
                                       se_target=0.35)
-            repository.create_assessment(session, org, args.slug, args.name,
-                                         blueprint.to_dict(), cut_score=args.cut_score,
-                                         time_limit_minutes=args.time_limit)
+            made = repository.create_assessment(session, org, args.slug, args.name,
+                                                blueprint.to_dict(), cut_score=args.cut_score,
+                                                time_limit_minutes=args.time_limit)
+            made.language = args.language
     finally:
         engine.dispose()
     print(f"assessment {args.slug!r} created for {args.org!r}")
     return 0
+
+
+def set_language(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine) as session:
+            org = _organisation(session, args.org)
+            target = session.scalar(select(Assessment).where(
+                Assessment.organisation_id == org.id, Assessment.slug == args.slug))
+            if target is None:
+                raise ValueError(f"no assessment {args.slug!r} in {args.org!r}; "
+                                 "`proficio assessment list` shows them")
+            target.language = None if args.language == "browser" else args.language
+    finally:
+        engine.dispose()
+    print(f"assessment {args.slug!r}: candidate pages in "
+          f"{'the browser language' if args.language == 'browser' else args.language}")
+    return 0
+
+
+def list_orgs(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine, write=False) as session:
+            staff = dict(session.execute(select(StaffUser.organisation_id, func.count())
+                                         .group_by(StaffUser.organisation_id)).all())
+            tests = dict(session.execute(select(Assessment.organisation_id, func.count())
+                                         .group_by(Assessment.organisation_id)).all())
+            rows = [(o.slug, o.name, staff.get(o.id, 0), tests.get(o.id, 0))
+                    for o in session.scalars(select(Organisation).order_by(Organisation.slug))]
+    finally:
+        engine.dispose()
+    if not rows:
+        print("no organisations; create one with `proficio org create SLUG NAME`")
+        return 0
+    _table(("slug", "name", "staff", "assessments"), rows)
+    return 0
+
+
+def list_assessments(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine, write=False) as session:
+            stmt = (select(Assessment, Organisation.slug).join(Organisation)
+                    .order_by(Organisation.slug, Assessment.slug))
+            if args.org:
+                _organisation(session, args.org)
+                stmt = stmt.where(Organisation.slug == args.org)
+            invited = dict(session.execute(select(Invitation.assessment_id, func.count())
+                                           .group_by(Invitation.assessment_id)).all())
+            rows = []
+            for a, org_slug in session.execute(stmt):
+                bp = Blueprint.from_dict(a.blueprint)
+                rows.append((org_slug, a.slug, a.name, f"{bp.max_items}",
+                             f"{a.time_limit_minutes} min" if a.time_limit_minutes else "-",
+                             "-" if a.cut_score is None else f"{a.cut_score:g}",
+                             a.language or "browser", invited.get(a.id, 0)))
+    finally:
+        engine.dispose()
+    if not rows:
+        print("no assessments; create one with `proficio assessment create`")
+        return 0
+    _table(("organisation", "slug", "name", "max items", "time limit", "cut score",
+            "language", "invitations"), rows)
+    return 0
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
+    cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in r) for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

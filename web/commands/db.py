@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from item_bank import db
 
@@ -20,20 +23,50 @@ def add_url_option(parser: argparse.ArgumentParser) -> None:
                              "instance SQLite file)")
 
 
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database \
+            or parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
+
+
 def open_engine(args: argparse.Namespace, check: bool = True) -> Engine:
     """The engine for the command; refuses a schema that is behind (`item_bank.db.SchemaError`
-    is turned into a one-line error naming `proficio db upgrade`)."""
+    is turned into a one-line error naming the database opened and `proficio db upgrade`).
+
+    A SQLite file that did not exist before and turned out to have no schema is removed again,
+    so a mistyped or unset ``DATABASE_URL`` leaves no empty database behind."""
     from web.cli import CommandError
 
     _quiet_alembic(keep_migrations=not check)
-    engine = db.create_db_engine(getattr(args, "database_url", None))
+    url = db.database_url(getattr(args, "database_url", None))
+    path = _sqlite_file(url)
+    existed = path is None or path.exists()
+    engine = db.create_db_engine(url)
     if check:
         try:
             db.check_schema(engine)
         except db.SchemaError as exc:
             engine.dispose()
-            raise CommandError(str(exc)) from None
+            if not existed and path is not None:
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    path.with_name(path.name + suffix).unlink(missing_ok=True)
+            raise CommandError(str(exc) + _where_hint(url)) from None
     return engine
+
+
+def _where_hint(url: str) -> str:
+    """Where the URL came from, and the demo's database when that is probably what was meant."""
+    if os.environ.get("DATABASE_URL"):
+        return " (the database is $DATABASE_URL)"
+    from web.config import instance_folder
+
+    hint = " (DATABASE_URL is unset, so the instance database was opened"
+    demo = instance_folder() / "demo.sqlite3"
+    if demo.exists() and _sqlite_file(url) != demo:
+        hint += f"; for the demo's data: export DATABASE_URL=sqlite:///{demo}"
+    return hint + ")"
 
 
 def _quiet_alembic(keep_migrations: bool) -> None:

@@ -7,7 +7,8 @@ event and the change commit or roll back together). Admins of an organisation re
 Actions (``action``): ``login``, ``login.oidc``, ``password.changed``, ``password.reset``,
 ``password.reset_requested``, ``totp.enabled``, ``totp.disabled``, ``recovery_code.used``,
 ``staff.created``, ``staff.role_changed``, ``staff.password_set``, ``invitations.created``,
-``invitation.revoked``, ``bank.imported``, ``calibration.published``, ``calibration.rolled_back``, ``item.status_changed``.
+``invitation.revoked``, ``bank.imported``, ``calibration.published``,
+``calibration.rolled_back``, ``item.status_changed``.
 """
 
 from __future__ import annotations

@@ -14,6 +14,12 @@ Safety rules enforced here:
 * a finished or timed-out session cannot change (`SessionClosedError`);
 * the deadline is checked by the server on every call; past it, the session is scored on what
   was answered and marked ``timed_out``.
+
+Time limits and accommodations: a recruiter may grant a candidate extra time (a share of the
+assessment's limit, added to the deadline when the session starts) and a break of up to N
+minutes during which the clock stops (`start_break` / `end_break`; a break that outlasts its
+allowance lets the clock run again). Both are stored in ``accommodations`` and reported with
+the result. The countdown on the page is only a display: the server's deadline decides.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from engine import Blueprint, CatState
 from engine.errors import EngineError
 from item_bank import repository as repo
 from item_bank.models import (
+    Accommodation,
+    Assessment,
     CandidateSession,
     Invitation,
     Item,
@@ -40,7 +48,8 @@ from item_bank.models import (
 )
 from item_bank.security import hash_token
 from web import observability
-from web.db import unit_of_work
+from web.db import get_db, unit_of_work
+from web.services import webhooks
 from web.services.engines import LiveAssessment, live_assessment
 
 
@@ -75,6 +84,16 @@ class InvalidAnswerError(CandidateError):
     status, code = 422, "invalid_answer"
 
 
+class TimeUpError(SessionClosedError):
+    """An answer arrived after the deadline; the session has been scored and closed."""
+
+    code = "time_up"
+
+
+class BreakRefused(CandidateError):
+    status, code = 409, "break_refused"
+
+
 @dataclass(frozen=True)
 class PendingItem:
     """What the candidate may see of an item: its id, stem and options (never the key)."""
@@ -93,6 +112,11 @@ class SessionView:
     max_items: int
     deadline: dt.datetime | None
     token: str | None = None
+    #: The clock is stopped (a granted break is being taken); `deadline` is then when the
+    #: time would run out if the break ended now.
+    on_break: bool = False
+    #: Break time still available, in seconds (0 when none was granted or it is used up).
+    break_left_seconds: int = 0
 
     @property
     def position(self) -> int:
@@ -105,15 +129,59 @@ class SessionView:
         return max(0, int(left))
 
 
+def _accommodation(db: Session, row: CandidateSession) -> Accommodation | None:
+    """The granted accommodation of a timed session (untimed sessions skip the query)."""
+    if row.deadline is None:
+        return None
+    return db.scalar(select(Accommodation)
+                     .where(Accommodation.invitation_id == row.invitation_id))
+
+
+def _break_left(acc: Accommodation | None) -> float:
+    if acc is None:
+        return 0.0
+    return max(0.0, acc.break_minutes * 60.0 - acc.break_used_seconds)
+
+
+def _effective_deadline(row: CandidateSession, acc: Accommodation | None,
+                        now: dt.datetime) -> dt.datetime | None:
+    """The deadline with the running break (if any) counted, up to its allowance."""
+    if row.deadline is None:
+        return None
+    deadline = as_utc(row.deadline)
+    if acc is not None and acc.break_started_at is not None:
+        paused = (now - as_utc(acc.break_started_at)).total_seconds()
+        deadline += dt.timedelta(seconds=min(max(paused, 0.0), _break_left(acc)))
+    return deadline
+
+
+def _close_break(row: CandidateSession, acc: Accommodation | None, now: dt.datetime) -> None:
+    """End a running break: the paused time (up to the allowance) moves the deadline."""
+    if acc is None or acc.break_started_at is None or row.deadline is None:
+        return
+    used = min(max((now - as_utc(acc.break_started_at)).total_seconds(), 0.0), _break_left(acc))
+    row.deadline = as_utc(row.deadline) + dt.timedelta(seconds=used)
+    acc.break_used_seconds += round(used)
+    acc.break_started_at = None
+
+
 
 def _view(row: CandidateSession, live: LiveAssessment, state: CatState,
-          token: str | None = None) -> SessionView:
+          token: str | None = None, acc: Accommodation | None = None,
+          now: dt.datetime | None = None) -> SessionView:
     pending = None
     if row.status == "in_progress" and state.pending is not None:
         facts = live.items[state.pending]
         pending = PendingItem(state.pending, facts.stem, facts.options)
+    now = now or utcnow()
+    on_break = acc is not None and acc.break_started_at is not None \
+        and row.status == "in_progress"
+    left = _break_left(acc)
+    if on_break:
+        left -= (now - as_utc(acc.break_started_at)).total_seconds()  # type: ignore[union-attr]
     return SessionView(row.id, row.status, pending, len(state.events),
-                       live.engine.blueprint.max_items, row.deadline, token)
+                       live.engine.blueprint.max_items, _effective_deadline(row, acc, now),
+                       token, on_break, max(0, int(left)))
 
 
 def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: CatState,
@@ -124,6 +192,7 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
         repo.record_skill_result(db, row.id, skill, est.theta, est.se, est.n_items, stop)
     repo.finish_session(db, row, status)
     observability.session_finished(db, status)
+    webhooks.session_event(db, row, f"session.{status}")
 
 
 def _load(db: Session, row: CandidateSession) -> tuple[LiveAssessment, CatState]:
@@ -132,9 +201,15 @@ def _load(db: Session, row: CandidateSession) -> tuple[LiveAssessment, CatState]
 
 
 def _check_deadline(db: Session, row: CandidateSession, live: LiveAssessment, state: CatState,
-                    now: dt.datetime) -> bool:
-    """Close a running session whose deadline has passed; True when it did."""
-    if row.status == "in_progress" and row.deadline is not None and now >= as_utc(row.deadline):
+                    now: dt.datetime, acc: Accommodation | None = None) -> bool:
+    """Close a running session whose deadline (break time counted) has passed; True when it
+    did."""
+    if row.status != "in_progress" or row.deadline is None or now < as_utc(row.deadline):
+        return False
+    acc = acc if acc is not None else _accommodation(db, row)
+    deadline = _effective_deadline(row, acc, now)
+    if deadline is not None and now >= deadline:
+        _close_break(row, acc, now)
         _finalize(db, row, live, state, "timed_out")
         return True
     return False
@@ -182,12 +257,13 @@ def start_or_resume(invitation_token: str, *, rotate_token: bool = False) -> Ses
             return _start(db, invitation, now)
         row = _lock(db, row_id)
         live, state = _load(db, row)
-        _check_deadline(db, row, live, state, now)
+        acc = _accommodation(db, row)
+        _check_deadline(db, row, live, state, now, acc)
         token = None
         if rotate_token and row.status == "in_progress":
             token = secrets.token_urlsafe(32)
             row.token_hash = hash_token(token)
-        return _view(row, live, state, token)
+        return _view(row, live, state, token, acc, now)
 
 
 def _start(db: Session, invitation: Invitation, now: dt.datetime) -> SessionView:
@@ -202,8 +278,11 @@ def _start(db: Session, invitation: Invitation, now: dt.datetime) -> SessionView
     live = live_assessment(db, assessment.id, assessment.blueprint)
     with observability.ITEM_SELECTION.time():
         state = live.engine.start(seed=secrets.randbits(63))
-    limit = assessment.time_limit_minutes
-    deadline = now + dt.timedelta(minutes=limit) if limit else None
+    deadline = None
+    if assessment.time_limit_minutes:
+        acc = invitation.accommodation
+        extra = acc.extra_time_percent if acc is not None else 0
+        deadline = now + dt.timedelta(minutes=assessment.time_limit_minutes * (1 + extra / 100))
     row, token = repo.start_session(db, invitation, engine_state=state.to_dict(),
                                     deadline=deadline)
     observability.session_started(db)
@@ -219,8 +298,36 @@ def session_status(session_id: int, token: str | None = None) -> SessionView:
     with unit_of_work() as db:
         row = _lock(db, session_id, token)
         live, state = _load(db, row)
-        _check_deadline(db, row, live, state, now)
-        return _view(row, live, state)
+        acc = _accommodation(db, row)
+        _check_deadline(db, row, live, state, now, acc)
+        return _view(row, live, state, None, acc, now)
+
+
+def start_break(session_id: int) -> SessionView:
+    """Stop the clock for a granted break (refused without break time left)."""
+    now = utcnow()
+    with unit_of_work() as db:
+        row = _lock(db, session_id)
+        live, state = _load(db, row)
+        acc = _accommodation(db, row)
+        if not _check_deadline(db, row, live, state, now, acc) and row.status == "in_progress":
+            if acc is None or _break_left(acc) <= 0:
+                raise BreakRefused("no break time is left for this assessment")
+            if acc.break_started_at is None:
+                acc.break_started_at = now
+        return _view(row, live, state, None, acc, now)
+
+
+def end_break(session_id: int) -> SessionView:
+    """Start the clock again (the time paused counts against the break allowance)."""
+    now = utcnow()
+    with unit_of_work() as db:
+        row = _lock(db, session_id)
+        live, state = _load(db, row)
+        acc = _accommodation(db, row)
+        if not _check_deadline(db, row, live, state, now, acc):
+            _close_break(row, acc, now)
+        return _view(row, live, state, None, acc, now)
 
 
 def session_for_invitation(invitation_token: str) -> int | None:
@@ -251,11 +358,13 @@ def submit_answer(session_id: int, item_id: str, answer: str, *, token: str | No
         with unit_of_work() as db:
             row = _lock(db, session_id, token)
             live, state = _load(db, row)
-            late = _check_deadline(db, row, live, state, now)
+            acc = _accommodation(db, row)
+            late = _check_deadline(db, row, live, state, now, acc)
             if not late:
+                _close_break(row, acc, now)  # answering (e.g. from a stale tab) ends a break
                 return _record(db, row, live, state, item_id, answer, latency_ms, now)
-        raise SessionClosedError("the time limit has passed; the answers given before it "
-                                 "were scored")
+        raise TimeUpError("the time limit has passed; the answers given before it "
+                          "were scored")
     except IntegrityError:
         # A concurrent duplicate of this very answer won the race: report the stored outcome.
         with unit_of_work() as db:
@@ -312,6 +421,9 @@ class InvitationOverview:
     max_items: int
     time_limit_minutes: int | None
     expires_at: dt.datetime
+    #: Minutes the candidate has in all (the limit plus granted extra time), None: no limit.
+    minutes_allowed: int | None = None
+    break_minutes: int = 0
 
 
 def invitation_overview(invitation_token: str) -> InvitationOverview:
@@ -328,6 +440,19 @@ def invitation_overview(invitation_token: str) -> InvitationOverview:
         names = dict(db.execute(select(Skill.slug, Skill.name)).all())
         if not slugs:
             slugs = sorted(names)
+        acc = invitation.accommodation
+        limit = assessment.time_limit_minutes
+        allowed = None
+        if limit:
+            allowed = round(limit * (1 + (acc.extra_time_percent if acc else 0) / 100))
         return InvitationOverview(assessment.name, tuple(names.get(s, s) for s in slugs),
-                                  blueprint.max_items, assessment.time_limit_minutes,
-                                  invitation.expires_at)
+                                  blueprint.max_items, limit, invitation.expires_at,
+                                  allowed, acc.break_minutes if acc and limit else 0)
+
+
+def invitation_language(invitation_token: str) -> str | None:
+    """The language the invitation's assessment is set to (None: the browser chooses)."""
+    db = get_db()
+    return db.scalar(select(Assessment.language).join(
+        Invitation, Invitation.assessment_id == Assessment.id)
+        .where(Invitation.token_hash == hash_token(invitation_token or "-")))

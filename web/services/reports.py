@@ -15,12 +15,14 @@ population's average, and each 100 points is one population standard deviation.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 from dataclasses import dataclass
 
 from scipy.stats import norm
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from item_bank.models import (
     Assessment,
@@ -37,6 +39,9 @@ from web.db import get_db
 from web.services.staff import NotFound, display_status
 
 SCALE_MEAN, SCALE_SD = 500.0, 100.0
+#: Every report chart has this axis (θ from −3.5 to 3.5), so two reports compare by eye;
+#: an interval beyond it is drawn up to the edge.
+CHART_RANGE = (150.0, 850.0)
 Z90 = float(norm.ppf(0.95))
 
 
@@ -65,6 +70,16 @@ class SkillScore:
 
 
 @dataclass(frozen=True)
+class AccommodationRecord:
+    """Accommodations granted to the candidate, and the break time actually taken."""
+
+    extra_time_percent: int
+    break_minutes: int
+    break_used_minutes: float
+    note: str
+
+
+@dataclass(frozen=True)
 class CandidateReport:
     session_id: int
     candidate_public_id: str
@@ -79,6 +94,7 @@ class CandidateReport:
     cut_score: float | None
     provisional: bool
     skills: tuple[SkillScore, ...]
+    accommodation: AccommodationRecord | None = None
 
 
 def skill_score(skill: str, name: str, theta: float, se: float, n_items: int, stop: str,
@@ -93,8 +109,10 @@ def skill_score(skill: str, name: str, theta: float, se: float, n_items: int, st
                       100.0 * float(norm.cdf(theta)), n_items, stop, decision, miscl)
 
 
-def report(org_id: int, session_id: int) -> CandidateReport:
-    db = get_db()
+def report(org_id: int, session_id: int, db: Session | None = None) -> CandidateReport:
+    """The report of a session of organisation ``org_id`` (`NotFound` otherwise); read through
+    ``db`` when given (e.g. inside the transaction that finished the session)."""
+    db = db or get_db()
     row = db.get(CandidateSession, session_id)
     if row is None or row.assessment.organisation_id != org_id:
         raise NotFound("no such report")
@@ -114,10 +132,26 @@ def report(org_id: int, session_id: int) -> CandidateReport:
     minutes = None
     if row.finished_at is not None:
         minutes = (as_utc(row.finished_at) - as_utc(row.started_at)).total_seconds() / 60.0
+    acc = row.invitation.accommodation
+    record = None if acc is None else AccommodationRecord(
+        acc.extra_time_percent, acc.break_minutes, round(acc.break_used_seconds / 60.0, 1),
+        acc.note)
     return CandidateReport(row.id, row.candidate.public_id, row.candidate.name, assessment.name,
                            assessment.id, display_status(row.invitation, row), row.started_at,
                            row.finished_at, minutes, int(n_questions), assessment.cut_score,
-                           provisional, skills)
+                           provisional, skills, record)
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return None if t is None else as_utc(t).isoformat()
+
+
+def report_json(rep: CandidateReport) -> dict[str, object]:
+    """The report as ``GET /api/v1/reports/{id}`` returns it (the webhook payload's ``report``)."""
+    out = dataclasses.asdict(rep)
+    out.pop("assessment_id")
+    out["started_at"], out["finished_at"] = _iso(rep.started_at), _iso(rep.finished_at)
+    return out
 
 
 

@@ -27,7 +27,7 @@ from item_bank.models import (
     utcnow,
 )
 from web.db import get_db, unit_of_work
-from web.services import audit
+from web.services import audit, webhooks
 
 MAX_INVITATIONS_PER_REQUEST = 500
 MAX_NAME_LENGTH = 200
@@ -146,7 +146,7 @@ def parse_invitation_csv(data: bytes) -> list[tuple[str | None, str | None]]:
     return out
 
 
-def create_invitations(org_id: int, user_id: int, assessment_id: int,
+def create_invitations(org_id: int, user_id: int | None, assessment_id: int,
                        people: list[tuple[str | None, str | None]], base_url: str,
                        expires_in_days: int = 14) -> list[NewInvitation]:
     """One invitation per (name, email); the links (with their tokens) are returned only here."""
@@ -156,7 +156,7 @@ def create_invitations(org_id: int, user_id: int, assessment_id: int,
         raise ValueError("field 'expires_in_days' must be between 1 and 365")
     with unit_of_work() as db:
         target = assessment(org_id, assessment_id, db)
-        user = db.get(StaffUser, user_id)
+        user = db.get(StaffUser, user_id) if user_id is not None else None
         issued = repo.create_invitations(db, target, len(people),
                                          expires_in=dt.timedelta(days=expires_in_days),
                                          created_by=user,
@@ -172,7 +172,8 @@ def create_invitations(org_id: int, user_id: int, assessment_id: int,
         audit.record(db, actor=user, action="invitations.created",
                      target=f"assessment {target.slug}",
                      detail={"count": len(out), "assessment_id": target.id,
-                             "invitation_ids": [i.invitation_id for i in out]})
+                             "invitation_ids": [i.invitation_id for i in out]},
+                     organisation_id=None if user is not None else org_id)
         return out
 
 
@@ -190,6 +191,9 @@ def revoke_invitation(org_id: int, invitation_id: int, actor_id: int | None = No
                          .where(CandidateSession.invitation_id == inv.id))
         if sess is not None and sess.status == "in_progress":
             repo.finish_session(db, sess, "abandoned")
+            webhooks.session_event(db, sess, "session.abandoned")
+        elif sess is None:
+            webhooks.invitation_event(db, inv, "invitation.revoked")
         audit.record(db, actor=db.get(StaffUser, actor_id) if actor_id else None,
                      action="invitation.revoked", target=f"invitation {inv.id}",
                      detail={"candidate": inv.candidate.public_id if inv.candidate else None,
