@@ -64,9 +64,9 @@ __all__ = [
     "BankDocument",
     "FormatError",
     "ItemContent",
+    "ItemWarning",
     "Option",
     "ParameterRecord",
-    "ItemWarning",
     "SkillInfo",
     "content_warnings",
     "item_warnings",
@@ -302,11 +302,12 @@ def check_unique_ids(source: str, items: Sequence[ItemContent], rows: Sequence[s
 # options that differ only in the order of two column names when the order is what is tested).
 
 #: Words too common to count as a cue when key and stem share them.
-_STOPWORDS = frozenset("""
-a an and are as at be but by can do does for from has have how if in into is it its not of on
-one or so than that the their them then there these they this to was what when where which who
-why will with without you your all any each every only more most some such other another
-""".split())
+_STOPWORD_TEXT = (
+    "a an and are as at be but by can do does for from has have how if in into is it its not of "
+    "on one or so than that the their them then there these they this to was what when where "
+    "which who why will with without you your all any each every only more most some such "
+    "other another")
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 #: The key is flagged as the longest option when it is unique and at least this much longer
 #: (relative) than the next longest: a character or two is no visible cue.
 LONGEST_KEY_MARGIN = 0.10

@@ -13,6 +13,7 @@ from engine import Blueprint, SkillSpec
 from item_bank import db, repository
 from item_bank.models import ROLES, Organisation, Skill
 from item_bank.security import new_password
+from item_bank.stacks import STACKS, excluding_stacks
 from web.commands.db import add_url_option, open_engine
 from web.services.reports import SCALE_MEAN, SCALE_SD
 
@@ -50,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--cut-score", type=float, default=None,
                    help=f"pass/fail cut on the reporting scale ({SCALE_MEAN:g} + {SCALE_SD:g} θ)")
     a.add_argument("--time-limit", type=int, default=None, help="minutes")
+    a.add_argument("--exclude-stack", action="append", default=[], metavar="STACK",
+                   help=f"never serve items that assume this stack (repeat; one of "
+                        f"{', '.join(sorted(STACKS))}); stored as the blueprint's "
+                        f"exclude_tags 'stack:STACK'")
     add_url_option(a)
     a.set_defaults(handler=create_assessment)
 
@@ -105,6 +110,7 @@ def create_assessment(args: argparse.Namespace) -> int:
                 blueprint = Blueprint(skills=tuple(SkillSpec(s, 3, 6) for s in skills),
                                       min_items=3 * len(skills), max_items=6 * len(skills),
                                       se_target=0.35)
+            blueprint = excluding_stacks(blueprint, args.exclude_stack)
             repository.create_assessment(session, org, args.slug, args.name,
                                          blueprint.to_dict(), cut_score=args.cut_score,
                                          time_limit_minutes=args.time_limit)

@@ -39,6 +39,7 @@ from item_bank.models import (
     utcnow,
 )
 from item_bank.security import hash_token
+from item_bank.stacks import assumed_stacks
 from web import observability
 from web.db import unit_of_work
 from web.services.engines import LiveAssessment, live_assessment
@@ -312,6 +313,9 @@ class InvitationOverview:
     max_items: int
     time_limit_minutes: int | None
     expires_at: dt.datetime
+    #: Names of the technology stacks that some of the assessment's questions assume
+    #: (`item_bank.stacks.assumed_stacks`); empty when every question is stack-neutral.
+    stacks: tuple[str, ...] = ()
 
 
 def invitation_overview(invitation_token: str) -> InvitationOverview:
@@ -330,4 +334,5 @@ def invitation_overview(invitation_token: str) -> InvitationOverview:
             slugs = sorted(names)
         return InvitationOverview(assessment.name, tuple(names.get(s, s) for s in slugs),
                                   blueprint.max_items, assessment.time_limit_minutes,
-                                  invitation.expires_at)
+                                  invitation.expires_at,
+                                  assumed_stacks(db, slugs, blueprint.exclude_tags))
