@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     rmse_c = float(np.sqrt(np.mean((calibrated.c - true.c) ** 2)))
     print(f"{len(items)} items ({k} options) in {len(skills)} skills, {data.n_responses} "
           f"simulated responses of {args.persons} simulees (seed {args.seed}); 3PL with "
-          f"a ~ lognormal{A_PRIOR}, c ~ Beta{prior_c}; converged={fit.converged_} after {fit.n_iter_} cycles")
+          f"a ~ lognormal{A_PRIOR}, c ~ Beta{prior_c}; converged={fit.converged_} after "
+          f"{fit.n_iter_} cycles")
     print(f"recovery of the generating values: corr(b) = {r_b:.3f}, RMSE(b) = {rmse_b:.3f}, "
           f"corr(a) = {r_a:.3f}, RMSE(c) = {rmse_c:.3f}, mean c = {calibrated.c.mean():.3f} "
           f"(true {true.c.mean():.3f})")
