@@ -12,7 +12,7 @@ def test_bank_view_item_detail_and_promotion(site: Site, staff_client) -> None:
     c = staff_client("psychometrician")
     page = c.get("/psychometrician/")
     assert page.status_code == 200
-    assert page.data.count(b"/psychometrician/items/") >= 224
+    assert page.data.count(b"/psychometrician/items/") >= 320
     assert b"provisional" in page.data
     item = c.get("/psychometrician/items/GIT-003")
     assert item.status_code == 200 and b"<svg" in item.data and b"Parameter versions" in item.data
