@@ -137,8 +137,10 @@ def test_anchored_calibration_job_recovers_pretest_items_and_publishes(backend, 
             "responses": (io.BytesIO(bad.encode()), "../../etc/log.csv")},
             follow_redirects=True)
         assert b"line 3: unknown item" in r.data
+        # the shipped items are 3PL: the form offers that model, and free mode needs it
+        assert b'<option value="3pl" selected>' in client.get("/psychometrician/calibrations").data
         r = client.post("/psychometrician/calibrations", data={
-            "csrf_token": form_csrf, "model": "2pl", "mode": "free", "prior_a_sd": "0.5",
+            "csrf_token": form_csrf, "model": "3pl", "mode": "free", "prior_a_sd": "0.5",
             "responses": (io.BytesIO(good.encode()), "log.csv")})
         assert r.status_code == 302
         upload_job = int(r.headers["Location"].rstrip("/").split("/")[-1])
@@ -154,6 +156,23 @@ def test_anchored_calibration_job_recovers_pretest_items_and_publishes(backend, 
             consumer.stop(graceful=True)
         assert job["status"] == "succeeded", job["message"]
         assert job["settings"]["source"] == "upload"
+        # a free 1PL calibration has no common 1PL items to link through (the shipped items are
+        # 3PL, the published pretest items 2PL): refused before calibrating, saying why
+        r = client.post("/api/v1/calibrations", json={"mode": "free", "model": "1pl"},
+                        headers=csrf)
+        refused = r.json["id"]
+        consumer = start_embedded_consumer()
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                bad_job = client.get(f"/api/v1/calibrations/{refused}").json
+                if bad_job["status"] in ("succeeded", "failed"):
+                    break
+                time.sleep(0.3)
+        finally:
+            consumer.stop(graceful=True)
+        assert bad_job["status"] == "failed"
+        assert "choose the model of the current parameters (2pl, 3pl)" in bad_job["message"]
         assert job["result"]["link"] is not None  # free mode: linked to the current scale
         assert len(job["result"]["items"]) == len({i for _, i, _ in rows})
 

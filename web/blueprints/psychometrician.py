@@ -73,7 +73,8 @@ def import_bank():  # type: ignore[no-untyped-def]
 @staff_required(*ROLES)
 def calibrations_list():  # type: ignore[no-untyped-def]
     return render_template("psychometrician/calibrations.html", jobs=calibrations.jobs(),
-                           models=calibrations.JOB_MODELS, modes=calibrations.MODES)
+                           models=calibrations.JOB_MODELS, modes=calibrations.MODES,
+                           default_model=calibrations.bank_model())
 
 
 @bp.route("/calibrations", methods=["POST"])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import irt
 from calibration import ItemSpec, MMLCalibrator, Priors
@@ -36,7 +36,7 @@ from irt.io import ResponseLog, read_responses_csv
 from item_bank import repository as repo
 from item_bank.content import ParameterRecord
 from item_bank.db import make_engine, transaction
-from item_bank.models import CalibrationJob, Item, utcnow
+from item_bank.models import CalibrationJob, Item, ItemParameterVersion, utcnow
 from web import observability
 from web.db import get_db, unit_of_work
 
@@ -117,6 +117,16 @@ def create_job(user_id: int, settings: JobSettings, database_url: str,
     return job_id
 
 
+def bank_model() -> str:
+    """The model of most current item parameters (the job form's default), ``2pl`` for an
+    empty bank. The shipped Back-End Engineer bank is ``3pl``."""
+    rows = get_db().execute(select(ItemParameterVersion.model, func.count())
+                            .where(ItemParameterVersion.is_current.is_(True))
+                            .group_by(ItemParameterVersion.model)).all()
+    models = [(n, str(m)) for m, n in rows if str(m) in JOB_MODELS]
+    return max(models)[1] if models else "2pl"
+
+
 def jobs() -> list[CalibrationJob]:
     return list(get_db().scalars(select(CalibrationJob).order_by(CalibrationJob.id.desc())
                                  .limit(100)))
@@ -180,12 +190,28 @@ def _calibrate(engine: Any, job_id: int, settings: JobSettings,
         skill_of = {k: v.skill.slug for k, v in items.items()}
     if log_.data.n_responses == 0:
         raise ValueError("there are no recorded responses to calibrate")
-    specs = [ItemSpec(iid, settings.model, skill_of[iid]) for iid in log_.item_ids]
     anchors = None
     if settings.mode == "anchored":
         keep = [i for i, iid in enumerate(current.bank.item_ids)
                 if statuses.get(iid) == "operational" and iid in set(log_.item_ids)]
         anchors = current.bank.take(keep) if keep else None
+    # anchors keep their current parameters, model included (e.g. the shipped bank's 3PL items
+    # anchor a 2PL calibration of new pretest items); every other item gets the job's model
+    anchor_model = {p.item_id: p.model for p in anchors.params()} if anchors is not None else {}
+    specs = [ItemSpec(iid, anchor_model.get(iid, settings.model), skill_of[iid])
+             for iid in log_.item_ids]
+    # free mode links through the common items that keep their model (a 2PL and a 3PL curve
+    # of the same item are not on a common footing): refuse before calibrating if too few do
+    current_model = {p.item_id: p.model for p in current.bank.params()}
+    if settings.mode == "free":
+        in_both = [i for i in log_.item_ids if i in current_model]
+        same = [i for i in in_both if current_model[i] == settings.model]
+        if len(in_both) >= 5 > len(same):
+            raise ValueError(f"free mode links the new estimates to the current parameters "
+                             f"through common items of the same model, and only {len(same)} "
+                             f"of {len(in_both)} are {settings.model}; choose the model of "
+                             f"the current parameters "
+                             f"({', '.join(sorted(set(current_model.values())))})")
     priors = Priors(a=(0.0, settings.prior_a_sd) if settings.prior_a_sd else None)
     last = [0.0]
 
@@ -213,7 +239,7 @@ def _calibrate(engine: Any, job_id: int, settings: JobSettings,
     drift_rows: list[dict[str, Any]] = []
     link = None
     if settings.mode == "free":
-        common = [i for i in fitted.item_ids if i in set(current.bank.item_ids)]
+        common = [i for i in fitted.item_ids if current_model.get(i) == settings.model]
         if len(common) >= 5:
             se_new = ParameterErrors(a=cal.se_.a, b=cal.se_.b)
             result = drift(current.bank, fitted, se_new=se_new, common=common)
