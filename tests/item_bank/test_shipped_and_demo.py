@@ -130,14 +130,18 @@ def test_shipped_bank_uses_one_spelling():
 
     from item_bank.shipped import SHIPPED_BANK
 
-    british = re.compile(r"\b(behaviour|modelling|defence|licence|centre|favour|colour|"
-                         r"\w+isation|analys(e|ed|es)|organis\w*|initialis\w*|serialis\w*|"
-                         r"authoris\w*|recognis\w*|utilis\w*|synchronis\w*|normalis\w*|"
-                         r"personalis\w*|optimis\w*|prioritis\w*|towards|whilst|amongst|"
-                         r"learnt|artefacts?|catalogue|analogue)\b", re.IGNORECASE)
+    british = re.compile(r"\b(behaviour|modell|defence|licence|centre|favour|colour|\w+isation|"
+                         r"analys(e|ed|es|ing)\b|organis|initialis|serialis|authoris|recognis|"
+                         r"utilis|synchronis|normalis|personalis|optimis|prioritis|minimis|"
+                         r"maximis|summaris|customis|categoris|towards|whilst|amongst|learnt|"
+                         r"artefact|catalogue|analogue|judgement|travell|labell|cancell|"
+                         r"signall)\w*", re.IGNORECASE)
     found = []
     for path in SHIPPED_BANK.glob("*.json"):
-        for it in json.loads(path.read_text(encoding="utf-8")).get("items", []):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        for s in doc.get("skills", []):
+            found += [(s["id"], m.group()) for m in british.finditer(s["description"])]
+        for it in doc.get("items", []):
             texts = [it["stem"], it.get("explanation", ""), *(o["text"] for o in it["options"])]
             found += [(it["id"], m.group()) for t in texts for m in british.finditer(t)]
     assert found == []
