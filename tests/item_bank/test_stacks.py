@@ -57,3 +57,29 @@ def test_engine_never_serves_excluded_stacks(db_session):
     plain = simulate(make_engine(pool, Blueprint(skills=bp.skills, min_items=24, max_items=24,
                                                  seed=5)), theta, rng=1)
     assert {pool.bank.item_ids[i] for i in plain.items[plain.items >= 0]} & tagged
+
+
+def test_engine_never_serves_two_enemies_of_the_shipped_bank(db_session):
+    """Enemy pairs marked in the content files (issue 23's among them, across skills too) reach
+    the engine through `load_item_pool` and are never served together."""
+    import_shipped(db_session)
+    skills = ("api_design", "databases", "cloud", "server_side")
+    pool = load_item_pool(db_session, skills, with_exposure=False)
+    groups = {tuple(sorted(g)) for g in pool.enemy_groups}
+    for pair in [("CLD-020", "DB-021"), ("API-012", "DB-022"), ("API-021", "DB-022"),
+                 ("API-012", "API-021"), ("CLD-024", "SRV-021")]:
+        assert pair in groups
+    bp = Blueprint(skills=tuple(SkillSpec(s, 25, 25) for s in skills), min_items=100,
+                   max_items=100, seed=3)
+    result = simulate(make_engine(pool, bp), np.zeros((40, 4)), rng=2)
+    for row in result.items:
+        served = {pool.bank.item_ids[i] for i in row[row >= 0]}
+        assert len(served) == 100
+        assert not [g for g in groups if set(g) <= served]
+    # the constraint is what keeps them apart: without it the same design serves pairs together
+    from engine import ItemPool
+
+    free = ItemPool(pool.bank, status=pool.status, tags=pool.tags)
+    loose = simulate(make_engine(free, bp), np.zeros((40, 4)), rng=2)
+    assert any(set(g) <= {pool.bank.item_ids[i] for i in row[row >= 0]}
+               for row in loose.items for g in groups)
