@@ -3,8 +3,11 @@
 The folder holds ``skills.json`` (the manifest), one ``<skill_id>.json`` content file per skill,
 and ``parameters.csv``: **provisional** parameters produced by ``scripts/provisional_parameters.py``
 (an authored difficulty level mapped to b, a simulated pretest response log from a seeded
-generator, then an MML-EM calibration). Every parameter row is marked ``provisional=true``; real
-responses replace them through recalibration (`item_bank.repository.publish_parameters`).
+generator, then a 3PL MML-EM calibration with a prior on c centred on 1/4, the chance of a blind
+guess among four options). Every parameter row is marked ``provisional=true``; real responses
+replace them through recalibration (`item_bank.repository.publish_parameters`). Each skill has a
+coverage map in ``coverage/`` (`item_bank.coverage`); the writing rules are in
+docs/item-writing-guide.md.
 """
 
 from __future__ import annotations
