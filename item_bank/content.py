@@ -31,9 +31,11 @@ import io
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +64,12 @@ __all__ = [
     "BankDocument",
     "FormatError",
     "ItemContent",
+    "ItemWarning",
     "Option",
     "ParameterRecord",
     "SkillInfo",
+    "content_warnings",
+    "item_warnings",
     "parameter_columns",
     "read_bank_json",
     "read_content_csv",
@@ -288,6 +293,109 @@ def check_unique_ids(source: str, items: Sequence[ItemContent], rows: Sequence[s
             raise FormatError(f"{source}: {row} (id {item.external_id!r}): field 'id': duplicate "
                               f"external id (also {seen[item.external_id]})")
         seen[item.external_id] = row
+
+
+# -- writing-quality warnings ------------------------------------------------------------------
+#
+# Checks of docs/item-writing-guide.md that a machine can make. They are warnings, not errors: an
+# import goes ahead, and the author reviews each flagged item (some flags are legitimate, e.g. two
+# options that differ only in the order of two column names when the order is what is tested).
+
+#: Words too common to count as a cue when key and stem share them.
+_STOPWORD_TEXT = (
+    "a an and are as at be but by can do does for from has have how if in into is it its not of "
+    "on one or so than that the their them then there these they this to was what when where "
+    "which who why will with without you your all any each every only more most some such "
+    "other another")
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+#: The key is flagged as the longest option when it is unique and at least this much longer
+#: (relative) than the next longest: a character or two is no visible cue.
+LONGEST_KEY_MARGIN = 0.10
+#: Two options with at least this `difflib` similarity (0–1) are near copies.
+NEAR_COPY_RATIO = 0.85
+#: Options with fewer words than this are not compared for near copies ("1, 1, 3" vs "1, 2, 3").
+NEAR_COPY_MIN_WORDS = 4
+
+
+@dataclass(frozen=True)
+class ItemWarning:
+    """One writing-quality warning: ``code`` is ``key-longest``, ``near-copy`` or
+    ``key-in-stem``; ``message`` says what to look at."""
+
+    item_id: str
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"item {self.item_id!r}: {self.code}: {self.message}"
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9][a-z0-9_'-]*", text.casefold())
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _words(text) if len(w) >= 4 and w not in _STOPWORDS}
+
+
+def _only_numbers_differ(w1: list[str], w2: list[str]) -> bool:
+    """Parallel options that differ only in numbers ("about 13% of runs" / "about 37% …")."""
+    return len(w1) == len(w2) and all(a == b or (a[0].isdigit() and b[0].isdigit())
+                                      for a, b in zip(w1, w2, strict=True))
+
+
+def item_warnings(item: ItemContent) -> list[ItemWarning]:
+    """Cueing patterns of ``item`` (see docs/item-writing-guide.md):
+
+    * ``key-longest``: the key is the unique longest option, by at least `LONGEST_KEY_MARGIN`
+      (test-wise candidates pick the longest, most qualified option);
+    * ``near-copy``: two options of at least `NEAR_COPY_MIN_WORDS` words are near copies
+      (`difflib` ratio ≥ `NEAR_COPY_RATIO`) or the same words in another order, and the pair
+      stands out: neither is that close to a third option (a mirrored pair among unlike options
+      tells the test-wise candidate that the key is one of the two). Options that differ only
+      in numbers are parallel, not copies;
+    * ``key-in-stem``: the key repeats the stem, i.e. it shares at least two content words with
+      the stem and at least two more than any distractor does (a "clang" association).
+    """
+    out: list[ItemWarning] = []
+    key = next(o for o in item.options if o.id == item.key)
+    others = [o for o in item.options if o.id != item.key]
+    longest_other = max((len(o.text.strip()) for o in others), default=0)
+    if len(key.text.strip()) > longest_other * (1.0 + LONGEST_KEY_MARGIN):
+        out.append(ItemWarning(item.external_id, "key-longest",
+                               f"the key ({key.id}) is clearly the longest option; lengthen a "
+                               f"distractor or shorten the key"))
+    pairs = []
+    for k, first in enumerate(item.options):
+        w1 = _words(first.text)
+        for second in item.options[k + 1:]:
+            w2 = _words(second.text)
+            if min(len(w1), len(w2)) < NEAR_COPY_MIN_WORDS or _only_numbers_differ(w1, w2):
+                continue
+            ratio = SequenceMatcher(None, " ".join(w1), " ".join(w2)).ratio()
+            if ratio >= NEAR_COPY_RATIO or sorted(w1) == sorted(w2):
+                pairs.append((first.id, second.id, ratio))
+    degree = Counter(o for p in pairs for o in p[:2])
+    for first_id, second_id, ratio in pairs:
+        if degree[first_id] == 1 and degree[second_id] == 1:  # a pair that stands out
+            which = "and one of them is the key" if item.key in (first_id, second_id) else \
+                "(both distractors)"
+            out.append(ItemWarning(item.external_id, "near-copy",
+                                   f"options {first_id} and {second_id} are near copies or "
+                                   f"mirror each other (similarity {ratio:.2f}) {which}"))
+    stem_words = _content_words(item.stem)
+    shared = len(_content_words(key.text) & stem_words)
+    most_other = max((len(_content_words(o.text) & stem_words) for o in others), default=0)
+    if shared >= 2 and shared >= most_other + 2:
+        out.append(ItemWarning(item.external_id, "key-in-stem",
+                               f"the key ({key.id}) repeats {shared} words of the stem, the "
+                               f"distractors at most {most_other}"))
+    return out
+
+
+def content_warnings(items: Iterable[ItemContent]) -> list[ItemWarning]:
+    """`item_warnings` of every item, in order."""
+    return [w for it in items for w in item_warnings(it)]
 
 
 # -- JSON --------------------------------------------------------------------------------------

@@ -26,9 +26,11 @@ from irt.io import FormatError, ItemTable
 from item_bank.content import (
     BankDocument,
     ItemContent,
+    ItemWarning,
     Option,
     ParameterRecord,
     SkillInfo,
+    content_warnings,
     records_from_table,
     with_symmetric_enemies,
 )
@@ -72,6 +74,9 @@ class ImportReport:
     items_updated: int = 0
     parameter_versions: int = 0
     calibration_run_id: int | None = None
+    #: Writing-quality warnings of the imported items (`item_bank.content.item_warnings`):
+    #: the import went ahead; an author should look at each one.
+    warnings: tuple[ItemWarning, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -299,7 +304,8 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
             n_versions = len(doc.parameters)
     log.info("imported %s: %d items created, %d updated, %d parameter versions", doc.source,
              created, updated, n_versions)
-    return ImportReport(doc.source, created_skills, created, updated, n_versions, run_id)
+    return ImportReport(doc.source, created_skills, created, updated, n_versions, run_id,
+                        tuple(content_warnings(doc.items)))
 
 
 def _item_values(it: ItemContent, skill_id: int) -> dict[str, Any]:

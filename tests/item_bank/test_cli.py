@@ -116,7 +116,23 @@ def test_import_shipped_and_validate(url, tmp_path, capsys):
     assert main(["bank", "import", "--shipped", "--database-url", url]) == 0
     assert " items created, 0 updated" in capsys.readouterr().out
     assert main(["bank", "validate"]) == 0
-    assert "valid items" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "320 valid items" in out and "problem:" not in out
+    assert "note: item 'DB-012': near-copy" in out  # writing notes never fail validation
+    # a coverage map that claims more than the bank holds fails validation
+    import json
+    import shutil
+
+    from item_bank.shipped import SHIPPED_BANK
+
+    copy = tmp_path / "bank"
+    shutil.copytree(SHIPPED_BANK, copy)
+    cov = copy / "coverage" / "cloud.json"
+    doc = json.loads(cov.read_text())
+    doc["topics"][0]["levels"] = [1, 2, 3, 4, 5]
+    cov.write_text(json.dumps(doc))
+    assert main(["bank", "validate", str(copy)]) == 1
+    assert "problem: " in capsys.readouterr().out
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "proficio-bank/1", "skill": "databases", "items": [{"id": "X"}]}')
     assert main(["bank", "validate", str(bad)]) == 2

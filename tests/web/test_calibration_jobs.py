@@ -243,8 +243,10 @@ def test_anchored_calibration_job_recovers_pretest_items_and_publishes(backend, 
             "responses": (io.BytesIO(bad.encode()), "../../etc/log.csv")},
             follow_redirects=True)
         assert b"line 3: unknown item" in r.data
+        # the shipped items are 3PL: the form offers that model, and free mode needs it
+        assert b'<option value="3pl" selected>' in client.get("/psychometrician/calibrations").data
         r = client.post("/psychometrician/calibrations", data={
-            "csrf_token": form_csrf, "model": "2pl", "mode": "free", "prior_a_sd": "0.5",
+            "csrf_token": form_csrf, "model": "3pl", "mode": "free", "prior_a_sd": "0.5",
             "responses": (io.BytesIO(good.encode()), "log.csv")})
         assert r.status_code == 302
         upload_job = int(r.headers["Location"].rstrip("/").split("/")[-1])

@@ -267,3 +267,43 @@ def test_revoked_mid_test_closes_the_session_and_says_so(site: Site, client: Fla
                                                    "answer": "a"})
     assert late.status_code == 409
     assert len(stored_answers(site, sid)) == 1
+
+
+def test_welcome_page_names_the_stacks_the_questions_assume(site: Site, client: FlaskClient):
+    """The demo assessment covers every skill, so it names every stack the tagged items assume;
+    an assessment that excludes stacks (blueprint ``exclude_tags``) no longer names them, and one
+    whose items are all stack-neutral says so."""
+    import json
+
+    from engine import Blueprint
+    from item_bank import repository as repo
+    from item_bank.db import make_engine, transaction
+    from item_bank.models import Assessment
+    from item_bank.stacks import excluding_stacks
+
+    (token,) = site.invite()
+    page = client.get(f"/t/{token}").data
+    assert b"Some assume\nworking knowledge of: <strong>AWS, Kubernetes, PostgreSQL, Python, " \
+           b"Terraform</strong>" in page
+    eng = make_engine(site.url)
+    tokens = {}
+    with transaction(eng) as db:
+        demo = db.query(Assessment).filter(Assessment.slug == "backend-engineer").one()
+        base = Blueprint.from_dict(demo.blueprint)
+        api_only = Blueprint.from_dict({**demo.blueprint, "skills": [
+            s for s in demo.blueprint["skills"] if s["skill"] == "api_design"]})
+        variants = {"no-python-aws": excluding_stacks(base, ["python", "aws"]),
+                    "api-only": api_only}
+        for slug, bp in variants.items():
+            target = db.query(Assessment).filter(Assessment.slug == slug).first()
+            if target is None:
+                target = Assessment(organisation_id=demo.organisation_id, slug=slug, name=slug,
+                                    blueprint=json.loads(json.dumps(bp.to_dict())))
+                db.add(target)
+                db.flush()
+            tokens[slug] = repo.create_invitations(db, target, 1)[0].token
+    eng.dispose()
+    page = client.get(f"/t/{tokens['no-python-aws']}").data
+    assert b"<strong>Kubernetes, PostgreSQL, Terraform</strong>" in page
+    page = client.get(f"/t/{tokens['api-only']}").data
+    assert b"do not assume a particular programming language" in page

@@ -26,6 +26,22 @@ def test_org_staff_assessment_commands(tmp_path, monkeypatch, capsys) -> None:
     assert main(["staff", "create", "--org", "nope", "--email", "x@y.example",
                  "--role", "recruiter"]) == 2
     assert "no organisation 'nope'" in capsys.readouterr().err
+    # leaving stacks out: stored in the blueprint, which the engine applies
+    assert main(["assessment", "create", "--org", "acme", "--slug", "be-neutral", "--name",
+                 "Back end, no Python or AWS", "--exclude-stack", "python",
+                 "--exclude-stack", "AWS"]) == 0
+    assert main(["assessment", "create", "--org", "acme", "--slug", "be-bad", "--name", "x",
+                 "--exclude-stack", "cobol"]) == 2
+    assert "unknown stack 'cobol'" in capsys.readouterr().err
+    from item_bank import repository
+    from item_bank.db import make_engine, transaction
+
+    eng = make_engine(url)
+    with transaction(eng, write=False) as s:
+        stored = repository.find_assessment(s, "be-neutral").blueprint
+        assert stored["exclude_tags"] == ["stack:python", "stack:aws"]
+        assert repository.find_assessment(s, "be").blueprint["exclude_tags"] == []
+    eng.dispose()
     app = create_app({"DATABASE_URL": url, "TESTING": True})
     try:
         c = app.test_client()

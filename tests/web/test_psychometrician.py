@@ -12,7 +12,7 @@ def test_bank_view_item_detail_and_promotion(site: Site, staff_client) -> None:
     c = staff_client("psychometrician")
     page = c.get("/psychometrician/")
     assert page.status_code == 200
-    assert page.data.count(b"/psychometrician/items/") >= 224
+    assert page.data.count(b"/psychometrician/items/") >= 320
     assert b"provisional" in page.data
     item = c.get("/psychometrician/items/GIT-003")
     assert item.status_code == 200 and b"<svg" in item.data and b"Parameter versions" in item.data
@@ -82,3 +82,28 @@ def test_rollback_needs_a_reason_and_a_known_run_and_only_psychometricians(site:
     # a job that does not exist has no review page and nothing to preview
     assert c.post("/psychometrician/calibrations/999999/preview",
                   data={"csrf_token": token, "item": ["GIT-003"]}).status_code == 404
+def test_import_lists_items_to_review_on_the_page_and_in_the_api(site: Site,
+                                                                 staff_client) -> None:
+    """Writing-quality warnings never block an import; the page and the API list them."""
+    c = staff_client("psychometrician")
+    token = csrf_of(c.get("/psychometrician/import").data)
+
+    def cued(iid: str) -> dict:
+        return {"format": "proficio-bank/1", "skill": "testing", "items": [{
+            "id": iid, "stem": "What is a test fixture for?",
+            "options": [{"id": "a", "text": "Putting the system into a known, repeatable state "
+                                            "before each test runs"},
+                        {"id": "b", "text": "Loosening assertions"},
+                        {"id": "c", "text": "Recording coverage"},
+                        {"id": "d", "text": "Sharding the suite"}], "key": "a"}]}
+
+    r = c.post("/psychometrician/import", data={
+        "csrf_token": token, "file": (io.BytesIO(json.dumps(cued("TST-901")).encode()),
+                                      "cued.json")})
+    assert r.status_code == 200 and b"1 item(s) created" in r.data
+    assert b"Items to review (1)" in r.data and b"<code>TST-901</code> (key-longest)" in r.data
+    r = c.post("/api/v1/bank", json=cued("TST-902"), headers={"X-CSRFToken": token})
+    assert r.status_code == 201, r.json
+    assert r.json["items_created"] == 1
+    assert [(w["item_id"], w["code"]) for w in r.json["warnings"]] == [("TST-902",
+                                                                         "key-longest")]

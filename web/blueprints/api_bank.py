@@ -24,6 +24,13 @@ blp = ApiBlueprint("bank", __name__, url_prefix="/api/v1",
 ROLE = "psychometrician"
 
 
+class ItemWarningSchema(Schema):
+    item_id = fields.String()
+    code = fields.String(metadata={"description": "key-longest, near-copy or key-in-stem "
+                                                  "(docs/item-writing-guide.md)"})
+    message = fields.String()
+
+
 class ImportReportSchema(Schema):
     source = fields.String()
     skills_created = fields.Integer()
@@ -31,6 +38,8 @@ class ImportReportSchema(Schema):
     items_updated = fields.Integer()
     parameter_versions = fields.Integer()
     calibration_run_id = fields.Integer(allow_none=True)
+    warnings = fields.List(fields.Nested(ItemWarningSchema), metadata={
+        "description": "Writing-quality warnings of the imported items; the import went ahead"})
 
 
 class ImportQuerySchema(Schema):

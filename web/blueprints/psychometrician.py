@@ -84,7 +84,7 @@ def calibrations_list():  # type: ignore[no-untyped-def]
     return render_template("psychometrician/calibrations.html", jobs=calibrations.jobs(),
                            models=calibrations.JOB_MODELS, modes=calibrations.MODES,
                            runs=runs, run_authors=calibrations.run_authors(runs),
-                           defaults=calibrations.JobSettings())
+                           defaults=calibrations.JobSettings(model=calibrations.bank_model()))
 
 
 @bp.route("/calibrations", methods=["POST"])

@@ -22,6 +22,7 @@ from item_bank.models import (
     StaffUser,
 )
 from item_bank.security import new_password
+from item_bank.stacks import STACKS, excluding_stacks
 from web.commands.db import add_url_option, open_engine
 from web.services import accounts, audit
 from web.services.reports import SCALE_MEAN, SCALE_SD
@@ -93,6 +94,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--time-limit", type=int, default=None, help="minutes")
     a.add_argument("--language", choices=LANGUAGES, default=None,
                    help="language of the candidate pages (default: the browser's choice)")
+    a.add_argument("--exclude-stack", action="append", default=[], metavar="STACK",
+                   help=f"never serve items that assume this stack (repeat; one of "
+                        f"{', '.join(sorted(STACKS))}); stored as the blueprint's "
+                        f"exclude_tags 'stack:STACK'")
     add_url_option(a)
     a.set_defaults(handler=create_assessment)
     lang = assessment.add_parser("language", help="set the candidate pages' language of an "
@@ -226,6 +231,7 @@ def create_assessment(args: argparse.Namespace) -> int:
                 blueprint = Blueprint(skills=tuple(SkillSpec(s, 3, 6) for s in skills),
                                       min_items=3 * len(skills), max_items=6 * len(skills),
                                       se_target=0.35)
+            blueprint = excluding_stacks(blueprint, args.exclude_stack)
             made = repository.create_assessment(session, org, args.slug, args.name,
                                                 blueprint.to_dict(), cut_score=args.cut_score,
                                                 time_limit_minutes=args.time_limit)

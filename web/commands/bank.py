@@ -11,6 +11,8 @@ import argparse
 from pathlib import Path
 
 from item_bank import db, repository
+from item_bank.content import content_warnings
+from item_bank.coverage import coverage_problems, read_coverage_dir
 from item_bank.shipped import SHIPPED_BANK, quality_problems
 from item_bank.transfer import EXPORT_KINDS, read_bank_file, write_bank_file
 from web.commands.db import add_url_option, open_engine
@@ -74,6 +76,8 @@ def run_import(args: argparse.Namespace) -> int:
     print(f"{path}: {rep.skills_created} skills created, {rep.items_created} items created, "
           f"{rep.items_updated} updated, {rep.parameter_versions} parameter versions"
           + (f" (calibration run {rep.calibration_run_id})" if rep.calibration_run_id else ""))
+    for w in rep.warnings:
+        print(f"  note: {w}")
     return 0
 
 
@@ -96,7 +100,14 @@ def run_validate(args: argparse.Namespace) -> int:
     path = Path(args.file) if args.file else SHIPPED_BANK
     doc = read_bank_file(path, default_skill=args.skill)
     print(f"{path}: {len(doc.items)} valid items, {len(doc.parameters)} parameter rows")
-    problems = quality_problems(doc) if path.is_dir() else []
+    problems = []
+    if path.is_dir():
+        problems = quality_problems(doc) + coverage_problems(doc, read_coverage_dir(
+            path / "coverage"))
     for p in problems:
-        print(f"  warning: {p}")
+        print(f"  problem: {p}")
+    # writing-quality notes (docs/item-writing-guide.md) never fail validation: each one is a
+    # prompt for an author to look at the item, and some are legitimate
+    for w in content_warnings(doc.items):
+        print(f"  note: {w}")
     return 1 if problems else 0

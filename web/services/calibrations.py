@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import irt
 from calibration.drift import ParameterErrors
@@ -151,6 +151,16 @@ def create_job(user_id: int, settings: JobSettings, database_url: str,
         job_id = job.id
     enqueue_calibration(job_id, database_url)
     return job_id
+
+
+def bank_model() -> str:
+    """The model of most current item parameters (the job form's default), ``2pl`` for an
+    empty bank. The shipped Back-End Engineer bank is ``3pl``."""
+    rows = get_db().execute(select(ItemParameterVersion.model, func.count())
+                            .where(ItemParameterVersion.is_current.is_(True))
+                            .group_by(ItemParameterVersion.model)).all()
+    models = [(n, str(m)) for m, n in rows if str(m) in JOB_MODELS]
+    return max(models)[1] if models else "2pl"
 
 
 def jobs() -> list[CalibrationJob]:

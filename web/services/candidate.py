@@ -47,6 +47,7 @@ from item_bank.models import (
     utcnow,
 )
 from item_bank.security import hash_token
+from item_bank.stacks import assumed_stacks
 from web import observability
 from web.db import get_db, unit_of_work
 from web.services import webhooks
@@ -424,6 +425,9 @@ class InvitationOverview:
     #: Minutes the candidate has in all (the limit plus granted extra time), None: no limit.
     minutes_allowed: int | None = None
     break_minutes: int = 0
+    #: Names of the technology stacks that some of the assessment's questions assume
+    #: (`item_bank.stacks.assumed_stacks`); empty when every question is stack-neutral.
+    stacks: tuple[str, ...] = ()
 
 
 def invitation_overview(invitation_token: str) -> InvitationOverview:
@@ -447,7 +451,8 @@ def invitation_overview(invitation_token: str) -> InvitationOverview:
             allowed = round(limit * (1 + (acc.extra_time_percent if acc else 0) / 100))
         return InvitationOverview(assessment.name, tuple(names.get(s, s) for s in slugs),
                                   blueprint.max_items, limit, invitation.expires_at,
-                                  allowed, acc.break_minutes if acc and limit else 0)
+                                  allowed, acc.break_minutes if acc and limit else 0,
+                                  assumed_stacks(db, slugs, blueprint.exclude_tags))
 
 
 def invitation_language(invitation_token: str) -> str | None:
