@@ -217,9 +217,92 @@ class ResponseLog:
 
 def read_responses_csv(source: str | Path | io.TextIOBase,
                        keep: Iterable[str] = ()) -> ResponseLog:
-    """Read long-format responses; ``keep`` names extra columns to return (e.g. ``group``)."""
-    name = _name(source)
+    """Read long-format responses; ``keep`` names extra columns to return (e.g. ``group``).
+
+    A file on disk is parsed by Apache Arrow's multithreaded columnar CSV reader straight into
+    the typed arrays; if that fast path meets anything it does not accept as-is (a malformed
+    row, a blank line, a non-integer or negative response, an empty id, padded cells), the file
+    is read again row by row, which names the offending line. A good file is parsed once.
+    """
     keep = tuple(keep)
+    if isinstance(source, str | Path):
+        fast = _read_responses_arrow(Path(source), keep)
+        if fast is not None:
+            return fast
+    return _read_responses_rows(source, keep)
+
+
+def _read_responses_arrow(path: Path, keep: tuple[str, ...]) -> ResponseLog | None:
+    """The fast path of `read_responses_csv`, or None when the row reader must decide."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        from pyarrow import csv as pacsv
+    except ImportError:  # pragma: no cover - pyarrow is a dependency; the row reader still works
+        return None
+    columns = (*RESPONSE_COLUMNS, *keep)
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding="utf8"),
+            parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"person_id": pa.string(), "item_id": pa.string(),
+                              "response": pa.int64(), **{c: pa.string() for c in keep}},
+                include_columns=list(columns), strings_can_be_null=False,
+                quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowKeyError, KeyError, ValueError, OSError):
+        return None
+    if table.num_rows == 0 or table.column("response").null_count:
+        return None
+    ids = []
+    for col in ("person_id", "item_id"):
+        arr = table.column(col).combine_chunks()
+        if arr.null_count or pc.any(pc.equal(pc.utf8_length(arr), 0)).as_py() or \
+                not pc.all(pc.equal(pc.utf8_trim_whitespace(arr), arr)).as_py():
+            return None
+        ids.append(arr.dictionary_encode())
+    response = table.column("response").to_numpy()
+    if response.min() < 0:
+        return None
+    person_enc, item_enc = ids
+    person = person_enc.indices.to_numpy().astype(np.int64)
+    item = item_enc.indices.to_numpy().astype(np.int64)
+    persons = tuple(person_enc.dictionary.to_pylist())
+    items = tuple(item_enc.dictionary.to_pylist())
+    _refuse_duplicates(str(path), person, item, persons, items, None)
+    data = SparseResponses(person, item, response.astype(np.int64, copy=False), len(persons),
+                           len(items))
+    extra = {c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in keep}
+    return ResponseLog(persons, items, data, extra, None)
+
+
+#: Up to this many person × item cells the duplicate check counts cells instead of sorting.
+_COUNTING_CELLS = 1 << 25
+
+
+def _refuse_duplicates(name: str, person: NDArray[np.int64], item: NDArray[np.int64],
+                       persons: Sequence[str], items: Sequence[str],
+                       lines: NDArray[np.int64] | None) -> None:
+    """`FormatError` naming the lines of the first repeated (person, item) pair."""
+    key = person * max(len(items), 1) + item
+    cells = len(persons) * max(len(items), 1)
+    if cells <= _COUNTING_CELLS and np.bincount(key, minlength=cells).max(initial=0) <= 1:
+        return
+    order = np.argsort(key, kind="stable")
+    dup = np.flatnonzero(np.diff(key[order]) == 0)
+    if dup.size:
+        first, second = int(order[dup[0]]), int(order[dup[0] + 1])
+        line = (lambda r: int(lines[r])) if lines is not None else (lambda r: r + 2)
+        raise FormatError(f"{name} line {line(second)}: person {persons[person[second]]!r} "
+                          f"answered item {items[item[second]]!r} twice (also on line "
+                          f"{line(first)})")
+
+
+def _read_responses_rows(source: str | Path | io.TextIOBase, keep: tuple[str, ...]
+                         ) -> ResponseLog:
+    """Row-by-row reader: accepts padded cells and blank lines, names the line of an error."""
+    name = _name(source)
     with _open(source) as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -267,26 +350,51 @@ def read_responses_csv(source: str | Path | io.TextIOBase,
     person = np.asarray(p_idx, dtype=np.int64)
     item = np.asarray(i_idx, dtype=np.int64)
     line_arr = np.asarray(lines, dtype=np.int64)
-    key = person * max(len(items), 1) + item
-    order = np.argsort(key, kind="stable")
-    dup = np.flatnonzero(np.diff(key[order]) == 0)
-    if dup.size:
-        first, second = int(order[dup[0]]), int(order[dup[0] + 1])
-        pid = list(persons)[person[second]]
-        iid = list(items)[item[second]]
-        raise FormatError(f"{name} line {line_arr[second]}: person {pid!r} answered item {iid!r} "
-                          f"twice (also on line {line_arr[first]})")
+    _refuse_duplicates(name, person, item, list(persons), list(items), line_arr)
     data = SparseResponses(person, item, np.asarray(resp, dtype=np.int64), len(persons),
                            len(items))
     extra = {c: np.asarray(v, dtype=object) for c, v in zip(keep, kept, strict=True)}
     return ResponseLog(tuple(persons), tuple(items), data, extra, line_arr)
 
 
+def _csv_field(text: str) -> str:
+    """One field as Python's csv writer writes it with QUOTE_MINIMAL."""
+    if any(ch in text for ch in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def write_responses_csv(target: str | Path | io.TextIOBase, person_ids: Sequence[str],
                         item_ids: Sequence[str], data: SparseResponses) -> None:
-    """Write responses in the long format, one row per observed response."""
+    """Write responses in the long format, one row per observed response.
+
+    The rows are assembled column-wise by Arrow (each id quoted once, as Python's csv module
+    would, then gathered per row), byte-for-byte what the csv module writes."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:  # pragma: no cover
+        pa = None
+    if pa is None or data.n_responses == 0:
+        with _open(target, "w") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(RESPONSE_COLUMNS)
+            for p, i, r in zip(data.person, data.item, data.response, strict=True):
+                w.writerow((person_ids[p], item_ids[i], int(r)))
+        return
+    persons = pa.array([_csv_field(str(x)) for x in person_ids], pa.large_string())
+    items = pa.array([_csv_field(str(x)) for x in item_ids], pa.large_string())
+    comma, newline = pa.scalar(",", pa.large_string()), pa.scalar("\n", pa.large_string())
+    lines = pc.binary_join_element_wise(
+        persons.take(pa.array(data.person)), comma, items.take(pa.array(data.item)), comma,
+        pa.array(np.asarray(data.response, dtype=np.int64)).cast(pa.large_string()), newline,
+        pa.scalar("", pa.large_string()))
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[: len(lines) + 1]
+    body = memoryview(lines.buffers()[2])[offsets[0]: offsets[-1]]
     with _open(target, "w") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(RESPONSE_COLUMNS)
-        for p, i, r in zip(data.person, data.item, data.response, strict=True):
-            w.writerow((person_ids[p], item_ids[i], int(r)))
+        f.write(",".join(RESPONSE_COLUMNS) + "\n")
+        if isinstance(f, io.TextIOWrapper):
+            f.flush()
+            f.buffer.write(body)
+        else:
+            f.write(bytes(body).decode("utf-8"))

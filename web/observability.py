@@ -31,7 +31,6 @@ import json
 import logging
 import re
 import secrets
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -49,6 +48,8 @@ from prometheus_client import (
 )
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
+
+from web.stderr_logging import CurrentStderrHandler  # noqa: F401 - named by the logging config below
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("proficio.access")
@@ -235,24 +236,6 @@ class JsonFormatter(logging.Formatter):
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
-
-
-class CurrentStderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is now, not the one at set-up, unless given a
-    ``stream``: commands run in-process one after another (tests, notebooks) never log to a
-    replaced or closed stream."""
-
-    def __init__(self, stream=None) -> None:  # type: ignore[no-untyped-def]
-        self._fixed = stream
-        super().__init__(stream)
-
-    @property  # type: ignore[override]
-    def stream(self):  # type: ignore[no-untyped-def]
-        return self._fixed if self._fixed is not None else sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:  # type: ignore[no-untyped-def]
-        self._fixed = value if value is not sys.stderr else None
 
 
 def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, Any]:
