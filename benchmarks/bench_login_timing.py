@@ -41,7 +41,7 @@ def main() -> int:
     from scipy.stats import mannwhitneyu
     from sqlalchemy import text
 
-    from item_bank.db import make_engine, normalize_url
+    from item_bank.db import create_db_engine, normalize_url
     from item_bank.demo import build_demo_database
     from web.app import create_app
 
@@ -52,7 +52,7 @@ def main() -> int:
     if pg.startswith(("postgres://", "postgresql")):
         base = normalize_url(pg)
         schema = f"bench_login_{uuid.uuid4().hex[:8]}"
-        admin = make_engine(base)
+        admin = create_db_engine(base)
         with admin.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         url = f"{base}?options=-csearch_path%3D{schema}"

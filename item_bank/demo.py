@@ -136,7 +136,7 @@ def has_demo(url: str) -> bool:
     if parsed.get_backend_name() == "sqlite" and parsed.database \
             and parsed.database != ":memory:" and not Path(parsed.database).exists():
         return False
-    engine = db.make_engine(resolved)
+    engine = db.create_db_engine(resolved)
     try:
         if db.current_revision(engine) is None:
             return False
@@ -155,7 +155,7 @@ def reuse_demo_database(url: str, n_invitations: int = 5) -> DemoInfo:
     passwords (returned here) and ``n_invitations`` new named invitations are issued.
     """
     resolved = db.database_url(url)
-    engine = db.make_engine(resolved)
+    engine = db.create_db_engine(resolved)
     try:
         db.upgrade(engine)
         with db.transaction(engine) as session:

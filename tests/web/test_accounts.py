@@ -26,7 +26,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from item_bank import repository as repo
-from item_bank.db import make_engine, transaction
+from item_bank.db import create_db_engine, transaction
 from item_bank.models import Organisation
 from item_bank.security import hash_token
 from tests.web.conftest import Site, csrf_of, login
@@ -141,7 +141,7 @@ def new_staff(site: Site, role: str = "recruiter", org: str = "demo") -> tuple[s
     """A fresh account (tests change passwords; the shared demo accounts stay as they are)."""
     address = f"{role}-{uuid.uuid4().hex[:8]}@{org}.example"
     password = "initial-password-" + uuid.uuid4().hex[:6]
-    eng = make_engine(site.url)
+    eng = create_db_engine(site.url)
     try:
         with transaction(eng) as db:
             o = db.query(Organisation).filter_by(slug=org).one()

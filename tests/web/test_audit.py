@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import inspect
 
 from item_bank import repository as repo
-from item_bank.db import current_revision, make_engine, transaction, upgrade
+from item_bank.db import current_revision, create_db_engine, transaction, upgrade
 from item_bank.models import Organisation
 from tests.web.conftest import Site, csrf_of, login
 from web.cli import main
@@ -24,7 +24,7 @@ from web.services import audit
 def _admin(site: Site, org: str) -> tuple[str, str]:
     address = f"admin-{uuid.uuid4().hex[:8]}@{org}.example"
     password = "admin-password-" + uuid.uuid4().hex[:6]
-    eng = make_engine(site.url)
+    eng = create_db_engine(site.url)
     try:
         with transaction(eng) as db:
             o = db.query(Organisation).filter_by(slug=org).one()
@@ -90,7 +90,7 @@ def test_psychometrician_actions_are_recorded(site: Site, app: Flask) -> None:
 
 
 def test_csv_export_neutralises_formulas(site: Site, app: Flask) -> None:
-    eng = make_engine(site.url)
+    eng = create_db_engine(site.url)
     try:
         with transaction(eng) as db:
             org = db.query(Organisation).filter_by(slug="other").one()
@@ -142,7 +142,7 @@ def test_cli_actions_are_recorded_and_exported(tmp_path, monkeypatch, capsys) ->
 
 
 def test_migration_0004_from_a_0003_database(tmp_path) -> None:
-    eng = make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    eng = create_db_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
     try:
         upgrade(eng, "0003")
         with transaction(eng) as db:
@@ -178,7 +178,7 @@ def test_cli_export_of_an_unknown_org_fails_cleanly(tmp_path, monkeypatch, capsy
 
 def test_admin_changes_roles_in_their_own_organisation_only(site: Site, app: Flask) -> None:
     admin_email, admin_pw = _admin(site, "demo")
-    eng = make_engine(site.url)
+    eng = create_db_engine(site.url)
     try:
         with transaction(eng) as db:
             demo = db.query(Organisation).filter_by(slug="demo").one()

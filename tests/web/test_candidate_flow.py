@@ -277,7 +277,7 @@ def test_welcome_page_names_the_stacks_the_questions_assume(site: Site, client: 
 
     from engine import Blueprint
     from item_bank import repository as repo
-    from item_bank.db import make_engine, transaction
+    from item_bank.db import create_db_engine, transaction
     from item_bank.models import Assessment
     from item_bank.stacks import excluding_stacks
 
@@ -285,7 +285,7 @@ def test_welcome_page_names_the_stacks_the_questions_assume(site: Site, client: 
     page = client.get(f"/t/{token}").data
     assert b"Some assume\nworking knowledge of: <strong>AWS, Kubernetes, PostgreSQL, Python, " \
            b"Terraform</strong>" in page
-    eng = make_engine(site.url)
+    eng = create_db_engine(site.url)
     tokens = {}
     with transaction(eng) as db:
         demo = db.query(Assessment).filter(Assessment.slug == "backend-engineer").one()

@@ -34,9 +34,9 @@ def test_org_staff_assessment_commands(tmp_path, monkeypatch, capsys) -> None:
                  "--exclude-stack", "cobol"]) == 2
     assert "unknown stack 'cobol'" in capsys.readouterr().err
     from item_bank import repository
-    from item_bank.db import make_engine, transaction
+    from item_bank.db import create_db_engine, transaction
 
-    eng = make_engine(url)
+    eng = create_db_engine(url)
     with transaction(eng, write=False) as s:
         stored = repository.find_assessment(s, "be-neutral").blueprint
         assert stored["exclude_tags"] == ["stack:python", "stack:aws"]

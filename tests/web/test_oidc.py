@@ -15,7 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from item_bank import repository as repo
-from item_bank.db import make_engine, transaction
+from item_bank.db import create_db_engine, transaction
 from item_bank.models import Organisation
 from tests.web.conftest import Site
 
@@ -40,7 +40,7 @@ def issuer() -> Iterator[str]:
 
 def _staff(site: Site, role: str = "recruiter", org: str = "demo") -> str:
     email = f"sso-{uuid.uuid4().hex[:8]}@demo.example"
-    eng = make_engine(site.url)
+    eng = create_db_engine(site.url)
     try:
         with transaction(eng) as db:
             o = db.query(Organisation).filter_by(slug=org).one()

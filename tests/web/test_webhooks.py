@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from item_bank.db import make_engine
+from item_bank.db import create_db_engine
 from item_bank.security import hash_token
 from tests.web.conftest import Site, csrf_of, expire_deadline
 from tests.web.test_candidate_flow import pending, session_id_of, start
@@ -163,7 +163,7 @@ def test_each_event_reaches_the_receiver_exactly_once_across_outage_crash_and_re
 
     # 4. time passes; a dispatcher dies right after its first POST, before recording it
     time_passes(site)
-    engine = make_engine(site.url)
+    engine = create_db_engine(site.url)
 
     class Died(BaseException):
         pass
@@ -230,7 +230,7 @@ def test_backoff_doubles_up_to_a_cap_and_gives_up_after_max_attempts(site: Site,
     start(client, token)
     expire_deadline(site, session_id_of(site, token))
     client.get(f"/t/{token}/question")
-    engine = make_engine(site.url)
+    engine = create_db_engine(site.url)
     try:
         for attempt in range(1, webhooks.MAX_ATTEMPTS + 1):
             run = webhooks.deliver_due(engine)  # the receiver never comes up
