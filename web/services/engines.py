@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import Blueprint, CatEngine
+from engine import Blueprint, CatEngine, CatState, SkillEstimate
 from engine.mcat import McatEngine, make_engine
+from irt.composite import composite_estimate, normalized_weights
 from item_bank.models import Assessment, Item, ItemParameterVersion
 from item_bank.pool import load_item_pool
 
@@ -117,3 +118,33 @@ def live_assessment(db: Session, assessment_id: int, blueprint: Mapping) -> Live
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return live
+
+
+@dataclass(frozen=True)
+class OverallEstimate:
+    """The composite θ of a session's skills, its SE and the (normalised) weights used."""
+
+    theta: float
+    se: float
+    weights: dict[str, float]
+
+
+def composite_weights(blueprint: Blueprint, skills: list[str]) -> dict[str, float]:
+    """The overall score's weights: equal over the measured skills (the design's default)."""
+    w = normalized_weights([1.0] * len(skills))
+    return dict(zip(skills, (float(x) for x in w), strict=True))
+
+
+def overall_estimate(engine: CatEngine | McatEngine, state: CatState,
+                     estimates: Mapping[str, SkillEstimate]) -> OverallEstimate | None:
+    """The overall score of a finished session over the skills that received answers, or None
+    when none did. Skills scored separately are independent given the answers, so Σ is
+    diagonal."""
+    skills = [s for s, e in estimates.items() if e.n_items > 0]
+    if not skills:
+        return None
+    weights = composite_weights(engine.blueprint, skills)
+    theta, se = composite_estimate([estimates[s].theta for s in skills],
+                                   [estimates[s].se for s in skills],
+                                   [weights[s] for s in skills])
+    return OverallEstimate(theta, se, weights)
