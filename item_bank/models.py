@@ -264,6 +264,9 @@ class Assessment(Base):
     time_limit_minutes: Mapped[int | None] = mapped_column(Integer)
     #: Language of the candidate pages (one of `LANGUAGES`); None: the browser's choice.
     language: Mapped[str | None] = mapped_column(String(8))
+    #: The design's simulated operating characteristics on the bank at creation/last edit
+    #: (`web.services.feasibility.Feasibility.to_dict`); what the welcome page may promise.
+    feasibility: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
 
@@ -361,6 +364,27 @@ class SkillResult(Base):
     se: Mapped[float] = mapped_column(Float)
     n_items: Mapped[int] = mapped_column(Integer)
     stop_reason: Mapped[str] = mapped_column(String(64))
+    #: The engine's classification when its own rule (SPRT or CI) decided the skill during the
+    #: test ('pass'/'fail'), with the rule's name; None when the rule had not decided (the report
+    #: then applies its 90 % interval rule and labels it as such).
+    decision: Mapped[str | None] = mapped_column(String(16))
+    decision_rule: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class OverallResult(Base):
+    """A session's overall score: the weighted composite ``Σ w_k θ_k`` of its skills' θ
+    (weights normalised to sum 1) with its standard error ``√(wᵀ Σ w)`` from the posterior
+    covariance Σ of the skills' θ (diagonal for independent unidimensional skills)."""
+
+    __tablename__ = "overall_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("test_sessions.id"), unique=True)
+    theta: Mapped[float] = mapped_column(Float)
+    se: Mapped[float] = mapped_column(Float)
+    #: skill slug → weight (normalised), as used for ``theta``.
+    weights: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -47,6 +48,7 @@ from item_bank.models import (
     ItemEnemy,
     ItemParameterVersion,
     Organisation,
+    OverallResult,
     Response,
     Skill,
     SkillResult,
@@ -831,12 +833,30 @@ def record_response(session: Session, session_id: int, item_external_id: str, po
 
 
 def record_skill_result(session: Session, session_id: int, skill: str, theta: float, se: float,
-                        n_items: int, stop_reason: str) -> SkillResult:
+                        n_items: int, stop_reason: str, *, decision: str | None = None,
+                        decision_rule: str | None = None) -> SkillResult:
+    """Store a skill's result; ``decision``/``decision_rule`` only when the engine's own
+    classification rule decided the skill (both or neither)."""
     skills = skills_by_slug(session)
     if skill not in skills:
         raise ValueError(f"unknown skill {skill!r}")
+    if (decision is None) != (decision_rule is None) or decision not in (None, "pass", "fail"):
+        raise ValueError(f"skill {skill!r}: decision {decision!r} needs its rule and vice versa")
     row = SkillResult(session_id=session_id, skill_id=skills[skill].id, theta=float(theta),
-                      se=float(se), n_items=int(n_items), stop_reason=stop_reason)
+                      se=float(se), n_items=int(n_items), stop_reason=stop_reason,
+                      decision=decision, decision_rule=decision_rule)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def record_overall_result(session: Session, session_id: int, theta: float, se: float,
+                          weights: dict[str, float]) -> OverallResult:
+    """Store a session's composite (overall) score with the weights that defined it."""
+    if not (math.isfinite(theta) and math.isfinite(se) and se >= 0):
+        raise ValueError(f"overall result: theta {theta} and se {se} must be finite, se >= 0")
+    row = OverallResult(session_id=session_id, theta=float(theta), se=float(se),
+                        weights={str(k): float(v) for k, v in weights.items()})
     session.add(row)
     session.flush()
     return row

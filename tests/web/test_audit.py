@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import inspect
 
 from item_bank import repository as repo
-from item_bank.db import current_revision, create_db_engine, transaction, upgrade
+from item_bank.db import create_db_engine, current_revision, head_revision, transaction, upgrade
 from item_bank.models import Organisation
 from tests.web.conftest import Site, csrf_of, login
 from web.cli import main
@@ -151,7 +151,7 @@ def test_migration_0004_from_a_0003_database(tmp_path) -> None:
                 Organisation.__table__.update().where(Organisation.id == org.id)
                 .values(name="Kept"))
         upgrade(eng)
-        assert current_revision(eng) == "0004_a18"
+        assert current_revision(eng) == head_revision()
         tables = set(inspect(eng).get_table_names())
         assert {"audit_events", "password_reset_tokens", "login_throttles", "staff_totp",
                 "staff_recovery_codes", "staff_identities"} <= tables

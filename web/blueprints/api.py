@@ -183,19 +183,47 @@ class IssuedSchema(Schema):
     expires_at = UtcDateTime()
 
 
+class PercentileSchema(Schema):
+    lower = fields.Float(metadata={"description": "norm group's share (%) below the interval's "
+                                                  "lower end"})
+    upper = fields.Float(metadata={"description": "share (%) below the interval's upper end"})
+
+
 class SkillScoreSchema(Schema):
     skill = fields.String()
     skill_name = fields.String()
+    measured = fields.Boolean(metadata={"description": "false when the skill got no answers; "
+                                                      "the score fields are then null"})
+    theta = fields.Float(allow_none=True)
+    se = fields.Float(allow_none=True)
+    score = fields.Float(allow_none=True)
+    lower90 = fields.Float(allow_none=True)
+    upper90 = fields.Float(allow_none=True)
+    percentile = fields.Nested(PercentileSchema, allow_none=True)
+    n_items = fields.Integer()
+    stop_reason = fields.String()
+    decision = fields.String(allow_none=True)
+    decision_rule = fields.String(allow_none=True, metadata={
+        "description": "'sprt' or 'ci' when the engine's rule decided during the test, "
+                       "'interval' when the report's 90 % interval rule did"})
+    misclassification = fields.Float(allow_none=True)
+    shrinkage_points = fields.Float(allow_none=True)
+
+
+class OverallScoreSchema(Schema):
     theta = fields.Float()
     se = fields.Float()
     score = fields.Float()
     lower90 = fields.Float()
     upper90 = fields.Float()
-    percentile = fields.Float()
-    n_items = fields.Integer()
-    stop_reason = fields.String()
-    decision = fields.String(allow_none=True)
-    misclassification = fields.Float(allow_none=True)
+    percentile = fields.Nested(PercentileSchema)
+    weights = fields.Dict(keys=fields.String(), values=fields.Float())
+    shrinkage_points = fields.Float(allow_none=True)
+
+
+class NormGroupSchema(Schema):
+    name = fields.String()
+    provisional = fields.Boolean()
 
 
 class AccommodationSchema(Schema):
@@ -218,6 +246,9 @@ class ReportSchema(Schema):
     n_questions = fields.Integer()
     cut_score = fields.Float(allow_none=True)
     provisional = fields.Boolean()
+    norm_group = fields.Nested(NormGroupSchema)
+    overall = fields.Nested(OverallScoreSchema, allow_none=True)
+    multidimensional = fields.Boolean()
     skills = fields.List(fields.Nested(SkillScoreSchema))
     accommodation = fields.Nested(AccommodationSchema, allow_none=True, metadata={
         "description": "Accommodations granted to this candidate (None: none)"})

@@ -197,13 +197,16 @@ def report(session_id: int):  # type: ignore[no-untyped-def]
         rep = reports.report(organisation_id(), session_id)
     except staff.NotFound:
         abort(404)
-    chart = None
-    if rep.skills:
-        rows = [IntervalRow(s.skill_name, s.score, s.lower90, s.upper90) for s in rep.skills]
-        lo, hi = reports.CHART_RANGE  # one axis for every report: comparable by eye
-        chart = interval_chart(rows, lo, hi, cut=rep.cut_score,
-                               title="Score per skill with 90% interval")
-    return render_template("recruiter/report.html", rep=rep, chart=chart)
+    rows = [] if rep.overall is None else [IntervalRow("Overall", rep.overall.score,
+                                                       rep.overall.lower90, rep.overall.upper90)]
+    rows += [IntervalRow(s.skill_name, s.score, s.lower90, s.upper90) for s in rep.skills
+             if s.score is not None and s.lower90 is not None and s.upper90 is not None]
+    # One fixed scale for every report (θ from −3.5 to 3.5), so that reports compare by eye.
+    lo, hi = reports.CHART_RANGE
+    chart = interval_chart(rows, lo, hi, cut=rep.cut_score,
+                           title="Scores with 90% intervals") if rows else None
+    return render_template("recruiter/report.html", rep=rep, chart=chart,
+                           rule_labels=reports.RULE_LABELS)
 
 
 @bp.route("/assessments/<int:assessment_id>/compare")

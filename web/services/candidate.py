@@ -51,7 +51,7 @@ from item_bank.stacks import assumed_stacks
 from web import observability
 from web.db import get_db, unit_of_work
 from web.services import webhooks
-from web.services.engines import LiveAssessment, live_assessment
+from web.services.engines import LiveAssessment, live_assessment, overall_estimate
 
 
 class CandidateError(Exception):
@@ -189,8 +189,17 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
               status: str) -> None:
     """Store per-skill results from the engine and close the session."""
     stop = state.stop_reason or status
-    for skill, est in live.engine.estimates(state).items():
-        repo.record_skill_result(db, row.id, skill, est.theta, est.se, est.n_items, stop)
+    blueprint = live.engine.blueprint
+    rule = None if blueprint.classification is None else blueprint.classification.method
+    estimates = live.engine.estimates(state)
+    for skill, est in estimates.items():
+        decided = est.decided and rule is not None and est.decision is not None
+        repo.record_skill_result(db, row.id, skill, est.theta, est.se, est.n_items, stop,
+                                 decision=est.decision if decided else None,
+                                 decision_rule=rule if decided else None)
+    overall = overall_estimate(live.engine, state, estimates)
+    if overall is not None:
+        repo.record_overall_result(db, row.id, overall.theta, overall.se, overall.weights)
     repo.finish_session(db, row, status)
     observability.session_finished(db, status)
     webhooks.session_event(db, row, f"session.{status}")

@@ -1,15 +1,25 @@
-"""Candidate reports: per-skill scores on the reporting scale, intervals, percentiles, decisions.
+"""Candidate reports: an overall score and per-skill scores with honest intervals, the decision
+that produced each classification, and percentiles as ranges against a named norm group.
 
-Reporting scale (documented in docs/recruiter-guide.md): ``score = 500 + 100 θ``, where θ is the
-skill's ability on the calibration population's N(0, 1) scale. So 500 is the calibration
-population's average, and each 100 points is one population standard deviation.
+Reporting scale (documented in docs/recruiter-guide.md): ``score = 500 + 100 θ`` for a skill,
+where θ is on the bank's scale (the calibration population's N(0, 1)); the overall score is the
+weighted composite ``θ_c = Σ w_k θ_k`` standardised by the norm group's composite spread,
+``500 + 100 (θ_c − μ_c)/σ_c`` with σ_c = √(wᵀ D R D w) (`irt.composite`), so that 500 is the
+norm group's average and 100 points one of its standard deviations on every line of the report.
 
-* 90 % interval: ``θ̂ ± 1.645 SE`` (the EAP's posterior SD as SE), mapped to the scale.
-* Percentile: ``100 Φ(θ̂)``, the share of the calibration population below the estimate.
-* Cut score (assessment, on the reporting scale): pass when the whole 90 % interval lies above
-  the cut, fail when it lies below, undecided otherwise; the probability of misclassification
-  of the reported side (θ̂ ≥ cut → pass) is ``Φ(−|θ̂ − θ_cut| / SE)`` under the normal
-  posterior approximation (Rudner 2001).
+* 90 % interval: ``θ̂ ± 1.645 SE`` (posterior SD as SE), mapped to the scale.
+* Percentile: a *range*, the norm group's share below the interval's two ends,
+  ``100 Φ((θ̂ ± 1.645 SE − μ)/σ)``; the norm group is named: the applicants of the latest
+  published (non-provisional) calibration, or "simulated reference group (provisional bank)".
+* Decision against a cut (on the reporting scale): the engine's own rule (SPRT or CI) when it
+  decided the skill during the test, stored with the result; otherwise the report's 90 %
+  interval rule (pass when the whole interval lies above the cut, fail when below, undecided
+  otherwise), labelled as such. P(misclassified) of the reported side is
+  ``Φ(−|θ̂ − θ_cut| / SE)`` under the normal posterior (Rudner 2001).
+* A skill without answers is "not measured": no score, interval or percentile is shown.
+* Shrinkage: a posterior mean is pulled toward the prior mean; for a normal prior of variance 1
+  and precision I from the answers, the pull is ``θ̂_ML − θ̂_EAP ≈ θ̂ SE²/(1 − SE²)``. The report
+  notes it when it exceeds `SHRINKAGE_NOTE_POINTS` points.
 """
 
 from __future__ import annotations
@@ -18,18 +28,24 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from scipy.stats import norm
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from irt.composite import composite_sd, normalized_weights
 from item_bank.models import (
     Assessment,
+    CalibrationJob,
     Candidate,
     CandidateSession,
     Invitation,
     ItemParameterVersion,
+    OverallResult,
     Response,
     Skill,
     SkillResult,
@@ -43,6 +59,13 @@ SCALE_MEAN, SCALE_SD = 500.0, 100.0
 #: an interval beyond it is drawn up to the edge.
 CHART_RANGE = (150.0, 850.0)
 Z90 = float(norm.ppf(0.95))
+#: Points of pull toward the middle above which the report says so.
+SHRINKAGE_NOTE_POINTS = 15.0
+SIMULATED_NORM = "simulated reference group (provisional bank)"
+#: Decision rules as the report labels them.
+RULE_LABELS = {"sprt": "sequential test (SPRT) during the test",
+               "ci": "confidence-interval rule during the test",
+               "interval": "90 % interval of this report"}
 
 
 def to_scale(theta: float) -> float:
@@ -54,19 +77,63 @@ def cut_to_theta(cut_score: float) -> float:
 
 
 @dataclass(frozen=True)
+class NormGroup:
+    """Who a percentile compares with: θ ~ N(mean, sd²) per skill, their correlations, and a
+    name a recruiter can read. ``provisional`` when it is not a real applicant group."""
+
+    name: str
+    provisional: bool
+    mean: Mapping[str, float]
+    sd: Mapping[str, float]
+    correlation: Mapping[tuple[str, str], float]
+
+    def moments(self, skill: str) -> tuple[float, float]:
+        return self.mean.get(skill, 0.0), self.sd.get(skill, 1.0)
+
+    def composite(self, skills: Sequence[str], weights: Sequence[float]) -> tuple[float, float]:
+        """Mean and SD of the composite ``Σ w θ`` in this group."""
+        w = normalized_weights(weights)
+        mu = float(sum(wk * self.moments(s)[0] for wk, s in zip(w, skills, strict=True)))
+        r = np.array([[1.0 if a == b else self.correlation.get((a, b), 0.0) for b in skills]
+                      for a in skills])
+        return mu, composite_sd(r, w, [self.moments(s)[1] for s in skills])
+
+
+@dataclass(frozen=True)
+class Percentile:
+    lower: float
+    upper: float
+
+
+@dataclass(frozen=True)
 class SkillScore:
     skill: str
     skill_name: str
+    measured: bool
+    theta: float | None
+    se: float | None
+    score: float | None
+    lower90: float | None
+    upper90: float | None
+    percentile: Percentile | None
+    n_items: int
+    stop_reason: str
+    decision: str | None
+    decision_rule: str | None
+    misclassification: float | None
+    shrinkage_points: float | None
+
+
+@dataclass(frozen=True)
+class OverallScore:
     theta: float
     se: float
     score: float
     lower90: float
     upper90: float
-    percentile: float
-    n_items: int
-    stop_reason: str
-    decision: str | None
-    misclassification: float | None
+    percentile: Percentile
+    weights: Mapping[str, float]
+    shrinkage_points: float | None
 
 
 @dataclass(frozen=True)
@@ -93,20 +160,83 @@ class CandidateReport:
     n_questions: int
     cut_score: float | None
     provisional: bool
+    norm_group: NormGroup
+    overall: OverallScore | None
+    multidimensional: bool
     skills: tuple[SkillScore, ...]
     accommodation: AccommodationRecord | None = None
 
 
+def _percentile(lo: float, hi: float, mean: float, sd: float) -> Percentile:
+    return Percentile(100.0 * float(norm.cdf((lo - mean) / sd)),
+                      100.0 * float(norm.cdf((hi - mean) / sd)))
+
+
+def _shrinkage(theta: float, se: float, sd: float) -> float | None:
+    """Points of pull toward the prior mean (normal-normal approximation), or None if small."""
+    ratio = (se / sd) ** 2
+    if not 0 < ratio < 1:
+        return None
+    points = abs(theta) * ratio / (1.0 - ratio) * SCALE_SD / sd
+    return points if points >= SHRINKAGE_NOTE_POINTS else None
+
+
 def skill_score(skill: str, name: str, theta: float, se: float, n_items: int, stop: str,
-                cut_score: float | None) -> SkillScore:
+                cut_score: float | None, group: NormGroup, *, decision: str | None = None,
+                decision_rule: str | None = None) -> SkillScore:
+    if n_items == 0:
+        return SkillScore(skill, name, False, None, None, None, None, None, None, 0, stop, None,
+                          None, None, None)
+    mean, sd = group.moments(skill)
     lo, hi = theta - Z90 * se, theta + Z90 * se
-    decision = miscl = None
+    miscl = None
     if cut_score is not None:
         cut = cut_to_theta(cut_score)
-        decision = "pass" if lo > cut else "fail" if hi < cut else "undecided"
+        if decision is None or decision_rule is None:
+            decision = "pass" if lo > cut else "fail" if hi < cut else "undecided"
+            decision_rule = "interval"
         miscl = float(norm.cdf(-abs(theta - cut) / se)) if se > 0 else 0.0
-    return SkillScore(skill, name, theta, se, to_scale(theta), to_scale(lo), to_scale(hi),
-                      100.0 * float(norm.cdf(theta)), n_items, stop, decision, miscl)
+    else:
+        decision = decision_rule = None
+    return SkillScore(skill, name, True, theta, se, to_scale(theta), to_scale(lo), to_scale(hi),
+                      _percentile(lo, hi, mean, sd), n_items, stop, decision, decision_rule,
+                      miscl, _shrinkage(theta - mean, se, sd))
+
+
+def overall_score(theta: float, se: float, weights: Mapping[str, float],
+                  group: NormGroup) -> OverallScore:
+    skills = list(weights)
+    mu, sd = group.composite(skills, [weights[s] for s in skills])
+    z, z_se = (theta - mu) / sd, se / sd
+    lo, hi = z - Z90 * z_se, z + Z90 * z_se
+    return OverallScore(theta, se, to_scale(z), to_scale(lo), to_scale(hi),
+                        _percentile(lo, hi, 0.0, 1.0), dict(weights), _shrinkage(z, z_se, 1.0))
+
+
+def norm_group(db: Session) -> NormGroup:
+    """The applicants of the latest published calibration that was estimated on real responses
+    (its latent means, SDs and correlations), else the simulated reference group of the
+    provisional bank, N(0, 1) per skill with the bank's stated correlations unknown (0)."""
+    job = db.scalar(select(CalibrationJob).where(CalibrationJob.status == "published")
+                    .order_by(CalibrationJob.finished_at.desc(), CalibrationJob.id.desc())
+                    .limit(1))
+    result = job.result if job is not None else None
+    latent = (result or {}).get("summary", {}).get("latent") or []
+    if job is None or not latent:
+        return NormGroup(SIMULATED_NORM, True, {}, {}, {})
+    corr: dict[tuple[str, str], float] = {}
+    c = (result or {}).get("correlations") or {}
+    names = [str(s) for s in c.get("skills", [])]
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            value = float(c["matrix"][i][j])
+            if math.isfinite(value):
+                corr[(a, b)] = value
+    n = (result or {}).get("summary", {}).get("n_persons")
+    when = as_utc(job.finished_at).date().isoformat() if job.finished_at else "?"
+    return NormGroup(f"applicants in the calibration of {when} (n = {n})", False,
+                     {str(x["skill"]): float(x["mean"]) for x in latent},
+                     {str(x["skill"]): float(x["sd"]) for x in latent}, corr)
 
 
 def report(org_id: int, session_id: int, db: Session | None = None) -> CandidateReport:
@@ -116,12 +246,20 @@ def report(org_id: int, session_id: int, db: Session | None = None) -> Candidate
     row = db.get(CandidateSession, session_id)
     if row is None or row.assessment.organisation_id != org_id:
         raise NotFound("no such report")
+    return _report(db, row, norm_group(db))
+
+
+def _report(db: Session, row: CandidateSession, group: NormGroup) -> CandidateReport:
     assessment: Assessment = row.assessment
     results = db.execute(select(SkillResult, Skill).join(Skill)
                          .where(SkillResult.session_id == row.id)
                          .order_by(Skill.name)).all()
     skills = tuple(skill_score(sk.slug, sk.name, r.theta, r.se, r.n_items, r.stop_reason,
-                               assessment.cut_score) for r, sk in results)
+                               assessment.cut_score, group, decision=r.decision,
+                               decision_rule=r.decision_rule) for r, sk in results)
+    stored = db.scalar(select(OverallResult).where(OverallResult.session_id == row.id))
+    overall = None if stored is None else overall_score(stored.theta, stored.se,
+                                                        stored.weights, group)
     n_questions = db.scalar(select(func.count(Response.id))
                             .where(Response.session_id == row.id)) or 0
     provisional = bool(db.scalar(
@@ -132,6 +270,7 @@ def report(org_id: int, session_id: int, db: Session | None = None) -> Candidate
     minutes = None
     if row.finished_at is not None:
         minutes = (as_utc(row.finished_at) - as_utc(row.started_at)).total_seconds() / 60.0
+    multidimensional = bool((row.blueprint or {}).get("correlations"))
     acc = row.invitation.accommodation
     record = None if acc is None else AccommodationRecord(
         acc.extra_time_percent, acc.break_minutes, round(acc.break_used_seconds / 60.0, 1),
@@ -139,7 +278,7 @@ def report(org_id: int, session_id: int, db: Session | None = None) -> Candidate
     return CandidateReport(row.id, row.candidate.public_id, row.candidate.name, assessment.name,
                            assessment.id, display_status(row.invitation, row), row.started_at,
                            row.finished_at, minutes, int(n_questions), assessment.cut_score,
-                           provisional, skills, record)
+                           provisional, group, overall, multidimensional, skills, record)
 
 
 def _iso(t: dt.datetime | None) -> str | None:
@@ -147,27 +286,31 @@ def _iso(t: dt.datetime | None) -> str | None:
 
 
 def report_json(rep: CandidateReport) -> dict[str, object]:
-    """The report as ``GET /api/v1/reports/{id}`` returns it (the webhook payload's ``report``)."""
+    """The report as ``GET /api/v1/reports/{id}`` returns it (the webhook payload's ``report``);
+    the norm group by its name and whether it is provisional."""
     out = dataclasses.asdict(rep)
     out.pop("assessment_id")
+    out["norm_group"] = {"name": rep.norm_group.name, "provisional": rep.norm_group.provisional}
     out["started_at"], out["finished_at"] = _iso(rep.started_at), _iso(rep.finished_at)
     return out
 
 
 
 def comparison(org_id: int, assessment_id: int) -> tuple[Assessment, list[CandidateReport]]:
-    """Reports of every finished session of an assessment, best overall score first."""
+    """Reports of every finished session of an assessment, best overall score first (sessions
+    without an overall score last)."""
     db = get_db()
     target = db.get(Assessment, assessment_id)
     if target is None or target.organisation_id != org_id:
         raise NotFound("no such assessment")
-    ids = db.scalars(select(CandidateSession.id)
-                     .join(Invitation, CandidateSession.invitation_id == Invitation.id)
-                     .join(Candidate, CandidateSession.candidate_id == Candidate.id)
-                     .where(CandidateSession.assessment_id == assessment_id,
-                            CandidateSession.status.in_(["completed", "timed_out"]))).all()
-    reports = [report(org_id, sid) for sid in ids]
-    reports.sort(key=lambda r: -sum(s.score for s in r.skills) / max(len(r.skills), 1))
+    rows = db.scalars(select(CandidateSession)
+                      .join(Invitation, CandidateSession.invitation_id == Invitation.id)
+                      .join(Candidate, CandidateSession.candidate_id == Candidate.id)
+                      .where(CandidateSession.assessment_id == assessment_id,
+                             CandidateSession.status.in_(["completed", "timed_out"]))).all()
+    group = norm_group(db)
+    reports = [_report(db, r, group) for r in rows]
+    reports.sort(key=lambda r: -math.inf if r.overall is None else -r.overall.score)
     return target, reports
 
 
@@ -179,25 +322,42 @@ def _csv_safe(value: object) -> str:
     return text
 
 
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
 def comparison_csv(assessment: Assessment, reports: list[CandidateReport]) -> str:
     skill_names = sorted({(s.skill, s.skill_name) for r in reports for s in r.skills})
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    header = ["candidate_id", "name", "status", "questions", "minutes"]
+    header = ["candidate_id", "name", "status", "questions", "minutes", "overall_score",
+              "overall_lower90", "overall_upper90", "overall_percentile_low",
+              "overall_percentile_high", "norm_group"]
     for slug, _ in skill_names:
-        header += [f"{slug}_score", f"{slug}_lower90", f"{slug}_upper90", f"{slug}_percentile"]
+        header += [f"{slug}_score", f"{slug}_lower90", f"{slug}_upper90",
+                   f"{slug}_percentile_low", f"{slug}_percentile_high"]
         if assessment.cut_score is not None:
-            header.append(f"{slug}_decision")
+            header += [f"{slug}_decision", f"{slug}_decision_rule"]
     w.writerow(header)
     for r in reports:
         by_skill = {s.skill: s for s in r.skills}
+        o = r.overall
         row = [_csv_safe(r.candidate_public_id), _csv_safe(r.candidate_name), r.status,
                r.n_questions, "" if r.minutes is None else f"{r.minutes:.1f}"]
+        row += ["", "", "", "", ""] if o is None else [
+            _num(o.score), _num(o.lower90), _num(o.upper90), _num(o.percentile.lower),
+            _num(o.percentile.upper)]
+        row.append(_csv_safe(r.norm_group.name))
         for slug, _ in skill_names:
             s = by_skill.get(slug)
-            row += ["", "", "", ""] if s is None else [
-                f"{s.score:.0f}", f"{s.lower90:.0f}", f"{s.upper90:.0f}", f"{s.percentile:.0f}"]
+            if s is None or not s.measured:
+                row += ["not measured", "", "", "", ""]
+            else:
+                assert s.percentile is not None
+                row += [_num(s.score), _num(s.lower90), _num(s.upper90),
+                        _num(s.percentile.lower), _num(s.percentile.upper)]
             if assessment.cut_score is not None:
-                row.append("" if s is None else s.decision)
+                row += ["", ""] if s is None or s.decision is None else [s.decision,
+                                                                         s.decision_rule]
         w.writerow(row)
     return out.getvalue()

@@ -1,6 +1,6 @@
 """staff account security and audit log
 
-Revision ID: 0004_a18
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-04 20:28:12.718765
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_a18"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

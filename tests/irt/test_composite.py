@@ -1,0 +1,42 @@
+"""The overall score's arithmetic: a weighted composite of skills and its standard error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from irt.composite import composite_estimate, composite_sd, normalized_weights
+
+
+def test_equal_weights_of_independent_equal_errors_shrink_the_se_by_root_k():
+    theta, se = composite_estimate([0.2, -0.4, 1.0, 0.0], [0.5] * 4, [1, 1, 1, 1])
+    assert theta == pytest.approx(0.2)
+    assert se == pytest.approx(0.5 / 2)
+
+
+def test_se_is_the_sd_of_the_weighted_sum_under_the_covariance():
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(3, 3))
+    cov = a @ a.T + 0.1 * np.eye(3)
+    w = np.array([0.5, 0.3, 0.2])
+    draws = rng.multivariate_normal(np.zeros(3), cov, size=400_000)
+    _, se = composite_estimate([0, 0, 0], cov, w)
+    assert se == pytest.approx(float(np.std(draws @ w)), rel=0.01)
+
+
+def test_population_sd_of_a_composite_of_correlated_skills():
+    r = np.array([[1.0, 0.6], [0.6, 1.0]])
+    # Var(0.5 x + 0.5 y) = 0.25 + 0.25 + 2 · 0.25 · 0.6 = 0.8
+    assert composite_sd(r, [1, 1]) == pytest.approx(np.sqrt(0.8))
+    assert composite_sd(np.eye(2), [1, 1], [2.0, 2.0]) == pytest.approx(np.sqrt(2.0))
+
+
+@pytest.mark.parametrize("bad", [[], [0, 0], [1, -1], [np.nan, 1]])
+def test_weights_must_be_usable(bad):
+    with pytest.raises(ValueError, match="weights"):
+        normalized_weights(bad)
+
+
+def test_mismatched_shapes_are_refused():
+    with pytest.raises(ValueError, match="do not match"):
+        composite_estimate([0, 1], np.eye(3), [1, 1])
