@@ -50,7 +50,7 @@ def test_the_posterior_sd_of_speed_matches_its_actual_error(study):
 
 
 def test_em_never_lowers_the_marginal_likelihood(study):
-    *_, person, item, seconds, fit = study
+    *_, person, item, seconds, _fit = study
     lls = [fit_lognormal(person, item, seconds, 3000, 60, max_iter=k).loglik
            for k in (2, 5, 20)]
     assert lls[0] <= lls[1] + 1e-9 <= lls[2] + 2e-9
