@@ -217,21 +217,23 @@ def integrity_notes(evidence: IntegrityEvidence, thresholds: IntegrityThresholds
 
 def choose_thresholds(honest: Sequence[IntegrityEvidence], *, target_rate: float = 0.01
                       ) -> IntegrityThresholds:
-    """Thresholds from simulated honest candidates: each statistic at its ``target_rate/3``
-    upper (lower for lz*) quantile, so that the share of honest candidates with any note —
-    measured on the same simulees and returned — is at most about ``target_rate``."""
+    """Thresholds from simulated honest candidates so that the share of them with any note —
+    measured on the same simulees and returned — is at most about ``target_rate``.
+
+    The budget is split by how rare each statistic is among honest candidates: rapid guesses
+    (a count that is almost always 0) get a tenth, pre-knowledge six tenths, lz* three tenths.
+    """
     if len(honest) < 100:
         raise ValueError("choose thresholds from at least 100 simulated honest candidates")
-    q = target_rate / 3.0
     rapid = np.array([e.rapid for e in honest])
     pk = np.array([e.preknowledge_llr for e in honest])
     lz = np.array([np.nan if e.lz_star is None else e.lz_star for e in honest])
-    rapid_count = max(1, int(np.ceil(np.quantile(rapid, 1.0 - q) + 1e-9)))
-    if np.mean(rapid >= rapid_count) > q:
+    rapid_count = 1
+    while np.mean(rapid >= rapid_count) > 0.1 * target_rate:
         rapid_count += 1
-    pk_limit = float(np.quantile(pk, 1.0 - q))
-    pk_limit = max(pk_limit, 1e-6) + 1e-9
-    lz_limit = float(np.nanquantile(lz, q)) if np.isfinite(lz).any() else -np.inf
+    pk_limit = max(float(np.quantile(pk, 1.0 - 0.6 * target_rate)), 1e-6) + 1e-9
+    lz_limit = float(np.nanquantile(lz, 0.3 * target_rate)) if np.isfinite(lz).any() \
+        else -np.inf
     flagged = (rapid >= rapid_count) | (pk >= pk_limit) | (np.nan_to_num(lz, nan=np.inf)
                                                            <= lz_limit)
     return IntegrityThresholds(rapid_count, pk_limit, lz_limit, float(flagged.mean()),

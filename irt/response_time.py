@@ -75,30 +75,42 @@ def speed_posterior(person: ArrayLike, item: ArrayLike, seconds: ArrayLike, beta
                     alpha: ArrayLike, sigma_tau: float, n_persons: int
                     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Posterior mean and SD of each person's speed τ given calibrated items (the E-step)."""
-    b = np.asarray(beta, dtype=np.float64)
-    a2 = np.asarray(alpha, dtype=np.float64) ** 2
+    b, a2 = _usable(beta, alpha)
     p, i, y = _check(person, item, seconds, n_persons, b.size)
     precision = 1.0 / sigma_tau**2 + np.bincount(p, a2[i], n_persons)
     mean = np.bincount(p, a2[i] * (b[i] - y), n_persons) / precision
     return mean, 1.0 / np.sqrt(precision)
 
 
+def _usable(beta: ArrayLike, alpha: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """β and α² with items without parameters (NaN) given weight 0."""
+    b = np.asarray(beta, dtype=np.float64)
+    a = np.asarray(alpha, dtype=np.float64)
+    ok = np.isfinite(b) & np.isfinite(a)
+    return np.where(ok, b, 0.0), np.where(ok, a, 0.0) ** 2
+
+
 def fit_lognormal(person: ArrayLike, item: ArrayLike, seconds: ArrayLike, n_persons: int,
-                  n_items: int, *, tol: float = DEFAULT_TOL,
+                  n_items: int, *, min_responses: int = 2, tol: float = DEFAULT_TOL,
                   max_iter: int = DEFAULT_MAX_ITER) -> ResponseTimeFit:
     """Marginal ML of the lognormal model by EM (closed-form steps, see the module docstring).
 
-    Every item needs at least two responses; persons without responses get the prior.
+    Items with fewer than ``min_responses`` (≥ 2) times are left out and get NaN parameters
+    (their times carry no evidence in `loo_time_residuals`); persons without responses get
+    the prior.
     """
+    if min_responses < 2:
+        raise ValueError("min_responses must be >= 2 (an item's time SD needs two times)")
     p, i, y = _check(person, item, seconds, n_persons, n_items)
-    n_i = np.bincount(i, minlength=n_items)
-    few = np.flatnonzero(n_i < 2)
-    if few.size:
-        raise ValueError(f"item index {int(few[0])} has {int(n_i[few[0]])} response time(s); "
-                         f"the lognormal model needs at least 2 per item")
+    counts = np.bincount(i, minlength=n_items)
+    keep = counts[i] >= min_responses
+    if not keep.any():
+        raise ValueError(f"no item has {min_responses} or more response times")
+    p, i, y = p[keep], i[keep], y[keep]
+    n_i = np.maximum(np.bincount(i, minlength=n_items), 1)
     beta = np.bincount(i, y, n_items) / n_i
     resid = y - beta[i]
-    alpha = np.minimum(1.0 / np.sqrt(np.bincount(i, resid**2, n_items) / n_i + 1e-12), MAX_ALPHA)
+    alpha = _alpha_of(np.bincount(i, resid**2, n_items) / n_i)
     sigma2 = max(float(np.var(np.bincount(p, -resid, n_persons)
                               / np.maximum(np.bincount(p, minlength=n_persons), 1))), 1e-4)
     loglik, converged, it = -np.inf, False, 0
@@ -110,15 +122,23 @@ def fit_lognormal(person: ArrayLike, item: ArrayLike, seconds: ArrayLike, n_pers
         new_ll = _marginal_loglik(p, i, y, beta, alpha, sigma2, n_persons)
         beta = np.bincount(i, y + m[p], n_items) / n_i
         r = y - beta[i] + m[p]
-        alpha = np.minimum(1.0 / np.sqrt(np.bincount(i, r**2 + v[p], n_items) / n_i), MAX_ALPHA)
+        alpha = _alpha_of(np.bincount(i, r**2 + v[p], n_items) / n_i)
         sigma2 = float(np.mean(m**2 + v))
         if abs(new_ll - loglik) < tol * (1.0 + abs(new_ll)):
             loglik, converged = new_ll, True
             break
         loglik = new_ll
     tau, tau_se = speed_posterior(p, i, np.exp(y), beta, alpha, float(np.sqrt(sigma2)), n_persons)
-    return ResponseTimeFit(beta, alpha, float(np.sqrt(sigma2)), tau, tau_se, n_i.astype(np.int64),
-                           float(loglik), it, converged)
+    unfit = counts < min_responses
+    beta[unfit], alpha[unfit] = np.nan, np.nan
+    return ResponseTimeFit(beta, alpha, float(np.sqrt(sigma2)), tau, tau_se,
+                           counts.astype(np.int64), float(loglik), it, converged)
+
+
+def _alpha_of(mean_square: NDArray[np.float64]) -> NDArray[np.float64]:
+    """α = 1/√(mean square), capped at `MAX_ALPHA` (also for items without times)."""
+    floor = 1.0 / MAX_ALPHA**2
+    return 1.0 / np.sqrt(np.maximum(mean_square, floor))
 
 
 def _marginal_loglik(p: NDArray[np.int64], i: NDArray[np.int64], y: NDArray[np.float64],
@@ -146,15 +166,17 @@ def loo_time_residuals(person: ArrayLike, item: ArrayLike, seconds: ArrayLike, b
         z_ij = (ln t_ij − (β_i − m_j^{(−i)})) / √(1/α_i² + v_j^{(−i)}),
 
     N(0, 1) under the model. Large negative values are answers much faster than this person's
-    usual pace on this item's usual time."""
-    b = np.asarray(beta, dtype=np.float64)
-    a2 = np.asarray(alpha, dtype=np.float64) ** 2
+    usual pace on this item's usual time. Items without parameters give NaN."""
+    b, a2 = _usable(beta, alpha)
     p, i, y = _check(person, item, seconds, n_persons, b.size)
     precision = 1.0 / sigma_tau**2 + np.bincount(p, a2[i], n_persons)
     numerator = np.bincount(p, a2[i] * (b[i] - y), n_persons)
     prec_loo = precision[p] - a2[i]
     m_loo = (numerator[p] - a2[i] * (b[i] - y)) / prec_loo
-    return (y - (b[i] - m_loo)) / np.sqrt(1.0 / a2[i] + 1.0 / prec_loo)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (y - (b[i] - m_loo)) / np.sqrt(1.0 / a2[i] + 1.0 / prec_loo)
+    z[a2[i] == 0] = np.nan
+    return z
 
 
 def simulate_times(person: ArrayLike, item: ArrayLike, tau: ArrayLike, beta: ArrayLike,

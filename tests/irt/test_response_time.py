@@ -76,3 +76,14 @@ def test_speed_posterior_is_the_conjugate_normal_update():
 def test_bad_times_are_refused_with_their_row(bad):
     with pytest.raises(ValueError, match="row 1"):
         fit_lognormal([0, 0, 1, 1], [0, 1, 0, 1], [3.0, bad, 2.0, 4.0], 2, 2)
+
+
+def test_items_with_too_few_times_get_no_parameters_and_no_evidence():
+    rng = np.random.default_rng(1)
+    person = np.array([0, 0, 1, 1, 2, 2, 3])
+    item = np.array([0, 1, 0, 1, 0, 1, 2])
+    seconds = rng.uniform(20, 60, person.size)
+    fit = fit_lognormal(person, item, seconds, 4, 3)
+    assert np.isnan(fit.beta[2]) and np.isnan(fit.alpha[2]) and fit.n_responses[2] == 1
+    z = loo_time_residuals(person, item, seconds, fit.beta, fit.alpha, fit.sigma_tau, 4)
+    assert np.isnan(z[-1]) and np.isfinite(z[:-1]).all()
