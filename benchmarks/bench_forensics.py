@@ -1,0 +1,240 @@
+"""Test-security study (issue 17): plant leaked items and cheating candidates into simulated
+adaptive traffic and measure what `calibration.forensics` catches.
+
+Traffic: a 300-item 2PL bank, one skill; candidates arrive in order, each taking a 30-item CAT
+(maximum information, randomesque 5) run by Proficio's own engine; response times from the
+lognormal model (time intensity β ~ N(3.9, 0.35), i.e. about 50 s; α ~ U(1.5, 2.5); speed SD
+0.3). `--months` months of `--per-month` candidates; at the middle month five items (drawn among
+items used by ≥ 5 % of candidates) leak: from then on 30 % of candidates know them, answer them
+correctly and in half their usual time. The response-time model is calibrated on the pre-leak
+traffic; abilities are EAP estimates without the judged item. Each item is monitored over its
+answers in arrival order; after an alarm the CUSUM restarts, so false alarms are counted as a
+rate per item-month.
+
+Candidate notes: thresholds are chosen on 4,000 simulated honest candidates (target 1 %), then
+measured on fresh honest candidates, rapid guessers (20 % of their answers random, in 1–4 s) and
+candidates with pre-knowledge of 25 % of the bank (those answered correctly in half the time).
+
+    .venv/bin/python benchmarks/bench_forensics.py [--replications 10] [--months 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+import engine
+import irt
+from calibration.forensics import (
+    choose_thresholds,
+    integrity_evidence,
+    integrity_notes,
+    monitor_item,
+)
+from engine.simulation import simulate
+from irt.person_fit import lz_star
+from irt.response_time import fit_lognormal, loo_time_residuals
+
+N_ITEMS, TEST_LENGTH, LEAKED = 300, 30, 5
+#: Items need this many times before their time parameters are used (fewer: no time evidence).
+RT_MIN_RESPONSES = 30
+GRID = np.linspace(-5, 5, 81)
+
+
+@dataclass
+class Traffic:
+    person: NDArray[np.int64]
+    item: NDArray[np.int64]
+    correct: NDArray[np.float64]
+    seconds: NDArray[np.float64]
+
+
+def make_bank(rng: np.random.Generator) -> tuple[irt.Bank, NDArray, NDArray]:
+    a = np.exp(rng.normal(0.1, 0.25, N_ITEMS))
+    b = rng.normal(0.0, 1.0, N_ITEMS)
+    bank = irt.Bank.from_params(irt.ItemParams(f"IT-{k:03d}", "2pl", a=float(a[k]),
+                                               b=float(b[k]), skill="s")
+                                for k in range(N_ITEMS))
+    return bank, rng.normal(3.9, 0.35, N_ITEMS), rng.uniform(1.5, 2.5, N_ITEMS)
+
+
+def run_cat(bank: irt.Bank, answers: NDArray, theta: NDArray, seed: int) -> Traffic:
+    bp = engine.Blueprint(se_target=None, min_items=TEST_LENGTH, max_items=TEST_LENGTH,
+                          exposure=engine.strategies.Randomesque(5), seed=seed)
+    res = simulate(engine.CatEngine(bank, bp), theta, answers=answers)
+    items = res.items[:, 0, :] if res.items.ndim == 3 else res.items
+    person, pos = np.nonzero(items >= 0)
+    item = items[person, pos]
+    return Traffic(person, item, answers[person, item].astype(float), np.zeros(person.size))
+
+
+def loo_eap_p(bank: irt.Bank, t: Traffic, n_persons: int) -> NDArray[np.float64]:
+    """P(correct) of every answer at the EAP of the person's other answers (N(0, 1) prior)."""
+    p_grid = irt.probability(GRID, bank)                       # (nodes, items)
+    log_p = np.where(t.correct[:, None] == 1, np.log(p_grid[:, t.item].T),
+                     np.log1p(-p_grid[:, t.item].T))           # (answers, nodes)
+    total = np.zeros((n_persons, GRID.size))
+    np.add.at(total, t.person, log_p)
+    loo = total[t.person] - log_p - 0.5 * GRID**2
+    loo -= loo.max(axis=1, keepdims=True)
+    w = np.exp(loo)
+    theta = (w @ GRID) / w.sum(axis=1)
+    a, b = bank.a[t.item], bank.b[t.item]
+    return 1.0 / (1.0 + np.exp(-a * (theta - b)))
+
+
+def leak_study(rng: np.random.Generator, months: int, per_month: int) -> dict[str, float]:
+    bank, beta, alpha = make_bank(rng)
+    n = months * per_month
+    leak_at = (months // 2) * per_month
+    theta = rng.normal(size=n)
+    tau = rng.normal(0, 0.3, n)
+    answers = irt.simulate_responses(theta, bank, rng)
+    # which items are used enough: a pilot of the same design
+    pilot = run_cat(bank, answers[:1000], theta[:1000], seed=99)
+    use = np.bincount(pilot.item, minlength=N_ITEMS) / 1000
+    leaked = rng.choice(np.flatnonzero(use >= 0.05), LEAKED, replace=False)
+    knows = (np.arange(n) >= leak_at) & (rng.random(n) < 0.3)
+    answers[np.ix_(knows, leaked)] = 1
+    t = run_cat(bank, answers, theta, seed=int(rng.integers(1 << 31)))
+    z = rng.standard_normal(t.person.size)
+    log_t = beta[t.item] - tau[t.person] + z / alpha[t.item]
+    cheat = knows[t.person] & np.isin(t.item, leaked)
+    log_t[cheat] += np.log(0.5)
+    t.seconds = np.exp(log_t)
+    pre = t.person < leak_at
+    rt = fit_lognormal(t.person[pre], t.item[pre], t.seconds[pre], n, N_ITEMS,
+                       min_responses=RT_MIN_RESPONSES)
+    zres = loo_time_residuals(t.person, t.item, t.seconds, rt.beta, rt.alpha, rt.sigma_tau, n)
+    p_loo = loo_eap_p(bank, t, n)
+    order = np.lexsort((np.arange(t.person.size), t.person))
+    delays, false_alarms = [], 0
+    for i in range(N_ITEMS):
+        rows = order[t.item[order] == i]
+        x, p, zz, who = t.correct[rows], p_loo[rows], zres[rows], t.person[rows]
+        post0 = int(np.searchsorted(who, leak_at))
+        start = 0
+        detected = None
+        while start < rows.size:
+            alarm = monitor_item(f"IT-{i:03d}", x[start:], p[start:], zz[start:])
+            if alarm is None:
+                break
+            at = start + alarm.alarm_index
+            if i in leaked and at >= post0 and detected is None:
+                detected = at - post0 + 1
+                break
+            false_alarms += 1
+            start = at + 1
+        if i in leaked:
+            delays.append(np.inf if detected is None else detected)
+    clean_item_months = (N_ITEMS - LEAKED) * months + LEAKED * (months // 2)
+    d = np.array(delays)
+    return {"detected_300": float(np.mean(d <= 300)), "median_delay": float(np.median(d)),
+            "false_alarms": false_alarms, "item_months": clean_item_months,
+            "rt_beta_rmse": float(np.sqrt(np.nanmean((rt.beta - beta) ** 2))),
+            "rt_alpha_rmse": float(np.sqrt(np.nanmean((rt.alpha - alpha) ** 2))),
+            "rt_items": int(np.isfinite(rt.beta).sum())}
+
+
+def candidates(rng: np.random.Generator, bank: irt.Bank, beta: NDArray, alpha: NDArray,
+               n: int, kind: str, rt_fit, speed: float = 0.5) -> tuple[list, float]:
+    theta = rng.normal(size=n)
+    tau = rng.normal(0, 0.3, n)
+    answers = irt.simulate_responses(theta, bank, rng)
+    special = np.zeros((n, N_ITEMS), dtype=bool)
+    if kind == "rapid":
+        special = rng.random((n, N_ITEMS)) < 0.2
+        answers[special] = (rng.random(int(special.sum())) < 0.25).astype(answers.dtype)
+    elif kind == "preknowledge":
+        special = rng.random((n, N_ITEMS)) < 0.25
+        answers[special] = 1
+    t = run_cat(bank, answers, theta, seed=int(rng.integers(1 << 31)))
+    log_t = beta[t.item] - tau[t.person] + rng.standard_normal(t.person.size) / alpha[t.item]
+    sp = special[t.person, t.item]
+    if kind == "rapid":
+        log_t[sp] = np.log(rng.uniform(1.0, 4.0, int(sp.sum())))
+    elif kind == "preknowledge":
+        log_t[sp] += np.log(speed)
+    t.seconds = np.exp(log_t)
+    zres = loo_time_residuals(t.person, t.item, t.seconds, rt_fit.beta, rt_fit.alpha,
+                              rt_fit.sigma_tau, n)
+    p_loo = loo_eap_p(bank, t, n)
+    sparse = irt.SparseResponses(t.person, t.item, t.correct.astype(np.int64), n, N_ITEMS)
+    est = irt.wle(sparse, bank)
+    lz = lz_star(t.person, t.item, t.correct, est.theta, bank, estimator="wle")
+    typical = np.exp(rt_fit.beta)
+    out = []
+    by = np.argsort(t.person, kind="stable")
+    bounds = np.searchsorted(t.person[by], np.arange(n + 1))
+    for j in range(n):
+        r = by[bounds[j]:bounds[j + 1]]
+        out.append(integrity_evidence(t.correct[r], p_loo[r], zres[r], t.seconds[r],
+                                      typical[t.item[r]], float(lz[j])))
+    return out, float(np.mean(sp.sum() / max(t.person.size, 1)))
+
+
+def note_study(rng: np.random.Generator) -> dict[str, float]:
+    bank, beta, alpha = make_bank(rng)
+    # the response-time model calibrated on the bank's own (honest) latencies
+    theta = rng.normal(size=3000)
+    t = run_cat(bank, irt.simulate_responses(theta, bank, rng), theta, seed=5)
+    tau = rng.normal(0, 0.3, 3000)
+    t.seconds = np.exp(beta[t.item] - tau[t.person]
+                       + rng.standard_normal(t.person.size) / alpha[t.item])
+    rt = fit_lognormal(t.person, t.item, t.seconds, 3000, N_ITEMS,
+                       min_responses=RT_MIN_RESPONSES)
+    train, _ = candidates(rng, bank, beta, alpha, 4000, "honest", rt)
+    th = choose_thresholds(train, target_rate=0.01)
+    out = {"threshold_rapid": th.rapid_count, "threshold_pk": th.preknowledge_llr,
+           "threshold_lz": th.lz_star, "fpr_train": th.false_positive_rate}
+    for kind, speed in (("honest", 1.0), ("rapid", 1.0), ("preknowledge", 0.5),
+                        ("preknowledge_third", 1 / 3)):
+        ev, share = candidates(rng, bank, beta, alpha, 2000, kind.split("_")[0], rt, speed)
+        out[f"noted_{kind}"] = float(np.mean([bool(integrity_notes(e, th)) for e in ev]))
+        out[f"share_{kind}"] = share
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--replications", type=int, default=10)
+    ap.add_argument("--months", type=int, default=12)
+    ap.add_argument("--per-month", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=17)
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
+    rows = [leak_study(rng, args.months, args.per_month) for _ in range(args.replications)]
+    detected = np.mean([r["detected_300"] for r in rows])
+    fa = sum(r["false_alarms"] for r in rows)
+    im = sum(r["item_months"] for r in rows)
+    print(f"leak detection ({args.replications} replications x {LEAKED} leaked items, "
+          f"{args.months} months x {args.per_month} candidates):")
+    print(f"  leaked items flagged within 300 later responses: {detected:.1%} "
+          f"(median delay {np.median([r['median_delay'] for r in rows]):.0f} responses)")
+    print(f"  false flags: {fa} in {im} clean item-months = {1000 * fa / im:.2f} per 1,000")
+    print(f"  response-time model recovery (pre-leak traffic, items with >= {RT_MIN_RESPONSES} "
+          f"times: {np.mean([r['rt_items'] for r in rows]):.0f} of {N_ITEMS}): beta RMSE "
+          f"{np.mean([r['rt_beta_rmse'] for r in rows]):.3f}, alpha RMSE "
+          f"{np.mean([r['rt_alpha_rmse'] for r in rows]):.3f}")
+    notes = note_study(rng)
+    print("candidate notes (thresholds from 4,000 honest simulees):")
+    print(f"  thresholds: rapid >= {notes['threshold_rapid']}, pre-knowledge LLR >= "
+          f"{notes['threshold_pk']:.2f}, lz* <= {notes['threshold_lz']:.2f}")
+    print(f"  honest candidates with a note: {notes['noted_honest']:.2%} "
+          f"(training {notes['fpr_train']:.2%})")
+    print(f"  rapid guessers ({notes['share_rapid']:.0%} of answers): "
+          f"{notes['noted_rapid']:.1%} noted")
+    print(f"  pre-knowledge ({notes['share_preknowledge']:.0%} of answers, known items in half "
+          f"the usual time): {notes['noted_preknowledge']:.1%} noted")
+    print(f"  pre-knowledge ({notes['share_preknowledge_third']:.0%} of answers, in a third of "
+          f"the usual time): {notes['noted_preknowledge_third']:.1%} noted")
+    print(f"({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""Test-security forensics on operational data: compromised items and aberrant candidates.
+
+Both detectors judge each answer against what the model expects of *this* candidate on *this*
+item, with the candidate's ability and speed estimated without the answer being judged:
+
+* ``P_ij = P_i(θ̂_j^{(−i)})``, the model probability of a correct answer, and
+* ``z_ij``, the standardized log-time residual of the lognormal response-time model
+  (`irt.response_time.loo_time_residuals`; van der Linden & Guo 2008).
+
+**Item compromise** (`monitor_item`). Once an item is known to a share π of candidates, a knower
+answers correctly and fast. Against that alternative the log-likelihood ratio of one answer is
+
+    ℓ_ij = ln[(1 − π) + π · (x_ij / P_ij) · exp(−δ z_ij − δ²/2)],
+
+(knowers' log times shifted by −δ residual SDs; without a recorded time the exponential factor is
+1). Page's CUSUM ``S_k = max(0, S_{k−1} + ℓ_k)`` over the item's answers in time order flags the
+item when S reaches h; the change is dated at the first answer after S last left 0 (Page 1954;
+the CUSUM for item exposure and compromise: Veerkamp & Glas 2000, "Detection of known items in
+adaptive testing with a statistical quality control method", J. Educ. Behav. Stat. 25(4);
+van Krimpen-Stoop & Meijer 2001 for CUSUMs in CAT; Choe, Zhang & Chang 2018 on sequential
+detection of compromised items with response times).
+
+**Candidate integrity** (`integrity_evidence`). Per candidate: *rapid guesses* — answers faster
+than a normative threshold, 10 % of the item's typical time (Wise & Ma 2012, "NT10"); the
+*pre-knowledge* statistic — the same mixture log-likelihood ratio summed over the candidate's
+answers and maximised over π; and *aberrance* — Snijders' lz* (`irt.person_fit`). Thresholds are
+not asymptotic: they are the quantiles of these statistics among simulated honest candidates
+taking the same adaptive test (`benchmarks/bench_forensics.py`), so the false-positive rate a
+report quotes is measured.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+#: Design alternative of the item monitor: share of candidates who know a leaked item and how
+#: much faster (in residual SDs of log time) they answer it.
+LEAK_SHARE = 0.3
+LEAK_SPEEDUP = 1.0
+#: Default CUSUM alarm level (log-likelihood-ratio units); see benchmarks/RESULTS.md for the
+#: false-alarm rate and detection delay it gives.
+CUSUM_THRESHOLD = 14.0
+#: Probabilities are floored here so one surprising answer cannot dominate the statistic (an
+#: ability estimate that is off by a lot makes P tiny).
+PROB_FLOOR = 0.1
+#: Normative threshold for a rapid guess: a time below this share of the item's typical time.
+RAPID_SHARE = 0.10
+RAPID_MIN_SECONDS = 1.0
+#: Shares of known items scanned by the candidate pre-knowledge statistic.
+PREKNOWLEDGE_SHARES = (0.1, 0.2, 0.3, 0.5)
+
+
+def answer_llr(correct: ArrayLike, p_correct: ArrayLike, z_time: ArrayLike | None, *,
+               share: float = LEAK_SHARE, speedup: float = LEAK_SPEEDUP) -> NDArray[np.float64]:
+    """ℓ = ln[(1 − π) + π (x/P) exp(−δ z − δ²/2)] per answer (NaN z: no time evidence)."""
+    x = np.asarray(correct, dtype=np.float64)
+    p = np.maximum(np.asarray(p_correct, dtype=np.float64), PROB_FLOOR)
+    lr = x / p
+    if z_time is not None:
+        z = np.asarray(z_time, dtype=np.float64)
+        time_lr = np.exp(np.clip(-speedup * z - 0.5 * speedup**2, -50.0, 50.0))
+        lr = lr * np.where(np.isfinite(z), time_lr, 1.0)
+    return np.log((1.0 - share) + share * lr)
+
+
+@dataclass(frozen=True)
+class CompromiseAlarm:
+    """An item flagged by the monitor: when the change began (index and time of the first
+    answer after the CUSUM last left 0) and the evidence since then."""
+
+    item_id: str
+    alarm_index: int
+    start_index: int
+    started_at: dt.datetime | None
+    flagged_at: dt.datetime | None
+    statistic: float
+    n_since_start: int
+    correct_since_start: int
+    expected_correct_since_start: float
+    fast_correct_since_start: int
+    mean_time_residual_since_start: float | None
+
+
+def cusum_path(llr: ArrayLike) -> NDArray[np.float64]:
+    """Page's one-sided CUSUM ``S_k = max(0, S_{k−1} + ℓ_k)``, S_0 = 0."""
+    values = np.asarray(llr, dtype=np.float64)
+    out = np.empty_like(values)
+    s = 0.0
+    for k, v in enumerate(values):
+        s = max(0.0, s + v)
+        out[k] = s
+    return out
+
+
+def monitor_item(item_id: str, correct: ArrayLike, p_correct: ArrayLike,
+                 z_time: ArrayLike | None = None, times: Sequence[dt.datetime] | None = None, *,
+                 threshold: float = CUSUM_THRESHOLD, share: float = LEAK_SHARE,
+                 speedup: float = LEAK_SPEEDUP) -> CompromiseAlarm | None:
+    """Run the CUSUM over one item's answers (in time order); the first alarm, or None."""
+    x = np.asarray(correct, dtype=np.float64)
+    p = np.asarray(p_correct, dtype=np.float64)
+    z = None if z_time is None else np.asarray(z_time, dtype=np.float64)
+    if not (x.shape == p.shape and (z is None or z.shape == x.shape)
+            and (times is None or len(times) == x.size)):
+        raise ValueError(f"item {item_id}: answers, probabilities, residuals and times differ "
+                         f"in length")
+    path = cusum_path(answer_llr(x, p, z, share=share, speedup=speedup))
+    hits = np.flatnonzero(path >= threshold)
+    if hits.size == 0:
+        return None
+    k = int(hits[0])
+    zeros = np.flatnonzero(path[: k + 1] == 0.0)
+    start = int(zeros[-1]) + 1 if zeros.size else 0
+    seg = slice(start, k + 1)
+    fast = 0
+    mean_z = None
+    if z is not None:
+        zs = z[seg]
+        fast = int(np.sum((x[seg] == 1) & (zs < -1.0)))
+        finite = zs[np.isfinite(zs)]
+        mean_z = float(finite.mean()) if finite.size else None
+    return CompromiseAlarm(
+        item_id, k, start, None if times is None else times[start],
+        None if times is None else times[k], float(path[k]), k + 1 - start,
+        int(x[seg].sum()), float(p[seg].sum()), fast, mean_z)
+
+
+@dataclass(frozen=True)
+class IntegrityEvidence:
+    """Per-candidate statistics behind an integrity note."""
+
+    n_answers: int
+    rapid: int
+    preknowledge_llr: float
+    lz_star: float | None
+
+
+@dataclass(frozen=True)
+class IntegrityThresholds:
+    """Where a statistic becomes a note, with the share of simulated honest candidates that
+    cross it (the false-positive rate a report may quote)."""
+
+    rapid_count: int
+    preknowledge_llr: float
+    lz_star: float
+    false_positive_rate: float
+    n_simulated: int
+
+
+def rapid_guesses(seconds: ArrayLike, typical_seconds: ArrayLike) -> NDArray[np.bool_]:
+    """Answers faster than the normative threshold max(1 s, 10 % of the item's typical time)
+    (Wise & Ma 2012). NaN times are never rapid."""
+    t = np.asarray(seconds, dtype=np.float64)
+    limit = np.maximum(RAPID_SHARE * np.asarray(typical_seconds, dtype=np.float64),
+                       RAPID_MIN_SECONDS)
+    return np.isfinite(t) & (t < limit)
+
+
+def preknowledge_llr(correct: ArrayLike, p_correct: ArrayLike, z_time: ArrayLike | None,
+                     shares: Sequence[float] = PREKNOWLEDGE_SHARES,
+                     speedup: float = LEAK_SPEEDUP) -> float:
+    """max over π of Σ ℓ(π) over one candidate's answers (0 when no π helps)."""
+    best = 0.0
+    for share in shares:
+        best = max(best, float(np.sum(answer_llr(correct, p_correct, z_time, share=share,
+                                                 speedup=speedup))))
+    return best
+
+
+def integrity_evidence(correct: ArrayLike, p_correct: ArrayLike, z_time: ArrayLike | None,
+                       seconds: ArrayLike | None, typical_seconds: ArrayLike | None,
+                       lz: float | None) -> IntegrityEvidence:
+    x = np.asarray(correct, dtype=np.float64)
+    rapid = 0
+    if seconds is not None and typical_seconds is not None:
+        rapid = int(rapid_guesses(seconds, typical_seconds).sum())
+    lz_value = None if lz is None or not np.isfinite(lz) else float(lz)
+    return IntegrityEvidence(int(x.size), rapid, preknowledge_llr(x, p_correct, z_time),
+                             lz_value)
+
+
+@dataclass(frozen=True)
+class IntegrityNote:
+    """A neutral note for the report, with the measured false-positive rate behind it."""
+
+    kind: str          # 'rapid_guessing' | 'preknowledge' | 'aberrant_pattern'
+    text: str
+    false_positive_rate: float
+
+
+def integrity_notes(evidence: IntegrityEvidence, thresholds: IntegrityThresholds
+                    ) -> tuple[IntegrityNote, ...]:
+    fpr = thresholds.false_positive_rate
+    notes = []
+    if evidence.rapid >= thresholds.rapid_count:
+        notes.append(IntegrityNote(
+            "rapid_guessing",
+            f"{evidence.rapid} of {evidence.n_answers} answers were much faster than anyone "
+            f"usually needs to read the question; the score may understate ability.", fpr))
+    if evidence.preknowledge_llr >= thresholds.preknowledge_llr:
+        notes.append(IntegrityNote(
+            "preknowledge",
+            "Several answers were correct and much faster than usual on questions this "
+            "candidate would often miss; the score may overstate ability.", fpr))
+    if evidence.lz_star is not None and evidence.lz_star <= thresholds.lz_star:
+        notes.append(IntegrityNote(
+            "aberrant_pattern",
+            "The pattern of right and wrong answers is unusual for this score (for example "
+            "hard questions right and easy ones wrong); the score may be less reliable.", fpr))
+    return tuple(notes)
+
+
+def choose_thresholds(honest: Sequence[IntegrityEvidence], *, target_rate: float = 0.01
+                      ) -> IntegrityThresholds:
+    """Thresholds from simulated honest candidates so that the share of them with any note —
+    measured on the same simulees and returned — is at most about ``target_rate``.
+
+    The budget is split by how rare each statistic is among honest candidates: rapid guesses
+    (a count that is almost always 0) get a tenth, pre-knowledge six tenths, lz* three tenths.
+    """
+    if len(honest) < 100:
+        raise ValueError("choose thresholds from at least 100 simulated honest candidates")
+    rapid = np.array([e.rapid for e in honest])
+    pk = np.array([e.preknowledge_llr for e in honest])
+    lz = np.array([np.nan if e.lz_star is None else e.lz_star for e in honest])
+    rapid_count = 1
+    while np.mean(rapid >= rapid_count) > 0.1 * target_rate:
+        rapid_count += 1
+    pk_limit = max(float(np.quantile(pk, 1.0 - 0.6 * target_rate)), 1e-6) + 1e-9
+    lz_limit = float(np.nanquantile(lz, 0.3 * target_rate)) if np.isfinite(lz).any() \
+        else -np.inf
+    flagged = (rapid >= rapid_count) | (pk >= pk_limit) | (np.nan_to_num(lz, nan=np.inf)
+                                                           <= lz_limit)
+    return IntegrityThresholds(rapid_count, pk_limit, lz_limit, float(flagged.mean()),
+                               len(honest))
