@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from engine import Blueprint, Classification, SkillSpec
 from item_bank import repository as repo
-from item_bank.db import make_engine, transaction
+from item_bank.db import create_db_engine, transaction
 from item_bank.models import Assessment, CalibrationJob, Organisation
 from tests.web.conftest import Site, expire_deadline
 from tests.web.test_candidate_flow import pending, session_id_of, start
@@ -24,7 +24,7 @@ def _sprt_assessment(site: Site, slug: str) -> str:
                            SkillSpec("databases", max_items=10)),
                    min_items=2, max_items=20, se_target=None,
                    classification=Classification(cut=0.0, method="sprt", delta=0.5)).to_dict()
-    eng = make_engine(site.url)
+    eng = create_db_engine(site.url)
     try:
         with transaction(eng) as db:
             org = db.scalar(select(Organisation).where(Organisation.slug == "demo"))
@@ -103,7 +103,7 @@ def test_percentiles_compare_with_the_applicants_of_a_published_calibration(site
     latent = [{"skill": s, "mean": 0.5, "sd": 1.0} for s in
               ("api_design", "databases", "server_side", "security", "testing", "devops",
                "version_control", "cloud")]
-    eng = make_engine(site.url)
+    eng = create_db_engine(site.url)
     try:
         with transaction(eng) as db:
             job = CalibrationJob(status="published", settings={}, finished_at=dt.datetime.now(
@@ -135,7 +135,7 @@ def test_an_extreme_score_carries_a_note_that_it_is_pulled_toward_the_middle():
 
 
 def test_the_csv_export_carries_overall_scores_and_decision_rules(site: Site, staff_client):
-    eng = make_engine(site.url)
+    eng = create_db_engine(site.url)
     try:
         with transaction(eng) as db:
             aid = db.scalar(select(Assessment.id).where(Assessment.slug == "sprt-decisions"))
