@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from engine.mcat import make_engine
+from engine import make_engine
 
 from engine import Blueprint, SkillSpec
 from engine.simulation import simulate
