@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from engine import make_engine
 
-from engine import Blueprint, SkillSpec
+from engine import Blueprint, SkillSpec, make_engine
 from engine.simulation import simulate
 from item_bank.pool import load_item_pool
 from item_bank.shipped import import_shipped
