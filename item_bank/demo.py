@@ -4,6 +4,7 @@ named invitations, built fresh in one call (`build_demo_database`) or reopened a
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from engine import Blueprint, SkillSpec
 from item_bank import db, repository
 from item_bank.models import Assessment, Candidate, Organisation, StaffUser
 from item_bank.security import hash_password, new_password
-from item_bank.shipped import import_shipped
+from item_bank.shipped import DEFAULT_DESIGN, import_shipped
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,19 @@ def _fresh_sqlite(url: str) -> None:
             p.unlink()
 
 
-def demo_blueprint(skills: list[str]) -> dict:
-    """Every skill, 3–6 items each, stopping per skill at SE 0.4 (the engine's JSON form)."""
-    return Blueprint(skills=tuple(SkillSpec(s, min_items=3, max_items=6) for s in skills),
-                     min_items=3 * len(skills), max_items=6 * len(skills),
-                     se_target=0.4).to_dict()
+def demo_design(skills: list[str]) -> tuple[dict, dict | None]:
+    """The demo assessment's blueprint (the engine's JSON form) and its feasibility figures: the
+    shipped bank's default design (`DEFAULT_DESIGN`, made by scripts/default_design.py: overall
+    score first, exposure control tuned) when it covers exactly these skills, else a plain
+    design over the skills with no feasibility on record."""
+    if DEFAULT_DESIGN.exists():
+        stored = json.loads(DEFAULT_DESIGN.read_text())
+        bp = Blueprint.from_dict(stored["blueprint"])
+        if sorted(s.skill for s in bp.skills) == sorted(skills):
+            return bp.to_dict(), stored.get("feasibility")
+    return Blueprint(skills=tuple(SkillSpec(s, min_items=2) for s in skills),
+                     min_items=2 * len(skills), max_items=5 * len(skills),
+                     se_target=None).to_dict(), None
 
 
 def demo_candidate_names(count: int, start: int = 0) -> list[str]:
@@ -111,9 +120,11 @@ def build_demo_database(url: str | Engine | None = None, n_invitations: int = 5)
                                                   name=s.role.title()) for s in staff]
             loaded = repository.load_bank(session)
             skills = sorted(set(loaded.bank.skills))
+            blueprint, feasibility = demo_design(skills)
             assessment = repository.create_assessment(
-                session, org, *DEMO_ASSESSMENT, demo_blueprint(skills),
+                session, org, *DEMO_ASSESSMENT, blueprint,
                 time_limit_minutes=60, cut_score=DEMO_CUT_SCORE, created_by=users[0])
+            assessment.feasibility = feasibility
             names = demo_candidate_names(n_invitations)
             issued = repository.create_invitations(session, assessment, n_invitations,
                                                    created_by=users[0], candidate_names=names) \

@@ -23,6 +23,9 @@ from item_bank.stacks import STACK_TAG_PREFIX, STACKS
 
 SHIPPED_BANK = Path(__file__).resolve().parent / "data" / "backend_engineer"
 PROVISIONAL_PARAMETERS = SHIPPED_BANK / "parameters.csv"
+#: The default design for this bank with tuned exposure control and its measured feasibility
+#: (scripts/default_design.py).
+DEFAULT_DESIGN = SHIPPED_BANK / "default_design.json"
 #: Skill id → external id prefix of its items.
 PREFIXES = {"server_side": "SRV", "databases": "DB", "api_design": "API", "security": "SEC",
             "testing": "TST", "devops": "OPS", "version_control": "GIT", "cloud": "CLD"}

@@ -10,7 +10,7 @@ import sys
 
 from sqlalchemy import func, select
 
-from engine import Blueprint, SkillSpec
+from engine import Blueprint
 from item_bank import db, repository
 from item_bank.models import (
     LANGUAGES,
@@ -25,6 +25,7 @@ from item_bank.security import new_password
 from item_bank.stacks import STACKS, excluding_stacks
 from web.commands.db import add_url_option, open_engine
 from web.services import accounts, audit
+from web.services.feasibility import default_blueprint, describe, design_assessment
 from web.services.reports import SCALE_MEAN, SCALE_SD
 
 
@@ -88,7 +89,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--name", required=True)
     a.add_argument("--blueprint", default=None,
                    help="blueprint JSON file (engine format); default: every skill of the "
-                        "bank, 3-6 items each, SE target 0.35")
+                        "bank, stopping on the overall score's SE with 2 items per skill at "
+                        "least, exposure control tuned on the bank (docs/recruiter-guide.md)")
+    a.add_argument("--no-check", action="store_true",
+                   help="skip the feasibility simulation (the welcome page then promises "
+                        "only the maximum length)")
     a.add_argument("--cut-score", type=float, default=None,
                    help=f"pass/fail cut on the reporting scale ({SCALE_MEAN:g} + {SCALE_SD:g} θ)")
     a.add_argument("--time-limit", type=int, default=None, help="minutes")
@@ -221,24 +226,31 @@ def create_assessment(args: argparse.Namespace) -> int:
     try:
         with db.transaction(engine) as session:
             org = _organisation(session, args.org)
+            given = None
             if args.blueprint:
                 with open(args.blueprint, encoding="utf-8") as f:
-                    blueprint = Blueprint.from_dict(json.load(f))
+                    given = Blueprint.from_dict(json.load(f))
+            skills = list(session.scalars(select(Skill.slug).order_by(Skill.slug)))
+            if not skills:
+                raise ValueError("the bank has no skills; import items first")
+            excluded = excluding_stacks(Blueprint(), args.exclude_stack).exclude_tags
+            feasibility = None
+            if args.no_check:
+                blueprint = excluding_stacks(given or default_blueprint(skills),
+                                             args.exclude_stack)
             else:
-                skills = list(session.scalars(select(Skill.slug).order_by(Skill.slug)))
-                if not skills:
-                    raise ValueError("the bank has no skills; import items first")
-                blueprint = Blueprint(skills=tuple(SkillSpec(s, 3, 6) for s in skills),
-                                      min_items=3 * len(skills), max_items=6 * len(skills),
-                                      se_target=0.35)
-            blueprint = excluding_stacks(blueprint, args.exclude_stack)
+                blueprint, feasibility = design_assessment(session, skills, given,
+                                                           exclude_tags=excluded)
             made = repository.create_assessment(session, org, args.slug, args.name,
                                                 blueprint.to_dict(), cut_score=args.cut_score,
                                                 time_limit_minutes=args.time_limit)
             made.language = args.language
+            made.feasibility = None if feasibility is None else feasibility.to_dict()
     finally:
         engine.dispose()
     print(f"assessment {args.slug!r} created for {args.org!r}")
+    for line in [] if feasibility is None else describe(feasibility):
+        print(f"  {line}")
     return 0
 
 

@@ -21,10 +21,11 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import Blueprint, CatEngine, CatState, CompositeSE, SkillEstimate, make_engine
-from irt.composite import composite_estimate, normalized_weights
+from engine import Blueprint, CatEngine, CatState, SkillEstimate, make_engine
+from irt.composite import composite_estimate
 from item_bank.models import Assessment, Item, ItemParameterVersion
 from item_bank.pool import load_item_pool
+from web.services.feasibility import composite_weights
 
 CACHE_SIZE = 32
 #: How long a worker trusts the bank fingerprint it read last (seconds).
@@ -129,18 +130,6 @@ class OverallEstimate:
     weights: dict[str, float]
 
 
-def composite_weights(blueprint: Blueprint, skills: list[str]) -> dict[str, float]:
-    """The overall score's weights over the measured ``skills``: the blueprint's composite
-    stopping rule's weights when it has one with weights, else equal (the design's default)."""
-    rule = next((r for r in blueprint.stopping if isinstance(r, CompositeSE) and r.weights),
-                None)
-    raw = [rule.weights.get(s, 0.0) if rule is not None else 1.0 for s in skills]
-    if not any(raw):
-        raw = [1.0] * len(skills)
-    w = normalized_weights(raw)
-    return dict(zip(skills, (float(x) for x in w), strict=True))
-
-
 def overall_estimate(engine: CatEngine, state: CatState,
                      estimates: Mapping[str, SkillEstimate]) -> OverallEstimate | None:
     """The overall score of a finished session over the skills that received answers, or None
@@ -151,7 +140,8 @@ def overall_estimate(engine: CatEngine, state: CatState,
     skills = [s for s in names if s in estimates and estimates[s].n_items > 0]
     if not skills:
         return None
-    weights = composite_weights(engine.blueprint, skills)
+    w = composite_weights(engine.blueprint, skills)
+    weights = dict(zip(skills, (float(x) for x in w), strict=True))
     pos = [names.index(s) for s in skills]
     cov = np.asarray(engine.work(state).cov[0])[np.ix_(pos, pos)]
     theta, se = composite_estimate([estimates[s].theta for s in skills], cov,
