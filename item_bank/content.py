@@ -274,6 +274,9 @@ def _parameter_record(where: _Where, raw: Any, item: ItemContent) -> ParameterRe
                             1.0 if values["d"] is None else values["d"], skill=item.skill)
     except ValueError as exc:
         raise where.error("parameters", str(exc)) from None
+    if not params.a > 0:  # calibration may show a negative slope; the bank keeps a > 0
+        raise where.error("parameters.a", f"must be > 0 in the bank, got {params.a:g} (a "
+                                          f"negative slope: the item runs against the scale)")
     if params.model not in DICHOTOMOUS_MODELS:
         raise where.error("parameters.model", "multiple-choice items need a dichotomous model")
     n = raw.get("n_responses")
@@ -662,6 +665,11 @@ def records_from_table(table: ItemTable, source: str = "parameters",
                               f"a valid number: {text!r}") from None
 
     for k, params in enumerate(table.bank.params()):
+        if not params.a > 0:  # calibration may show a negative slope; the bank keeps a > 0
+            where = f"line {table.lines[k]}: " if k < len(table.lines) else ""
+            raise FormatError(f"{source} {where}item {params.item_id!r}: field 'a' must be > 0 "
+                              f"in the bank, got {params.a:g} (a negative slope: the item runs "
+                              f"against the scale; fix its key or reverse-score it)")
         prov_text = extra.get("provisional", [""] * len(table.bank))[k].strip().lower()
         if prov_text not in ("", "true", "false", "1", "0", "yes", "no"):
             raise FormatError(f"{source}: item {params.item_id!r}: field 'provisional': expected "
