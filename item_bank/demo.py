@@ -4,6 +4,7 @@ invitations, built fresh in one call (used by ``proficio demo`` / ``make run``).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,15 +48,21 @@ class DemoInfo:
 
 
 def _fresh_sqlite(url: str) -> None:
+    """Delete a SQLite demo file and create it empty, readable by its owner only (0600): it
+    holds staff password hashes. SQLite gives its ``-wal``/``-shm`` files the permissions of the
+    database file."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database \
-            or parsed.database == ":memory:":
+            or parsed.database == ":memory:" or parsed.database.startswith("file:"):
         return
     path = Path(parsed.database)
     for suffix in ("", "-wal", "-shm"):
         p = path.with_name(path.name + suffix)
         if p.exists():
             p.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)  # whatever the umask
 
 
 def demo_blueprint(skills: list[str]) -> dict:

@@ -57,6 +57,12 @@ from item_bank.security import hash_password, hash_token, new_token, verify_pass
 log = logging.getLogger(__name__)
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+#: Unicode ``Bidi_Control`` characters (UAX #9: ALM, LRM, RLM, the embeddings, overrides and
+#: isolates). In a name they reorder the text shown around it ("Trojan Source", CVE-2021-42574):
+#: a candidate called ``evil\u202egpj.exe`` is listed as ``evilexe.jpg``.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
+NAME_MAX = 200
 #: Length of ``responses.raw_answer``.
 RAW_ANSWER_MAX = 200
 
@@ -605,6 +611,22 @@ def export_responses(session: Session, *, skills: Sequence[str] | None = None,
 # -- organisations, staff, assessments ---------------------------------------------------------
 
 
+def check_name(value: str, where: str = "field 'name'") -> str:
+    """A display name: at most `NAME_MAX` characters, no control or bidi control characters.
+
+    Returns it stripped; raises `ValueError` starting with ``where``."""
+    value = value.strip()
+    if len(value) > NAME_MAX:
+        raise ValueError(f"{where} is longer than {NAME_MAX} characters")
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
+        raise ValueError(f"{where} contains control characters")
+    bidi = next((ch for ch in value if ch in BIDI_CONTROLS), None)
+    if bidi is not None:
+        raise ValueError(f"{where} contains the bidirectional control character "
+                         f"U+{ord(bidi):04X}")
+    return value
+
+
 def create_organisation(session: Session, slug: str, name: str) -> Organisation:
     """A new organisation; raises `ValueError` when ``slug`` is taken or malformed."""
     if not SLUG.match(slug or ""):
@@ -612,7 +634,7 @@ def create_organisation(session: Session, slug: str, name: str) -> Organisation:
                          f"{slug!r}")
     if session.scalar(select(Organisation.id).where(Organisation.slug == slug)) is not None:
         raise ValueError(f"field 'slug': an organisation {slug!r} already exists")
-    org = Organisation(slug=slug, name=name)
+    org = Organisation(slug=slug, name=check_name(name))
     session.add(org)
     session.flush()
     return org
@@ -629,7 +651,7 @@ def create_staff_user(session: Session, organisation: Organisation, email: str, 
     if session.scalar(select(StaffUser.id).where(StaffUser.email == email)) is not None:
         raise ValueError(f"field 'email': {email!r} already has an account")
     user = StaffUser(organisation_id=organisation.id, email=email, role=role,
-                     name=name, password_hash=hash_password(password))
+                     name=check_name(name), password_hash=hash_password(password))
     session.add(user)
     session.flush()
     return user
@@ -670,7 +692,7 @@ def create_assessment(session: Session, organisation: Organisation, slug: str, n
     if taken is not None:
         raise ValueError(f"field 'slug': the organisation already has an assessment {slug!r}")
     validate_blueprint(session, blueprint)
-    a = Assessment(organisation_id=organisation.id, slug=slug, name=name,
+    a = Assessment(organisation_id=organisation.id, slug=slug, name=check_name(name),
                    blueprint=dict(blueprint), cut_score=cut_score,
                    time_limit_minutes=time_limit_minutes,
                    created_by_id=created_by.id if created_by else None)
@@ -711,6 +733,8 @@ def create_invitations(session: Session, assessment: Assessment, count: int, *,
     names = list(candidate_names) if candidate_names is not None else [None] * count
     if len(names) != count:
         raise ValueError("candidate_names must have one entry per invitation")
+    names = [None if n is None else check_name(n, f"row {k + 1}: field 'name'") or None
+             for k, n in enumerate(names)]
     expires = utcnow() + expires_in
     out = []
     for name in names:

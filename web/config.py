@@ -145,7 +145,8 @@ class Settings:
             found.append("SESSION_COOKIE_SECURE is off; production cookies must be HTTPS-only")
         if not self.ratelimit_enabled:
             found.append("PROFICIO_RATELIMIT is off; production needs rate limits")
-        if self.ratelimit_storage_uri.startswith("memory://"):
+        # URI schemes are case-insensitive (RFC 3986 §3.1): MEMORY:// is memory:// too
+        if self.ratelimit_storage_uri.strip().lower().startswith("memory://"):
             found.append("RATELIMIT_STORAGE_URI is memory://; limits are per worker (use redis://)")
         return found
 

@@ -14,6 +14,7 @@ from flask import Flask, abort, current_app, request
 from flask_login import current_user
 from flask_smorest import Api
 from flask_smorest import Blueprint as ApiBlueprint
+from flask_smorest.pagination import PaginationParameters
 from marshmallow import Schema, fields, validate
 
 from web.blueprints.api_contract import UtcDateTime, errors
@@ -225,17 +226,23 @@ def list_assessments():  # type: ignore[no-untyped-def]
 @staff_api.route("/invitations", methods=["GET"])
 @staff_api.arguments(InvitationQuerySchema, location="query")
 @staff_api.response(200, InvitationRowSchema(many=True))
+@staff_api.paginate(page_size=staff.PAGE_SIZE, max_page_size=staff.MAX_PAGE_SIZE)
 @errors(staff_api, 400, 401, 403, 404)
 @staff_required("recruiter")
-def list_invitations(query: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """Invitations and candidate status in the caller's organisation."""
+def list_invitations(query: dict[str, Any],  # type: ignore[no-untyped-def]
+                     pagination_parameters: PaginationParameters):
+    """Invitations and candidate status in the caller's organisation, newest first, one page
+    at a time (``page``, ``page_size`` ≤ 500; totals in the ``X-Pagination`` header)."""
     org = organisation_id()
     if query.get("assessment_id") is not None:
         try:
             staff.assessment(org, query["assessment_id"])
         except staff.NotFound:
             abort(404, description="no such assessment")
-    return staff.candidates(org, query.get("assessment_id"))
+    page = staff.candidates_page(org, query.get("assessment_id"), pagination_parameters.page,
+                                 pagination_parameters.page_size)
+    pagination_parameters.item_count = page.total
+    return page.rows
 
 
 @staff_api.route("/invitations", methods=["POST"])

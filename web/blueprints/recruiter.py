@@ -15,6 +15,7 @@ from flask import (
 )
 from flask_login import current_user
 
+from web.input_guard import query_id
 from web.rendering import IntervalRow, interval_chart
 from web.security import organisation_id, staff_required
 from web.services import reports, staff
@@ -24,8 +25,7 @@ ROLES = ("recruiter",)
 
 
 def _assessment_arg() -> int | None:
-    raw = request.args.get("assessment", "")
-    return int(raw) if raw.isdigit() else None
+    return query_id("assessment")
 
 
 @bp.route("/")
@@ -38,7 +38,8 @@ def candidates():  # type: ignore[no-untyped-def]
             staff.assessment(org, chosen)
         except staff.NotFound:
             abort(404)
-    return render_template("recruiter/candidates.html", rows=staff.candidates(org, chosen),
+    page = staff.candidates_page(org, chosen, query_id("page") or 1)
+    return render_template("recruiter/candidates.html", rows=page.rows, page=page,
                            assessments=staff.assessments(org), chosen=chosen)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,10 +97,16 @@ def import_upload(filename: str, data: bytes, *, replace: bool = False) -> repo.
     if suffix not in ALLOWED_UPLOADS:
         raise ValueError(f"field 'file': expected a {', '.join(ALLOWED_UPLOADS)} file, "
                          f"got {filename!r}")
+    shown = Path(safe).stem[:80] + suffix
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / (Path(safe).stem[:80] + suffix)
+        path = Path(tmp) / shown
         path.write_bytes(data)
-        doc = read_bank_file(path)
+        try:
+            doc = read_bank_file(path)
+        except (ValueError, OSError) as exc:
+            # messages name the file read: the upload's name, never the server's temp folder
+            raise ValueError(str(exc).replace(str(path), shown).replace(tmp, "")) from None
+        doc = dataclasses.replace(doc, source=shown)
         with unit_of_work() as db:
             return repo.import_document(db, doc, replace=replace)
 

@@ -174,6 +174,17 @@ def start_or_resume(invitation_token: str, *, rotate_token: bool = False) -> Ses
     ``rotate_token``, on resume (the old token stops working).
     """
     now = utcnow()
+    try:
+        return _start_or_resume(invitation_token, rotate_token, now)
+    except IntegrityError:
+        # A concurrent start of the same invitation inserted its session first (the unique
+        # invitation of test_sessions refused ours; PostgreSQL, whose transactions are not
+        # serialized like SQLite's write transactions): resume the session it started.
+        return _start_or_resume(invitation_token, rotate_token, now)
+
+
+def _start_or_resume(invitation_token: str, rotate_token: bool, now: dt.datetime
+                     ) -> SessionView:
     with unit_of_work() as db:
         invitation, row_id = _find_invitation(db, invitation_token)
         if invitation is None:
