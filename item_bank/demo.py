@@ -1,5 +1,6 @@
-"""The demo database: the shipped bank, one organisation, staff accounts, an assessment and
-invitations, built fresh in one call (used by ``proficio demo`` / ``make run``)."""
+"""The demo database: one organisation owning the shipped bank (published as a library), staff
+accounts, an assessment and invitations, built fresh in one call (used by ``proficio demo`` /
+``make run``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 DEMO_ORGANISATION = ("demo", "Demo Company")
 DEMO_ASSESSMENT = ("backend-engineer", "Back-End Engineer")
+DEMO_BANK = ("backend-engineer", "Back-End Engineer")
 #: On the reporting scale (500 + 100 θ): half a population SD below the average.
 DEMO_CUT_SCORE = 450.0
 
@@ -93,15 +95,18 @@ def build_demo_database(url: str | Engine | None = None, n_invitations: int = 5)
                  StaffCredentials("psychometrician@demo.example", new_password(),
                                   "psychometrician"))
         with db.transaction(engine) as session:
-            import_shipped(session)
             org = repository.create_organisation(session, *DEMO_ORGANISATION)
+            # the shipped bank, published as a library other organisations may use or copy
+            bank = repository.create_bank(session, org, *DEMO_BANK, library=True)
+            import_shipped(session, bank.id)
             users = [repository.create_staff_user(session, org, s.email, s.role, s.password,
                                                   name=s.role.title()) for s in staff]
-            loaded = repository.load_bank(session)
+            loaded = repository.load_bank(session, bank_id=bank.id)
             skills = sorted(set(loaded.bank.skills))
             assessment = repository.create_assessment(
                 session, org, *DEMO_ASSESSMENT, demo_blueprint(skills),
-                time_limit_minutes=60, cut_score=DEMO_CUT_SCORE, created_by=users[0])
+                time_limit_minutes=60, cut_score=DEMO_CUT_SCORE, created_by=users[0],
+                bank=bank)
             issued = repository.create_invitations(session, assessment, n_invitations,
                                                    created_by=users[0])
         log.info("demo database ready at %s (%d items)", resolved, len(loaded.bank))

@@ -35,7 +35,10 @@ def test_db_upgrade_defaults_to_the_instance_folder(url, tmp_path, capsys):
 
 def test_import_export_round_trip(url, tmp_path, capsys):
     assert main(["db", "upgrade", "--database-url", url]) == 0
-    assert main(["bank", "import", str(MINI_BANK), "--database-url", url]) == 0
+    assert main(["bank", "import", str(MINI_BANK), "--database-url", url]) == 2
+    assert "no item bank yet" in capsys.readouterr().err
+    assert main(["org", "create", "acme", "Acme", "--database-url", url]) == 0
+    assert main(["bank", "import", str(MINI_BANK), "--org", "acme", "--database-url", url]) == 0
     assert main(["bank", "import", str(MINI_PARAMS), "--database-url", url]) == 0
     out = capsys.readouterr().out
     assert "7 items created" in out and "7 parameter versions" in out
@@ -60,7 +63,8 @@ def test_import_export_round_trip(url, tmp_path, capsys):
 
 def test_bad_file_is_one_line_error_and_no_write(url, tmp_path, capsys):
     main(["db", "upgrade", "--database-url", url])
-    main(["bank", "import", str(MINI_BANK), "--database-url", url])
+    main(["org", "create", "acme", "Acme", "--database-url", url])
+    main(["bank", "import", str(MINI_BANK), "--org", "acme", "--database-url", url])
     bad = tmp_path / "bad.csv"
     bad.write_text("item_id,skill,model,a,b\nDB-001,databases,2pl,1.0,0\nDB-002,databases,9pl,1,0\n")
     assert main(["bank", "import", str(bad), "--database-url", url]) == 2
@@ -74,7 +78,8 @@ def test_bad_file_is_one_line_error_and_no_write(url, tmp_path, capsys):
 
 def test_responses_export_and_invitations(url, tmp_path, capsys):
     main(["db", "upgrade", "--database-url", url])
-    main(["bank", "import", str(MINI_BANK), "--database-url", url])
+    main(["org", "create", "acme", "Acme", "--database-url", url])
+    main(["bank", "import", str(MINI_BANK), "--org", "acme", "--database-url", url])
     main(["bank", "import", str(MINI_PARAMS), "--database-url", url])
     engine = db.make_engine(url)
     with db.transaction(engine) as s:
@@ -113,7 +118,9 @@ def test_responses_export_and_invitations(url, tmp_path, capsys):
 def test_import_shipped_and_validate(url, tmp_path, capsys):
     assert main(["db", "upgrade", "--database-url", url]) == 0
     assert main(["db", "upgrade", "--database-url", url]) == 0  # idempotent
-    assert main(["bank", "import", "--shipped", "--database-url", url]) == 0
+    assert main(["org", "create", "acme", "Acme", "--database-url", url]) == 0
+    assert main(["bank", "import", "--shipped", "--org", "acme", "--bank", "backend",
+                 "--database-url", url]) == 0
     assert " items created, 0 updated" in capsys.readouterr().out
     assert main(["bank", "validate"]) == 0
     assert "valid items" in capsys.readouterr().out

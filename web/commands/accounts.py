@@ -50,6 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--cut-score", type=float, default=None,
                    help=f"pass/fail cut on the reporting scale ({SCALE_MEAN:g} + {SCALE_SD:g} θ)")
     a.add_argument("--time-limit", type=int, default=None, help="minutes")
+    a.add_argument("--bank-org", default=None,
+                   help="organisation owning the bank to draw from when it is another's "
+                        "library (default: --org)")
+    a.add_argument("--bank", default=None,
+                   help="bank slug (default: the owning organisation's only bank)")
     add_url_option(a)
     a.set_defaults(handler=create_assessment)
 
@@ -95,11 +100,16 @@ def create_assessment(args: argparse.Namespace) -> int:
     try:
         with db.transaction(engine) as session:
             org = _organisation(session, args.org)
+            owner = _organisation(session, args.bank_org) if args.bank_org else org
+            bank = repository.find_bank(session, owner, args.bank) \
+                if (args.bank_org or args.bank or repository.own_banks(session, org.id)) \
+                else repository.sole_bank(session)
             if args.blueprint:
                 with open(args.blueprint, encoding="utf-8") as f:
                     blueprint = Blueprint.from_dict(json.load(f))
             else:
-                skills = list(session.scalars(select(Skill.slug).order_by(Skill.slug)))
+                skills = list(session.scalars(select(Skill.slug).where(Skill.bank_id == bank.id)
+                                              .order_by(Skill.slug)))
                 if not skills:
                     raise ValueError("the bank has no skills; import items first")
                 blueprint = Blueprint(skills=tuple(SkillSpec(s, 3, 6) for s in skills),
@@ -107,7 +117,7 @@ def create_assessment(args: argparse.Namespace) -> int:
                                       se_target=0.35)
             repository.create_assessment(session, org, args.slug, args.name,
                                          blueprint.to_dict(), cut_score=args.cut_score,
-                                         time_limit_minutes=args.time_limit)
+                                         time_limit_minutes=args.time_limit, bank=bank)
     finally:
         engine.dispose()
     print(f"assessment {args.slug!r} created for {args.org!r}")

@@ -9,15 +9,44 @@ from __future__ import annotations
 import argparse
 import logging
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
-from item_bank import db
+from item_bank import db, repository
+from item_bank.models import ItemBank, Organisation
 
 
 def add_url_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", default=None,
                         help="SQLAlchemy/PostgreSQL URL (default: $DATABASE_URL, else the "
                              "instance SQLite file)")
+
+
+def add_bank_options(parser: argparse.ArgumentParser, *, owner_help: str = "") -> None:
+    """``--org SLUG`` and ``--bank SLUG``: which organisation's bank a command works on."""
+    parser.add_argument("--org", default=None,
+                        help="organisation owning the bank (default: the database's only bank)"
+                             + owner_help)
+    parser.add_argument("--bank", default=None,
+                        help="bank slug within --org (default: the organisation's only bank)")
+
+
+def resolve_bank(session: Session, args: argparse.Namespace, *, create: bool = False
+                 ) -> ItemBank:
+    """The bank named by ``--org``/``--bank``; with ``create``, a missing bank of ``--org`` is
+    created (slug ``--bank``, else ``default``)."""
+    org = None
+    if args.org is not None:
+        org = session.scalar(select(Organisation).where(Organisation.slug == args.org))
+        if org is None:
+            raise ValueError(f"no organisation {args.org!r}; create it with "
+                             "`proficio org create`")
+    if create and org is not None:
+        slug = args.bank or "default"
+        exists = any(b.slug == slug for b in repository.own_banks(session, org.id))
+        if not exists and (args.bank is not None or not repository.own_banks(session, org.id)):
+            return repository.create_bank(session, org, slug, slug.replace("-", " ").title())
+    return repository.find_bank(session, org, args.bank)
 
 
 def open_engine(args: argparse.Namespace, check: bool = True) -> Engine:
