@@ -209,7 +209,7 @@ def sole_bank(session: Session) -> ItemBank:
     return rows[0]
 
 
-def _bank_id(session: Session, bank_id: int | None) -> int:
+def resolve_bank_id(session: Session, bank_id: int | None) -> int:
     return sole_bank(session).id if bank_id is None else bank_id
 
 
@@ -335,14 +335,14 @@ def pooled_organisations(session: Session, bank: ItemBank) -> list[int]:
 
 
 def skills_by_slug(session: Session, bank_id: int | None = None) -> dict[str, Skill]:
-    bid = _bank_id(session, bank_id)
+    bid = resolve_bank_id(session, bank_id)
     return {s.slug: s for s in session.scalars(select(Skill).where(Skill.bank_id == bid))}
 
 
 def ensure_skills(session: Session, skills: Iterable[SkillInfo], bank_id: int | None = None
                   ) -> int:
     """Create missing skills and update names/descriptions of existing ones; returns created."""
-    bid = _bank_id(session, bank_id)
+    bid = resolve_bank_id(session, bank_id)
     existing = skills_by_slug(session, bid)
     created = 0
     for info in skills:
@@ -377,7 +377,7 @@ def validate_document(session: Session, doc: BankDocument, replace: bool = False
 
     Raises `FormatError` naming the file, the item and the field; writes nothing.
     """
-    bank_id = _bank_id(session, bank_id)
+    bank_id = resolve_bank_id(session, bank_id)
     known_skills = set(skills_by_slug(session, bank_id)) | {s.slug for s in doc.skills}
     existing = _existing_ids(session, [it.external_id for it in doc.items], bank_id)
     in_doc = {it.external_id for it in doc.items}
@@ -446,7 +446,7 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
     FormatError : naming the file, the item and the field; the database is left unchanged
         (checks run before any write and the writes run in a SAVEPOINT).
     """
-    bank_id = _bank_id(session, bank_id)
+    bank_id = resolve_bank_id(session, bank_id)
     validate_document(session, doc, replace, bank_id)
     with session.begin_nested():
         created_skills = ensure_skills(session, doc.skills, bank_id)
@@ -544,7 +544,7 @@ def publish_parameters(session: Session, records: Sequence[ParameterRecord],
     """
     if not records:
         raise ValueError("no parameters to publish")
-    bank_id = _bank_id(session, bank_id)
+    bank_id = resolve_bank_id(session, bank_id)
     ids = [r.params.item_id for r in records]
     if len(set(ids)) != len(ids):
         raise ValueError("an item appears twice in the parameters to publish")
@@ -651,7 +651,7 @@ def load_bank(session: Session, skills: Sequence[str] | None = None,
         (`ItemMeta` in the same order, including the ``parameter_version_id`` to record with
         each answer) and ``enemy_groups``. Items without parameters are skipped (logged).
     """
-    bank_id = _bank_id(session, bank_id)
+    bank_id = resolve_bank_id(session, bank_id)
     items = _select_items(session, skills, statuses, bank_id)
     versions = _current_versions(session, [it.id for it in items])
     enemies = _enemy_map(session, bank_id)
@@ -689,7 +689,7 @@ def export_document(session: Session, skills: Sequence[str] | None = None,
                     statuses: Sequence[str] | None = None, name: str = "", *,
                     bank_id: int | None = None) -> BankDocument:
     """The bank (content and current parameters) as a `BankDocument` for the writers."""
-    bank_id = _bank_id(session, bank_id)
+    bank_id = resolve_bank_id(session, bank_id)
     items = _select_items(session, skills, statuses, bank_id)
     enemies = _enemy_map(session, bank_id)
     ext = {it.id: it.external_id for it in items}
@@ -715,7 +715,7 @@ def export_document(session: Session, skills: Sequence[str] | None = None,
 def parameter_history(session: Session, external_id: str, bank_id: int | None = None
                       ) -> list[ItemParameterVersion]:
     """Every parameter version of an item, oldest first."""
-    bid = _bank_id(session, bank_id)
+    bid = resolve_bank_id(session, bank_id)
     stmt = (select(ItemParameterVersion).join(Item)
             .where(Item.bank_id == bid, Item.external_id == external_id)
             .order_by(ItemParameterVersion.id))
@@ -726,7 +726,7 @@ def exposure_counts(session: Session, item_ids: Sequence[str], bank_id: int | No
                     ) -> ExposureCounts:
     """Administrations per item of the bank (every organisation's sessions: exposure is a
     property of the items, not of who asked them), aligned with ``item_ids``."""
-    bid = _bank_id(session, bank_id)
+    bid = resolve_bank_id(session, bank_id)
     stmt = (select(Item.external_id, func.count(Response.id)).join(Response)
             .where(Item.bank_id == bid).group_by(Item.external_id))
     counts = dict(session.execute(stmt).all())
@@ -770,7 +770,7 @@ def export_responses(session: Session, *, skills: Sequence[str] | None = None,
             .join(Candidate, CandidateSession.candidate_id == Candidate.id)
             .join(Item, Response.item_id == Item.id)
             .join(Skill, Item.skill_id == Skill.id)
-            .where(Item.bank_id == _bank_id(session, bank_id))
+            .where(Item.bank_id == resolve_bank_id(session, bank_id))
             .order_by(Response.answered_at, Response.id))
     if organisation_ids is not None:
         stmt = stmt.where(Candidate.organisation_id.in_(list(organisation_ids)))

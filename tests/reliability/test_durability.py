@@ -140,10 +140,12 @@ def test_import_refuses_a_broken_or_foreign_file(tmp_path: Path, capsys):
 
 def _succeeded_job(site: Site, extra: list[dict] | None = None) -> int:
     """A finished calibration job holding new parameters for three bank items."""
+    bank_id = site.sql("SELECT b.id FROM item_banks b JOIN organisations o "
+                       "ON o.id = b.organisation_id WHERE o.slug = 'demo' ORDER BY b.id")[0][0]
     rows = site.sql("SELECT i.external_id, s.slug, v.a, v.b FROM items i "
                     "JOIN skills s ON s.id = i.skill_id "
                     "JOIN item_parameter_versions v ON v.item_id = i.id AND v.is_current "
-                    "ORDER BY i.external_id LIMIT 3")
+                    "WHERE i.bank_id = :b ORDER BY i.external_id LIMIT 3", b=bank_id)
     items = [{"item_id": iid, "skill": skill, "model": "2pl", "a": a * 1.1, "b": b + 0.2,
               "c": 0.0, "d": 1.0, "se_a": 0.1, "se_b": 0.1, "se_c": None,
               "n_responses": 500, "status": "operational", "anchor": False}
@@ -151,8 +153,10 @@ def _succeeded_job(site: Site, extra: list[dict] | None = None) -> int:
     items += extra or []
     eng = make_engine(site.url)
     with transaction(eng) as db:
-        user = db.query(StaffUser).filter_by(role="psychometrician").one()
-        job = CalibrationJob(created_by_id=user.id, status="succeeded", progress=1.0,
+        user = db.query(StaffUser).filter_by(email=site.info.credentials(
+            "psychometrician").email).one()
+        job = CalibrationJob(bank_id=bank_id, created_by_id=user.id, status="succeeded",
+                             progress=1.0,
                              settings={"model": "2pl", "mode": "free", "prior_a_sd": 0.5,
                                        "skills": []},
                              result={"items": items, "issues": [], "drift": [], "link": None,

@@ -331,7 +331,7 @@ def _qti_zip(site: Site, tmp_path: Path, replace: dict[str, bytes] | None = None
 
     eng = make_engine(site.url)
     with transaction(eng) as db:
-        doc = export_document(db, name="export")
+        doc = export_document(db, name="export", bank_id=site.bank_id())
     eng.dispose()
     from dataclasses import replace as dc_replace
 

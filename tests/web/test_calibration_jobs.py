@@ -28,21 +28,23 @@ TRUE_A = 1.3
 TRUE_B = np.linspace(-1.5, 1.5, len(PRETEST))
 
 
-def simulate_log(url: str, n_candidates: int, rng: np.random.Generator) -> None:
+def simulate_log(url: str, n_candidates: int, rng: np.random.Generator, bank_id: int) -> None:
     """Candidates who each answered 12 operational and 4 pretest databases items and 8 testing
     items, all from one θ (so the two skills' latent correlation is near 1)."""
     eng = make_engine(url)
     with transaction(eng) as db:
-        db.query(Item).filter(Item.external_id.in_(PRETEST)).update(
+        db.query(Item).filter(Item.bank_id == bank_id, Item.external_id.in_(PRETEST)).update(
             {Item.status: "pretest"}, synchronize_session=False)
-        loaded = repo.load_bank(db, skills=["databases", "testing"])
+        loaded = repo.load_bank(db, skills=["databases", "testing"], bank_id=bank_id)
         bank = loaded.bank
         operational = [i for i, m in enumerate(loaded.items)
                        if m.status == "operational" and m.skill == "databases"]
         other_skill = [i for i, m in enumerate(loaded.items) if m.skill == "testing"]
         truth = irt.Bank.dichotomous([TRUE_A] * len(PRETEST), TRUE_B, item_ids=PRETEST)
-        item_pk = dict(db.execute(select(Item.external_id, Item.id)).all())
-        assessment = db.scalars(select(Assessment)).first()
+        item_pk = dict(db.execute(select(Item.external_id, Item.id)
+                                  .where(Item.bank_id == bank_id)).all())
+        assessment = db.scalars(select(Assessment).where(Assessment.bank_id == bank_id)
+                                .order_by(Assessment.id)).first()
         now = dt.datetime.now(dt.UTC)
         theta = rng.normal(size=n_candidates)
         for p in range(n_candidates):
@@ -75,7 +77,7 @@ def simulate_log(url: str, n_candidates: int, rng: np.random.Generator) -> None:
 def test_anchored_calibration_job_recovers_pretest_items_and_publishes(backend, tmp_path):
     rng = np.random.default_rng(7)
     with new_site(backend, tmp_path) as site:
-        simulate_log(site.url, 500, rng)
+        simulate_log(site.url, 500, rng, site.bank_id())
         app = site.app()
         client = app.test_client()
         cred = site.info.credentials("psychometrician")
@@ -96,6 +98,9 @@ def test_anchored_calibration_job_recovers_pretest_items_and_publishes(backend, 
         finally:
             consumer.stop(graceful=True)
         assert job["status"] == "succeeded", job["message"]
+        assert job["bank_id"] == site.bank_id()
+        demo_org = site.sql("SELECT id FROM organisations WHERE slug = 'demo'")[0][0]
+        assert job["result"]["summary"]["pooled_organisations"] == [demo_org]  # no consent
         items = {row["item_id"]: row for row in job["result"]["items"]}
         est_b = np.array([items[i]["b"] for i in PRETEST])
         est_a = np.array([items[i]["a"] for i in PRETEST])
@@ -118,7 +123,7 @@ def test_anchored_calibration_job_recovers_pretest_items_and_publishes(backend, 
         assert r.status_code == 200
         current = dict(site.sql(
             "SELECT i.external_id, v.b FROM item_parameter_versions v JOIN items i "
-            "ON i.id = v.item_id WHERE v.is_current"))
+            "ON i.id = v.item_id WHERE v.is_current AND i.bank_id = :b", b=site.bank_id()))
         np.testing.assert_allclose([current[i] for i in PRETEST], est_b)
         after = site.sql("SELECT count(*) FROM item_parameter_versions")[0][0]
         assert after == before + len(PRETEST)  # old versions kept, one new per pretest item

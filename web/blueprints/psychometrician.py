@@ -3,13 +3,25 @@ calibration jobs (start, progress, review, publish) and item promotion."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
+from item_bank.models import ItemBank
 from web.db import database
+from web.input_guard import query_id
 from web.rendering import icc_chart
-from web.security import staff_required
+from web.security import organisation_id, staff_required
 from web.services import bank as bank_service
 from web.services import calibrations
 
@@ -17,21 +29,42 @@ bp = Blueprint("psychometrician", __name__, url_prefix="/psychometrician")
 ROLES = ("psychometrician",)
 
 
+def _bank() -> ItemBank:
+    """The bank the pages work on: ``?bank=ID`` (remembered in the session), else the last one
+    chosen, else the organisation's first; only banks of the caller's organisation (404)."""
+    org = organisation_id()
+    chosen = query_id("bank")
+    try:
+        bank = bank_service.own_bank(org, chosen if chosen is not None
+                                     else session.get("bank_id"))
+    except bank_service.NotFound:
+        if chosen is not None or session.get("bank_id") is None:
+            abort(404)
+        try:
+            bank = bank_service.own_bank(org)
+        except bank_service.NotFound:
+            abort(404)
+    session["bank_id"] = bank.id
+    return bank
+
+
 @bp.route("/")
 @staff_required(*ROLES)
 def bank():  # type: ignore[no-untyped-def]
-    skills, rows = bank_service.overview()
+    current = _bank()
+    skills, rows = bank_service.overview(current.id)
     chosen = request.args.get("skill") or None
     if chosen:
         rows = [r for r in rows if r.skill == chosen]
-    return render_template("psychometrician/bank.html", skills=skills, rows=rows, chosen=chosen)
+    return render_template("psychometrician/bank.html", skills=skills, rows=rows, chosen=chosen,
+                           bank=current, banks=bank_service.banks(organisation_id()))
 
 
 @bp.route("/items/<external_id>")
 @staff_required(*ROLES)
 def item(external_id: str):  # type: ignore[no-untyped-def]
     try:
-        detail = bank_service.item_detail(external_id)
+        detail = bank_service.item_detail(_bank().id, external_id)
     except LookupError:
         abort(404)
     chart = icc_chart(detail.icc_theta, detail.icc_p) if detail.icc_p else None
@@ -42,7 +75,7 @@ def item(external_id: str):  # type: ignore[no-untyped-def]
 @staff_required(*ROLES)
 def item_status(external_id: str):  # type: ignore[no-untyped-def]
     try:
-        bank_service.set_status(external_id, request.form.get("status", ""))
+        bank_service.set_status(_bank().id, external_id, request.form.get("status", ""))
     except LookupError:
         abort(404)
     except ValueError as exc:
@@ -62,7 +95,7 @@ def import_bank():  # type: ignore[no-untyped-def]
         return render_template("psychometrician/import.html",
                                error="field 'file': choose a file to import", report=None), 422
     try:
-        report = bank_service.import_upload(upload.filename, upload.read(),
+        report = bank_service.import_upload(_bank().id, upload.filename, upload.read(),
                                             replace=request.form.get("replace") == "on")
     except ValueError as exc:
         return render_template("psychometrician/import.html", error=str(exc), report=None), 422
@@ -72,7 +105,8 @@ def import_bank():  # type: ignore[no-untyped-def]
 @bp.route("/calibrations")
 @staff_required(*ROLES)
 def calibrations_list():  # type: ignore[no-untyped-def]
-    return render_template("psychometrician/calibrations.html", jobs=calibrations.jobs(),
+    return render_template("psychometrician/calibrations.html",
+                           jobs=calibrations.jobs(organisation_id()),
                            models=calibrations.JOB_MODELS, modes=calibrations.MODES)
 
 
@@ -87,12 +121,14 @@ def start_calibration():  # type: ignore[no-untyped-def]
         upload = request.files.get("responses")
         text = None
         if upload is not None and upload.filename:
-            text = calibrations.check_upload(upload.read(), secure_filename(upload.filename))
+            text = calibrations.check_upload(upload.read(), secure_filename(upload.filename),
+                                             _bank().id)
     except ValueError as exc:
         flash(str(exc), "error")
         return redirect(url_for("psychometrician.calibrations_list"))
     url = database().engine.url.render_as_string(hide_password=False)
-    job_id = calibrations.create_job(int(current_user.id), settings, url, upload=text)
+    job_id = calibrations.create_job(int(current_user.id), settings, url, upload=text,
+                                     bank_id=_bank().id)
     return redirect(url_for("psychometrician.calibration", job_id=job_id))
 
 
@@ -100,7 +136,7 @@ def start_calibration():  # type: ignore[no-untyped-def]
 @staff_required(*ROLES)
 def calibration(job_id: int):  # type: ignore[no-untyped-def]
     try:
-        job = calibrations.job(job_id)
+        job = calibrations.job(job_id, organisation_id())
     except LookupError:
         abort(404)
     refresh = job.status in ("queued", "running")
@@ -111,7 +147,7 @@ def calibration(job_id: int):  # type: ignore[no-untyped-def]
 @staff_required(*ROLES)
 def publish(job_id: int):  # type: ignore[no-untyped-def]
     try:
-        run_id = calibrations.publish(job_id, int(current_user.id))
+        run_id = calibrations.publish(job_id, int(current_user.id), organisation_id())
     except LookupError:
         abort(404)
     except ValueError as exc:

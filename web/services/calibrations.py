@@ -12,6 +12,11 @@ Two modes:
 
 Publishing writes one calibration run and new current parameter versions in one transaction; a
 failure leaves the previous version current.
+
+Every job calibrates one bank, owned by the organisation of the psychometrician who starts it;
+only that organisation's staff see or publish it. The live response log it reads holds the
+responses of the owner's candidates and of the organisations that consented to pooling
+(`item_bank.repository.pooled_organisations`); the result names them.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from irt.io import ResponseLog, read_responses_csv
 from item_bank import repository as repo
 from item_bank.content import ParameterRecord
 from item_bank.db import make_engine, transaction
-from item_bank.models import CalibrationJob, Item, utcnow
+from item_bank.models import CalibrationJob, Item, ItemBank, utcnow
 from web import observability
 from web.db import get_db, unit_of_work
 
@@ -67,7 +72,7 @@ class JobSettings:
                 "skills": list(self.skills)}
 
 
-def check_upload(data: bytes, filename: str = "upload") -> str:
+def check_upload(data: bytes, filename: str = "upload", bank_id: int | None = None) -> str:
     """Validate an uploaded responses CSV against the bank before a job is queued.
 
     Returns the text; raises `ValueError` naming the line (malformed rows, unknown items,
@@ -81,7 +86,8 @@ def check_upload(data: bytes, filename: str = "upload") -> str:
     if log_.data.n_responses == 0:
         raise ValueError(f"{filename}: no responses")
     db = get_db()
-    known = set(db.scalars(select(Item.external_id)))
+    known = set(db.scalars(select(Item.external_id)
+                           .where(Item.bank_id == repo.resolve_bank_id(db, bank_id))))
     for row, item in enumerate(log_.data.item):
         iid = log_.item_ids[item]
         if iid not in known:
@@ -101,12 +107,14 @@ class _Named(io.StringIO):
 
 
 def create_job(user_id: int, settings: JobSettings, database_url: str,
-               upload: str | None = None) -> int:
-    """Queue a calibration of the live response log, or of an uploaded CSV (`check_upload`)."""
+               upload: str | None = None, *, bank_id: int) -> int:
+    """Queue a calibration of ``bank_id`` (an own bank, checked by the caller) from the live
+    response log, or from an uploaded CSV (`check_upload`)."""
     from web.jobs import enqueue_calibration
 
     with unit_of_work() as db:
-        job = CalibrationJob(created_by_id=user_id, status="queued", progress=0.0,
+        job = CalibrationJob(bank_id=bank_id, created_by_id=user_id, status="queued",
+                             progress=0.0,
                              settings={**settings.to_dict(), "source": "upload" if upload
                                        else "live response log"},
                              upload=upload, message="waiting for a worker")
@@ -117,16 +125,23 @@ def create_job(user_id: int, settings: JobSettings, database_url: str,
     return job_id
 
 
-def jobs() -> list[CalibrationJob]:
-    return list(get_db().scalars(select(CalibrationJob).order_by(CalibrationJob.id.desc())
-                                 .limit(100)))
+def jobs(org_id: int) -> list[CalibrationJob]:
+    """The newest 100 jobs on the organisation's banks."""
+    return list(get_db().scalars(select(CalibrationJob)
+                                 .join(ItemBank, CalibrationJob.bank_id == ItemBank.id)
+                                 .where(ItemBank.organisation_id == org_id)
+                                 .order_by(CalibrationJob.id.desc()).limit(100)))
 
 
-def job(job_id: int) -> CalibrationJob:
-    row = get_db().get(CalibrationJob, job_id)
-    if row is None:
+def _owned(db: Any, row: CalibrationJob | None, org_id: int) -> CalibrationJob:
+    if row is None or db.get(ItemBank, row.bank_id).organisation_id != org_id:
         raise LookupError("no such calibration job")
     return row
+
+
+def job(job_id: int, org_id: int) -> CalibrationJob:
+    db = get_db()
+    return _owned(db, db.get(CalibrationJob, job_id), org_id)
 
 
 # -- the worker side ---------------------------------------------------------------------------
@@ -155,8 +170,8 @@ def run_job(job_id: int, database_url: str | None) -> None:
             row.status, row.started_at, row.message = "running", utcnow(), "reading responses"
             settings = JobSettings(**{k: v for k, v in row.settings.items() if k != "source"}
                                    | {"skills": tuple(row.settings["skills"])})
-            upload = row.upload
-        result = _calibrate(engine, job_id, settings, upload)
+            upload, bank_id = row.upload, row.bank_id
+        result = _calibrate(engine, job_id, settings, upload, bank_id)
         _update(engine, job_id, status="succeeded", progress=1.0, result=result,
                 finished_at=utcnow(), message=result["summary"]["headline"])
         outcome = "succeeded"
@@ -170,12 +185,16 @@ def run_job(job_id: int, database_url: str | None) -> None:
 
 
 def _calibrate(engine: Any, job_id: int, settings: JobSettings,
-               upload: str | None = None) -> dict[str, Any]:
+               upload: str | None = None, bank_id: int | None = None) -> dict[str, Any]:
     with transaction(engine) as db:
+        bank = db.get(ItemBank, repo.resolve_bank_id(db, bank_id))
+        pooled = repo.pooled_organisations(db, bank)
         log_ = read_responses_csv(_Named(upload, "upload")) if upload is not None \
-            else repo.export_responses(db, skills=list(settings.skills) or None)
-        current = repo.load_bank(db, skills=list(settings.skills) or None)
-        items = {it.external_id: it for it in db.scalars(select(Item))}
+            else repo.export_responses(db, skills=list(settings.skills) or None,
+                                       bank_id=bank.id, organisation_ids=pooled)
+        current = repo.load_bank(db, skills=list(settings.skills) or None, bank_id=bank.id)
+        items = {it.external_id: it for it in db.scalars(select(Item)
+                                                          .where(Item.bank_id == bank.id))}
         statuses = {k: v.status for k, v in items.items()}
         skill_of = {k: v.skill.slug for k, v in items.items()}
     if log_.data.n_responses == 0:
@@ -238,6 +257,7 @@ def _calibrate(engine: Any, job_id: int, settings: JobSettings,
             "summary": {"headline": headline, "n_persons": log_.data.n_persons,
                         "n_responses": log_.data.n_responses, "loglik": cal.loglik_,
                         "converged": cal.converged_, "n_iter": cal.n_iter_,
+                        "pooled_organisations": None if upload is not None else pooled,
                         "excluded": list(cal.excluded_),
                         "latent": [{"skill": f.skill, "mean": f.latent_mean, "sd": f.latent_sd}
                                    for f in cal.skills_]}}
@@ -293,12 +313,10 @@ def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # -- publishing --------------------------------------------------------------------------------
 
 
-def publish(job_id: int, user_id: int) -> int:
+def publish(job_id: int, user_id: int, org_id: int) -> int:
     """Publish a succeeded job's parameters (anchors excluded) as the current versions."""
     with unit_of_work() as db:
-        row = db.get(CalibrationJob, job_id, with_for_update=True)
-        if row is None:
-            raise LookupError("no such calibration job")
+        row = _owned(db, db.get(CalibrationJob, job_id, with_for_update=True), org_id)
         if row.status != "succeeded":
             raise ValueError(f"only a succeeded calibration can be published (this one is "
                              f"{row.status})")
@@ -319,7 +337,7 @@ def publish(job_id: int, user_id: int) -> int:
             log_likelihood=summary["loglik"], converged=summary["converged"],
             n_iterations=summary["n_iter"], notes=f"calibration job {job_id}",
             published_by_id=user_id)
-        run_id = repo.publish_parameters(db, records, spec)
+        run_id = repo.publish_parameters(db, records, spec, bank_id=row.bank_id)
         row.status, row.calibration_run_id = "published", run_id
         row.finished_at = row.finished_at or dt.datetime.now(dt.UTC)
         return run_id

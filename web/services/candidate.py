@@ -336,7 +336,8 @@ def invitation_overview(invitation_token: str) -> InvitationOverview:
         assessment = invitation.assessment
         blueprint = Blueprint.from_dict(assessment.blueprint)
         slugs = [s.skill for s in blueprint.skills]
-        names = dict(db.execute(select(Skill.slug, Skill.name)).all())
+        names = dict(db.execute(select(Skill.slug, Skill.name)
+                                .where(Skill.bank_id == assessment.bank_id)).all())
         if not slugs:
             slugs = sorted(names)
         return InvitationOverview(assessment.name, tuple(names.get(s, s) for s in slugs),
