@@ -108,6 +108,9 @@ def set_pooling_consent(org_id: int, user_id: int, bank_id: int, consent: bool) 
     the calibrations of another organisation's library ``bank_id``."""
     with unit_of_work() as db:
         bank = readable_bank(org_id, bank_id, db)
+        if bank.organisation_id == org_id:
+            raise ValueError("an organisation's own responses always calibrate its own banks; "
+                             "consent is given to another organisation's library")
         user = db.get(StaffUser, user_id)
         if consent:
             repo.grant_pooling_consent(db, org_id, bank, user)
