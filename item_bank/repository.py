@@ -916,19 +916,26 @@ def create_assessment(session: Session, organisation: Organisation, slug: str, n
     return a
 
 
-def find_assessment(session: Session, slug: str | None = None) -> Assessment:
-    """The assessment with ``slug``, or the only one when ``slug`` is None."""
+def find_assessment(session: Session, slug: str | None = None,
+                    organisation: str | None = None) -> Assessment:
+    """The assessment with ``slug`` (of the organisation with slug ``organisation`` when
+    given), or the only one when ``slug`` is None."""
+    base = select(Assessment)
+    if organisation is not None:
+        base = base.join(Organisation, Assessment.organisation_id == Organisation.id).where(
+            Organisation.slug == organisation)
     if slug is None:
-        rows = list(session.scalars(select(Assessment).limit(2)))
+        rows = list(session.scalars(base.limit(2)))
         if len(rows) != 1:
             raise ValueError(f"there are {'no' if not rows else 'several'} assessments; "
                              "name one with --assessment SLUG")
         return rows[0]
-    rows = list(session.scalars(select(Assessment).where(Assessment.slug == slug)))
+    rows = list(session.scalars(base.where(Assessment.slug == slug)))
     if not rows:
         raise ValueError(f"no assessment with slug {slug!r}")
     if len(rows) > 1:
-        raise ValueError(f"several organisations have an assessment {slug!r}")
+        raise ValueError(f"several organisations have an assessment {slug!r}; name one "
+                         "with --org SLUG")
     return rows[0]
 
 

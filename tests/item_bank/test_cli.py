@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
+from sqlalchemy import select
 
 from item_bank import db
 from item_bank import repository as repo
@@ -128,3 +129,39 @@ def test_import_shipped_and_validate(url, tmp_path, capsys):
     bad.write_text('{"format": "proficio-bank/1", "skill": "databases", "items": [{"id": "X"}]}')
     assert main(["bank", "validate", str(bad)]) == 2
     assert "items[0] (id 'X'): field 'stem'" in capsys.readouterr().err
+
+
+def test_bank_commands_work_per_organisation(url, tmp_path, capsys):
+    """Two organisations, each with a bank holding the same external ids; --org/--bank pick
+    one, libraries publish, and responses export only the bank owner's candidates."""
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    for org in ("acme", "globex"):
+        assert main(["org", "create", org, org.title(), "--database-url", url]) == 0
+        assert main(["bank", "import", str(MINI_BANK), "--org", org, "--bank", "main",
+                     "--database-url", url]) == 0
+    assert main(["bank", "import", str(MINI_PARAMS), "--org", "globex", "--database-url",
+                 url]) == 0
+    assert main(["bank", "export", "--out", str(tmp_path / "x.json"), "--database-url",
+                 url]) == 2
+    assert "several item banks" in capsys.readouterr().err
+    assert main(["bank", "export", "--out", str(tmp_path / "p.csv"), "--org", "acme",
+                 "--database-url", url]) == 2  # acme's bank has no parameters
+    assert main(["bank", "export", "--out", str(tmp_path / "p.csv"), "--org", "globex",
+                 "--database-url", url]) == 0
+    assert main(["bank", "create", "--org", "acme", "lib", "Library", "--library",
+                 "--database-url", url]) == 0
+    assert main(["bank", "library", "--org", "acme", "--bank", "lib", "--withdraw",
+                 "--database-url", url]) == 0
+    assert main(["bank", "import", str(MINI_BANK), "--org", "nobody", "--database-url",
+                 url]) == 2
+    assert "no organisation 'nobody'" in capsys.readouterr().err
+    engine = db.make_engine(url)
+    with db.transaction(engine) as s:
+        from item_bank.models import Organisation
+
+        banks = {o: repo.find_bank(s, s.scalar(select(Organisation).where(
+            Organisation.slug == o)), "main") for o in ("acme", "globex")}
+        assert banks["acme"].id != banks["globex"].id
+        assert len(repo.load_bank(s, bank_id=banks["globex"].id).bank) == 7
+        assert len(repo.load_bank(s, bank_id=banks["acme"].id).bank) == 0  # no parameters
+    engine.dispose()

@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = isub.add_parser("create", help="create N invitations and print their links")
     c.add_argument("--assessment", default=None,
                    help="assessment slug (default: the only assessment)")
+    c.add_argument("--org", default=None, help="organisation of the assessment")
     c.add_argument("--count", type=int, required=True)
     c.add_argument("--out", default=None, help="write LINKS.csv instead of printing")
     c.add_argument("--base-url", default="http://127.0.0.1:5000",
@@ -35,7 +36,7 @@ def run_create(args: argparse.Namespace) -> int:
     engine = open_engine(args)
     try:
         with db.transaction(engine) as session:
-            assessment = repository.find_assessment(session, args.assessment)
+            assessment = repository.find_assessment(session, args.assessment, args.org)
             issued = repository.create_invitations(
                 session, assessment, args.count, expires_in=dt.timedelta(days=args.expires_days))
             slug = assessment.slug
