@@ -121,8 +121,13 @@ def report(org_id: int, session_id: int) -> CandidateReport:
 
 
 
+#: Most finished sessions one comparison reads (the latest ones): each is a full report.
+MAX_COMPARED = 500
+
+
 def comparison(org_id: int, assessment_id: int) -> tuple[Assessment, list[CandidateReport]]:
-    """Reports of every finished session of an assessment, best overall score first."""
+    """Reports of the latest `MAX_COMPARED` finished sessions of an assessment, best overall
+    score first."""
     db = get_db()
     target = db.get(Assessment, assessment_id)
     if target is None or target.organisation_id != org_id:
@@ -131,7 +136,8 @@ def comparison(org_id: int, assessment_id: int) -> tuple[Assessment, list[Candid
                      .join(Invitation, CandidateSession.invitation_id == Invitation.id)
                      .join(Candidate, CandidateSession.candidate_id == Candidate.id)
                      .where(CandidateSession.assessment_id == assessment_id,
-                            CandidateSession.status.in_(["completed", "timed_out"]))).all()
+                            CandidateSession.status.in_(["completed", "timed_out"]))
+                     .order_by(CandidateSession.id.desc()).limit(MAX_COMPARED)).all()
     reports = [report(org_id, sid) for sid in ids]
     reports.sort(key=lambda r: -sum(s.score for s in r.skills) / max(len(r.skills), 1))
     return target, reports
