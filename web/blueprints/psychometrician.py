@@ -44,7 +44,8 @@ def _bank() -> ItemBank:
             bank = bank_service.own_bank(org)
         except bank_service.NotFound:
             abort(404)
-    session["bank_id"] = bank.id
+    if session.get("bank_id") != bank.id:
+        session["bank_id"] = bank.id
     return bank
 
 
