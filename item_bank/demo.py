@@ -1,11 +1,12 @@
-"""The demo database: the shipped bank, one organisation, staff accounts, an assessment and
-named invitations, built fresh in one call (`build_demo_database`) or reopened as it was left
-(`reuse_demo_database`), as ``proficio demo`` / ``make run`` do."""
+"""The demo database: one organisation owning the shipped bank (published as a library), staff
+accounts, an assessment and named invitations, built fresh in one call (`build_demo_database`)
+or reopened as it was left (`reuse_demo_database`), as ``proficio demo`` / ``make run`` do."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DEMO_ORGANISATION = ("demo", "Demo Company")
 DEMO_ASSESSMENT = ("backend-engineer", "Back-End Engineer")
+DEMO_BANK = ("backend-engineer", "Back-End Engineer")
 #: On the reporting scale (500 + 100 θ): half a population SD below the average.
 DEMO_CUT_SCORE = 450.0
 #: Demo candidates get names (reports and the candidate list are titled by them), in this order.
@@ -60,15 +62,21 @@ class DemoInfo:
 
 
 def _fresh_sqlite(url: str) -> None:
+    """Delete a SQLite demo file and create it empty, readable by its owner only (0600): it
+    holds staff password hashes. SQLite gives its ``-wal``/``-shm`` files the permissions of the
+    database file."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database \
-            or parsed.database == ":memory:":
+            or parsed.database == ":memory:" or parsed.database.startswith("file:"):
         return
     path = Path(parsed.database)
     for suffix in ("", "-wal", "-shm"):
         p = path.with_name(path.name + suffix)
         if p.exists():
             p.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)  # whatever the umask
 
 
 def demo_design(skills: list[str]) -> tuple[dict, dict | None]:
@@ -114,16 +122,19 @@ def build_demo_database(url: str | Engine | None = None, n_invitations: int = 5)
         db.upgrade(engine)
         staff = tuple(StaffCredentials(email, new_password(), role) for email, role in DEMO_STAFF)
         with db.transaction(engine) as session:
-            import_shipped(session)
             org = repository.create_organisation(session, *DEMO_ORGANISATION)
+            # the shipped bank, published as a library other organisations may use or copy
+            bank = repository.create_bank(session, org, *DEMO_BANK, library=True)
+            import_shipped(session, bank.id)
             users = [repository.create_staff_user(session, org, s.email, s.role, s.password,
                                                   name=s.role.title()) for s in staff]
-            loaded = repository.load_bank(session)
+            loaded = repository.load_bank(session, bank_id=bank.id)
             skills = sorted(set(loaded.bank.skills))
             blueprint, feasibility = demo_design(skills)
             assessment = repository.create_assessment(
                 session, org, *DEMO_ASSESSMENT, blueprint,
-                time_limit_minutes=60, cut_score=DEMO_CUT_SCORE, created_by=users[0])
+                time_limit_minutes=60, cut_score=DEMO_CUT_SCORE, created_by=users[0],
+                bank=bank)
             assessment.feasibility = feasibility
             names = demo_candidate_names(n_invitations)
             issued = repository.create_invitations(session, assessment, n_invitations,

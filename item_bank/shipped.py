@@ -45,9 +45,9 @@ def read_shipped() -> BankDocument:
     return read_manifest_dir(SHIPPED_BANK)
 
 
-def import_shipped(session: Session) -> ImportReport:
+def import_shipped(session: Session, bank_id: int | None = None) -> ImportReport:
     """Import the shipped bank (content and provisional parameters) into an empty bank."""
-    return import_document(session, read_shipped())
+    return import_document(session, read_shipped(), bank_id=bank_id)
 
 
 def quality_problems(doc: BankDocument) -> list[str]:

@@ -16,8 +16,8 @@ def test_org_staff_assessment_commands(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("PROFICIO_INSTANCE", str(tmp_path))
     monkeypatch.setenv("DATABASE_URL", url)
     assert main(["db", "upgrade"]) == 0
-    assert main(["bank", "import", "--shipped"]) == 0
     assert main(["org", "create", "acme", "Acme Ltd"]) == 0
+    assert main(["bank", "import", "--shipped", "--org", "acme"]) == 0
     assert main(["staff", "create", "--org", "acme", "--email", "Rita@Acme.example",
                  "--role", "recruiter"]) == 0
     password = re.search(r"password \(shown once\): (\S+)", capsys.readouterr().out).group(1)

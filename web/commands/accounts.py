@@ -103,6 +103,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"never serve items that assume this stack (repeat; one of "
                         f"{', '.join(sorted(STACKS))}); stored as the blueprint's "
                         f"exclude_tags 'stack:STACK'")
+    a.add_argument("--bank-org", default=None,
+                   help="organisation owning the bank to draw from when it is another's "
+                        "library (default: --org)")
+    a.add_argument("--bank", default=None,
+                   help="bank slug (default: the owning organisation's only bank)")
     add_url_option(a)
     a.set_defaults(handler=create_assessment)
     lang = assessment.add_parser("language", help="set the candidate pages' language of an "
@@ -226,11 +231,16 @@ def create_assessment(args: argparse.Namespace) -> int:
     try:
         with db.transaction(engine) as session:
             org = _organisation(session, args.org)
+            owner = _organisation(session, args.bank_org) if args.bank_org else org
+            bank = repository.find_bank(session, owner, args.bank) \
+                if (args.bank_org or args.bank or repository.own_banks(session, org.id)) \
+                else repository.sole_bank(session)
             given = None
             if args.blueprint:
                 with open(args.blueprint, encoding="utf-8") as f:
                     given = Blueprint.from_dict(json.load(f))
-            skills = list(session.scalars(select(Skill.slug).order_by(Skill.slug)))
+            skills = list(session.scalars(select(Skill.slug).where(Skill.bank_id == bank.id)
+                                          .order_by(Skill.slug)))
             if not skills:
                 raise ValueError("the bank has no skills; import items first")
             excluded = excluding_stacks(Blueprint(), args.exclude_stack).exclude_tags
@@ -240,10 +250,11 @@ def create_assessment(args: argparse.Namespace) -> int:
                                              args.exclude_stack)
             else:
                 blueprint, feasibility = design_assessment(session, skills, given,
-                                                           exclude_tags=excluded)
+                                                           exclude_tags=excluded,
+                                                           bank_id=bank.id)
             made = repository.create_assessment(session, org, args.slug, args.name,
                                                 blueprint.to_dict(), cut_score=args.cut_score,
-                                                time_limit_minutes=args.time_limit)
+                                                time_limit_minutes=args.time_limit, bank=bank)
             made.language = args.language
             made.feasibility = None if feasibility is None else feasibility.to_dict()
     finally:

@@ -260,6 +260,17 @@ def start_or_resume(invitation_token: str, *, rotate_token: bool = False) -> Ses
     ``rotate_token``, on resume (the old token stops working).
     """
     now = utcnow()
+    try:
+        return _start_or_resume(invitation_token, rotate_token, now)
+    except IntegrityError:
+        # A concurrent start of the same invitation inserted its session first (the unique
+        # invitation of test_sessions refused ours; PostgreSQL, whose transactions are not
+        # serialized like SQLite's write transactions): resume the session it started.
+        return _start_or_resume(invitation_token, rotate_token, now)
+
+
+def _start_or_resume(invitation_token: str, rotate_token: bool, now: dt.datetime
+                     ) -> SessionView:
     with unit_of_work() as db:
         invitation, row_id = _find_invitation(db, invitation_token)
         if invitation is None:
@@ -456,7 +467,8 @@ def invitation_overview(invitation_token: str) -> InvitationOverview:
         assessment = invitation.assessment
         blueprint = Blueprint.from_dict(assessment.blueprint)
         slugs = [s.skill for s in blueprint.skills]
-        names = dict(db.execute(select(Skill.slug, Skill.name)).all())
+        names = dict(db.execute(select(Skill.slug, Skill.name)
+                                .where(Skill.bank_id == assessment.bank_id)).all())
         if not slugs:
             slugs = sorted(names)
         acc = invitation.accommodation

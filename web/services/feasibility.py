@@ -333,17 +333,20 @@ def tune_exposure(pool: ItemPool, blueprint: Blueprint, population: Population, 
     return replace(blueprint, exposure=tuned.control)
 
 
-def population_on_record(session: Any, skills: Sequence[str]) -> Population:
-    """The population a design is checked against: the applicants of the latest published
-    calibration (`applicant_population`) for the skills it covers, else the provisional
-    bank's simulated N(0, I)."""
+def population_on_record(session: Any, skills: Sequence[str], bank_id: int | None = None
+                         ) -> Population:
+    """The population a design is checked against: the applicants of the bank's latest
+    published calibration (`applicant_population`) for the skills it covers, else the
+    provisional bank's simulated N(0, I)."""
     from sqlalchemy import select
 
     from item_bank.models import CalibrationJob, as_utc
 
-    job = session.scalar(select(CalibrationJob).where(CalibrationJob.status == "published")
-                         .order_by(CalibrationJob.finished_at.desc(),
-                                   CalibrationJob.id.desc()).limit(1))
+    query = select(CalibrationJob).where(CalibrationJob.status == "published")
+    if bank_id is not None:
+        query = query.where(CalibrationJob.bank_id == bank_id)
+    job = session.scalar(query.order_by(CalibrationJob.finished_at.desc(),
+                                        CalibrationJob.id.desc()).limit(1))
     if job is not None:
         when = as_utc(job.finished_at).date().isoformat() if job.finished_at else "?"
         found = applicant_population(job.result, when)
@@ -353,20 +356,21 @@ def population_on_record(session: Any, skills: Sequence[str]) -> Population:
 
 
 def design_assessment(session: Any, skills: Sequence[str], blueprint: Blueprint | None = None,
-                      *, exclude_tags: Sequence[str] = (),
+                      *, exclude_tags: Sequence[str] = (), bank_id: int | None = None,
                       n: int = DEFAULT_SIMULEES) -> tuple[Blueprint, Feasibility]:
     """What `proficio assessment create` does before a test goes live: the default design for
     ``skills`` when no ``blueprint`` is given (exposure control tuned on the current bank for
     the population on record, without the items of ``exclude_tags``), then its feasibility
-    check."""
+    check; ``bank_id`` is the bank the assessment draws from (None: the database's only
+    bank)."""
     from dataclasses import replace
 
     from item_bank.pool import load_item_pool
 
     names = list(skills) if blueprint is None or not blueprint.skills \
         else [s.skill for s in blueprint.skills]
-    pool = load_item_pool(session, names)
-    population = population_on_record(session, names)
+    pool = load_item_pool(session, names, bank_id=bank_id)
+    population = population_on_record(session, names, bank_id)
     tags = tuple(dict.fromkeys((*(blueprint.exclude_tags if blueprint else ()), *exclude_tags)))
     if blueprint is None:
         blueprint = tune_exposure(pool, replace(default_blueprint(names, population),

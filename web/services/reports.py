@@ -225,11 +225,13 @@ def overall_score(theta: float, se: float, weights: Mapping[str, float], group: 
                         pull if pull >= SHRINKAGE_NOTE_POINTS else None)
 
 
-def norm_group(db: Session) -> NormGroup:
-    """The applicants of the latest published calibration (its skills' latent means and SDs
-    and the correlations the data support, `web.services.feasibility.applicant_population`),
-    else the simulated reference group of the provisional bank: N(0, 1) per skill."""
-    job = db.scalar(select(CalibrationJob).where(CalibrationJob.status == "published")
+def norm_group(db: Session, bank_id: int) -> NormGroup:
+    """The applicants of the bank's latest published calibration (its skills' latent means and
+    SDs and the correlations the data support, `web.services.feasibility
+    .applicant_population`), else the simulated reference group of the provisional bank:
+    N(0, 1) per skill."""
+    job = db.scalar(select(CalibrationJob).where(CalibrationJob.status == "published",
+                                                 CalibrationJob.bank_id == bank_id)
                     .order_by(CalibrationJob.finished_at.desc(), CalibrationJob.id.desc())
                     .limit(1))
     if job is None:
@@ -252,7 +254,7 @@ def report(org_id: int, session_id: int, db: Session | None = None) -> Candidate
     row = db.get(CandidateSession, session_id)
     if row is None or row.assessment.organisation_id != org_id:
         raise NotFound("no such report")
-    return _report(db, row, norm_group(db))
+    return _report(db, row, norm_group(db, row.assessment.bank_id))
 
 
 def _report(db: Session, row: CandidateSession, group: NormGroup) -> CandidateReport:
@@ -306,9 +308,13 @@ def report_json(rep: CandidateReport) -> dict[str, object]:
 
 
 
+#: Most finished sessions one comparison reads (the latest ones): each is a full report.
+MAX_COMPARED = 500
+
+
 def comparison(org_id: int, assessment_id: int) -> tuple[Assessment, list[CandidateReport]]:
-    """Reports of every finished session of an assessment, best overall score first (sessions
-    without an overall score last)."""
+    """Reports of the latest `MAX_COMPARED` finished sessions of an assessment, best overall
+    score first (sessions without an overall score last)."""
     db = get_db()
     target = db.get(Assessment, assessment_id)
     if target is None or target.organisation_id != org_id:
@@ -317,8 +323,9 @@ def comparison(org_id: int, assessment_id: int) -> tuple[Assessment, list[Candid
                       .join(Invitation, CandidateSession.invitation_id == Invitation.id)
                       .join(Candidate, CandidateSession.candidate_id == Candidate.id)
                       .where(CandidateSession.assessment_id == assessment_id,
-                             CandidateSession.status.in_(["completed", "timed_out"]))).all()
-    group = norm_group(db)
+                             CandidateSession.status.in_(["completed", "timed_out"]))
+                      .order_by(CandidateSession.id.desc()).limit(MAX_COMPARED)).all()
+    group = norm_group(db, target.bank_id)
     reports = [_report(db, r, group) for r in rows]
     reports.sort(key=lambda r: -math.inf if r.overall is None else -r.overall.score)
     return target, reports
