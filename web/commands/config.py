@@ -66,6 +66,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PROFICIO_TRUSTED_PROXIES", "trusted_proxies", "0",
              "number of reverse proxies in front of the app whose X-Forwarded-For/-Proto "
              "headers are trusted (per-address rate limits then see the real client)"),
+    Variable("PROFICIO_REMINDER_HOURS", None, "48",
+             "an e-mailed invitation not yet started gets one reminder this many hours before "
+             "it expires"),
     Variable("PROMETHEUS_MULTIPROC_DIR", None, "a new temporary folder per `proficio serve`",
              "folder where gunicorn workers (and `proficio worker` on the same machine) write "
              "metric samples for /metrics to sum"),

@@ -115,7 +115,14 @@ def email_invitations(issued: Sequence[NewInvitation], emails: Sequence[str | No
 
 def reminder_hours() -> float:
     raw = current_app.config.get("PROFICIO_REMINDER_HOURS") or DEFAULT_REMINDER_HOURS
-    return float(raw)
+    try:
+        hours = float(raw)
+    except (TypeError, ValueError):
+        hours = -1.0
+    if not 0 < hours <= 24 * 365:
+        raise ValueError(f"PROFICIO_REMINDER_HOURS must be a number of hours in (0, 8760], "
+                         f"got {raw!r}")
+    return hours
 
 
 def send_reminders(engine: Engine, now: dt.datetime | None = None) -> int:
