@@ -85,8 +85,9 @@ def _maintenance() -> None:
     except Exception as exc:  # the next minute tries again; the queue must keep running
         log.warning("maintenance skipped: %s: %s", type(exc).__name__, exc)
         return
-    if run.reminders or run.deliveries.delivered or run.deliveries.retried:
-        log.info("maintenance: %d reminder(s), %s", run.reminders, run.deliveries)
+    if run.timed_out or run.reminders or run.deliveries.delivered or run.deliveries.retried:
+        log.info("maintenance: %d session(s) timed out, %d reminder(s), %s", run.timed_out,
+                 run.reminders, run.deliveries)
 
 
 def enqueue_calibration(job_id: int, database_url: str) -> None:

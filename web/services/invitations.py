@@ -178,13 +178,18 @@ def send_reminders(engine: Engine, now: dt.datetime | None = None) -> int:
 
 @dataclass(frozen=True)
 class MaintenanceRun:
+    timed_out: int
     reminders: int
     deliveries: webhooks.DeliveryRun
 
 
 def run_maintenance(engine: Engine) -> MaintenanceRun:
-    """What the scheduler runs every minute (needs an app context for the mail settings)."""
+    """What the scheduler runs every minute (in an app context: mail settings, sessions):
+    close sessions past their deadline, send due reminders, deliver due webhook events."""
+    from web.services.candidate import close_overdue_sessions
+
+    timed_out = close_overdue_sessions()
     reminders = 0
     if current_app.config.get("MAIL_SERVER"):
         reminders = send_reminders(engine)
-    return MaintenanceRun(reminders, webhooks.deliver_due(engine))
+    return MaintenanceRun(timed_out, reminders, webhooks.deliver_due(engine))
