@@ -17,8 +17,10 @@ from web.converters import DatabaseId
 from web.db import Database
 
 log = logging.getLogger(__name__)
+#: Read from the environment into the app config unless given: outgoing e-mail (web.mail) and
+#: the invitation reminders (web.services.invitations).
 MAIL_SETTINGS = ("MAIL_SERVER", "MAIL_PORT", "MAIL_USE_TLS", "MAIL_USERNAME", "MAIL_PASSWORD",
-                 "MAIL_FROM")
+                 "MAIL_FROM", "PROFICIO_REMINDER_HOURS")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -8,7 +8,7 @@ stay in English. Catalogues: ``web/translations/<lang>/LC_MESSAGES/messages.po``
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, g, request
 from flask_babel import Babel, get_locale
 
 from item_bank.models import LANGUAGES
@@ -22,7 +22,7 @@ def select_locale() -> str:
     if request.blueprint != "candidate":
         return DEFAULT_LANGUAGE
     token = (request.view_args or {}).get("token")
-    if token:
+    if token and not g.get("skip_assessment_language"):
         from web.services.candidate import invitation_language
 
         chosen = invitation_language(str(token)[:128])

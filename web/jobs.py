@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.api import TaskWrapper
-from huey.consumer import Consumer
+from huey.consumer import Consumer, Scheduler
 
 from web.config import instance_folder
 
@@ -84,8 +85,9 @@ def _maintenance() -> None:
     except Exception as exc:  # the next minute tries again; the queue must keep running
         log.warning("maintenance skipped: %s: %s", type(exc).__name__, exc)
         return
-    if run.reminders or run.deliveries.delivered or run.deliveries.retried:
-        log.info("maintenance: %d reminder(s), %s", run.reminders, run.deliveries)
+    if run.timed_out or run.reminders or run.deliveries.delivered or run.deliveries.retried:
+        log.info("maintenance: %d session(s) timed out, %d reminder(s), %s", run.timed_out,
+                 run.reminders, run.deliveries)
 
 
 def enqueue_calibration(job_id: int, database_url: str) -> None:
@@ -99,10 +101,23 @@ def enqueue_calibration(job_id: int, database_url: str) -> None:
     queue().calibrate(job_id, shareable, current_request_id())
 
 
+class _LaterScheduler(Scheduler):
+    """The first periodic run (reminders, webhook deliveries) one minute after start, not while
+    the web workers fork and open the queue file (huey's scheduler would run it at once)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._next_periodic = time.monotonic() + self.periodic_task_seconds
+
+
+class _EmbeddedConsumer(Consumer):
+    scheduler_class = _LaterScheduler
+
+
 def start_embedded_consumer(workers: int = 1) -> Consumer:
     """Start worker threads in this process (no signal handlers: the host process owns them)."""
-    consumer = queue().huey.create_consumer(workers=workers, worker_type="thread", periodic=True,
-                                            check_worker_health=False)
+    consumer = _EmbeddedConsumer(queue().huey, workers=workers, worker_type="thread",
+                                 periodic=True, check_worker_health=False)
     # Consumer.start() would also install signal handlers, taking SIGINT/SIGTERM away from the
     # host (gunicorn's master); start the scheduler and worker threads only.
     consumer.scheduler.start()

@@ -18,7 +18,10 @@ LINK = re.compile(r"\]\(([^)#\s]+)(#[^)\s]*)?\)")
 
 
 def plain(text: str) -> str:
-    """Text without Markdown emphasis, HTML tags, Jinja expressions; whitespace collapsed."""
+    """Text without Markdown emphasis, HTML tags, Jinja expressions; whitespace collapsed.
+    Translatable template text (``_("…")``, the plural of ``ngettext("…", "…", n)``) is kept."""
+    text = re.sub(r'\{\{\s*_\("([^"]*)"[^}]*\}\}', r"\1", text)
+    text = re.sub(r'\{\{\s*ngettext\("[^"]*",\s*"([^"]*)"[^}]*\}\}', r"\1", text)
     text = re.sub(r"\{[{%].*?[%}]\}", " ", text, flags=re.S)
     text = re.sub(r"</?(?:strong|em|code|b|i)>", "", text)  # inline: no word break
     text = re.sub(r"<[^>]+>", " ", text)

@@ -53,7 +53,7 @@ class Site:
         eng = create_db_engine(self.url)
         try:
             with transaction(eng) as db:
-                assessment = next(a for a in db.query(Assessment).all()
+                assessment = next(a for a in db.query(Assessment).order_by(Assessment.id)
                                   if a.organisation.slug == org)
                 return [i.token for i in repo.create_invitations(db, assessment, n, **kw)]
         finally:

@@ -12,6 +12,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
 
+from item_bank.security import hash_token
 from tests.web.conftest import Site, csrf_of
 from tests.web.test_candidate_flow import pending
 from web.cli import main
@@ -45,9 +46,11 @@ def test_browser_language_chooses_german_and_plural_forms(site: Site, client: Fl
 def test_assessment_language_overrides_the_browser(site: Site, client: FlaskClient,
                                                    monkeypatch, staff_client) -> None:
     monkeypatch.setenv("DATABASE_URL", site.url)
+    (token,) = site.invite()
+    (slug,) = site.sql("SELECT a.slug FROM assessments a JOIN invitations v ON "
+                       "v.assessment_id = a.id WHERE v.token_hash = :h", h=hash_token(token))[0]
     try:
-        assert main(["assessment", "language", "--org", "demo", "backend-engineer", "de"]) == 0
-        (token,) = site.invite()
+        assert main(["assessment", "language", "--org", "demo", slug, "de"]) == 0
         page = client.get(f"/t/{token}", headers={"Accept-Language": "en"}).data.decode()
         assert '<html lang="de">' in page and "Test starten" in page
         unknown = client.get("/t/not-a-real-token-123456", headers={"Accept-Language": "en"})
@@ -56,8 +59,7 @@ def test_assessment_language_overrides_the_browser(site: Site, client: FlaskClie
         staff = staff_client("recruiter").get("/recruiter/", headers={"Accept-Language": "de"})
         assert b'<html lang="en">' in staff.data and b"Skip to content" in staff.data
     finally:
-        assert main(["assessment", "language", "--org", "demo", "backend-engineer",
-                     "browser"]) == 0
+        assert main(["assessment", "language", "--org", "demo", slug, "browser"]) == 0
 
 
 def _po():

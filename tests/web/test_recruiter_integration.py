@@ -298,3 +298,25 @@ def test_every_report_chart_has_the_same_axis(site: Site, app: Flask,
         axes.append(ticks)
     assert axes[0] == axes[1]
     assert axes[0][0] == b"200" and axes[0][-1] == b"800"
+
+
+def test_the_scheduler_closes_abandoned_sessions_past_their_deadline(
+        site: Site, app: Flask, client: FlaskClient) -> None:
+    """A candidate who closed the tab: the result (and its webhook) does not wait for a visit."""
+    from web.db import database
+    from web.services.invitations import run_maintenance
+
+    (token,) = site.invite()
+    csrf = start(client, token)
+    item, options, _ = pending(client, token)
+    client.post(f"/t/{token}/answer", data={"csrf_token": csrf, "item_id": item,
+                                            "answer": options[0]})
+    sid = session_id_of(site, token)
+    expire_deadline(site, sid)
+    with app.app_context():
+        run = run_maintenance(database().engine)
+    assert run.timed_out >= 1
+    assert site.sql("SELECT status FROM test_sessions WHERE id = :s", s=sid)[0][0] == \
+        "timed_out"
+    assert site.sql("SELECT sum(n_items) FROM skill_results WHERE session_id = :s",
+                    s=sid)[0][0] == 1

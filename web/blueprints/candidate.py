@@ -9,7 +9,7 @@ contain a key, an explanation, an item parameter or an ability estimate. Text is
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from web.security import ANSWER_LIMIT, START_LIMIT, candidate_key, limiter
@@ -33,6 +33,11 @@ MESSAGES = {
 
 
 def _refused(exc: flow.CandidateError, token: str):  # type: ignore[no-untyped-def]
+    if isinstance(exc, flow.InvitationNotFound | flow.InvitationUnavailable):
+        # Unknown, expired and withdrawn links must cost the same single query (no timing
+        # oracle, tests/reliability/test_access.py): no assessment-language lookup, the
+        # browser's language is used.
+        g.skip_assessment_language = True
     message = MESSAGES.get(exc.code, str(exc))
     return render_template("candidate/refused.html", message=message, token=token,
                            code=exc.code), exc.status

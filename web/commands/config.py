@@ -85,6 +85,9 @@ VARIABLES: tuple[Variable, ...] = (
              "client secret registered with the provider", secret=True),
     Variable("OIDC_PROVIDER_NAME", "oidc_provider_name", "single sign-on",
              "label of the sign-in button (e.g. the company's identity provider)"),
+    Variable("PROFICIO_REMINDER_HOURS", None, "48",
+             "an e-mailed invitation not yet started gets one reminder this many hours before "
+             "it expires"),
     Variable("PROMETHEUS_MULTIPROC_DIR", None, "a new temporary folder per `proficio serve`",
              "folder where gunicorn workers (and `proficio worker` on the same machine) write "
              "metric samples for /metrics to sum"),

@@ -325,6 +325,24 @@ def session_status(session_id: int, token: str | None = None) -> SessionView:
         return _view(row, live, state, None, acc, now)
 
 
+def close_overdue_sessions(limit: int = 200) -> int:
+    """Score and close running sessions whose deadline has passed although the candidate made
+    no further request (closed tab), so that results and ``session.timed_out`` webhooks do not
+    wait for a visit; run by the scheduler. Returns how many were closed."""
+    now = utcnow()
+    db = get_db()
+    ids = list(db.scalars(select(CandidateSession.id)
+                          .where(CandidateSession.status == "in_progress",
+                                 CandidateSession.deadline.is_not(None),
+                                 CandidateSession.deadline <= now)
+                          .order_by(CandidateSession.deadline).limit(limit)))
+    closed = 0
+    for session_id in ids:  # each in its own transaction, through the same deadline check
+        if session_status(session_id).status == "timed_out":
+            closed += 1
+    return closed
+
+
 def start_break(session_id: int) -> SessionView:
     """Stop the clock for a granted break (refused without break time left)."""
     now = utcnow()

@@ -115,7 +115,14 @@ def email_invitations(issued: Sequence[NewInvitation], emails: Sequence[str | No
 
 def reminder_hours() -> float:
     raw = current_app.config.get("PROFICIO_REMINDER_HOURS") or DEFAULT_REMINDER_HOURS
-    return float(raw)
+    try:
+        hours = float(raw)
+    except (TypeError, ValueError):
+        hours = -1.0
+    if not 0 < hours <= 24 * 365:
+        raise ValueError(f"PROFICIO_REMINDER_HOURS must be a number of hours in (0, 8760], "
+                         f"got {raw!r}")
+    return hours
 
 
 def send_reminders(engine: Engine, now: dt.datetime | None = None) -> int:
@@ -171,13 +178,18 @@ def send_reminders(engine: Engine, now: dt.datetime | None = None) -> int:
 
 @dataclass(frozen=True)
 class MaintenanceRun:
+    timed_out: int
     reminders: int
     deliveries: webhooks.DeliveryRun
 
 
 def run_maintenance(engine: Engine) -> MaintenanceRun:
-    """What the scheduler runs every minute (needs an app context for the mail settings)."""
+    """What the scheduler runs every minute (in an app context: mail settings, sessions):
+    close sessions past their deadline, send due reminders, deliver due webhook events."""
+    from web.services.candidate import close_overdue_sessions
+
+    timed_out = close_overdue_sessions()
     reminders = 0
     if current_app.config.get("MAIL_SERVER"):
         reminders = send_reminders(engine)
-    return MaintenanceRun(reminders, webhooks.deliver_due(engine))
+    return MaintenanceRun(timed_out, reminders, webhooks.deliver_due(engine))
