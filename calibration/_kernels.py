@@ -26,6 +26,8 @@ Array shapes: parameters ``(n, m)``, probabilities ``(n, Q, K)``, Jacobians ``(n
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -39,6 +41,16 @@ def sigmoid(x: NDArray) -> NDArray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+# The Jacobian is None exactly when jacobian=False; the overloads say so to the type checker.
+@overload
+def probabilities(kind: str, phi: NDArray, nodes: NDArray, jacobian: Literal[True] = ...
+                  ) -> tuple[NDArray, NDArray]: ...
+@overload
+def probabilities(kind: str, phi: NDArray, nodes: NDArray, jacobian: Literal[False]
+                  ) -> tuple[NDArray, None]: ...
+@overload
+def probabilities(kind: str, phi: NDArray, nodes: NDArray, jacobian: bool = ...
+                  ) -> tuple[NDArray, NDArray | None]: ...
 def probabilities(kind: str, phi: NDArray, nodes: NDArray, jacobian: bool = True
                   ) -> tuple[NDArray, NDArray | None]:
     """Category probabilities ``(n, Q, K)`` and, optionally, ``∂P/∂φ`` ``(n, Q, K, m)``."""

@@ -193,6 +193,8 @@ class CMLCalibrator:
         se_th = np.full_like(th, np.nan)
         self.cov_ = None
         if self.standard_errors:
+            # _newton evaluates with hessian=True, so the information matrix is always present
+            assert deriv.info is not None
             self.cov_ = _threshold_covariance(deriv.info, design, m)
             se = np.sqrt(np.maximum(np.diag(self.cov_), 0.0))
             for i in range(data.n_items):
@@ -548,6 +550,7 @@ def _derivatives(groups: list[_PatternGroup], m: NDArray[np.int64], counts: NDAr
         grad[flat] += expected
         if not hessian:
             continue
+        assert info is not None  # hessian is True here, so info was allocated above
         block = -(pi * nr[None, :]) @ pi.T
         block[np.arange(flat.size), np.arange(flat.size)] += expected
         if items.size > 1:

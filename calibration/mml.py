@@ -1379,12 +1379,12 @@ def _delta_method(g: _Group, row: int, cov: NDArray, sk: _Skill | None = None
         se_c = c * (1 - c) * sd(v[2, 2]) if free[2] else nan
         se_d = d * (1 - d) * sd(v[3, 3]) if free[3] else nan
         return {"a": se_a, "b": se_b, "c": se_c, "d": se_d, "thresholds": ()}
-    ths = []
+    se_steps: list[float] = []
     for k in range(1, phi.shape[0]):
         bk = -phi[k] / a
-        ths.append(sd(bk * bk * v[0, 0] / a**2 + v[k, k] / a**2 + 2 * bk / a**2 * v[0, k])
+        se_steps.append(sd(bk * bk * v[0, 0] / a**2 + v[k, k] / a**2 + 2 * bk / a**2 * v[0, k])
                    if free[0] or free[k] else nan)
-    return {"a": se_a, "b": nan, "c": nan, "d": nan, "thresholds": tuple(ths)}
+    return {"a": se_a, "b": nan, "c": nan, "d": nan, "thresholds": tuple(se_steps)}
 
 
 # ---------------------------------------------------------------------- standard errors
@@ -1659,10 +1659,10 @@ class _Design:
         work = n_p * n_s if dense else response.size
         self.dtype = dtype or (np.float32 if work >= SINGLE_PRECISION_MIN else np.float64)
         if dense:
-            self.x = np.zeros((n_p, n_s), dtype=self.dtype)
+            self.x: NDArray = np.zeros((n_p, n_s), dtype=self.dtype)
             self.x[person, item] = response
             self.complete = response.size == n_p * n_s
-            self.mask = None
+            self.mask: NDArray | None = None
             if not self.complete:
                 self.mask = np.zeros((n_p, n_s), dtype=self.dtype)
                 self.mask[person, item] = 1.0
@@ -1682,7 +1682,7 @@ class _Design:
             ll += lp0.sum(axis=0) if self.complete \
                 else np.asarray(cast(NDArray, self.mask) @ lp0.astype(dt), dtype=np.float64)
         else:
-            flat = np.ascontiguousarray(table.reshape(self.n_s * self.kmax, q), dtype=dt)
+            flat: NDArray = np.ascontiguousarray(table.reshape(self.n_s * self.kmax, q), dtype=dt)
             ll = np.asarray(self.y @ flat, dtype=np.float64)
         ll += logw
         top = ll.max(axis=1, keepdims=True)

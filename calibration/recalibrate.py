@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -269,6 +269,22 @@ class RecalibratedItem:
     bound: str
     action: str
     action_reason: str
+
+
+class _ItemCommon(TypedDict):
+    """The `RecalibratedItem` fields shared by calibrated and excluded items (its current
+    state and its response count), passed by keyword to both constructors."""
+
+    item_id: str
+    skill: str
+    status: str
+    current: ItemParams | None
+    current_se_a: float | None
+    current_se_b: float | None
+    current_n: int | None
+    current_provisional: bool
+    n_responses: int
+    analysis: ItemAnalysis | None
 
 
 @dataclass(frozen=True)
@@ -541,7 +557,8 @@ def recalibrate(log: ResponseLog, current: CurrentParameters,
         members = fitted.skill_indices(skill)
         ids = [fitted.item_ids[k] for k in members]
         n_anchor = sum(1 for i in ids if i in anchor_ids)
-        A, B, dropped = 1.0, 0.0, ()
+        A, B = 1.0, 0.0
+        dropped: tuple[str, ...] = ()
         if n_anchor:
             how = "anchors"
             statement = (f"anchored on {n_anchor} operational item(s) held at their current "
@@ -632,7 +649,7 @@ def recalibrate(log: ResponseLog, current: CurrentParameters,
         k_cur = cur_pos.get(iid)
         cur_params = cur_items[k_cur] if k_cur is not None else None
         status = current.status[k_cur] if k_cur is not None else "pretest"
-        common = {
+        shared: _ItemCommon = {
             "item_id": iid, "skill": skill_of[iid], "status": status,
             "current": cur_params,
             "current_se_a": _opt(current.se.a[k_cur]) if k_cur is not None else None,
@@ -643,22 +660,22 @@ def recalibrate(log: ResponseLog, current: CurrentParameters,
             else False,
             "n_responses": int(n_of.get(iid, 0)), "analysis": analysis.get(iid),
         }
-        k = position.get(iid)
-        if k is None:
+        k_new = position.get(iid)
+        if k_new is None:
             reason = excluded.get(iid, "no responses in this log")
-            items.append(RecalibratedItem(**common, model=cur_params.model if cur_params
+            items.append(RecalibratedItem(**shared, model=cur_params.model if cur_params
                                           else settings.model, role="excluded", new=None,
                                           se_a=None, se_b=None, se_c=None, fit=None,
                                           drift=None, bound="", action="hold",
                                           action_reason=f"not calibrated: {reason}"))
             continue
-        f = FitVerdict(fit.method[k], _opt(fit.statistic[k]), int(fit.df[k]),
-                       _opt(fit.p_value[k]), bool(fit.flag_fit[k]), notes[k])
+        f = FitVerdict(fit.method[k_new], _opt(fit.statistic[k_new]), int(fit.df[k_new]),
+                       _opt(fit.p_value[k_new]), bool(fit.flag_fit[k_new]), notes[k_new])
         it = RecalibratedItem(
-            **common, model=fitted.models[k],
+            **shared, model=fitted.models[k_new],
             role="anchor" if iid in anchor_ids else "estimated",
-            new=moved_params[iid], se_a=_opt(se_new_a[k]), se_b=_opt(se_new_b[k]),
-            se_c=_opt(se.c[k]), fit=f, drift=drift_of.get(iid), bound=bounds.get(iid, ""),
+            new=moved_params[iid], se_a=_opt(se_new_a[k_new]), se_b=_opt(se_new_b[k_new]),
+            se_c=_opt(se.c[k_new]), fit=f, drift=drift_of.get(iid), bound=bounds.get(iid, ""),
             action="hold", action_reason="")
         action, reason = recommend(it, settings.rules)
         items.append(replace(it, action=action, action_reason=reason))

@@ -22,6 +22,8 @@ distribution simulated from the model for the same design (see `calibration.fore
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -61,7 +63,8 @@ def lz_star(person: ArrayLike, item: ArrayLike, response: ArrayLike, theta: Arra
     r = p1 / pq
 
     def per(v: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.bincount(p_idx, v, n)
+        # weighted bincount returns float64; numpy's stubs type every bincount as intp
+        return cast(NDArray[np.float64], np.bincount(p_idx, v, n))
 
     big_w = per((x - p) * w)
     denom = per(p1 * r)
