@@ -18,7 +18,9 @@ the key's correlation up (the "corrected" point-biserial of the classical litera
 
 **Possibly miskeyed** (Haladyna 2004; Attali & Fraenkel 2000) when, with at least
 ``min_responses`` known choices, the estimated slope is ``≤ 0`` or the key's point-biserial is
-negative. The flag names the option that behaves like a key: the non-key option with the largest
+significantly negative: below ``−z/√n`` with ``z = MISKEY_Z`` (a one-sided 1 % test of r = 0;
+the SE of a correlation near 0 is about 1/√n). A hard item that nobody knows has a key
+correlation near 0, and chance alone makes half of those slightly negative. The flag names the option that behaves like a key: the non-key option with the largest
 positive point-biserial (none when no option correlates positively). The slope is used only for
 its sign, so the flag works as well with slopes free to be negative as with slopes bounded
 above 0 (then the key's point-biserial decides).
@@ -34,6 +36,8 @@ from numpy.typing import ArrayLike, NDArray
 
 #: Fewest responses with a known choice before an item can be flagged.
 MIN_RESPONSES = 30
+#: The key's point-biserial must be below −MISKEY_Z/√n to flag the item (one-sided 1 %).
+MISKEY_Z = 2.326
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ def _miskey(stats: list[OptionStatistics], key_r: float, slope: float, n: int,
     if n < min_responses:
         return False, "", f"not checked: {n} < {min_responses} responses"
     negative_slope = np.isfinite(slope) and slope <= 0
-    negative_key = np.isfinite(key_r) and key_r < 0
+    negative_key = np.isfinite(key_r) and key_r < -MISKEY_Z / np.sqrt(n)
     if not (negative_slope or negative_key):
         return False, "", ""
     rivals = [s for s in stats if not s.is_key and np.isfinite(s.point_biserial)

@@ -439,9 +439,9 @@ class SympsonHetter(ExposureControl):
     def prepare(self, pool: ItemPool) -> NDArray[np.float64]:
         k = np.ones(len(pool))
         for iid, v in self.parameters.items():
-            if iid not in pool:
-                raise ConfigurationError(f"sympson_hetter: unknown item {iid!r}")
-            k[pool.index(iid)] = float(v)
+            # items retired or excluded since tuning are simply not in the pool any more
+            if iid in pool:
+                k[pool.index(iid)] = float(v)
         return k
 
     def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],

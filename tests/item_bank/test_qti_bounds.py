@@ -118,14 +118,14 @@ def test_budget_is_stated_and_scales_with_the_archive():
 
 
 def test_a_real_export_fits_its_budget(tmp_path, parses):
-    """The shipped bank's own QTI export (224 items, ~2.2× expansion) imports."""
+    """The shipped bank's own QTI export (320 items, ~2.2× expansion) imports."""
     from item_bank.shipped import read_shipped
     from item_bank.transfer import write_bank_file
 
     path = tmp_path / "bank.zip"
     write_bank_file(path, read_shipped())
     doc = read_bank_file(path)
-    assert len(doc.items) == 224
+    assert len(doc.items) == 320
     assert sum(parses) <= qti.archive_budget(path.stat().st_size)
 
 

@@ -176,9 +176,21 @@ def _succeeded_job(site: Site, org: str) -> int:
     iid, skill = site.sql("SELECT i.external_id, s.slug FROM items i JOIN skills s "
                           "ON s.id = i.skill_id WHERE i.bank_id = :b ORDER BY i.external_id "
                           "LIMIT 1", b=bank_id)[0]
-    row = {"item_id": iid, "skill": skill, "model": "2pl", "a": 1.3, "b": 0.1, "c": 0.0,
-           "d": 1.0, "se_a": 0.1, "se_b": 0.1, "se_c": None, "n_responses": 400,
-           "status": "operational", "anchor": False}
+    from calibration.recalibrate import (
+        RecalibratedItem,
+        Recalibration,
+        RecalibrationSettings,
+    )
+    from irt import ItemParams
+
+    item = RecalibratedItem(
+        item_id=iid, skill=skill, model="2pl", status="operational", role="estimated",
+        current=None, current_se_a=None, current_se_b=None, current_n=None,
+        current_provisional=True, new=ItemParams(iid, "2pl", 1.3, 0.1, skill=skill), se_a=0.1,
+        se_b=0.1, se_c=None, n_responses=400, fit=None, drift=None, analysis=None, bound="",
+        action="publish", action_reason="test")
+    result = Recalibration(RecalibrationSettings(), (item,), (), None, (), 400, 400, -1.0, True,
+                           5)
     eng = create_db_engine(site.url)
     try:
         with transaction(eng) as db:
@@ -188,11 +200,7 @@ def _succeeded_job(site: Site, org: str) -> int:
                                  progress=1.0, message="done",
                                  settings={"model": "2pl", "mode": "anchored",
                                            "prior_a_sd": 0.5, "skills": []},
-                                 result={"items": [row], "issues": [], "drift": [],
-                                         "link": None,
-                                         "summary": {"headline": "t", "n_persons": 400,
-                                                     "n_responses": 400, "loglik": -1.0,
-                                                     "converged": True, "n_iter": 5}})
+                                 result=result.to_dict())
             db.add(job)
             db.flush()
             return job.id
@@ -225,7 +233,14 @@ PSYCHOMETRICIAN_OPERATIONS = [
      lambda: {"model": "2pl", "mode": "anchored", "prior_a_sd": "0.5"}, "form", 302, 404, 404),
     ("calibration page", "GET", "/psychometrician/calibrations/{job}", None, None,
      200, 404, 404),
-    ("publish (page)", "POST", "/psychometrician/calibrations/{job}/publish", lambda: {},
+    # the job's item is the bank's first by id: API-001 in the shipped bank and its copies
+    ("preview (page)", "POST", "/psychometrician/calibrations/{job}/preview",
+     lambda: {"item": "API-001"}, "form", 200, 404, 404),
+    ("publish (page)", "POST", "/psychometrician/calibrations/{job}/publish",
+     lambda: {"item": "API-001", "confirm": "yes", "reason": "tenancy matrix"}, "form",
+     302, 404, 404),
+    # without a reason nothing is rolled back (the owner is told why); others get 404 first
+    ("rollback (page)", "POST", "/psychometrician/runs/{run}/rollback", lambda: {"reason": ""},
      "form", 302, 404, 404),
     ("export bank", "GET", "/api/v1/bank?bank_id={bank}", None, None, 200, 200, 404),
     ("import bank", "POST", "/api/v1/bank?bank_id={bank}",
@@ -272,7 +287,8 @@ def test_every_psychometrician_route_and_bank_operation_is_in_the_tenancy_matrix
              if "psychometrician" in getattr(app.view_functions[r.endpoint], "required_roles",
                                              ())}
     covered = {(m, p.split("?")[0].replace("{bank}", "<int:bank_id>")
-                .replace("{job}", "<int:job_id>").replace("SRV-001", "<external_id>")
+                .replace("{job}", "<int:job_id>").replace("{run}", "<int:run_id>")
+                .replace("SRV-001", "<external_id>")
                 .replace("SRV-002", "<external_id>"))
                for _, m, p, *_ in PSYCHOMETRICIAN_OPERATIONS}
     covered |= {("GET", "/psychometrician/"), ("GET", "/psychometrician/import"),
@@ -290,7 +306,9 @@ def test_tenancy_matrix(site: Site, app: Flask, staff_client: Callable[[str], Fl
     for target, actor in (("demo", "other"), ("other", "demo"), ("demo", "demo"),
                           ("other", "other")):
         ids = {"bank": site.bank_id(target), "job": _succeeded_job(site, target),
-               "library": target == "demo"}
+               "library": target == "demo",
+               "run": site.sql("SELECT max(id) FROM calibration_runs WHERE bank_id = :b",
+                               b=site.bank_id(target))[0][0]}
         before = _bank_state(site, ids["bank"])
         r = _call(clients[actor], method, path, body() if body else None, how, ids)
         # demo's bank is a library, the other organisation's is private

@@ -74,7 +74,7 @@ def test_candidate_receives_no_key_explanation_parameter_or_theta(site: Site,
                                   "answer": it["options"][1]["id"]}).json
         payloads.append(state)
         payloads.append(client.get(f"/api/v1/sessions/{sid}", headers=auth).json)
-    assert len(served) >= 40
+    assert len(served) >= 24  # two sessions of at least 16 questions, mostly different ones
     for payload in payloads:
         leaked = _json_keys(payload) & FORBIDDEN_JSON_KEYS
         assert not leaked, f"candidate JSON carries {leaked}"

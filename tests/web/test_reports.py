@@ -12,7 +12,7 @@ from sqlalchemy import select
 from engine import Blueprint, Classification, SkillSpec
 from item_bank import repository as repo
 from item_bank.db import create_db_engine, transaction
-from item_bank.models import Assessment, CalibrationJob, Organisation
+from item_bank.models import Assessment, CalibrationJob, ItemBank, Organisation
 from tests.web.conftest import Site, expire_deadline
 from tests.web.test_candidate_flow import pending, session_id_of, start
 from web.services import reports
@@ -28,7 +28,9 @@ def _sprt_assessment(site: Site, slug: str) -> str:
     try:
         with transaction(eng) as db:
             org = db.scalar(select(Organisation).where(Organisation.slug == "demo"))
-            assessment = repo.create_assessment(db, org, slug, "SPRT test", bp, cut_score=500.0)
+            bank = db.get(ItemBank, site.bank_id())
+            assessment = repo.create_assessment(db, org, slug, "SPRT test", bp, cut_score=500.0,
+                                                bank=bank)
             return repo.create_invitations(db, assessment, 1)[0].token
     finally:
         eng.dispose()
@@ -106,7 +108,8 @@ def test_percentiles_compare_with_the_applicants_of_a_published_calibration(site
     eng = create_db_engine(site.url)
     try:
         with transaction(eng) as db:
-            job = CalibrationJob(status="published", settings={}, finished_at=dt.datetime.now(
+            job = CalibrationJob(bank_id=site.bank_id(), status="published", settings={},
+                                 finished_at=dt.datetime.now(
                 dt.UTC), result={"scales": scales, "n_persons": 812})
             db.add(job)
     finally:

@@ -440,14 +440,14 @@ def rollback(run_id: int, user_id: int, reason: str, org_id: int) -> int:
     one step, recorded as a new run (method ``rollback``) with who, when and why. Items the run
     gave their first parameters lose them (no current version). Returns the new run's id."""
     reason = (reason or "").strip()
-    if not reason:
-        raise ValueError("field 'reason': say why the publication is rolled back")
-    if len(reason) > MAX_REASON:
-        raise ValueError(f"field 'reason' is longer than {MAX_REASON} characters")
     with unit_of_work() as db:
         run = db.get(CalibrationRun, run_id)
         if run is None or db.get(ItemBank, run.bank_id).organisation_id != org_id:
             raise LookupError("no such calibration run")
+        if not reason:
+            raise ValueError("field 'reason': say why the publication is rolled back")
+        if len(reason) > MAX_REASON:
+            raise ValueError(f"field 'reason' is longer than {MAX_REASON} characters")
         mine = list(db.scalars(select(ItemParameterVersion)
                                .where(ItemParameterVersion.calibration_run_id == run_id)))
         live = [v for v in mine if v.is_current]
