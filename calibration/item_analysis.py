@@ -20,10 +20,11 @@ the key's correlation up (the "corrected" point-biserial of the classical litera
 ``min_responses`` known choices, the estimated slope is ``≤ 0`` or the key's point-biserial is
 significantly negative: below ``−z/√n`` with ``z = MISKEY_Z`` (a one-sided 1 % test of r = 0;
 the SE of a correlation near 0 is about 1/√n). A hard item that nobody knows has a key
-correlation near 0, and chance alone makes half of those slightly negative. The flag names
-the option that behaves like a key: the non-key option with the largest positive point-biserial (none when no option correlates positively). The slope is used only for
-its sign, so the flag works as well with slopes free to be negative as with slopes bounded
-above 0 (then the key's point-biserial decides).
+correlation near 0, and chance alone makes half of those slightly negative. The flag names the
+option that behaves like a key: the non-key option with the largest positive point-biserial
+(none when no option correlates positively). The slope is used only for its sign, so the flag
+works as well with slopes free to be negative as with slopes bounded above 0 (then the key's
+point-biserial decides).
 """
 
 from __future__ import annotations
