@@ -43,9 +43,19 @@ Rows = slice | NDArray[np.int64]
 ALL: slice = slice(None)
 
 
+def every(mask: NDArray[np.bool_]) -> bool:
+    """``mask.all()`` of a 1-D mask, without the reduction's call overhead for one row."""
+    return bool(mask[0]) if mask.shape[0] == 1 else bool(np.logical_and.reduce(mask))
+
+
+def some(mask: NDArray[np.bool_]) -> bool:
+    """``mask.any()`` of a 1-D mask, without the reduction's call overhead for one row."""
+    return bool(mask[0]) if mask.shape[0] == 1 else bool(np.logical_or.reduce(mask))
+
+
 def subset(rows: Rows, mask: NDArray[np.bool_]) -> Rows:
     """The rows of ``rows`` where ``mask`` holds (``rows`` itself when it holds everywhere)."""
-    if mask.all():
+    if every(mask):
         return rows
     idx = np.flatnonzero(mask)
     return idx if isinstance(rows, slice) else rows[idx]
@@ -190,7 +200,12 @@ class MAPScorer(Scorer):
     def score(self, eng: Engine, items: NDArray[np.int64], resp: NDArray[np.int64]
               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """MAP θ̂ ``(n, K)`` and Laplace covariance ``(n, K, K)`` of ``n`` response patterns
-        (``items``/``resp`` ``(n, L)``, −1 padded), by Fisher scoring from the prior mean."""
+        (``items``/``resp`` ``(n, L)``, −1 padded), by Fisher scoring from the prior mean.
+
+        Per iteration: the responses' score and information terms (item parameters gathered
+        once per call, not per iteration, when the bank is dichotomous), their per-skill sums,
+        one K × K solve per session (LAPACK ``gesv`` through NumPy's gufunc, called directly:
+        the iterates are those of ``np.linalg.solve``)."""
         mu, prec = eng.scorer_prepared
         n, k = items.shape[0], mu.shape[0]
         theta = np.repeat(mu[None, :], n, axis=0)
@@ -200,32 +215,83 @@ class MAPScorer(Scorer):
         sk = eng.skill_pos[it]
         cell = row * k + sk
         eye = np.eye(k)
+        bank = eng.pool.bank
+        dich = bool(np.logical_and.reduce(bank.model_code[it] == 0)) if it.size else True
+        if dich:  # the closed-form terms of `kernels.paired_score_information`
+            par = np.stack([bank.a[it], bank.b[it], bank.c[it], bank.d[it]])
+
+            def terms(th: NDArray[np.float64], keep: NDArray[np.bool_] | None
+                      ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+                nonlocal par
+                if keep is not None:
+                    par = par[:, keep]
+                return kernels.dichotomous_score(th, par[0], par[1], par[2], par[3], e_x)
+        else:
+            def terms(th: NDArray[np.float64], keep: NDArray[np.bool_] | None
+                      ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+                return kernels.paired_score_information(bank, th, e_it, e_x)
         act, e_row, e_sk, e_it, e_x, e_cell = np.arange(n), row, sk, it, x, cell
-        terms = kernels.paired_score_information
+        all_rows = True  # act is every session (theta[act] is theta)
+        lo, hi = MAP_BOUNDS
+        keep = None
         for _ in range(MAP_MAX_ITER if it.size else 0):
-            grad, info = terms(eng.pool.bank, theta[e_row, e_sk], e_it, e_x)
-            g = np.bincount(e_cell, weights=grad, minlength=n * k).reshape(n, k)[act]
-            info_s = np.bincount(e_cell, weights=info, minlength=n * k).reshape(n, k)[act]
-            g -= ((theta[act] - mu)[:, None, :] * prec).sum(axis=2)  # row-wise: no BLAS
-            step = np.linalg.solve(prec + info_s[:, :, None] * eye, g[:, :, None])[:, :, 0]
-            big = np.abs(step).max(axis=1)
+            grad, info = terms(theta[e_row, e_sk], keep)
+            g = np.bincount(e_cell, weights=grad, minlength=n * k).reshape(n, k)
+            info_s = np.bincount(e_cell, weights=info, minlength=n * k).reshape(n, k)
+            th = theta
+            if not all_rows:
+                g, info_s, th = g[act], info_s[act], theta[act]
+            # row-wise: no BLAS
+            g -= np.add.reduce((th - mu)[:, None, :] * prec, axis=2)
+            step = _solve(prec + info_s[:, :, None] * eye, g[:, :, None])[:, :, 0]
+            big = np.maximum.reduce(np.abs(step), axis=1)
             over = big > MAP_MAX_STEP
-            if over.any():
+            if some(over):
                 step[over] *= (MAP_MAX_STEP / big[over])[:, None]
-            theta[act] = np.clip(theta[act] + step, *MAP_BOUNDS)
+            new = th + step
+            np.maximum(new, lo, out=new)
+            np.minimum(new, hi, out=new)  # np.clip(th + step, lo, hi)
+            if all_rows:
+                theta = new
+            else:
+                theta[act] = new
             done = big < MAP_TOL
-            if done.all():
+            if every(done):
                 break
-            if done.any():  # the sessions still iterating, and their responses
+            if some(done):  # the sessions still iterating, and their responses
                 act = act[~done]
+                all_rows = False
                 keep = np.isin(e_row, act)
                 e_row, e_sk, e_it, e_x, e_cell = (e_row[keep], e_sk[keep], e_it[keep],
                                                   e_x[keep], e_cell[keep])
+            else:
+                keep = None
         info_total = np.zeros((n, k))
         if it.size:
-            _, info = kernels.paired_score_information(eng.pool.bank, theta[row, sk], it, x)
+            _, info = kernels.paired_score_information(bank, theta[row, sk], it, x)
             info_total = np.bincount(cell, weights=info, minlength=n * k).reshape(n, k)
         return theta, np.linalg.inv(prec + info_total[:, :, None] * np.eye(k))
+
+
+def _solve(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``np.linalg.solve`` of stacked real systems ``(n, K, K)``, ``(n, K, 1)`` without its
+    argument checks (the same LAPACK ``gesv`` gufunc); a singular system raises as there."""
+    with np.errstate(call=_singular, invalid="call", over="ignore", divide="ignore",
+                     under="ignore"):
+        return _GESV(a, b, signature="dd->d")
+
+
+def _singular(err: str, flag: int) -> None:
+    raise np.linalg.LinAlgError("Singular matrix")
+
+
+try:  # the gufunc behind np.linalg.solve
+    from numpy.linalg import _umath_linalg
+    _GESV = _umath_linalg.solve
+except (ImportError, AttributeError):  # pragma: no cover - other NumPy layouts
+    def _GESV(a: NDArray[np.float64], b: NDArray[np.float64], signature: str = ""
+              ) -> NDArray[np.float64]:
+        return np.linalg.solve(a, b)
 
 
 # --------------------------------------------------------------------------- content balancing

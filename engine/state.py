@@ -106,6 +106,10 @@ class CatState:
         """Cache ``owner``'s working arrays on this state (not part of its value)."""
         object.__setattr__(self, "_memo", (owner, value))
 
+    def drop_working(self) -> None:
+        """Forget the cached working arrays (an engine takes them over for the next state)."""
+        object.__setattr__(self, "_memo", None)
+
     @property
     def n_items(self) -> int:
         """Number of scored items answered."""
