@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -38,7 +38,11 @@ class SelectionAudit:
     n_candidates: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # what dataclasses.asdict gives, without its recursive deep copy (the answer hot path
+        # serializes every event of the session)
+        return {"rule": self.rule, "exposure": self.exposure, "skill": self.skill,
+                "theta": self.theta, "criterion": self.criterion, "rank": self.rank,
+                "n_candidates": self.n_candidates}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SelectionAudit:
@@ -128,7 +132,8 @@ class CatState:
         return {
             "version": STATE_VERSION,
             "seed": self.seed,
-            "events": [asdict(e) for e in self.events],
+            "events": [{"item_id": e.item_id, "skill": e.skill, "response": e.response,
+                        "scored": e.scored, "audit": e.audit.to_dict()} for e in self.events],
             "pending": self.pending,
             "pending_audit": None if self.pending_audit is None
             else self.pending_audit.to_dict(),

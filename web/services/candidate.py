@@ -51,7 +51,13 @@ from item_bank.stacks import assumed_stacks
 from web import observability
 from web.db import get_db, unit_of_work
 from web.services import webhooks
-from web.services.engines import LiveAssessment, live_assessment, overall_estimate
+from web.services.engines import (
+    LiveAssessment,
+    live_assessment,
+    overall_estimate,
+    remember_state,
+    session_state,
+)
 
 
 class CandidateError(Exception):
@@ -207,7 +213,7 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
 
 def _load(db: Session, row: CandidateSession) -> tuple[LiveAssessment, CatState]:
     return (live_assessment(db, row.assessment_id, row.blueprint),
-            CatState.from_dict(row.engine_state))
+            session_state(db, row.id, row.state_version, row.engine_state))
 
 
 def _check_deadline(db: Session, row: CandidateSession, live: LiveAssessment, state: CatState,
@@ -228,13 +234,24 @@ def _check_deadline(db: Session, row: CandidateSession, live: LiveAssessment, st
 def _lock(db: Session, session_id: int, token: str | None = None) -> CandidateSession:
     """The session row locked for update (PostgreSQL; SQLite write transactions are exclusive),
     optionally only if ``token`` is its bearer token."""
-    stmt = select(CandidateSession).where(CandidateSession.id == session_id)
+    return _lock_with_accommodation(db, session_id, token)[0]
+
+
+def _lock_with_accommodation(db: Session, session_id: int, token: str | None = None
+                             ) -> tuple[CandidateSession, Accommodation | None]:
+    """`_lock` and `_accommodation` in one statement (one round trip): the session row locked
+    for update (only the session row: ``FOR UPDATE OF``), its granted accommodation read."""
+    stmt = (select(CandidateSession, Accommodation)
+            .outerjoin(Accommodation,
+                       Accommodation.invitation_id == CandidateSession.invitation_id)
+            .where(CandidateSession.id == session_id))
     if token is not None:
         stmt = stmt.where(CandidateSession.token_hash == hash_token(token))
-    row = db.scalar(stmt.with_for_update())
-    if row is None:
+    found = db.execute(stmt.with_for_update(of=CandidateSession)).first()
+    if found is None:
         raise SessionNotFound("no such session for this token")
-    return row
+    row, acc = found
+    return row, (acc if row.deadline is not None else None)
 
 
 def _find_invitation(db: Session, token: str) -> tuple[Invitation | None, int | None]:
@@ -265,9 +282,8 @@ def start_or_resume(invitation_token: str, *, rotate_token: bool = False) -> Ses
             raise InvitationNotFound("this invitation link is not valid")
         if row_id is None:
             return _start(db, invitation, now)
-        row = _lock(db, row_id)
+        row, acc = _lock_with_accommodation(db, row_id)
         live, state = _load(db, row)
-        acc = _accommodation(db, row)
         _check_deadline(db, row, live, state, now, acc)
         token = None
         if rotate_token and row.status == "in_progress":
@@ -295,6 +311,7 @@ def _start(db: Session, invitation: Invitation, now: dt.datetime) -> SessionView
         deadline = now + dt.timedelta(minutes=assessment.time_limit_minutes * (1 + extra / 100))
     row, token = repo.start_session(db, invitation, engine_state=state.to_dict(),
                                     deadline=deadline)
+    remember_state(db, row.id, row.state_version, state)
     observability.session_started(db)
     if state.finished:  # an empty pool: nothing to ask
         _finalize(db, row, live, state, "completed")
@@ -306,9 +323,8 @@ def session_status(session_id: int, token: str | None = None) -> SessionView:
     deadline."""
     now = utcnow()
     with unit_of_work() as db:
-        row = _lock(db, session_id, token)
+        row, acc = _lock_with_accommodation(db, session_id, token)
         live, state = _load(db, row)
-        acc = _accommodation(db, row)
         _check_deadline(db, row, live, state, now, acc)
         return _view(row, live, state, None, acc, now)
 
@@ -317,9 +333,8 @@ def start_break(session_id: int) -> SessionView:
     """Stop the clock for a granted break (refused without break time left)."""
     now = utcnow()
     with unit_of_work() as db:
-        row = _lock(db, session_id)
+        row, acc = _lock_with_accommodation(db, session_id)
         live, state = _load(db, row)
-        acc = _accommodation(db, row)
         if not _check_deadline(db, row, live, state, now, acc) and row.status == "in_progress":
             if acc is None or _break_left(acc) <= 0:
                 raise BreakRefused("no break time is left for this assessment")
@@ -332,9 +347,8 @@ def end_break(session_id: int) -> SessionView:
     """Start the clock again (the time paused counts against the break allowance)."""
     now = utcnow()
     with unit_of_work() as db:
-        row = _lock(db, session_id)
+        row, acc = _lock_with_accommodation(db, session_id)
         live, state = _load(db, row)
-        acc = _accommodation(db, row)
         if not _check_deadline(db, row, live, state, now, acc):
             _close_break(row, acc, now)
         return _view(row, live, state, None, acc, now)
@@ -366,9 +380,8 @@ def submit_answer(session_id: int, item_id: str, answer: str, *, token: str | No
     now = utcnow()
     try:
         with unit_of_work() as db:
-            row = _lock(db, session_id, token)
+            row, acc = _lock_with_accommodation(db, session_id, token)
             live, state = _load(db, row)
-            acc = _accommodation(db, row)
             late = _check_deadline(db, row, live, state, now, acc)
             if not late:
                 _close_break(row, acc, now)  # answering (e.g. from a stale tab) ends a break
@@ -416,7 +429,8 @@ def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: Cat
                     parameter_version_id=facts.version_id))
     db.flush()
     observability.answer_recorded(db)
-    repo.save_engine_state(db, row, new_state.to_dict(), row.state_version)
+    version = repo.save_engine_state(db, row, new_state.to_dict(), row.state_version)
+    remember_state(db, row.id, version, new_state)
     if new_state.finished:
         _finalize(db, row, live, new_state, "completed")
     return _view(row, live, new_state)
