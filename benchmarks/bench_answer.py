@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
+import json
 import os
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
@@ -31,7 +35,7 @@ import numpy as np
 from sqlalchemy import event, text
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # after $PYTHONPATH: ``--compare`` runs children on another tree
 
 from item_bank.db import create_db_engine, normalize_url  # noqa: E402
 from item_bank.demo import build_demo_database  # noqa: E402
@@ -87,13 +91,15 @@ def run_sessions(app, tokens: list[str], seed: int, on_answer: Callable[[float],
 
 
 #: The steps of `submit_answer` whose time is reported (module, function).
-STEPS = [("web.services.candidate", "_lock"), ("web.services.candidate", "_load"),
-         ("web.services.candidate", "_accommodation"),
+STEPS = [("web.services.candidate", "_lock_with_accommodation"),
+         ("web.services.candidate", "_lock"), ("web.services.candidate", "_accommodation"),
+         ("web.services.candidate", "_load"), ("item_bank.repository", "record_answer"),
          ("web.services.engines", "recent_fingerprint"), ("engine.core.CatEngine", "record"),
          ("engine.state.CatState", "to_dict"), ("item_bank.repository", "save_engine_state"),
          ("web.services.candidate", "_finalize"), ("web.services.candidate", "_view"),
          ("sqlalchemy.orm.session.Session", "flush"),
-         ("sqlalchemy.orm.session.Session", "commit")]
+         ("sqlalchemy.orm.session.SessionTransaction", "commit"),
+         ("web.blueprints.api", "_session_json")]
 
 
 def _resolve(path: str):
@@ -117,7 +123,9 @@ def step_timers(spent: dict[str, float]) -> Iterator[None]:
     depth = defaultdict(int)
     for owner_path, name in STEPS:
         owner = _resolve(owner_path)
-        fn = owner.__dict__[name]
+        fn = owner.__dict__.get(name)
+        if fn is None:  # a step of another version of the code
+            continue
         label = f"{owner_path.rsplit('.', 1)[-1]}.{name}"
 
         def wrapped(*a, __fn=fn, __label=label, **k):
@@ -138,41 +146,87 @@ def step_timers(spent: dict[str, float]) -> Iterator[None]:
             setattr(owner, name, fn)
 
 
+def measure(backend: str, url: str | None, sessions: int, seed: int) -> dict:
+    """Server time per answer (ms) and the step breakdown of one run."""
+    with tempfile.TemporaryDirectory() as tmp, \
+            database(backend, url, Path(tmp), 2 * sessions + 2) as (db_url, tokens):
+        app = create_app({"DATABASE_URL": db_url, "TESTING": True, "RATELIMIT_ENABLED": False})
+        engine = app.extensions["proficio.db"].engine
+        statements = [0]
+        event.listen(engine, "before_cursor_execute",
+                     lambda *a, **k: statements.__setitem__(0, statements[0] + 1))
+        run_sessions(app, tokens[:1], seed, lambda t: None)  # warm-up: caches, imports
+        times: list[float] = []
+        statements[0] = 0
+        n = run_sessions(app, tokens[1:1 + sessions], seed, times.append)
+        per_answer = statements[0] / n
+        spent: dict[str, float] = defaultdict(float)
+        total: list[float] = []
+        with step_timers(spent):
+            m = run_sessions(app, tokens[1 + sessions:1 + 2 * sessions], seed, total.append)
+        engine.dispose()
+    ms = np.array(times) * 1e3
+    whole = sum(total)
+    return {"answers": n, "median": float(np.median(ms)), "p90": float(np.percentile(ms, 90)),
+            "p99": float(np.percentile(ms, 99)), "statements": per_answer,
+            "steps_mean_ms": whole / m * 1e3,
+            "steps": {k: v / m * 1e3 for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}}
+
+
+def show(r: dict, label: str) -> None:
+    print(f"{label}: {r['answers']} answers; server time per answer median {r['median']:.2f} "
+          f"ms, p90 {r['p90']:.2f} ms, p99 {r['p99']:.2f} ms; {r['statements']:.1f} SQL "
+          f"statements per answer (session starts included)")
+    print(f"  where the time goes (second pass with step timers, mean "
+          f"{r['steps_mean_ms']:.2f} ms per answer):")
+    for k, v in r["steps"].items():
+        print(f"    {k:38s} {v:6.2f} ms  {100 * v / r['steps_mean_ms']:5.1f} %")
+
+
+def export_tree(rev: str, dest: Path) -> None:
+    data = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "irt", "engine", "item_bank",
+                           "web"], check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(dest, filter="data")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--url", help="PostgreSQL URL (default: $DATABASE_URL)")
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--compare", metavar="REV", help="also run the code of commit REV, "
+                    "alternating rounds in child processes")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, \
-            database(args.backend, args.url, Path(tmp), 2 * args.sessions + 2) as (url, tokens):
-        app = create_app({"DATABASE_URL": url, "TESTING": True, "RATELIMIT_ENABLED": False})
-        engine = app.extensions["proficio.db"].engine
-        statements = [0]
-        event.listen(engine, "before_cursor_execute",
-                     lambda *a, **k: statements.__setitem__(0, statements[0] + 1))
-        run_sessions(app, tokens[:1], args.seed, lambda t: None)  # warm-up: caches, imports
-        times: list[float] = []
-        statements[0] = 0
-        n = run_sessions(app, tokens[1:1 + args.sessions], args.seed, times.append)
-        per_answer_statements = statements[0] / n  # (session starts included)
-        spent: dict[str, float] = defaultdict(float)
-        total: list[float] = []
-        with step_timers(spent):
-            m = run_sessions(app, tokens[1 + args.sessions:1 + 2 * args.sessions], args.seed,
-                             total.append)
-        engine.dispose()
-    ms = np.array(times) * 1e3
-    print(f"backend={args.backend} sessions={args.sessions} answers={n}")
-    print(f"server time per answer: median {np.median(ms):.2f} ms, p90 "
-          f"{np.percentile(ms, 90):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms; "
-          f"{per_answer_statements:.1f} SQL statements per answer (session starts included)")
-    whole = sum(total)
-    print(f"where the time goes (second pass, {m} answers, mean {whole / m * 1e3:.2f} ms "
-          f"per answer with the step timers):")
-    for label, s in sorted(spent.items(), key=lambda kv: -kv[1]):
-        print(f"  {label:32s} {s / m * 1e3:6.2f} ms  {100 * s / whole:5.1f} %")
+    if args.json:
+        print(json.dumps(measure(args.backend, args.url, args.sessions, args.seed)))
+        return
+    if not args.compare:
+        show(measure(args.backend, args.url, args.sessions, args.seed), args.backend)
+        return
+    cmd = [sys.executable, __file__, "--backend", args.backend, "--sessions",
+           str(args.sessions), "--seed", str(args.seed), "--json"]
+    if args.url:
+        cmd += ["--url", args.url]
+    runs: dict[str, list[dict]] = {args.compare: [], "this tree": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        export_tree(args.compare, Path(tmp))
+        for _ in range(args.rounds):
+            for label, tree in ((args.compare, tmp), ("this tree", str(ROOT))):
+                env = {**os.environ, "PYTHONPATH": tree}
+                out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+                runs[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    for label, rs in runs.items():
+        for r in rs:
+            show(r, f"{args.backend}, {label}")
+    med = {k: float(np.median([r["median"] for r in rs])) for k, rs in runs.items()}
+    p99 = {k: float(np.median([r["p99"] for r in rs])) for k, rs in runs.items()}
+    print(f"median server time per answer: {args.compare} {med[args.compare]:.2f} ms, this "
+          f"tree {med['this tree']:.2f} ms (ratio {med[args.compare] / med['this tree']:.2f}); "
+          f"p99 {p99[args.compare]:.2f} → {p99['this tree']:.2f} ms")
 
 
 if __name__ == "__main__":

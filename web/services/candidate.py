@@ -424,12 +424,12 @@ def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: Cat
             new_state = live.engine.record(state, item_id, score)
     except EngineError as exc:  # pragma: no cover - guarded above
         raise NotPendingError(str(exc)) from None
-    db.add(Response(session_id=row.id, item_id=facts.pk, position=len(state.events) + 1,
-                    raw_answer=answer, score=score, latency_ms=latency_ms, answered_at=now,
-                    parameter_version_id=facts.version_id))
-    db.flush()
+    db.flush()  # pending changes (a break closed by this answer) before the statements below
+    version = repo.record_answer(db, row, new_state.to_dict(), row.state_version,
+                                 item_id=facts.pk, position=len(state.events) + 1,
+                                 raw_answer=answer, score=score, latency_ms=latency_ms,
+                                 answered_at=now, parameter_version_id=facts.version_id)
     observability.answer_recorded(db)
-    version = repo.save_engine_state(db, row, new_state.to_dict(), row.state_version)
     remember_state(db, row.id, version, new_state)
     if new_state.finished:
         _finalize(db, row, live, new_state, "completed")
