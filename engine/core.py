@@ -137,6 +137,9 @@ class CatEngine:
             self.cols.append(slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx)
         #: per skill, its items never selectable adaptively
         self.excluded_in = [self.base_excluded[cols] for cols in self.cols]
+        #: the skills' items end to end, and where each skill starts (segmented reductions)
+        self.skill_items = np.concatenate([tab.idx for tab in self.tables])
+        self.skill_starts = np.cumsum([0] + [tab.idx.size for tab in self.tables[:-1]])
         self.n_categories = bank.n_categories
         mean_sd = np.array([bp.start.prior(s) for s in names], dtype=float)
         self.prior_mean, self.prior_sd = mean_sd[:, 0], mean_sd[:, 1]
@@ -278,6 +281,7 @@ class CatEngine:
         skill = None if one else np.argmax(allowed, axis=1)
         has = allowed[:, 0] if one else np.logical_or.reduce(allowed, axis=1)
         for k in ([0] if one and some(has) else [] if one
+                  else ([int(skill[0])] if has[0] else []) if has.shape[0] == 1
                   else np.unique(skill[has]).tolist()):
             tab, cols = self.tables[k], self.cols[k]
             mask = has if one else has & (skill == k)

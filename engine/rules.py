@@ -316,9 +316,10 @@ def eligible_skills(eng: Engine, w: Work, rows: Rows, done: NDArray[np.bool_],
     if len(eng.skill_names) == 1:  # the general rule below, reduced for one skill
         return open_ & (~done | (w.n_scored[rows] < eng.blueprint.min_items)[:, None]), c
     if items_left:  # (one skill returned above: exhaustion shows as an all −inf criterion)
-        blocked = w.blocked[rows] | eng.base_excluded
-        open_ &= np.stack([~blocked[:, eng.cols[k]].all(axis=1)
-                           for k in range(len(eng.skill_names))], axis=1)
+        # per skill, some item neither blocked nor excluded: one segmented reduction over the
+        # skills' items laid end to end (`CatEngine.skill_items`, `skill_starts`)
+        free = ~(w.blocked[rows][:, eng.skill_items] | eng.base_excluded[eng.skill_items])
+        open_ &= np.logical_or.reduceat(free, eng.skill_starts, axis=1)
     eligible = open_ & ~done
     deficit = np.maximum(eng.skill_min - c, 0)
     budget = eng.blueprint.max_items - w.n_scored[rows]
