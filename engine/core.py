@@ -169,10 +169,6 @@ class CatEngine:
         rules = list(zip(self.stoppers, self.stop_prepared, strict=True))
         self._per_skill = [(st, prep, STOP_REASONS.index(st.reason)) for st, prep in rules
                            if type(st).skill_done is not Stopper.skill_done]
-        #: working arrays a step never writes for this blueprint (shared by state copies)
-        self.constant_work = {"llr", "verdict"} if self.classification is None else set()
-        if not (self.pretest.count and self.pretest_items.size):
-            self.constant_work.add("n_pretest")
         self._test_level = [(st, prep) for st, prep in rules
                             if type(st).test_done is not Stopper.test_done]
         self._codes0 = np.full((1, len(names)), RUNNING)

@@ -91,18 +91,6 @@ class Work:
     verdict: NDArray[np.int8]
     codes: NDArray[np.int64]  # per skill: why it is closed (`CatEngine.skill_codes`), −1 open
 
-    def copy(self, constant: set[str] | frozenset[str] = frozenset()) -> Work:
-        """A copy whose arrays can be written (those named in ``constant`` are shared)."""
-        lp = None if self.log_post is None else [a.copy() for a in self.log_post]
-
-        def c(name: str) -> Any:
-            v = getattr(self, name)
-            return v if name in constant else v.copy()
-        return Work(self.seeds, self.given.copy(), self.blocked.copy(), self.counts.copy(),
-                    self.n_scored.copy(), c("n_pretest"), self.items.copy(),
-                    self.responses.copy(), self.theta.copy(), self.se.copy(), self.cov.copy(),
-                    lp, c("llr"), c("verdict"), self.codes.copy())
-
 
 # --------------------------------------------------------------------------- scorers
 
@@ -200,58 +188,37 @@ class MAPScorer(Scorer):
     def score(self, eng: Engine, items: NDArray[np.int64], resp: NDArray[np.int64]
               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """MAP θ̂ ``(n, K)`` and Laplace covariance ``(n, K, K)`` of ``n`` response patterns
-        (``items``/``resp`` ``(n, L)``, −1 padded), by Fisher scoring from the prior mean.
-
-        Per iteration: the responses' score and information terms (item parameters gathered
-        once per call, not per iteration, when the bank is dichotomous), their per-skill sums,
-        one K × K solve per session (LAPACK ``gesv`` through NumPy's gufunc, called directly:
-        the iterates are those of ``np.linalg.solve``)."""
+        (``items``/``resp`` ``(n, L)``, −1 padded), by Fisher scoring from the prior mean
+        (dichotomous banks: the item parameters gathered once per call, not per iteration)."""
         mu, prec = eng.scorer_prepared
         n, k = items.shape[0], mu.shape[0]
         theta = np.repeat(mu[None, :], n, axis=0)
-        obs = items >= 0
-        row, pos = np.nonzero(obs)
+        row, pos = np.nonzero(items >= 0)
         it, x = items[row, pos], resp[row, pos]
         sk = eng.skill_pos[it]
         cell = row * k + sk
-        eye = np.eye(k)
-        bank = eng.pool.bank
-        dich = bool(np.logical_and.reduce(bank.model_code[it] == 0)) if it.size else True
-        if dich:  # the closed-form terms of `kernels.paired_score_information`
-            par = np.stack([bank.a[it], bank.b[it], bank.c[it], bank.d[it]])
-
-            def terms(th: NDArray[np.float64], keep: NDArray[np.bool_] | None
-                      ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-                nonlocal par
-                if keep is not None:
-                    par = par[:, keep]
-                return kernels.dichotomous_score(th, par[0], par[1], par[2], par[3], e_x)
-        else:
-            def terms(th: NDArray[np.float64], keep: NDArray[np.bool_] | None
-                      ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-                return kernels.paired_score_information(bank, th, e_it, e_x)
+        eye, bank = np.eye(k), eng.pool.bank
+        par = (np.stack([bank.a[it], bank.b[it], bank.c[it], bank.d[it]])
+               if it.size and not bank.model_code[it].any() else None)
         act, e_row, e_sk, e_it, e_x, e_cell = np.arange(n), row, sk, it, x, cell
-        all_rows = True  # act is every session (theta[act] is theta)
-        lo, hi = MAP_BOUNDS
-        keep = None
+        every_row = True  # act is every session: theta[act] is theta
         for _ in range(MAP_MAX_ITER if it.size else 0):
-            grad, info = terms(theta[e_row, e_sk], keep)
+            grad, info = (kernels.paired_score_information(bank, theta[e_row, e_sk], e_it, e_x)
+                          if par is None else
+                          kernels.dichotomous_score(theta[e_row, e_sk], *par, e_x))
             g = np.bincount(e_cell, weights=grad, minlength=n * k).reshape(n, k)
             info_s = np.bincount(e_cell, weights=info, minlength=n * k).reshape(n, k)
-            th = theta
-            if not all_rows:
-                g, info_s, th = g[act], info_s[act], theta[act]
-            # row-wise: no BLAS
-            g -= np.add.reduce((th - mu)[:, None, :] * prec, axis=2)
+            th = theta if every_row else theta[act]
+            if not every_row:
+                g, info_s = g[act], info_s[act]
+            g -= np.add.reduce((th - mu)[:, None, :] * prec, axis=2)  # row-wise: no BLAS
             step = _solve(prec + info_s[:, :, None] * eye, g[:, :, None])[:, :, 0]
             big = np.maximum.reduce(np.abs(step), axis=1)
             over = big > MAP_MAX_STEP
             if some(over):
                 step[over] *= (MAP_MAX_STEP / big[over])[:, None]
-            new = th + step
-            np.maximum(new, lo, out=new)
-            np.minimum(new, hi, out=new)  # np.clip(th + step, lo, hi)
-            if all_rows:
+            new = np.minimum(np.maximum(th + step, MAP_BOUNDS[0]), MAP_BOUNDS[1])  # np.clip
+            if every_row:
                 theta = new
             else:
                 theta[act] = new
@@ -259,13 +226,11 @@ class MAPScorer(Scorer):
             if every(done):
                 break
             if some(done):  # the sessions still iterating, and their responses
-                act = act[~done]
-                all_rows = False
+                act, every_row = act[~done], False
                 keep = np.isin(e_row, act)
                 e_row, e_sk, e_it, e_x, e_cell = (e_row[keep], e_sk[keep], e_it[keep],
                                                   e_x[keep], e_cell[keep])
-            else:
-                keep = None
+                par = None if par is None else par[:, keep]
         info_total = np.zeros((n, k))
         if it.size:
             _, info = kernels.paired_score_information(bank, theta[row, sk], it, x)
@@ -273,9 +238,13 @@ class MAPScorer(Scorer):
         return theta, np.linalg.inv(prec + info_total[:, :, None] * np.eye(k))
 
 
+#: The LAPACK ``gesv`` gufunc behind ``np.linalg.solve``.
+_GESV = np.linalg._umath_linalg.solve  # type: ignore[attr-defined]
+
+
 def _solve(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``np.linalg.solve`` of stacked real systems ``(n, K, K)``, ``(n, K, 1)`` without its
-    argument checks (the same LAPACK ``gesv`` gufunc); a singular system raises as there."""
+    """``np.linalg.solve`` of stacked systems without its argument checks (the same gufunc and
+    results; a singular system raises `LinAlgError` as there)."""
     with np.errstate(call=_singular, invalid="call", over="ignore", divide="ignore",
                      under="ignore"):
         return _GESV(a, b, signature="dd->d")
@@ -283,15 +252,6 @@ def _solve(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64
 
 def _singular(err: str, flag: int) -> None:
     raise np.linalg.LinAlgError("Singular matrix")
-
-
-try:  # the gufunc behind np.linalg.solve
-    from numpy.linalg import _umath_linalg
-    _GESV = _umath_linalg.solve
-except (ImportError, AttributeError):  # pragma: no cover - other NumPy layouts
-    def _GESV(a: NDArray[np.float64], b: NDArray[np.float64], signature: str = ""
-              ) -> NDArray[np.float64]:
-        return np.linalg.solve(a, b)
 
 
 # --------------------------------------------------------------------------- content balancing
