@@ -5,9 +5,10 @@ driven through its test client on the demo database, SQLite or PostgreSQL.
 round-robin order (every answer of one session is separated by the answers of the others, as
 under load) until every test ends. What is timed is the ``POST /api/v1/sessions/<id>/responses``
 call, request parsing to response body, with the database on the same machine. Printed: median,
-p90 and p99 server time per answer, the statements per answer, and where the time goes (the
-share of each step of `web.services.candidate.submit_answer`, measured by wrapping the step
-functions in a second pass so the timing pass is not slowed by the wrappers).
+p90 and p99 server time per answer, the CPU time of this process per answer (robust on a loaded
+machine, where a database round trip waits for the scheduler), the statements per answer, and
+where the time goes (the share of each step of `web.services.candidate.submit_answer`, measured
+by wrapping the step functions in a second pass so the timing pass is not slowed by them).
 
     .venv/bin/python benchmarks/bench_answer.py --backend sqlite
     .venv/bin/python benchmarks/bench_answer.py --backend postgresql \\
@@ -64,7 +65,8 @@ def database(backend: str, url: str | None, folder: Path, n: int
         admin.dispose()
 
 
-def run_sessions(app, tokens: list[str], seed: int, on_answer: Callable[[float], None]) -> int:
+def run_sessions(app, tokens: list[str], seed: int,
+                 on_answer: Callable[[float, float], None]) -> int:
     """Start a session per token and answer round-robin until all end; returns answers."""
     client = app.test_client()
     rng = np.random.default_rng(seed)
@@ -79,9 +81,9 @@ def run_sessions(app, tokens: list[str], seed: int, on_answer: Callable[[float],
             item = body["pending_item"]
             opts = [o["id"] for o in item["options"]]
             answer = {"item_id": item["item_id"], "answer": opts[int(rng.integers(len(opts)))]}
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             r = client.post(f"/api/v1/sessions/{sid}/responses", json=answer, headers=auth)
-            on_answer(time.perf_counter() - t0)
+            on_answer(time.perf_counter() - t0, time.process_time() - c0)
             assert r.status_code == 200, r.data
             n += 1
             if r.json["status"] == "in_progress":
@@ -155,28 +157,33 @@ def measure(backend: str, url: str | None, sessions: int, seed: int) -> dict:
         statements = [0]
         event.listen(engine, "before_cursor_execute",
                      lambda *a, **k: statements.__setitem__(0, statements[0] + 1))
-        run_sessions(app, tokens[:1], seed, lambda t: None)  # warm-up: caches, imports
+        run_sessions(app, tokens[:1], seed, lambda t, c: None)  # warm-up: caches, imports
         times: list[float] = []
+        cpu: list[float] = []
         statements[0] = 0
-        n = run_sessions(app, tokens[1:1 + sessions], seed, times.append)
+        n = run_sessions(app, tokens[1:1 + sessions], seed,
+                         lambda t, c: (times.append(t), cpu.append(c)))
         per_answer = statements[0] / n
         spent: dict[str, float] = defaultdict(float)
         total: list[float] = []
         with step_timers(spent):
-            m = run_sessions(app, tokens[1 + sessions:1 + 2 * sessions], seed, total.append)
+            m = run_sessions(app, tokens[1 + sessions:1 + 2 * sessions], seed,
+                             lambda t, c: total.append(t))
         engine.dispose()
     ms = np.array(times) * 1e3
     whole = sum(total)
     return {"answers": n, "median": float(np.median(ms)), "p90": float(np.percentile(ms, 90)),
             "p99": float(np.percentile(ms, 99)), "statements": per_answer,
+            "cpu": float(np.median(cpu)) * 1e3,
             "steps_mean_ms": whole / m * 1e3,
             "steps": {k: v / m * 1e3 for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}}
 
 
 def show(r: dict, label: str) -> None:
     print(f"{label}: {r['answers']} answers; server time per answer median {r['median']:.2f} "
-          f"ms, p90 {r['p90']:.2f} ms, p99 {r['p99']:.2f} ms; {r['statements']:.1f} SQL "
-          f"statements per answer (session starts included)")
+          f"ms, p90 {r['p90']:.2f} ms, p99 {r['p99']:.2f} ms; this process's CPU time per "
+          f"answer median {r['cpu']:.2f} ms; {r['statements']:.1f} SQL statements per answer "
+          f"(session starts included)")
     print(f"  where the time goes (second pass with step timers, mean "
           f"{r['steps_mean_ms']:.2f} ms per answer):")
     for k, v in r["steps"].items():
@@ -224,9 +231,12 @@ def main() -> None:
             show(r, f"{args.backend}, {label}")
     med = {k: float(np.median([r["median"] for r in rs])) for k, rs in runs.items()}
     p99 = {k: float(np.median([r["p99"] for r in rs])) for k, rs in runs.items()}
+    cpu = {k: float(np.median([r["cpu"] for r in rs])) for k, rs in runs.items()}
     print(f"median server time per answer: {args.compare} {med[args.compare]:.2f} ms, this "
           f"tree {med['this tree']:.2f} ms (ratio {med[args.compare] / med['this tree']:.2f}); "
-          f"p99 {p99[args.compare]:.2f} → {p99['this tree']:.2f} ms")
+          f"p99 {p99[args.compare]:.2f} → {p99['this tree']:.2f} ms; CPU time per answer "
+          f"{cpu[args.compare]:.2f} → {cpu['this tree']:.2f} ms (ratio "
+          f"{cpu[args.compare] / cpu['this tree']:.2f})")
 
 
 if __name__ == "__main__":
