@@ -3,8 +3,11 @@
 Each function owns its transaction and commits before returning, so an answer is durable
 before the next question is shown. The engine state is the only session state; it lives in the
 database (`CandidateSession.engine_state`), so any worker can serve the next request. The hot
-path (one answer) costs a handful of statements: lock the session row (checking its token),
-the bank fingerprint, insert the response, update the state.
+path (one answer) is two statements on PostgreSQL: lock the session row (checking its token,
+reading its accommodation in the same statement), then insert the response and update the state
+in one statement (`repository.record_answer`); plus the bank fingerprint at most once a second.
+A worker reuses the engine state it saved last for the session (`engines.session_state`), so
+the engine does not rebuild it from the stored events on every answer.
 
 Safety rules enforced here:
 
