@@ -43,7 +43,6 @@ import numpy as np  # noqa: E402
 
 import engine  # noqa: E402
 import irt  # noqa: E402
-from calibration.correlation import estimate_latent_correlation  # noqa: E402
 from engine.simulation import draw_answers, simulate  # noqa: E402
 
 SE_TARGET = 0.3
@@ -110,6 +109,9 @@ def study_a(n: int, seed: int, tighter: tuple[float, ...] = (), reference: bool 
     skills = tuple(f"s{j}" for j in range(k))
     r = spread_correlations(k, 0.3, 0.7, seed)
     g = np.random.default_rng(seed + 1)
+    # (imported here: ``--compare`` children import an older irt/ that calibration/ may not fit)
+    from calibration.correlation import estimate_latent_correlation
+
     # calibration sample: the correlation matrix the engine uses is estimated, not the truth
     cal_theta = g.multivariate_normal(np.zeros(k), r, size=5000)
     cal = simulate_answers(bank, skills, cal_theta, g)

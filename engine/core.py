@@ -47,7 +47,9 @@ from engine.rules import (
     Rows,
     Stopper,
     Work,
+    every,
     row_numbers,
+    some,
     subset,
 )
 from engine.state import (
@@ -133,6 +135,11 @@ class CatEngine:
             idx = tab.idx
             contiguous = idx.size and idx[-1] - idx[0] + 1 == idx.size
             self.cols.append(slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx)
+        #: per skill, its items never selectable adaptively
+        self.excluded_in = [self.base_excluded[cols] for cols in self.cols]
+        #: the skills' items end to end, and where each skill starts (segmented reductions)
+        self.skill_items = np.concatenate([tab.idx for tab in self.tables])
+        self.skill_starts = np.cumsum([0] + [tab.idx.size for tab in self.tables[:-1]])
         self.n_categories = bank.n_categories
         mean_sd = np.array([bp.start.prior(s) for s in names], dtype=float)
         self.prior_mean, self.prior_sd = mean_sd[:, 0], mean_sd[:, 1]
@@ -147,6 +154,7 @@ class CatEngine:
         self.balancer = bp.balancer_rule
         self.exposure = bp.exposure
         self.pretest = bp.pretest
+        self.has_pretest = bool(self.pretest.count and self.pretest_items.size)
         self.stoppers = bp.stop_rules
         self.enough = self.skill_min if self.scorer.borrows else np.maximum(self.skill_min, 1)
         self.classification = next((s for s in self.stoppers
@@ -161,10 +169,6 @@ class CatEngine:
         rules = list(zip(self.stoppers, self.stop_prepared, strict=True))
         self._per_skill = [(st, prep, STOP_REASONS.index(st.reason)) for st, prep in rules
                            if type(st).skill_done is not Stopper.skill_done]
-        #: working arrays a step never writes for this blueprint (shared by state copies)
-        self.constant_work = {"llr", "verdict"} if self.classification is None else set()
-        if not (self.pretest.count and self.pretest_items.size):
-            self.constant_work.add("n_pretest")
         self._test_level = [(st, prep) for st, prep in rules
                             if type(st).test_done is not Stopper.test_done]
         self._codes0 = np.full((1, len(names)), RUNNING)
@@ -222,14 +226,15 @@ class CatEngine:
     def select(self, w: Work, rows: Rows) -> Pick:
         """The next item of each of ``rows`` (see `Pick`)."""
         n = w.n_scored[rows].shape[0]
-        item = np.full(n, -1, dtype=np.int64)
+        ints = np.zeros((3, n), dtype=np.int64)  # item, rank, number of candidates
+        item, rank, n_cand = ints
+        item[:] = -1
         crit = np.zeros(n)
-        rank = np.zeros(n, dtype=np.int64)
-        n_cand = np.zeros(n, dtype=np.int64)
         pre = np.zeros(n, dtype=bool)
+        any_pre = False
         plan = (self.selector.plan(self, self.selector_prepared, w, rows)
                 if self.selector.plans_test else None)
-        if self.pretest.count and self.pretest_items.size:
+        if self.has_pretest:
             position = w.n_scored[rows] + w.n_pretest[rows] + 1
             due = np.flatnonzero(self.pretest.due(position, w.n_pretest[rows]))
             if due.size:
@@ -244,10 +249,11 @@ class CatEngine:
                 ok = count > 0
                 d = due[ok]
                 item[d], pre[d], n_cand[d] = self.pretest_items[j[ok]], True, count[ok]
+                any_pre = d.size > 0
         rest: Rows = ALL
         r = rows
-        if pre.any():
-            if pre.all():
+        if any_pre:
+            if every(pre):
                 return Pick(item, pre, crit, rank, n_cand)
             rest, r = np.flatnonzero(~pre), subset(rows, ~pre)
         allowed = self.balancer.allowed(self, w, r, w.codes[r] != RUNNING)
@@ -268,9 +274,10 @@ class CatEngine:
                          n_cand: NDArray[np.int64]) -> None:
         """One skill per row (the balancer's pick): the skill's items only."""
         one = len(self.tables) == 1
-        skill = np.zeros(allowed.shape[0], dtype=np.int64) if one else np.argmax(allowed, axis=1)
-        has = np.asarray(allowed[:, 0] if one else allowed.any(axis=1), dtype=bool)
-        for k in ([0] if one and has.any() else [] if one
+        skill = None if one else np.argmax(allowed, axis=1)
+        has = allowed[:, 0] if one else np.logical_or.reduce(allowed, axis=1)
+        for k in ([0] if one and some(has) else [] if one
+                  else ([int(skill[0])] if has[0] else []) if has.shape[0] == 1
                   else np.unique(skill[has]).tolist()):
             tab, cols = self.tables[k], self.cols[k]
             mask = has if one else has & (skill == k)
@@ -280,7 +287,7 @@ class CatEngine:
                     continue
                 sub, rows = (in_k, r_k) if part is None else (subset(in_k, part),
                                                                subset(r_k, part))
-                blocked = w.blocked[rows][:, cols] | self.base_excluded[cols]
+                blocked = w.blocked[rows][:, cols] | self.excluded_in[k]
                 c = np.where(blocked, -np.inf, sel.criterion(self.selection_context(w, rows, k)))
                 choice = self.exposure.choose(c, tab, w.seeds[rows], w.n_scored[rows],
                                               self.exposure_prepared)
@@ -326,10 +333,10 @@ class CatEngine:
               n_cand: NDArray[np.int64]) -> None:
         value = c[np.arange(col.size), col]
         ok = value > -np.inf
-        if not ok.all():
+        if not every(ok):
             at, col, rk, value, c = subset(at, ok), col[ok], rk[ok], value[ok], c[ok]
         item[at], crit[at], rank[at] = idx[col], value, rk
-        n_cand[at] = (c > -np.inf).sum(axis=1)
+        n_cand[at] = np.add.reduce(c > -np.inf, axis=1)
 
     def apply(self, w: Work, rows: Rows, items: NDArray[np.int64],
               responses: NDArray[np.int64], scored: NDArray[np.bool_]) -> None:
@@ -340,19 +347,25 @@ class CatEngine:
         if self.enemies:
             for j in np.flatnonzero(self.has_enemy[items]).tolist():
                 w.blocked[num[j], self.enemies[int(items[j])]] = True
-        if scored.all():
+        if every(scored):
             r, i, x = rows, items, responses
         else:
             w.n_pretest[num[~scored]] += 1
-            if not scored.any():
+            if not some(scored):
                 return
             r, i, x, num = subset(rows, scored), items[scored], responses[scored], num[scored]
         k = self.skill_pos[i]
-        pos = w.n_scored[num]
-        w.items[num, pos] = i
-        w.responses[num, pos] = x
-        w.counts[num, k] += 1
-        w.n_scored[num] += 1
+        if num.shape[0] == 1:  # one session: the same writes, by scalar indexing
+            p, kk, pos = int(num[0]), int(k[0]), int(w.n_scored[num[0]])
+            w.items[p, pos], w.responses[p, pos] = i[0], x[0]
+            w.counts[p, kk] += 1
+            w.n_scored[p] += 1
+        else:
+            pos = w.n_scored[num]
+            w.items[num, pos] = i
+            w.responses[num, pos] = x
+            w.counts[num, k] += 1
+            w.n_scored[num] += 1
         self.scorer.update(self, w, r, i, x, k)
         for st, prep in zip(self.stoppers, self.stop_prepared, strict=True):
             st.update(self, prep, w, r, i, x, k)
@@ -426,7 +439,10 @@ class CatEngine:
         scored = audit.rule != "pretest"
         skill = self.pool.bank.skills[i]
         event = ItemEvent(item_id, skill, r, scored, audit)
-        w = memo.copy(self.constant_work)
+        # the old state's cached arrays become the new state's (no copy): the old state, still
+        # valid, rebuilds its own from its events if it is ever used again
+        state.drop_working()
+        w = memo
         self.apply(w, ALL, np.array([i]), np.array([r]), np.array([scored]))
         trajectory, decisions, stop = state.trajectory, state.decisions, None
         if scored:

@@ -43,9 +43,19 @@ Rows = slice | NDArray[np.int64]
 ALL: slice = slice(None)
 
 
+def every(mask: NDArray[np.bool_]) -> bool:
+    """``mask.all()`` of a 1-D mask, without the reduction's call overhead for one row."""
+    return bool(mask[0]) if mask.shape[0] == 1 else bool(np.logical_and.reduce(mask))
+
+
+def some(mask: NDArray[np.bool_]) -> bool:
+    """``mask.any()`` of a 1-D mask, without the reduction's call overhead for one row."""
+    return bool(mask[0]) if mask.shape[0] == 1 else bool(np.logical_or.reduce(mask))
+
+
 def subset(rows: Rows, mask: NDArray[np.bool_]) -> Rows:
     """The rows of ``rows`` where ``mask`` holds (``rows`` itself when it holds everywhere)."""
-    if mask.all():
+    if every(mask):
         return rows
     idx = np.flatnonzero(mask)
     return idx if isinstance(rows, slice) else rows[idx]
@@ -80,18 +90,6 @@ class Work:
     llr: NDArray[np.float64]
     verdict: NDArray[np.int8]
     codes: NDArray[np.int64]  # per skill: why it is closed (`CatEngine.skill_codes`), −1 open
-
-    def copy(self, constant: set[str] | frozenset[str] = frozenset()) -> Work:
-        """A copy whose arrays can be written (those named in ``constant`` are shared)."""
-        lp = None if self.log_post is None else [a.copy() for a in self.log_post]
-
-        def c(name: str) -> Any:
-            v = getattr(self, name)
-            return v if name in constant else v.copy()
-        return Work(self.seeds, self.given.copy(), self.blocked.copy(), self.counts.copy(),
-                    self.n_scored.copy(), c("n_pretest"), self.items.copy(),
-                    self.responses.copy(), self.theta.copy(), self.se.copy(), self.cov.copy(),
-                    lp, c("llr"), c("verdict"), self.codes.copy())
 
 
 # --------------------------------------------------------------------------- scorers
@@ -190,42 +188,70 @@ class MAPScorer(Scorer):
     def score(self, eng: Engine, items: NDArray[np.int64], resp: NDArray[np.int64]
               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """MAP θ̂ ``(n, K)`` and Laplace covariance ``(n, K, K)`` of ``n`` response patterns
-        (``items``/``resp`` ``(n, L)``, −1 padded), by Fisher scoring from the prior mean."""
+        (``items``/``resp`` ``(n, L)``, −1 padded), by Fisher scoring from the prior mean
+        (dichotomous banks: the item parameters gathered once per call, not per iteration)."""
         mu, prec = eng.scorer_prepared
         n, k = items.shape[0], mu.shape[0]
         theta = np.repeat(mu[None, :], n, axis=0)
-        obs = items >= 0
-        row, pos = np.nonzero(obs)
+        row, pos = np.nonzero(items >= 0)
         it, x = items[row, pos], resp[row, pos]
         sk = eng.skill_pos[it]
         cell = row * k + sk
-        eye = np.eye(k)
+        eye, bank = np.eye(k), eng.pool.bank
+        par = (np.stack([bank.a[it], bank.b[it], bank.c[it], bank.d[it]])
+               if it.size and not bank.model_code[it].any() else None)
         act, e_row, e_sk, e_it, e_x, e_cell = np.arange(n), row, sk, it, x, cell
-        terms = kernels.paired_score_information
+        every_row = True  # act is every session: theta[act] is theta
         for _ in range(MAP_MAX_ITER if it.size else 0):
-            grad, info = terms(eng.pool.bank, theta[e_row, e_sk], e_it, e_x)
-            g = np.bincount(e_cell, weights=grad, minlength=n * k).reshape(n, k)[act]
-            info_s = np.bincount(e_cell, weights=info, minlength=n * k).reshape(n, k)[act]
-            g -= ((theta[act] - mu)[:, None, :] * prec).sum(axis=2)  # row-wise: no BLAS
-            step = np.linalg.solve(prec + info_s[:, :, None] * eye, g[:, :, None])[:, :, 0]
-            big = np.abs(step).max(axis=1)
+            grad, info = (kernels.paired_score_information(bank, theta[e_row, e_sk], e_it, e_x)
+                          if par is None else
+                          kernels.dichotomous_score(theta[e_row, e_sk], *par, e_x))
+            g = np.bincount(e_cell, weights=grad, minlength=n * k).reshape(n, k)
+            info_s = np.bincount(e_cell, weights=info, minlength=n * k).reshape(n, k)
+            th = theta if every_row else theta[act]
+            if not every_row:
+                g, info_s = g[act], info_s[act]
+            g -= np.add.reduce((th - mu)[:, None, :] * prec, axis=2)  # row-wise: no BLAS
+            step = _solve(prec + info_s[:, :, None] * eye, g[:, :, None])[:, :, 0]
+            big = np.maximum.reduce(np.abs(step), axis=1)
             over = big > MAP_MAX_STEP
-            if over.any():
+            if some(over):
                 step[over] *= (MAP_MAX_STEP / big[over])[:, None]
-            theta[act] = np.clip(theta[act] + step, *MAP_BOUNDS)
+            new = np.minimum(np.maximum(th + step, MAP_BOUNDS[0]), MAP_BOUNDS[1])  # np.clip
+            if every_row:
+                theta = new
+            else:
+                theta[act] = new
             done = big < MAP_TOL
-            if done.all():
+            if every(done):
                 break
-            if done.any():  # the sessions still iterating, and their responses
-                act = act[~done]
+            if some(done):  # the sessions still iterating, and their responses
+                act, every_row = act[~done], False
                 keep = np.isin(e_row, act)
                 e_row, e_sk, e_it, e_x, e_cell = (e_row[keep], e_sk[keep], e_it[keep],
                                                   e_x[keep], e_cell[keep])
+                par = None if par is None else par[:, keep]
         info_total = np.zeros((n, k))
         if it.size:
-            _, info = kernels.paired_score_information(eng.pool.bank, theta[row, sk], it, x)
+            _, info = kernels.paired_score_information(bank, theta[row, sk], it, x)
             info_total = np.bincount(cell, weights=info, minlength=n * k).reshape(n, k)
         return theta, np.linalg.inv(prec + info_total[:, :, None] * np.eye(k))
+
+
+#: The LAPACK ``gesv`` gufunc behind ``np.linalg.solve``.
+_GESV = np.linalg._umath_linalg.solve  # type: ignore[attr-defined]
+
+
+def _solve(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``np.linalg.solve`` of stacked systems without its argument checks (the same gufunc and
+    results; a singular system raises `LinAlgError` as there)."""
+    with np.errstate(call=_singular, invalid="call", over="ignore", divide="ignore",
+                     under="ignore"):
+        return _GESV(a, b, signature="dd->d")
+
+
+def _singular(err: str, flag: int) -> None:
+    raise np.linalg.LinAlgError("Singular matrix")
 
 
 # --------------------------------------------------------------------------- content balancing
@@ -250,9 +276,10 @@ def eligible_skills(eng: Engine, w: Work, rows: Rows, done: NDArray[np.bool_],
     if len(eng.skill_names) == 1:  # the general rule below, reduced for one skill
         return open_ & (~done | (w.n_scored[rows] < eng.blueprint.min_items)[:, None]), c
     if items_left:  # (one skill returned above: exhaustion shows as an all −inf criterion)
-        blocked = w.blocked[rows] | eng.base_excluded
-        open_ &= np.stack([~blocked[:, eng.cols[k]].all(axis=1)
-                           for k in range(len(eng.skill_names))], axis=1)
+        # per skill, some item neither blocked nor excluded: one segmented reduction over the
+        # skills' items laid end to end (`CatEngine.skill_items`, `skill_starts`)
+        free = ~(w.blocked[rows][:, eng.skill_items] | eng.base_excluded[eng.skill_items])
+        open_ &= np.logical_or.reduceat(free, eng.skill_starts, axis=1)
     eligible = open_ & ~done
     deficit = np.maximum(eng.skill_min - c, 0)
     budget = eng.blueprint.max_items - w.n_scored[rows]

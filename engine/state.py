@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -38,7 +38,11 @@ class SelectionAudit:
     n_candidates: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # what dataclasses.asdict gives, without its recursive deep copy (the answer hot path
+        # serializes every event of the session)
+        return {"rule": self.rule, "exposure": self.exposure, "skill": self.skill,
+                "theta": self.theta, "criterion": self.criterion, "rank": self.rank,
+                "n_candidates": self.n_candidates}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SelectionAudit:
@@ -106,6 +110,10 @@ class CatState:
         """Cache ``owner``'s working arrays on this state (not part of its value)."""
         object.__setattr__(self, "_memo", (owner, value))
 
+    def drop_working(self) -> None:
+        """Forget the cached working arrays (an engine takes them over for the next state)."""
+        object.__setattr__(self, "_memo", None)
+
     @property
     def n_items(self) -> int:
         """Number of scored items answered."""
@@ -124,7 +132,8 @@ class CatState:
         return {
             "version": STATE_VERSION,
             "seed": self.seed,
-            "events": [asdict(e) for e in self.events],
+            "events": [{"item_id": e.item_id, "skill": e.skill, "response": e.response,
+                        "scored": e.scored, "audit": e.audit.to_dict()} for e in self.events],
             "pending": self.pending,
             "pending_audit": None if self.pending_audit is None
             else self.pending_audit.to_dict(),

@@ -82,11 +82,16 @@ def eap_on_grid(log_post: NDArray[np.float64], nodes: NDArray[np.float64]
     ``w_q = exp(log p_q − max log p)`` (Bock & Mislevy 1982). Row-wise reductions only, so a
     row gets bit-identical numbers alone or within a batch.
     """
-    w = np.exp(log_post - log_post.max(axis=1, keepdims=True))
-    total = w.sum(axis=1)
-    theta = (w * nodes).sum(axis=1) / total
+    # ufunc reductions called directly (``x.sum`` is ``np.add.reduce`` behind a Python wrapper):
+    # the same arithmetic with less call overhead for the one-row case of a live session
+    w = log_post - np.maximum.reduce(log_post, axis=1, keepdims=True)
+    np.exp(w, out=w)
+    total = np.add.reduce(w, axis=1)
+    theta = np.add.reduce(w * nodes, axis=1) / total
     dev = nodes - theta[:, None]
-    return theta, np.sqrt((w * dev * dev).sum(axis=1) / total)
+    wdd = w * dev
+    wdd *= dev
+    return theta, np.sqrt(np.add.reduce(wdd, axis=1) / total)
 
 
 def paired_score_information(bank: Bank, theta: NDArray[np.float64], items: NDArray[np.int64],

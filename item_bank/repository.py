@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -1046,6 +1046,45 @@ def save_engine_state(session: Session, test_session: CandidateSession,
         raise ValueError(f"session {test_session.id} was updated concurrently "
                          f"(expected state version {expected_version})")
     # the row now holds exactly these values: record them without another round trip
+    set_committed_value(test_session, "engine_state", dict(state))
+    set_committed_value(test_session, "state_version", expected_version + 1)
+    return expected_version + 1
+
+
+def record_answer(session: Session, test_session: CandidateSession, state: Mapping[str, Any],
+                  expected_version: int, *, item_id: int, position: int, raw_answer: str,
+                  score: int, latency_ms: int | None, answered_at: dt.datetime,
+                  parameter_version_id: int | None) -> int:
+    """Store one answer (a `Response` row) and the engine state after it, if nobody saved the
+    state since ``expected_version`` (as `save_engine_state`); returns the new version.
+
+    On PostgreSQL both writes are one statement (one round trip): a data-modifying CTE updates
+    the session row and the INSERT takes its values from the CTE's RETURNING, so the answer is
+    inserted only when the conditional update matched. Elsewhere: the INSERT, then
+    `save_engine_state`. Either way, in the caller's transaction: a duplicate answer raises
+    `IntegrityError` (unique session/position and session/item) and a version conflict raises
+    `ValueError`, and the caller's rollback undoes both writes.
+    """
+    values = {"session_id": test_session.id, "item_id": item_id, "position": position,
+              "raw_answer": raw_answer, "score": score, "latency_ms": latency_ms,
+              "answered_at": answered_at, "parameter_version_id": parameter_version_id}
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(Response).values(**values))
+        return save_engine_state(session, test_session, state, expected_version)
+    saved = (update(CandidateSession)
+             .where(CandidateSession.id == test_session.id,
+                    CandidateSession.state_version == expected_version)
+             .values(engine_state=dict(state), state_version=expected_version + 1)
+             .returning(CandidateSession.id).cte("saved"))
+    cols = Response.__table__.c
+    taken = [literal(v, cols[k].type).label(k) for k, v in values.items() if k != "session_id"]
+    stmt = (insert(Response.__table__)
+            .from_select(["session_id", *[c.name for c in taken]], select(saved.c.id, *taken))
+            .add_cte(saved))
+    inserted = session.execute(stmt.returning(Response.__table__.c.id)).all()
+    if len(inserted) != 1:
+        raise ValueError(f"session {test_session.id} was updated concurrently "
+                         f"(expected state version {expected_version})")
     set_committed_value(test_session, "engine_state", dict(state))
     set_committed_value(test_session, "state_version", expected_version + 1)
     return expected_version + 1

@@ -3,8 +3,11 @@
 Each function owns its transaction and commits before returning, so an answer is durable
 before the next question is shown. The engine state is the only session state; it lives in the
 database (`CandidateSession.engine_state`), so any worker can serve the next request. The hot
-path (one answer) costs a handful of statements: lock the session row (checking its token),
-the bank fingerprint, insert the response, update the state.
+path (one answer) is two statements on PostgreSQL: lock the session row (checking its token,
+reading its accommodation in the same statement), then insert the response and update the state
+in one statement (`repository.record_answer`); plus the bank fingerprint at most once a second.
+A worker reuses the engine state it saved last for the session (`engines.session_state`), so
+the engine does not rebuild it from the stored events on every answer.
 
 Safety rules enforced here:
 
@@ -51,7 +54,13 @@ from item_bank.stacks import assumed_stacks
 from web import observability
 from web.db import get_db, unit_of_work
 from web.services import webhooks
-from web.services.engines import LiveAssessment, live_assessment, overall_estimate
+from web.services.engines import (
+    LiveAssessment,
+    live_assessment,
+    overall_estimate,
+    remember_state,
+    session_state,
+)
 from web.services.feasibility import VARIED_OVERLAP, Feasibility
 
 
@@ -208,7 +217,7 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
 
 def _load(db: Session, row: CandidateSession) -> tuple[LiveAssessment, CatState]:
     return (live_assessment(db, row.assessment_id, row.blueprint),
-            CatState.from_dict(row.engine_state))
+            session_state(db, row.id, row.state_version, row.engine_state))
 
 
 def _check_deadline(db: Session, row: CandidateSession, live: LiveAssessment, state: CatState,
@@ -229,13 +238,24 @@ def _check_deadline(db: Session, row: CandidateSession, live: LiveAssessment, st
 def _lock(db: Session, session_id: int, token: str | None = None) -> CandidateSession:
     """The session row locked for update (PostgreSQL; SQLite write transactions are exclusive),
     optionally only if ``token`` is its bearer token."""
-    stmt = select(CandidateSession).where(CandidateSession.id == session_id)
+    return _lock_with_accommodation(db, session_id, token)[0]
+
+
+def _lock_with_accommodation(db: Session, session_id: int, token: str | None = None
+                             ) -> tuple[CandidateSession, Accommodation | None]:
+    """`_lock` and `_accommodation` in one statement (one round trip): the session row locked
+    for update (only the session row: ``FOR UPDATE OF``), its granted accommodation read."""
+    stmt = (select(CandidateSession, Accommodation)
+            .outerjoin(Accommodation,
+                       Accommodation.invitation_id == CandidateSession.invitation_id)
+            .where(CandidateSession.id == session_id))
     if token is not None:
         stmt = stmt.where(CandidateSession.token_hash == hash_token(token))
-    row = db.scalar(stmt.with_for_update())
-    if row is None:
+    found = db.execute(stmt.with_for_update(of=CandidateSession)).first()
+    if found is None:
         raise SessionNotFound("no such session for this token")
-    return row
+    row, acc = found
+    return row, (acc if row.deadline is not None else None)
 
 
 def _find_invitation(db: Session, token: str) -> tuple[Invitation | None, int | None]:
@@ -277,9 +297,8 @@ def _start_or_resume(invitation_token: str, rotate_token: bool, now: dt.datetime
             raise InvitationNotFound("this invitation link is not valid")
         if row_id is None:
             return _start(db, invitation, now)
-        row = _lock(db, row_id)
+        row, acc = _lock_with_accommodation(db, row_id)
         live, state = _load(db, row)
-        acc = _accommodation(db, row)
         _check_deadline(db, row, live, state, now, acc)
         token = None
         if rotate_token and row.status == "in_progress":
@@ -307,6 +326,7 @@ def _start(db: Session, invitation: Invitation, now: dt.datetime) -> SessionView
         deadline = now + dt.timedelta(minutes=assessment.time_limit_minutes * (1 + extra / 100))
     row, token = repo.start_session(db, invitation, engine_state=state.to_dict(),
                                     deadline=deadline)
+    remember_state(db, row.id, row.state_version, state)
     observability.session_started(db)
     if state.finished:  # an empty pool: nothing to ask
         _finalize(db, row, live, state, "completed")
@@ -318,9 +338,8 @@ def session_status(session_id: int, token: str | None = None) -> SessionView:
     deadline."""
     now = utcnow()
     with unit_of_work() as db:
-        row = _lock(db, session_id, token)
+        row, acc = _lock_with_accommodation(db, session_id, token)
         live, state = _load(db, row)
-        acc = _accommodation(db, row)
         _check_deadline(db, row, live, state, now, acc)
         return _view(row, live, state, None, acc, now)
 
@@ -347,9 +366,8 @@ def start_break(session_id: int) -> SessionView:
     """Stop the clock for a granted break (refused without break time left)."""
     now = utcnow()
     with unit_of_work() as db:
-        row = _lock(db, session_id)
+        row, acc = _lock_with_accommodation(db, session_id)
         live, state = _load(db, row)
-        acc = _accommodation(db, row)
         if not _check_deadline(db, row, live, state, now, acc) and row.status == "in_progress":
             if acc is None or _break_left(acc) <= 0:
                 raise BreakRefused("no break time is left for this assessment")
@@ -362,9 +380,8 @@ def end_break(session_id: int) -> SessionView:
     """Start the clock again (the time paused counts against the break allowance)."""
     now = utcnow()
     with unit_of_work() as db:
-        row = _lock(db, session_id)
+        row, acc = _lock_with_accommodation(db, session_id)
         live, state = _load(db, row)
-        acc = _accommodation(db, row)
         if not _check_deadline(db, row, live, state, now, acc):
             _close_break(row, acc, now)
         return _view(row, live, state, None, acc, now)
@@ -396,9 +413,8 @@ def submit_answer(session_id: int, item_id: str, answer: str, *, token: str | No
     now = utcnow()
     try:
         with unit_of_work() as db:
-            row = _lock(db, session_id, token)
+            row, acc = _lock_with_accommodation(db, session_id, token)
             live, state = _load(db, row)
-            acc = _accommodation(db, row)
             late = _check_deadline(db, row, live, state, now, acc)
             if not late:
                 _close_break(row, acc, now)  # answering (e.g. from a stale tab) ends a break
@@ -441,12 +457,13 @@ def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: Cat
             new_state = live.engine.record(state, item_id, score)
     except EngineError as exc:  # pragma: no cover - guarded above
         raise NotPendingError(str(exc)) from None
-    db.add(Response(session_id=row.id, item_id=facts.pk, position=len(state.events) + 1,
-                    raw_answer=answer, score=score, latency_ms=latency_ms, answered_at=now,
-                    parameter_version_id=facts.version_id))
-    db.flush()
+    db.flush()  # pending changes (a break closed by this answer) before the statements below
+    version = repo.record_answer(db, row, new_state.to_dict(), row.state_version,
+                                 item_id=facts.pk, position=len(state.events) + 1,
+                                 raw_answer=answer, score=score, latency_ms=latency_ms,
+                                 answered_at=now, parameter_version_id=facts.version_id)
     observability.answer_recorded(db)
-    repo.save_engine_state(db, row, new_state.to_dict(), row.state_version)
+    remember_state(db, row.id, version, new_state)
     if new_state.finished:
         _finalize(db, row, live, new_state, "completed")
     return _view(row, live, new_state)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from engine import Blueprint, CatEngine, CatState, SkillEstimate, make_engine
@@ -140,6 +140,44 @@ def live_assessment(db: Session, assessment_id: int, blueprint: Mapping) -> Live
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return live
+
+
+#: Session states kept per process after their answer committed, keyed by database, session
+#: and state version (`CandidateSession.state_version`, bumped by every save): the next answer
+#: to the session served by this worker reuses the engine's working arrays instead of reading
+#: the stored events and rebuilding them. Derived data: a miss rebuilds the same state from
+#: the database.
+STATE_CACHE_SIZE = 4096
+_states: OrderedDict[tuple, CatState] = OrderedDict()
+
+
+def session_state(db: Session, session_id: int, version: int,
+                  stored: Mapping) -> CatState:
+    """The engine state of a session row (``stored`` is its ``engine_state``): the state this
+    worker saved at this version when it still matches the row, else parsed from ``stored``."""
+    key = (_database_key(db), session_id, version)
+    with _lock:
+        state = _states.get(key)
+    # a rebuilt database may reuse (id, version): check the stored value's identity too
+    if (state is not None and stored.get("seed") == state.seed
+            and len(stored.get("events", ())) == len(state.events)
+            and stored.get("pending") == state.pending
+            and stored.get("stop_reason") == state.stop_reason):
+        return state
+    return CatState.from_dict(stored)
+
+
+def remember_state(db: Session, session_id: int, version: int, state: CatState) -> None:
+    """Keep ``state`` (saved as ``version`` of the session) once ``db`` commits."""
+    key = (_database_key(db), session_id, version)
+
+    def keep(_session: Session) -> None:
+        with _lock:
+            _states[key] = state
+            _states.move_to_end(key)
+            while len(_states) > STATE_CACHE_SIZE:
+                _states.popitem(last=False)
+    event.listen(db, "after_commit", keep, once=True)
 
 
 @dataclass(frozen=True)

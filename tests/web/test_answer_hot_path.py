@@ -1,0 +1,84 @@
+"""The answer hot path (issue 20): the per-worker session state cache and the one-statement
+answer write keep every guarantee of the stored state."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from engine import CatState
+from item_bank import repository as repo
+from item_bank.db import create_db_engine, transaction
+from item_bank.models import CandidateSession, Response
+from tests.web.conftest import Site
+from web.services import engines
+
+
+def _answer_all(client: FlaskClient, token: str) -> tuple[int, dict]:
+    body = client.post("/api/v1/sessions", json={"invitation": token}).json
+    sid, auth = body["session_id"], {"Authorization": f"Bearer {body['token']}"}
+    while body["status"] == "in_progress":
+        it = body["pending_item"]
+        r = client.post(f"/api/v1/sessions/{sid}/responses", headers=auth,
+                        json={"item_id": it["item_id"], "answer": it["options"][1]["id"]})
+        assert r.status_code == 200
+        body = r.json
+    return sid, body
+
+
+def test_cached_states_are_the_stored_states(site: Site, client: FlaskClient):
+    (token,) = site.invite()
+    sid, _ = _answer_all(client, token)
+    eng = create_db_engine(site.url)
+    try:
+        with transaction(eng) as db:
+            db_key = engines._database_key(db)
+            row = db.get(CandidateSession, sid)
+            assert row is not None and row.state_version > 0
+            cached = engines._states[(db_key, sid, row.state_version)]
+            # the state this worker kept is exactly what the database holds
+            assert cached.to_dict() == row.engine_state
+            assert CatState.from_dict(row.engine_state).to_dict() == row.engine_state
+            # a different stored value under the same key (a rebuilt database) is not reused
+            other = dict(row.engine_state, seed=row.engine_state["seed"] + 1)
+            got = engines.session_state(db, sid, row.state_version, other)
+            assert got is not cached and got.seed == other["seed"]
+            assert engines.session_state(db, sid, row.state_version,
+                                         row.engine_state) is cached
+    finally:
+        eng.dispose()
+
+
+def test_event_serialization_is_the_dataclass_form(site: Site, client: FlaskClient):
+    (token,) = site.invite()
+    sid, _ = _answer_all(client, token)
+    rows = site.sql("SELECT engine_state FROM test_sessions WHERE id = :s", s=sid)
+    stored = rows[0][0]
+    state = CatState.from_dict(stored if isinstance(stored, dict) else json.loads(stored))
+    assert state.to_dict()["events"] == [dataclasses.asdict(e) for e in state.events]
+
+
+def test_answer_write_refuses_a_stale_state_version_and_stores_nothing(site: Site,
+                                                                      client: FlaskClient):
+    (token,) = site.invite()
+    body = client.post("/api/v1/sessions", json={"invitation": token}).json
+    sid = body["session_id"]
+    eng = create_db_engine(site.url)
+    item_pk = site.sql("SELECT id FROM items WHERE external_id = :e",
+                       e=body["pending_item"]["item_id"])[0][0]
+    try:
+        with pytest.raises(ValueError, match="updated concurrently"), transaction(eng) as db:
+            row = db.get(CandidateSession, sid)
+            stale = row.state_version + 1  # someone else saved in between
+            repo.record_answer(db, row, row.engine_state, stale, item_id=item_pk,
+                               position=1, raw_answer="a", score=1, latency_ms=None,
+                               answered_at=repo.utcnow(), parameter_version_id=None)
+        with transaction(eng) as db:
+            assert db.scalars(select(Response).where(Response.session_id == sid)).all() == []
+            assert db.get(CandidateSession, sid).state_version == 0
+    finally:
+        eng.dispose()
