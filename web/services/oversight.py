@@ -33,17 +33,17 @@ def review_result(org_id: int, session_id: int, actor_id: int, status: str,
                   reason: str) -> Review:
     """Mark a finished session's result ``reviewed`` or ``set_aside`` with a reason (recorded in
     the audit log). ValueError names the bad field; `NotFound` for another organisation's."""
-    if status not in REVIEW_STATUSES:
-        raise ValueError(f"field 'status' must be one of {', '.join(REVIEW_STATUSES)}")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValueError("field 'reason' is required: say why")
-    if len(reason) > MAX_REASON:
-        raise ValueError(f"field 'reason' is longer than {MAX_REASON} characters")
     with unit_of_work() as db:
         row = db.get(CandidateSession, session_id)
         if row is None or row.assessment.organisation_id != org_id:
             raise NotFound("no such result")
+        if status not in REVIEW_STATUSES:
+            raise ValueError(f"field 'status' must be one of {', '.join(REVIEW_STATUSES)}")
+        reason = (reason or "").strip()
+        if not reason:
+            raise ValueError("field 'reason' is required: say why")
+        if len(reason) > MAX_REASON:
+            raise ValueError(f"field 'reason' is longer than {MAX_REASON} characters")
         if row.status not in ("completed", "timed_out"):
             raise ValueError("only a finished session's result can be reviewed")
         actor = db.get(StaffUser, actor_id)
