@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "assessment": (("accounts",), "assessments"),
     "bank": (("bank",), "item bank import/export"),
     "calibrate": (("calibrate",), "fit item parameters from responses (MML-EM)"),
+    "candidates": (("candidates",), "candidates' data: export, erasure, retention"),
     "config": (("config",), "inspect the configuration (environment variables)"),
     "db": (("db", "dbdump"), "database migrations"),
     "demo": (("demo",), "build a fresh demo database and serve it"),
@@ -39,6 +40,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "link": (("link",), "link two calibrations through common items"),
     "responses": (("responses",), "response log"),
     "serve": (("serve",), "serve the web app with gunicorn"),
+    "sessions": (("candidates",), "session replay (re-scoring check, proficio-replay/1)"),
     "worker": (("serve",), "run a background job worker (calibrations)"),
     "simulate": (("simulate",), "CAT simulation study (accuracy, length, exposure)"),
 }

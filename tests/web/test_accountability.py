@@ -340,3 +340,30 @@ def test_retention_job_erases_inactive_candidates_only(site: Site, app: Flask) -
             eng.dispose()
     finally:
         site.sql("DELETE FROM organisation_privacy")
+
+
+def test_the_command_line_replays_exports_and_erases_with_the_same_functions(
+        site: Site, app: Flask, capsys) -> None:
+    from web.cli import main
+
+    _, _, sid = _named_candidate_session(site, app)
+    public_id = site.sql("SELECT c.public_id FROM candidates c JOIN test_sessions s ON "
+                         "s.candidate_id = c.id WHERE s.id = :s", s=sid)[0][0]
+    assert main(["sessions", "replay", "--org", "demo", str(sid),
+                 "--database-url", site.url]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["schema"] == "proficio-replay/1"
+    assert body["verification"]["rescoring_reproduced"]
+    assert main(["sessions", "replay", "--org", "other", str(sid),
+                 "--database-url", site.url]) == 2  # another organisation's session
+    capsys.readouterr()
+    assert main(["candidates", "export", "--org", "demo", public_id,
+                 "--database-url", site.url]) == 0
+    assert json.loads(capsys.readouterr().out)["candidate"]["email"] == EMAIL
+    assert main(["candidates", "erase", "--org", "demo", public_id,
+                 "--database-url", site.url]) == 0
+    assert capsys.readouterr().out.strip() == "erased"
+    assert site.sql("SELECT name, email FROM candidates WHERE public_id = :p",
+                    p=public_id)[0] == (None, None)
+    assert ("candidate.erased", "command line") in [tuple(r) for r in site.sql(
+        "SELECT action, actor FROM audit_events WHERE target = :t", t=f"candidate {public_id}")]

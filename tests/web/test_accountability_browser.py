@@ -8,19 +8,21 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page
 
+from tests.web import test_browser as _browser_tests
 from tests.web.conftest import Site
-from tests.web.test_browser import (  # noqa: F401 - fixtures
+from tests.web.test_browser import (
     CHROMIUM,
     DESKTOP,
     PHONE,
-    axe_source,
     axe_violations,
-    browser,
     horizontal_overflow,
-    server,
     sign_in,
 )
 from tests.web.test_reports import _keys
+
+# the browser test module's fixtures: a served app, chromium, axe-core
+server, browser, axe_source = (_browser_tests.server, _browser_tests.browser,
+                               _browser_tests.axe_source)
 
 pytestmark = pytest.mark.skipif(__import__("shutil").which(CHROMIUM) is None,
                                 reason="Debian chromium is not installed")

@@ -174,14 +174,19 @@ def erase_on_request(org_id: int, public_id: str, actor_id: int | None) -> bool:
     """Erase one candidate of ``org_id`` on request (a recruiter, an admin or the command line,
     ``actor_id`` None); recorded in the audit log. False when already erased."""
     with unit_of_work() as db:
-        cand = _candidate(db, org_id, public_id)
-        actor = None if actor_id is None else db.get(StaffUser, actor_id)
-        done = erase_candidate(db, cand, reason="request", actor=actor)
-        if done:
-            audit.record(db, actor=actor, action="candidate.erased",
-                         target=f"candidate {cand.public_id}", detail={"reason": "request"},
-                         organisation_id=org_id)
+        return erase_requested(db, org_id, public_id,
+                               None if actor_id is None else db.get(StaffUser, actor_id))
+
+
+def erase_requested(db: Session, org_id: int, public_id: str, actor: StaffUser | None) -> bool:
+    """`erase_on_request` inside the caller's transaction (the ``proficio candidates erase``
+    command's entry)."""
+    cand = _candidate(db, org_id, public_id)
+    done = erase_candidate(db, cand, reason="request", actor=actor)
     if done:
+        audit.record(db, actor=actor, action="candidate.erased",
+                     target=f"candidate {cand.public_id}", detail={"reason": "request"},
+                     organisation_id=org_id)
         log.info("candidate %s: personal data erased on request", public_id)
     return done
 
