@@ -367,3 +367,11 @@ def test_the_command_line_replays_exports_and_erases_with_the_same_functions(
                     p=public_id)[0] == (None, None)
     assert ("candidate.erased", "command line") in [tuple(r) for r in site.sql(
         "SELECT action, actor FROM audit_events WHERE target = :t", t=f"candidate {public_id}")]
+
+
+def test_a_mail_relay_reply_is_logged_without_the_recipients_address() -> None:
+    reply = ("could not send e-mail through smtp.example: SMTPRecipientsRefused: "
+             f"{{'{EMAIL}': (550, b'5.1.1 <{EMAIL}>: unknown')}}")
+    redacted = privacy.redact_addresses(reply)
+    assert EMAIL not in redacted and "SMTPRecipientsRefused" in redacted
+    assert redacted.count("<address>") == 2

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,15 @@ ERASED = "(erased)"
 #: Candidates erased per organisation in one scheduled run (the next run continues).
 RETENTION_BATCH = 200
 MAX_RETENTION_DAYS = 3650
+
+
+_ADDRESS = re.compile(r"[^\s@<>()'\"\[\]{},;:]+@[^\s@<>()'\"\[\]{},;:]+")
+
+
+def redact_addresses(text: str) -> str:
+    """``text`` with every e-mail address replaced by ``<address>`` (for log lines that carry
+    a mail relay's reply, which may name the recipient)."""
+    return _ADDRESS.sub("<address>", text)
 
 
 @dataclass(frozen=True)
