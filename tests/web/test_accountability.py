@@ -216,7 +216,16 @@ def _every_value(site: Site) -> str:
 def test_erasure_leaves_no_personal_value_anywhere_and_the_responses_unchanged(
         site: Site, app: Flask, staff_client, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    token, session_token, sid = _named_candidate_session(site, app)
+    # an applicant-tracking system receives the events (their payloads carry name and e-mail)
+    site.sql("INSERT INTO webhooks (organisation_id, url, secret, active, created_at) "
+             "VALUES (:o, 'https://ats.example/hook', :s, TRUE, :t)", o=_org_id(site),
+             s="k" * 40, t=dt.datetime.now(dt.UTC))
+    try:
+        token, session_token, sid = _named_candidate_session(site, app)
+    finally:
+        site.sql("UPDATE webhooks SET active = FALSE")
+    assert site.sql("SELECT count(*) FROM webhook_deliveries d JOIN test_sessions s ON "
+                    "s.id = :s", s=sid)[0][0] >= 1
     public_id = site.sql("SELECT c.public_id FROM candidates c JOIN test_sessions s ON "
                          "s.candidate_id = c.id WHERE s.id = :s", s=sid)[0][0]
     rec = staff_client("recruiter")

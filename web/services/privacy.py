@@ -47,6 +47,7 @@ from item_bank.models import (
     Skill,
     SkillResult,
     StaffUser,
+    Webhook,
     WebhookDelivery,
     as_utc,
     utcnow,
@@ -62,6 +63,8 @@ ERASED = "(erased)"
 #: Candidates erased per organisation in one scheduled run (the next run continues).
 RETENTION_BATCH = 200
 MAX_RETENTION_DAYS = 3650
+#: Keys of a webhook payload (the event and its report) holding personal values or free text.
+PAYLOAD_PERSONAL_KEYS = ("candidate_name", "candidate_email", "note", "reason")
 
 
 _ADDRESS = re.compile(r"[^\s@<>()'\"\[\]{},;:]+@[^\s@<>()'\"\[\]{},;:]+")
@@ -170,10 +173,11 @@ def erase_candidate(db: Session, cand: Candidate, *, reason: str,
             if isinstance(event.detail, dict) and "reason" in event.detail:
                 event.detail = {**event.detail, "reason": ERASED}
     inv_ids = {i.id for i in invitations}
-    for delivery in db.scalars(select(WebhookDelivery)):
+    for delivery in db.scalars(select(WebhookDelivery).join(Webhook)
+                               .where(Webhook.organisation_id == cand.organisation_id)):
         data = (delivery.payload or {}).get("data") or {}
         if data.get("invitation_id") in inv_ids or data.get("session_id") in session_ids:
-            delivery.payload = _scrub(delivery.payload, ("candidate_name", "candidate_email"))
+            delivery.payload = _scrub(delivery.payload, PAYLOAD_PERSONAL_KEYS)
     db.add(CandidateErasure(candidate_id=cand.id, reason=reason,
                             erased_by_id=None if actor is None else actor.id))
     db.flush()

@@ -37,7 +37,7 @@ from item_bank.models import (
     SkillResult,
     as_utc,
 )
-from item_bank.repository import load_bank
+from item_bank.repository import exposure_counts, load_bank
 from web.db import get_db
 from web.services.engines import overall_estimate
 from web.services.staff import NotFound
@@ -274,10 +274,13 @@ def session_replay(org_id: int, session_id: int, db: Session | None = None) -> S
             params[ext] = irt.ItemParams(ext, v.model, v.a, v.b, v.c, v.d, skill=skill_of[ext])
             status.setdefault(ext, "retired")
     order = sorted(params, key=lambda e: (params[e].skill, e))
+    exposure = exposure_counts(db, order)  # as the live engine reads them (now)
     pool = ItemPool(irt.Bank.from_params([params[e] for e in order]),
                     status=[status[e] for e in order],
                     enemy_groups=[g for g in loaded.enemy_groups if all(e in params for e in g)],
-                    tags={e: tags.get(e, ()) for e in order})
+                    tags={e: tags.get(e, ()) for e in order},
+                    exposure_rates=dict(zip(exposure.item_ids,
+                                            (float(r) for r in exposure.rates), strict=True)))
     engine = make_engine(pool, blueprint)
     rep = replay(engine, stored)
     by_position = {r.position: (r, ext) for r, ext in log}
