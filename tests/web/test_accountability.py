@@ -130,6 +130,18 @@ def test_a_recruiter_reviews_a_result_and_the_report_and_comparison_show_it(
     assert "set_aside" in csv_text
     events = site.sql("SELECT action, target FROM audit_events WHERE action LIKE 'result.%'")
     assert ("result.set_aside", f"session {sid}") in [tuple(e) for e in events]
+    # the API: a review, a bad field named, the explanation
+    headers = {"X-CSRFToken": csrf}
+    r = rec.post(f"/api/v1/sessions/{sid}/review", json={"status": "reviewed",
+                                                         "reason": "second look"},
+                 headers=headers)
+    assert r.status_code == 201 and r.get_json()["status"] == "reviewed"
+    r = rec.post(f"/api/v1/sessions/{sid}/review", json={"status": "approved", "reason": "x"},
+                 headers=headers)
+    assert r.status_code == 422 and "status" in r.get_json()["message"]
+    assert rec.get(f"/api/v1/reports/{sid}").get_json()["review"]["reason"] == "second look"
+    exp = rec.get(f"/api/v1/sessions/{sid}/explanation").get_json()
+    assert exp["n_questions"] >= 1 and exp["skills"]
     # another organisation's recruiter cannot review it
     other = staff_client("other")
     r = other.post(f"/recruiter/sessions/{sid}/review",

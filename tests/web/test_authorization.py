@@ -78,6 +78,7 @@ ROUTES = [
     ("GET", "/recruiter/candidates/{public_id}/erase", ("recruiter",), True),
     ("GET", "/recruiter/candidates/{public_id}/export.json", ("recruiter",), True),
     ("GET", "/api/v1/candidates/{public_id}/export", ("recruiter",), True),
+    ("GET", "/api/v1/privacy", ("admin",), False),
 ]
 WHO = ("anonymous", "recruiter", "psychometrician", "other")
 
@@ -122,6 +123,8 @@ POSTS = [
     ("/recruiter/candidates/{public_id}/erase", ("recruiter",), True),
     ("/api/v1/candidates/{public_id}/erase", ("recruiter",), True),
     ("/recruiter/sessions/{session_id}/review", ("recruiter",), True),
+    ("/api/v1/sessions/{session_id}/review", ("recruiter",), True),
+    ("/admin/privacy", ("admin",), False),
 ]
 
 

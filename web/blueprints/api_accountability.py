@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from flask import abort
+from flask import abort, request
 from flask_login import current_user
 from flask_smorest import Api
 from flask_smorest import Blueprint as ApiBlueprint
@@ -108,19 +108,29 @@ def get_replay(session_id: int):  # type: ignore[no-untyped-def]
 
 
 @blp.route("/sessions/<int:session_id>/review", methods=["POST"])
-@blp.arguments(ReviewInSchema)
+@blp.doc(requestBody={"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/ReviewIn"}}}})
 @blp.response(201, ReviewSchema)
-@errors(blp, 400, 401, 403, 404, 409)
+@errors(blp, 401, 403, 404, 409, 422)
 @staff_required("recruiter")
-def post_review(body: dict[str, Any], session_id: int):  # type: ignore[no-untyped-def]
-    """Mark a finished result ``reviewed`` or ``set_aside`` with a reason (audit-logged)."""
+def post_review(session_id: int):  # type: ignore[no-untyped-def]
+    """Mark a finished result ``reviewed`` or ``set_aside`` with a reason (audit-logged).
+
+    The body is checked after the session's organisation, so a caller of another organisation
+    gets 404 whatever it sends; a bad field is a 422 naming it."""
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
+    status, reason = body.get("status"), body.get("reason")
     try:
         return oversight.review_result(organisation_id(), session_id, int(current_user.id),
-                                       body["status"], body["reason"])
+                                       status if isinstance(status, str) else "",
+                                       reason if isinstance(reason, str) else "")
     except staff.NotFound:
         abort(404, description="no such result")
-    except ValueError as exc:
+    except oversight.NotFinished as exc:
         abort(409, description=str(exc))
+    except ValueError as exc:
+        abort(422, description=str(exc))
 
 
 @blp.route("/sessions/<int:session_id>/explanation", methods=["GET"])
@@ -174,10 +184,10 @@ def get_privacy():  # type: ignore[no-untyped-def]
 
 
 @blp.route("/privacy", methods=["PUT"])
-@blp.arguments(PrivacySchema)
 @blp.response(200, PrivacySchema)
-@errors(blp, 400, 401, 403)
+@errors(blp, 400, 401, 403, 422)
 @staff_required("admin")
+@blp.arguments(PrivacySchema)
 def put_privacy(body: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Change the organisation's privacy settings (audit-logged)."""
     return privacy.update_settings(organisation_id(), int(current_user.id),
@@ -185,4 +195,5 @@ def put_privacy(body: dict[str, Any]):  # type: ignore[no-untyped-def]
 
 
 def register(api: Api) -> None:
+    api.spec.components.schema("ReviewIn", schema=ReviewInSchema)
     api.register_blueprint(blp)

@@ -29,6 +29,10 @@ from web.services.staff import NotFound
 MAX_REASON = 2000
 
 
+class NotFinished(ValueError):
+    """The session has no result to review yet."""
+
+
 def review_result(org_id: int, session_id: int, actor_id: int, status: str,
                   reason: str) -> Review:
     """Mark a finished session's result ``reviewed`` or ``set_aside`` with a reason (recorded in
@@ -45,7 +49,7 @@ def review_result(org_id: int, session_id: int, actor_id: int, status: str,
         if len(reason) > MAX_REASON:
             raise ValueError(f"field 'reason' is longer than {MAX_REASON} characters")
         if row.status not in ("completed", "timed_out"):
-            raise ValueError("only a finished session's result can be reviewed")
+            raise NotFinished("only a finished session's result can be reviewed")
         actor = db.get(StaffUser, actor_id)
         assert actor is not None
         db.add(ResultReview(session_id=session_id, status=status, reason=reason,
