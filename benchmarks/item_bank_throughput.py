@@ -58,12 +58,15 @@ def run(backend: str, threads: int, answers: int, pg_url: str, folder: str) -> d
     eng, cleanup = _engine(backend, pg_url, folder)
     try:
         db.upgrade(eng)
+        with db.transaction(eng) as s:
+            org = repo.create_organisation(s, "bench", "Bench")
+            repo.create_bank(s, org, "bench", "Bench bank")  # the database's only bank
         t0 = time.perf_counter()
         with db.transaction(eng) as s:
             import_shipped(s)
         t_import = time.perf_counter() - t0
         with db.transaction(eng) as s:
-            org = repo.create_organisation(s, "bench", "Bench")
+            org = repo.find_bank(s, None).organisation
             skills = sorted({m.skill for m in repo.load_bank(s).items})
             assessment = repo.create_assessment(s, org, "b", "B", {"skills": skills})
             sessions = []

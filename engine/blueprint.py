@@ -190,23 +190,19 @@ class Blueprint:
 
     @property
     def selector_rule(self) -> Selector:
-        if self.legacy_mcat and self.selector == MaxInfo():
-            return DOptimal()
-        return self.selector
+        legacy = self.legacy_mcat and self.selector == MaxInfo()
+        return DOptimal() if legacy else self.selector
 
     @property
     def balancer_rule(self) -> ContentBalancer:
         if self.balancer is not None:
             return self.balancer
-        if self.legacy_mcat or self.selector.plans_test:
-            return OpenSkills()
-        return KingsburyZara()
+        return OpenSkills() if self.legacy_mcat or self.selector.plans_test else KingsburyZara()
 
     @property
     def stop_rules(self) -> tuple[Stopper, ...]:
-        se: tuple[Stopper, ...] = ()
-        if self.se_target is not None and not self.selector.plans_test:
-            se = (SETarget(self.se_target),)
+        target = None if self.selector.plans_test else self.se_target  # shadow: fixed length
+        se: tuple[Stopper, ...] = () if target is None else (SETarget(target),)
         cls: tuple[Stopper, ...] = () if self.classification is None else (self.classification,)
         return cls + se + self.stopping
 

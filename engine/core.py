@@ -158,15 +158,14 @@ class CatEngine:
         self.bank_tables = SkillTables.build("*", np.arange(len(bank), dtype=np.int64), bank)
         self.selector_prepared = self.selector.prepare(self)
         self._reasons = [STOP_REASONS.index(st.reason) for st in self.stoppers]
-        self._per_skill = [(st, prep, STOP_REASONS.index(st.reason)) for st, prep in
-                           zip(self.stoppers, self.stop_prepared, strict=True)
+        rules = list(zip(self.stoppers, self.stop_prepared, strict=True))
+        self._per_skill = [(st, prep, STOP_REASONS.index(st.reason)) for st, prep in rules
                            if type(st).skill_done is not Stopper.skill_done]
         #: working arrays a step never writes for this blueprint (shared by state copies)
         self.constant_work = {"llr", "verdict"} if self.classification is None else set()
         if not (self.pretest.count and self.pretest_items.size):
             self.constant_work.add("n_pretest")
-        self._test_level = [(st, prep) for st, prep in zip(self.stoppers, self.stop_prepared,
-                                                            strict=True)
+        self._test_level = [(st, prep) for st, prep in rules
                             if type(st).test_done is not Stopper.test_done]
         self._codes0 = np.full((1, len(names)), RUNNING)
         self._codes0 = self.skill_codes(self.new_work(np.zeros(1, dtype=np.uint64)), ALL)
@@ -514,7 +513,7 @@ class CatEngine:
                     float(w.theta[0, k]), float(pick.criterion[0]), int(pick.rank[0]),
                     int(pick.n_candidates[0]), self._balance_reason(w, k, bool(pick.pretest[0])))
         state = CatState(seed, events, pending, audit, trajectory, decisions, stop)
-        object.__setattr__(state, "_memo", (self, w))
+        state.keep_working(self, w)
         return state
 
     def _balance_reason(self, w: Work, k: int, pretest: bool) -> str:
@@ -537,11 +536,10 @@ class CatEngine:
         return f"{self.balancer.name}: {open_skills} open skill(s) competed on the criterion"
 
     def work(self, state: CatState) -> Work:
-        cached = state._memo
-        if cached is not None and cached[0] is self:
-            return cached[1]
-        w = self._replay(state)
-        object.__setattr__(state, "_memo", (self, w))
+        w = state.working(self)
+        if w is None:
+            w = self._replay(state)
+            state.keep_working(self, w)
         return w
 
     def _replay(self, state: CatState) -> Work:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -158,6 +159,12 @@ class SkillTables:
             out[:, ~self.dich] = irt.item_information(theta, self._extra["poly_bank"])
         return out
 
+    def cached(self, key: object, compute: Callable[[], Any]) -> Any:
+        """A value derived from these tables, computed once (e.g. a selector's strata)."""
+        if key not in self._extra:
+            self._extra[key] = compute()
+        return self._extra[key]
+
     @classmethod
     def build(cls, skill: str, idx: NDArray[np.int64], bank: irt.Bank,
               nodes: NDArray[np.float64] | None = None) -> SkillTables:
@@ -213,13 +220,6 @@ class CompiledBank:
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def grid_nodes(lower: float, upper: float, n_nodes: int) -> NDArray[np.float64]:
-    if not (np.isfinite(lower) and np.isfinite(upper) and lower < upper) or n_nodes < 3:
-        raise ConfigurationError(f"the θ grid needs lower < upper and >= 3 nodes, got "
-                                 f"({lower}, {upper}, {n_nodes})")
-    return np.linspace(lower, upper, int(n_nodes))
-
-
 def compile_bank(bank: irt.Bank, grid: tuple[float, float, int]) -> CompiledBank:
     """The grid tables of ``bank`` (cached per Bank object and grid)."""
     per_bank = _CACHE.setdefault(bank, {})
@@ -227,7 +227,7 @@ def compile_bank(bank: irt.Bank, grid: tuple[float, float, int]) -> CompiledBank
     hit = per_bank.get(key)
     if hit is not None:
         return hit
-    nodes = grid_nodes(*key)
+    nodes = np.linspace(key[0], key[1], key[2])  # validated by the Blueprint
     probs = irt.category_probabilities(nodes, bank)  # (Q, n, K)
     log_p = np.ascontiguousarray(np.log(np.clip(probs, PROB_FLOOR, 1.0)).transpose(1, 2, 0))
     names = tuple(dict.fromkeys(bank.skills))

@@ -43,7 +43,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from engine.errors import ConfigurationError, EngineError
 from engine.pool import ItemPool
 from engine.rules import row_numbers
-from engine.strategies import SelectionContext, Selector, register
+from engine.strategies import Selector, register
 
 if TYPE_CHECKING:
     from engine.blueprint import Blueprint
@@ -103,9 +103,6 @@ class ShadowTest(Selector):
                                      f"{self.max_exposure}")
 
     plans_test: ClassVar[bool] = True
-
-    def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
-        raise EngineError("the shadow selector plans the whole test (ShadowTest.plan)")
 
     def prepare(self, eng: CatEngine) -> ShadowModel:
         """The integer program of ``eng``'s blueprint and pool; `ConfigurationError` when the

@@ -57,6 +57,9 @@ class SimulationResult:
     #: ``decided`` False where the rule had not decided and θ̂ was compared with the cut.
     decision: NDArray[np.str_] | None = None
     decided: NDArray[np.bool_] | None = None
+    #: Final posterior covariance of the skills' θ per simulee ``(n, S, S)`` (diagonal when
+    #: skills are scored separately); what an overall (composite) score's SE needs.
+    cov: NDArray[np.float64] | None = None
 
     @property
     def test_length(self) -> NDArray[np.int64]:
@@ -277,7 +280,8 @@ def simulate(engine: CatEngine, theta: ArrayLike, *, answers: ArrayLike | None =
         items=cat(lambda w, s, p: w.items, (0, L), np.int64),
         responses=cat(lambda w, s, p: w.responses, (0, L), np.int64),
         theta_path=cat(lambda w, s, p: p, (0, L), float), n_bank_items=n_items,
-        eligible=~engine.base_excluded, decision=decision, decided=verdict > 0)
+        eligible=~engine.base_excluded, decision=decision, decided=verdict > 0,
+        cov=cat(lambda w, s, p: w.cov, (0, k, k), float))
 
 
 def concat_results(parts: Sequence[SimulationResult]) -> SimulationResult:
@@ -305,7 +309,7 @@ def concat_results(parts: Sequence[SimulationResult]) -> SimulationResult:
         responses=np.concatenate([pad(p.responses, -1) for p in parts]),
         theta_path=np.concatenate([pad(p.theta_path, np.nan) for p in parts]),
         n_bank_items=first.n_bank_items, eligible=first.eligible, decision=cat("decision"),
-        decided=cat("decided"))
+        decided=cat("decided"), cov=cat("cov"))
 
 
 def simulate_fixed_form(engine: CatEngine, theta: ArrayLike, length: int, *,
@@ -349,9 +353,11 @@ def simulate_fixed_form(engine: CatEngine, theta: ArrayLike, length: int, *,
     resp = np.full((n, L), -1, dtype=np.int64)
     resp[:, :length] = answers[:, form_arr]
     ids = tuple(person_ids) if person_ids is not None else tuple(str(p + 1) for p in range(n))
+    cov = np.zeros((n, len(names), len(names)))
+    cov[:, np.arange(len(names)), np.arange(len(names))] = se**2
     return SimulationResult(ids, names, t, theta_hat, se, counts, ("max_items",) * n, items,
                             resp, np.full((n, L), np.nan), len(engine.pool),
-                            ~engine.base_excluded)
+                            ~engine.base_excluded, cov=cov)
 
 
 @dataclass(frozen=True)

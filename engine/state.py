@@ -101,6 +101,15 @@ class CatState:
     stop_reason: str | None
     _memo: Any = field(default=None, repr=False)
 
+    def working(self, owner: object) -> Any:
+        """The working arrays ``owner`` (an engine) cached on this state, or None."""
+        cached = self._memo
+        return cached[1] if cached is not None and cached[0] is owner else None
+
+    def keep_working(self, owner: object, value: Any) -> None:
+        """Cache ``owner``'s working arrays on this state (not part of its value)."""
+        object.__setattr__(self, "_memo", (owner, value))
+
     @property
     def n_items(self) -> int:
         """Number of scored items answered."""

@@ -182,7 +182,8 @@ class Selector(Strategy):
 
     def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
         """Per session and item of the skill, larger is better: ``(n, m)``."""
-        raise NotImplementedError
+        raise ConfigurationError(f"the {self.name!r} selector has no per-item criterion (it "
+                                 f"plans the whole test)")
 
     def split(self, n_given: NDArray[np.int64]
               ) -> list[tuple[NDArray[np.bool_] | None, Selector]]:
@@ -322,14 +323,13 @@ class AStratified(Selector):
             raise ConfigurationError("astrat: n_strata must be >= 1")
 
     def strata(self, tables: SkillTables) -> NDArray[np.int64]:
-        key = ("strata", self.n_strata)
-        if key not in tables._extra:
+        def compute() -> NDArray[np.int64]:
             m = len(tables)
             order = np.argsort(tables.a, kind="stable")
             s = np.empty(m, dtype=np.int64)
             s[order] = np.arange(m) * self.n_strata // max(m, 1)
-            tables._extra[key] = s
-        return tables._extra[key]
+            return s
+        return tables.cached(("strata", self.n_strata), compute)
 
     def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
         strata = self.strata(ctx.tables)

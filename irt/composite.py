@@ -51,3 +51,26 @@ def composite_sd(correlation: ArrayLike, weights: ArrayLike,
         raise ValueError("composite_sd: correlation, weights and sds do not match")
     cov = r * np.outer(d, d)
     return float(np.sqrt(w @ cov @ w))
+
+
+def deshrunk_interval(theta: float, se: float, prior_mean: float, prior_sd: float,
+                      z: float) -> tuple[float, float, float, float]:
+    """A frequentist interval for a score reported as a posterior mean (normal approximation).
+
+    Under a normal prior N(μ, τ²) and a normal likelihood of SD σ, the posterior mean is
+    ``θ̂ = λ μ + (1 − λ) x`` with ``λ = σ²/(σ² + τ²)`` and posterior variance ``v = λ τ²``,
+    where x is the (unshrunk) likelihood estimate. From θ̂ and ``v = SE²``:
+    ``λ = v / τ²``, ``σ² = v / (1 − λ)`` and ``x = (θ̂ − λ μ)/(1 − λ)``. The interval
+    ``x ± z σ`` covers the true θ with probability about 1 − 2Φ(−z) *for every θ*, where the
+    posterior interval ``θ̂ ± z SE`` covers too rarely far from μ and too often near it.
+
+    Returns ``(x, σ, lower, upper)``; when the posterior is not narrower than the prior
+    (nothing was learned) the interval is unbounded.
+    """
+    v, tau2 = se * se, prior_sd * prior_sd
+    if not (tau2 > 0 and 0 <= v < tau2):
+        return theta, float("inf"), float("-inf"), float("inf")
+    lam = v / tau2
+    sigma = float(np.sqrt(v / (1.0 - lam)))
+    x = (theta - lam * prior_mean) / (1.0 - lam)
+    return float(x), sigma, float(x - z * sigma), float(x + z * sigma)

@@ -78,6 +78,7 @@ class ItemTable:
 
     bank: Bank
     extra: dict[str, list[str]] = field(default_factory=dict)
+    lines: tuple[int, ...] = ()  # the file line of each item (header = line 1)
 
 
 def read_items_csv(source: str | Path | io.TextIOBase, default_model: str | None = None,
@@ -93,6 +94,7 @@ def read_items_csv(source: str | Path | io.TextIOBase, default_model: str | None
         known = set(ITEM_COLUMNS) | {h for _, h in thresholds}
         extra_cols = [h for h in header if h not in known]
         items: list[ItemParams] = []
+        lines: list[int] = []
         extra: dict[str, list[str]] = {h: [] for h in extra_cols}
         seen: dict[str, int] = {}
         for lineno, rec in csv_records(reader, header, name):
@@ -124,13 +126,14 @@ def read_items_csv(source: str | Path | io.TextIOBase, default_model: str | None
                     if "a" not in kwargs and model not in ("1pl", "rasch"):
                         raise ValueError(f"item {item_id!r}: field 'a' is required for {model}")
                 items.append(ItemParams(**kwargs))
+                lines.append(lineno)
             except ValueError as exc:
                 raise FormatError(f"{name} line {lineno}: {exc}") from None
             for h in extra_cols:
                 extra[h].append(rec[h])
     if not items:
         raise FormatError(f"{name}: no items")
-    return ItemTable(Bank.from_params(items), extra)
+    return ItemTable(Bank.from_params(items), extra, tuple(lines))
 
 
 def _number(text: str, col: str) -> float:

@@ -17,8 +17,10 @@ An item is ``{"id", "stem" (Markdown), "options": [{"id", "text"}, ...], "key", 
 **Content CSV** (header required, one item per row):
 ``id,skill,stem,option_a,option_b,option_c,option_d,option_e,key,explanation,difficulty,tags,
 enemies,status,model`` — options are the non-empty ``option_<id>`` columns (ids ``a`` … ``j``),
-``tags`` and ``enemies`` are ``;``-separated. Parameters travel in the DESIGN.md items CSV
-(`irt.io`), not in this file.
+``tags`` and ``enemies`` are ``;``-separated. A cell a spreadsheet would evaluate as a formula
+(starting with ``=``, ``+``, ``-``, ``@``, tab or CR, after any quotes) is written with one more
+leading ``'`` and read back without it, so exported files are safe to open and round-trip
+exactly. Parameters travel in the DESIGN.md items CSV (`irt.io`), not in this file.
 
 Every reader validates the whole input and raises `irt.io.FormatError` naming the file, the row
 (JSON: ``items[k]`` and the item id; CSV: the line, header = line 1) and the field.
@@ -49,6 +51,12 @@ ITEM_STATUSES = ("pretest", "operational", "retired")
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 SKILL_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MIN_OPTIONS, MAX_OPTIONS = 2, 10
+#: Longest stem / explanation and option text, in characters. The shipped bank's longest are
+#: 353, 334 and 107; the limits leave room for code listings while keeping one item small
+#: (a 4.9 MB stem was once imported and served to every candidate).
+MAX_STEM_CHARS = 10_000
+MAX_EXPLANATION_CHARS = 10_000
+MAX_OPTION_CHARS = 1_000
 #: Characters XML 1.0 cannot carry (and no item text needs).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 CSV_OPTION_IDS = tuple("abcdefghij")
@@ -159,13 +167,16 @@ class _Where:
         return FormatError(f"{self.source}: {self.row}: field {fld!r}: {message}")
 
 
-def _text(where: _Where, fld: str, value: Any, required: bool = True) -> str:
+def _text(where: _Where, fld: str, value: Any, required: bool = True,
+          max_chars: int = MAX_STEM_CHARS) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str):
         raise where.error(fld, f"expected text, got {type(value).__name__}")
     if required and not value.strip():
         raise where.error(fld, "must not be empty")
+    if len(value) > max_chars:
+        raise where.error(fld, f"is {len(value)} characters long; at most {max_chars} allowed")
     bad = _CONTROL.search(value)
     if bad:
         raise where.error(fld, f"contains the control character {bad.group()!r}")
@@ -212,7 +223,8 @@ def validate_item(where: _Where, raw: Mapping[str, Any], skill: str | None,
         oid = opt["id"]
         if not isinstance(oid, str) or not EXTERNAL_ID.match(oid) or len(oid) > 16:
             raise where.error(f"options[{k}].id", f"must be a short identifier, got {oid!r}")
-        options.append(Option(oid, _text(where, f"options[{k}].text", opt["text"])))
+        options.append(Option(oid, _text(where, f"options[{k}].text", opt["text"],
+                                          max_chars=MAX_OPTION_CHARS)))
     ids = [o.id for o in options]
     if len(set(ids)) != len(ids):
         raise where.error("options", f"repeated option ids {ids}")
@@ -222,7 +234,8 @@ def validate_item(where: _Where, raw: Mapping[str, Any], skill: str | None,
     key = raw.get("key")
     if not isinstance(key, str) or key not in ids:
         raise where.error("key", f"{key!r} is not one of the option ids {', '.join(ids)}")
-    explanation = _text(where, "explanation", raw.get("explanation"), required=False)
+    explanation = _text(where, "explanation", raw.get("explanation"), required=False,
+                        max_chars=MAX_EXPLANATION_CHARS)
     difficulty = raw.get("difficulty")
     if difficulty is not None and (isinstance(difficulty, bool) or not isinstance(difficulty, int)
                                    or not 1 <= difficulty <= 5):
@@ -274,6 +287,9 @@ def _parameter_record(where: _Where, raw: Any, item: ItemContent) -> ParameterRe
                             1.0 if values["d"] is None else values["d"], skill=item.skill)
     except ValueError as exc:
         raise where.error("parameters", str(exc)) from None
+    if not params.a > 0:  # calibration may show a negative slope; the bank keeps a > 0
+        raise where.error("parameters.a", f"must be > 0 in the bank, got {params.a:g} (a "
+                                          f"negative slope: the item runs against the scale)")
     if params.model not in DICHOTOMOUS_MODELS:
         raise where.error("parameters.model", "multiple-choice items need a dichotomous model")
     n = raw.get("n_responses")
@@ -548,6 +564,22 @@ def _opened(target: str | Path | io.TextIOBase, mode: str) -> Any:
     return nullcontext(target)
 
 
+#: A cell a spreadsheet would run as a formula (OWASP "CSV Injection": =, +, -, @, tab, CR), also
+#: behind any number of quotes so that the escaping below can be undone exactly.
+_FORMULA = re.compile(r"^'*[=+\-@\t\r]")
+
+
+def csv_cell(text: str) -> str:
+    """The content-CSV form of a cell: a leading ``'`` added before a formula trigger (a
+    spreadsheet then shows the text instead of evaluating it). `csv_uncell` is its inverse."""
+    return "'" + text if _FORMULA.match(text) else text
+
+
+def csv_uncell(text: str) -> str:
+    """The cell value `csv_cell` was given (one leading ``'`` dropped before a trigger)."""
+    return text[1:] if text.startswith("'") and _FORMULA.match(text) else text
+
+
 def _split(value: str) -> list[str] | None:
     parts = [v.strip() for v in value.split(";") if v.strip()]
     return parts or None
@@ -578,7 +610,7 @@ def read_content_csv(source: str | Path | io.TextIOBase) -> BankDocument:
             if len(row) != len(header):
                 raise FormatError(f"{name} line {lineno}: {len(row)} fields, header has "
                                   f"{len(header)}")
-            rec = dict(zip(header, row, strict=True))
+            rec = dict(zip(header, (csv_uncell(c) for c in row), strict=True))
             raw: dict[str, Any] = {
                 "id": rec["id"].strip(), "skill": rec["skill"].strip(), "stem": rec["stem"],
                 "key": rec["key"].strip(),
@@ -618,11 +650,11 @@ def write_content_csv(target: str | Path | io.TextIOBase, items: Iterable[ItemCo
         w.writerow(header)
         for it in items:
             text = {o.id: o.text for o in it.options}
-            w.writerow([it.external_id, it.skill, it.stem,
-                        *(text.get(c[len("option_"):], "") for c in opt_cols), it.key,
-                        it.explanation, "" if it.difficulty is None else it.difficulty,
-                        ";".join(it.tags), ";".join(it.enemies), it.status, it.model,
-                        it.author or ""])
+            w.writerow([csv_cell(str(cell)) for cell in (
+                it.external_id, it.skill, it.stem,
+                *(text.get(c[len("option_"):], "") for c in opt_cols), it.key,
+                it.explanation, "" if it.difficulty is None else it.difficulty,
+                ";".join(it.tags), ";".join(it.enemies), it.status, it.model, it.author or "")])
 
 
 def with_symmetric_enemies(items: Sequence[ItemContent]) -> tuple[ItemContent, ...]:
@@ -662,6 +694,11 @@ def records_from_table(table: ItemTable, source: str = "parameters",
                               f"a valid number: {text!r}") from None
 
     for k, params in enumerate(table.bank.params()):
+        if not params.a > 0:  # calibration may show a negative slope; the bank keeps a > 0
+            where = f"line {table.lines[k]}: " if k < len(table.lines) else ""
+            raise FormatError(f"{source} {where}item {params.item_id!r}: field 'a' must be > 0 "
+                              f"in the bank, got {params.a:g} (a negative slope: the item runs "
+                              f"against the scale; fix its key or reverse-score it)")
         prov_text = extra.get("provisional", [""] * len(table.bank))[k].strip().lower()
         if prov_text not in ("", "true", "false", "1", "0", "yes", "no"):
             raise FormatError(f"{source}: item {params.item_id!r}: field 'provisional': expected "

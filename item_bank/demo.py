@@ -1,10 +1,12 @@
-"""The demo database: the shipped bank, one organisation, staff accounts, an assessment and
-named invitations, built fresh in one call (`build_demo_database`) or reopened as it was left
-(`reuse_demo_database`), as ``proficio demo`` / ``make run`` do."""
+"""The demo database: one organisation owning the shipped bank (published as a library), staff
+accounts, an assessment and named invitations, built fresh in one call (`build_demo_database`)
+or reopened as it was left (`reuse_demo_database`), as ``proficio demo`` / ``make run`` do."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +17,13 @@ from engine import Blueprint, SkillSpec
 from item_bank import db, repository
 from item_bank.models import Assessment, Candidate, Organisation, StaffUser
 from item_bank.security import hash_password, new_password
-from item_bank.shipped import import_shipped
+from item_bank.shipped import DEFAULT_DESIGN, import_shipped
 
 log = logging.getLogger(__name__)
 
 DEMO_ORGANISATION = ("demo", "Demo Company")
 DEMO_ASSESSMENT = ("backend-engineer", "Back-End Engineer")
+DEMO_BANK = ("backend-engineer", "Back-End Engineer")
 #: On the reporting scale (500 + 100 θ): half a population SD below the average.
 DEMO_CUT_SCORE = 450.0
 #: Demo candidates get names (reports and the candidate list are titled by them), in this order.
@@ -59,22 +62,36 @@ class DemoInfo:
 
 
 def _fresh_sqlite(url: str) -> None:
+    """Delete a SQLite demo file and create it empty, readable by its owner only (0600): it
+    holds staff password hashes. SQLite gives its ``-wal``/``-shm`` files the permissions of the
+    database file."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database \
-            or parsed.database == ":memory:":
+            or parsed.database == ":memory:" or parsed.database.startswith("file:"):
         return
     path = Path(parsed.database)
     for suffix in ("", "-wal", "-shm"):
         p = path.with_name(path.name + suffix)
         if p.exists():
             p.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)  # whatever the umask
 
 
-def demo_blueprint(skills: list[str]) -> dict:
-    """Every skill, 3–6 items each, stopping per skill at SE 0.4 (the engine's JSON form)."""
-    return Blueprint(skills=tuple(SkillSpec(s, min_items=3, max_items=6) for s in skills),
-                     min_items=3 * len(skills), max_items=6 * len(skills),
-                     se_target=0.4).to_dict()
+def demo_design(skills: list[str]) -> tuple[dict, dict | None]:
+    """The demo assessment's blueprint (the engine's JSON form) and its feasibility figures: the
+    shipped bank's default design (`DEFAULT_DESIGN`, made by scripts/default_design.py: overall
+    score first, exposure control tuned) when it covers exactly these skills, else a plain
+    design over the skills with no feasibility on record."""
+    if DEFAULT_DESIGN.exists():
+        stored = json.loads(DEFAULT_DESIGN.read_text())
+        bp = Blueprint.from_dict(stored["blueprint"])
+        if sorted(s.skill for s in bp.skills) == sorted(skills):
+            return bp.to_dict(), stored.get("feasibility")
+    return Blueprint(skills=tuple(SkillSpec(s, min_items=2) for s in skills),
+                     min_items=2 * len(skills), max_items=5 * len(skills),
+                     se_target=None).to_dict(), None
 
 
 def demo_candidate_names(count: int, start: int = 0) -> list[str]:
@@ -105,15 +122,20 @@ def build_demo_database(url: str | Engine | None = None, n_invitations: int = 5)
         db.upgrade(engine)
         staff = tuple(StaffCredentials(email, new_password(), role) for email, role in DEMO_STAFF)
         with db.transaction(engine) as session:
-            import_shipped(session)
             org = repository.create_organisation(session, *DEMO_ORGANISATION)
+            # the shipped bank, published as a library other organisations may use or copy
+            bank = repository.create_bank(session, org, *DEMO_BANK, library=True)
+            import_shipped(session, bank.id)
             users = [repository.create_staff_user(session, org, s.email, s.role, s.password,
                                                   name=s.role.title()) for s in staff]
-            loaded = repository.load_bank(session)
+            loaded = repository.load_bank(session, bank_id=bank.id)
             skills = sorted(set(loaded.bank.skills))
+            blueprint, feasibility = demo_design(skills)
             assessment = repository.create_assessment(
-                session, org, *DEMO_ASSESSMENT, demo_blueprint(skills),
-                time_limit_minutes=60, cut_score=DEMO_CUT_SCORE, created_by=users[0])
+                session, org, *DEMO_ASSESSMENT, blueprint,
+                time_limit_minutes=60, cut_score=DEMO_CUT_SCORE, created_by=users[0],
+                bank=bank)
+            assessment.feasibility = feasibility
             names = demo_candidate_names(n_invitations)
             issued = repository.create_invitations(session, assessment, n_invitations,
                                                    created_by=users[0], candidate_names=names) \

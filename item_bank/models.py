@@ -2,13 +2,19 @@
 
 Tables and their invariants (enforced by the database, not only by code):
 
-* ``skills``, ``items`` (stable ``external_id``; status ``pretest`` / ``operational`` /
-  ``retired``), ``item_enemies`` (a symmetric relation stored once, lower id first);
+* ``item_banks``: every bank is owned by one organisation (slug unique within it); ``library``
+  publishes it read-only to the other organisations, whose assessments may use or copy it;
+* ``response_pooling_consents``: an organisation's recorded consent (and its withdrawal) to pool
+  its candidates' responses into calibrations of another organisation's bank;
+* ``skills`` (slug unique within a bank), ``items`` (stable ``external_id``, unique within a
+  bank; status ``pretest`` / ``operational`` / ``retired``), ``item_enemies`` (a symmetric
+  relation stored once, lower id first);
 * ``item_parameter_versions``: every version is kept; a partial unique index allows exactly one
   ``is_current`` version per item; each version belongs to the ``calibration_runs`` row that
-  produced it;
+  produced it; runs and ``calibration_jobs`` belong to one bank;
 * ``organisations``, ``staff_users`` (roles ``admin`` / ``psychometrician`` / ``recruiter``,
-  argon2 password hashes), ``assessments`` (a JSON blueprint);
+  argon2 password hashes), ``assessments`` (a JSON blueprint over the skills of one bank: the
+  organisation's own or a library);
 * ``candidates``, ``invitations`` (token stored only as a SHA-256 hash), ``test_sessions`` (the
   serialized engine state as JSON), ``responses`` (append-only; unique ``(session, position)`` and
   ``(session, item)``; each row names the parameter version that scored it), ``skill_results``.
@@ -84,11 +90,52 @@ class Base(DeclarativeBase):
     }
 
 
-class Skill(Base):
-    __tablename__ = "skills"
+class ItemBank(Base):
+    """A set of skills and items owned by one organisation; only its staff change it.
+
+    ``library`` publishes it read-only: other organisations' assessments may draw from it and
+    their psychometricians may copy it into a bank of their own."""
+
+    __tablename__ = "item_banks"
+    __table_args__ = (UniqueConstraint("organisation_id", "slug"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    library: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    library_since: Mapped[dt.datetime | None] = mapped_column()
+    #: The bank this one was copied from (a library), if any.
+    copied_from_id: Mapped[int | None] = mapped_column(ForeignKey("item_banks.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    organisation: Mapped[Organisation] = relationship()
+
+
+class ResponsePoolingConsent(Base):
+    """``organisation_id`` agrees that its candidates' responses to the items of ``bank_id``
+    (another organisation's library) may be pooled into that bank's calibrations.
+
+    Rows are never deleted: withdrawing sets ``revoked_at``; a new consent is a new row."""
+
+    __tablename__ = "response_pooling_consents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("item_banks.id"), index=True)
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    granted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class Skill(Base):
+    __tablename__ = "skills"
+    __table_args__ = (UniqueConstraint("bank_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("item_banks.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
 
@@ -103,10 +150,13 @@ class Item(Base):
         CheckConstraint(_in("status", ITEM_STATUSES), name="status"),
         CheckConstraint("difficulty_level IS NULL OR difficulty_level BETWEEN 1 AND 5",
                         name="difficulty_level"),
+        UniqueConstraint("bank_id", "external_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The skill's bank (kept on the item so that external ids are unique per bank).
+    bank_id: Mapped[int] = mapped_column(ForeignKey("item_banks.id"), index=True)
+    external_id: Mapped[str] = mapped_column(String(64))
     skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id"), index=True)
     stem: Mapped[str] = mapped_column(Text)
     options: Mapped[list[Any]] = mapped_column(JSON)
@@ -172,6 +222,7 @@ class CalibrationRun(Base):
     __tablename__ = "calibration_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("item_banks.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     model: Mapped[str] = mapped_column(String(16))
     method: Mapped[str] = mapped_column(String(64), default="mml-em")
@@ -199,6 +250,7 @@ class CalibrationJob(Base):
     __table_args__ = (CheckConstraint(_in("status", JOB_STATUSES), name="status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("item_banks.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     status: Mapped[str] = mapped_column(String(16), default="queued")
@@ -256,6 +308,8 @@ class Assessment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    #: The bank the blueprint draws from: the organisation's own, or another's library.
+    bank_id: Mapped[int] = mapped_column(ForeignKey("item_banks.id"), index=True)
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     blueprint: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -12,12 +12,13 @@ from item_bank.repository import exposure_counts, load_bank
 
 
 def load_item_pool(session: Session, skills: Sequence[str] | None = None, *,
-                   with_exposure: bool = True) -> ItemPool:
-    """An `engine.ItemPool` of every pretest/operational item with current parameters."""
-    loaded = load_bank(session, skills=skills)
+                   with_exposure: bool = True, bank_id: int | None = None) -> ItemPool:
+    """An `engine.ItemPool` of every pretest/operational item of the bank (None: the database's
+    only bank) with current parameters."""
+    loaded = load_bank(session, skills=skills, bank_id=bank_id)
     rates = None
     if with_exposure:
-        exp = exposure_counts(session, loaded.bank.item_ids)
+        exp = exposure_counts(session, loaded.bank.item_ids, bank_id)
         rates = dict(zip(exp.item_ids, (float(r) for r in exp.rates), strict=True))
     return ItemPool(loaded.bank, status=[m.status for m in loaded.items],
                     enemy_groups=loaded.enemy_groups,

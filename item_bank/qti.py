@@ -56,6 +56,10 @@ PROFICIO_NS = "https://proficio.dev/ns/qti-extension/1"
 MATCH_CORRECT = "http://www.imsglobal.org/question/qti_v2p1/rptemplates/match_correct"
 MAX_MEMBER_BYTES = 5_000_000
 MAX_MEMBERS = 50_000
+#: Uncompressed bytes an import may read per byte of archive (a real export expands ~2.2×), and
+#: the floor of that budget for small archives. See `read_qti_zip`.
+MAX_EXPANSION = 20
+MIN_PARSE_BUDGET = 256 * 1024
 
 
 def _q(tag: str, ns: str = QTI_NS) -> str:
@@ -199,8 +203,10 @@ def parse_item_xml(name: str, data: bytes, meta: dict[str, Any]) -> ItemContent:
         raise where.error("responseDeclaration", f"no declaration for response {resp_id!r}")
     if decls[0].get("cardinality") != "single":
         raise where.error("cardinality", f"expected 'single', got {decls[0].get('cardinality')!r}")
-    values = [v.text.strip() for c in _find(decls[0], "correctResponse")
-              for v in _find(c, "value") if v.text]
+    correct = _find(decls[0], "correctResponse")
+    if len(correct) != 1:
+        raise where.error("correctResponse", f"expected one, found {len(correct)}")
+    values = [v.text.strip() for v in _find(correct[0], "value") if v.text]
     if len(values) != 1:
         raise where.error("correctResponse", f"expected exactly one correct value, got {values}")
     options = [{"id": c.get("identifier"), "text": _text(c)}
@@ -234,7 +240,10 @@ def _manifest_meta(name: str, root: ET.Element, default_skill: str | None
         if not href:
             raise FormatError(f"{name}: resource {res.get('identifier')!r}: field 'href': missing")
         meta: dict[str, Any] = {}
-        ext = [el for el in res.iter() if _local(el.tag) == (PROFICIO_NS, "item")]
+        # resource > metadata > proficio:item (children only: a scan of each resource's
+        # whole subtree would be quadratic in nested resources)
+        ext = [el for md in res if _local(md.tag)[1] == "metadata"
+               for el in md if _local(el.tag) == (PROFICIO_NS, "item")]
         if ext:
             e = ext[0]
             meta["skill"] = e.get("skill")
@@ -252,15 +261,38 @@ def _manifest_meta(name: str, root: ET.Element, default_skill: str | None
     return out
 
 
+def archive_budget(archive_bytes: int) -> int:
+    """Most uncompressed bytes an import reads from an archive of ``archive_bytes`` bytes:
+    ``max(MIN_PARSE_BUDGET, MAX_EXPANSION × archive_bytes)``."""
+    return max(MIN_PARSE_BUDGET, MAX_EXPANSION * archive_bytes)
+
+
+def _archive_size(source: str | Path | io.BufferedIOBase) -> int:
+    if isinstance(source, str | Path):
+        return Path(source).stat().st_size
+    here = source.tell()
+    end = source.seek(0, io.SEEK_END)
+    source.seek(here)
+    return end
+
+
 def read_qti_zip(source: str | Path | io.BufferedIOBase,
                  default_skill: str | None = None) -> BankDocument:
     """Read a QTI content package; ``default_skill`` applies to items without Proficio metadata.
 
     Everything is validated before anything is returned; errors are `FormatError` naming the
     archive, the member file and the field.
+
+    The work is bounded by the archive's size: the manifest may name each file once (a
+    repeated ``href`` is refused before any item is parsed), and the members read — manifest,
+    items, ``skills.json``, ``parameters.csv`` — may hold at most `archive_budget` bytes
+    uncompressed (20 × the archive, at least 256 KiB), checked on the sizes the archive
+    declares before reading and enforced while decompressing. Parsing is linear in the bytes
+    read, so a 10 KB upload parses at most 256 KiB of XML.
     """
     zname = str(source) if isinstance(source, str | Path) else getattr(source, "name", "<zip>")
     try:
+        budget = archive_budget(_archive_size(source))
         zf = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as exc:
         raise FormatError(f"{zname}: not a readable zip archive ({exc})") from None
@@ -269,46 +301,77 @@ def read_qti_zip(source: str | Path | io.BufferedIOBase,
         if len(infos) > MAX_MEMBERS:
             raise FormatError(f"{zname}: {len(infos)} members, more than {MAX_MEMBERS}")
         sizes = {i.filename: i.file_size for i in infos}
+        spent = [0]
 
-        def read(member: str) -> bytes:
+        def check_size(member: str) -> int:
             if member not in sizes:
                 raise FormatError(f"{zname}: the manifest names {member!r}, which is not in the "
                                   f"archive")
             if sizes[member] > MAX_MEMBER_BYTES:
                 raise FormatError(f"{zname}:{member}: larger than {MAX_MEMBER_BYTES} bytes")
+            return sizes[member]
+
+        def read(member: str) -> bytes:
+            declared = check_size(member)
+            if spent[0] + declared > budget:
+                raise _over_budget(zname, budget)
             try:
-                return zf.read(member)
-            except (zipfile.BadZipFile, RuntimeError, OSError) as exc:
+                with zf.open(member) as f:
+                    data = f.read(declared + 1)  # never more than the archive declares
+            except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as exc:
                 raise FormatError(f"{zname}:{member}: cannot be read ({exc})") from None
+            if len(data) > declared:
+                raise FormatError(f"{zname}:{member}: holds more data than its declared size")
+            spent[0] += len(data)
+            return data
 
         if "imsmanifest.xml" not in sizes:
             raise FormatError(f"{zname}: no imsmanifest.xml (not an IMS content package)")
         manifest = _parse(f"{zname}:imsmanifest.xml", read("imsmanifest.xml"))
         entries = _manifest_meta(f"{zname}:imsmanifest.xml", manifest, default_skill)
+        del manifest
         if not entries:
             raise FormatError(f"{zname}:imsmanifest.xml: no QTI item resources")
+        seen: set[str] = set()
+        for href, meta in entries:
+            if href in seen:
+                raise FormatError(f"{zname}:imsmanifest.xml: resource href {href!r}: field "
+                                  f"'href': the file is listed more than once")
+            seen.add(href)
+            if "skill" not in meta:
+                raise FormatError(f"{zname}:{href}: field 'skill': the package does not say "
+                                  f"which skill the item measures; pass a default skill")
+        extras = [m for m in ("skills.json", "parameters.csv") if m in sizes]
+        if spent[0] + sum(check_size(m) for m in [*seen, *extras]) > budget:
+            raise _over_budget(zname, budget)
         items = []
         for href, meta in entries:
-            member = f"{zname}:{href}"
-            if "skill" not in meta:
-                raise FormatError(f"{member}: field 'skill': the package does not say which "
-                                  f"skill the item measures; pass a default skill")
-            items.append(parse_item_xml(member, read(href), meta))
+            items.append(parse_item_xml(f"{zname}:{href}", read(href), meta))
         check_unique_ids(zname, items, [f"item file {h}" for h, _ in entries])
         skills: tuple[SkillInfo, ...] = ()
         name = ""
         if "skills.json" in sizes:
             try:
                 sdoc = json.loads(read("skills.json").decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise FormatError(f"{zname}:skills.json: invalid JSON ({exc})") from None
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                raise FormatError(f"{zname}:skills.json: invalid JSON "
+                                  f"({type(exc).__name__})") from None
             parsed = parse_bank_json(f"{zname}:skills.json", sdoc)
             skills, name = parsed.skills, parsed.name
         params = ()
         if "parameters.csv" in sizes:
-            text = read("parameters.csv").decode("utf-8-sig")
+            try:
+                text = read("parameters.csv").decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise FormatError(f"{zname}:parameters.csv: not UTF-8 text") from None
             stream = io.StringIO(text)
             stream.name = f"{zname}:parameters.csv"  # type: ignore[attr-defined]
             table = read_items_csv(stream)
             params = records_from_table(table, f"{zname}:parameters.csv")
     return BankDocument(zname, skills, tuple(items), params, name)
+
+
+def _over_budget(zname: str, budget: int) -> FormatError:
+    return FormatError(f"{zname}: the files it lists hold more than {budget} bytes uncompressed; "
+                       f"an archive may expand to at most {MAX_EXPANSION} times its size "
+                       f"(at least {MIN_PARSE_BUDGET} bytes)")

@@ -3,10 +3,16 @@
 The caller (a CLI command, a web request, a test) owns the transaction. Functions that write
 several rows validate everything first and then write inside a SAVEPOINT, so a failure leaves the
 database as it was even if the caller goes on to commit other work.
+
+Banks are owned (`ItemBank`): every function on skills, items, parameters and responses works
+inside one bank, named by ``bank_id``. ``bank_id=None`` means the database's only bank (a
+convenience for single-bank tools and tests; with several banks it is an error naming the fix).
+The web layer always passes the bank it has checked the caller's organisation may use.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -45,11 +51,13 @@ from item_bank.models import (
     CandidateSession,
     Invitation,
     Item,
+    ItemBank,
     ItemEnemy,
     ItemParameterVersion,
     Organisation,
     OverallResult,
     Response,
+    ResponsePoolingConsent,
     Skill,
     SkillResult,
     StaffUser,
@@ -61,6 +69,12 @@ from item_bank.security import hash_password, hash_token, new_token, verify_pass
 log = logging.getLogger(__name__)
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+#: Unicode ``Bidi_Control`` characters (UAX #9: ALM, LRM, RLM, the embeddings, overrides and
+#: isolates). In a name they reorder the text shown around it ("Trojan Source", CVE-2021-42574):
+#: a candidate called ``evil\u202egpj.exe`` is listed as ``evilexe.jpg``.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
+NAME_MAX = 200
 #: Length of ``responses.raw_answer``.
 RAW_ANSWER_MAX = 200
 
@@ -170,21 +184,179 @@ class IssuedInvitation:
     expires_at: dt.datetime
 
 
+# -- banks -------------------------------------------------------------------------------------
+
+
+def create_bank(session: Session, organisation: Organisation, slug: str, name: str, *,
+                library: bool = False, copied_from: ItemBank | None = None) -> ItemBank:
+    """A new, empty bank owned by ``organisation`` (slug unique within it)."""
+    if not SLUG.match(slug or ""):
+        raise ValueError(f"field 'slug': expected lower-case letters, digits and '-', got "
+                         f"{slug!r}")
+    taken = session.scalar(select(ItemBank.id).where(ItemBank.organisation_id == organisation.id,
+                                                     ItemBank.slug == slug))
+    if taken is not None:
+        raise ValueError(f"field 'slug': the organisation already has a bank {slug!r}")
+    bank = ItemBank(organisation_id=organisation.id, slug=slug, name=check_name(name),
+                    library=library, library_since=utcnow() if library else None,
+                    copied_from_id=copied_from.id if copied_from else None)
+    session.add(bank)
+    session.flush()
+    return bank
+
+
+def sole_bank(session: Session) -> ItemBank:
+    """The database's only bank; `ValueError` naming the fix when there are none or several."""
+    rows = list(session.scalars(select(ItemBank).order_by(ItemBank.id).limit(2)))
+    if not rows:
+        raise ValueError("there is no item bank yet; create one with `proficio bank create "
+                         "--org SLUG` (or import with --org SLUG)")
+    if len(rows) > 1:
+        raise ValueError("there are several item banks; name one (--org SLUG [--bank SLUG])")
+    return rows[0]
+
+
+def resolve_bank_id(session: Session, bank_id: int | None) -> int:
+    return sole_bank(session).id if bank_id is None else bank_id
+
+
+def own_banks(session: Session, organisation_id: int) -> list[ItemBank]:
+    """The banks ``organisation_id`` owns, oldest first."""
+    return list(session.scalars(select(ItemBank).where(ItemBank.organisation_id
+                                                        == organisation_id)
+                                .order_by(ItemBank.id)))
+
+
+def usable_banks(session: Session, organisation_id: int) -> list[ItemBank]:
+    """The banks an organisation may read and build assessments on: its own and every library."""
+    return list(session.scalars(select(ItemBank).where(
+        (ItemBank.organisation_id == organisation_id) | ItemBank.library.is_(True))
+        .order_by(ItemBank.id)))
+
+
+def find_bank(session: Session, organisation: Organisation | None, bank_slug: str | None = None
+              ) -> ItemBank:
+    """A bank by owner and slug (the owner's only bank when ``bank_slug`` is None); with no
+    organisation, the database's only bank. `ValueError` naming the fix otherwise."""
+    if organisation is None:
+        if bank_slug is not None:
+            raise ValueError("name the organisation of the bank (--org SLUG)")
+        return sole_bank(session)
+    banks = own_banks(session, organisation.id)
+    if bank_slug is not None:
+        found = [b for b in banks if b.slug == bank_slug]
+        if not found:
+            raise ValueError(f"organisation {organisation.slug!r} has no bank {bank_slug!r} "
+                             f"(its banks: {[b.slug for b in banks]})")
+        return found[0]
+    if len(banks) != 1:
+        raise ValueError(f"organisation {organisation.slug!r} has {len(banks) or 'no'} banks; "
+                         + ("name one with --bank SLUG" if banks else
+                            "create one with `proficio bank create`"))
+    return banks[0]
+
+
+def set_library(session: Session, bank: ItemBank, library: bool) -> None:
+    """Publish ``bank`` as a read-only library for other organisations (or withdraw it).
+
+    A bank that other organisations' assessments draw from cannot be withdrawn."""
+    if not library and bank.library:
+        users = session.scalar(select(func.count(Assessment.id)).where(
+            Assessment.bank_id == bank.id, Assessment.organisation_id != bank.organisation_id))
+        if users:
+            raise ValueError(f"{users} assessment(s) of other organisations use this library; "
+                             "it cannot be withdrawn")
+    if library and not bank.library:
+        bank.library_since = utcnow()
+    bank.library = library
+    session.flush()
+
+
+def copy_bank(session: Session, source: ItemBank, organisation: Organisation, slug: str,
+              name: str) -> ItemBank:
+    """A new bank of ``organisation`` holding a copy of ``source``'s skills, items, enemies and
+    current parameters (recorded as one ``copy`` calibration run). Responses stay with the
+    original items; the copy is calibrated from the responses to its own items."""
+    if source.organisation_id != organisation.id and not source.library:
+        raise ValueError("only a library or a bank of your own can be copied")
+    target = create_bank(session, organisation, slug, name, copied_from=source)
+    doc = export_document(session, bank_id=source.id, name=name)
+    spec = None
+    if doc.parameters:
+        spec = CalibrationRunSpec(model=_common_model(doc.parameters), method="copy",
+                                  settings={"copied_from_bank": source.id},
+                                  provisional=all(r.provisional for r in doc.parameters),
+                                  notes=f"copied from bank {source.id} ({source.name})")
+    import_document(session, dataclasses.replace(doc, source=f"bank {source.id}"),
+                    run_spec=spec, bank_id=target.id)
+    return target
+
+
+def active_consent(session: Session, organisation_id: int, bank_id: int
+                   ) -> ResponsePoolingConsent | None:
+    return session.scalar(select(ResponsePoolingConsent).where(
+        ResponsePoolingConsent.organisation_id == organisation_id,
+        ResponsePoolingConsent.bank_id == bank_id, ResponsePoolingConsent.revoked_at.is_(None)))
+
+
+def grant_pooling_consent(session: Session, organisation_id: int, bank: ItemBank,
+                          granted_by: StaffUser | None = None) -> ResponsePoolingConsent:
+    """Record that ``organisation_id`` consents to its responses to ``bank``'s items being
+    pooled into ``bank``'s calibrations (idempotent: an active consent is returned as is)."""
+    if bank.organisation_id == organisation_id:
+        raise ValueError("an organisation's own responses always calibrate its own banks")
+    if not bank.library:
+        raise ValueError("consent is given to a library bank")
+    current = active_consent(session, organisation_id, bank.id)
+    if current is not None:
+        return current
+    row = ResponsePoolingConsent(organisation_id=organisation_id, bank_id=bank.id,
+                                 granted_by_id=granted_by.id if granted_by else None)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def revoke_pooling_consent(session: Session, organisation_id: int, bank_id: int,
+                           revoked_by: StaffUser | None = None) -> bool:
+    """Withdraw the consent (kept, with who and when); False when none was active."""
+    current = active_consent(session, organisation_id, bank_id)
+    if current is None:
+        return False
+    current.revoked_at = utcnow()
+    current.revoked_by_id = revoked_by.id if revoked_by else None
+    session.flush()
+    return True
+
+
+def pooled_organisations(session: Session, bank: ItemBank) -> list[int]:
+    """Organisations whose responses calibrate ``bank``: its owner and every organisation with
+    an active consent, owner first."""
+    consenting = session.scalars(select(ResponsePoolingConsent.organisation_id).where(
+        ResponsePoolingConsent.bank_id == bank.id, ResponsePoolingConsent.revoked_at.is_(None))
+        .order_by(ResponsePoolingConsent.organisation_id))
+    return [bank.organisation_id, *(o for o in consenting if o != bank.organisation_id)]
+
+
 # -- skills and items --------------------------------------------------------------------------
 
 
-def skills_by_slug(session: Session) -> dict[str, Skill]:
-    return {s.slug: s for s in session.scalars(select(Skill))}
+def skills_by_slug(session: Session, bank_id: int | None = None) -> dict[str, Skill]:
+    bid = resolve_bank_id(session, bank_id)
+    return {s.slug: s for s in session.scalars(select(Skill).where(Skill.bank_id == bid))}
 
 
-def ensure_skills(session: Session, skills: Iterable[SkillInfo]) -> int:
+def ensure_skills(session: Session, skills: Iterable[SkillInfo], bank_id: int | None = None
+                  ) -> int:
     """Create missing skills and update names/descriptions of existing ones; returns created."""
-    existing = skills_by_slug(session)
+    bid = resolve_bank_id(session, bank_id)
+    existing = skills_by_slug(session, bid)
     created = 0
     for info in skills:
         row = existing.get(info.slug)
         if row is None:
-            row = Skill(slug=info.slug, name=info.name, description=info.description)
+            row = Skill(bank_id=bid, slug=info.slug, name=info.name,
+                        description=info.description)
             session.add(row)
             existing[info.slug] = row
             created += 1
@@ -194,23 +366,27 @@ def ensure_skills(session: Session, skills: Iterable[SkillInfo]) -> int:
     return created
 
 
-def _existing_ids(session: Session, external_ids: Iterable[str]) -> dict[str, Item]:
+def _existing_ids(session: Session, external_ids: Iterable[str], bank_id: int
+                  ) -> dict[str, Item]:
     ids = list(external_ids)
     out: dict[str, Item] = {}
     for k in range(0, len(ids), 500):
         chunk = ids[k:k + 500]
         out.update({it.external_id: it for it in
-                    session.scalars(select(Item).where(Item.external_id.in_(chunk)))})
+                    session.scalars(select(Item).where(Item.bank_id == bank_id,
+                                                       Item.external_id.in_(chunk)))})
     return out
 
 
-def validate_document(session: Session, doc: BankDocument, replace: bool = False) -> None:
-    """Check ``doc`` against the database (skills, existing ids, enemies, parameters).
+def validate_document(session: Session, doc: BankDocument, replace: bool = False,
+                      bank_id: int | None = None) -> None:
+    """Check ``doc`` against the bank (skills, existing ids, enemies, parameters).
 
     Raises `FormatError` naming the file, the item and the field; writes nothing.
     """
-    known_skills = set(skills_by_slug(session)) | {s.slug for s in doc.skills}
-    existing = _existing_ids(session, [it.external_id for it in doc.items])
+    bank_id = resolve_bank_id(session, bank_id)
+    known_skills = set(skills_by_slug(session, bank_id)) | {s.slug for s in doc.skills}
+    existing = _existing_ids(session, [it.external_id for it in doc.items], bank_id)
     in_doc = {it.external_id for it in doc.items}
     for it in doc.items:
         if it.skill not in known_skills:
@@ -220,7 +396,7 @@ def validate_document(session: Session, doc: BankDocument, replace: bool = False
             raise FormatError(f"{doc.source}: item {it.external_id!r}: field 'id': the bank "
                               f"already has this external id (use replace to update it)")
     enemy_ids = {e for it in doc.items for e in it.enemies} - in_doc
-    found = set(_existing_ids(session, enemy_ids))
+    found = set(_existing_ids(session, enemy_ids, bank_id))
     for it in doc.items:
         for e in it.enemies:
             if e not in in_doc and e not in found:
@@ -235,7 +411,7 @@ def validate_document(session: Session, doc: BankDocument, replace: bool = False
         seen.add(i)
     skill_of = {it.external_id: it.skill for it in doc.items}
     missing = [i for i in param_ids if i not in skill_of]
-    db_items = _existing_ids(session, missing)
+    db_items = _existing_ids(session, missing, bank_id)
     for rec in doc.parameters:
         iid = rec.params.item_id
         if iid in skill_of:
@@ -254,7 +430,8 @@ def validate_document(session: Session, doc: BankDocument, replace: bool = False
 
 
 def import_document(session: Session, doc: BankDocument, *, replace: bool = False,
-                    run_spec: CalibrationRunSpec | None = None) -> ImportReport:
+                    run_spec: CalibrationRunSpec | None = None,
+                    bank_id: int | None = None) -> ImportReport:
     """Validate then write ``doc``: skills, items, enemy pairs, and parameters (one run).
 
     Parameters
@@ -263,6 +440,7 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
     doc : a validated `BankDocument` (see `item_bank.transfer.read_bank_file`).
     replace : update items whose external id is already in the bank (their parameter history
         is kept); without it such an item is an error.
+    bank_id : the bank to import into (None: the database's only bank).
     run_spec : how to record the calibration run of ``doc.parameters`` (default: an
         ``import`` run naming the file).
 
@@ -275,17 +453,19 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
     FormatError : naming the file, the item and the field; the database is left unchanged
         (checks run before any write and the writes run in a SAVEPOINT).
     """
-    validate_document(session, doc, replace)
+    bank_id = resolve_bank_id(session, bank_id)
+    validate_document(session, doc, replace, bank_id)
     with session.begin_nested():
-        created_skills = ensure_skills(session, doc.skills)
-        skills = skills_by_slug(session)
-        existing = _existing_ids(session, [it.external_id for it in doc.items])
+        created_skills = ensure_skills(session, doc.skills, bank_id)
+        skills = skills_by_slug(session, bank_id)
+        existing = _existing_ids(session, [it.external_id for it in doc.items], bank_id)
         created = updated = 0
         for it in doc.items:
             row = existing.get(it.external_id)
             values = _item_values(it, skills[it.skill].id)
             if row is None:
-                row = Item(external_id=it.external_id, source=doc.source, **values)
+                row = Item(bank_id=bank_id, external_id=it.external_id, source=doc.source,
+                           **values)
                 session.add(row)
                 existing[it.external_id] = row
                 created += 1
@@ -294,7 +474,7 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
                     setattr(row, k, v)
                 updated += 1
         session.flush()
-        _write_enemies(session, doc.items)
+        _write_enemies(session, doc.items, bank_id)
         run_id, n_versions = None, 0
         if doc.parameters:
             spec = run_spec or CalibrationRunSpec(
@@ -302,7 +482,7 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
                 settings={"source": doc.source},
                 provisional=all(r.provisional for r in doc.parameters),
                 notes=f"imported from {doc.source}")
-            run_id = publish_parameters(session, doc.parameters, spec)
+            run_id = publish_parameters(session, doc.parameters, spec, bank_id=bank_id)
             n_versions = len(doc.parameters)
     log.info("imported %s: %d items created, %d updated, %d parameter versions", doc.source,
              created, updated, n_versions)
@@ -317,7 +497,7 @@ def _item_values(it: ItemContent, skill_id: int) -> dict[str, Any]:
             "difficulty_level": it.difficulty, "tags": list(it.tags), "author": it.author}
 
 
-def _write_enemies(session: Session, items: Sequence[ItemContent]) -> None:
+def _write_enemies(session: Session, items: Sequence[ItemContent], bank_id: int) -> None:
     pairs: set[tuple[str, str]] = set()
     for it in items:
         for e in it.enemies:
@@ -325,8 +505,9 @@ def _write_enemies(session: Session, items: Sequence[ItemContent]) -> None:
     if not pairs:
         return
     ids = {i for p in pairs for i in p}
-    pk = {iid: row.id for iid, row in _existing_ids(session, ids).items()}
-    have = {(r.item_id, r.enemy_id) for r in session.scalars(select(ItemEnemy))}
+    pk = {iid: row.id for iid, row in _existing_ids(session, ids, bank_id).items()}
+    have = {(r.item_id, r.enemy_id) for r in session.scalars(
+        select(ItemEnemy).join(Item, ItemEnemy.item_id == Item.id).where(Item.bank_id == bank_id))}
     for x, y in pairs:
         lo, hi = sorted((pk[x], pk[y]))
         if (lo, hi) not in have:
@@ -342,14 +523,15 @@ def _common_model(records: Sequence[ParameterRecord]) -> str:
 
 def import_parameters(session: Session, table: ItemTable, source: str, *,
                       provisional: bool | None = None,
-                      run_spec: CalibrationRunSpec | None = None) -> ImportReport:
+                      run_spec: CalibrationRunSpec | None = None,
+                      bank_id: int | None = None) -> ImportReport:
     """Publish a parameters table (the DESIGN.md items CSV) for items already in the bank."""
     doc = BankDocument(source, (), (), records_from_table(table, source, provisional))
-    return import_document(session, doc, run_spec=run_spec)
+    return import_document(session, doc, run_spec=run_spec, bank_id=bank_id)
 
 
 def publish_parameters(session: Session, records: Sequence[ParameterRecord],
-                       spec: CalibrationRunSpec) -> int:
+                       spec: CalibrationRunSpec, *, bank_id: int | None = None) -> int:
     """Record a calibration run and make its parameters the current versions (one SAVEPOINT).
 
     Parameters
@@ -357,6 +539,7 @@ def publish_parameters(session: Session, records: Sequence[ParameterRecord],
     session : the caller's session.
     records : one `ParameterRecord` per item (external ids must be in the bank).
     spec : the run's model, method, settings, response filter, fit statistics and publisher.
+    bank_id : the bank of the items (None: the database's only bank).
 
     Returns
     -------
@@ -369,10 +552,11 @@ def publish_parameters(session: Session, records: Sequence[ParameterRecord],
     """
     if not records:
         raise ValueError("no parameters to publish")
+    bank_id = resolve_bank_id(session, bank_id)
     ids = [r.params.item_id for r in records]
     if len(set(ids)) != len(ids):
         raise ValueError("an item appears twice in the parameters to publish")
-    items = _existing_ids(session, ids)
+    items = _existing_ids(session, ids, bank_id)
     for iid in ids:
         if iid not in items:
             raise ValueError(f"item {iid!r}: not in the bank")
@@ -384,7 +568,8 @@ def publish_parameters(session: Session, records: Sequence[ParameterRecord],
                              f"before publishing")
     with session.begin_nested():
         now = utcnow()
-        run = CalibrationRun(model=spec.model, method=spec.method, settings=dict(spec.settings),
+        run = CalibrationRun(bank_id=bank_id, model=spec.model, method=spec.method,
+                             settings=dict(spec.settings),
                              response_filter=dict(spec.response_filter), n_persons=spec.n_persons,
                              n_responses=spec.n_responses, log_likelihood=spec.log_likelihood,
                              converged=spec.converged, n_iterations=spec.n_iterations,
@@ -413,10 +598,12 @@ def publish_parameters(session: Session, records: Sequence[ParameterRecord],
     return run.id
 
 
-def publish_calibration(session: Session, table: ItemTable, spec: CalibrationRunSpec) -> int:
+def publish_calibration(session: Session, table: ItemTable, spec: CalibrationRunSpec, *,
+                        bank_id: int | None = None) -> int:
     """Publish a calibration's output table (`irt.io.ItemTable` with ``se_*``/``n_responses``)."""
     return publish_parameters(session, records_from_table(table, spec.method,
-                                                          provisional=spec.provisional), spec)
+                                                          provisional=spec.provisional), spec,
+                              bank_id=bank_id)
 
 
 # -- reading the bank --------------------------------------------------------------------------
@@ -433,19 +620,21 @@ def _current_versions(session: Session, item_pks: Sequence[int]
     return out
 
 
-def _enemy_map(session: Session) -> dict[int, set[int]]:
+def _enemy_map(session: Session, bank_id: int) -> dict[int, set[int]]:
     out: dict[int, set[int]] = {}
-    for r in session.scalars(select(ItemEnemy)):
+    for r in session.scalars(select(ItemEnemy).join(Item, ItemEnemy.item_id == Item.id)
+                             .where(Item.bank_id == bank_id)):
         out.setdefault(r.item_id, set()).add(r.enemy_id)
         out.setdefault(r.enemy_id, set()).add(r.item_id)
     return out
 
 
 def _select_items(session: Session, skills: Sequence[str] | None,
-                  statuses: Sequence[str] | None) -> list[Item]:
-    stmt = select(Item).join(Skill).order_by(Skill.slug, Item.external_id)
+                  statuses: Sequence[str] | None, bank_id: int) -> list[Item]:
+    stmt = (select(Item).join(Skill).where(Item.bank_id == bank_id)
+            .order_by(Skill.slug, Item.external_id))
     if skills is not None:
-        known = skills_by_slug(session)
+        known = skills_by_slug(session, bank_id)
         for s in skills:
             if s not in known:
                 raise ValueError(f"unknown skill {s!r} (known: {sorted(known)})")
@@ -459,7 +648,8 @@ def _select_items(session: Session, skills: Sequence[str] | None,
 
 
 def load_bank(session: Session, skills: Sequence[str] | None = None,
-              statuses: Sequence[str] = ("pretest", "operational")) -> LoadedBank:
+              statuses: Sequence[str] = ("pretest", "operational"), *,
+              bank_id: int | None = None) -> LoadedBank:
     """The current bank for the engine: parameters of every item with a current version.
 
     Parameters
@@ -467,6 +657,7 @@ def load_bank(session: Session, skills: Sequence[str] | None = None,
     session : the caller's session.
     skills : skill ids to load (None: all); an unknown id raises `ValueError`.
     statuses : item statuses to load (retired items are left out by default).
+    bank_id : the bank (None: the database's only bank).
 
     Returns
     -------
@@ -474,9 +665,10 @@ def load_bank(session: Session, skills: Sequence[str] | None = None,
         (`ItemMeta` in the same order, including the ``parameter_version_id`` to record with
         each answer) and ``enemy_groups``. Items without parameters are skipped (logged).
     """
-    items = _select_items(session, skills, statuses)
+    bank_id = resolve_bank_id(session, bank_id)
+    items = _select_items(session, skills, statuses, bank_id)
     versions = _current_versions(session, [it.id for it in items])
-    enemies = _enemy_map(session)
+    enemies = _enemy_map(session, bank_id)
     ext = {it.id: it.external_id for it in items}
     params: list[ItemParams] = []
     metas: list[ItemMeta] = []
@@ -508,10 +700,12 @@ def item_content(item: Item, enemies: Iterable[str] = ()) -> ItemContent:
 
 
 def export_document(session: Session, skills: Sequence[str] | None = None,
-                    statuses: Sequence[str] | None = None, name: str = "") -> BankDocument:
+                    statuses: Sequence[str] | None = None, name: str = "", *,
+                    bank_id: int | None = None) -> BankDocument:
     """The bank (content and current parameters) as a `BankDocument` for the writers."""
-    items = _select_items(session, skills, statuses)
-    enemies = _enemy_map(session)
+    bank_id = resolve_bank_id(session, bank_id)
+    items = _select_items(session, skills, statuses, bank_id)
+    enemies = _enemy_map(session, bank_id)
     ext = {it.id: it.external_id for it in items}
     # Enemies outside the exported selection are left out so that the file imports on its own.
     contents = [item_content(it, (ext[e] for e in enemies.get(it.id, ()) if e in ext))
@@ -524,26 +718,35 @@ def export_document(session: Session, skills: Sequence[str] | None = None,
                         v.se_a, v.se_b, v.se_c, v.se_d, v.n_responses, v.provisional)
         for v in sorted(versions.values(), key=lambda v: ext[v.item_id]))
     used = {c.skill for c in contents}
-    skill_rows = [s for s in session.scalars(select(Skill).order_by(Skill.slug))
+    skill_rows = [s for s in session.scalars(select(Skill).where(Skill.bank_id == bank_id)
+                                             .order_by(Skill.slug))
                   if skills is None or s.slug in used or s.slug in skills]
     return BankDocument("database", tuple(SkillInfo(s.slug, s.name, s.description)
                                           for s in skill_rows),
                         tuple(with_symmetric_enemies(contents)), records, name)
 
 
-def parameter_history(session: Session, external_id: str) -> list[ItemParameterVersion]:
+def parameter_history(session: Session, external_id: str, bank_id: int | None = None
+                      ) -> list[ItemParameterVersion]:
     """Every parameter version of an item, oldest first."""
-    stmt = (select(ItemParameterVersion).join(Item).where(Item.external_id == external_id)
+    bid = resolve_bank_id(session, bank_id)
+    stmt = (select(ItemParameterVersion).join(Item)
+            .where(Item.bank_id == bid, Item.external_id == external_id)
             .order_by(ItemParameterVersion.id))
     return list(session.scalars(stmt))
 
 
-def exposure_counts(session: Session, item_ids: Sequence[str]) -> ExposureCounts:
-    """Administrations per item from the response log, aligned with ``item_ids``."""
+def exposure_counts(session: Session, item_ids: Sequence[str], bank_id: int | None = None
+                    ) -> ExposureCounts:
+    """Administrations per item of the bank (every organisation's sessions: exposure is a
+    property of the items, not of who asked them), aligned with ``item_ids``."""
+    bid = resolve_bank_id(session, bank_id)
     stmt = (select(Item.external_id, func.count(Response.id)).join(Response)
-            .group_by(Item.external_id))
+            .where(Item.bank_id == bid).group_by(Item.external_id))
     counts = dict(session.execute(stmt).all())
-    n_sessions = session.scalar(select(func.count(CandidateSession.id))) or 0
+    n_sessions = session.scalar(select(func.count(CandidateSession.id))
+                                .join(Assessment, CandidateSession.assessment_id == Assessment.id)
+                                .where(Assessment.bank_id == bid)) or 0
     return ExposureCounts(tuple(item_ids),
                           np.array([counts.get(i, 0) for i in item_ids], dtype=np.int64),
                           int(n_sessions))
@@ -560,9 +763,15 @@ def _utc(t: dt.datetime) -> dt.datetime:
 def export_responses(session: Session, *, skills: Sequence[str] | None = None,
                      since: dt.datetime | None = None, until: dt.datetime | None = None,
                      session_statuses: Sequence[str] | None = None,
-                     item_statuses: Sequence[str] | None = None) -> ResponseExport:
-    """The response log in long format (``person_id`` = the candidate's public id).
+                     item_statuses: Sequence[str] | None = None,
+                     bank_id: int | None = None,
+                     organisation_ids: Sequence[int] | None = None) -> ResponseExport:
+    """The response log of one bank's items in long format (``person_id`` = the candidate's
+    public id).
 
+    ``organisation_ids``: only responses of these organisations' candidates (None: every
+    organisation's — for operators; the web and calibration jobs always pass the owner and the
+    organisations that consented, see `pooled_organisations`).
     Filters: skills, answered in ``[since, until)``, session status, item status. A candidate who
     met the same item in two sessions keeps only the first answer (the long format holds one
     response per person and item; later exposures are no longer naive) and the number dropped is
@@ -575,7 +784,10 @@ def export_responses(session: Session, *, skills: Sequence[str] | None = None,
             .join(Candidate, CandidateSession.candidate_id == Candidate.id)
             .join(Item, Response.item_id == Item.id)
             .join(Skill, Item.skill_id == Skill.id)
+            .where(Item.bank_id == resolve_bank_id(session, bank_id))
             .order_by(Response.answered_at, Response.id))
+    if organisation_ids is not None:
+        stmt = stmt.where(Candidate.organisation_id.in_(list(organisation_ids)))
     if skills is not None:
         stmt = stmt.where(Skill.slug.in_(list(skills)))
     if since is not None:
@@ -619,6 +831,22 @@ def export_responses(session: Session, *, skills: Sequence[str] | None = None,
 # -- organisations, staff, assessments ---------------------------------------------------------
 
 
+def check_name(value: str, where: str = "field 'name'") -> str:
+    """A display name: at most `NAME_MAX` characters, no control or bidi control characters.
+
+    Returns it stripped; raises `ValueError` starting with ``where``."""
+    value = value.strip()
+    if len(value) > NAME_MAX:
+        raise ValueError(f"{where} is longer than {NAME_MAX} characters")
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
+        raise ValueError(f"{where} contains control characters")
+    bidi = next((ch for ch in value if ch in BIDI_CONTROLS), None)
+    if bidi is not None:
+        raise ValueError(f"{where} contains the bidirectional control character "
+                         f"U+{ord(bidi):04X}")
+    return value
+
+
 def create_organisation(session: Session, slug: str, name: str) -> Organisation:
     """A new organisation; raises `ValueError` when ``slug`` is taken or malformed."""
     if not SLUG.match(slug or ""):
@@ -626,7 +854,7 @@ def create_organisation(session: Session, slug: str, name: str) -> Organisation:
                          f"{slug!r}")
     if session.scalar(select(Organisation.id).where(Organisation.slug == slug)) is not None:
         raise ValueError(f"field 'slug': an organisation {slug!r} already exists")
-    org = Organisation(slug=slug, name=name)
+    org = Organisation(slug=slug, name=check_name(name))
     session.add(org)
     session.flush()
     return org
@@ -643,7 +871,7 @@ def create_staff_user(session: Session, organisation: Organisation, email: str, 
     if session.scalar(select(StaffUser.id).where(StaffUser.email == email)) is not None:
         raise ValueError(f"field 'email': {email!r} already has an account")
     user = StaffUser(organisation_id=organisation.id, email=email, role=role,
-                     name=name, password_hash=hash_password(password))
+                     name=check_name(name), password_hash=hash_password(password))
     session.add(user)
     session.flush()
     return user
@@ -657,14 +885,15 @@ def authenticate(session: Session, email: str, password: str) -> StaffUser | Non
     return user
 
 
-def validate_blueprint(session: Session, blueprint: Mapping[str, Any]) -> None:
+def validate_blueprint(session: Session, blueprint: Mapping[str, Any],
+                       bank_id: int | None = None) -> None:
     """A blueprint needs ``skills``: a non-empty list of known skill ids, or of objects naming
     one in ``skill`` (the engine's `Blueprint.to_dict` form); other keys (limits, rules…) belong
     to the engine and are stored as given."""
     skills = blueprint.get("skills")
     if not isinstance(skills, list) or not skills:
         raise ValueError("blueprint: field 'skills' must be a non-empty list of skill ids")
-    known = skills_by_slug(session)
+    known = skills_by_slug(session, bank_id)
     for s in skills:
         sid = s.get("skill", s.get("id")) if isinstance(s, Mapping) else s
         if sid not in known:
@@ -674,8 +903,15 @@ def validate_blueprint(session: Session, blueprint: Mapping[str, Any]) -> None:
 def create_assessment(session: Session, organisation: Organisation, slug: str, name: str,
                       blueprint: Mapping[str, Any], *, cut_score: float | None = None,
                       time_limit_minutes: int | None = None,
-                      created_by: StaffUser | None = None) -> Assessment:
-    """A named blueprint owned by ``organisation``; the slug is unique within it."""
+                      created_by: StaffUser | None = None,
+                      bank: ItemBank | None = None) -> Assessment:
+    """A named blueprint owned by ``organisation``; the slug is unique within it.
+
+    ``bank``: the organisation's own bank or a library (None: the database's only bank)."""
+    bank = bank or sole_bank(session)
+    if bank.organisation_id != organisation.id and not bank.library:
+        raise ValueError("field 'bank': the bank belongs to another organisation and is not a "
+                         "library")
     if not SLUG.match(slug or ""):
         raise ValueError(f"field 'slug': expected lower-case letters, digits and '-', got "
                          f"{slug!r}")
@@ -683,8 +919,9 @@ def create_assessment(session: Session, organisation: Organisation, slug: str, n
         Assessment.organisation_id == organisation.id, Assessment.slug == slug))
     if taken is not None:
         raise ValueError(f"field 'slug': the organisation already has an assessment {slug!r}")
-    validate_blueprint(session, blueprint)
-    a = Assessment(organisation_id=organisation.id, slug=slug, name=name,
+    validate_blueprint(session, blueprint, bank.id)
+    a = Assessment(organisation_id=organisation.id, bank_id=bank.id, slug=slug,
+                   name=check_name(name),
                    blueprint=dict(blueprint), cut_score=cut_score,
                    time_limit_minutes=time_limit_minutes,
                    created_by_id=created_by.id if created_by else None)
@@ -693,19 +930,26 @@ def create_assessment(session: Session, organisation: Organisation, slug: str, n
     return a
 
 
-def find_assessment(session: Session, slug: str | None = None) -> Assessment:
-    """The assessment with ``slug``, or the only one when ``slug`` is None."""
+def find_assessment(session: Session, slug: str | None = None,
+                    organisation: str | None = None) -> Assessment:
+    """The assessment with ``slug`` (of the organisation with slug ``organisation`` when
+    given), or the only one when ``slug`` is None."""
+    base = select(Assessment)
+    if organisation is not None:
+        base = base.join(Organisation, Assessment.organisation_id == Organisation.id).where(
+            Organisation.slug == organisation)
     if slug is None:
-        rows = list(session.scalars(select(Assessment).limit(2)))
+        rows = list(session.scalars(base.limit(2)))
         if len(rows) != 1:
             raise ValueError(f"there are {'no' if not rows else 'several'} assessments; "
                              "name one with --assessment SLUG")
         return rows[0]
-    rows = list(session.scalars(select(Assessment).where(Assessment.slug == slug)))
+    rows = list(session.scalars(base.where(Assessment.slug == slug)))
     if not rows:
         raise ValueError(f"no assessment with slug {slug!r}")
     if len(rows) > 1:
-        raise ValueError(f"several organisations have an assessment {slug!r}")
+        raise ValueError(f"several organisations have an assessment {slug!r}; name one "
+                         "with --org SLUG")
     return rows[0]
 
 
@@ -725,6 +969,8 @@ def create_invitations(session: Session, assessment: Assessment, count: int, *,
     names = list(candidate_names) if candidate_names is not None else [None] * count
     if len(names) != count:
         raise ValueError("candidate_names must have one entry per invitation")
+    names = [None if n is None else check_name(n, f"row {k + 1}: field 'name'") or None
+             for k, n in enumerate(names)]
     expires = utcnow() + expires_in
     out = []
     for name in names:
@@ -819,7 +1065,10 @@ def record_response(session: Session, session_id: int, item_external_id: str, po
         raise ValueError(f"raw answer must be text of at most {RAW_ANSWER_MAX} characters")
     if score < 0:
         raise ValueError(f"score must be >= 0, got {score}")
-    item = session.scalar(select(Item).where(Item.external_id == item_external_id))
+    item = session.scalar(select(Item).join(Assessment, Assessment.bank_id == Item.bank_id)
+                          .join(CandidateSession, CandidateSession.assessment_id == Assessment.id)
+                          .where(CandidateSession.id == session_id,
+                                 Item.external_id == item_external_id))
     if item is None:
         raise ValueError(f"unknown item {item_external_id!r}")
     version = _current_versions(session, [item.id]).get(item.id)
@@ -837,7 +1086,12 @@ def record_skill_result(session: Session, session_id: int, skill: str, theta: fl
                         decision_rule: str | None = None) -> SkillResult:
     """Store a skill's result; ``decision``/``decision_rule`` only when the engine's own
     classification rule decided the skill (both or neither)."""
-    skills = skills_by_slug(session)
+    bank_id = session.scalar(select(Assessment.bank_id).join(
+        CandidateSession, CandidateSession.assessment_id == Assessment.id)
+        .where(CandidateSession.id == session_id))
+    if bank_id is None:
+        raise ValueError(f"no session {session_id}")
+    skills = skills_by_slug(session, bank_id)
     if skill not in skills:
         raise ValueError(f"unknown skill {skill!r}")
     if (decision is None) != (decision_rule is None) or decision not in (None, "pass", "fail"):

@@ -23,6 +23,9 @@ from item_bank.stacks import STACK_TAG_PREFIX, STACKS
 
 SHIPPED_BANK = Path(__file__).resolve().parent / "data" / "backend_engineer"
 PROVISIONAL_PARAMETERS = SHIPPED_BANK / "parameters.csv"
+#: The default design for this bank with tuned exposure control and its measured feasibility
+#: (scripts/default_design.py).
+DEFAULT_DESIGN = SHIPPED_BANK / "default_design.json"
 #: Skill id → external id prefix of its items.
 PREFIXES = {"server_side": "SRV", "databases": "DB", "api_design": "API", "security": "SEC",
             "testing": "TST", "devops": "OPS", "version_control": "GIT", "cloud": "CLD"}
@@ -42,9 +45,9 @@ def read_shipped() -> BankDocument:
     return read_manifest_dir(SHIPPED_BANK)
 
 
-def import_shipped(session: Session) -> ImportReport:
+def import_shipped(session: Session, bank_id: int | None = None) -> ImportReport:
     """Import the shipped bank (content and provisional parameters) into an empty bank."""
-    return import_document(session, read_shipped())
+    return import_document(session, read_shipped(), bank_id=bank_id)
 
 
 def quality_problems(doc: BankDocument) -> list[str]:

@@ -27,22 +27,26 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "org": (("accounts",), "organisations"),
     "staff": (("accounts",), "staff accounts"),
     "assessment": (("accounts",), "assessments"),
+    "audit": (("accounts",), "the audit log of staff actions"),
     "bank": (("bank",), "item bank import/export"),
     "calibrate": (("calibrate",), "fit item parameters from responses (MML-EM)"),
     "candidates": (("candidates",), "candidates' data: export, erasure, retention"),
     "config": (("config",), "inspect the configuration (environment variables)"),
     "db": (("db", "dbdump"), "database migrations"),
-    "demo": (("demo",), "build a fresh demo database and serve it"),
+    "demo": (("demo",), "open (or build) the demo database and serve it"),
     "dif": (("dif",), "DIF: Mantel-Haenszel (ETS A/B/C) and logistic regression"),
     "drift": (("drift",), "item parameter drift between two calibrations"),
     "fit": (("fit",), "item fit (S-X2), infit/outfit, person fit, reliability"),
     "invitations": (("invitations",), "candidate invitations"),
     "link": (("link",), "link two calibrations through common items"),
+    "recalibrate": (("recalibrate",), "recalibrate against the current parameters, with fit, "
+                                      "drift, item analysis and a recommendation"),
     "responses": (("responses",), "response log"),
     "serve": (("serve",), "serve the web app with gunicorn"),
     "sessions": (("candidates",), "session replay (re-scoring check, proficio-replay/1)"),
     "worker": (("serve",), "run a background job worker (calibrations)"),
     "simulate": (("simulate",), "CAT simulation study (accuracy, length, exposure)"),
+    "webhooks": (("webhooks",), "signed webhooks to applicant-tracking systems"),
 }
 
 

@@ -203,7 +203,8 @@ class Settings:
             found.append("PROFICIO_RATELIMIT is off; production needs rate limits")
         if self.oidc_issuer and not self.oidc_issuer.startswith("https://"):
             found.append("OIDC_ISSUER must be an https:// address in production")
-        if self.ratelimit_storage_uri.startswith("memory://"):
+        # URI schemes are case-insensitive (RFC 3986 §3.1): MEMORY:// is memory:// too
+        if self.ratelimit_storage_uri.strip().lower().startswith("memory://"):
             found.append("RATELIMIT_STORAGE_URI is memory://; limits are per worker (use redis://)")
         return found
 

@@ -9,8 +9,12 @@ from dataclasses import dataclass
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
-# CommonMark with raw HTML disabled: item text can never inject markup or scripts.
+# CommonMark with raw HTML disabled: item text can never inject markup or scripts. Links,
+# autolinks and images are disabled too, so their Markdown shows as the literal text: an item
+# cannot send a candidate (whose page URL carries a token) to another site, nor make the page
+# fetch anything (markdown-it-py `MarkdownIt.disable`, rule names from its inline ruler).
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+_md.disable(["link", "image", "autolink"])
 
 
 def markdown(text: str) -> Markup:

@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, abort, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user
@@ -68,27 +68,52 @@ def _load_user(user_id: str) -> StaffPrincipal | None:
     return StaffPrincipal(user)
 
 
+def _refuse_unless(roles: tuple[str, ...]) -> Any:
+    """None when the caller may go on; otherwise the refusal (login redirect, or abort)."""
+    if not current_user.is_authenticated:
+        if request.path.startswith("/api/"):
+            abort(401)
+        return login_manager.unauthorized()
+    if roles and current_user.role not in roles and current_user.role != "admin":
+        abort(403)
+    return None
+
+
 def staff_required(*roles: str) -> Callable[[F], F]:
     """Require a logged-in staff member, with one of ``roles`` when given (admin always passes).
 
-    Anonymous: redirect to the login page (HTML) or 401 (API); wrong role: 403.
+    Anonymous: redirect to the login page (HTML) or 401 (API); wrong role: 403. The same check
+    also runs before the request body is parsed (`_authorize_before_parsing`).
     """
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            if not current_user.is_authenticated:
-                if request.path.startswith("/api/"):
-                    abort(401)
-                return login_manager.unauthorized()
-            if roles and current_user.role not in roles and current_user.role != "admin":
-                abort(403)
+            refusal = _refuse_unless(roles)
+            if refusal is not None:
+                return refusal
             return view(*args, **kwargs)
 
         wrapped.required_roles = roles  # type: ignore[attr-defined]  # read by the route audit
         return wrapped  # type: ignore[return-value]
 
     return decorator
+
+
+def _authorize_before_parsing() -> Any:
+    """Run a staff view's access check before anything else looks at the request.
+
+    flask-smorest validates the body and query (``@blp.arguments``) in a decorator outside the
+    view, so an anonymous call with a malformed body got a 422 describing the schema before the
+    401; checking here answers 401/403 first, whatever the input.
+    """
+    if request.endpoint is None:
+        return None
+    view = current_app.view_functions.get(request.endpoint)
+    roles = getattr(view, "required_roles", None)
+    if roles is None:
+        return None
+    return _refuse_unless(tuple(roles))
 
 
 def candidate_key() -> str:
@@ -119,6 +144,7 @@ def _security_headers(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    app.before_request(_authorize_before_parsing)  # first: before CSRF and body validation
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -150,3 +150,14 @@ def test_a_skill_of_anchors_only_has_no_standard_errors(se_method) -> None:
     fit = MMLCalibrator("2pl", se_method=se_method).fit(x, bank, anchors=sql)
     is_sql = np.array([s == "sql" for s in fit.items_.skills])
     assert np.all(np.isnan(fit.se_.a[is_sql])) and np.all(fit.se_.a[~is_sql] > 0)
+
+
+def test_cli_se_method_is_honoured_and_reported(tmp_path, capsys) -> None:
+    from web.cli import main
+
+    out = tmp_path / "items.csv"
+    for method, name in (("xpd", "cross-product (XPD) information"),
+                         ("oakes", "Oakes observed information")):
+        assert main(["calibrate", str(DATA / "responses_long.csv"), "--model", "2pl", "--quiet",
+                     "--se-method", method, "--out", str(out)]) == 0
+        assert f"standard errors: {name}" in capsys.readouterr().out

@@ -34,20 +34,29 @@ def test_configuration_table_lists_every_variable_with_its_default() -> None:
         assert plain(rows[v.name]) == plain(v.default), v.name
 
 
+def _messages(template: str) -> str:
+    """The English messages of a translated template (``_("…")`` and ``ngettext``'s plural)."""
+    found = re.findall(r'(?:_|ngettext)\("([^"]*)"(?:, "([^"]*)")?', template)
+    return " ".join(plural or single for single, plural in found)
+
+
 def test_candidate_page_says_what_the_welcome_page_says() -> None:
-    welcome = plain((ROOT / "web" / "templates" / "candidate" / "welcome.html").read_text())
+    welcome = plain(_messages((ROOT / "web" / "templates" / "candidate" / "welcome.html")
+                              .read_text()))
     page = plain((DOCS / "candidate.md").read_text())
     how = welcome.split("How it works", 1)[1]
-    paragraph = how.split(" At most", 1)[0].strip()
+    paragraph = how.split(" Two candidates", 1)[0].strip()
     assert paragraph.startswith("This is an adaptive test")
     assert paragraph in page
-    for claim in ("the test ends as soon as your results are precise enough, so it may be "
-                  "shorter", "Answers given before the limit count",
+    for claim in ("the test ends as soon as your results are precise enough",
+                  "Answers given before the limit count",
                   "Each answer is saved when you submit it and cannot be changed",
                   "You cannot skip a question",
-                  "you will continue exactly where you left off"):
+                  "you will continue exactly where you left off",
+                  "Two candidates rarely see the same questions"):
         assert claim in welcome, claim  # the welcome page still says it …
         assert claim.lower() in page.lower(), claim  # … and so does the guide
+    assert "may be shorter" not in welcome + page  # a promise no check backs
 
 
 def test_operator_guide_account_snippet_runs(tmp_path: Path,

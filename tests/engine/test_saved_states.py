@@ -42,7 +42,9 @@ def test_saved_state_loads_and_finishes(name):
         state = engine.CatState.from_json(state.to_json())  # stored between answers, as live
     served = [e.item_id for e in state.events]
     assert len(served) == len(set(served))
-    assert served[:5] == [e["item_id"] for e in data["saved"]["events"]]
+    # the same test as the old engine gave (criteria and MAP θ̂ may differ in the last bit)
+    assert served == [e["item_id"] for e in data["final"]["events"]]
+    assert state.stop_reason == data["final"]["stop_reason"]
     scored = [e for e in state.events if e.scored]
     assert bp.min_items <= len(scored) <= bp.max_items
     for spec in bp.skills:
@@ -50,5 +52,7 @@ def test_saved_state_loads_and_finishes(name):
         assert spec.min_items <= n <= (spec.max_items or bp.max_items)
     est = eng.estimates(state)
     assert set(est) == {s.skill for s in bp.skills}
-    for e in est.values():
-        assert np.isfinite(e.theta) and 0 < e.se < 1.5
+    for s, e in est.items():
+        theta, se, n = data["estimates"][s]
+        assert e.n_items == n
+        assert e.theta == pytest.approx(theta, abs=1e-9) and e.se == pytest.approx(se, abs=1e-9)

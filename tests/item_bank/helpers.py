@@ -28,9 +28,11 @@ def counts(session: Session) -> tuple[int, int]:
 
 
 def org_with_assessment(session: Session, skills=("databases", "version_control")):
-    org = repo.create_organisation(session, "acme", "Acme")
+    """The organisation owning the database's only bank, with an assessment on it."""
+    bank = repo.sole_bank(session)
+    org = session.get(Organisation, bank.organisation_id)
     assessment = repo.create_assessment(session, org, "backend", "Back-end",
-                                        {"skills": list(skills)})
+                                        {"skills": list(skills)}, bank=bank)
     return org, assessment
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
+from sqlalchemy import select
 
 from item_bank import db
 from item_bank import repository as repo
@@ -35,7 +36,10 @@ def test_db_upgrade_defaults_to_the_instance_folder(url, tmp_path, capsys):
 
 def test_import_export_round_trip(url, tmp_path, capsys):
     assert main(["db", "upgrade", "--database-url", url]) == 0
-    assert main(["bank", "import", str(MINI_BANK), "--database-url", url]) == 0
+    assert main(["bank", "import", str(MINI_BANK), "--database-url", url]) == 2
+    assert "no item bank yet" in capsys.readouterr().err
+    assert main(["org", "create", "acme", "Acme", "--database-url", url]) == 0
+    assert main(["bank", "import", str(MINI_BANK), "--org", "acme", "--database-url", url]) == 0
     assert main(["bank", "import", str(MINI_PARAMS), "--database-url", url]) == 0
     out = capsys.readouterr().out
     assert "7 items created" in out and "7 parameter versions" in out
@@ -60,7 +64,8 @@ def test_import_export_round_trip(url, tmp_path, capsys):
 
 def test_bad_file_is_one_line_error_and_no_write(url, tmp_path, capsys):
     main(["db", "upgrade", "--database-url", url])
-    main(["bank", "import", str(MINI_BANK), "--database-url", url])
+    main(["org", "create", "acme", "Acme", "--database-url", url])
+    main(["bank", "import", str(MINI_BANK), "--org", "acme", "--database-url", url])
     bad = tmp_path / "bad.csv"
     bad.write_text("item_id,skill,model,a,b\nDB-001,databases,2pl,1.0,0\nDB-002,databases,9pl,1,0\n")
     assert main(["bank", "import", str(bad), "--database-url", url]) == 2
@@ -74,7 +79,8 @@ def test_bad_file_is_one_line_error_and_no_write(url, tmp_path, capsys):
 
 def test_responses_export_and_invitations(url, tmp_path, capsys):
     main(["db", "upgrade", "--database-url", url])
-    main(["bank", "import", str(MINI_BANK), "--database-url", url])
+    main(["org", "create", "acme", "Acme", "--database-url", url])
+    main(["bank", "import", str(MINI_BANK), "--org", "acme", "--database-url", url])
     main(["bank", "import", str(MINI_PARAMS), "--database-url", url])
     engine = db.create_db_engine(url)
     with db.transaction(engine) as s:
@@ -113,7 +119,9 @@ def test_responses_export_and_invitations(url, tmp_path, capsys):
 def test_import_shipped_and_validate(url, tmp_path, capsys):
     assert main(["db", "upgrade", "--database-url", url]) == 0
     assert main(["db", "upgrade", "--database-url", url]) == 0  # idempotent
-    assert main(["bank", "import", "--shipped", "--database-url", url]) == 0
+    assert main(["org", "create", "acme", "Acme", "--database-url", url]) == 0
+    assert main(["bank", "import", "--shipped", "--org", "acme", "--bank", "backend",
+                 "--database-url", url]) == 0
     assert " items created, 0 updated" in capsys.readouterr().out
     assert main(["bank", "validate"]) == 0
     out = capsys.readouterr().out
@@ -137,3 +145,39 @@ def test_import_shipped_and_validate(url, tmp_path, capsys):
     bad.write_text('{"format": "proficio-bank/1", "skill": "databases", "items": [{"id": "X"}]}')
     assert main(["bank", "validate", str(bad)]) == 2
     assert "items[0] (id 'X'): field 'stem'" in capsys.readouterr().err
+
+
+def test_bank_commands_work_per_organisation(url, tmp_path, capsys):
+    """Two organisations, each with a bank holding the same external ids; --org/--bank pick
+    one, libraries publish, and responses export only the bank owner's candidates."""
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    for org in ("acme", "globex"):
+        assert main(["org", "create", org, org.title(), "--database-url", url]) == 0
+        assert main(["bank", "import", str(MINI_BANK), "--org", org, "--bank", "main",
+                     "--database-url", url]) == 0
+    assert main(["bank", "import", str(MINI_PARAMS), "--org", "globex", "--database-url",
+                 url]) == 0
+    assert main(["bank", "export", "--out", str(tmp_path / "x.json"), "--database-url",
+                 url]) == 2
+    assert "several item banks" in capsys.readouterr().err
+    assert main(["bank", "export", "--out", str(tmp_path / "p.csv"), "--org", "acme",
+                 "--database-url", url]) == 2  # acme's bank has no parameters
+    assert main(["bank", "export", "--out", str(tmp_path / "p.csv"), "--org", "globex",
+                 "--database-url", url]) == 0
+    assert main(["bank", "create", "--org", "acme", "lib", "Library", "--library",
+                 "--database-url", url]) == 0
+    assert main(["bank", "library", "--org", "acme", "--bank", "lib", "--withdraw",
+                 "--database-url", url]) == 0
+    assert main(["bank", "import", str(MINI_BANK), "--org", "nobody", "--database-url",
+                 url]) == 2
+    assert "no organisation 'nobody'" in capsys.readouterr().err
+    engine = db.create_db_engine(url)
+    with db.transaction(engine) as s:
+        from item_bank.models import Organisation
+
+        banks = {o: repo.find_bank(s, s.scalar(select(Organisation).where(
+            Organisation.slug == o)), "main") for o in ("acme", "globex")}
+        assert banks["acme"].id != banks["globex"].id
+        assert len(repo.load_bank(s, bank_id=banks["globex"].id).bank) == 7
+        assert len(repo.load_bank(s, bank_id=banks["acme"].id).bank) == 0  # no parameters
+    engine.dispose()

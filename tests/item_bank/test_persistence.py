@@ -331,8 +331,8 @@ def test_upgrade_keeps_data_from_the_first_revision(fresh_engine):
 def test_staff_and_assessment_input_errors(db_session):
     load_mini(db_session)
     org, _ = org_with_assessment(db_session)
-    with pytest.raises(ValueError, match="organisation 'acme' already exists"):
-        repo.create_organisation(db_session, "acme", "Again")
+    with pytest.raises(ValueError, match=f"organisation {org.slug!r} already exists"):
+        repo.create_organisation(db_session, org.slug, "Again")
     with pytest.raises(ValueError, match="field 'slug'"):
         repo.create_organisation(db_session, "Bad Slug", "X")
     repo.create_staff_user(db_session, org, "x@example.com", "admin", "long-enough-pw")

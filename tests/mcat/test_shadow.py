@@ -134,7 +134,7 @@ def test_settings_are_validated_and_plain_engine_refuses(make_bank):
         ShadowTest(max_exposure=0.0)
     bank = make_bank(1, 20, seed=1)
     ctx = engine.make_engine(bank, engine.Blueprint(max_items=5)).selection_context
-    with pytest.raises(EngineError, match="plans the whole test"):
+    with pytest.raises(EngineError, match="no per-item criterion"):
         ShadowTest().criterion(ctx(engine.make_engine(bank).new_work(
             np.zeros(1, dtype=np.uint64)), slice(None), 0))
     with pytest.raises(ConfigurationError, match="classification"):

@@ -32,7 +32,8 @@ def world(site: Site, app: Flask, staff_client: Callable[[str], FlaskClient]) ->
         sid = sessions[org]["session_id"]
         inv, aid = site.sql("SELECT invitation_id, assessment_id FROM test_sessions "
                             "WHERE id = :s", s=sid)[0]
-        ids[org] = {"session_id": sid, "invitation_id": inv, "assessment_id": aid}
+        ids[org] = {"session_id": sid, "invitation_id": inv, "assessment_id": aid,
+                    "bank_id": site.bank_id(org)}
     clients, csrf = {}, {}
     for who in WHO:
         c = staff_client(who) if who in ("recruiter", "psychometrician", "other") \
@@ -69,6 +70,21 @@ STAFF_MATRIX = [
     ("GET", "/api/v1/reports/{session_id}", None,
      {"anonymous": 401, "candidate": 401, "recruiter": 200, "psychometrician": 403,
       "other": 404}),
+    ("GET", "/api/v1/banks", None,
+     {"anonymous": 401, "candidate": 401, "recruiter": 403, "psychometrician": 200,
+      "other": 403}),
+    ("POST", "/api/v1/banks", {"slug": "Not A Slug", "name": "x"},
+     {"anonymous": 401, "candidate": 401, "recruiter": 403, "psychometrician": 422,
+      "other": 403}),
+    ("POST", "/api/v1/banks/{bank_id}/library", {"library": True},
+     {"anonymous": 401, "candidate": 401, "recruiter": 403, "psychometrician": 204,
+      "other": 403}),
+    ("POST", "/api/v1/banks/{bank_id}/copy", {"slug": "Not A Slug", "name": "x"},
+     {"anonymous": 401, "candidate": 401, "recruiter": 403, "psychometrician": 422,
+      "other": 403}),
+    ("POST", "/api/v1/banks/{bank_id}/pooling-consent", {"consent": True},
+     {"anonymous": 401, "candidate": 401, "recruiter": 403, "psychometrician": 409,
+      "other": 403}),
     ("GET", "/api/v1/bank", None,
      {"anonymous": 401, "candidate": 401, "recruiter": 403, "psychometrician": 200,
       "other": 403}),

@@ -148,10 +148,12 @@ def _succeeded_job(site: Site, extra: list[dict] | None = None) -> int:
     )
     from irt import ItemParams
 
+    bank_id = site.sql("SELECT b.id FROM item_banks b JOIN organisations o "
+                       "ON o.id = b.organisation_id WHERE o.slug = 'demo' ORDER BY b.id")[0][0]
     rows = site.sql("SELECT i.external_id, s.slug, v.a, v.b FROM items i "
                     "JOIN skills s ON s.id = i.skill_id "
                     "JOIN item_parameter_versions v ON v.item_id = i.id AND v.is_current "
-                    "ORDER BY i.external_id LIMIT 3")
+                    "WHERE i.bank_id = :b ORDER BY i.external_id LIMIT 3", b=bank_id)
     specs = [(iid, skill, a * 1.1, b + 0.2) for iid, skill, a, b in rows]
     specs += [(x["item_id"], x["skill"], x["a"], x["b"]) for x in extra or []]
     items = tuple(RecalibratedItem(
@@ -164,8 +166,10 @@ def _succeeded_job(site: Site, extra: list[dict] | None = None) -> int:
                            -900.0, True, 20)
     eng = create_db_engine(site.url)
     with transaction(eng) as db:
-        user = db.query(StaffUser).filter_by(role="psychometrician").one()
-        job = CalibrationJob(created_by_id=user.id, status="succeeded", progress=1.0,
+        user = db.query(StaffUser).filter_by(email=site.info.credentials(
+            "psychometrician").email).one()
+        job = CalibrationJob(bank_id=bank_id, created_by_id=user.id, status="succeeded",
+                             progress=1.0,
                              settings={"model": "2pl", "mode": "free", "prior_a_sd": 0.5,
                                        "skills": []},
                              result=result.to_dict(), message="done")

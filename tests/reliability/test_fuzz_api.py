@@ -47,4 +47,6 @@ def test_fuzzed_api_has_no_server_error_and_keeps_its_contract(backend: str, tmp
         assert {label for w, label in report.requests if w == who} == documented, who
     # the fuzz reached the working paths too, not only the refusals
     assert {200, 201, 202, 204} <= set(report.statuses), report.statuses
-    assert {400, 401, 403, 404, 409, 422} <= set(report.statuses), report.statuses
+    # (no 400 required: the fuzz's 400s were anonymous staff writes refused for their CSRF
+    # header; the access check now runs first and answers those 401)
+    assert {401, 403, 404, 409, 422} <= set(report.statuses), report.statuses

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from item_bank import repository as repo
 from item_bank.db import create_db_engine, normalize_url, transaction
 from item_bank.demo import DemoInfo, build_demo_database
-from item_bank.models import Assessment
+from item_bank.models import Assessment, ItemBank
 from web.app import create_app
 
 _PG_URL = os.environ.get("DATABASE_URL", "")
@@ -59,6 +59,12 @@ class Site:
         finally:
             eng.dispose()
 
+    def bank_id(self, org: str = "demo") -> int:
+        """The first bank the organisation owns (demo: the shipped library)."""
+        return self.sql("SELECT b.id FROM item_banks b JOIN organisations o "
+                        "ON o.id = b.organisation_id WHERE o.slug = :o ORDER BY b.id",
+                        o=org)[0][0]
+
     def sql(self, statement: str, **params: object) -> list[tuple]:
         eng = create_db_engine(self.url)
         try:
@@ -70,15 +76,21 @@ class Site:
 
 
 def _second_organisation(url: str) -> str:
-    """Another company with its own recruiter and assessment."""
+    """Another company with its own recruiter, psychometrician and private bank (a copy of the
+    demo's library, so the same external ids exist in both), and an assessment on the demo's
+    library."""
     password = "other-org-password-123"
     eng = create_db_engine(url)
     with transaction(eng) as db:
         org = repo.create_organisation(db, "other", "Other Company")
         user = repo.create_staff_user(db, org, "recruiter@other.example", "recruiter", password)
+        repo.create_staff_user(db, org, "psychometrician@other.example", "psychometrician",
+                               password)
         demo = db.query(Assessment).one()
+        library = db.get(ItemBank, demo.bank_id)
+        repo.copy_bank(db, library, org, "other-bank", "Other Bank")
         repo.create_assessment(db, org, "other-test", "Other Test", dict(demo.blueprint),
-                               created_by=user)
+                               created_by=user, bank=library)
     eng.dispose()
     return password
 
@@ -146,12 +158,15 @@ def login(client: FlaskClient, email: str, password: str) -> None:
 
 @pytest.fixture
 def staff_client(site: Site, app: Flask) -> Callable[[str], FlaskClient]:
-    """A signed-in client for ``recruiter``, ``psychometrician`` or ``other`` (other company)."""
+    """A signed-in client for ``recruiter``, ``psychometrician``, ``other`` (the other company's
+    recruiter) or ``other_psychometrician``."""
 
     def make(who: str) -> FlaskClient:
         c = app.test_client()
         if who == "other":
             login(c, "recruiter@other.example", site.other_org_password)
+        elif who == "other_psychometrician":
+            login(c, "psychometrician@other.example", site.other_org_password)
         else:
             cred = site.info.credentials(who)
             login(c, cred.email, cred.password)

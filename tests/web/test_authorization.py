@@ -6,13 +6,16 @@ The expected status codes are exact: anonymous HTML → 302 to the login page, a
 
 from __future__ import annotations
 
+import io
+import json
+import uuid
 from collections.abc import Callable
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.web.conftest import Site
+from tests.web.conftest import Site, csrf_of
 
 STAFF_PREFIXES = ("/recruiter", "/psychometrician", "/api/v1")
 CANDIDATE_API = "/api/v1/sessions"
@@ -154,3 +157,248 @@ def test_writes_are_refused_to_anonymous_wrong_role_and_other_org(
              site.sql("SELECT id, name FROM candidates ORDER BY id"),
              site.sql("SELECT count(*) FROM result_reviews"))
     assert after == before
+
+
+# -- tenancy: psychometricians of two organisations ------------------------------------------
+#
+# The demo organisation owns the shipped bank, published as a library (the other organisation's
+# assessment draws from it); the other organisation owns a private copy of it (same external
+# ids). Every psychometrician route and API operation is called by each organisation's
+# psychometrician on each organisation's bank and jobs: the owner succeeds; the other
+# organisation gets a 404 — except reading and copying a library, which is what a library is
+# for — and nothing of the target changes.
+
+PSY = {"demo": "psychometrician", "other": "other_psychometrician"}
+
+
+def _bank_state(site: Site, bank_id: int) -> tuple:
+    """Everything of a bank another organisation must not change."""
+    return (site.sql("SELECT external_id, stem, status, key FROM items WHERE bank_id = :b "
+                     "ORDER BY external_id", b=bank_id),
+            site.sql("SELECT v.id, v.a, v.b, v.is_current FROM item_parameter_versions v "
+                     "JOIN items i ON i.id = v.item_id WHERE i.bank_id = :b ORDER BY v.id",
+                     b=bank_id),
+            site.sql("SELECT id, status FROM calibration_jobs WHERE bank_id = :b ORDER BY id",
+                     b=bank_id),
+            site.sql("SELECT slug, library FROM item_banks WHERE id = :b", b=bank_id),
+            site.sql("SELECT organisation_id, revoked_at FROM response_pooling_consents "
+                     "WHERE bank_id = :b ORDER BY id", b=bank_id))
+
+
+def _succeeded_job(site: Site, org: str) -> int:
+    """A finished calibration job of the organisation's bank, with new parameters for one of
+    its items (published by the matrix)."""
+    from item_bank.db import create_db_engine, transaction
+    from item_bank.models import CalibrationJob, StaffUser
+
+    bank_id = site.bank_id(org)
+    iid, skill = site.sql("SELECT i.external_id, s.slug FROM items i JOIN skills s "
+                          "ON s.id = i.skill_id WHERE i.bank_id = :b ORDER BY i.external_id "
+                          "LIMIT 1", b=bank_id)[0]
+    row = {"item_id": iid, "skill": skill, "model": "2pl", "a": 1.3, "b": 0.1, "c": 0.0,
+           "d": 1.0, "se_a": 0.1, "se_b": 0.1, "se_c": None, "n_responses": 400,
+           "status": "operational", "anchor": False}
+    eng = create_db_engine(site.url)
+    try:
+        with transaction(eng) as db:
+            email = f"psychometrician@{org}.example"
+            user = db.query(StaffUser).filter_by(email=email).one()
+            job = CalibrationJob(bank_id=bank_id, created_by_id=user.id, status="succeeded",
+                                 progress=1.0, message="done",
+                                 settings={"model": "2pl", "mode": "anchored",
+                                           "prior_a_sd": 0.5, "skills": []},
+                                 result={"items": [row], "issues": [], "drift": [],
+                                         "link": None,
+                                         "summary": {"headline": "t", "n_persons": 400,
+                                                     "n_responses": 400, "loglik": -1.0,
+                                                     "converged": True, "n_iter": 5}})
+            db.add(job)
+            db.flush()
+            return job.id
+    finally:
+        eng.dispose()
+
+
+def _bank_json(item_id: str) -> dict:
+    return {"format": "proficio-bank/1", "skill": "databases", "items": [
+        {"id": item_id, "stem": "Which index?", "key": "a",
+         "options": [{"id": "a", "text": "B-tree"}, {"id": "b", "text": "None"}]}]}
+
+
+def _csrf_header(c: FlaskClient) -> dict[str, str]:
+    return {"X-CSRFToken": csrf_of(c.get("/psychometrician/import").data)}
+
+
+# (name, method, path, body builder or None, how: "form" | "json" | "upload" | None,
+#  own status, status for another organisation's library, for another's private bank)
+PSYCHOMETRICIAN_OPERATIONS = [
+    ("bank page", "GET", "/psychometrician/?bank={bank}", None, None, 200, 404, 404),
+    ("item page", "GET", "/psychometrician/items/SRV-001?bank={bank}", None, None,
+     200, 404, 404),
+    ("item status", "POST", "/psychometrician/items/SRV-002/status?bank={bank}",
+     lambda: {"status": "retired"}, "form", 302, 404, 404),
+    ("import page", "POST", "/psychometrician/import?bank={bank}",
+     lambda: {"file": (io.BytesIO(json.dumps(_bank_json(f"T-{uuid.uuid4().hex[:8]}"))
+                                  .encode()), "b.json")}, "upload", 200, 404, 404),
+    ("start calibration", "POST", "/psychometrician/calibrations?bank={bank}",
+     lambda: {"model": "2pl", "mode": "anchored", "prior_a_sd": "0.5"}, "form", 302, 404, 404),
+    ("calibration page", "GET", "/psychometrician/calibrations/{job}", None, None,
+     200, 404, 404),
+    ("publish (page)", "POST", "/psychometrician/calibrations/{job}/publish", lambda: {},
+     "form", 302, 404, 404),
+    ("export bank", "GET", "/api/v1/bank?bank_id={bank}", None, None, 200, 200, 404),
+    ("import bank", "POST", "/api/v1/bank?bank_id={bank}",
+     lambda: _bank_json(f"T-{uuid.uuid4().hex[:8]}"), "json", 201, 404, 404),
+    ("replace items", "POST", "/api/v1/bank?bank_id={bank}&replace=true",
+     lambda: _bank_json("SRV-001") | {"skill": "server_side"}, "json", 201, 404, 404),
+    ("start calibration (API)", "POST", "/api/v1/calibrations",
+     lambda: {"bank_id": "{bank}"}, "json", 202, 404, 404),
+    ("calibration job", "GET", "/api/v1/calibrations/{job}", None, None, 200, 404, 404),
+    ("publish", "POST", "/api/v1/calibrations/{job}/publish", lambda: None, "json",
+     200, 404, 404),
+    ("library", "POST", "/api/v1/banks/{bank}/library", lambda: {"library": "{library}"},
+     "json", 204, 404, 404),  # sets what the bank is: the matrix keeps private banks private
+    ("copy", "POST", "/api/v1/banks/{bank}/copy",
+     lambda: {"slug": f"c-{uuid.uuid4().hex[:8]}", "name": "Copy"}, "json", 201, 201, 404),
+    ("pooling consent", "POST", "/api/v1/banks/{bank}/pooling-consent",
+     lambda: {"consent": False}, "json", 409, 204, 404),
+]
+
+
+def _fill(value: object, ids: dict[str, int]) -> object:
+    if isinstance(value, dict):
+        return {k: _fill(v, ids) for k, v in value.items()}
+    if value in ("{bank}", "{library}"):
+        return ids[value[1:-1]]
+    return value
+
+
+def _call(c: FlaskClient, method: str, path: str, body: object, how: str | None,
+          ids: dict[str, int]):
+    url = path.format(**ids)
+    if how in ("form", "upload"):
+        data = {"csrf_token": csrf_of(c.get("/psychometrician/import").data), **(body or {})}
+        return c.open(url, method=method, data=data,
+                      content_type="multipart/form-data" if how == "upload" else None)
+    if how == "json":
+        return c.open(url, method=method, json=_fill(body, ids), headers=_csrf_header(c))
+    return c.open(url, method=method)
+
+
+def test_every_psychometrician_route_and_bank_operation_is_in_the_tenancy_matrix(app: Flask):
+    rules = {(m, r.rule) for r in staff_rules(app)
+             for m in r.methods - {"HEAD", "OPTIONS"}
+             if "psychometrician" in getattr(app.view_functions[r.endpoint], "required_roles",
+                                             ())}
+    covered = {(m, p.split("?")[0].replace("{bank}", "<int:bank_id>")
+                .replace("{job}", "<int:job_id>").replace("SRV-001", "<external_id>")
+                .replace("SRV-002", "<external_id>"))
+               for _, m, p, *_ in PSYCHOMETRICIAN_OPERATIONS}
+    covered |= {("GET", "/psychometrician/"), ("GET", "/psychometrician/import"),
+                ("GET", "/psychometrician/calibrations"), ("GET", "/api/v1/banks"),
+                ("POST", "/api/v1/banks"), ("GET", "/api/v1/assessments")}
+    assert rules == covered, rules ^ covered
+
+
+@pytest.mark.parametrize(("name", "method", "path", "body", "how", "own", "library", "private"),
+                         PSYCHOMETRICIAN_OPERATIONS, ids=[o[0] for o in PSYCHOMETRICIAN_OPERATIONS])
+def test_tenancy_matrix(site: Site, app: Flask, staff_client: Callable[[str], FlaskClient],
+                        name, method, path, body, how, own, library, private) -> None:
+    app.config["WTF_CSRF_ENABLED"] = True
+    clients = {org: staff_client(PSY[org]) for org in ("demo", "other")}
+    for target, actor in (("demo", "other"), ("other", "demo"), ("demo", "demo"),
+                          ("other", "other")):
+        ids = {"bank": site.bank_id(target), "job": _succeeded_job(site, target),
+               "library": target == "demo"}
+        before = _bank_state(site, ids["bank"])
+        r = _call(clients[actor], method, path, body() if body else None, how, ids)
+        # demo's bank is a library, the other organisation's is private
+        want = own if actor == target else library if target == "demo" else private
+        assert r.status_code == want, f"{actor} → {target}'s {name}: {r.status_code} " \
+                                      f"{r.data[:300]!r}"
+        if actor != target:
+            after = _bank_state(site, ids["bank"])
+            if name == "pooling consent" and want == 204:  # the actor's own consent row
+                before, after = before[:4], after[:4]
+            assert after == before, f"{actor} changed {target}'s bank through {name}"
+            if want == 200 and r.is_json:  # reading a library: content only, no usage
+                assert "responses" not in r.json and "jobs" not in r.json
+
+
+def test_lists_show_only_the_organisations_banks_jobs_and_libraries(
+        site: Site, staff_client: Callable[[str], FlaskClient]) -> None:
+    jobs = {org: _succeeded_job(site, org) for org in ("demo", "other")}
+    for org, other in (("demo", "other"), ("other", "demo")):
+        c = staff_client(PSY[org])
+        banks = {b["id"]: b for b in c.get("/api/v1/banks").json}
+        assert site.bank_id(org) in banks and banks[site.bank_id(org)]["own"]
+        if other == "other":
+            assert site.bank_id("other") not in banks  # private: not even listed
+        else:
+            assert banks[site.bank_id("demo")]["library"] and not banks[site.bank_id("demo")][
+                "own"]
+        page = c.get("/psychometrician/calibrations").data
+        assert f"/psychometrician/calibrations/{jobs[org]}".encode() in page
+        assert f"/psychometrician/calibrations/{jobs[other]}".encode() not in page
+        overview = c.get("/psychometrician/").data
+        assert c.get(f"/psychometrician/?bank={site.bank_id(other)}").status_code == 404
+        assert b"Item bank: " in overview
+
+
+def _answer_one(site: Site, app: Flask, org: str) -> None:
+    (token,) = site.invite(org=org)
+    c = app.test_client()
+    s = c.post("/api/v1/sessions", json={"invitation": token}).json
+    item = s["pending_item"]
+    r = c.post(f"/api/v1/sessions/{s['session_id']}/responses",
+               json={"item_id": item["item_id"], "answer": item["options"][0]["id"]},
+               headers={"Authorization": f"Bearer {s['token']}"})
+    assert r.status_code == 200
+
+
+def test_pooling_another_organisations_responses_needs_its_recorded_consent(
+        site: Site, app: Flask, staff_client: Callable[[str], FlaskClient]) -> None:
+    """The other organisation's candidates answer the demo's library; the demo's calibrations
+    read them only while the other organisation consents (the log the job reads)."""
+    from item_bank import repository as repo
+    from item_bank.db import create_db_engine, transaction
+    from item_bank.models import ItemBank
+
+    for org in ("demo", "other"):
+        _answer_one(site, app, org)
+    org_of = dict(site.sql("SELECT public_id, o.slug FROM candidates c JOIN organisations o "
+                           "ON o.id = c.organisation_id"))
+
+    def pooled_candidates() -> set[str]:
+        eng = create_db_engine(site.url)
+        try:
+            with transaction(eng, write=False) as db:
+                bank = db.get(ItemBank, site.bank_id("demo"))
+                log = repo.export_responses(db, bank_id=bank.id,
+                                            organisation_ids=repo.pooled_organisations(db, bank))
+                return {org_of[p] for p in log.person_ids}
+        finally:
+            eng.dispose()
+
+    assert pooled_candidates() == {"demo"}
+    other = staff_client("other_psychometrician")
+    url = f"/api/v1/banks/{site.bank_id('demo')}/pooling-consent"
+    assert other.post(url, json={"consent": True}, headers=_csrf_header(other)).status_code \
+        == 204
+    assert pooled_candidates() == {"demo", "other"}
+    consent = site.sql("SELECT c.granted_by_id, u.email, c.revoked_at FROM "
+                       "response_pooling_consents c JOIN staff_users u "
+                       "ON u.id = c.granted_by_id WHERE c.bank_id = :b", b=site.bank_id("demo"))
+    assert [(email, revoked) for _, email, revoked in consent] == \
+        [("psychometrician@other.example", None)]
+    assert other.post(url, json={"consent": False}, headers=_csrf_header(other)).status_code \
+        == 204
+    assert pooled_candidates() == {"demo"}
+    # the withdrawal is recorded, not erased
+    assert site.sql("SELECT COUNT(*) FROM response_pooling_consents WHERE bank_id = :b AND "
+                    "revoked_at IS NOT NULL", b=site.bank_id("demo"))[0][0] == 1
+    # the demo organisation cannot consent on the other's behalf, nor to its own bank
+    demo = staff_client("psychometrician")
+    assert demo.post(url, json={"consent": True}, headers=_csrf_header(demo)).status_code == 409
+    assert demo.post(f"/api/v1/banks/{site.bank_id('other')}/pooling-consent",
+                     json={"consent": True}, headers=_csrf_header(demo)).status_code == 404

@@ -42,25 +42,27 @@ TRUE_A = 1.3
 TRUE_B = np.linspace(-1.5, 1.5, len(PRETEST))
 
 
-def simulate_log(url: str, n_candidates: int, rng: np.random.Generator) -> None:
+def simulate_log(url: str, n_candidates: int, rng: np.random.Generator, bank_id: int) -> None:
     """Candidates who each answered 12 operational and 4 pretest databases items and 8 testing
     items, all from one θ (so the two skills' latent correlation is near 1). The operational
     items' current parameters are made non-provisional (they are the anchors); the chosen option
     is recorded (the key for a right answer, another option for a wrong one)."""
     eng = create_db_engine(url)
     with transaction(eng) as db:
-        db.query(Item).filter(Item.external_id.in_(PRETEST)).update(
+        db.query(Item).filter(Item.bank_id == bank_id, Item.external_id.in_(PRETEST)).update(
             {Item.status: "pretest"}, synchronize_session=False)
         db.query(ItemParameterVersion).update({ItemParameterVersion.provisional: False},
                                               synchronize_session=False)
-        loaded = repo.load_bank(db, skills=["databases", "testing"])
+        loaded = repo.load_bank(db, skills=["databases", "testing"], bank_id=bank_id)
         bank = loaded.bank
         operational = [i for i, m in enumerate(loaded.items)
                        if m.status == "operational" and m.skill == "databases"]
         other_skill = [i for i, m in enumerate(loaded.items) if m.skill == "testing"]
         truth = irt.Bank.dichotomous([TRUE_A] * len(PRETEST), TRUE_B, item_ids=PRETEST)
-        rows = {it.external_id: it for it in db.scalars(select(Item))}
-        assessment = db.scalars(select(Assessment)).first()
+        rows = {it.external_id: it for it in db.scalars(select(Item)
+                                                        .where(Item.bank_id == bank_id))}
+        assessment = db.scalars(select(Assessment).where(Assessment.bank_id == bank_id)
+                                .order_by(Assessment.id)).first()
         now = dt.datetime.now(dt.UTC)
         theta = rng.normal(size=n_candidates)
         for p in range(n_candidates):
@@ -115,7 +117,7 @@ def _wait(client, job_id: int) -> dict:
 def test_anchored_calibration_job_recovers_pretest_items_and_publishes(backend, tmp_path):
     rng = np.random.default_rng(7)
     with new_site(backend, tmp_path) as site:
-        simulate_log(site.url, 500, rng)
+        simulate_log(site.url, 500, rng, site.bank_id())
         app = site.app()
         client = app.test_client()
         cred = site.info.credentials("psychometrician")
@@ -123,6 +125,9 @@ def test_anchored_calibration_job_recovers_pretest_items_and_publishes(backend, 
         csrf = {"X-CSRFToken": _csrf(client)}
         job = _run(client, csrf, {"mode": "anchored", "model": "2pl"})
         assert job["status"] == "succeeded", job["message"]
+        assert job["bank_id"] == site.bank_id()
+        demo_org = site.sql("SELECT id FROM organisations WHERE slug = 'demo'")[0][0]
+        assert job["result"]["pooled_organisations"] == [demo_org]  # no consent: own only
         result = Recalibration.from_dict(job["result"])
         assert result.settings == RecalibrationSettings()   # the CLI's defaults
         items = {it.item_id: it for it in result.items}
@@ -195,7 +200,7 @@ def test_anchored_calibration_job_recovers_pretest_items_and_publishes(backend, 
         assert r.status_code == 302, r.data
         current = dict(site.sql(
             "SELECT i.external_id, v.b FROM item_parameter_versions v JOIN items i "
-            "ON i.id = v.item_id WHERE v.is_current"))
+            "ON i.id = v.item_id WHERE v.is_current AND i.bank_id = :b", b=site.bank_id()))
         np.testing.assert_allclose([current[i] for i in PRETEST[:3]], est_b[:3])
         old = dict((iid, b) for _, iid, b, cur, _ in before if cur)
         assert all(current[i] == old[i] for i in PRETEST[3:])  # not selected: unchanged

@@ -220,8 +220,9 @@ def test_multidimensional_and_shadow_blueprints_run_through_the_same_api(site: S
                     "shadow": {**base, "selector": {"name": "shadow"}}}
         for slug, blueprint in variants.items():
             if db.query(Assessment).filter(Assessment.slug == slug).first() is None:
-                db.add(Assessment(organisation_id=demo.organisation_id, slug=slug,
-                                  name=slug, blueprint=json.loads(json.dumps(blueprint))))
+                db.add(Assessment(organisation_id=demo.organisation_id, bank_id=demo.bank_id,
+                                  slug=slug, name=slug,
+                                  blueprint=json.loads(json.dumps(blueprint))))
     eng.dispose()
     for slug in ("mcat", "shadow"):
         eng = create_db_engine(site.url)

@@ -16,20 +16,24 @@ def test_org_staff_assessment_commands(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("PROFICIO_INSTANCE", str(tmp_path))
     monkeypatch.setenv("DATABASE_URL", url)
     assert main(["db", "upgrade"]) == 0
-    assert main(["bank", "import", "--shipped"]) == 0
     assert main(["org", "create", "acme", "Acme Ltd"]) == 0
+    assert main(["bank", "import", "--shipped", "--org", "acme"]) == 0
     assert main(["staff", "create", "--org", "acme", "--email", "Rita@Acme.example",
                  "--role", "recruiter"]) == 0
     password = re.search(r"password \(shown once\): (\S+)", capsys.readouterr().out).group(1)
     assert main(["assessment", "create", "--org", "acme", "--slug", "be", "--name", "Back end",
                  "--cut-score", "480"]) == 0
+    printed = capsys.readouterr().out
+    # the default design is simulated before it goes live, and the figures are shown
+    assert re.search(r"length: usually \d+ to \d+ questions \(at most 40\)", printed), printed
+    assert "overall score: mean SE" in printed and "exposure: most-used item" in printed
     assert main(["staff", "create", "--org", "nope", "--email", "x@y.example",
                  "--role", "recruiter"]) == 2
     assert "no organisation 'nope'" in capsys.readouterr().err
     # leaving stacks out: stored in the blueprint, which the engine applies
     assert main(["assessment", "create", "--org", "acme", "--slug", "be-neutral", "--name",
                  "Back end, no Python or AWS", "--exclude-stack", "python",
-                 "--exclude-stack", "AWS"]) == 0
+                 "--exclude-stack", "AWS", "--no-check"]) == 0
     assert main(["assessment", "create", "--org", "acme", "--slug", "be-bad", "--name", "x",
                  "--exclude-stack", "cobol"]) == 2
     assert "unknown stack 'cobol'" in capsys.readouterr().err
@@ -41,6 +45,10 @@ def test_org_staff_assessment_commands(tmp_path, monkeypatch, capsys) -> None:
         stored = repository.find_assessment(s, "be-neutral").blueprint
         assert stored["exclude_tags"] == ["stack:python", "stack:aws"]
         assert repository.find_assessment(s, "be").blueprint["exclude_tags"] == []
+        checked = repository.find_assessment(s, "be")
+        assert checked.feasibility["max_items"] == 40
+        assert checked.blueprint["exposure"]["name"] == "sympson_hetter"
+        assert repository.find_assessment(s, "be-neutral").feasibility is None
     eng.dispose()
     app = create_app({"DATABASE_URL": url, "TESTING": True})
     try:

@@ -20,10 +20,12 @@ def test_bank_view_item_detail_and_promotion(site: Site, staff_client) -> None:
     r = c.post("/psychometrician/items/GIT-003/status", data={"csrf_token": token,
                                                               "status": "pretest"})
     assert r.status_code == 302
-    assert site.sql("SELECT status FROM items WHERE external_id = 'GIT-003'")[0][0] == "pretest"
+    assert site.sql("SELECT status FROM items WHERE external_id = 'GIT-003' AND bank_id = :b",
+                    b=site.bank_id())[0][0] == "pretest"
     c.post("/psychometrician/items/GIT-003/status", data={"csrf_token": token,
                                                           "status": "operational"})
-    assert site.sql("SELECT status FROM items WHERE external_id = 'GIT-003'")[0][0] == \
+    assert site.sql("SELECT status FROM items WHERE external_id = 'GIT-003' AND bank_id = :b",
+                    b=site.bank_id())[0][0] == \
         "operational"
     assert c.get("/psychometrician/items/NOPE-404").status_code == 404
 
@@ -48,12 +50,15 @@ def test_import_json_through_the_page_and_a_bad_file_changes_nothing(site: Site,
     r = c.post("/psychometrician/import", data={
         "csrf_token": token, "file": (io.BytesIO(json.dumps(doc).encode()), "new.json")})
     assert r.status_code == 200 and b"1 item(s) created" in r.data
-    assert site.sql("SELECT status FROM items WHERE external_id = 'TST-900'")[0][0] == "pretest"
+    assert site.sql("SELECT status FROM items WHERE external_id = 'TST-900' AND bank_id = :b",
+                    b=site.bank_id())[0][0] == "pretest"
     # without parameters it cannot be promoted
     r = c.post("/psychometrician/items/TST-900/status",
                data={"csrf_token": token, "status": "operational"}, follow_redirects=True)
     assert b"has no parameters yet" in r.data
-    assert site.sql("SELECT status FROM items WHERE external_id = 'TST-900'")[0][0] == "pretest"
+    assert site.sql("SELECT status FROM items WHERE external_id = 'TST-900' AND bank_id = :b",
+                    b=site.bank_id())[0][0] == "pretest"
+
 
 
 def test_rollback_needs_a_reason_and_a_known_run_and_only_psychometricians(site: Site,

@@ -100,14 +100,14 @@ def test_percentiles_compare_with_the_applicants_of_a_published_calibration(site
     sid = int(site.sql("SELECT session_id FROM overall_results ORDER BY id LIMIT 1")[0][0])
     before = staff_client("recruiter").get(f"/api/v1/reports/{sid}").get_json()
     assert before["norm_group"] == {"name": reports.SIMULATED_NORM, "provisional": True}
-    latent = [{"skill": s, "mean": 0.5, "sd": 1.0} for s in
+    scales = [{"skill": s, "latent_mean": 0.5, "latent_sd": 1.0} for s in
               ("api_design", "databases", "server_side", "security", "testing", "devops",
                "version_control", "cloud")]
     eng = create_db_engine(site.url)
     try:
         with transaction(eng) as db:
             job = CalibrationJob(status="published", settings={}, finished_at=dt.datetime.now(
-                dt.UTC), result={"summary": {"latent": latent, "n_persons": 812}})
+                dt.UTC), result={"scales": scales, "n_persons": 812})
             db.add(job)
     finally:
         eng.dispose()

@@ -164,6 +164,10 @@ class InvitationRowSchema(Schema):
 
 class InvitationQuerySchema(Schema):
     assessment_id = fields.Integer(load_default=None, validate=validate.Range(0, MAX_ID))
+    page = fields.Integer(load_default=1, validate=validate.Range(1, MAX_ID), metadata={
+        "description": "Page number (newest invitations first)"})
+    page_size = fields.Integer(load_default=staff.PAGE_SIZE,
+                               validate=validate.Range(1, staff.MAX_PAGE_SIZE))
 
 
 class InviteSchema(Schema):
@@ -277,18 +281,23 @@ def list_assessments():  # type: ignore[no-untyped-def]
 
 @staff_api.route("/invitations", methods=["GET"])
 @staff_api.arguments(InvitationQuerySchema, location="query")
-@staff_api.response(200, InvitationRowSchema(many=True))
+@staff_api.response(200, InvitationRowSchema(many=True), headers={
+    "X-Total-Count": {"description": "Number of invitations on all pages",
+                      "schema": {"type": "integer"}}})
 @errors(staff_api, 400, 401, 403, 404)
 @staff_required("recruiter")
 def list_invitations(query: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """Invitations and candidate status in the caller's organisation."""
+    """Invitations and candidate status in the caller's organisation, newest first, one page
+    at a time (``page``, ``page_size`` ≤ 500; the total in the ``X-Total-Count`` header)."""
     org = organisation_id()
     if query.get("assessment_id") is not None:
         try:
             staff.assessment(org, query["assessment_id"])
         except staff.NotFound:
             abort(404, description="no such assessment")
-    return staff.candidates(org, query.get("assessment_id"))
+    page = staff.candidates_page(org, query.get("assessment_id"), query["page"],
+                                 query["page_size"])
+    return page.rows, 200, {"X-Total-Count": str(page.total)}
 
 
 @staff_api.route("/invitations", methods=["POST"])

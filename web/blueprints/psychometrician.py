@@ -4,13 +4,25 @@ confirmed per-item publishing), rollback of a publication, and item promotion.""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
+from item_bank.models import ItemBank
 from web.db import database
+from web.input_guard import query_id
 from web.rendering import icc_chart
-from web.security import staff_required
+from web.security import organisation_id, staff_required
 from web.services import audit, calibrations
 from web.services import bank as bank_service
 from web.services.calibrations import PublishRules
@@ -19,25 +31,49 @@ bp = Blueprint("psychometrician", __name__, url_prefix="/psychometrician")
 ROLES = ("psychometrician",)
 
 
+def _bank() -> ItemBank:
+    """The bank the pages work on: ``?bank=ID`` (remembered in the session), else the last one
+    chosen, else the organisation's first; only banks of the caller's organisation (404)."""
+    org = organisation_id()
+    chosen = query_id("bank")
+    try:
+        bank = bank_service.own_bank(org, chosen if chosen is not None
+                                     else session.get("bank_id"))
+    except bank_service.NotFound:
+        if chosen is not None or session.get("bank_id") is None:
+            abort(404)
+        try:
+            bank = bank_service.own_bank(org)
+        except bank_service.NotFound:
+            abort(404)
+    if session.get("bank_id") != bank.id:
+        session["bank_id"] = bank.id
+    return bank
+
+
+
 @bp.route("/")
 @staff_required(*ROLES)
 def bank():  # type: ignore[no-untyped-def]
-    skills, rows = bank_service.overview()
+    current = _bank()
+    skills, rows = bank_service.overview(current.id)
     chosen = request.args.get("skill") or None
     if chosen:
         rows = [r for r in rows if r.skill == chosen]
-    return render_template("psychometrician/bank.html", skills=skills, rows=rows, chosen=chosen)
+    return render_template("psychometrician/bank.html", skills=skills, rows=rows, chosen=chosen,
+                           bank=current, banks=bank_service.banks(organisation_id()))
 
 
 @bp.route("/items/<external_id>")
 @staff_required(*ROLES)
 def item(external_id: str):  # type: ignore[no-untyped-def]
+    current = _bank()
     try:
-        detail = bank_service.item_detail(external_id)
+        detail = bank_service.item_detail(current.id, external_id)
     except LookupError:
         abort(404)
     chart = icc_chart(detail.icc_theta, detail.icc_p) if detail.icc_p else None
-    analysis = calibrations.latest_item_result(external_id)
+    analysis = calibrations.latest_item_result(external_id, current.id)
     return render_template("psychometrician/item.html", d=detail, chart=chart,
                            analysis=analysis)
 
@@ -46,7 +82,7 @@ def item(external_id: str):  # type: ignore[no-untyped-def]
 @staff_required(*ROLES)
 def item_status(external_id: str):  # type: ignore[no-untyped-def]
     try:
-        bank_service.set_status(external_id, request.form.get("status", ""))
+        bank_service.set_status(_bank().id, external_id, request.form.get("status", ""))
     except LookupError:
         abort(404)
     except ValueError as exc:
@@ -68,7 +104,7 @@ def import_bank():  # type: ignore[no-untyped-def]
         return render_template("psychometrician/import.html",
                                error="field 'file': choose a file to import", report=None), 422
     try:
-        report = bank_service.import_upload(upload.filename, upload.read(),
+        report = bank_service.import_upload(_bank().id, upload.filename, upload.read(),
                                             replace=request.form.get("replace") == "on")
     except ValueError as exc:
         return render_template("psychometrician/import.html", error=str(exc), report=None), 422
@@ -80,11 +116,13 @@ def import_bank():  # type: ignore[no-untyped-def]
 @bp.route("/calibrations")
 @staff_required(*ROLES)
 def calibrations_list():  # type: ignore[no-untyped-def]
-    runs = calibrations.runs()
-    return render_template("psychometrician/calibrations.html", jobs=calibrations.jobs(),
+    runs = calibrations.runs(organisation_id())
+    return render_template("psychometrician/calibrations.html",
+                           jobs=calibrations.jobs(organisation_id()),
                            models=calibrations.JOB_MODELS, modes=calibrations.MODES,
                            runs=runs, run_authors=calibrations.run_authors(runs),
-                           defaults=calibrations.JobSettings(model=calibrations.bank_model()))
+                           defaults=calibrations.JobSettings(
+                               model=calibrations.bank_model(_bank().id)))
 
 
 @bp.route("/calibrations", methods=["POST"])
@@ -98,12 +136,14 @@ def start_calibration():  # type: ignore[no-untyped-def]
         upload = request.files.get("responses")
         text = None
         if upload is not None and upload.filename:
-            text = calibrations.check_upload(upload.read(), secure_filename(upload.filename))
+            text = calibrations.check_upload(upload.read(), secure_filename(upload.filename),
+                                             _bank().id)
     except ValueError as exc:
         flash(str(exc), "error")
         return redirect(url_for("psychometrician.calibrations_list"))
     url = database().engine.url.render_as_string(hide_password=False)
-    job_id = calibrations.create_job(int(current_user.id), settings, url, upload=text)
+    job_id = calibrations.create_job(int(current_user.id), settings, url, upload=text,
+                                     bank_id=_bank().id)
     return redirect(url_for("psychometrician.calibration", job_id=job_id))
 
 
@@ -112,7 +152,7 @@ def _review(job_id: int, *, rules: PublishRules | None = None,
             threshold: float = calibrations.IMPACT_THRESHOLD, error: str | None = None,
             reason: str = "", status: int = 200):  # type: ignore[no-untyped-def]
     try:
-        job = calibrations.job(job_id)
+        job = calibrations.job(job_id, organisation_id())
     except LookupError:
         abort(404)
     refresh = job.status in ("queued", "running")
@@ -152,7 +192,7 @@ def preview(job_id: int):  # type: ignore[no-untyped-def]
         threshold = float(text) if text else calibrations.IMPACT_THRESHOLD
         if not 0 < threshold <= 5:
             raise ValueError("field 'threshold' must be in (0, 5] logits")
-        result = calibrations.impact(job_id, selected, threshold)
+        result = calibrations.impact(job_id, selected, organisation_id(), threshold)
     except LookupError:
         abort(404)
     except ValueError as exc:
@@ -170,8 +210,8 @@ def publish(job_id: int):  # type: ignore[no-untyped-def]
         rules = _posted_rules()
         if request.form.get("confirm") != "yes":
             raise ValueError("field 'confirm': tick the confirmation to publish")
-        run_id = calibrations.publish(job_id, int(current_user.id), selected, reason=reason,
-                                      rules=rules)
+        run_id = calibrations.publish(job_id, int(current_user.id), organisation_id(), selected,
+                                      reason=reason, rules=rules)
     except LookupError:
         abort(404)
     except ValueError as exc:
@@ -189,7 +229,7 @@ def publish(job_id: int):  # type: ignore[no-untyped-def]
 def rollback(run_id: int):  # type: ignore[no-untyped-def]
     try:
         new_run = calibrations.rollback(run_id, int(current_user.id),
-                                        request.form.get("reason", ""))
+                                        request.form.get("reason", ""), organisation_id())
     except LookupError:
         abort(404)
     except ValueError as exc:

@@ -18,6 +18,7 @@ from flask import (
 from flask_login import current_user
 
 from web.db import get_db, unit_of_work
+from web.input_guard import query_id
 from web.rendering import IntervalRow, interval_chart
 from web.security import organisation_id, staff_required
 from web.services import accommodations, invitations, reports, staff, webhooks
@@ -34,8 +35,7 @@ def _id_field(name: str) -> int:
 
 
 def _assessment_arg() -> int | None:
-    raw = request.args.get("assessment", "")
-    return int(raw) if raw.isdigit() else None
+    return query_id("assessment")
 
 
 @bp.route("/")
@@ -48,7 +48,8 @@ def candidates():  # type: ignore[no-untyped-def]
             staff.assessment(org, chosen)
         except staff.NotFound:
             abort(404)
-    return render_template("recruiter/candidates.html", rows=staff.candidates(org, chosen),
+    page = staff.candidates_page(org, chosen, query_id("page") or 1)
+    return render_template("recruiter/candidates.html", rows=page.rows, page=page,
                            assessments=staff.assessments(org), chosen=chosen)
 
 

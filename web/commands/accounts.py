@@ -10,7 +10,7 @@ import sys
 
 from sqlalchemy import func, select
 
-from engine import Blueprint, SkillSpec
+from engine import Blueprint
 from item_bank import db, repository
 from item_bank.models import (
     LANGUAGES,
@@ -25,6 +25,7 @@ from item_bank.security import new_password
 from item_bank.stacks import STACKS, excluding_stacks
 from web.commands.db import add_url_option, open_engine
 from web.services import accounts, audit
+from web.services.feasibility import default_blueprint, describe, design_assessment
 from web.services.reports import SCALE_MEAN, SCALE_SD
 
 
@@ -88,7 +89,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--name", required=True)
     a.add_argument("--blueprint", default=None,
                    help="blueprint JSON file (engine format); default: every skill of the "
-                        "bank, 3-6 items each, SE target 0.35")
+                        "bank, stopping on the overall score's SE with 2 items per skill at "
+                        "least, exposure control tuned on the bank (docs/recruiter-guide.md)")
+    a.add_argument("--no-check", action="store_true",
+                   help="skip the feasibility simulation (the welcome page then promises "
+                        "only the maximum length)")
     a.add_argument("--cut-score", type=float, default=None,
                    help=f"pass/fail cut on the reporting scale ({SCALE_MEAN:g} + {SCALE_SD:g} θ)")
     a.add_argument("--time-limit", type=int, default=None, help="minutes")
@@ -98,6 +103,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"never serve items that assume this stack (repeat; one of "
                         f"{', '.join(sorted(STACKS))}); stored as the blueprint's "
                         f"exclude_tags 'stack:STACK'")
+    a.add_argument("--bank-org", default=None,
+                   help="organisation owning the bank to draw from when it is another's "
+                        "library (default: --org)")
+    a.add_argument("--bank", default=None,
+                   help="bank slug (default: the owning organisation's only bank)")
     add_url_option(a)
     a.set_defaults(handler=create_assessment)
     lang = assessment.add_parser("language", help="set the candidate pages' language of an "
@@ -221,24 +231,37 @@ def create_assessment(args: argparse.Namespace) -> int:
     try:
         with db.transaction(engine) as session:
             org = _organisation(session, args.org)
+            owner = _organisation(session, args.bank_org) if args.bank_org else org
+            bank = repository.find_bank(session, owner, args.bank) \
+                if (args.bank_org or args.bank or repository.own_banks(session, org.id)) \
+                else repository.sole_bank(session)
+            given = None
             if args.blueprint:
                 with open(args.blueprint, encoding="utf-8") as f:
-                    blueprint = Blueprint.from_dict(json.load(f))
+                    given = Blueprint.from_dict(json.load(f))
+            skills = list(session.scalars(select(Skill.slug).where(Skill.bank_id == bank.id)
+                                          .order_by(Skill.slug)))
+            if not skills:
+                raise ValueError("the bank has no skills; import items first")
+            excluded = excluding_stacks(Blueprint(), args.exclude_stack).exclude_tags
+            feasibility = None
+            if args.no_check:
+                blueprint = excluding_stacks(given or default_blueprint(skills),
+                                             args.exclude_stack)
             else:
-                skills = list(session.scalars(select(Skill.slug).order_by(Skill.slug)))
-                if not skills:
-                    raise ValueError("the bank has no skills; import items first")
-                blueprint = Blueprint(skills=tuple(SkillSpec(s, 3, 6) for s in skills),
-                                      min_items=3 * len(skills), max_items=6 * len(skills),
-                                      se_target=0.35)
-            blueprint = excluding_stacks(blueprint, args.exclude_stack)
+                blueprint, feasibility = design_assessment(session, skills, given,
+                                                           exclude_tags=excluded,
+                                                           bank_id=bank.id)
             made = repository.create_assessment(session, org, args.slug, args.name,
                                                 blueprint.to_dict(), cut_score=args.cut_score,
-                                                time_limit_minutes=args.time_limit)
+                                                time_limit_minutes=args.time_limit, bank=bank)
             made.language = args.language
+            made.feasibility = None if feasibility is None else feasibility.to_dict()
     finally:
         engine.dispose()
     print(f"assessment {args.slug!r} created for {args.org!r}")
+    for line in [] if feasibility is None else describe(feasibility):
+        print(f"  {line}")
     return 0
 
 

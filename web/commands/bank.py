@@ -2,7 +2,10 @@
 
 Formats follow the path: a folder (``skills.json`` + ``<skill>.json``), ``.json``, ``.csv``
 (parameters CSV when the header has ``item_id``; content CSV when it has ``stem``), QTI ``.zip``.
-Import validates the whole file first; any error leaves the database unchanged.
+Import validates the whole file first; any error leaves the database unchanged. Every bank is
+owned by an organisation: ``--org SLUG [--bank SLUG]`` names it (default: the database's only
+bank); ``bank create`` makes one and ``bank library`` publishes it read-only to the other
+organisations.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from item_bank.content import content_warnings
 from item_bank.coverage import coverage_problems, read_coverage_dir
 from item_bank.shipped import SHIPPED_BANK, quality_problems
 from item_bank.transfer import EXPORT_KINDS, read_bank_file, write_bank_file
-from web.commands.db import add_url_option, open_engine
+from web.commands.accounts import _organisation
+from web.commands.db import add_bank_options, add_url_option, open_engine, resolve_bank
 from web.services import audit
 
 
@@ -32,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="update items whose external id is already in the bank")
     imp.add_argument("--provisional", action="store_true",
                      help="mark imported parameters provisional")
+    add_bank_options(imp, owner_help="; a bank of --org that does not exist yet is created")
     add_url_option(imp)
     imp.set_defaults(handler=run_import)
 
@@ -45,8 +50,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("--plain", action="store_true",
                      help="parameters CSV with the DESIGN.md columns only (no 'provisional'), "
                           "e.g. for `proficio calibrate --items/--anchors`")
+    add_bank_options(exp)
     add_url_option(exp)
     exp.set_defaults(handler=run_export)
+
+    create = bsub.add_parser("create", help="create an empty bank owned by --org")
+    create.add_argument("--org", required=True, help="owning organisation slug")
+    create.add_argument("slug")
+    create.add_argument("name")
+    create.add_argument("--library", action="store_true",
+                        help="publish it as a read-only library for other organisations")
+    add_url_option(create)
+    create.set_defaults(handler=run_create)
+
+    lib = bsub.add_parser("library", help="publish a bank as a read-only library (or withdraw "
+                                          "it with --withdraw)")
+    add_bank_options(lib)
+    lib.add_argument("--withdraw", action="store_true")
+    add_url_option(lib)
+    lib.set_defaults(handler=run_library)
 
     val = bsub.add_parser("validate", help="validate a bank file without a database")
     val.add_argument("file", nargs="?", help="bank folder or file (default: the shipped bank)")
@@ -69,8 +91,11 @@ def run_import(args: argparse.Namespace) -> int:
     engine = open_engine(args)
     try:
         with db.transaction(engine) as session:
-            rep = repository.import_document(session, doc, replace=args.replace)
-            audit.record(session, actor=None, action="bank.imported", target=str(path), detail=audit.import_detail(rep))  # noqa: E501
+            bank = resolve_bank(session, args, create=True)
+            rep = repository.import_document(session, doc, replace=args.replace,
+                                             bank_id=bank.id)
+            audit.record(session, actor=None, action="bank.imported", target=str(path),
+                         detail=audit.import_detail(rep), organisation_id=bank.organisation_id)
     finally:
         engine.dispose()
     print(f"{path}: {rep.skills_created} skills created, {rep.items_created} items created, "
@@ -85,7 +110,9 @@ def run_export(args: argparse.Namespace) -> int:
     engine = open_engine(args)
     try:
         with db.transaction(engine, write=False) as session:
-            doc = repository.export_document(session, skills=args.skill, statuses=args.status)
+            bank = resolve_bank(session, args)
+            doc = repository.export_document(session, skills=args.skill, statuses=args.status,
+                                             bank_id=bank.id)
     finally:
         engine.dispose()
     if not doc.items:
@@ -93,6 +120,34 @@ def run_export(args: argparse.Namespace) -> int:
     kind = write_bank_file(args.out, doc, args.kind, plain=args.plain)
     print(f"wrote {len(doc.items)} items ({len(doc.parameters)} with parameters) to {args.out} "
           f"[{kind}]")
+    return 0
+
+
+def run_create(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine) as session:
+            owner = _organisation(session, args.org)
+            bank = repository.create_bank(session, owner, args.slug, args.name,
+                                          library=args.library)
+            bank_id = bank.id
+    finally:
+        engine.dispose()
+    print(f"bank {args.slug!r} (id {bank_id}) created for {args.org!r}"
+          + (", published as a library" if args.library else ""))
+    return 0
+
+
+def run_library(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine) as session:
+            bank = resolve_bank(session, args)
+            repository.set_library(session, bank, not args.withdraw)
+            slug = bank.slug
+    finally:
+        engine.dispose()
+    print(f"bank {slug!r} is {'no longer' if args.withdraw else 'now'} a library")
     return 0
 
 

@@ -11,10 +11,12 @@ import logging
 import os
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
-from item_bank import db
+from item_bank import db, repository
+from item_bank.models import ItemBank, Organisation
 
 
 def add_url_option(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +31,33 @@ def _sqlite_file(url: str) -> Path | None:
             or parsed.database == ":memory:" or parsed.database.startswith("file:"):
         return None
     return Path(parsed.database)
+
+
+def add_bank_options(parser: argparse.ArgumentParser, *, owner_help: str = "") -> None:
+    """``--org SLUG`` and ``--bank SLUG``: which organisation's bank a command works on."""
+    parser.add_argument("--org", default=None,
+                        help="organisation owning the bank (default: the database's only bank)"
+                             + owner_help)
+    parser.add_argument("--bank", default=None,
+                        help="bank slug within --org (default: the organisation's only bank)")
+
+
+def resolve_bank(session: Session, args: argparse.Namespace, *, create: bool = False
+                 ) -> ItemBank:
+    """The bank named by ``--org``/``--bank``; with ``create``, a missing bank of ``--org`` is
+    created (slug ``--bank``, else ``default``)."""
+    org = None
+    if args.org is not None:
+        org = session.scalar(select(Organisation).where(Organisation.slug == args.org))
+        if org is None:
+            raise ValueError(f"no organisation {args.org!r}; create it with "
+                             "`proficio org create`")
+    if create and org is not None:
+        slug = args.bank or "default"
+        exists = any(b.slug == slug for b in repository.own_banks(session, org.id))
+        if not exists and (args.bank is not None or not repository.own_banks(session, org.id)):
+            return repository.create_bank(session, org, slug, slug.replace("-", " ").title())
+    return repository.find_bank(session, org, args.bank)
 
 
 def open_engine(args: argparse.Namespace, check: bool = True) -> Engine:

@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = isub.add_parser("create", help="create invitations and print or write their links")
     c.add_argument("--assessment", default=None,
                    help="assessment slug (default: the only assessment)")
+    c.add_argument("--org", default=None, help="organisation of the assessment")
     who = c.add_mutually_exclusive_group(required=True)
     who.add_argument("--count", type=int, help="this many anonymous invitations")
     who.add_argument("--people", type=Path,
@@ -65,7 +66,7 @@ def run_create(args: argparse.Namespace) -> int:
     engine = open_engine(args)  # checks the schema, names the database if it has none
     try:
         with db.transaction(engine, write=False) as session:
-            assessment = repository.find_assessment(session, args.assessment)
+            assessment = repository.find_assessment(session, args.assessment, args.org)
             org_id, assessment_id, slug = (assessment.organisation_id, assessment.id,
                                            assessment.slug)
     finally:

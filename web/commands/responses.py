@@ -1,7 +1,9 @@
 """``proficio responses export``: the response log in the DESIGN.md long format.
 
 Columns ``person_id,item_id,response`` (``person_id`` = the candidate's public id) followed by
-``skill,session_id,answered_at`` (extra columns, ignored by ``proficio calibrate``).
+``skill,session_id,answered_at`` (extra columns, ignored by ``proficio calibrate``). The log is
+one bank's (``--org``/``--bank``), with the responses of its owner's candidates and of the
+organisations that consented to pooling (``--of ORG`` for one of them).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import sys
 from contextlib import nullcontext
 
 from item_bank import db, repository
-from web.commands.db import add_url_option, open_engine
+from web.commands.accounts import _organisation
+from web.commands.db import add_bank_options, add_url_option, open_engine, resolve_bank
 
 
 def _date(text: str) -> dt.datetime:
@@ -36,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="only sessions with this status, e.g. completed (repeat)")
     exp.add_argument("--item-status", action="append", default=None,
                      help="only items with this status, e.g. pretest (repeat)")
+    exp.add_argument("--of", default=None, metavar="ORG",
+                     help="only responses of this organisation's candidates (default: the "
+                          "bank owner's and of the organisations that consented to pooling)")
+    add_bank_options(exp)
     add_url_option(exp)
     exp.set_defaults(handler=run_export)
 
@@ -44,9 +51,18 @@ def run_export(args: argparse.Namespace) -> int:
     engine = open_engine(args)
     try:
         with db.transaction(engine, write=False) as session:
+            bank = resolve_bank(session, args)
+            orgs = repository.pooled_organisations(session, bank)
+            if args.of is not None:
+                org = _organisation(session, args.of)
+                if org.id not in orgs:
+                    raise ValueError(f"organisation {args.of!r} has not consented to pooling "
+                                     f"its responses into bank {bank.slug!r}")
+                orgs = [org.id]
             out = repository.export_responses(
                 session, skills=args.skill, since=args.since, until=args.until,
-                session_statuses=args.session_status, item_statuses=args.item_status)
+                session_statuses=args.session_status, item_statuses=args.item_status,
+                bank_id=bank.id, organisation_ids=orgs)
     finally:
         engine.dispose()
     ctx = nullcontext(sys.stdout) if args.out == "-" else \

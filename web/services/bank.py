@@ -1,22 +1,121 @@
-"""Psychometrician use cases on the item bank: overview, item detail, import, promotion."""
+"""Psychometrician use cases on the item banks: which banks the caller's organisation may see,
+overview, item detail, import, promotion, libraries, copies and pooling consent.
+
+Organisation-scoped like `web.services.staff`: every function takes the caller's organisation
+and a bank of its own (`own_bank`; a library of another organisation only where reading is
+enough, `readable_bank`); any other bank is reported as not found (`NotFound`), so that its
+existence is not revealed.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.utils import secure_filename
 
 import irt
 from item_bank import repository as repo
-from item_bank.models import Item, ItemParameterVersion, Skill
+from item_bank.models import Item, ItemBank, ItemParameterVersion, Organisation, Skill, StaffUser
 from item_bank.transfer import read_bank_file
 from web.db import get_db, unit_of_work
 
 ALLOWED_UPLOADS = (".json", ".csv", ".zip")
+
+
+class NotFound(LookupError):
+    """No such bank (or item) for the caller's organisation."""
+
+
+def own_bank(org_id: int, bank_id: int | None = None, db: Session | None = None) -> ItemBank:
+    """A bank the organisation owns: ``bank_id``, or its first bank when None."""
+    db = db or get_db()
+    if bank_id is None:
+        banks = repo.own_banks(db, org_id)
+        if not banks:
+            raise NotFound("your organisation has no item bank yet")
+        return banks[0]
+    bank = db.get(ItemBank, bank_id)
+    if bank is None or bank.organisation_id != org_id:
+        raise NotFound("no such bank")
+    return bank
+
+
+def readable_bank(org_id: int, bank_id: int | None = None, db: Session | None = None
+                  ) -> ItemBank:
+    """A bank the organisation owns, or another organisation's library (read-only)."""
+    db = db or get_db()
+    if bank_id is None:
+        return own_bank(org_id, None, db)
+    bank = db.get(ItemBank, bank_id)
+    if bank is None or (bank.organisation_id != org_id and not bank.library):
+        raise NotFound("no such bank")
+    return bank
+
+
+@dataclass(frozen=True)
+class BankRow:
+    id: int
+    slug: str
+    name: str
+    organisation: str
+    own: bool
+    library: bool
+    pooling_consent: bool
+
+
+def banks(org_id: int) -> list[BankRow]:
+    """The organisation's own banks and every library it may use or copy."""
+    db = get_db()
+    rows = []
+    for b in repo.usable_banks(db, org_id):
+        owner = db.get(Organisation, b.organisation_id)
+        consent = b.organisation_id != org_id and \
+            repo.active_consent(db, org_id, b.id) is not None
+        rows.append(BankRow(b.id, b.slug, b.name, owner.slug if owner else "?",
+                            b.organisation_id == org_id, b.library, consent))
+    return rows
+
+
+def create_bank(org_id: int, slug: str, name: str) -> BankRow:
+    with unit_of_work() as db:
+        org = db.get(Organisation, org_id)
+        b = repo.create_bank(db, org, slug, name)
+        return BankRow(b.id, b.slug, b.name, org.slug, True, False, False)
+
+
+def set_library(org_id: int, bank_id: int, library: bool) -> None:
+    with unit_of_work() as db:
+        repo.set_library(db, own_bank(org_id, bank_id, db), library)
+
+
+def copy_bank(org_id: int, bank_id: int, slug: str, name: str) -> BankRow:
+    """Copy a library (or an own bank) into a new bank of the organisation."""
+    with unit_of_work() as db:
+        source = readable_bank(org_id, bank_id, db)
+        org = db.get(Organisation, org_id)
+        b = repo.copy_bank(db, source, org, slug, name)
+        return BankRow(b.id, b.slug, b.name, org.slug, True, False, False)
+
+
+def set_pooling_consent(org_id: int, user_id: int, bank_id: int, consent: bool) -> None:
+    """Record (or withdraw) the organisation's consent to pool its candidates' responses into
+    the calibrations of another organisation's library ``bank_id``."""
+    with unit_of_work() as db:
+        bank = readable_bank(org_id, bank_id, db)
+        if bank.organisation_id == org_id:
+            raise ValueError("an organisation's own responses always calibrate its own banks; "
+                             "consent is given to another organisation's library")
+        user = db.get(StaffUser, user_id)
+        if consent:
+            repo.grant_pooling_consent(db, org_id, bank, user)
+        else:
+            repo.revoke_pooling_consent(db, org_id, bank.id, user)
 
 
 @dataclass(frozen=True)
@@ -42,12 +141,15 @@ class SkillSummary:
     counts: dict[str, int]
 
 
-def overview() -> tuple[list[SkillSummary], list[ItemRow]]:
+def overview(bank_id: int) -> tuple[list[SkillSummary], list[ItemRow]]:
+    """Skills and items of a bank (checked by the caller: `own_bank`)."""
     db = get_db()
-    items = list(db.scalars(select(Item).join(Skill).order_by(Skill.slug, Item.external_id)))
+    items = list(db.scalars(select(Item).join(Skill).where(Item.bank_id == bank_id)
+                            .order_by(Skill.slug, Item.external_id)))
     current = {v.item_id: v for v in db.scalars(
-        select(ItemParameterVersion).where(ItemParameterVersion.is_current.is_(True)))}
-    exposure = repo.exposure_counts(db, [it.external_id for it in items])
+        select(ItemParameterVersion).join(Item, ItemParameterVersion.item_id == Item.id)
+        .where(Item.bank_id == bank_id, ItemParameterVersion.is_current.is_(True)))}
+    exposure = repo.exposure_counts(db, [it.external_id for it in items], bank_id)
     rates = dict(zip(exposure.item_ids, exposure.rates, strict=True))
     rows = []
     summaries: dict[str, SkillSummary] = {}
@@ -72,12 +174,12 @@ class ItemDetail:
     icc_p: list[float]
 
 
-def item_detail(external_id: str) -> ItemDetail:
+def item_detail(bank_id: int, external_id: str) -> ItemDetail:
     db = get_db()
-    item = db.scalar(select(Item).where(Item.external_id == external_id))
+    item = db.scalar(select(Item).where(Item.bank_id == bank_id, Item.external_id == external_id))
     if item is None:
-        raise LookupError(f"no item {external_id!r}")
-    history = repo.parameter_history(db, external_id)
+        raise NotFound(f"no item {external_id!r}")
+    history = repo.parameter_history(db, external_id, bank_id)
     current = next((v for v in history if v.is_current), None)
     theta = np.linspace(-4, 4, 81)
     p: list[float] = []
@@ -89,29 +191,37 @@ def item_detail(external_id: str) -> ItemDetail:
     return ItemDetail(item, history, theta.tolist(), p)
 
 
-def import_upload(filename: str, data: bytes, *, replace: bool = False) -> repo.ImportReport:
-    """Import an uploaded bank file (JSON, CSV or QTI zip). All or nothing."""
+def import_upload(bank_id: int, filename: str, data: bytes, *, replace: bool = False
+                  ) -> repo.ImportReport:
+    """Import an uploaded bank file (JSON, CSV or QTI zip) into an own bank. All or nothing."""
     safe = secure_filename(filename or "")
     suffix = Path(safe).suffix.lower()
     if suffix not in ALLOWED_UPLOADS:
         raise ValueError(f"field 'file': expected a {', '.join(ALLOWED_UPLOADS)} file, "
                          f"got {filename!r}")
+    shown = Path(safe).stem[:80] + suffix
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / (Path(safe).stem[:80] + suffix)
+        path = Path(tmp) / shown
         path.write_bytes(data)
-        doc = read_bank_file(path)
+        try:
+            doc = read_bank_file(path)
+        except (ValueError, OSError) as exc:
+            # messages name the file read: the upload's name, never the server's temp folder
+            raise ValueError(str(exc).replace(str(path), shown).replace(tmp, "")) from None
+        doc = dataclasses.replace(doc, source=shown)
         with unit_of_work() as db:
-            return repo.import_document(db, doc, replace=replace)
+            return repo.import_document(db, doc, replace=replace, bank_id=bank_id)
 
 
-def set_status(external_id: str, status: str) -> None:
+def set_status(bank_id: int, external_id: str, status: str) -> None:
     """Promote a pretest item to operational, or retire an item."""
     if status not in ("operational", "retired", "pretest"):
         raise ValueError(f"field 'status': unknown status {status!r}")
     with unit_of_work() as db:
-        item = db.scalar(select(Item).where(Item.external_id == external_id))
+        item = db.scalar(select(Item).where(Item.bank_id == bank_id,
+                                            Item.external_id == external_id))
         if item is None:
-            raise LookupError(f"no item {external_id!r}")
+            raise NotFound(f"no item {external_id!r}")
         if status == "operational":
             current = db.scalar(select(ItemParameterVersion)
                                 .where(ItemParameterVersion.item_id == item.id,

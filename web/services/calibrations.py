@@ -11,6 +11,11 @@ psychometrician can change), previews the impact on completed candidates' scores
 reason. One calibration run records who, when, why, the rules and the items; its parameters
 become the current versions in one transaction (a failure leaves the previous versions
 current). `rollback` makes the versions before a run current again, as a new run, in one step.
+
+Every job calibrates one bank, owned by the organisation of the psychometrician who starts it;
+only that organisation's staff see, preview, publish or roll it back. The live response log it
+reads holds the responses of the owner's candidates and of the organisations that consented to
+pooling (`item_bank.repository.pooled_organisations`); the result names them.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from item_bank.models import (
     CalibrationRun,
     CandidateSession,
     Item,
+    ItemBank,
     ItemParameterVersion,
     Response,
     StaffUser,
@@ -96,7 +102,7 @@ class JobSettings:
                 "skills": list(self.skills)}
 
 
-def check_upload(data: bytes, filename: str = "upload") -> str:
+def check_upload(data: bytes, filename: str = "upload", bank_id: int | None = None) -> str:
     """Validate an uploaded responses CSV against the bank before a job is queued.
 
     Returns the text; raises `ValueError` naming the line (malformed rows, unknown items,
@@ -110,7 +116,8 @@ def check_upload(data: bytes, filename: str = "upload") -> str:
     if log_.data.n_responses == 0:
         raise ValueError(f"{filename}: no responses")
     db = get_db()
-    known = set(db.scalars(select(Item.external_id)))
+    known = set(db.scalars(select(Item.external_id)
+                           .where(Item.bank_id == repo.resolve_bank_id(db, bank_id))))
     for row, item in enumerate(log_.data.item):
         iid = log_.item_ids[item]
         if iid not in known:
@@ -137,12 +144,14 @@ class _Named(io.StringIO):
 
 
 def create_job(user_id: int, settings: JobSettings, database_url: str,
-               upload: str | None = None) -> int:
-    """Queue a calibration of the live response log, or of an uploaded CSV (`check_upload`)."""
+               upload: str | None = None, *, bank_id: int) -> int:
+    """Queue a calibration of ``bank_id`` (an own bank, checked by the caller) from the live
+    response log, or of an uploaded CSV (`check_upload`)."""
     from web.jobs import enqueue_calibration
 
     with unit_of_work() as db:
-        job = CalibrationJob(created_by_id=user_id, status="queued", progress=0.0,
+        job = CalibrationJob(bank_id=bank_id, created_by_id=user_id, status="queued",
+                             progress=0.0,
                              settings={**settings.to_dict(), "source": "upload" if upload
                                        else "live response log"},
                              upload=upload, message="waiting for a worker")
@@ -153,26 +162,37 @@ def create_job(user_id: int, settings: JobSettings, database_url: str,
     return job_id
 
 
-def bank_model() -> str:
-    """The model of most current item parameters (the job form's default), ``2pl`` for an
-    empty bank. The shipped Back-End Engineer bank is ``3pl``."""
+def bank_model(bank_id: int) -> str:
+    """The model of most current item parameters of the bank (the job form's default), ``2pl``
+    for an empty bank. The shipped Back-End Engineer bank is ``3pl``."""
     rows = get_db().execute(select(ItemParameterVersion.model, func.count())
-                            .where(ItemParameterVersion.is_current.is_(True))
+                            .join(Item, ItemParameterVersion.item_id == Item.id)
+                            .where(ItemParameterVersion.is_current.is_(True),
+                                   Item.bank_id == bank_id)
                             .group_by(ItemParameterVersion.model)).all()
     models = [(n, str(m)) for m, n in rows if str(m) in JOB_MODELS]
     return max(models)[1] if models else "2pl"
 
 
-def jobs() -> list[CalibrationJob]:
-    return list(get_db().scalars(select(CalibrationJob).order_by(CalibrationJob.id.desc())
-                                 .limit(100)))
+def jobs(org_id: int) -> list[CalibrationJob]:
+    """The newest 100 jobs on the organisation's banks."""
+    return list(get_db().scalars(select(CalibrationJob)
+                                 .join(ItemBank, CalibrationJob.bank_id == ItemBank.id)
+                                 .where(ItemBank.organisation_id == org_id)
+                                 .order_by(CalibrationJob.id.desc()).limit(100)))
 
 
-def job(job_id: int) -> CalibrationJob:
-    row = get_db().get(CalibrationJob, job_id)
-    if row is None:
+def _owned(db: Any, row: CalibrationJob | None, org_id: int) -> CalibrationJob:
+    """``row`` when it calibrates a bank of ``org_id``; `LookupError` otherwise (another
+    organisation's job does not exist for the caller)."""
+    if row is None or db.get(ItemBank, row.bank_id).organisation_id != org_id:
         raise LookupError("no such calibration job")
     return row
+
+
+def job(job_id: int, org_id: int) -> CalibrationJob:
+    db = get_db()
+    return _owned(db, db.get(CalibrationJob, job_id), org_id)
 
 
 # -- the worker side ---------------------------------------------------------------------------
@@ -201,8 +221,8 @@ def run_job(job_id: int, database_url: str | None) -> None:
             row.status, row.started_at, row.message = "running", utcnow(), "reading responses"
             settings = JobSettings(**{k: v for k, v in row.settings.items() if k != "source"}
                                    | {"skills": tuple(row.settings["skills"])})
-            upload = row.upload
-        result = _calibrate(engine, job_id, settings, upload)
+            upload, bank_id = row.upload, row.bank_id
+        result = _calibrate(engine, job_id, settings, upload, bank_id)
         _update(engine, job_id, status="succeeded", progress=1.0, result=result,
                 finished_at=utcnow(), message=Recalibration.from_dict(result).headline)
         outcome = "succeeded"
@@ -216,19 +236,22 @@ def run_job(job_id: int, database_url: str | None) -> None:
 
 
 def _calibrate(engine: Any, job_id: int, settings: JobSettings,
-               upload: str | None = None) -> dict[str, Any]:
+               upload: str | None = None, bank_id: int | None = None) -> dict[str, Any]:
     with transaction(engine) as db:
         skills = list(settings.skills) or None
+        bank = db.get(ItemBank, repo.resolve_bank_id(db, bank_id))
+        pooled = repo.pooled_organisations(db, bank)
         if upload is not None:
             log_ = _read_upload(upload, "upload")
             choices = ([str(c) for c in log_.extra["option"]] if "option" in log_.extra
                        else [""] * log_.data.n_responses)
         else:
-            export = repo.export_responses(db, skills=skills)
+            export = repo.export_responses(db, skills=skills, bank_id=bank.id,
+                                           organisation_ids=pooled)
             log_ = ResponseLog(export.person_ids, export.item_ids, export.data)
             choices = _chosen_options(db, export)
-        current = current_parameters(db, skills)
-        items = list(db.scalars(select(Item)))
+        current = current_parameters(db, skills, bank.id)
+        items = list(db.scalars(select(Item).where(Item.bank_id == bank.id)))
         skill_of = {it.external_id: it.skill.slug for it in items}
         keys = ItemKeys({it.external_id: tuple(str(o.get("id", "")) if isinstance(o, dict)
                                                else str(o) for o in it.options or ())
@@ -248,12 +271,15 @@ def _calibrate(engine: Any, job_id: int, settings: JobSettings,
 
     result = recalibrate(log_, current, settings.recalibration(), skills=skill_of, keys=keys,
                          choices=choices, callback=progress)
-    return result.to_dict()
+    # whose candidates' answers were pooled (None: an uploaded file)
+    return result.to_dict() | {"pooled_organisations": None if upload is not None else pooled}
 
 
-def current_parameters(db: Any, skills: Sequence[str] | None = None) -> CurrentParameters:
+def current_parameters(db: Any, skills: Sequence[str] | None = None,
+                       bank_id: int | None = None) -> CurrentParameters:
     """The bank's current parameters with their SEs, counts, statuses and provisional flags."""
-    loaded = repo.load_bank(db, skills=skills, statuses=("pretest", "operational", "retired"))
+    loaded = repo.load_bank(db, skills=skills, statuses=("pretest", "operational", "retired"),
+                            bank_id=bank_id)
     ids = [m.parameter_version_id for m in loaded.items]
     versions: dict[int, ItemParameterVersion] = {}
     for k in range(0, len(ids), 500):
@@ -287,9 +313,10 @@ def _chosen_options(db: Any, export: repo.ResponseExport) -> list[str]:
             for r in range(data.n_responses)]
 
 
-def latest_item_result(external_id: str) -> tuple[int, RecalibratedItem] | None:
-    """The item in the newest finished calibration job that has it: ``(job id, item)``."""
-    stmt = (select(CalibrationJob).where(CalibrationJob.status.in_(("succeeded", "published")))
+def latest_item_result(external_id: str, bank_id: int) -> tuple[int, RecalibratedItem] | None:
+    """The item in the bank's newest finished calibration job that has it: ``(job id, item)``."""
+    stmt = (select(CalibrationJob).where(CalibrationJob.status.in_(("succeeded", "published")),
+                                         CalibrationJob.bank_id == bank_id)
             .order_by(CalibrationJob.id.desc()).limit(20))
     for row in get_db().scalars(stmt):
         result = result_of(row)
@@ -312,16 +339,18 @@ def result_of(row: CalibrationJob) -> Recalibration | None:
 # -- review: impact preview --------------------------------------------------------------------
 
 
-def impact(job_id: int, selected: Sequence[str], threshold: float = IMPACT_THRESHOLD
-           ) -> ScoreImpact:
-    """What publishing ``selected`` would do to every completed candidate's scores."""
-    row = job(job_id)
+def impact(job_id: int, selected: Sequence[str], org_id: int,
+           threshold: float = IMPACT_THRESHOLD) -> ScoreImpact:
+    """What publishing ``selected`` would do to the scores of every completed candidate whose
+    assessment draws on the job's bank."""
+    row = job(job_id, org_id)
     result = result_of(row)
     if result is None:
         raise ValueError("this calibration has no result to preview")
     chosen = _selection(result, selected)
     db = get_db()
-    current = repo.load_bank(db, statuses=("pretest", "operational", "retired")).bank
+    current = repo.load_bank(db, statuses=("pretest", "operational", "retired"),
+                             bank_id=row.bank_id).bank
     new = {it.item_id: it.new for it in result.items if it.item_id in chosen}
     proposed = irt.Bank.from_params(new.get(p.item_id, p) if p.item_id in new else p
                                     for p in current.params())
@@ -330,7 +359,7 @@ def impact(job_id: int, selected: Sequence[str], threshold: float = IMPACT_THRES
             .join(Item, Response.item_id == Item.id)
             .join(CandidateSession, Response.session_id == CandidateSession.id)
             .join(Assessment, CandidateSession.assessment_id == Assessment.id)
-            .where(CandidateSession.status == "completed")
+            .where(CandidateSession.status == "completed", Item.bank_id == row.bank_id)
             .order_by(Response.session_id, Response.position))
     persons: dict[int, int] = {}
     p, i, x, cuts = [], [], [], []
@@ -361,7 +390,7 @@ def _selection(result: Recalibration, selected: Sequence[str]) -> set[str]:
 # -- publishing and rollback -------------------------------------------------------------------
 
 
-def publish(job_id: int, user_id: int, selected: Sequence[str] | None = None, *,
+def publish(job_id: int, user_id: int, org_id: int, selected: Sequence[str] | None = None, *,
             reason: str = "", rules: PublishRules | None = None) -> int:
     """Publish the new parameters of ``selected`` items (default: the items ``rules`` — default
     the job's — recommend) as the current versions; records who, when, why, the rules and the
@@ -370,9 +399,7 @@ def publish(job_id: int, user_id: int, selected: Sequence[str] | None = None, *,
     if len(reason) > MAX_REASON:
         raise ValueError(f"field 'reason' is longer than {MAX_REASON} characters")
     with unit_of_work() as db:
-        row = db.get(CalibrationJob, job_id, with_for_update=True)
-        if row is None:
-            raise LookupError("no such calibration job")
+        row = _owned(db, db.get(CalibrationJob, job_id, with_for_update=True), org_id)
         if row.status != "succeeded":
             raise ValueError(f"only a succeeded calibration can be published (this one is "
                              f"{row.status})")
@@ -402,13 +429,13 @@ def publish(job_id: int, user_id: int, selected: Sequence[str] | None = None, *,
             log_likelihood=result.loglik if np.isfinite(result.loglik) else None,
             converged=result.converged, n_iterations=result.n_iter,
             notes=f"calibration job {job_id}: {reason}", published_by_id=user_id)
-        run_id = repo.publish_parameters(db, records, spec)
+        run_id = repo.publish_parameters(db, records, spec, bank_id=row.bank_id)
         row.status, row.calibration_run_id = "published", run_id
         row.finished_at = row.finished_at or dt.datetime.now(dt.UTC)
         return run_id
 
 
-def rollback(run_id: int, user_id: int, reason: str) -> int:
+def rollback(run_id: int, user_id: int, reason: str, org_id: int) -> int:
     """Make the parameter versions that were current before run ``run_id`` current again, in
     one step, recorded as a new run (method ``rollback``) with who, when and why. Items the run
     gave their first parameters lose them (no current version). Returns the new run's id."""
@@ -419,7 +446,7 @@ def rollback(run_id: int, user_id: int, reason: str) -> int:
         raise ValueError(f"field 'reason' is longer than {MAX_REASON} characters")
     with unit_of_work() as db:
         run = db.get(CalibrationRun, run_id)
-        if run is None:
+        if run is None or db.get(ItemBank, run.bank_id).organisation_id != org_id:
             raise LookupError("no such calibration run")
         mine = list(db.scalars(select(ItemParameterVersion)
                                .where(ItemParameterVersion.calibration_run_id == run_id)))
@@ -452,7 +479,7 @@ def rollback(run_id: int, user_id: int, reason: str) -> int:
                 settings={"rollback_of": run_id, "reason": reason,
                           "items": sorted(r.params.item_id for r in records)},
                 notes=note, published_by_id=user_id)
-            new_id = repo.publish_parameters(db, records, spec)
+            new_id = repo.publish_parameters(db, records, spec, bank_id=run.bank_id)
         for v in orphans:
             v.is_current = False
         if not records:
@@ -471,7 +498,11 @@ def run_authors(rows: Sequence[CalibrationRun]) -> dict[int, str]:
                                  .where(StaffUser.id.in_(ids))).all())
 
 
-def runs(limit: int = 20) -> list[CalibrationRun]:
-    """The latest calibration runs (publications and rollbacks), newest first."""
-    return list(get_db().scalars(select(CalibrationRun).order_by(CalibrationRun.id.desc())
+def runs(org_id: int, limit: int = 20) -> list[CalibrationRun]:
+    """The latest calibration runs (publications and rollbacks) on the organisation's banks,
+    newest first."""
+    return list(get_db().scalars(select(CalibrationRun)
+                                 .join(ItemBank, CalibrationRun.bank_id == ItemBank.id)
+                                 .where(ItemBank.organisation_id == org_id)
+                                 .order_by(CalibrationRun.id.desc())
                                  .limit(limit)))

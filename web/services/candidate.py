@@ -52,6 +52,7 @@ from web import observability
 from web.db import get_db, unit_of_work
 from web.services import webhooks
 from web.services.engines import LiveAssessment, live_assessment, overall_estimate
+from web.services.feasibility import VARIED_OVERLAP, Feasibility
 
 
 class CandidateError(Exception):
@@ -259,6 +260,17 @@ def start_or_resume(invitation_token: str, *, rotate_token: bool = False) -> Ses
     ``rotate_token``, on resume (the old token stops working).
     """
     now = utcnow()
+    try:
+        return _start_or_resume(invitation_token, rotate_token, now)
+    except IntegrityError:
+        # A concurrent start of the same invitation inserted its session first (the unique
+        # invitation of test_sessions refused ours; PostgreSQL, whose transactions are not
+        # serialized like SQLite's write transactions): resume the session it started.
+        return _start_or_resume(invitation_token, rotate_token, now)
+
+
+def _start_or_resume(invitation_token: str, rotate_token: bool, now: dt.datetime
+                     ) -> SessionView:
     with unit_of_work() as db:
         invitation, row_id = _find_invitation(db, invitation_token)
         if invitation is None:
@@ -437,6 +449,11 @@ class InvitationOverview:
     #: Names of the technology stacks that some of the assessment's questions assume
     #: (`item_bank.stacks.assumed_stacks`); empty when every question is stack-neutral.
     stacks: tuple[str, ...] = ()
+    #: What the design's feasibility check measured (`web.services.feasibility`), None when
+    #: the assessment has not been checked: the usual length range (10th–90th percentile)
+    #: when tests do stop early, and whether exposure control keeps overlap low.
+    length_range: tuple[int, int] | None = None
+    varied: bool = False
 
 
 def invitation_overview(invitation_token: str) -> InvitationOverview:
@@ -450,7 +467,8 @@ def invitation_overview(invitation_token: str) -> InvitationOverview:
         assessment = invitation.assessment
         blueprint = Blueprint.from_dict(assessment.blueprint)
         slugs = [s.skill for s in blueprint.skills]
-        names = dict(db.execute(select(Skill.slug, Skill.name)).all())
+        names = dict(db.execute(select(Skill.slug, Skill.name)
+                                .where(Skill.bank_id == assessment.bank_id)).all())
         if not slugs:
             slugs = sorted(names)
         acc = invitation.accommodation
@@ -458,10 +476,17 @@ def invitation_overview(invitation_token: str) -> InvitationOverview:
         allowed = None
         if limit:
             allowed = round(limit * (1 + (acc.extra_time_percent if acc else 0) / 100))
+        length_range, varied = None, False
+        if assessment.feasibility:
+            f = Feasibility.from_dict(assessment.feasibility)
+            if f.share_early >= 0.1 and round(f.length_p10) < f.max_items:
+                length_range = (round(f.length_p10), round(f.length_p90))
+            varied = f.overlap <= VARIED_OVERLAP
         return InvitationOverview(assessment.name, tuple(names.get(s, s) for s in slugs),
                                   blueprint.max_items, limit, invitation.expires_at,
                                   allowed, acc.break_minutes if acc and limit else 0,
-                                  assumed_stacks(db, slugs, blueprint.exclude_tags))
+                                  assumed_stacks(db, slugs, blueprint.exclude_tags),
+                                  length_range, varied)
 
 
 def invitation_language(invitation_token: str) -> str | None:

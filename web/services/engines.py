@@ -21,10 +21,11 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import Blueprint, CatEngine, CatState, CompositeSE, SkillEstimate, make_engine
-from irt.composite import composite_estimate, normalized_weights
+from engine import Blueprint, CatEngine, CatState, SkillEstimate, make_engine
+from irt.composite import composite_estimate
 from item_bank.models import Assessment, Item, ItemParameterVersion
 from item_bank.pool import load_item_pool
+from web.services.feasibility import composite_weights
 
 CACHE_SIZE = 32
 #: How long a worker trusts the bank fingerprint it read last (seconds).
@@ -61,18 +62,22 @@ def bank_fingerprint(db: Session) -> tuple:
     return row[0], str(row[1]), row[2]
 
 
-def build_engine(db: Session, blueprint: Blueprint) -> CatEngine:
+def build_engine(db: Session, blueprint: Blueprint, bank_id: int | None = None) -> CatEngine:
     """The engine of the blueprint (`engine.make_engine`: its scorer, selector — shadow tests
-    included —, exposure control, balancer and stopping rules) over the bank's current items."""
+    included —, exposure control, balancer and stopping rules) over the current items of
+    ``bank_id`` (None: the database's only bank)."""
     skills = [s.skill for s in blueprint.skills] or None
-    return make_engine(load_item_pool(db, skills), blueprint)
+    return make_engine(load_item_pool(db, skills, bank_id=bank_id), blueprint)
 
 
-def _item_facts(db: Session, item_ids: tuple[str, ...]) -> dict[str, ItemFacts]:
+def _item_facts(db: Session, item_ids: tuple[str, ...], bank_id: int) -> dict[str, ItemFacts]:
     versions = dict(db.execute(select(ItemParameterVersion.item_id, ItemParameterVersion.id)
-                               .where(ItemParameterVersion.is_current.is_(True))).all())
+                               .join(Item, ItemParameterVersion.item_id == Item.id)
+                               .where(Item.bank_id == bank_id,
+                                      ItemParameterVersion.is_current.is_(True))).all())
     facts = {}
-    for item in db.scalars(select(Item).where(Item.external_id.in_(item_ids))):
+    for item in db.scalars(select(Item).where(Item.bank_id == bank_id,
+                                              Item.external_id.in_(item_ids))):
         facts[item.external_id] = ItemFacts(
             item.id, item.stem, tuple((str(o["id"]), str(o["text"])) for o in item.options),
             str(item.key), versions.get(item.id))
@@ -102,17 +107,34 @@ def _database_key(db: Session) -> str:
     return db.get_bind().url.render_as_string(hide_password=True)
 
 
+_banks_of_assessments: dict[tuple[str, int], int] = {}
+
+
+def bank_of_assessment(db: Session, assessment_id: int) -> int:
+    """The bank an assessment draws from (fixed at creation, so cached per process)."""
+    key = (_database_key(db), assessment_id)
+    bank_id = _banks_of_assessments.get(key)
+    if bank_id is None:
+        bank_id = db.scalar(select(Assessment.bank_id).where(Assessment.id == assessment_id))
+        if bank_id is None:
+            raise LookupError(f"no assessment {assessment_id}")
+        _banks_of_assessments[key] = bank_id
+    return bank_id
+
+
 def live_assessment(db: Session, assessment_id: int, blueprint: Mapping) -> LiveAssessment:
-    """The engine and item facts for a blueprint (a session keeps its own copy of it)."""
-    key = (_database_key(db), assessment_id, json.dumps(blueprint, sort_keys=True),
+    """The engine and item facts for a blueprint (a session keeps its own copy of it), on the
+    items of the assessment's bank."""
+    bank_id = bank_of_assessment(db, assessment_id)
+    key = (_database_key(db), assessment_id, bank_id, json.dumps(blueprint, sort_keys=True),
            recent_fingerprint(db))
     with _lock:
         live = _cache.get(key)
         if live is not None:
             _cache.move_to_end(key)
             return live
-    engine = build_engine(db, Blueprint.from_dict(blueprint))
-    live = LiveAssessment(engine, _item_facts(db, engine.pool.bank.item_ids))
+    engine = build_engine(db, Blueprint.from_dict(blueprint), bank_id)
+    live = LiveAssessment(engine, _item_facts(db, engine.pool.bank.item_ids, bank_id))
     with _lock:
         _cache[key] = live
         while len(_cache) > CACHE_SIZE:
@@ -129,18 +151,6 @@ class OverallEstimate:
     weights: dict[str, float]
 
 
-def composite_weights(blueprint: Blueprint, skills: list[str]) -> dict[str, float]:
-    """The overall score's weights over the measured ``skills``: the blueprint's composite
-    stopping rule's weights when it has one with weights, else equal (the design's default)."""
-    rule = next((r for r in blueprint.stopping if isinstance(r, CompositeSE) and r.weights),
-                None)
-    raw = [rule.weights.get(s, 0.0) if rule is not None else 1.0 for s in skills]
-    if not any(raw):
-        raw = [1.0] * len(skills)
-    w = normalized_weights(raw)
-    return dict(zip(skills, (float(x) for x in w), strict=True))
-
-
 def overall_estimate(engine: CatEngine, state: CatState,
                      estimates: Mapping[str, SkillEstimate]) -> OverallEstimate | None:
     """The overall score of a finished session over the skills that received answers, or None
@@ -151,7 +161,8 @@ def overall_estimate(engine: CatEngine, state: CatState,
     skills = [s for s in names if s in estimates and estimates[s].n_items > 0]
     if not skills:
         return None
-    weights = composite_weights(engine.blueprint, skills)
+    w = composite_weights(engine.blueprint, skills)
+    weights = dict(zip(skills, (float(x) for x in w), strict=True))
     pos = [names.index(s) for s in skills]
     cov = np.asarray(engine.work(state).cov[0])[np.ix_(pos, pos)]
     theta, se = composite_estimate([estimates[s].theta for s in skills], cov,

@@ -3,11 +3,12 @@ that produced each classification, and percentiles as ranges against a named nor
 
 Reporting scale (documented in docs/recruiter-guide.md): ``score = 500 + 100 θ`` for a skill,
 where θ is on the bank's scale (the calibration population's N(0, 1)); the overall score is the
-weighted composite ``θ_c = Σ w_k θ_k`` standardised by the norm group's composite spread,
-``500 + 100 (θ_c − μ_c)/σ_c`` with σ_c = √(wᵀ D R D w) (`irt.composite`), so that 500 is the
-norm group's average and 100 points one of its standard deviations on every line of the report.
+weighted composite ``θ_c = Σ w_k θ_k`` on the same scale (``500 + 100 θ_c``, the weighted mean
+of the skill scores), its SE ``√(wᵀ C w)`` from the engine's posterior covariance.
 
-* 90 % interval: ``θ̂ ± 1.645 SE`` (posterior SD as SE), mapped to the scale.
+* 90 % interval of a skill: ``θ̂ ± 1.645 SE`` (posterior SD as SE), mapped to the scale.
+* 90 % interval of the overall score: de-shrunk (`irt.composite.deshrunk_interval`), so that
+  it covers about 90 % at every level of ability (measured: benchmarks/bench_default_design.py).
 * Percentile: a *range*, the norm group's share below the interval's two ends,
   ``100 Φ((θ̂ ± 1.645 SE − μ)/σ)``; the norm group is named: the applicants of the latest
   published (non-provisional) calibration, or "simulated reference group (provisional bank)".
@@ -37,7 +38,8 @@ from scipy.stats import norm
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from irt.composite import composite_sd, normalized_weights
+from engine import Blueprint
+from irt.composite import composite_sd, deshrunk_interval, normalized_weights
 from item_bank.models import (
     Assessment,
     CalibrationJob,
@@ -52,6 +54,7 @@ from item_bank.models import (
     as_utc,
 )
 from web.db import get_db
+from web.services.feasibility import applicant_population, prior_composite
 from web.services.review_state import Review, current_review
 from web.services.staff import NotFound, display_status
 
@@ -206,40 +209,45 @@ def skill_score(skill: str, name: str, theta: float, se: float, n_items: int, st
                       miscl, _shrinkage(theta - mean, se, sd))
 
 
-def overall_score(theta: float, se: float, weights: Mapping[str, float],
-                  group: NormGroup) -> OverallScore:
+def overall_score(theta: float, se: float, weights: Mapping[str, float], group: NormGroup,
+                  prior: tuple[float, float]) -> OverallScore:
+    """The overall score on the skills' scale (``500 + 100 θ_c``: the weighted mean of the
+    skill scores), its 90 % interval and percentile range.
+
+    The score is the posterior mean of the composite, which is pulled toward the scorer's prior
+    mean ``prior = (μ_c, τ_c)``; the interval is the de-shrunk one (`irt.composite
+    .deshrunk_interval`), which covers about 90 % for candidates at every level of ability
+    (benchmarks/RESULTS.md, issue 14), where the posterior interval covers far too rarely for
+    strong and weak candidates. The pull is reported (`shrinkage_points`) when it is large."""
     skills = list(weights)
     mu, sd = group.composite(skills, [weights[s] for s in skills])
-    z, z_se = (theta - mu) / sd, se / sd
-    lo, hi = z - Z90 * z_se, z + Z90 * z_se
-    return OverallScore(theta, se, to_scale(z), to_scale(lo), to_scale(hi),
-                        _percentile(lo, hi, 0.0, 1.0), dict(weights), _shrinkage(z, z_se, 1.0))
+    x, _, lo, hi = deshrunk_interval(theta, se, prior[0], prior[1], Z90)
+    pull = abs(x - theta) * SCALE_SD
+    return OverallScore(theta, se, to_scale(theta), to_scale(lo), to_scale(hi),
+                        _percentile(lo, hi, mu, sd), dict(weights),
+                        pull if pull >= SHRINKAGE_NOTE_POINTS else None)
 
 
-def norm_group(db: Session) -> NormGroup:
-    """The applicants of the latest published calibration that was estimated on real responses
-    (its latent means, SDs and correlations), else the simulated reference group of the
-    provisional bank, N(0, 1) per skill with the bank's stated correlations unknown (0)."""
-    job = db.scalar(select(CalibrationJob).where(CalibrationJob.status == "published")
+def norm_group(db: Session, bank_id: int) -> NormGroup:
+    """The applicants of the bank's latest published calibration (its skills' latent means and
+    SDs and the correlations the data support, `web.services.feasibility
+    .applicant_population`), else the simulated reference group of the provisional bank:
+    N(0, 1) per skill."""
+    job = db.scalar(select(CalibrationJob).where(CalibrationJob.status == "published",
+                                                 CalibrationJob.bank_id == bank_id)
                     .order_by(CalibrationJob.finished_at.desc(), CalibrationJob.id.desc())
                     .limit(1))
-    result = job.result if job is not None else None
-    latent = (result or {}).get("summary", {}).get("latent") or []
-    if job is None or not latent:
+    if job is None:
         return NormGroup(SIMULATED_NORM, True, {}, {}, {})
-    corr: dict[tuple[str, str], float] = {}
-    c = (result or {}).get("correlations") or {}
-    names = [str(s) for s in c.get("skills", [])]
-    for i, a in enumerate(names):
-        for j, b in enumerate(names):
-            value = float(c["matrix"][i][j])
-            if math.isfinite(value):
-                corr[(a, b)] = value
-    n = (result or {}).get("summary", {}).get("n_persons")
     when = as_utc(job.finished_at).date().isoformat() if job.finished_at else "?"
-    return NormGroup(f"applicants in the calibration of {when} (n = {n})", False,
-                     {str(x["skill"]): float(x["mean"]) for x in latent},
-                     {str(x["skill"]): float(x["sd"]) for x in latent}, corr)
+    found = applicant_population(job.result, when)
+    if found is None:
+        return NormGroup(SIMULATED_NORM, True, {}, {}, {})
+    pop = found.population
+    corr = {(a, b): pop.correlation[i][j] for i, a in enumerate(pop.skills)
+            for j, b in enumerate(pop.skills)}
+    return NormGroup(pop.source, False, dict(zip(pop.skills, pop.mean, strict=True)),
+                     dict(zip(pop.skills, pop.sd, strict=True)), corr)
 
 
 def report(org_id: int, session_id: int, db: Session | None = None) -> CandidateReport:
@@ -249,7 +257,7 @@ def report(org_id: int, session_id: int, db: Session | None = None) -> Candidate
     row = db.get(CandidateSession, session_id)
     if row is None or row.assessment.organisation_id != org_id:
         raise NotFound("no such report")
-    return _report(db, row, norm_group(db))
+    return _report(db, row, norm_group(db, row.assessment.bank_id))
 
 
 def _report(db: Session, row: CandidateSession, group: NormGroup) -> CandidateReport:
@@ -261,8 +269,12 @@ def _report(db: Session, row: CandidateSession, group: NormGroup) -> CandidateRe
                                assessment.cut_score, group, decision=r.decision,
                                decision_rule=r.decision_rule) for r, sk in results)
     stored = db.scalar(select(OverallResult).where(OverallResult.session_id == row.id))
-    overall = None if stored is None else overall_score(stored.theta, stored.se,
-                                                        stored.weights, group)
+    overall = None
+    if stored is not None:
+        measured = list(stored.weights)
+        prior = prior_composite(Blueprint.from_dict(row.blueprint or {}), measured,
+                                [stored.weights[s] for s in measured])
+        overall = overall_score(stored.theta, stored.se, stored.weights, group, prior)
     n_questions = db.scalar(select(func.count(Response.id))
                             .where(Response.session_id == row.id)) or 0
     provisional = bool(db.scalar(
@@ -302,9 +314,13 @@ def report_json(rep: CandidateReport) -> dict[str, object]:
 
 
 
+#: Most finished sessions one comparison reads (the latest ones): each is a full report.
+MAX_COMPARED = 500
+
+
 def comparison(org_id: int, assessment_id: int) -> tuple[Assessment, list[CandidateReport]]:
-    """Reports of every finished session of an assessment, best overall score first (sessions
-    without an overall score last)."""
+    """Reports of the latest `MAX_COMPARED` finished sessions of an assessment, best overall
+    score first (sessions without an overall score last)."""
     db = get_db()
     target = db.get(Assessment, assessment_id)
     if target is None or target.organisation_id != org_id:
@@ -313,8 +329,9 @@ def comparison(org_id: int, assessment_id: int) -> tuple[Assessment, list[Candid
                       .join(Invitation, CandidateSession.invitation_id == Invitation.id)
                       .join(Candidate, CandidateSession.candidate_id == Candidate.id)
                       .where(CandidateSession.assessment_id == assessment_id,
-                             CandidateSession.status.in_(["completed", "timed_out"]))).all()
-    group = norm_group(db)
+                             CandidateSession.status.in_(["completed", "timed_out"]))
+                      .order_by(CandidateSession.id.desc()).limit(MAX_COMPARED)).all()
+    group = norm_group(db, target.bank_id)
     reports = [_report(db, r, group) for r in rows]
     reports.sort(key=lambda r: -math.inf if r.overall is None else -r.overall.score)
     return target, reports

@@ -13,7 +13,7 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from item_bank import repository as repo
@@ -30,7 +30,7 @@ from web.db import get_db, unit_of_work
 from web.services import audit, webhooks
 
 MAX_INVITATIONS_PER_REQUEST = 500
-MAX_NAME_LENGTH = 200
+MAX_NAME_LENGTH = repo.NAME_MAX
 
 
 class NotFound(LookupError):
@@ -88,7 +88,44 @@ def assessment(org_id: int, assessment_id: int, db: Session | None = None) -> As
     return row
 
 
-def candidates(org_id: int, assessment_id: int | None = None) -> list[CandidateRow]:
+#: Rows per page of the candidate lists (web page and API default), and the largest page the
+#: API serves.
+PAGE_SIZE = 100
+MAX_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class CandidatePage:
+    rows: list[CandidateRow]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def has_next(self) -> bool:
+        return self.page * self.page_size < self.total
+
+
+def candidates_page(org_id: int, assessment_id: int | None = None, page: int = 1,
+                    page_size: int = PAGE_SIZE) -> CandidatePage:
+    """One page (newest first) of the organisation's invitations, and how many there are."""
+    page, page_size = max(1, page), min(max(1, page_size), MAX_PAGE_SIZE)
+    db = get_db()
+    count = (select(func.count(Invitation.id))
+             .join(Assessment, Invitation.assessment_id == Assessment.id)
+             .where(Assessment.organisation_id == org_id))
+    if assessment_id is not None:
+        count = count.where(Assessment.id == assessment_id)
+    total = int(db.scalar(count) or 0)
+    offset = (page - 1) * page_size
+    # past the end: no query (an offset beyond the database's integers would fail in the driver)
+    rows = candidates(org_id, assessment_id, limit=page_size, offset=offset) \
+        if offset < total else []
+    return CandidatePage(rows, total, page, page_size)
+
+
+def candidates(org_id: int, assessment_id: int | None = None, *, limit: int | None = None,
+               offset: int = 0) -> list[CandidateRow]:
     db = get_db()
     stmt = (select(Invitation, Candidate, Assessment, CandidateSession)
             .join(Candidate, Invitation.candidate_id == Candidate.id)
@@ -98,6 +135,8 @@ def candidates(org_id: int, assessment_id: int | None = None) -> list[CandidateR
             .order_by(Invitation.created_at.desc(), Invitation.id.desc()))
     if assessment_id is not None:
         stmt = stmt.where(Assessment.id == assessment_id)
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
     now = utcnow()
     return [CandidateRow(inv.id, cand.public_id, cand.name, cand.email, a.name,
                          display_status(inv, sess, now), inv.created_at, inv.expires_at,
@@ -108,12 +147,7 @@ def candidates(org_id: int, assessment_id: int | None = None) -> list[CandidateR
 def clean_name(value: str | None, row: int) -> str | None:
     if value is None:
         return None
-    value = value.strip()
-    if len(value) > MAX_NAME_LENGTH:
-        raise ValueError(f"row {row}: field 'name' is longer than {MAX_NAME_LENGTH} characters")
-    if any(ord(ch) < 32 for ch in value):
-        raise ValueError(f"row {row}: field 'name' contains control characters")
-    return value or None
+    return repo.check_name(value, f"row {row}: field 'name'") or None
 
 
 def parse_invitation_csv(data: bytes) -> list[tuple[str | None, str | None]]:

@@ -1,0 +1,225 @@
+"""The assessment a recruiter gets by default, measured (issue 14): simulees of known ability
+take the default design on the shipped Back-End Engineer bank, and every promise the product
+makes is checked against the truth.
+
+Design: `web.services.feasibility.default_blueprint` (every skill, stop on the overall SE with
+per-skill minimums, Sympson–Hetter exposure control tuned by `tune_exposure`). Population: the
+one on record for the provisional bank, θ ~ N(0, I) (scripts/provisional_parameters.py). Rows:
+
+* coverage of the overall score's 90 % interval, overall and per decile of the true composite;
+  the percentile range holding the true percentile;
+* length: share stopping before the maximum; the random fixed form (EAP per skill, equal items
+  per skill) whose overall RMSE equals the adaptive test's, by interpolation over lengths;
+* per skill, against a cut at 500: calibration of the report's P(misclassified) in bins, and
+  wrong decisions among skills the report's 90 % interval decides;
+* exposure: largest item exposure, mean pairwise overlap, largest first-item share, share of the
+  bank used;
+* all of it again with the bank re-estimated from a 1,000-candidate calibration (each candidate
+  answering 15 random items per skill; 3PL with the provisional script's priors), the answers
+  still drawn from the true parameters;
+* robustness: overall coverage when the applicants' skills truly correlate (ρ = 0.3, 0.5) while
+  the design, lacking data, assumes them independent.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_default_design.py [--n 3000] [--seed 14]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import norm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import irt  # noqa: E402
+from calibration import ItemSpec, MMLCalibrator, Priors  # noqa: E402
+from engine import ItemPool, make_engine  # noqa: E402
+from engine.simulation import SimulationResult, simulate, simulate_fixed_form, summarize  # noqa: E402
+from irt.io import read_items_csv  # noqa: E402
+from item_bank.shipped import PROVISIONAL_PARAMETERS  # noqa: E402
+from web.services.feasibility import (  # noqa: E402
+    DEFAULT_MAX_EXPOSURE,
+    Population,
+    composite_weights,
+    default_blueprint,
+    first_item_share,
+    overall_intervals,
+    overall_of,
+    prior_composite,
+    tune_exposure,
+)
+
+Z90 = float(norm.ppf(0.95))
+CUT = 0.0
+FIXED_FORMS = 5
+
+
+def figures(result: SimulationResult, weights: np.ndarray, pop_sd_c: float,
+            blueprint) -> dict[str, float]:
+    max_items = blueprint.max_items
+    true, est, se = overall_of(result, weights)
+    err = est - true
+    low, high = overall_intervals(est, se, *prior_composite(blueprint, list(result.skills),
+                                                             weights))
+    covered = (low <= true) & (true <= high)
+    edges = np.quantile(true, np.linspace(0, 1, 11))
+    dec = np.clip(np.searchsorted(edges, true, side="right") - 1, 0, 9)
+    by_decile = [float(covered[dec == d].mean()) for d in range(10)]
+    # percentile range against the population's composite N(0, SD_c)
+    lo = norm.cdf(low / pop_sd_c)
+    hi = norm.cdf(high / pop_sd_c)
+    p_true = norm.cdf(true / pop_sd_c)
+    pct_hold = float(np.mean((lo <= p_true) & (p_true <= hi)))
+    # per-skill classification against the cut, as the report states it
+    th, s, tt = result.theta_hat, result.se, result.theta_true
+    measured = result.n_items > 0
+    p_mis = norm.cdf(-np.abs(th - CUT) / s)[measured]
+    wrong = ((th >= CUT) != (tt >= CUT))[measured]
+    bins = np.linspace(0, 0.5, 6)
+    which = np.clip(np.digitize(p_mis, bins) - 1, 0, 4)
+    calib = [(float(p_mis[which == b].mean()), float(wrong[which == b].mean()),
+              int((which == b).sum())) for b in range(5) if (which == b).sum() >= 30]
+    decided = ((th - Z90 * s > CUT) | (th + Z90 * s < CUT))[measured]
+    summ = summarize(result)
+    length = result.test_length
+    return {"coverage": float(covered.mean()), "coverage_min_decile": min(by_decile),
+            "coverage_deciles": by_decile, "percentile_hold": pct_hold,
+            "rmse": float(np.sqrt(np.mean(err**2))), "mean_length": float(length.mean()),
+            "early": float(np.mean(length < max_items)),
+            "calibration": calib,
+            "calib_max_gap": max(abs(a - b) for a, b, _ in calib) if calib else float("nan"),
+            "wrong_decided": float(wrong[decided].mean()) if decided.any() else float("nan"),
+            "decided_share": float(decided.mean()),
+            "max_exposure": summ.max_exposure, "overlap": summ.overlap_rate,
+            "first": first_item_share(result), "used": 1 - summ.unused_share}
+
+
+def fixed_form_length(engine, theta, weights, target_rmse, rng, lengths) -> float:
+    """Length of the random fixed form whose overall RMSE equals ``target_rmse`` (linear
+    interpolation in log length between the simulated lengths; each length's RMSE over
+    `FIXED_FORMS` random forms, since one random form can be lucky or not)."""
+    rmses = []
+    for L in lengths:  # mean squared error over FIXED_FORMS random forms per length
+        mse = []
+        for _ in range(FIXED_FORMS):
+            res = simulate_fixed_form(engine, theta, L, rng=rng)
+            true, est, _ = overall_of(res, weights)
+            mse.append(float(np.mean((est - true) ** 2)))
+        rmses.append(float(np.sqrt(np.mean(mse))))
+    r = np.array(rmses)
+    if target_rmse >= r[0]:
+        return float(lengths[0])
+    if target_rmse <= r[-1]:
+        return float("inf")
+    k = int(np.flatnonzero(r <= target_rmse)[0])
+    x0, x1 = np.log(lengths[k - 1]), np.log(lengths[k])
+    f = (r[k - 1] - target_rmse) / (r[k - 1] - r[k])
+    return float(np.exp(x0 + f * (x1 - x0)))
+
+
+def recalibrated_bank(true_bank: irt.Bank, n: int, per_skill: int, rng) -> irt.Bank:
+    skills = sorted(set(true_bank.skills))
+    theta = rng.normal(size=(n, len(skills)))
+    persons, items, resp = [], [], []
+    for k, s in enumerate(skills):
+        idx = true_bank.skill_indices(s)
+        sub = true_bank.take(idx)
+        data = irt.simulate_sparse_responses(theta[:, k], sub, per_skill, rng)
+        persons.append(data.person)
+        items.append(idx[data.item])
+        resp.append(data.response)
+    data = irt.SparseResponses(np.concatenate(persons), np.concatenate(items),
+                               np.concatenate(resp), n, len(true_bank))
+    specs = [ItemSpec(i, "3pl", s) for i, s in zip(true_bank.item_ids, true_bank.skills,
+                                                   strict=True)]
+    cal = MMLCalibrator("3pl", priors=Priors(a=(0.0, 0.5), c=(6.0, 16.0)),
+                        standard_errors=False)
+    cal.fit(data, specs)
+    est = cal.items_
+    # the engine needs the bank in the true bank's order
+    order = [est.item_ids.index(i) for i in true_bank.item_ids]
+    return est.take(order)
+
+
+def report(label: str, f: dict, fixed_len: float) -> None:
+    print(f"### {label}")
+    print(f"- overall 90 % interval coverage {f['coverage']:.3f} (target 0.88–0.92); lowest "
+          f"decile {f['coverage_min_decile']:.3f} (target ≥ 0.85); by decile "
+          + ", ".join(f"{c:.2f}" for c in f["coverage_deciles"]))
+    print(f"- percentile range holds the true percentile {f['percentile_hold']:.3f} "
+          f"(target ≥ 0.88)")
+    ratio = f["mean_length"] / fixed_len if np.isfinite(fixed_len) else 0.0
+    print(f"- length: mean {f['mean_length']:.1f}, {f['early']:.0%} stop before the maximum "
+          f"(target ≥ 30 %); random fixed form with the same overall RMSE "
+          f"({f['rmse']:.3f}): {fixed_len:.1f} items → ratio {ratio:.2f} (target ≤ 0.60)")
+    print("- P(misclassified) vs observed (bins with ≥ 30 skill results): "
+          + "; ".join(f"{a:.3f} vs {b:.3f} (n={n})" for a, b, n in f["calibration"])
+          + f" — largest gap {f['calib_max_gap']:.3f} (target ≤ 0.03)")
+    print(f"- wrong decisions among skills the 90 % interval decided: {f['wrong_decided']:.3f} "
+          f"({f['decided_share']:.0%} decided; target ≤ α + 0.02 = 0.07)")
+    print(f"- exposure: max {f['max_exposure']:.3f} (≤ 0.25), overlap {f['overlap']:.3f} "
+          f"(≤ 0.20), largest first-item share {f['first']:.3f} (≤ 0.25), bank used "
+          f"{f['used']:.2f} (≥ 0.80)", flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--seed", type=int, default=14)
+    ap.add_argument("--r-max", type=float, default=DEFAULT_MAX_EXPOSURE,
+                    help="Sympson–Hetter target exposure")
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
+    bank = read_items_csv(PROVISIONAL_PARAMETERS).bank
+    skills = sorted(set(bank.skills))
+    pop = Population.standard(skills, "N(0, I)")
+    pool = ItemPool(bank)
+    bp = tune_exposure(pool, default_blueprint(skills), pop, r_max=args.r_max)
+    engine = make_engine(pool, bp)
+    w = composite_weights(bp, list(engine.skill_names))
+    sd_c = float(np.sqrt(w @ pop.covariance() @ w))
+    theta = pop.draw(args.n, rng)
+    res = simulate(engine, theta, rng=rng)
+    f = figures(res, w, sd_c, bp)
+    fixed = fixed_form_length(engine, theta, w, f["rmse"], rng, [16, 24, 32, 40, 56, 80, 120])
+    print(f"default design: max {bp.max_items} items, overall SE target "
+          f"{bp.stopping[0].se_target}, {args.n} simulees, population N(0, I)\n")
+    report("true parameters", f, fixed)
+    est_bank = recalibrated_bank(bank, 1000, 15, rng)
+    est_pool = ItemPool(est_bank)
+    bp_est = tune_exposure(est_pool, default_blueprint(skills), pop, r_max=args.r_max)
+    eng_est = make_engine(est_pool, bp_est)
+    # answers from the TRUE parameters, selection and scoring with the estimated ones
+    true_engine = make_engine(pool, bp_est)
+    from engine.simulation import draw_answers
+
+    answers = draw_answers(true_engine, theta, rng)
+    res_est = simulate(eng_est, theta, answers=answers)
+    f_est = figures(res_est, w, sd_c, bp_est)
+    fixed_est = fixed_form_length(eng_est, theta, w, f_est["rmse"], rng,
+                                  [16, 24, 32, 40, 56, 80, 120])
+    report("parameters re-estimated from a 1,000-candidate calibration", f_est, fixed_est)
+    print("### robustness: applicants' skills truly correlated, design assumes independence")
+    for rho in (0.3, 0.5):
+        k = len(skills)
+        corr = tuple(tuple(1.0 if i == j else rho for j in range(k)) for i in range(k))
+        truth = Population(tuple(skills), (0.0,) * k, (1.0,) * k, corr, f"rho {rho}")
+        th = truth.draw(args.n, rng)
+        r = simulate(engine, th, rng=rng)
+        sd_true = float(np.sqrt(w @ truth.covariance() @ w))
+        g = figures(r, w, sd_true, bp)
+        print(f"- ρ = {rho}: overall coverage {g['coverage']:.3f}, lowest decile "
+              f"{g['coverage_min_decile']:.3f}, per-skill coverage "
+              f"{float(np.mean(np.abs(r.theta_hat - r.theta_true) <= Z90 * r.se)):.3f}")
+    print(f"\n({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
