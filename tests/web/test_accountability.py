@@ -31,6 +31,11 @@ NOTE = "Dyslexia: reads slowly (Quentorp)"
 REASON = "Discussed with Zyxwa by phone on Monday"
 
 
+def _demo_bank(site: Site) -> int:
+    return int(site.sql("SELECT a.bank_id FROM assessments a JOIN organisations o ON o.id = "
+                        "a.organisation_id WHERE o.slug = 'demo' ORDER BY a.id")[0][0])
+
+
 def _org_id(site: Site, slug: str = "demo") -> int:
     return int(site.sql("SELECT id FROM organisations WHERE slug = :s", s=slug)[0][0])
 
@@ -254,7 +259,7 @@ def test_erasure_leaves_no_personal_value_anywhere_and_the_responses_unchanged(
     eng = create_db_engine(site.url)
     try:
         with transaction(eng) as db:
-            log_before = repo.export_responses(db)
+            log_before = repo.export_responses(db, bank_id=_demo_bank(site))
         # another organisation cannot erase or read it
         other = staff_client("other")
         assert other.get(f"/api/v1/candidates/{public_id}/export").status_code == 404
@@ -275,7 +280,7 @@ def test_erasure_leaves_no_personal_value_anywhere_and_the_responses_unchanged(
         # responses untouched: the append-only log, the calibration input and the replay
         assert site.sql("SELECT * FROM responses ORDER BY id") == responses_before
         with transaction(eng) as db:
-            log_after = repo.export_responses(db)
+            log_after = repo.export_responses(db, bank_id=_demo_bank(site))
         assert log_after.person_ids == log_before.person_ids
         assert log_after.item_ids == log_before.item_ids
         for field in ("person", "item", "response"):
@@ -308,8 +313,8 @@ def test_calibration_estimates_are_the_same_before_and_after_erasure(site: Site,
 
     def fit():
         with transaction(eng) as db:
-            export = repo.export_responses(db, skills=["api_design"])
-            current = current_parameters(db, ["api_design"])
+            export = repo.export_responses(db, skills=["api_design"], bank_id=_demo_bank(site))
+            current = current_parameters(db, ["api_design"], bank_id=_demo_bank(site))
         log_ = ResponseLog(export.person_ids, export.item_ids, export.data)
         return recalibrate(log_, current, RecalibrationSettings(mode="anchored"),
                            skills={i: "api_design" for i in export.item_ids}).to_dict()

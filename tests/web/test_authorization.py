@@ -297,6 +297,9 @@ def test_every_psychometrician_route_and_bank_operation_is_in_the_tenancy_matrix
     covered |= {("GET", "/psychometrician/"), ("GET", "/psychometrician/import"),
                 ("GET", "/psychometrician/calibrations"), ("GET", "/api/v1/banks"),
                 ("POST", "/api/v1/banks"), ("GET", "/api/v1/assessments")}
+    # session replays are scoped by the session's organisation: in ROUTES above
+    covered |= {("GET", "/psychometrician/sessions"),
+                ("GET", "/psychometrician/sessions/<int:session_id>/replay")}
     assert rules == covered, rules ^ covered
 
 

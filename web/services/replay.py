@@ -262,19 +262,22 @@ def session_replay(org_id: int, session_id: int, db: Session | None = None) -> S
                                             .where(ItemParameterVersion.id.in_(version_ids)))}
     blueprint = Blueprint.from_dict(row.blueprint)
     skills = [s.skill for s in blueprint.skills] or None
-    loaded = load_bank(db, skills=skills)
+    bank_id = row.assessment.bank_id
+    loaded = load_bank(db, skills=skills, bank_id=bank_id)
     params = {p.item_id: p for p in loaded.bank.params()}
     status = {m.external_id: m.status for m in loaded.items}
     tags = {m.external_id: m.tags for m in loaded.items}
     served_version = {ext: versions.get(r.parameter_version_id or -1) for r, ext in log}
-    skill_of = dict(db.execute(select(Item.external_id, Skill.slug).join(Skill)
-                               .where(Item.external_id.in_(list(served_version)))).all())
+    skill_of = dict(db.execute(select(Item.external_id, Skill.slug)
+                               .join(Skill, Item.skill_id == Skill.id)
+                               .where(Item.bank_id == bank_id,
+                                      Item.external_id.in_(list(served_version)))).all())
     for ext, v in served_version.items():
         if v is not None:
             params[ext] = irt.ItemParams(ext, v.model, v.a, v.b, v.c, v.d, skill=skill_of[ext])
             status.setdefault(ext, "retired")
     order = sorted(params, key=lambda e: (params[e].skill, e))
-    exposure = exposure_counts(db, order)  # as the live engine reads them (now)
+    exposure = exposure_counts(db, order, bank_id)  # as the live engine reads them (now)
     pool = ItemPool(irt.Bank.from_params([params[e] for e in order]),
                     status=[status[e] for e in order],
                     enemy_groups=[g for g in loaded.enemy_groups if all(e in params for e in g)],

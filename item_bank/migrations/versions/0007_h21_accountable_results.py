@@ -1,7 +1,7 @@
 """accountable results: organisation privacy settings, result reviews, candidate erasures
 
 Revision ID: 0007_h21
-Revises: 0006
+Revises: 0007 (owned banks)
 Create Date: 2026-12-04 21:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_h21"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
