@@ -527,10 +527,29 @@ class CatEngine:
                     "pretest" if pick.pretest[0] else self.selector.rule(int(w.counts[0, k])),
                     "none" if pick.pretest[0] else self.exposure.name, self.skill_names[k],
                     float(w.theta[0, k]), float(pick.criterion[0]), int(pick.rank[0]),
-                    int(pick.n_candidates[0]))
+                    int(pick.n_candidates[0]), self._balance_reason(w, k, bool(pick.pretest[0])))
         state = CatState(seed, events, pending, audit, trajectory, decisions, stop)
         state.keep_working(self, w)
         return state
+
+    def _balance_reason(self, w: Work, k: int, pretest: bool) -> str:
+        """Why skill ``k`` was served next (`SelectionAudit.balance`), in the balancer's terms:
+        Kingsbury–Zara serves the open skill furthest below its target share ``weight / Σ
+        weight`` of the scored items; open balancing lets every open skill compete through the
+        criterion; a shadow test serves from its planned test."""
+        n = int(w.n_scored[0])
+        if pretest:
+            return f"pretest slot at position {n + int(w.n_pretest[0]) + 1}"
+        if self.selector.plans_test:
+            return "shadow test: the most informative item of the planned test"
+        if len(self.skill_names) == 1:
+            return "single skill"
+        if self.one_skill_per_item:
+            return (f"{self.balancer.name}: furthest below its target share "
+                    f"({int(w.counts[0, k])} of {n} scored items, target "
+                    f"{float(self.share[k]):.3f})")
+        open_skills = int((w.codes[0] == RUNNING).sum())
+        return f"{self.balancer.name}: {open_skills} open skill(s) competed on the criterion"
 
     def work(self, state: CatState) -> Work:
         w = state.working(self)

@@ -27,7 +27,9 @@ STATE_VERSION = 1
 @dataclass(frozen=True, slots=True)
 class SelectionAudit:
     """Why an item was served: the rule, θ̂ at the time, the item's criterion value and its rank
-    among ``n_candidates`` available items (1 = best; exposure control may pick a lower rank)."""
+    among ``n_candidates`` available items (1 = best; exposure control may pick a lower rank),
+    and ``balance``, why its skill was the one served (the content balancer's reason; "" in
+    states recorded before it was kept)."""
 
     rule: str
     exposure: str
@@ -36,6 +38,7 @@ class SelectionAudit:
     criterion: float
     rank: int
     n_candidates: int
+    balance: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         # what dataclasses.asdict gives, without its recursive deep copy (the answer hot path
@@ -47,7 +50,8 @@ class SelectionAudit:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SelectionAudit:
         return cls(str(d["rule"]), str(d["exposure"]), str(d["skill"]), float(d["theta"]),
-                   float(d["criterion"]), int(d["rank"]), int(d["n_candidates"]))
+                   float(d["criterion"]), int(d["rank"]), int(d["n_candidates"]),
+                   str(d.get("balance", "")))
 
 
 @dataclass(frozen=True, slots=True)

@@ -534,3 +534,4 @@ def _responses_are_append_only(session: Session, flush_context: Any, instances: 
 
 
 from item_bank import account_models as _account_models  # noqa: E402, F401  (tables on Base)
+from item_bank import accountability_models as _accountability_models  # noqa: E402, F401

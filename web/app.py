@@ -100,6 +100,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(recruiter.bp)
     app.register_blueprint(psychometrician.bp)
     app.register_blueprint(admin.bp)
+    from web.blueprints import accountability
+
+    accountability.init_app(app)
     api.init_app(app)
 
 

@@ -73,15 +73,19 @@ def _maintenance_app() -> Any:
 
 
 def _maintenance() -> None:
-    """Every minute: invitation reminders and webhook deliveries (web.services.invitations).
-    Both claim their rows before acting, so two schedulers never double-send."""
+    """Every minute: invitation reminders and webhook deliveries (web.services.invitations),
+    and the erasure of candidates' personal data past their organisation's retention period
+    (web.services.privacy). Reminders and deliveries claim their rows before acting, so two
+    schedulers never double-send; an erasure is idempotent."""
     from web.db import database
     from web.services.invitations import run_maintenance
+    from web.services.privacy import erase_expired
 
     try:
         app = _maintenance_app()
         with app.app_context():
             run = run_maintenance(database().engine)
+            erase_expired(database().engine)
     except Exception as exc:  # the next minute tries again; the queue must keep running
         log.warning("maintenance skipped: %s: %s", type(exc).__name__, exc)
         return

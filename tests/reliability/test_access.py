@@ -33,7 +33,10 @@ def world(site: Site, app: Flask, staff_client: Callable[[str], FlaskClient]) ->
         inv, aid = site.sql("SELECT invitation_id, assessment_id FROM test_sessions "
                             "WHERE id = :s", s=sid)[0]
         ids[org] = {"session_id": sid, "invitation_id": inv, "assessment_id": aid,
-                    "bank_id": site.bank_id(org)}
+                    "bank_id": site.bank_id(org),
+                    "public_id": site.sql("SELECT c.public_id FROM candidates c JOIN "
+                                          "test_sessions s ON s.candidate_id = c.id "
+                                          "WHERE s.id = :s", s=sid)[0][0]}
     clients, csrf = {}, {}
     for who in WHO:
         c = staff_client(who) if who in ("recruiter", "psychometrician", "other") \
@@ -70,6 +73,16 @@ STAFF_MATRIX = [
     ("GET", "/api/v1/reports/{session_id}", None,
      {"anonymous": 401, "candidate": 401, "recruiter": 200, "psychometrician": 403,
       "other": 404}),
+    # accountable results (issue 21); the session routes are in tests/web/test_authorization.py
+    ("GET", "/api/v1/candidates/{public_id}/export", None,
+     {"anonymous": 401, "candidate": 401, "recruiter": 200, "psychometrician": 403,
+      "other": 404}),
+    ("GET", "/api/v1/privacy", None,
+     {"anonymous": 401, "candidate": 401, "recruiter": 403, "psychometrician": 403,
+      "other": 403}),
+    ("PUT", "/api/v1/privacy", {"retention_days": 30, "explain_to_candidates": False},
+     {"anonymous": 401, "candidate": 401, "recruiter": 403, "psychometrician": 403,
+      "other": 403}),
     ("GET", "/api/v1/banks", None,
      {"anonymous": 401, "candidate": 401, "recruiter": 403, "psychometrician": 200,
       "other": 403}),
@@ -100,6 +113,9 @@ STAFF_MATRIX = [
     ("POST", "/api/v1/calibrations/2147483000/publish", None,
      {"anonymous": 401, "candidate": 401, "recruiter": 403, "psychometrician": 404,
       "other": 403}),
+    ("POST", "/api/v1/candidates/{public_id}/erase", None,
+     {"anonymous": 401, "candidate": 401, "psychometrician": 403, "other": 404,
+      "recruiter": 204}),
     # last: it revokes demo's invitation for the recruiter
     ("POST", "/api/v1/invitations/{invitation_id}/revoke", None,
      {"anonymous": 401, "candidate": 401, "psychometrician": 403, "other": 404,
@@ -119,7 +135,8 @@ def _fill(value, ids: dict):
 def test_every_api_endpoint_is_in_the_matrix(app: Flask):
     rules = {(m, r.rule) for r in app.url_map.iter_rules() if r.rule.startswith("/api/v1/")
              for m in r.methods - {"HEAD", "OPTIONS"} if not r.rule.startswith("/api/v1/sessions")}
-    covered = {(m, p.split("?")[0].replace("{", "<int:").replace("}", ">")
+    covered = {(m, p.split("?")[0].replace("{public_id}", "<public_id>")
+                .replace("{", "<int:").replace("}", ">")
                 .replace("2147483000", "<int:job_id>")) for m, p, _, _ in STAFF_MATRIX}
     assert rules == covered, rules ^ covered
 

@@ -35,13 +35,15 @@ def test_every_staff_route_declares_its_roles(app: Flask) -> None:
 
 def _ids(site: Site) -> dict[str, dict[str, object]]:
     """Path parameters for rows of the demo organisation ('own') and the other one."""
-    rows = site.sql("SELECT s.id, v.id, a.id, o.slug FROM test_sessions s "
+    rows = site.sql("SELECT s.id, v.id, a.id, o.slug, c.public_id FROM test_sessions s "
                     "JOIN invitations v ON v.id = s.invitation_id "
+                    "JOIN candidates c ON c.id = s.candidate_id "
                     "JOIN assessments a ON a.id = s.assessment_id "
                     "JOIN organisations o ON o.id = a.organisation_id ORDER BY s.id")
     by_org: dict[str, dict[str, object]] = {}
-    for sid, vid, aid, org in rows:
-        by_org.setdefault(org, {"session_id": sid, "invitation_id": vid, "assessment_id": aid})
+    for sid, vid, aid, org, pid in rows:
+        by_org.setdefault(org, {"session_id": sid, "invitation_id": vid, "assessment_id": aid,
+                                "public_id": pid})
     for org in ("demo", "other"):
         assert org in by_org, f"no session in organisation {org}"
     return by_org
@@ -72,6 +74,14 @@ ROUTES = [
     ("GET", "/api/v1/invitations?assessment_id={assessment_id}", ("recruiter",), True),
     ("GET", "/api/v1/reports/{session_id}", ("recruiter",), True),
     ("GET", "/api/v1/bank", ("psychometrician",), False),
+    # accountable results (issue 21)
+    ("GET", "/psychometrician/sessions", ("psychometrician",), False),
+    ("GET", "/psychometrician/sessions/{session_id}/replay", ("psychometrician",), True),
+    ("GET", "/api/v1/sessions/{session_id}/replay", ("psychometrician",), True),
+    ("GET", "/recruiter/candidates/{public_id}/erase", ("recruiter",), True),
+    ("GET", "/recruiter/candidates/{public_id}/export.json", ("recruiter",), True),
+    ("GET", "/api/v1/candidates/{public_id}/export", ("recruiter",), True),
+    ("GET", "/api/v1/privacy", ("admin",), False),
 ]
 WHO = ("anonymous", "recruiter", "psychometrician", "other")
 
@@ -113,6 +123,11 @@ POSTS = [
     ("/psychometrician/items/SRV-001/status", ("psychometrician",), False),
     ("/psychometrician/calibrations/999999/publish", ("psychometrician",), False),
     ("/api/v1/calibrations/999999/publish", ("psychometrician",), False),
+    ("/recruiter/candidates/{public_id}/erase", ("recruiter",), True),
+    ("/api/v1/candidates/{public_id}/erase", ("recruiter",), True),
+    ("/recruiter/sessions/{session_id}/review", ("recruiter",), True),
+    ("/api/v1/sessions/{session_id}/review", ("recruiter",), True),
+    ("/admin/privacy", ("admin",), False),
 ]
 
 
@@ -120,23 +135,27 @@ POSTS = [
 def test_writes_are_refused_to_anonymous_wrong_role_and_other_org(
         site: Site, app: Flask, staff_client, sessions_in_both_orgs, path, allowed, scoped):
     app.config["WTF_CSRF_ENABLED"] = False  # this test is about authorization, not CSRF
-    before = (site.sql("SELECT id, status FROM invitations ORDER BY id"),
-              site.sql("SELECT external_id, status FROM items ORDER BY external_id"))
+    before = (site.sql("SELECT id, status, token_hash FROM invitations ORDER BY id"),
+              site.sql("SELECT external_id, status FROM items ORDER BY external_id"),
+              site.sql("SELECT id, name FROM candidates ORDER BY id"),
+              site.sql("SELECT count(*) FROM result_reviews"))
     url = path.format(**sessions_in_both_orgs["demo"])  # every caller aims at demo's rows
     for who in WHO:
         role = "recruiter" if who == "other" else who
         if role in allowed and not (who == "other" and scoped):
             continue  # the legitimate caller: covered by the functional tests
         c = app.test_client() if who == "anonymous" else staff_client(who)
-        r = c.post(url, data={"status": "retired"})
+        r = c.post(url, data={"status": "retired", "confirm": "erase", "reason": "x"})
         if who == "anonymous":
             assert r.status_code == (401 if url.startswith("/api/") else 302)
         elif role not in allowed:
             assert r.status_code == 403, (who, url, r.status_code)
         else:
             assert r.status_code == 404, (who, url, r.status_code)
-    after = (site.sql("SELECT id, status FROM invitations ORDER BY id"),
-             site.sql("SELECT external_id, status FROM items ORDER BY external_id"))
+    after = (site.sql("SELECT id, status, token_hash FROM invitations ORDER BY id"),
+             site.sql("SELECT external_id, status FROM items ORDER BY external_id"),
+             site.sql("SELECT id, name FROM candidates ORDER BY id"),
+             site.sql("SELECT count(*) FROM result_reviews"))
     assert after == before
 
 
@@ -294,6 +313,9 @@ def test_every_psychometrician_route_and_bank_operation_is_in_the_tenancy_matrix
     covered |= {("GET", "/psychometrician/"), ("GET", "/psychometrician/import"),
                 ("GET", "/psychometrician/calibrations"), ("GET", "/api/v1/banks"),
                 ("POST", "/api/v1/banks"), ("GET", "/api/v1/assessments")}
+    # session replays are scoped by the session's organisation: in ROUTES above
+    covered |= {("GET", "/psychometrician/sessions"),
+                ("GET", "/psychometrician/sessions/<int:session_id>/replay")}
     assert rules == covered, rules ^ covered
 
 

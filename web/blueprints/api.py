@@ -238,6 +238,15 @@ class AccommodationSchema(Schema):
     note = fields.String()
 
 
+class ReviewSchema(Schema):
+    """A person's review of a result (web.services.oversight)."""
+
+    status = fields.String(metadata={"description": "'reviewed' or 'set_aside'"})
+    reason = fields.String()
+    reviewer = fields.String()
+    at = UtcDateTime()
+
+
 class ReportSchema(Schema):
     session_id = fields.Integer()
     candidate_public_id = fields.String()
@@ -256,6 +265,9 @@ class ReportSchema(Schema):
     skills = fields.List(fields.Nested(SkillScoreSchema))
     accommodation = fields.Nested(AccommodationSchema, allow_none=True, metadata={
         "description": "Accommodations granted to this candidate (None: none)"})
+    review = fields.Nested(ReviewSchema, allow_none=True, metadata={
+        "description": "A person's current review of the result ('reviewed' or 'set_aside', "
+                       "with the reason; absent: not reviewed)"})
 
 
 @staff_api.route("/assessments", methods=["GET"])
@@ -351,3 +363,6 @@ def init_app(app: Flask) -> None:
     from web.blueprints import api_bank
 
     api_bank.register(api)
+    from web.blueprints import api_accountability
+
+    api_accountability.register(api)

@@ -14,6 +14,7 @@ from flask_babel import lazy_gettext as _l
 
 from web.security import ANSWER_LIMIT, START_LIMIT, candidate_key, limiter
 from web.services import candidate as flow
+from web.services import oversight
 
 bp = Blueprint("candidate", __name__, url_prefix="/t")
 
@@ -146,4 +147,5 @@ def done(token: str):  # type: ignore[no-untyped-def]
         return _refused(exc, token)
     if view.status == "in_progress":
         return redirect(url_for("candidate.question", token=token))
-    return render_template("candidate/done.html", view=view)
+    return render_template("candidate/done.html", view=view,
+                           exp=oversight.end_of_test_explanation(session_id))

@@ -8,7 +8,9 @@ Actions (``action``): ``login``, ``login.oidc``, ``password.changed``, ``passwor
 ``password.reset_requested``, ``totp.enabled``, ``totp.disabled``, ``recovery_code.used``,
 ``staff.created``, ``staff.role_changed``, ``staff.password_set``, ``invitations.created``,
 ``invitation.revoked``, ``bank.imported``, ``calibration.published``,
-``calibration.rolled_back``, ``item.status_changed``.
+``calibration.rolled_back``, ``item.status_changed``; issue 21: ``result.reviewed``,
+``result.set_aside``, ``candidate.erased``, ``candidates.erased_by_retention``,
+``privacy.settings_changed``.
 """
 
 from __future__ import annotations

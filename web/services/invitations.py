@@ -167,7 +167,10 @@ def send_reminders(engine: Engine, now: dt.datetime | None = None) -> int:
             send_mail(email, subject, text)
             sent += 1
         except (MailError, MailNotConfigured, ValueError) as exc:
-            log.warning("reminder for invitation %s not sent: %s", inv_id, exc)
+            from web.services.privacy import redact_addresses  # the relay may name them
+
+            log.warning("reminder for invitation %s not sent: %s", inv_id,
+                        redact_addresses(str(exc)))
             with item_db.transaction(engine) as db:
                 db.execute(update(Invitation).where(Invitation.id == inv_id)
                            .values(reminded_at=None))

@@ -55,6 +55,7 @@ from item_bank.models import (
 )
 from web.db import get_db
 from web.services.feasibility import applicant_population, prior_composite
+from web.services.review_state import Review, current_review
 from web.services.staff import NotFound, display_status
 
 SCALE_MEAN, SCALE_SD = 500.0, 100.0
@@ -168,6 +169,8 @@ class CandidateReport:
     multidimensional: bool
     skills: tuple[SkillScore, ...]
     accommodation: AccommodationRecord | None = None
+    #: A person's current review of the result (`web.services.oversight`; None: not reviewed).
+    review: Review | None = None
 
 
 def _percentile(lo: float, hi: float, mean: float, sd: float) -> Percentile:
@@ -290,7 +293,8 @@ def _report(db: Session, row: CandidateSession, group: NormGroup) -> CandidateRe
     return CandidateReport(row.id, row.candidate.public_id, row.candidate.name, assessment.name,
                            assessment.id, display_status(row.invitation, row), row.started_at,
                            row.finished_at, minutes, int(n_questions), assessment.cut_score,
-                           provisional, group, overall, multidimensional, skills, record)
+                           provisional, group, overall, multidimensional, skills, record,
+                           current_review(db, row.id))
 
 
 def _iso(t: dt.datetime | None) -> str | None:
@@ -304,6 +308,8 @@ def report_json(rep: CandidateReport) -> dict[str, object]:
     out.pop("assessment_id")
     out["norm_group"] = {"name": rep.norm_group.name, "provisional": rep.norm_group.provisional}
     out["started_at"], out["finished_at"] = _iso(rep.started_at), _iso(rep.finished_at)
+    if rep.review is not None:
+        out["review"] = {**dataclasses.asdict(rep.review), "at": _iso(rep.review.at)}
     return out
 
 
@@ -349,7 +355,7 @@ def comparison_csv(assessment: Assessment, reports: list[CandidateReport]) -> st
     w = csv.writer(out, lineterminator="\n")
     header = ["candidate_id", "name", "status", "questions", "minutes", "overall_score",
               "overall_lower90", "overall_upper90", "overall_percentile_low",
-              "overall_percentile_high", "norm_group"]
+              "overall_percentile_high", "norm_group", "review"]
     for slug, _ in skill_names:
         header += [f"{slug}_score", f"{slug}_lower90", f"{slug}_upper90",
                    f"{slug}_percentile_low", f"{slug}_percentile_high"]
@@ -365,6 +371,7 @@ def comparison_csv(assessment: Assessment, reports: list[CandidateReport]) -> st
             _num(o.score), _num(o.lower90), _num(o.upper90), _num(o.percentile.lower),
             _num(o.percentile.upper)]
         row.append(_csv_safe(r.norm_group.name))
+        row.append("" if r.review is None else r.review.status)
         for slug, _ in skill_names:
             s = by_skill.get(slug)
             if s is None or not s.measured:
