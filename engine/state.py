@@ -45,7 +45,7 @@ class SelectionAudit:
         # serializes every event of the session)
         return {"rule": self.rule, "exposure": self.exposure, "skill": self.skill,
                 "theta": self.theta, "criterion": self.criterion, "rank": self.rank,
-                "n_candidates": self.n_candidates}
+                "n_candidates": self.n_candidates, "balance": self.balance}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SelectionAudit:
