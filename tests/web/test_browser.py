@@ -274,9 +274,10 @@ def test_axe_finds_no_violation_on_any_page_type_at_desktop_and_phone_sizes(
         staff2 = context.new_page()
         sign_in(staff2, server, site, "psychometrician")
         staff2.goto(f"{server}/psychometrician/")
-        job = site.sql("INSERT INTO calibration_jobs (created_at, status, progress, message, "
-                       "settings) VALUES (CURRENT_TIMESTAMP, 'running', 0.4, 'EM cycle 12', "
-                       ":s) RETURNING id", s=json.dumps({"model": "2pl", "mode": "live"}))[0][0]
+        job = site.sql("INSERT INTO calibration_jobs (bank_id, created_at, status, progress, "
+                       "message, settings) VALUES (:b, CURRENT_TIMESTAMP, 'running', 0.4, "
+                       "'EM cycle 12', :s) RETURNING id", b=site.bank_id(),
+                       s=json.dumps({"model": "2pl", "mode": "live"}))[0][0]
         staff2.goto(f"{server}/psychometrician/calibrations/{job}")
         assert staff2.locator("meta[http-equiv=refresh]").count() == 0
         assert staff2.get_by_label("Progress").get_attribute("value") == "0.4"
