@@ -274,7 +274,8 @@ class CatEngine:
                          n_cand: NDArray[np.int64]) -> None:
         """One skill per row (the balancer's pick): the skill's items only."""
         one = len(self.tables) == 1
-        skill = None if one else np.argmax(allowed, axis=1)
+        skill = np.zeros(allowed.shape[0], dtype=np.int64) if one \
+            else np.argmax(allowed, axis=1)
         has = allowed[:, 0] if one else np.logical_or.reduce(allowed, axis=1)
         for k in ([0] if one and some(has) else [] if one
                   else ([int(skill[0])] if has[0] else []) if has.shape[0] == 1
@@ -361,9 +362,9 @@ class CatEngine:
             w.counts[p, kk] += 1
             w.n_scored[p] += 1
         else:
-            pos = w.n_scored[num]
-            w.items[num, pos] = i
-            w.responses[num, pos] = x
+            positions = w.n_scored[num]
+            w.items[num, positions] = i
+            w.responses[num, positions] = x
             w.counts[num, k] += 1
             w.n_scored[num] += 1
         self.scorer.update(self, w, r, i, x, k)

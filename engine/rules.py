@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -205,8 +205,11 @@ class MAPScorer(Scorer):
         for _ in range(MAP_MAX_ITER if it.size else 0):
             grad, info = (kernels.paired_score_information(bank, theta[e_row, e_sk], e_it, e_x)
                           if par is None else
-                          kernels.dichotomous_score(theta[e_row, e_sk], *par, e_x))
-            g = np.bincount(e_cell, weights=grad, minlength=n * k).reshape(n, k)
+                          kernels.dichotomous_score(theta[e_row, e_sk], par[0], par[1], par[2],
+                                                    par[3], e_x))
+            # bincount with float weights sums in float64 (numpy's stubs type it as integers)
+            g = cast(NDArray[np.float64],
+                     np.bincount(e_cell, weights=grad, minlength=n * k).reshape(n, k))
             info_s = np.bincount(e_cell, weights=info, minlength=n * k).reshape(n, k)
             th = theta if every_row else theta[act]
             if not every_row:
@@ -239,7 +242,7 @@ class MAPScorer(Scorer):
 
 
 #: The LAPACK ``gesv`` gufunc behind ``np.linalg.solve``.
-_GESV = np.linalg._umath_linalg.solve  # type: ignore[attr-defined]
+_GESV = np.linalg._umath_linalg.solve
 
 
 def _solve(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -109,6 +109,9 @@ def time_passes(site: Site) -> None:
 
 @pytest.fixture
 def hook(site: Site, app: Flask) -> Iterator[tuple[Receiver, str]]:
+    # the shared site may hold other tests' receivers and deliveries: start from none
+    site.sql("UPDATE webhooks SET active = :f", f=False)
+    site.sql("DELETE FROM webhook_deliveries")
     port = free_port()
     staff = recruiter(app, site)
     page = staff.get("/recruiter/webhooks")
