@@ -23,9 +23,17 @@ def select_locale() -> str:
         return DEFAULT_LANGUAGE
     token = (request.view_args or {}).get("token")
     if token and not g.get("skip_assessment_language"):
+        from sqlalchemy.exc import DBAPIError
+
         from web.services.candidate import invitation_language
 
-        chosen = invitation_language(str(token)[:128])
+        try:
+            chosen = invitation_language(str(token)[:128])
+        except DBAPIError:
+            # the database is down: the "please try again" page still renders, in the
+            # browser's language
+            g.skip_assessment_language = True
+            chosen = None
         if chosen in LANGUAGES:
             return chosen
     return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE

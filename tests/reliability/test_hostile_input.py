@@ -241,7 +241,8 @@ def test_item_stems_and_options_with_script_are_rendered_escaped(site: Site, app
     r = psy.post("/api/v1/bank?replace=true", json=hostile,
                  headers={"X-CSRFToken": _csrf(psy, "/psychometrician/import")})
     assert r.status_code == 201, r.data
-    stored = site.sql("SELECT stem FROM items WHERE external_id = :i", i=item_id)[0][0]
+    stored = site.sql("SELECT stem FROM items WHERE external_id = :i AND bank_id = :b",
+                      i=item_id, b=site.bank_id())[0][0]
     assert stored == hostile["items"][0]["stem"]  # verbatim
     # workers trust the bank fingerprint they read for up to FINGERPRINT_TTL_S (by design)
     time.sleep(FINGERPRINT_TTL_S + 0.05)
@@ -279,8 +280,8 @@ def test_path_tricks_in_import_file_names_write_nothing_outside(site: Site, app,
         content_type="multipart/form-data")
     assert r.status_code in (200, 422), r.status_code
     if r.status_code == 200:  # imported under a sanitised name
-        assert site.sql("SELECT stem FROM items WHERE external_id = :i",
-                        i=one["items"][0]["id"])[0][0] == "Renamed stem?"
+        assert site.sql("SELECT stem FROM items WHERE external_id = :i AND bank_id = :b",
+                        i=one["items"][0]["id"], b=site.bank_id())[0][0] == "Renamed stem?"
     else:
         assert _snapshot(site) == before
     for where in (tmp_path, Path("/tmp"), Path("/etc"), tmp_path.parent):

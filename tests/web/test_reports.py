@@ -112,6 +112,8 @@ def test_percentiles_compare_with_the_applicants_of_a_published_calibration(site
                                  finished_at=dt.datetime.now(
                 dt.UTC), result={"scales": scales, "n_persons": 812})
             db.add(job)
+            db.flush()
+            job_id = job.id
     finally:
         eng.dispose()
     try:
@@ -126,7 +128,7 @@ def test_percentiles_compare_with_the_applicants_of_a_published_calibration(site
                 assert a["percentile"]["lower"] < b["percentile"]["lower"]
                 assert a["percentile"]["upper"] < b["percentile"]["upper"]
     finally:
-        site.sql("DELETE FROM calibration_jobs WHERE status = 'published' AND settings = '{}'")
+        site.sql("DELETE FROM calibration_jobs WHERE id = :j", j=job_id)
 
 
 def test_an_extreme_score_carries_a_note_that_it_is_pulled_toward_the_middle():
