@@ -31,7 +31,11 @@ For each skill, θ ~ N(0, 1) is integrated on a fixed grid of ``Q`` nodes ``θ_q
   ``α = −‖r‖/‖v‖``, and falls back to the plain EM step when the log-likelihood would fall.
 
 Standard errors come from the inverse of an information matrix plus the negative Hessian of the
-log prior, mapped to ``a, b, c, d, b_k`` by the delta method. Two informations are available
+log prior, mapped to ``a, b, c, d, b_k`` by the delta method. Equality constraints are part of
+the parameterisation: a skill's common slope is one parameter across its groups, and RSM items'
+intercepts are ``β_i + t_k`` with ``J`` the Jacobian of the per-item intercepts with respect to
+``(β, u)``, so the covariance is ``J (Jᵀ I J)⁻¹ Jᵀ``; fixed parameters (``common_a``, anchors)
+are not estimated and have no SE. Two informations are available
 (``se_method``):
 
 * **Oakes** (Oakes 1999; mirt's default): the observed information of the marginal likelihood,
@@ -882,9 +886,9 @@ class MMLCalibrator:
             if n_par > FULL_COVARIANCE_MAX:
                 self._se_methods.add("item-block diagonal of the cross-product (XPD) "
                                      "information")
+                # (dense data are dichotomous: no RSM category parameters to share)
                 return [self._invert_blocks(_dense_item_blocks(s_dense, idx) + pinfo, idx,
-                                            sk.name, g) for (idx, pinfo), g
-                        in zip(prior_blocks, sk.groups, strict=True)]
+                                            sk.name) for idx, pinfo in prior_blocks]
             info = s_dense.T @ s_dense
             return self._full_xpd(sk, index, info, prior_blocks, jac)
         scores = _response_scores(sk, post, nodes, index)
@@ -893,9 +897,16 @@ class MMLCalibrator:
             return self._full_xpd(sk, index, info, prior_blocks, jac)
         self._se_methods.add("item-block diagonal of the cross-product (XPD) information")
         shared = _shared_slope_scores(sk, scores)
-        return [self._invert_blocks(_xpd_item_blocks(sk, g, idx, sc, shared) + pinfo, idx,
-                                    sk.name, g)
-                for sc, (idx, pinfo), g in zip(scores, prior_blocks, sk.groups, strict=True)]
+        out = []
+        for sc, (idx, pinfo), g in zip(scores, prior_blocks, sk.groups, strict=True):
+            blocks = _xpd_item_blocks(sk, g, idx, sc, shared) + pinfo
+            rsm = g.rsm if g.kind != K.KIND_DICHOTOMOUS and g.n_cat > 2 \
+                else np.zeros_like(g.rsm)
+            cov = self._invert_blocks(blocks, np.where(rsm[:, None], -1, idx), sk.name)
+            if rsm.any():
+                self._rsm_item_blocks(sk, g, idx, sc, shared, blocks, cov)
+            out.append(cov)
+        return out
 
     def _full_xpd(self, sk: _Skill, index: list[NDArray], info: NDArray,
                   prior_blocks: list[tuple[NDArray, NDArray]],
@@ -915,29 +926,59 @@ class MMLCalibrator:
         cov = self._invert(info, skill)
         return cov if jac is None else jac @ cov @ jac.T
 
-    def _invert_blocks(self, blocks: NDArray, idx: NDArray, skill: str,
-                       g: _Group | None = None) -> NDArray:
-        """Invert each item's information block over its free parameters.
-
-        An RSM item's intercepts move together in its own block (``J_i`` maps its location
-        ``β_i`` to every intercept): the shared category parameters, estimated from all the
-        group's items, are taken as known, as the block-diagonal approximation does for every
-        parameter outside the item."""
+    def _invert_blocks(self, blocks: NDArray, idx: NDArray, skill: str) -> NDArray:
+        """Invert each item's information block over its free parameters."""
         cov = np.zeros_like(blocks)
         for row in range(blocks.shape[0]):
             sel = np.flatnonzero(idx[row] >= 0)
-            if not sel.size:
-                continue
-            b = blocks[row][np.ix_(sel, sel)]
-            if g is not None and g.rsm[row] and g.kind != K.KIND_DICHOTOMOUS:
-                inter = sel >= 1
-                j = np.zeros((sel.size, int((~inter).sum()) + 1))
-                j[np.flatnonzero(~inter), np.arange(int((~inter).sum()))] = 1.0
-                j[inter, -1] = 1.0
-                cov[row][np.ix_(sel, sel)] = j @ self._invert(j.T @ b @ j, skill) @ j.T
-            else:
-                cov[row][np.ix_(sel, sel)] = self._invert(b, skill)
+            if sel.size:
+                cov[row][np.ix_(sel, sel)] = self._invert(blocks[row][np.ix_(sel, sel)], skill)
         return cov
+
+    def _rsm_item_blocks(self, sk: _Skill, g: _Group, idx: NDArray, sc: _Scores,
+                         shared: NDArray, blocks: NDArray, cov: NDArray) -> None:
+        """Item-block covariance of a group's RSM items (large banks), in place in ``cov``.
+
+        As the tied slope enters every item block with its whole score, so do the group's
+        category parameters ``u``: item ``i``'s block is the structural information over
+        ``(a*, β_i, u)`` (its block of ``Jᵀ I J``), from the per-person scores
+        ``s_p,β_i = Σ_k s_p,ik`` and ``s_p,u = Σ_{i'} Cᵀ s_p,i'`` (``C = [I; −1ᵀ]``), inverted
+        and mapped back by ``J_i`` (``δ_ik = β_i + (C u)_k``). Like every item-block
+        approximation it ignores the covariances between items' own parameters (the locations
+        share the uncertainty of the latent mean): on 15 RSM items × 2,000 persons these blocks
+        give 0.74–0.82 of the full SEs (PCM items: 0.89–0.96); per-item blocks with free steps
+        gave 0.63–0.76. The path is only taken beyond `FULL_COVARIANCE_MAX` parameters."""
+        n, m = g.phi.shape
+        k2 = g.n_cat - 2
+        c_mat = np.vstack([np.eye(k2), -np.ones((1, k2))])
+        rsm_resp = g.rsm[sc.row]
+        inter = sc.values[:, 1:]  # (n_j, K − 1) per-response intercept scores
+        su = np.zeros((sk.person_global.size, k2))
+        for u in range(k2):
+            su[:, u] = np.bincount(sc.person[rsm_resp], inter[rsm_resp] @ c_mat[:, u],
+                                   minlength=sk.person_global.size)
+        uu = su.T @ su
+        beta = inter.sum(axis=1)
+        bu = np.column_stack([np.bincount(sc.row, beta * su[sc.person, u], minlength=n)
+                              for u in range(k2)])  # (n, K − 2)
+        au = shared @ su  # the common slope with u
+        for row in np.flatnonzero(g.rsm):
+            slope = bool(idx[row, 0] >= 0)
+            own = np.zeros((m, int(slope) + 1))  # (a*, β_i) → φ_i
+            if slope:
+                own[0, 0] = 1.0
+            own[1:, -1] = 1.0
+            n_own = own.shape[1]
+            info = np.zeros((n_own + k2, n_own + k2))
+            info[:n_own, :n_own] = own.T @ blocks[row] @ own
+            info[n_own - 1, n_own:] = info[n_own:, n_own - 1] = bu[row]
+            if slope:
+                info[0, n_own:] = info[n_own:, 0] = au
+            info[n_own:, n_own:] = uu
+            jac = np.zeros((m, n_own + k2))
+            jac[:, :n_own] = own
+            jac[1:, n_own:] = c_mat
+            cov[row] = jac @ self._invert(info, sk.name) @ jac.T
 
     def _se_method(self, sk: _Skill, n_par: int) -> str:
         """``oakes`` or ``xpd``: ``auto`` takes Oakes at small N while its E-steps are cheap."""

@@ -222,3 +222,44 @@ def test_rsm_standard_errors_match_the_replication_sd() -> None:
     ratio = np.mean(ses, axis=0) / np.std(est, axis=0, ddof=1)
     assert np.mean(ratio) == pytest.approx(1.0, abs=0.10)
     assert np.all((ratio > 0.75) & (ratio < 1.3))
+
+
+def test_rsm_item_blocks_are_the_blocks_of_the_structural_cross_product(monkeypatch) -> None:
+    """Large banks take item blocks of the XPD: an RSM item's block is over its structural
+    parameters ``(a*, β_i, u)``, the corresponding block of ``Jᵀ (Σ_p s_p s_pᵀ) J``, and its
+    covariance ``J_i block⁻¹ J_iᵀ``."""
+    rng = np.random.default_rng(4)
+    tau = np.array([-1.0, 0.1, 0.9])
+    bank = Bank.from_params([ItemParams(f"i{k}", "rsm", 1.0, thresholds=tuple(b + tau))
+                             for k, b in enumerate(np.linspace(-1.5, 1.5, 6))])
+    x = irt.simulate_responses(rng.normal(0, 1.3, 500), bank, rng)
+    captured = {}
+    original = MMLCalibrator._covariance
+
+    def capture(self, sk, post, nodes, priors, design):
+        captured.update(sk=sk, post=post, nodes=nodes)
+        return original(self, sk, post, nodes, priors, design)
+
+    monkeypatch.setattr(MMLCalibrator, "_covariance", capture)
+    cal = MMLCalibrator("rsm", se_method="xpd")
+    cal.fit(x)
+    sk, post, nodes = captured["sk"], captured["post"], captured["nodes"]
+    (g,) = sk.groups
+    index, n_par = M._parameter_index(sk)
+    jac = M._constraint_jacobian(sk, index, n_par)
+    assert jac is not None and jac.shape[1] == 1 + 6 + 2  # a*, β_1..β_6, u_1, u_2
+    scores = M._response_scores(sk, post, nodes, index)
+    info = jac.T @ M._xpd_full(scores, index, sk.person_global.size, n_par, True) @ jac
+    shared = M._shared_slope_scores(sk, scores)
+    blocks = M._xpd_item_blocks(sk, g, index[0], scores[0], shared)
+    cov = np.zeros_like(blocks)
+    cal._rsm_item_blocks(sk, g, index[0], scores[0], shared, blocks, cov)
+    c_mat = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    for row in range(6):
+        sel = [0, 1 + row, 7, 8]
+        j_i = np.zeros((4, 4))
+        j_i[0, 0] = 1.0
+        j_i[1:, 1] = 1.0
+        j_i[1:, 2:] = c_mat
+        expected = j_i @ np.linalg.inv(info[np.ix_(sel, sel)]) @ j_i.T
+        np.testing.assert_allclose(cov[row], expected, rtol=1e-8, atol=1e-12)
