@@ -204,8 +204,10 @@ def form_of(org_id: int, assessment_id: int) -> AssessmentForm:
         return replace(form, name=a.name, slug=a.slug, bank_id=a.bank_id,
                        time_limit_minutes=a.time_limit_minutes, language=a.language,
                        cut_score=a.cut_score)
-    skills = [s for s, _, _ in bank_skills(org_id, a.bank_id, db).skills] \
-        if a.bank.organisation_id == org_id or a.bank.library else []
+    try:
+        skills = [s for s, _, _ in bank_skills(org_id, a.bank_id, db).skills]
+    except NotFound:  # a library withdrawn since: the form says so
+        skills = []
     return AssessmentForm(a.name, a.slug, a.bank_id,
                           DesignChoices.from_blueprint(Blueprint.from_dict(a.blueprint), skills),
                           a.time_limit_minutes, a.language, a.cut_score)
@@ -266,7 +268,8 @@ def parse_form(org_id: int, form: Any, editing: Assessment | None = None) -> Ass
     try:
         info = bank_skills(org_id, bank_id) if bank_id else None
     except NotFound:
-        errors["bank"] = "choose one of the listed banks"
+        errors["bank"] = "choose one of the listed banks" if editing is None else \
+            "the assessment's bank is no longer available to your organisation"
         info = None
     skills = tuple(dict.fromkeys(str(s) for s in form.getlist("skills")))
     weights: dict[str, float] = {}
