@@ -38,6 +38,9 @@ from web.services.feasibility import (
 )
 from web.services.reports import SCALE_MEAN, SCALE_SD
 
+DEFAULT_CHOICES = (DEFAULT_OVERALL_SE, DEFAULT_MAX_ITEMS, DEFAULT_MIN_PER_SKILL,
+                   DEFAULT_MAX_EXPOSURE)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     org = sub.add_parser("org", help="organisations").add_subparsers(
@@ -269,6 +272,12 @@ def create_assessment(args: argparse.Namespace) -> int:
             if not skills:
                 raise ValueError("the bank has no skills; import items first")
             excluded = excluding_stacks(Blueprint(), args.exclude_stack).exclude_tags
+            if given is not None and (args.skills or args.weight or args.no_exposure_control
+                                      or (args.overall_se, args.max_items, args.min_per_skill,
+                                          args.max_exposure) != DEFAULT_CHOICES):
+                raise ValueError("--blueprint: the file is the whole design; leave out --skills, "
+                                 "--weight, --overall-se, --max-items, --min-per-skill and the "
+                                 "exposure options")
             choices = None if given is not None else design_choices(args, session, org, bank)
             feasibility = None
             if args.no_check:
