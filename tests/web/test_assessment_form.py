@@ -302,3 +302,33 @@ def test_the_command_line_names_the_wrong_option(site: Site, monkeypatch, capsys
     assert code != 0 and "--max-items: the maximum length 3 is less than the per-skill " \
                          "minimums" in err
     assert not site.sql("SELECT id FROM assessments WHERE slug = 'cli-bad'")
+
+
+def test_an_assessment_made_on_the_command_line_is_edited_from_its_blueprint(site: Site,
+                                                                             staff_client):
+    (aid,) = site.sql("SELECT id FROM assessments ORDER BY id LIMIT 1")[0]  # the demo's
+    page = staff_client("recruiter").get(f"/recruiter/assessments/{aid}/edit")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert 'name="overall_se" value="0.29"' in html and 'name="max_items" value="40"' in html
+    assert re.search(r'id="exposure_control"[^>]*checked', html)
+    assert len(re.findall(r'name="skills" value="[a-z_]+" checked', html)) == 8
+    assert 'name="slug"' not in html and 'name="bank"' not in html  # fixed at creation
+
+
+def test_checks_waiting_per_organisation_are_capped(site: Site, staff_client):
+    from web.services.assessment_designs import MAX_PENDING_CHECKS
+
+    (org,) = site.sql("SELECT id FROM organisations WHERE slug = 'demo'")[0]
+    made = [site.sql("INSERT INTO feasibility_checks (organisation_id, bank_id, created_at, "
+                     "status, form) VALUES (:o, :b, CURRENT_TIMESTAMP, 'queued', '{}') "
+                     "RETURNING id", o=org, b=site.bank_id())[0][0]
+            for _ in range(MAX_PENDING_CHECKS)]
+    try:
+        status, page = submit(staff_client("recruiter"), "/recruiter/assessments/new",
+                              design("One too many", "one-too-many", site.bank_id()))
+        assert status == 422 and f"{MAX_PENDING_CHECKS} checks of your organisation are " \
+                                 "still running" in page
+    finally:
+        for check_id in made:
+            site.sql("DELETE FROM feasibility_checks WHERE id = :i", i=check_id)
