@@ -327,6 +327,34 @@ class Assessment(Base):
     organisation: Mapped[Organisation] = relationship()
 
 
+FEASIBILITY_CHECK_STATUSES = ("queued", "running", "succeeded", "failed", "saved")
+
+
+class FeasibilityCheck(Base):
+    """A design of an assessment (new, or an edit of ``assessment_id``) being checked by
+    simulation as a background job before it is saved: queued → running → succeeded/failed →
+    saved. ``form`` is what the staff member entered (`web.services.assessment_designs`),
+    ``blueprint`` and ``result`` the designed blueprint and its
+    `web.services.feasibility.Feasibility`."""
+
+    __tablename__ = "feasibility_checks"
+    __table_args__ = (CheckConstraint(_in("status", FEASIBILITY_CHECK_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("item_banks.id"))
+    assessment_id: Mapped[int | None] = mapped_column(ForeignKey("assessments.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    message: Mapped[str | None] = mapped_column(Text)
+    form: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    blueprint: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    started_at: Mapped[dt.datetime | None] = mapped_column()
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+
+
 class Candidate(Base):
     __tablename__ = "candidates"
 

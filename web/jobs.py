@@ -1,4 +1,4 @@
-"""Background jobs (calibrations) on huey.
+"""Background jobs (calibrations, feasibility checks of assessment designs) on huey.
 
 The queue is embedded by default — a SQLite file in the instance folder, consumed by worker
 threads that `proficio serve`/`proficio demo` start in-process — and on Redis when
@@ -31,6 +31,7 @@ class JobQueue:
     huey: Huey
     calibrate: TaskWrapper
     maintenance: TaskWrapper
+    feasibility: TaskWrapper
 
 
 @functools.cache
@@ -46,7 +47,8 @@ def queue() -> JobQueue:
             else str(Path(folder) / "jobs.sqlite3")
         huey = SqliteHuey("proficio", filename=path)
     return JobQueue(huey, huey.task(name="calibrate")(_run_calibration),
-                    huey.periodic_task(crontab(minute="*"), name="maintenance")(_maintenance))
+                    huey.periodic_task(crontab(minute="*"), name="maintenance")(_maintenance),
+                    huey.task(name="feasibility")(_run_feasibility))
 
 
 # A forked gunicorn worker must not inherit the master's queue: its storage lock may be held by
@@ -63,6 +65,17 @@ def _run_calibration(job_id: int, database_url: str, request_id: str | None = No
         log.info("calibration job %s: running", job_id)
         run_job(job_id, database_url)
         log.info("calibration job %s: done", job_id)
+
+
+def _run_feasibility(check_id: int, database_url: str | None,
+                     request_id: str | None = None) -> None:
+    from web.observability import bind_request_id
+    from web.services.assessment_designs import run_check
+
+    with bind_request_id(request_id):
+        log.info("feasibility check %s: running", check_id)
+        run_check(check_id, database_url)
+        log.info("feasibility check %s: done", check_id)
 
 
 @functools.cache
@@ -103,6 +116,17 @@ def enqueue_calibration(job_id: int, database_url: str) -> None:
 
     shareable = None if make_url(database_url).password else database_url
     queue().calibrate(job_id, shareable, current_request_id())
+
+
+def enqueue_feasibility(check_id: int, database_url: str) -> None:
+    """Queue the feasibility check of an assessment design (`enqueue_calibration`'s rules for
+    the database URL)."""
+    from sqlalchemy.engine import make_url
+
+    from web.observability import current_request_id
+
+    shareable = None if make_url(database_url).password else database_url
+    queue().feasibility(check_id, shareable, current_request_id())
 
 
 class _LaterScheduler(Scheduler):

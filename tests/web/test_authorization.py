@@ -82,6 +82,10 @@ ROUTES = [
     ("GET", "/recruiter/candidates/{public_id}/export.json", ("recruiter",), True),
     ("GET", "/api/v1/candidates/{public_id}/export", ("recruiter",), True),
     ("GET", "/api/v1/privacy", ("admin",), False),
+    # assessments and their feasibility checks (issue 14); checks: tests/web/test_assessment_form
+    ("GET", "/recruiter/assessments", ("recruiter",), False),
+    ("GET", "/recruiter/assessments/new", ("recruiter",), False),
+    ("GET", "/recruiter/assessments/{assessment_id}/edit", ("recruiter",), True),
 ]
 WHO = ("anonymous", "recruiter", "psychometrician", "other")
 
@@ -128,6 +132,9 @@ POSTS = [
     ("/recruiter/sessions/{session_id}/review", ("recruiter",), True),
     ("/api/v1/sessions/{session_id}/review", ("recruiter",), True),
     ("/admin/privacy", ("admin",), False),
+    ("/recruiter/assessments/new", ("recruiter",), False),
+    ("/recruiter/assessments/{assessment_id}/edit", ("recruiter",), True),
+    ("/recruiter/assessments/checks/999999/save", ("recruiter",), False),
 ]
 
 
@@ -138,7 +145,9 @@ def test_writes_are_refused_to_anonymous_wrong_role_and_other_org(
     before = (site.sql("SELECT id, status, token_hash FROM invitations ORDER BY id"),
               site.sql("SELECT external_id, status FROM items ORDER BY external_id"),
               site.sql("SELECT id, name FROM candidates ORDER BY id"),
-              site.sql("SELECT count(*) FROM result_reviews"))
+              site.sql("SELECT count(*) FROM result_reviews"),
+              site.sql("SELECT id, name, blueprint FROM assessments ORDER BY id"),
+              site.sql("SELECT count(*) FROM feasibility_checks"))
     url = path.format(**sessions_in_both_orgs["demo"])  # every caller aims at demo's rows
     for who in WHO:
         role = "recruiter" if who == "other" else who
@@ -155,7 +164,9 @@ def test_writes_are_refused_to_anonymous_wrong_role_and_other_org(
     after = (site.sql("SELECT id, status, token_hash FROM invitations ORDER BY id"),
              site.sql("SELECT external_id, status FROM items ORDER BY external_id"),
              site.sql("SELECT id, name FROM candidates ORDER BY id"),
-             site.sql("SELECT count(*) FROM result_reviews"))
+             site.sql("SELECT count(*) FROM result_reviews"),
+             site.sql("SELECT id, name, blueprint FROM assessments ORDER BY id"),
+             site.sql("SELECT count(*) FROM feasibility_checks"))
     assert after == before
 
 

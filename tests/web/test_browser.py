@@ -212,6 +212,28 @@ def _candidate_pages(site: Site, server: str, browser) -> dict[str, str]:  # typ
     return urls
 
 
+def _finished_check(site: Site) -> int:
+    """A succeeded feasibility check of the demo's first assessment (the shipped default design
+    and its stored figures, with one warning), as the check job leaves it."""
+    from item_bank.shipped import DEFAULT_DESIGN
+    from web.services.feasibility import DesignChoices
+
+    stored = json.loads(DEFAULT_DESIGN.read_text())
+    aid, org, bank, bp = site.sql("SELECT id, organisation_id, bank_id, blueprint FROM "
+                                  "assessments ORDER BY id LIMIT 1")[0]
+    skills = [s["skill"] for s in (bp if isinstance(bp, dict) else json.loads(bp))["skills"]]
+    form = {"name": "Back-End Engineer", "slug": "x", "bank_id": bank, "time_limit_minutes": 60,
+            "language": None, "cut_score": None,
+            "choices": DesignChoices(skills=tuple(skills)).to_dict()}
+    result = {**stored["feasibility"], "warnings": ["the overall SE target 0.10 is reached by "
+                                                    "0% of candidates"]}
+    return site.sql("INSERT INTO feasibility_checks (organisation_id, bank_id, assessment_id, "
+                    "created_at, status, message, form, blueprint, result) VALUES (:o, :b, :a, "
+                    "CURRENT_TIMESTAMP, 'succeeded', 'done', :f, :bp, :r) RETURNING id",
+                    o=org, b=bank, a=aid, f=json.dumps(form), bp=json.dumps(stored["blueprint"]),
+                    r=json.dumps(result))[0][0]
+
+
 def test_axe_finds_no_violation_on_any_page_type_at_desktop_and_phone_sizes(
         site: Site, server: str, browser, axe_source: str) -> None:
     candidate = _candidate_pages(site, server, browser)
@@ -222,6 +244,10 @@ def test_axe_finds_no_violation_on_any_page_type_at_desktop_and_phone_sizes(
         "invite": "/recruiter/invitations/new",
         "webhooks": "/recruiter/webhooks",
         "compare": "/recruiter/assessments/1/compare",
+        "assessments": "/recruiter/assessments",
+        "new assessment": "/recruiter/assessments/new",
+        "edit assessment": "/recruiter/assessments/1/edit",
+        "feasibility check": f"/recruiter/assessments/checks/{_finished_check(site)}",
     }
     failures: list[str] = []
     for viewport in (DESKTOP, PHONE):

@@ -1,8 +1,11 @@
 """Recruiter pages: candidates and their status, invitations (links as CSV, e-mail),
 accommodations, revocation (with confirmation), reports, comparisons, webhooks and their
-delivery log."""
+delivery log, and the organisation's assessments (create and edit, each design checked for
+feasibility by simulation before it is saved)."""
 
 from __future__ import annotations
+
+import contextlib
 
 from flask import (
     Blueprint,
@@ -17,11 +20,14 @@ from flask import (
 )
 from flask_login import current_user
 
-from web.db import get_db, unit_of_work
+from item_bank.models import LANGUAGES, Assessment
+from web.db import database, get_db, unit_of_work
 from web.input_guard import query_id
 from web.rendering import IntervalRow, interval_chart
 from web.security import organisation_id, staff_required
 from web.services import accommodations, invitations, reports, staff, webhooks
+from web.services import assessment_designs as designs
+from web.services.feasibility import Feasibility
 
 bp = Blueprint("recruiter", __name__, url_prefix="/recruiter")
 ROLES = ("recruiter",)
@@ -232,3 +238,172 @@ def compare_csv(assessment_id: int):  # type: ignore[no-untyped-def]
     return Response(reports.comparison_csv(target, reps), mimetype="text/csv",
                     headers={"Content-Disposition":
                              f'attachment; filename="assessment-{target.id}.csv"'})
+
+
+# -- assessments: list, create/edit with a feasibility check ----------------------------------
+
+
+def _design_page(form: designs.AssessmentForm, *, editing: Assessment | None = None,
+                 errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    org = organisation_id()
+    try:
+        info = designs.bank_skills(org, form.bank_id)
+    except staff.NotFound:
+        info = None
+    running = designs.running_sessions(editing.id) if editing is not None else 0
+    return render_template("recruiter/assessment_form.html", form=form, editing=editing,
+                           errors=errors or {}, info=info, banks=designs.banks(org),
+                           running=running, languages=LANGUAGES,
+                           max_form_items=designs.MAX_FORM_ITEMS,
+                           simulees=designs.MAX_CHECK_SIMULEES), status
+
+
+def _queue_check(form: designs.AssessmentForm, assessment_id: int | None):  # type: ignore[no-untyped-def]
+    url = database().engine.url.render_as_string(hide_password=False)
+    check_id = designs.start_check(organisation_id(), int(current_user.id), form, url,
+                                   assessment_id)
+    return redirect(url_for("recruiter.feasibility_check", check_id=check_id))
+
+
+@bp.route("/assessments")
+@staff_required(*ROLES)
+def assessments():  # type: ignore[no-untyped-def]
+    return render_template("recruiter/assessments.html",
+                           rows=designs.assessments(organisation_id()))
+
+
+@bp.route("/assessments/new", methods=["GET", "POST"])
+@staff_required(*ROLES)
+def new_assessment():  # type: ignore[no-untyped-def]
+    """GET: the form with the default design (``?bank=`` another bank; ``?check=`` the values
+    of an earlier check); POST: queue the feasibility check of the entered design."""
+    org = organisation_id()
+    if request.method == "GET":
+        try:
+            earlier = query_id("check")
+            if earlier is not None:
+                row = designs.check(org, earlier)
+                if row.assessment_id is not None:
+                    return redirect(url_for("recruiter.edit_assessment",
+                                            assessment_id=row.assessment_id, check=row.id))
+                form = designs.AssessmentForm.from_dict(row.form)
+            else:
+                form = designs.default_form(org, query_id("bank"))
+        except staff.NotFound:
+            abort(404)
+        return _design_page(form)
+    try:
+        form = designs.parse_form(org, request.form)
+        return _queue_check(form, None)
+    except designs.FormError as exc:
+        return _design_page(_posted(request.form), errors=exc.errors, status=422)
+
+
+def _posted(data) -> designs.AssessmentForm:  # type: ignore[no-untyped-def]
+    """What was entered, to show the form again with its errors (unparseable numbers become
+    the defaults; the errors name them)."""
+    from web.services.feasibility import DesignChoices
+
+    def num(name: str, kind: type, default: object) -> object:
+        try:
+            return kind(data.get(name, ""))
+        except ValueError:
+            return default
+
+    base = DesignChoices(skills=())
+    weights = {}
+    for key in data:
+        if key.startswith("weight_"):
+            value = num(key, float, None)
+            if value is not None:
+                weights[key.removeprefix("weight_")] = value
+    choices = DesignChoices(
+        skills=tuple(data.getlist("skills")), weights=weights,
+        overall_se=num("overall_se", float, base.overall_se),  # type: ignore[arg-type]
+        max_items=num("max_items", int, base.max_items),  # type: ignore[arg-type]
+        min_per_skill=num("min_per_skill", int, base.min_per_skill),  # type: ignore[arg-type]
+        exposure_control=bool(data.get("exposure_control")),
+        max_exposure=num("max_exposure", float, base.max_exposure))  # type: ignore[arg-type]
+    bank = num("bank", int, 0)
+    return designs.AssessmentForm(
+        data.get("name", "")[:200], data.get("slug", "")[:64], bank,  # type: ignore[arg-type]
+        choices, num("time_limit_minutes", int, None),  # type: ignore[arg-type]
+        data.get("language") or None, num("cut_score", float, None))  # type: ignore[arg-type]
+
+
+@bp.route("/assessments/<int:assessment_id>/edit", methods=["GET", "POST"])
+@staff_required(*ROLES)
+def edit_assessment(assessment_id: int):  # type: ignore[no-untyped-def]
+    """GET: the assessment's design (``?check=`` an earlier check's values); POST: queue the
+    check of the changed design. Running sessions keep the blueprint they started with."""
+    org = organisation_id()
+    try:
+        target = designs.owned_assessment(org, assessment_id)
+        if request.method == "GET":
+            earlier = query_id("check")
+            if earlier is not None:
+                row = designs.check(org, earlier)
+                if row.assessment_id != target.id:
+                    abort(404)
+                form = designs.AssessmentForm.from_dict(row.form)
+            else:
+                form = designs.form_of(org, assessment_id)
+            return _design_page(form, editing=target)
+    except staff.NotFound:
+        abort(404)
+    try:
+        form = designs.parse_form(org, request.form, editing=target)
+        return _queue_check(form, target.id)
+    except designs.FormError as exc:
+        posted = _posted(request.form)
+        return _design_page(designs.AssessmentForm(
+            posted.name, target.slug, target.bank_id, posted.choices,
+            posted.time_limit_minutes, posted.language, target.cut_score),
+            editing=target, errors=exc.errors, status=422)
+
+
+@bp.route("/assessments/checks/<int:check_id>")
+@staff_required(*ROLES)
+def feasibility_check(check_id: int):  # type: ignore[no-untyped-def]
+    org = organisation_id()
+    try:
+        row = designs.check(org, check_id)
+        editing = designs.owned_assessment(org, row.assessment_id) \
+            if row.assessment_id is not None else None
+    except staff.NotFound:
+        abort(404)
+    form = designs.AssessmentForm.from_dict(row.form)
+    figures = Feasibility.from_dict(row.result) if row.result else None
+    names: dict[str, str] = {}
+    with contextlib.suppress(staff.NotFound):
+        names = {slug: name for slug, name, _ in designs.bank_skills(org, form.bank_id).skills}
+    return render_template("recruiter/feasibility.html", check=row, form=form,
+                           figures=figures, editing=editing, skill_names=names,
+                           running=designs.running_sessions(editing.id) if editing else 0,
+                           refresh=row.status in ("queued", "running"))
+
+
+@bp.route("/assessments/checks/<int:check_id>.json")
+@staff_required(*ROLES)
+def feasibility_check_status(check_id: int):  # type: ignore[no-untyped-def]
+    try:
+        row = designs.check(organisation_id(), check_id)
+    except staff.NotFound:
+        abort(404)
+    progress = {"queued": 0.0, "running": 0.5}.get(row.status, 1.0)
+    return {"id": row.id, "status": row.status, "message": row.message, "progress": progress}
+
+
+@bp.route("/assessments/checks/<int:check_id>/save", methods=["POST"])
+@staff_required(*ROLES)
+def save_assessment(check_id: int):  # type: ignore[no-untyped-def]
+    try:
+        saved = designs.save(organisation_id(), int(current_user.id), check_id)
+    except staff.NotFound:
+        abort(404)
+    except ValueError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("recruiter.feasibility_check", check_id=check_id))
+    flash(f"Assessment “{saved.name}” saved with its feasibility figures. Tests that have "
+          "already started keep the design they started with.", "info")
+    return redirect(url_for("recruiter.assessments"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -25,8 +26,20 @@ from item_bank.security import new_password
 from item_bank.stacks import STACKS, excluding_stacks
 from web.commands.db import add_url_option, open_engine
 from web.services import accounts, audit
-from web.services.feasibility import default_blueprint, describe, design_assessment
+from web.services.feasibility import (
+    DEFAULT_MAX_EXPOSURE,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MIN_PER_SKILL,
+    DEFAULT_OVERALL_SE,
+    DesignChoices,
+    choices_blueprint,
+    describe,
+    design_assessment,
+)
 from web.services.reports import SCALE_MEAN, SCALE_SD
+
+DEFAULT_CHOICES = (DEFAULT_OVERALL_SE, DEFAULT_MAX_ITEMS, DEFAULT_MIN_PER_SKILL,
+                   DEFAULT_MAX_EXPOSURE)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -91,6 +104,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="blueprint JSON file (engine format); default: every skill of the "
                         "bank, stopping on the overall score's SE with 2 items per skill at "
                         "least, exposure control tuned on the bank (docs/recruiter-guide.md)")
+    a.add_argument("--skills", default=None, metavar="SKILL,SKILL",
+                   help="the skills to include (default: every skill of the bank)")
+    a.add_argument("--weight", action="append", default=[], metavar="SKILL=W",
+                   help="a skill's weight in the overall score (repeat; default: equal)")
+    a.add_argument("--overall-se", type=float, default=DEFAULT_OVERALL_SE,
+                   help="target SE of the overall score (default: %(default)s)")
+    a.add_argument("--max-items", type=int, default=DEFAULT_MAX_ITEMS,
+                   help="maximum number of questions (default: %(default)s)")
+    a.add_argument("--min-per-skill", type=int, default=DEFAULT_MIN_PER_SKILL,
+                   help="minimum number of questions per skill (default: %(default)s)")
+    a.add_argument("--no-exposure-control", action="store_true",
+                   help="always serve the most informative item (everyone sees the same test)")
+    a.add_argument("--max-exposure", type=float, default=DEFAULT_MAX_EXPOSURE,
+                   help="largest share of candidates one item may go to, for tuning the "
+                        "exposure control (default: %(default)s)")
     a.add_argument("--no-check", action="store_true",
                    help="skip the feasibility simulation (the welcome page then promises "
                         "only the maximum length)")
@@ -244,14 +272,23 @@ def create_assessment(args: argparse.Namespace) -> int:
             if not skills:
                 raise ValueError("the bank has no skills; import items first")
             excluded = excluding_stacks(Blueprint(), args.exclude_stack).exclude_tags
+            if given is not None and (args.skills or args.weight or args.no_exposure_control
+                                      or (args.overall_se, args.max_items, args.min_per_skill,
+                                          args.max_exposure) != DEFAULT_CHOICES):
+                raise ValueError("--blueprint: the file is the whole design; leave out --skills, "
+                                 "--weight, --overall-se, --max-items, --min-per-skill and the "
+                                 "exposure options")
+            choices = None if given is not None else design_choices(args, session, org, bank)
             feasibility = None
             if args.no_check:
-                blueprint = excluding_stacks(given or default_blueprint(skills),
-                                             args.exclude_stack)
+                blueprint = excluding_stacks(
+                    given if given is not None else choices_blueprint(
+                        choices if choices is not None else DesignChoices(tuple(skills))),
+                    args.exclude_stack)
             else:
                 blueprint, feasibility = design_assessment(session, skills, given,
                                                            exclude_tags=excluded,
-                                                           bank_id=bank.id)
+                                                           bank_id=bank.id, choices=choices)
             made = repository.create_assessment(session, org, args.slug, args.name,
                                                 blueprint.to_dict(), cut_score=args.cut_score,
                                                 time_limit_minutes=args.time_limit, bank=bank)
@@ -263,6 +300,39 @@ def create_assessment(args: argparse.Namespace) -> int:
     for line in [] if feasibility is None else describe(feasibility):
         print(f"  {line}")
     return 0
+
+
+def design_choices(args: argparse.Namespace, session: Any, org: Organisation, bank: Any
+                   ) -> DesignChoices:
+    """The design of `assessment create`'s options (the web form's fields), checked against
+    the bank like the form (`DesignChoices.problems`); `ValueError` naming the option."""
+    from web.services.assessment_designs import bank_skills
+
+    options = {"skills": "--skills", "weights": "--weight", "overall_se": "--overall-se",
+               "max_items": "--max-items", "min_per_skill": "--min-per-skill",
+               "max_exposure": "--max-exposure"}
+    info = bank_skills(org.id, bank.id, session)
+    skills = tuple(s.strip() for s in args.skills.split(",") if s.strip()) if args.skills \
+        else tuple(slug for slug, _, n in info.skills if n > 0)
+    weights: dict[str, float] = {}
+    for spec in args.weight:
+        skill, sep, value = spec.partition("=")
+        try:
+            weights[skill.strip()] = float(value) if sep else float("nan")
+        except ValueError:
+            weights[skill.strip()] = float("nan")
+    if any(given != given for given in weights.values()):
+        raise ValueError("--weight: expected SKILL=NUMBER, e.g. --weight databases=2")
+    choices = DesignChoices(skills=skills, weights=weights, overall_se=args.overall_se,
+                            max_items=args.max_items, min_per_skill=args.min_per_skill,
+                            exposure_control=not args.no_exposure_control,
+                            max_exposure=args.max_exposure)
+    problems = choices.problems(info.items_per_skill)
+    if problems:
+        field, message = next(iter(problems.items()))
+        option = "--weight" if field.startswith("weight") else options.get(field, field)
+        raise ValueError(f"{option}: {message}")
+    return choices
 
 
 def set_language(args: argparse.Namespace) -> int:

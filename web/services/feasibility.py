@@ -355,28 +355,179 @@ def population_on_record(session: Any, skills: Sequence[str], bank_id: int | Non
     return Population.standard(list(skills), PROVISIONAL_SOURCE)
 
 
+#: Bounds of the web form (and the job it queues): the work of one check grows with the
+#: simulees times the maximum length, so both are capped.
+MAX_FORM_ITEMS = 100
+MAX_CHECK_SIMULEES = DEFAULT_SIMULEES
+
+
+@dataclass(frozen=True)
+class DesignChoices:
+    """What a recruiter chooses for a test (the web form; `proficio assessment create`'s
+    options): the skills and their weights in the overall score (empty: equal), the overall
+    score's SE target, the maximum length, the minimum number of questions per skill, and
+    exposure control (Sympson–Hetter tuned so that no item goes to more than about
+    ``max_exposure`` of candidates; off: always the most informative item)."""
+
+    skills: tuple[str, ...]
+    weights: Mapping[str, float] = field(default_factory=dict)
+    overall_se: float = DEFAULT_OVERALL_SE
+    max_items: int = DEFAULT_MAX_ITEMS
+    min_per_skill: int = DEFAULT_MIN_PER_SKILL
+    exposure_control: bool = True
+    max_exposure: float = DEFAULT_MAX_EXPOSURE
+    exclude_tags: tuple[str, ...] = ()
+
+    def overall_weights(self) -> dict[str, float]:
+        """The composite rule's weights, normalised to sum 1 (the overall score is the weighted
+        mean, `composite_weights`; the rule stops on the SE of exactly that): {} (equal) when
+        every chosen skill weighs the same."""
+        w = {s: float(self.weights.get(s, 1.0)) for s in self.skills}
+        total = sum(w.values())
+        if len(set(w.values())) <= 1 or total <= 0:
+            return {}
+        return {s: v / total for s, v in w.items()}
+
+    def problems(self, items_per_skill: Mapping[str, int]) -> dict[str, str]:
+        """Field → what is wrong with it, given the bank's usable items per skill (empty: the
+        design can be checked)."""
+        out: dict[str, str] = {}
+        if not self.skills:
+            out["skills"] = "choose at least one skill"
+        unknown = [s for s in (*self.skills, *self.weights) if s not in items_per_skill]
+        if unknown:
+            out["skills"] = f"unknown skill {unknown[0]!r}; the bank's skills are " \
+                            f"{', '.join(sorted(items_per_skill))}"
+        for s, v in self.weights.items():
+            if not (np.isfinite(v) and v >= 0):
+                out[f"weight_{s}"] = f"the weight of {s!r} must be a number of 0 or more"
+        if self.skills and not unknown and not any(
+                self.weights.get(s, 1.0) > 0 for s in self.skills):
+            out.setdefault("weights", "at least one chosen skill needs a weight above 0")
+        if not (np.isfinite(self.overall_se) and 0 < self.overall_se <= 5):
+            out["overall_se"] = "the target SE must be above 0 (and at most 5)"
+        if not 1 <= self.max_items <= MAX_FORM_ITEMS:
+            out["max_items"] = f"the maximum length must be between 1 and {MAX_FORM_ITEMS}"
+        if self.min_per_skill < 0:
+            out["min_per_skill"] = "the minimum per skill must be 0 or more"
+        elif "max_items" not in out and self.min_per_skill * len(self.skills) > self.max_items:
+            out["max_items"] = (f"the maximum length {self.max_items} is less than the per-skill "
+                                f"minimums ({len(self.skills)} skills × {self.min_per_skill} = "
+                                f"{self.min_per_skill * len(self.skills)})")
+        if not unknown and self.skills:
+            short = [s for s in self.skills if items_per_skill[s] < self.min_per_skill]
+            if short and "min_per_skill" not in out:
+                out["min_per_skill"] = (f"skill {short[0]!r} has only "
+                                        f"{items_per_skill[short[0]]} usable items, fewer than "
+                                        f"the minimum of {self.min_per_skill}")
+            available = sum(items_per_skill[s] for s in self.skills)
+            if "max_items" not in out and self.max_items > available:
+                out["max_items"] = (f"the chosen skills have {available} usable items; the "
+                                    f"maximum length can be at most that")
+        if not (np.isfinite(self.max_exposure) and 0 < self.max_exposure <= 1):
+            out["max_exposure"] = "the largest share per item must be above 0 and at most 1"
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["skills"], out["exclude_tags"] = list(self.skills), list(self.exclude_tags)
+        out["weights"] = dict(self.weights)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DesignChoices:
+        return cls(skills=tuple(d["skills"]),
+                   weights={str(k): float(v) for k, v in d.get("weights", {}).items()},
+                   overall_se=float(d.get("overall_se", DEFAULT_OVERALL_SE)),
+                   max_items=int(d.get("max_items", DEFAULT_MAX_ITEMS)),
+                   min_per_skill=int(d.get("min_per_skill", DEFAULT_MIN_PER_SKILL)),
+                   exposure_control=bool(d.get("exposure_control", True)),
+                   max_exposure=float(d.get("max_exposure", DEFAULT_MAX_EXPOSURE)),
+                   exclude_tags=tuple(d.get("exclude_tags", ())))
+
+    @classmethod
+    def from_blueprint(cls, bp: Blueprint, skills: Sequence[str]) -> DesignChoices:
+        """The choices a stored blueprint corresponds to, as far as it says (an assessment made
+        from a blueprint file may use rules the form does not offer)."""
+        from engine import NoExposureControl
+
+        rule = next((r for r in bp.stopping if isinstance(r, CompositeSE)), None)
+        names = tuple(s.skill for s in bp.skills) or tuple(skills)
+        mins = [s.min_items for s in bp.skills] or [DEFAULT_MIN_PER_SKILL]
+        weights = dict(rule.weights) if rule is not None else {}
+        return cls(skills=names, weights={s: weights.get(s, 0.0) for s in names}
+                   if weights else {},
+                   overall_se=float(rule.se_target) if rule is not None
+                   else float(bp.se_target or DEFAULT_OVERALL_SE),
+                   max_items=bp.max_items, min_per_skill=min(mins),
+                   exposure_control=not isinstance(bp.exposure, NoExposureControl),
+                   exclude_tags=tuple(bp.exclude_tags))
+
+
+def choices_blueprint(choices: DesignChoices, population: Population | None = None
+                      ) -> Blueprint:
+    """The blueprint of ``choices`` before exposure tuning: `default_blueprint` with the chosen
+    skills, limits and SE target, the chosen weights in its composite rule, and randomesque
+    exposure control (none when off)."""
+    from dataclasses import replace
+
+    from engine import NoExposureControl
+
+    bp = default_blueprint(choices.skills, population, max_items=choices.max_items,
+                           min_per_skill=choices.min_per_skill, overall_se=choices.overall_se,
+                           exposure=None if choices.exposure_control else NoExposureControl())
+    weights = choices.overall_weights()
+    if weights:
+        bp = replace(bp, stopping=tuple(replace(r, weights=weights)
+                                        if isinstance(r, CompositeSE) else r
+                                        for r in bp.stopping))
+    return replace(bp, exclude_tags=tuple(choices.exclude_tags))
+
+
+def design_blueprint(pool: ItemPool, choices: DesignChoices, population: Population
+                     ) -> Blueprint:
+    """`choices_blueprint`, its exposure control tuned on ``pool`` for ``population`` when on
+    (`tune_exposure`, to ``choices.max_exposure``)."""
+    bp = choices_blueprint(choices, population)
+    if choices.exposure_control:
+        bp = tune_exposure(pool, bp, population, r_max=choices.max_exposure)
+    return bp
+
+
 def design_assessment(session: Any, skills: Sequence[str], blueprint: Blueprint | None = None,
                       *, exclude_tags: Sequence[str] = (), bank_id: int | None = None,
-                      n: int = DEFAULT_SIMULEES) -> tuple[Blueprint, Feasibility]:
-    """What `proficio assessment create` does before a test goes live: the default design for
-    ``skills`` when no ``blueprint`` is given (exposure control tuned on the current bank for
-    the population on record, without the items of ``exclude_tags``), then its feasibility
-    check; ``bank_id`` is the bank the assessment draws from (None: the database's only
-    bank)."""
+                      n: int = DEFAULT_SIMULEES, choices: DesignChoices | None = None,
+                      progress: Any = None) -> tuple[Blueprint, Feasibility]:
+    """What `proficio assessment create` and the web form's check (a job) do before a test goes
+    live: the design of ``choices`` (default: `DesignChoices` over ``skills``; exposure control
+    tuned on the current bank for the population on record, without the items of
+    ``exclude_tags``) unless a ``blueprint`` is given, then its feasibility check; ``bank_id``
+    is the bank the assessment draws from (None: the database's only bank). ``progress(message,
+    share)`` hears of each step."""
     from dataclasses import replace
 
     from item_bank.pool import load_item_pool
 
-    names = list(skills) if blueprint is None or not blueprint.skills \
-        else [s.skill for s in blueprint.skills]
+    def step(message: str, share: float) -> None:
+        if progress is not None:
+            progress(message, share)
+
+    if blueprint is None:
+        choices = choices or DesignChoices(skills=tuple(skills))
+        names = list(choices.skills)
+    else:
+        names = list(skills) if not blueprint.skills else [s.skill for s in blueprint.skills]
     pool = load_item_pool(session, names, bank_id=bank_id)
     population = population_on_record(session, names, bank_id)
-    tags = tuple(dict.fromkeys((*(blueprint.exclude_tags if blueprint else ()), *exclude_tags)))
-    if blueprint is None:
-        blueprint = tune_exposure(pool, replace(default_blueprint(names, population),
-                                                exclude_tags=tags), population)
+    if choices is not None:
+        tags = tuple(dict.fromkeys((*choices.exclude_tags, *exclude_tags)))
+        step("tuning exposure control" if choices.exposure_control else "designing", 0.1)
+        blueprint = design_blueprint(pool, replace(choices, exclude_tags=tags), population)
     else:
+        assert blueprint is not None
+        tags = tuple(dict.fromkeys((*blueprint.exclude_tags, *exclude_tags)))
         blueprint = replace(blueprint, exclude_tags=tags)
+    step(f"simulating {n} candidates", 0.6)
     return blueprint, check_design(pool, blueprint, population, n=n)
 
 
