@@ -19,6 +19,7 @@ checks it for every strategy).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -196,11 +197,14 @@ class CatEngine:
         """Per row and skill, why the skill needs no more items (a `STOP_REASONS` index;
         −1 while it is open): its maximum first, then the stopping rules in order. Kept in
         ``w.codes`` after every scored answer (they change with nothing else)."""
-        out = np.where(w.counts[rows] >= self.skill_max, _MAX, RUNNING)
-        for st, prep, code in self._per_skill:
+        at_max = w.counts[rows] >= self.skill_max
+        out = np.empty(at_max.shape, dtype=np.int64)
+        out.fill(RUNNING)
+        for st, prep, code in self._per_skill[::-1]:  # the first rule written last: it wins
             done = st.skill_done(self, prep, w, rows)
             if done is not None:
-                out = np.where((out == RUNNING) & done, code, out)
+                out[done] = code
+        out[at_max] = _MAX
         return out
 
     def stop_codes(self, w: Work, rows: Rows) -> NDArray[np.int64]:
@@ -210,18 +214,19 @@ class CatEngine:
         n = w.n_scored[rows]
         codes = w.codes[rows]
         if codes.shape[1] == 1:  # one skill: its own code (the rule below, reduced)
-            out = codes[:, 0]
+            out = codes[:, 0].copy()
         else:
-            agg = np.full(n.shape[0], _MAX)
+            out = np.full(n.shape[0], _MAX)
             for c in self._reasons[::-1]:
-                agg = np.where((codes == c).any(axis=1), c, agg)
-            out = np.where((codes != RUNNING).all(axis=1), agg, RUNNING)
+                out[(codes == c).any(axis=1)] = c
+            out[(codes == RUNNING).any(axis=1)] = RUNNING
         for st, prep in self._test_level:
             hit = st.test_done(self, prep, w, rows)
             if hit is not None:
-                out = np.where(hit, STOP_REASONS.index(st.reason), out)
-        out = np.where(n < self.blueprint.min_items, RUNNING, out)
-        return np.where(n >= self.blueprint.max_items, _MAX, out)
+                out[hit] = STOP_REASONS.index(st.reason)
+        out[n < self.blueprint.min_items] = RUNNING
+        out[n >= self.blueprint.max_items] = _MAX
+        return out
 
     def select(self, w: Work, rows: Rows) -> Pick:
         """The next item of each of ``rows`` (see `Pick`)."""
@@ -273,23 +278,24 @@ class CatEngine:
                          crit: NDArray[np.float64], rank: NDArray[np.int64],
                          n_cand: NDArray[np.int64]) -> None:
         """One skill per row (the balancer's pick): the skill's items only."""
-        one = len(self.tables) == 1
-        skill = np.zeros(allowed.shape[0], dtype=np.int64) if one \
-            else np.argmax(allowed, axis=1)
-        has = allowed[:, 0] if one else np.logical_or.reduce(allowed, axis=1)
-        for k in ([0] if one and some(has) else [] if one
-                  else ([int(skill[0])] if has[0] else []) if has.shape[0] == 1
-                  else np.unique(skill[has]).tolist()):
+        if allowed.shape[1] == 1:
+            groups = [(0, allowed[:, 0])]
+        else:
+            skill, has = allowed.argmax(axis=1), np.logical_or.reduce(allowed, axis=1)
+            groups = ([(int(skill[0]), has)] if has.shape[0] == 1 else
+                      [(k, has & (skill == k)) for k in np.unique(skill[has]).tolist()])
+        for k, mask in groups:
+            if not some(mask):
+                continue
             tab, cols = self.tables[k], self.cols[k]
-            mask = has if one else has & (skill == k)
             in_k, r_k = subset(ALL, mask), subset(r, mask)
             for part, sel in self.selector.split(w.counts[r_k, k]):
                 if part is not None and not part.any():
                     continue
                 sub, rows = (in_k, r_k) if part is None else (subset(in_k, part),
                                                                subset(r_k, part))
-                blocked = w.blocked[rows][:, cols] | self.excluded_in[k]
-                c = np.where(blocked, -np.inf, sel.criterion(self.selection_context(w, rows, k)))
+                c = sel.criterion(self.selection_context(w, rows, k))
+                np.putmask(c, w.blocked[rows][:, cols] | self.excluded_in[k], -np.inf)
                 choice = self.exposure.choose(c, tab, w.seeds[rows], w.n_scored[rows],
                                               self.exposure_prepared)
                 self._take(c, choice.column, choice.rank, tab.idx, _compose(rest, sub), item,
@@ -332,6 +338,13 @@ class CatEngine:
               idx: NDArray[np.int64], at: Rows, item: NDArray[np.int64],
               crit: NDArray[np.float64], rank: NDArray[np.int64],
               n_cand: NDArray[np.int64]) -> None:
+        if col.shape[0] == 1:  # one row: scalar indexing
+            j = int(col[0])
+            value = c.item(0, j)
+            if value > -math.inf:
+                item[at], crit[at], rank[at] = idx.item(j), value, rk
+                n_cand[at] = np.count_nonzero(c > -math.inf)
+            return
         value = c[np.arange(col.size), col]
         ok = value > -np.inf
         if not every(ok):
@@ -343,25 +356,29 @@ class CatEngine:
               responses: NDArray[np.int64], scored: NDArray[np.bool_]) -> None:
         """Record answer ``responses[j]`` of row ``rows[j]`` to ``items[j]`` (in place)."""
         num = row_numbers(rows, w.n_scored.shape[0])  # (row, item) pairs: no outer indexing
-        w.given[num, items] = True
-        w.blocked[num, items] = True
-        if self.enemies:
-            for j in np.flatnonzero(self.has_enemy[items]).tolist():
-                w.blocked[num[j], self.enemies[int(items[j])]] = True
-        if every(scored):
-            r, i, x = rows, items, responses
-        else:
-            w.n_pretest[num[~scored]] += 1
-            if not some(scored):
+        if num.shape[0] == 1:  # one session (live): the same writes, by scalar indexing
+            p, i0 = int(num[0]), int(items[0])
+            w.given[p, i0] = w.blocked[p, i0] = True
+            if i0 in self.enemies:
+                w.blocked[p, self.enemies[i0]] = True
+            if not scored[0]:
+                w.n_pretest[p] += 1
                 return
-            r, i, x, num = subset(rows, scored), items[scored], responses[scored], num[scored]
-        k = self.skill_pos[i]
-        if num.shape[0] == 1:  # one session: the same writes, by scalar indexing
-            p, kk, pos = int(num[0]), int(k[0]), int(w.n_scored[num[0]])
-            w.items[p, pos], w.responses[p, pos] = i[0], x[0]
-            w.counts[p, kk] += 1
+            r, i, x, k = rows, items, responses, self.skill_pos[i0:i0 + 1]
+            pos = int(w.n_scored[p])
+            w.items[p, pos], w.responses[p, pos] = i0, responses[0]
+            w.counts[p, int(k[0])] += 1
             w.n_scored[p] += 1
         else:
+            w.given[num, items] = w.blocked[num, items] = True
+            for j in np.flatnonzero(self.has_enemy[items]).tolist():
+                w.blocked[num[j], self.enemies[int(items[j])]] = True
+            if not every(scored):
+                w.n_pretest[num[~scored]] += 1
+                if not some(scored):
+                    return
+            r, i, x, num = subset(rows, scored), items[scored], responses[scored], num[scored]
+            k = self.skill_pos[i]
             positions = w.n_scored[num]
             w.items[num, positions] = i
             w.responses[num, positions] = x

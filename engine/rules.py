@@ -65,6 +65,12 @@ def row_numbers(rows: Rows, n: int) -> NDArray[np.int64]:
     return np.arange(n)[rows] if isinstance(rows, slice) else rows
 
 
+def pairs(table: NDArray[np.float64], i: NDArray[np.int64], x: NDArray[np.int64]
+          ) -> NDArray[np.float64]:
+    """``table[i, x]`` of paired index arrays (one pair: by scalar indexing, no gather)."""
+    return table[i[0], x[0]][None] if i.shape[0] == 1 else table[i, x]
+
+
 @dataclass(eq=False)
 class Work:
     """Working arrays of ``n`` sessions (row ``p`` is session ``p``); never serialized.
@@ -128,11 +134,11 @@ class EAPScorer(Scorer):
     def update(self, eng: Engine, w: Work, rows: Rows, items: NDArray[np.int64],
                resp: NDArray[np.int64], skill: NDArray[np.int64]) -> None:
         assert w.log_post is not None
-        one = len(w.log_post) == 1
-        for k in [0] if one else np.unique(skill).tolist():
-            m = slice(None) if one else skill == k
-            r = rows if one else subset(rows, skill == k)
-            lp = w.log_post[k][r] + eng.compiled.log_p[items[m], resp[m]]
+        whole = len(w.log_post) == 1 or skill.shape[0] == 1  # every row in one skill
+        for k in [int(skill[0])] if whole else np.unique(skill).tolist():
+            m = slice(None) if whole else skill == k
+            r = rows if whole else subset(rows, m)
+            lp = w.log_post[k][r] + pairs(eng.compiled.log_p, items[m], resp[m])
             w.log_post[k][r] = lp
             th, sd = kernels.eap_on_grid(lp, eng.nodes)
             w.theta[r, k] = th
@@ -479,7 +485,7 @@ class Classification(Stopper):
             if not m.any():
                 continue
             r = subset(rows, m)
-            w.llr[r, k] += table[items[m], resp[m]]
+            w.llr[r, k] += pairs(table, items[m], resp[m])
             if self.method == "sprt":
                 v = w.llr[r, k]
                 up, down = v >= self.upper_bound, v <= self.lower_bound
