@@ -464,15 +464,14 @@ class CatEngine:
         self.apply(w, ALL, np.array([i]), np.array([r]), np.array([scored]))
         trajectory, decisions, stop = state.trajectory, state.decisions, None
         if scored:
-            k = int(self.skill_pos[i])
+            k = self.skill_pos.item(i)
             traj = dict(trajectory)
-            traj[skill] = (*traj[skill], TrajectoryPoint(float(w.theta[0, k]),
-                                                         float(w.se[0, k])))
+            traj[skill] = (*traj[skill], TrajectoryPoint(w.theta.item(0, k), w.se.item(0, k)))
             trajectory = MappingProxyType(traj)
             if w.verdict[0, k] and skill not in decisions:
                 decisions = MappingProxyType({**decisions,
                                               skill: ("pass", "fail")[w.verdict[0, k] - 1]})
-            code = int(self.stop_codes(w, ALL)[0])
+            code = self.stop_codes(w, ALL).item(0)
             stop = None if code == RUNNING else STOP_REASONS[code]
         return self._advance(state.seed, (*state.events, event), trajectory, decisions, w, stop)
 
@@ -535,17 +534,17 @@ class CatEngine:
         pending, audit = None, None
         if stop is None:
             pick = self.select(w, ALL)
-            i = int(pick.item[0])
+            i = pick.item.item(0)
             if i < 0:
                 stop = "bank_exhausted"
             else:
-                k = int(self.skill_pos[i])
+                k, pre = self.skill_pos.item(i), pick.pretest.item(0)
                 pending = self.pool.bank.item_ids[i]
                 audit = SelectionAudit(
-                    "pretest" if pick.pretest[0] else self.selector.rule(int(w.counts[0, k])),
-                    "none" if pick.pretest[0] else self.exposure.name, self.skill_names[k],
-                    float(w.theta[0, k]), float(pick.criterion[0]), int(pick.rank[0]),
-                    int(pick.n_candidates[0]), self._balance_reason(w, k, bool(pick.pretest[0])))
+                    "pretest" if pre else self.selector.rule(w.counts.item(0, k)),
+                    "none" if pre else self.exposure.name, self.skill_names[k],
+                    w.theta.item(0, k), pick.criterion.item(0), pick.rank.item(0),
+                    pick.n_candidates.item(0), self._balance_reason(w, k, pre))
         state = CatState(seed, events, pending, audit, trajectory, decisions, stop)
         state.keep_working(self, w)
         return state
