@@ -20,7 +20,7 @@ checks it for every strategy).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -232,10 +232,8 @@ class CatEngine:
         """The next item of each of ``rows`` (see `Pick`)."""
         n = w.n_scored[rows].shape[0]
         ints = np.zeros((3, n), dtype=np.int64)  # item, rank, number of candidates
-        item, rank, n_cand = ints
-        item[:] = -1
-        crit = np.zeros(n)
-        pre = np.zeros(n, dtype=bool)
+        out = Pick(ints[0], np.zeros(n, dtype=bool), np.zeros(n), ints[1], ints[2])
+        out.item[:] = -1
         any_pre = False
         plan = (self.selector.plan(self, self.selector_prepared, w, rows)
                 if self.selector.plans_test else None)
@@ -253,30 +251,40 @@ class CatEngine:
                 j = np.argmax(np.cumsum(free, axis=1) > k[:, None], axis=1)
                 ok = count > 0
                 d = due[ok]
-                item[d], pre[d], n_cand[d] = self.pretest_items[j[ok]], True, count[ok]
+                out.item[d], out.pretest[d] = self.pretest_items[j[ok]], True
+                out.n_candidates[d] = count[ok]
                 any_pre = d.size > 0
         rest: Rows = ALL
         r = rows
         if any_pre:
-            if every(pre):
-                return Pick(item, pre, crit, rank, n_cand)
-            rest, r = np.flatnonzero(~pre), subset(rows, ~pre)
+            if every(out.pretest):
+                return out
+            rest, r = np.flatnonzero(~out.pretest), subset(rows, ~out.pretest)
         allowed = self.balancer.allowed(self, w, r, w.codes[r] != RUNNING)
         if plan is None and self.one_skill_per_item:
-            self._select_in_skill(w, r, rest, allowed, item, crit, rank, n_cand)
+            self._select_in_skill(w, r, rest, allowed, out)
         else:
-            self._select_in_bank(w, r, rest, allowed, plan, item, crit, rank, n_cand)
-        return Pick(item, pre, crit, rank, n_cand)
+            self._select_in_bank(w, r, rest, allowed, plan, out)
+        return out
 
     def selection_context(self, w: Work, rows: Rows, k: int) -> SelectionContext:
         return SelectionContext(self.tables[k], w.theta[rows, k], w.cov[rows, k, k],
                                 None if w.log_post is None else w.log_post[k][rows],
                                 w.counts[rows, k], int(self.skill_max[k]), self.nodes)
 
-    def _select_in_skill(self, w: Work, r: Rows, rest: Rows,
-                         allowed: NDArray[np.bool_], item: NDArray[np.int64],
-                         crit: NDArray[np.float64], rank: NDArray[np.int64],
-                         n_cand: NDArray[np.int64]) -> None:
+    def _criteria(self, w: Work, r: Rows, k: int, mask: NDArray[np.bool_]
+                  ) -> Iterator[tuple[Rows, Rows, NDArray[np.float64]]]:
+        """Skill ``k``'s criterion for the rows ``r[mask]``, per group of the selector (KL hands
+        over to MFI): positions within ``r``, the rows of ``w``, the criterion."""
+        in_k, r_k = subset(ALL, mask), subset(r, mask)
+        for part, sel in self.selector.split(w.counts[r_k, k]):
+            if part is None or part.any():
+                sub, rows = (in_k, r_k) if part is None else (subset(in_k, part),
+                                                               subset(r_k, part))
+                yield sub, rows, sel.criterion(self.selection_context(w, rows, k))
+
+    def _select_in_skill(self, w: Work, r: Rows, rest: Rows, allowed: NDArray[np.bool_],
+                         out: Pick) -> None:
         """One skill per row (the balancer's pick): the skill's items only."""
         if allowed.shape[1] == 1:
             groups = [(0, allowed[:, 0])]
@@ -285,72 +293,55 @@ class CatEngine:
             groups = ([(int(skill[0]), has)] if has.shape[0] == 1 else
                       [(k, has & (skill == k)) for k in np.unique(skill[has]).tolist()])
         for k, mask in groups:
-            if not some(mask):
-                continue
-            tab, cols = self.tables[k], self.cols[k]
-            in_k, r_k = subset(ALL, mask), subset(r, mask)
-            for part, sel in self.selector.split(w.counts[r_k, k]):
-                if part is not None and not part.any():
-                    continue
-                sub, rows = (in_k, r_k) if part is None else (subset(in_k, part),
-                                                               subset(r_k, part))
-                c = sel.criterion(self.selection_context(w, rows, k))
-                np.putmask(c, w.blocked[rows][:, cols] | self.excluded_in[k], -np.inf)
-                choice = self.exposure.choose(c, tab, w.seeds[rows], w.n_scored[rows],
-                                              self.exposure_prepared)
-                self._take(c, choice.column, choice.rank, tab.idx, _compose(rest, sub), item,
-                           crit, rank, n_cand)
+            if some(mask):
+                for sub, rows, c in self._criteria(w, r, k, mask):
+                    np.putmask(c, w.blocked[rows][:, self.cols[k]] | self.excluded_in[k],
+                               -np.inf)
+                    self._choose(c, self.tables[k], w, rows, _compose(rest, sub), out)
 
-    def _select_in_bank(self, w: Work, r: Rows, rest: Rows,
-                        allowed: NDArray[np.bool_], plan: NDArray[np.bool_] | None,
-                        item: NDArray[np.int64], crit: NDArray[np.float64],
-                        rank: NDArray[np.int64], n_cand: NDArray[np.int64]) -> None:
+    def _select_in_bank(self, w: Work, r: Rows, rest: Rows, allowed: NDArray[np.bool_],
+                        plan: NDArray[np.bool_] | None, out: Pick) -> None:
         """Skills compete (or a planned test restricts the items): one criterion over the bank."""
         c = np.full((w.n_scored[r].shape[0], len(self.pool)), -np.inf)
         for k, tab in enumerate(self.tables):
-            in_k = np.flatnonzero(allowed[:, k])
-            if in_k.size == 0:
+            mask = allowed[:, k]
+            if not some(mask):
                 continue
-            r_k = subset(r, allowed[:, k])
             if plan is not None:  # the plan's items, by their information at θ̂
-                c[in_k[:, None], tab.idx] = tab.information(w.theta[r_k, k])
+                c[np.flatnonzero(mask)[:, None], tab.idx] = tab.information(
+                    w.theta[subset(r, mask), k])
                 continue
-            for part, sel in self.selector.split(w.counts[r_k, k]):
-                if part is not None and not part.any():
-                    continue
-                value = sel.criterion(
-                    self.selection_context(w, r_k if part is None else subset(r_k, part), k))
-                if part is None and in_k.size == c.shape[0]:
+            for sub, _, value in self._criteria(w, r, k, mask):
+                if isinstance(sub, slice):  # every row
                     c[:, self.cols[k]] = value
                 else:
-                    c[(in_k if part is None else in_k[part])[:, None], tab.idx] = value
-        out = w.blocked[r] | self.base_excluded
+                    c[sub[:, None], tab.idx] = value
+        closed = w.blocked[r] | self.base_excluded
         if plan is not None:
-            out |= ~plan
-        c[out] = -np.inf
-        choice = self.exposure.choose(c, self.bank_tables, w.seeds[r], w.n_scored[r],
-                                      self.exposure_prepared)
-        self._take(c, choice.column, choice.rank, self.bank_tables.idx, rest, item, crit, rank,
-                   n_cand)
+            closed |= ~plan
+        c[closed] = -np.inf
+        self._choose(c, self.bank_tables, w, r, rest, out)
 
-    @staticmethod
-    def _take(c: NDArray[np.float64], col: NDArray[np.int64], rk: NDArray[np.int64],
-              idx: NDArray[np.int64], at: Rows, item: NDArray[np.int64],
-              crit: NDArray[np.float64], rank: NDArray[np.int64],
-              n_cand: NDArray[np.int64]) -> None:
+    def _choose(self, c: NDArray[np.float64], tab: SkillTables, w: Work, rows: Rows, at: Rows,
+                out: Pick) -> None:
+        """The exposure control's choice among the items of ``tab`` by criterion ``c`` (−inf:
+        unavailable) for ``rows``, written to positions ``at`` of ``out``."""
+        choice = self.exposure.choose(c, tab, w.seeds[rows], w.n_scored[rows],
+                                      self.exposure_prepared)
+        col, rk = choice.column, choice.rank
         if col.shape[0] == 1:  # one row: scalar indexing
             j = int(col[0])
             value = c.item(0, j)
             if value > -math.inf:
-                item[at], crit[at], rank[at] = idx.item(j), value, rk
-                n_cand[at] = np.count_nonzero(c > -math.inf)
+                out.item[at], out.criterion[at], out.rank[at] = tab.idx.item(j), value, rk
+                out.n_candidates[at] = np.count_nonzero(c > -math.inf)
             return
         value = c[np.arange(col.size), col]
         ok = value > -np.inf
         if not every(ok):
             at, col, rk, value, c = subset(at, ok), col[ok], rk[ok], value[ok], c[ok]
-        item[at], crit[at], rank[at] = idx[col], value, rk
-        n_cand[at] = np.add.reduce(c > -np.inf, axis=1)
+        out.item[at], out.criterion[at], out.rank[at] = tab.idx[col], value, rk
+        out.n_candidates[at] = np.add.reduce(c > -np.inf, axis=1)
 
     def apply(self, w: Work, rows: Rows, items: NDArray[np.int64],
               responses: NDArray[np.int64], scored: NDArray[np.bool_]) -> None:

@@ -97,6 +97,11 @@ class Work:
     verdict: NDArray[np.int8]
     codes: NDArray[np.int64]  # per skill: why it is closed (`CatEngine.skill_codes`), −1 open
 
+    def scored_items(self, skill_pos: NDArray[np.int64]) -> tuple[NDArray[np.int64], ...]:
+        """Items, responses and skill positions of session 0's scored answers, in order."""
+        n = int(self.n_scored[0])
+        return self.items[0, :n], self.responses[0, :n], skill_pos[self.items[0, :n]]
+
 
 # --------------------------------------------------------------------------- scorers
 
@@ -134,8 +139,9 @@ class EAPScorer(Scorer):
     def update(self, eng: Engine, w: Work, rows: Rows, items: NDArray[np.int64],
                resp: NDArray[np.int64], skill: NDArray[np.int64]) -> None:
         assert w.log_post is not None
-        whole = len(w.log_post) == 1 or skill.shape[0] == 1  # every row in one skill
-        for k in [int(skill[0])] if whole else np.unique(skill).tolist():
+        one = len(w.log_post) == 1
+        whole = one or skill.shape[0] == 1  # every row in one skill
+        for k in [0] if one else [int(skill[0])] if whole else np.unique(skill).tolist():
             m = slice(None) if whole else skill == k
             r = rows if whole else subset(rows, m)
             lp = w.log_post[k][r] + pairs(eng.compiled.log_p, items[m], resp[m])
@@ -147,9 +153,7 @@ class EAPScorer(Scorer):
 
     def replay(self, eng: Engine, w: Work, last: NDArray[np.float64]) -> None:
         assert w.log_post is not None
-        n = int(w.n_scored[0])
-        items, resp = w.items[0, :n], w.responses[0, :n]
-        skill = eng.skill_pos[items]
+        items, resp, skill = w.scored_items(eng.skill_pos)
         for k in range(len(eng.skill_names)):
             m = skill == k
             if m.any():  # the same sequential sum as the incremental updates
@@ -460,14 +464,6 @@ class Classification(Stopper):
             return float(self.cut[skill]) if skill in self.cut else None
         return float(self.cut)
 
-    @property
-    def upper_bound(self) -> float:
-        return math.log((1.0 - self.beta) / self.alpha)
-
-    @property
-    def lower_bound(self) -> float:
-        return math.log(self.beta / (1.0 - self.alpha))
-
     def prepare(self, eng: Engine) -> tuple[NDArray[np.float64], dict[int, NDArray], float]:
         cuts = np.array([np.nan if (c := self.cut_for(s)) is None else c
                          for s in eng.skill_names])
@@ -488,7 +484,8 @@ class Classification(Stopper):
             w.llr[r, k] += pairs(table, items[m], resp[m])
             if self.method == "sprt":
                 v = w.llr[r, k]
-                up, down = v >= self.upper_bound, v <= self.lower_bound
+                up = v >= math.log((1.0 - self.beta) / self.alpha)
+                down = v <= math.log(self.beta / (1.0 - self.alpha))
             else:
                 th, sd = w.theta[r, k], w.se[r, k]
                 up, down = th - z * sd > cuts[k], th + z * sd < cuts[k]
@@ -496,9 +493,7 @@ class Classification(Stopper):
             w.verdict[subset(r, down & ~up), k] = 2
 
     def replay(self, eng: Engine, prep: Any, w: Work, decisions: Mapping[str, str]) -> None:
-        n = int(w.n_scored[0])
-        items, resp = w.items[0, :n], w.responses[0, :n]
-        skill = eng.skill_pos[items]
+        items, resp, skill = w.scored_items(eng.skill_pos)
         for k, table in prep[1].items():
             m = skill == k
             if m.any():  # 0 + v1 + v2 + …, in order, as the incremental updates
