@@ -331,9 +331,9 @@ class CatEngine:
         col, rk = choice.column, choice.rank
         if col.shape[0] == 1:  # one row: scalar indexing
             j = int(col[0])
-            value = c.item(0, j)
-            if value > -math.inf:
-                out.item[at], out.criterion[at], out.rank[at] = tab.idx.item(j), value, rk
+            best = c.item(0, j)
+            if best > -math.inf:
+                out.item[at], out.criterion[at], out.rank[at] = tab.idx.item(j), best, rk
                 out.n_candidates[at] = np.count_nonzero(c > -math.inf)
             return
         value = c[np.arange(col.size), col]

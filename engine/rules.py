@@ -142,8 +142,8 @@ class EAPScorer(Scorer):
         one = len(w.log_post) == 1
         whole = one or skill.shape[0] == 1  # every row in one skill
         for k in [0] if one else [int(skill[0])] if whole else np.unique(skill).tolist():
-            m = slice(None) if whole else skill == k
-            r = rows if whole else subset(rows, m)
+            m: slice | NDArray[np.bool_] = ALL if whole else skill == k
+            r = rows if whole else subset(rows, skill == k)
             lp = w.log_post[k][r] + pairs(eng.compiled.log_p, items[m], resp[m])
             w.log_post[k][r] = lp
             th, sd = kernels.eap_on_grid(lp, eng.nodes)
