@@ -146,7 +146,7 @@ class EAPScorer(Scorer):
             r = rows if whole else subset(rows, skill == k)
             lp = w.log_post[k][r] + pairs(eng.compiled.log_p, items[m], resp[m])
             w.log_post[k][r] = lp
-            th, sd = kernels.eap_on_grid(lp, eng.nodes)
+            th, sd = kernels.eap_on_grid(lp[0] if lp.shape[0] == 1 else lp, eng.nodes)
             w.theta[r, k] = th
             w.se[r, k] = sd
             w.cov[r, k, k] = sd * sd
