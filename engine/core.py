@@ -330,11 +330,11 @@ class CatEngine:
                                       self.exposure_prepared)
         col, rk = choice.column, choice.rank
         if col.shape[0] == 1:  # one row: scalar indexing
-            j = int(col[0])
+            j, p = col.item(0), 0 if isinstance(at, slice) else at.item(0)
             best = c.item(0, j)
             if best > -math.inf:
-                out.item[at], out.criterion[at], out.rank[at] = tab.idx.item(j), best, rk
-                out.n_candidates[at] = np.count_nonzero(c > -math.inf)
+                out.item[p], out.criterion[p], out.rank[p] = tab.idx.item(j), best, rk.item(0)
+                out.n_candidates[p] = np.count_nonzero(c > -math.inf)
             return
         value = c[np.arange(col.size), col]
         ok = value > -np.inf
