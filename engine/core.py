@@ -297,7 +297,8 @@ class CatEngine:
                 for sub, rows, c in self._criteria(w, r, k, mask):
                     np.putmask(c, w.blocked[rows][:, self.cols[k]] | self.excluded_in[k],
                                -np.inf)
-                    self._choose(c, self.tables[k], w, rows, _compose(rest, sub), out)
+                    at = sub if isinstance(rest, slice) else rest[sub]  # positions in ``out``
+                    self._choose(c, self.tables[k], w, rows, at, out)
 
     def _select_in_bank(self, w: Work, r: Rows, rest: Rows, allowed: NDArray[np.bool_],
                         plan: NDArray[np.bool_] | None, out: Pick) -> None:
@@ -608,13 +609,6 @@ class CatEngine:
             st.replay(self, prep, w, state.decisions)
         w.codes[0] = self.skill_codes(w, ALL)[0]
         return w
-
-
-def _compose(outer: Rows, inner: Rows) -> Rows:
-    """Positions ``inner`` taken within positions ``outer``."""
-    if isinstance(inner, slice):
-        return outer
-    return inner if isinstance(outer, slice) else outer[inner]
 
 
 def make_engine(pool: ItemPool | irt.Bank, blueprint: Blueprint | None = None) -> CatEngine:
