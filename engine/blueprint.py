@@ -242,8 +242,7 @@ class Blueprint:
     def from_dict(cls, data: Mapping[str, Any]) -> Blueprint:
         if not isinstance(data, Mapping):
             raise ConfigurationError(f"blueprint must be an object, got {type(data).__name__}")
-        roles = {"selector": "selector", "exposure": "exposure", "start": "start",
-                 "scorer": "scorer", "balancer": "balancer", "pretest": "pretest"}
+        roles = ("selector", "exposure", "start", "scorer", "balancer", "pretest")  # REGISTRY kinds
         known = {"skills", "min_items", "max_items", "se_target", "classification",
                  "exclude_tags", "pretest_count", "pretest_positions", "grid", "seed",
                  "correlations", "stopping", *roles}
@@ -259,9 +258,9 @@ class Blueprint:
                     k: v for k, v in data["classification"].items() if k != "name"})
         except (TypeError, AttributeError) as exc:
             raise ConfigurationError(f"blueprint: {exc}") from None
-        for key, kind in roles.items():
+        for key in roles:
             if data.get(key) is not None:
-                kw[key] = strategy_from_dict(kind, data[key])
+                kw[key] = strategy_from_dict(key, data[key])
         pretest = kw.pop("pretest", None)
         if pretest is not None:  # the pretest policy object, or the two fields below
             kw["pretest_count"], kw["pretest_positions"] = pretest.count, pretest.positions

@@ -19,7 +19,8 @@ checks it for every strategy).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -196,11 +197,14 @@ class CatEngine:
         """Per row and skill, why the skill needs no more items (a `STOP_REASONS` index;
         −1 while it is open): its maximum first, then the stopping rules in order. Kept in
         ``w.codes`` after every scored answer (they change with nothing else)."""
-        out = np.where(w.counts[rows] >= self.skill_max, _MAX, RUNNING)
-        for st, prep, code in self._per_skill:
+        at_max = w.counts[rows] >= self.skill_max
+        out = np.empty(at_max.shape, dtype=np.int64)
+        out.fill(RUNNING)
+        for st, prep, code in self._per_skill[::-1]:  # the first rule written last: it wins
             done = st.skill_done(self, prep, w, rows)
             if done is not None:
-                out = np.where((out == RUNNING) & done, code, out)
+                out[done] = code
+        out[at_max] = _MAX
         return out
 
     def stop_codes(self, w: Work, rows: Rows) -> NDArray[np.int64]:
@@ -210,27 +214,26 @@ class CatEngine:
         n = w.n_scored[rows]
         codes = w.codes[rows]
         if codes.shape[1] == 1:  # one skill: its own code (the rule below, reduced)
-            out = codes[:, 0]
+            out = codes[:, 0].copy()
         else:
-            agg = np.full(n.shape[0], _MAX)
+            out = np.full(n.shape[0], _MAX)
             for c in self._reasons[::-1]:
-                agg = np.where((codes == c).any(axis=1), c, agg)
-            out = np.where((codes != RUNNING).all(axis=1), agg, RUNNING)
+                out[(codes == c).any(axis=1)] = c
+            out[(codes == RUNNING).any(axis=1)] = RUNNING
         for st, prep in self._test_level:
             hit = st.test_done(self, prep, w, rows)
             if hit is not None:
-                out = np.where(hit, STOP_REASONS.index(st.reason), out)
-        out = np.where(n < self.blueprint.min_items, RUNNING, out)
-        return np.where(n >= self.blueprint.max_items, _MAX, out)
+                out[hit] = STOP_REASONS.index(st.reason)
+        out[n < self.blueprint.min_items] = RUNNING
+        out[n >= self.blueprint.max_items] = _MAX
+        return out
 
     def select(self, w: Work, rows: Rows) -> Pick:
         """The next item of each of ``rows`` (see `Pick`)."""
         n = w.n_scored[rows].shape[0]
         ints = np.zeros((3, n), dtype=np.int64)  # item, rank, number of candidates
-        item, rank, n_cand = ints
-        item[:] = -1
-        crit = np.zeros(n)
-        pre = np.zeros(n, dtype=bool)
+        out = Pick(ints[0], np.zeros(n, dtype=bool), np.zeros(n), ints[1], ints[2])
+        out.item[:] = -1
         any_pre = False
         plan = (self.selector.plan(self, self.selector_prepared, w, rows)
                 if self.selector.plans_test else None)
@@ -248,120 +251,126 @@ class CatEngine:
                 j = np.argmax(np.cumsum(free, axis=1) > k[:, None], axis=1)
                 ok = count > 0
                 d = due[ok]
-                item[d], pre[d], n_cand[d] = self.pretest_items[j[ok]], True, count[ok]
+                out.item[d], out.pretest[d] = self.pretest_items[j[ok]], True
+                out.n_candidates[d] = count[ok]
                 any_pre = d.size > 0
         rest: Rows = ALL
         r = rows
         if any_pre:
-            if every(pre):
-                return Pick(item, pre, crit, rank, n_cand)
-            rest, r = np.flatnonzero(~pre), subset(rows, ~pre)
+            if every(out.pretest):
+                return out
+            rest, r = np.flatnonzero(~out.pretest), subset(rows, ~out.pretest)
         allowed = self.balancer.allowed(self, w, r, w.codes[r] != RUNNING)
         if plan is None and self.one_skill_per_item:
-            self._select_in_skill(w, r, rest, allowed, item, crit, rank, n_cand)
+            self._select_in_skill(w, r, rest, allowed, out)
         else:
-            self._select_in_bank(w, r, rest, allowed, plan, item, crit, rank, n_cand)
-        return Pick(item, pre, crit, rank, n_cand)
+            self._select_in_bank(w, r, rest, allowed, plan, out)
+        return out
 
     def selection_context(self, w: Work, rows: Rows, k: int) -> SelectionContext:
         return SelectionContext(self.tables[k], w.theta[rows, k], w.cov[rows, k, k],
                                 None if w.log_post is None else w.log_post[k][rows],
                                 w.counts[rows, k], int(self.skill_max[k]), self.nodes)
 
-    def _select_in_skill(self, w: Work, r: Rows, rest: Rows,
-                         allowed: NDArray[np.bool_], item: NDArray[np.int64],
-                         crit: NDArray[np.float64], rank: NDArray[np.int64],
-                         n_cand: NDArray[np.int64]) -> None:
-        """One skill per row (the balancer's pick): the skill's items only."""
-        one = len(self.tables) == 1
-        skill = np.zeros(allowed.shape[0], dtype=np.int64) if one \
-            else np.argmax(allowed, axis=1)
-        has = allowed[:, 0] if one else np.logical_or.reduce(allowed, axis=1)
-        for k in ([0] if one and some(has) else [] if one
-                  else ([int(skill[0])] if has[0] else []) if has.shape[0] == 1
-                  else np.unique(skill[has]).tolist()):
-            tab, cols = self.tables[k], self.cols[k]
-            mask = has if one else has & (skill == k)
-            in_k, r_k = subset(ALL, mask), subset(r, mask)
-            for part, sel in self.selector.split(w.counts[r_k, k]):
-                if part is not None and not part.any():
-                    continue
+    def _criteria(self, w: Work, r: Rows, k: int, mask: NDArray[np.bool_]
+                  ) -> Iterator[tuple[Rows, Rows, NDArray[np.float64]]]:
+        """Skill ``k``'s criterion for the rows ``r[mask]``, per group of the selector (KL hands
+        over to MFI): positions within ``r``, the rows of ``w``, the criterion."""
+        in_k, r_k = subset(ALL, mask), subset(r, mask)
+        for part, sel in self.selector.split(w.counts[r_k, k]):
+            if part is None or part.any():
                 sub, rows = (in_k, r_k) if part is None else (subset(in_k, part),
                                                                subset(r_k, part))
-                blocked = w.blocked[rows][:, cols] | self.excluded_in[k]
-                c = np.where(blocked, -np.inf, sel.criterion(self.selection_context(w, rows, k)))
-                choice = self.exposure.choose(c, tab, w.seeds[rows], w.n_scored[rows],
-                                              self.exposure_prepared)
-                self._take(c, choice.column, choice.rank, tab.idx, _compose(rest, sub), item,
-                           crit, rank, n_cand)
+                yield sub, rows, sel.criterion(self.selection_context(w, rows, k))
 
-    def _select_in_bank(self, w: Work, r: Rows, rest: Rows,
-                        allowed: NDArray[np.bool_], plan: NDArray[np.bool_] | None,
-                        item: NDArray[np.int64], crit: NDArray[np.float64],
-                        rank: NDArray[np.int64], n_cand: NDArray[np.int64]) -> None:
+    def _select_in_skill(self, w: Work, r: Rows, rest: Rows, allowed: NDArray[np.bool_],
+                         out: Pick) -> None:
+        """One skill per row (the balancer's pick): the skill's items only."""
+        if allowed.shape[1] == 1:
+            groups = [(0, allowed[:, 0])]
+        else:
+            skill, has = allowed.argmax(axis=1), np.logical_or.reduce(allowed, axis=1)
+            groups = ([(int(skill[0]), has)] if has.shape[0] == 1 else
+                      [(k, has & (skill == k)) for k in np.unique(skill[has]).tolist()])
+        for k, mask in groups:
+            if some(mask):
+                for sub, rows, c in self._criteria(w, r, k, mask):
+                    np.putmask(c, w.blocked[rows][:, self.cols[k]] | self.excluded_in[k],
+                               -np.inf)
+                    at = sub if isinstance(rest, slice) else rest[sub]  # positions in ``out``
+                    self._choose(c, self.tables[k], w, rows, at, out)
+
+    def _select_in_bank(self, w: Work, r: Rows, rest: Rows, allowed: NDArray[np.bool_],
+                        plan: NDArray[np.bool_] | None, out: Pick) -> None:
         """Skills compete (or a planned test restricts the items): one criterion over the bank."""
         c = np.full((w.n_scored[r].shape[0], len(self.pool)), -np.inf)
         for k, tab in enumerate(self.tables):
-            in_k = np.flatnonzero(allowed[:, k])
-            if in_k.size == 0:
+            mask = allowed[:, k]
+            if not some(mask):
                 continue
-            r_k = subset(r, allowed[:, k])
             if plan is not None:  # the plan's items, by their information at θ̂
-                c[in_k[:, None], tab.idx] = tab.information(w.theta[r_k, k])
+                c[np.flatnonzero(mask)[:, None], tab.idx] = tab.information(
+                    w.theta[subset(r, mask), k])
                 continue
-            for part, sel in self.selector.split(w.counts[r_k, k]):
-                if part is not None and not part.any():
-                    continue
-                value = sel.criterion(
-                    self.selection_context(w, r_k if part is None else subset(r_k, part), k))
-                if part is None and in_k.size == c.shape[0]:
+            for sub, _, value in self._criteria(w, r, k, mask):
+                if isinstance(sub, slice):  # every row
                     c[:, self.cols[k]] = value
                 else:
-                    c[(in_k if part is None else in_k[part])[:, None], tab.idx] = value
-        out = w.blocked[r] | self.base_excluded
+                    c[sub[:, None], tab.idx] = value
+        closed = w.blocked[r] | self.base_excluded
         if plan is not None:
-            out |= ~plan
-        c[out] = -np.inf
-        choice = self.exposure.choose(c, self.bank_tables, w.seeds[r], w.n_scored[r],
-                                      self.exposure_prepared)
-        self._take(c, choice.column, choice.rank, self.bank_tables.idx, rest, item, crit, rank,
-                   n_cand)
+            closed |= ~plan
+        c[closed] = -np.inf
+        self._choose(c, self.bank_tables, w, r, rest, out)
 
-    @staticmethod
-    def _take(c: NDArray[np.float64], col: NDArray[np.int64], rk: NDArray[np.int64],
-              idx: NDArray[np.int64], at: Rows, item: NDArray[np.int64],
-              crit: NDArray[np.float64], rank: NDArray[np.int64],
-              n_cand: NDArray[np.int64]) -> None:
+    def _choose(self, c: NDArray[np.float64], tab: SkillTables, w: Work, rows: Rows, at: Rows,
+                out: Pick) -> None:
+        """The exposure control's choice among the items of ``tab`` by criterion ``c`` (−inf:
+        unavailable) for ``rows``, written to positions ``at`` of ``out``."""
+        choice = self.exposure.choose(c, tab, w.seeds[rows], w.n_scored[rows],
+                                      self.exposure_prepared)
+        col, rk = choice.column, choice.rank
+        if col.shape[0] == 1:  # one row: scalar indexing
+            j, p = col.item(0), 0 if isinstance(at, slice) else at.item(0)
+            best = c.item(0, j)
+            if best > -math.inf:
+                out.item[p], out.criterion[p], out.rank[p] = tab.idx.item(j), best, rk.item(0)
+                out.n_candidates[p] = np.count_nonzero(c > -math.inf)
+            return
         value = c[np.arange(col.size), col]
         ok = value > -np.inf
         if not every(ok):
             at, col, rk, value, c = subset(at, ok), col[ok], rk[ok], value[ok], c[ok]
-        item[at], crit[at], rank[at] = idx[col], value, rk
-        n_cand[at] = np.add.reduce(c > -np.inf, axis=1)
+        out.item[at], out.criterion[at], out.rank[at] = tab.idx[col], value, rk
+        out.n_candidates[at] = np.add.reduce(c > -np.inf, axis=1)
 
     def apply(self, w: Work, rows: Rows, items: NDArray[np.int64],
               responses: NDArray[np.int64], scored: NDArray[np.bool_]) -> None:
         """Record answer ``responses[j]`` of row ``rows[j]`` to ``items[j]`` (in place)."""
         num = row_numbers(rows, w.n_scored.shape[0])  # (row, item) pairs: no outer indexing
-        w.given[num, items] = True
-        w.blocked[num, items] = True
-        if self.enemies:
-            for j in np.flatnonzero(self.has_enemy[items]).tolist():
-                w.blocked[num[j], self.enemies[int(items[j])]] = True
-        if every(scored):
-            r, i, x = rows, items, responses
-        else:
-            w.n_pretest[num[~scored]] += 1
-            if not some(scored):
+        if num.shape[0] == 1:  # one session (live): the same writes, by scalar indexing
+            p, i0 = int(num[0]), int(items[0])
+            w.given[p, i0] = w.blocked[p, i0] = True
+            if i0 in self.enemies:
+                w.blocked[p, self.enemies[i0]] = True
+            if not scored[0]:
+                w.n_pretest[p] += 1
                 return
-            r, i, x, num = subset(rows, scored), items[scored], responses[scored], num[scored]
-        k = self.skill_pos[i]
-        if num.shape[0] == 1:  # one session: the same writes, by scalar indexing
-            p, kk, pos = int(num[0]), int(k[0]), int(w.n_scored[num[0]])
-            w.items[p, pos], w.responses[p, pos] = i[0], x[0]
-            w.counts[p, kk] += 1
+            r, i, x, k = rows, items, responses, self.skill_pos[i0:i0 + 1]
+            pos = int(w.n_scored[p])
+            w.items[p, pos], w.responses[p, pos] = i0, responses[0]
+            w.counts[p, int(k[0])] += 1
             w.n_scored[p] += 1
         else:
+            w.given[num, items] = w.blocked[num, items] = True
+            for j in np.flatnonzero(self.has_enemy[items]).tolist():
+                w.blocked[num[j], self.enemies[int(items[j])]] = True
+            if not every(scored):
+                w.n_pretest[num[~scored]] += 1
+                if not some(scored):
+                    return
+            r, i, x, num = subset(rows, scored), items[scored], responses[scored], num[scored]
+            k = self.skill_pos[i]
             positions = w.n_scored[num]
             w.items[num, positions] = i
             w.responses[num, positions] = x
@@ -447,15 +456,14 @@ class CatEngine:
         self.apply(w, ALL, np.array([i]), np.array([r]), np.array([scored]))
         trajectory, decisions, stop = state.trajectory, state.decisions, None
         if scored:
-            k = int(self.skill_pos[i])
+            k = self.skill_pos.item(i)
             traj = dict(trajectory)
-            traj[skill] = (*traj[skill], TrajectoryPoint(float(w.theta[0, k]),
-                                                         float(w.se[0, k])))
+            traj[skill] = (*traj[skill], TrajectoryPoint(w.theta.item(0, k), w.se.item(0, k)))
             trajectory = MappingProxyType(traj)
             if w.verdict[0, k] and skill not in decisions:
                 decisions = MappingProxyType({**decisions,
                                               skill: ("pass", "fail")[w.verdict[0, k] - 1]})
-            code = int(self.stop_codes(w, ALL)[0])
+            code = self.stop_codes(w, ALL).item(0)
             stop = None if code == RUNNING else STOP_REASONS[code]
         return self._advance(state.seed, (*state.events, event), trajectory, decisions, w, stop)
 
@@ -518,17 +526,17 @@ class CatEngine:
         pending, audit = None, None
         if stop is None:
             pick = self.select(w, ALL)
-            i = int(pick.item[0])
+            i = pick.item.item(0)
             if i < 0:
                 stop = "bank_exhausted"
             else:
-                k = int(self.skill_pos[i])
+                k, pre = self.skill_pos.item(i), pick.pretest.item(0)
                 pending = self.pool.bank.item_ids[i]
                 audit = SelectionAudit(
-                    "pretest" if pick.pretest[0] else self.selector.rule(int(w.counts[0, k])),
-                    "none" if pick.pretest[0] else self.exposure.name, self.skill_names[k],
-                    float(w.theta[0, k]), float(pick.criterion[0]), int(pick.rank[0]),
-                    int(pick.n_candidates[0]), self._balance_reason(w, k, bool(pick.pretest[0])))
+                    "pretest" if pre else self.selector.rule(w.counts.item(0, k)),
+                    "none" if pre else self.exposure.name, self.skill_names[k],
+                    w.theta.item(0, k), pick.criterion.item(0), pick.rank.item(0),
+                    pick.n_candidates.item(0), self._balance_reason(w, k, pre))
         state = CatState(seed, events, pending, audit, trajectory, decisions, stop)
         state.keep_working(self, w)
         return state
@@ -601,13 +609,6 @@ class CatEngine:
             st.replay(self, prep, w, state.decisions)
         w.codes[0] = self.skill_codes(w, ALL)[0]
         return w
-
-
-def _compose(outer: Rows, inner: Rows) -> Rows:
-    """Positions ``inner`` taken within positions ``outer``."""
-    if isinstance(inner, slice):
-        return outer
-    return inner if isinstance(outer, slice) else outer[inner]
 
 
 def make_engine(pool: ItemPool | irt.Bank, blueprint: Blueprint | None = None) -> CatEngine:

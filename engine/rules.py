@@ -65,6 +65,12 @@ def row_numbers(rows: Rows, n: int) -> NDArray[np.int64]:
     return np.arange(n)[rows] if isinstance(rows, slice) else rows
 
 
+def pairs(table: NDArray[np.float64], i: NDArray[np.int64], x: NDArray[np.int64]
+          ) -> NDArray[np.float64]:
+    """``table[i, x]`` of paired index arrays (one pair: by scalar indexing, no gather)."""
+    return table[i[0], x[0]][None] if i.shape[0] == 1 else table[i, x]
+
+
 @dataclass(eq=False)
 class Work:
     """Working arrays of ``n`` sessions (row ``p`` is session ``p``); never serialized.
@@ -90,6 +96,11 @@ class Work:
     llr: NDArray[np.float64]
     verdict: NDArray[np.int8]
     codes: NDArray[np.int64]  # per skill: why it is closed (`CatEngine.skill_codes`), −1 open
+
+    def scored_items(self, skill_pos: NDArray[np.int64]) -> tuple[NDArray[np.int64], ...]:
+        """Items, responses and skill positions of session 0's scored answers, in order."""
+        n = int(self.n_scored[0])
+        return self.items[0, :n], self.responses[0, :n], skill_pos[self.items[0, :n]]
 
 
 # --------------------------------------------------------------------------- scorers
@@ -129,21 +140,20 @@ class EAPScorer(Scorer):
                resp: NDArray[np.int64], skill: NDArray[np.int64]) -> None:
         assert w.log_post is not None
         one = len(w.log_post) == 1
-        for k in [0] if one else np.unique(skill).tolist():
-            m = slice(None) if one else skill == k
-            r = rows if one else subset(rows, skill == k)
-            lp = w.log_post[k][r] + eng.compiled.log_p[items[m], resp[m]]
+        whole = one or skill.shape[0] == 1  # every row in one skill
+        for k in [0] if one else [int(skill[0])] if whole else np.unique(skill).tolist():
+            m: slice | NDArray[np.bool_] = ALL if whole else skill == k
+            r = rows if whole else subset(rows, skill == k)
+            lp = w.log_post[k][r] + pairs(eng.compiled.log_p, items[m], resp[m])
             w.log_post[k][r] = lp
-            th, sd = kernels.eap_on_grid(lp, eng.nodes)
+            th, sd = kernels.eap_on_grid(lp[0] if lp.shape[0] == 1 else lp, eng.nodes)
             w.theta[r, k] = th
             w.se[r, k] = sd
             w.cov[r, k, k] = sd * sd
 
     def replay(self, eng: Engine, w: Work, last: NDArray[np.float64]) -> None:
         assert w.log_post is not None
-        n = int(w.n_scored[0])
-        items, resp = w.items[0, :n], w.responses[0, :n]
-        skill = eng.skill_pos[items]
+        items, resp, skill = w.scored_items(eng.skill_pos)
         for k in range(len(eng.skill_names)):
             m = skill == k
             if m.any():  # the same sequential sum as the incremental updates
@@ -454,14 +464,6 @@ class Classification(Stopper):
             return float(self.cut[skill]) if skill in self.cut else None
         return float(self.cut)
 
-    @property
-    def upper_bound(self) -> float:
-        return math.log((1.0 - self.beta) / self.alpha)
-
-    @property
-    def lower_bound(self) -> float:
-        return math.log(self.beta / (1.0 - self.alpha))
-
     def prepare(self, eng: Engine) -> tuple[NDArray[np.float64], dict[int, NDArray], float]:
         cuts = np.array([np.nan if (c := self.cut_for(s)) is None else c
                          for s in eng.skill_names])
@@ -479,10 +481,11 @@ class Classification(Stopper):
             if not m.any():
                 continue
             r = subset(rows, m)
-            w.llr[r, k] += table[items[m], resp[m]]
+            w.llr[r, k] += pairs(table, items[m], resp[m])
             if self.method == "sprt":
                 v = w.llr[r, k]
-                up, down = v >= self.upper_bound, v <= self.lower_bound
+                up = v >= math.log((1.0 - self.beta) / self.alpha)
+                down = v <= math.log(self.beta / (1.0 - self.alpha))
             else:
                 th, sd = w.theta[r, k], w.se[r, k]
                 up, down = th - z * sd > cuts[k], th + z * sd < cuts[k]
@@ -490,9 +493,7 @@ class Classification(Stopper):
             w.verdict[subset(r, down & ~up), k] = 2
 
     def replay(self, eng: Engine, prep: Any, w: Work, decisions: Mapping[str, str]) -> None:
-        n = int(w.n_scored[0])
-        items, resp = w.items[0, :n], w.responses[0, :n]
-        skill = eng.skill_pos[items]
+        items, resp, skill = w.scored_items(eng.skill_pos)
         for k, table in prep[1].items():
             m = skill == k
             if m.any():  # 0 + v1 + v2 + …, in order, as the incremental updates

@@ -368,7 +368,7 @@ class ExposureControl(Strategy):
 
 
 def _best(crit: NDArray[np.float64]) -> Choice:
-    col = np.argmax(crit, axis=1)
+    col = crit.argmax(axis=1)
     return Choice(col, np.zeros(crit.shape[0], dtype=np.int64) + 1)  # rank 1 (np.ones is slower)
 
 

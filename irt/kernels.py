@@ -76,22 +76,24 @@ def _dichotomous_terms(theta, a, b, c, d):
 
 def eap_on_grid(log_post: NDArray[np.float64], nodes: NDArray[np.float64]
                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """EAP and posterior SD from unnormalized log posteriors ``(n, n_nodes)`` on ``nodes``.
+    """EAP and posterior SD from unnormalized log posteriors ``(n, n_nodes)`` on ``nodes`` (or
+    one row ``(n_nodes,)``, giving 0-d results).
 
     ``θ̂ = Σ_q θ_q w_q / Σ_q w_q``, ``SD² = Σ_q (θ_q − θ̂)² w_q / Σ_q w_q`` with
-    ``w_q = exp(log p_q − max log p)`` (Bock & Mislevy 1982). Row-wise reductions only, so a
-    row gets bit-identical numbers alone or within a batch.
+    ``w_q = exp(log p_q − max log p)`` (Bock & Mislevy 1982). Row-wise reductions over the
+    contiguous last axis only (the same pairwise summation for a row alone, 1-D, or within a
+    batch), so a row gets bit-identical numbers either way; the 1-D form is the cheaper call
+    for a live session.
     """
-    # ufunc reductions called directly (``x.sum`` is ``np.add.reduce`` behind a Python wrapper):
-    # the same arithmetic with less call overhead for the one-row case of a live session
-    w = log_post - np.maximum.reduce(log_post, axis=1, keepdims=True)
+    # ufunc reductions called directly (``x.sum`` is ``np.add.reduce`` behind a Python wrapper)
+    w = log_post - np.maximum.reduce(log_post, axis=-1)[..., None]
     np.exp(w, out=w)
-    total = np.add.reduce(w, axis=1)
-    theta = np.add.reduce(w * nodes, axis=1) / total
-    dev = nodes - theta[:, None]
+    total = np.add.reduce(w, axis=-1)
+    theta = np.add.reduce(w * nodes, axis=-1) / total
+    dev = nodes - theta[..., None]
     wdd = w * dev
     wdd *= dev
-    return theta, np.sqrt(np.add.reduce(wdd, axis=1) / total)
+    return theta, np.sqrt(np.add.reduce(wdd, axis=-1) / total)
 
 
 def paired_score_information(bank: Bank, theta: NDArray[np.float64], items: NDArray[np.int64],
