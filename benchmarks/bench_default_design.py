@@ -9,7 +9,7 @@ one on record for the provisional bank, θ ~ N(0, I) (scripts/provisional_parame
 * coverage of the overall score's 90 % interval, overall and per decile of the true composite;
   the percentile range holding the true percentile;
 * length: share stopping before the maximum; the random fixed form (EAP per skill, equal items
-  per skill, 5 random forms per length, the simulees' same answers as in the adaptive test)
+  per skill, 20 random forms per length, the simulees' same answers as in the adaptive test)
   whose overall RMSE equals the adaptive test's, by interpolation over lengths, with a
   bootstrap interval of the ratio, and (true parameters) the same ratio from the two designs'
   posterior variances, which has far less sampling noise;
@@ -65,7 +65,7 @@ from web.services.feasibility import (  # noqa: E402
 
 Z90 = float(norm.ppf(0.95))
 CUT = 0.0
-FIXED_FORMS = 5
+FIXED_FORMS = 20
 
 
 def figures(result: SimulationResult, weights: np.ndarray, pop_sd_c: float,
@@ -110,26 +110,32 @@ def figures(result: SimulationResult, weights: np.ndarray, pop_sd_c: float,
             "first": first_item_share(result), "used": 1 - summ.unused_share}
 
 
-LENGTHS = (16, 20, 24, 28, 32, 36, 40, 44, 48, 56, 64, 80, 120)
+LENGTHS = (16, 24, 32, 36, 40, 44, 48, 52, 56, 64, 80, 120)
 BOOTSTRAP = 400
 
 
 def fixed_form_errors(engine, theta, weights, answers, rng, lengths=LENGTHS
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Per simulee and length, the overall score's squared error on a random fixed form and
-    its posterior variance, each averaged over `FIXED_FORMS` random forms (one random form can
-    be lucky or not): two ``(n, len(lengths))`` arrays. ``answers`` are the simulees' answers to
-    every item of the bank, the same ones the adaptive test read (drawn from the true
-    parameters), so the two designs differ only in which items they ask and how they score."""
-    sq = np.zeros((theta.shape[0], len(lengths)))
+    """Per simulee, length and random form (`FIXED_FORMS` per length: one random form can be
+    lucky or not), the overall score's squared error on a random fixed form and its posterior
+    variance: two ``(n, len(lengths), FIXED_FORMS)`` arrays. ``answers`` are the simulees'
+    answers to every item of the bank, the same ones the adaptive test read (drawn from the
+    true parameters), so the two designs differ only in which items they ask and how they
+    score them."""
+    sq = np.zeros((theta.shape[0], len(lengths), FIXED_FORMS))
     pv = np.zeros_like(sq)
     for j, L in enumerate(lengths):
-        for _ in range(FIXED_FORMS):
+        for k in range(FIXED_FORMS):
             res = simulate_fixed_form(engine, theta, L, answers=answers, rng=rng)
             true, est, se = overall_of(res, weights)
-            sq[:, j] += (est - true) ** 2 / FIXED_FORMS
-            pv[:, j] += se**2 / FIXED_FORMS
+            sq[:, j, k] = (est - true) ** 2
+            pv[:, j, k] = se**2
     return sq, pv
+
+
+def fixed_curve(per_form: np.ndarray) -> np.ndarray:
+    """The random fixed form's overall RMSE per length (over simulees and forms)."""
+    return np.sqrt(per_form.mean(axis=(0, 2)))
 
 
 def length_at(target_rmse: float, rmses: np.ndarray, lengths=LENGTHS) -> float:
@@ -149,16 +155,19 @@ def length_at(target_rmse: float, rmses: np.ndarray, lengths=LENGTHS) -> float:
 def length_ratio(sq_err: np.ndarray, length: np.ndarray, fixed_sq: np.ndarray,
                  rng) -> tuple[float, float, tuple[float, float]]:
     """The random fixed form's length at the adaptive test's overall RMSE, the ratio of mean
-    lengths, and a 95 % bootstrap interval of the ratio (simulees resampled; the adaptive and
-    fixed-form errors of a simulee stay together)."""
-    fixed = length_at(float(np.sqrt(sq_err.mean())), np.sqrt(fixed_sq.mean(axis=0)))
+    lengths, and a 95 % bootstrap interval of the ratio (simulees resampled, the adaptive and
+    fixed-form errors of a simulee together, and the random forms resampled)."""
+    fixed = length_at(float(np.sqrt(sq_err.mean())), fixed_curve(fixed_sq))
     ratio = float(length.mean() / fixed)
-    n = sq_err.size
+    n, n_len, forms = fixed_sq.shape
+    flat = fixed_sq.reshape(n, -1)
     boot = []
     for _ in range(BOOTSTRAP):
-        i = rng.integers(0, n, n)
-        fx = length_at(float(np.sqrt(sq_err[i].mean())), np.sqrt(fixed_sq[i].mean(axis=0)))
-        boot.append(float(length[i].mean() / fx))
+        counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+        by_form = (counts @ flat).reshape(n_len, forms) / n  # resampled simulees' mean
+        k = rng.integers(0, forms, forms)
+        fx = length_at(float(np.sqrt(counts @ sq_err / n)), np.sqrt(by_form[:, k].mean(axis=1)))
+        boot.append(float(counts @ length / n / fx))
     lo, hi = np.percentile(boot, [2.5, 97.5])
     return fixed, ratio, (float(lo), float(hi))
 
@@ -192,7 +201,7 @@ def expected_ratio(f: dict, fixed_pv: np.ndarray) -> tuple[float, float]:
     place of its squared error: under the true parameters E[(θ̂ − θ)²] = E[Var(θ | x)] for a
     posterior mean (adaptive stopping included), so this estimates the same ratio with far less
     sampling noise. Returns the fixed form's length and the ratio."""
-    fixed = length_at(float(np.sqrt(np.mean(f["pv"]))), np.sqrt(fixed_pv.mean(axis=0)))
+    fixed = length_at(float(np.sqrt(np.mean(f["pv"]))), fixed_curve(fixed_pv))
     return fixed, f["mean_length"] / fixed
 
 
