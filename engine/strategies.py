@@ -545,9 +545,11 @@ class SympsonHetter(ExposureControl):
         col = np.zeros(n, dtype=np.int64)
         rank = np.ones(n, dtype=np.int64)
         tried: list[NDArray[np.int64]] = []
-        # Walk the best SH_BLOCK first (nearly always enough), the full ranking only if needed.
+        # Walk the best SH_BLOCK first (nearly always enough), then 4 × SH_BLOCK (a bank-wide
+        # criterion with tight parameters), the full ranking only if needed; the walk, and so
+        # the choice, is the same whatever the blocks.
         todo = rows
-        for top in (min(SH_BLOCK, m), m):
+        for top in sorted({min(SH_BLOCK, m), min(4 * SH_BLOCK, m), m}):
             if todo.size == 0:
                 break
             c = crit[todo]
