@@ -3,7 +3,8 @@ take the default design on the shipped Back-End Engineer bank, and every promise
 makes is checked against the truth.
 
 Design: `web.services.feasibility.default_blueprint` (every skill, stop on the overall SE with
-per-skill minimums, Sympson–Hetter exposure control tuned by `tune_exposure`). Population: the
+per-skill minimums served first, c-optimal selection for the overall score, Sympson–Hetter
+exposure control with a progressive start tuned by `tune_exposure`). Population: the
 one on record for the provisional bank, θ ~ N(0, I) (scripts/provisional_parameters.py). Rows:
 
 * coverage of the overall score's 90 % interval, overall and per decile of the true composite;
