@@ -13,10 +13,11 @@ Live sessions::
 
 Every role of the blueprint is a registered strategy that round-trips through JSON
 (`REGISTRY`, `strategy_from_dict`): start rule, scorer (``eap``, ``map``), selector (``mfi``,
-``kl``, ``mpwi``, ``bmatch``, ``astrat``, ``d_optimal``, ``shadow``), exposure control,
-content balancer (``kingsbury_zara``, ``open``), pretest policy (``positions``) and stopping rules
-(``se``, ``classification``, ``composite``). Simulation studies: `engine.simulation.simulate`
-(the same step with one row per simulee), `simulate_fixed_form`, `tune_sympson_hetter`.
+``kl``, ``mpwi``, ``bmatch``, ``astrat``, ``d_optimal``, ``c_optimal``, ``shadow``), exposure
+control, content balancer (``kingsbury_zara``, ``open``, ``minimums_first``), pretest policy
+(``positions``) and stopping rules (``se``, ``classification``, ``composite``). Simulation
+studies: `engine.simulation.simulate` (the same step with one row per simulee),
+`simulate_fixed_form`, `tune_sympson_hetter`.
 """
 
 from engine._rng import derive_seed
@@ -40,6 +41,7 @@ from engine.rules import (
     FixedPositions,
     KingsburyZara,
     MAPScorer,
+    MinimumsFirst,
     OpenSkills,
     PretestPolicy,
     Scorer,
@@ -59,6 +61,7 @@ from engine.strategies import (
     REGISTRY,
     AStratified,
     BMatching,
+    COptimal,
     DOptimal,
     ExposureCap,
     FixedStart,
@@ -75,10 +78,10 @@ from engine.strategies import (
 
 __all__ = [
     "ITEM_STATUSES", "REGISTRY", "STOP_REASONS", "AStratified", "AlreadyAnsweredError",
-    "BMatching", "Blueprint", "CatEngine", "CatState", "Classification", "CompositeSE",
+    "BMatching", "Blueprint", "COptimal", "CatEngine", "CatState", "Classification", "CompositeSE",
     "ConfigurationError", "ContentBalancer", "DOptimal", "EAPScorer", "EngineError",
     "ExposureCap", "FixedPositions", "FixedStart", "ItemEvent", "ItemPool", "KLInfo",
-    "KingsburyZara", "MAPScorer", "MaxInfo", "NoExposureControl", "NotServedError",
+    "KingsburyZara", "MAPScorer", "MaxInfo", "MinimumsFirst", "NoExposureControl", "NotServedError",
     "OpenSkills", "PosteriorWeightedInfo", "PretestPolicy", "PriorStart", "Randomesque",
     "ResponseOutOfRangeError", "SETarget", "Scorer", "SelectionAudit", "Selector",
     "SessionFinishedError", "ShadowTest", "SkillEstimate", "SkillSpec", "Stopper",

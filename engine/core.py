@@ -270,7 +270,8 @@ class CatEngine:
     def selection_context(self, w: Work, rows: Rows, k: int) -> SelectionContext:
         return SelectionContext(self.tables[k], w.theta[rows, k], w.cov[rows, k, k],
                                 None if w.log_post is None else w.log_post[k][rows],
-                                w.counts[rows, k], int(self.skill_max[k]), self.nodes)
+                                w.counts[rows, k], int(self.skill_max[k]), self.nodes, k,
+                                w.cov[rows, k, :], self.selector_prepared)
 
     def _criteria(self, w: Work, r: Rows, k: int, mask: NDArray[np.bool_]
                   ) -> Iterator[tuple[Rows, Rows, NDArray[np.float64]]]:
@@ -557,8 +558,13 @@ class CatEngine:
             return (f"{self.balancer.name}: furthest below its target share "
                     f"({int(w.counts[0, k])} of {n} scored items, target "
                     f"{float(self.share[k]):.3f})")
-        open_skills = int((w.codes[0] == RUNNING).sum())
-        return f"{self.balancer.name}: {open_skills} open skill(s) competed on the criterion"
+        open_ = w.codes[0] == RUNNING
+        if self.balancer.name == "minimums_first":
+            short = int((open_ & (w.counts[0] < self.skill_min)).sum())
+            if short:
+                return (f"{self.balancer.name}: {short} skill(s) below their minimum competed "
+                        f"on the criterion")
+        return f"{self.balancer.name}: {int(open_.sum())} open skill(s) competed on the criterion"
 
     def work(self, state: CatState) -> Work:
         w = state.working(self)

@@ -338,6 +338,28 @@ class OpenSkills(ContentBalancer):
         return eligible_skills(eng, w, rows, done, items_left=False)[0]
 
 
+@register("balancer")
+@dataclass(frozen=True)
+class MinimumsFirst(ContentBalancer):
+    """Skills below their minimum number of items first, then every eligible skill; within
+    each group the skills compete through the selection criterion (as with ``open``).
+
+    With a composite selector (``c_optimal``) and a test-level stopping rule (`CompositeSE`),
+    serving the minimums at the start means the test never runs on past its overall target
+    only to reach a skill's minimum, and every skill has an estimate before the criterion
+    weighs the skills against each other.
+    """
+
+    name: ClassVar[str] = "minimums_first"
+
+    def allowed(self, eng: Engine, w: Work, rows: Rows,
+                done: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        eligible, c = eligible_skills(eng, w, rows, done)
+        short = eligible & (c < eng.skill_min)
+        any_short = np.logical_or.reduce(short, axis=1)
+        return np.where(any_short[:, None], short, eligible)
+
+
 # --------------------------------------------------------------------------- pretest slots
 
 class PretestPolicy(Strategy):

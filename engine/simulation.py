@@ -387,7 +387,8 @@ def tune_sympson_hetter(engine: CatEngine,
 
     ``theta`` is the simulee sample, or a function drawing a fresh sample from a generator each
     round (recommended: a fixed sample lets ``K`` adapt to that sample's θ values). The engine's
-    own exposure control is replaced by Sympson–Hetter during tuning.
+    own exposure control is replaced by Sympson–Hetter during tuning (keeping its
+    ``progressive`` setting when it is Sympson–Hetter already).
     """
     if not 0 < r_max <= 1:
         raise ConfigurationError("r_max must be in (0, 1]")
@@ -397,6 +398,8 @@ def tune_sympson_hetter(engine: CatEngine,
     draw = theta if callable(theta) else None
     fixed = None if callable(theta) else _theta_matrix(engine, theta)
     ids = engine.pool.bank.item_ids
+    own = engine.blueprint.exposure
+    progressive = own.progressive if isinstance(own, SympsonHetter) else 0
     eligible = ~engine.base_excluded
     k = np.ones(len(engine.pool))
     p_sum = np.zeros(len(engine.pool))
@@ -406,7 +409,7 @@ def tune_sympson_hetter(engine: CatEngine,
         t = _theta_matrix(engine, draw(g)) if draw is not None else fixed
         assert t is not None
         n = t.shape[0]
-        control = _control(ids, k)
+        control = _control(ids, k, progressive)
         tried = np.zeros((n, len(engine.pool)), dtype=bool)
         answers = draw_answers(engine, t, g)
         seeds = np.asarray(g.choice(2**62, size=n, replace=False)).tolist()
@@ -425,7 +428,7 @@ def tune_sympson_hetter(engine: CatEngine,
     converged = bool(averaged[eligible].max() <= r_max + tol)
     # K from the averaged selection rates (averaging r/P(S) itself would be biased upwards,
     # 1/x being convex)
-    return SympsonHetterTuning(_control(ids, _sh_update(p_sum / n_average, r_max)),
+    return SympsonHetterTuning(_control(ids, _sh_update(p_sum / n_average, r_max), progressive),
                                tuple(history), converged)
 
 
@@ -433,8 +436,10 @@ def _sh_update(p_sel: NDArray[np.float64], r_max: float) -> NDArray[np.float64]:
     return np.where(p_sel <= r_max, 1.0, r_max / np.maximum(p_sel, 1e-12))
 
 
-def _control(ids: Sequence[str], k: NDArray[np.float64]) -> SympsonHetter:
-    return SympsonHetter({ids[i]: float(k[i]) for i in np.flatnonzero(k < 1.0).tolist()})
+def _control(ids: Sequence[str], k: NDArray[np.float64], progressive: int = 0
+             ) -> SympsonHetter:
+    return SympsonHetter({ids[i]: float(k[i]) for i in np.flatnonzero(k < 1.0).tolist()},
+                         progressive)
 
 
 class _TriedCounter(SympsonHetter):
@@ -446,6 +451,7 @@ class _TriedCounter(SympsonHetter):
     def __init__(self, control: SympsonHetter, tried: NDArray[np.bool_],
                  row_of_seed: dict[int, int]) -> None:
         object.__setattr__(self, "parameters", control.parameters)
+        object.__setattr__(self, "progressive", control.progressive)
         object.__setattr__(self, "_tried", tried)
         object.__setattr__(self, "_row_of_seed", row_of_seed)
 

@@ -7,9 +7,11 @@ criteria into one choice. Both work on ``(n_sessions, n_items_of_the_skill)`` ar
 engine (one session) and the batch simulator (many) run the same arithmetic.
 
 References: Lord (1980) for maximum information; Chang & Ying (1996) for Kullback–Leibler
-selection; van der Linden (1998) for posterior-weighted information; Urry (1977) for b-matching;
-Chang & Ying (1999) for a-stratification; Kingsbury & Zara (1989) for randomesque selection;
-Sympson & Hetter (1985) for probabilistic exposure control.
+selection; van der Linden (1998) for posterior-weighted information; van der Linden (1999) and
+Mulder & van der Linden (2009) for c-optimality (the composite's error variance); Urry (1977)
+for b-matching; Chang & Ying (1999) for a-stratification; Kingsbury & Zara (1989) for
+randomesque selection; Sympson & Hetter (1985) for probabilistic exposure control; Revuelta &
+Ponsoda (1998) for the progressive method.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from engine._rng import SALT_RANDOMESQUE, SALT_SYMPSON_HETTER, uniform_array
+from engine._rng import SALT_PROGRESSIVE, SALT_RANDOMESQUE, SALT_SYMPSON_HETTER, uniform_array
 from engine.errors import ConfigurationError
 from engine.pool import PROB_FLOOR, ItemPool, SkillTables
+from irt.composite import composite_variance_reduction
 
 #: Penalty per stratum of distance in a-stratified selection (dominates any |b − θ|).
 STRATUM_PENALTY = 1000.0
@@ -159,7 +162,10 @@ class SelectionContext:
     ``theta`` (n,) is the current estimate (the start θ before the skill's first response),
     ``variance`` (n,) its posterior variance, ``log_post`` (n, n_nodes) the unnormalized log
     posterior on ``nodes`` (None for scorers without a grid), ``n_given`` (n,) the number of
-    scored items in the skill and ``skill_max`` the skill's maximum length.
+    scored items in the skill and ``skill_max`` the skill's maximum length. ``skill`` is the
+    skill's position in the blueprint, ``cov_row`` (n, S) its row of the posterior covariance of
+    all skills (None: not given) and ``prepared`` what the blueprint's selector computed once
+    per engine (`Selector.prepare`).
     """
 
     tables: SkillTables
@@ -169,6 +175,9 @@ class SelectionContext:
     n_given: NDArray[np.int64]
     skill_max: int
     nodes: NDArray[np.float64]
+    skill: int = 0
+    cov_row: NDArray[np.float64] | None = None
+    prepared: Any = None
 
 
 class Selector(Strategy):
@@ -290,6 +299,70 @@ class DOptimal(Selector):
 
     def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
         return ctx.tables.information(ctx.theta) * ctx.variance[:, None]
+
+
+@register("selector")
+@dataclass(frozen=True)
+class COptimal(Selector):
+    """c-optimality for the overall score: the item that most reduces the posterior variance
+    of the weighted composite ``wᵀθ`` (van der Linden 1999; Mulder & van der Linden 2009).
+
+    With ``C`` the posterior covariance of the skills and item i of skill s informing only θ_s
+    (information ``I_i(θ̂_s)``), the criterion is the exact one-step reduction (Sherman–Morrison;
+    `irt.composite.composite_variance_reduction`) ::
+
+        Var(wᵀθ) − Var'(wᵀθ) = (C w)_s² · I_i(θ̂_s) / (1 + C_ss · I_i(θ̂_s))
+
+    so the test goes where the stopping rule on the overall SE (`engine.rules.CompositeSE`)
+    gains most. Within one skill it ranks items like maximum information; its effect is across
+    skills, so use it with a balancer that lets skills compete (``open``, ``minimums_first``).
+    Under the MAP scorer ``C`` is the Laplace covariance of the correlated prior, so a skill
+    correlated with poorly measured others gains as well; under per-skill EAP ``C`` is diagonal
+    and ``(C w)_s = w_s C_ss``.
+
+    ``weights`` maps skills to composite weights (unlisted skills weigh 0); empty: the weights
+    of the blueprint's composite stopping rule, or equal weights without one.
+
+    References: van der Linden, W. J. (1999), Multidimensional adaptive testing with a minimum
+    error-variance criterion, JEBS 24(4), 398–412; Mulder, J. & van der Linden, W. J. (2009),
+    Multidimensional adaptive testing with optimal design criteria for item selection,
+    Psychometrika 74(2), 273–296.
+    """
+
+    name: ClassVar[str] = "c_optimal"
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for s, v in dict(self.weights).items():
+            if not (isinstance(v, int | float) and math.isfinite(v)):
+                raise ConfigurationError(f"c_optimal: weight of {s!r} must be a finite number")
+        object.__setattr__(self, "weights", {str(k): float(v) for k, v in self.weights.items()})
+
+    def prepare(self, eng: Any) -> NDArray[np.float64]:
+        """The composite weights over the engine's skills, in their order."""
+        names = list(eng.skill_names)
+        if self.weights:
+            unknown = set(self.weights) - set(names)
+            if unknown:
+                raise ConfigurationError(f"c_optimal: unknown skill(s) {sorted(unknown)}; the "
+                                         f"blueprint's skills are {names}")
+            wv = np.array([self.weights.get(s, 0.0) for s in names])
+            if not np.any(wv != 0):
+                raise ConfigurationError("c_optimal: every weight is 0")
+            return wv
+        for st, prep in zip(eng.stoppers, eng.stop_prepared, strict=True):
+            if st.name == "composite":  # `engine.rules.CompositeSE`: its weight vector
+                return np.asarray(prep[0], dtype=np.float64)
+        return np.full(len(names), 1.0 / len(names))
+
+    def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
+        info = ctx.tables.information(ctx.theta)
+        var = ctx.variance[:, None]
+        if ctx.cov_row is None or ctx.prepared is None:
+            raise ConfigurationError("c_optimal needs the engine's covariance row and weights")
+        # (C w)_s row by row (no BLAS: identical for one session or many)
+        cov_w = np.add.reduce(ctx.cov_row * ctx.prepared[None, :], axis=1)[:, None]
+        return composite_variance_reduction(cov_w, var, info)
 
 
 @register("selector")
@@ -425,16 +498,34 @@ class SympsonHetter(ExposureControl):
     ``parameters`` maps item id → K_i in (0, 1] (missing ids: 1). Tune them with
     `engine.simulation.tune_sympson_hetter` so that ``P(A_i) = P(S_i) K_i ≤ r_max``. If every
     available item is rejected, the best one is given.
+
+    ``progressive`` > 0 adds the progressive method (Revuelta & Ponsoda 1998) over the first
+    ``progressive`` scored items: at position t (0-based) the ranking is by
+    ``(1 − s)·R_i + s·crit_i`` with ``s = t / progressive`` and ``R_i`` uniform between the
+    row's smallest and largest available criterion (a counter-based draw per session, step and
+    item), so the first item is drawn uniformly from the available items and the criterion takes
+    over linearly; from position ``progressive`` on the ranking is the criterion's.
     """
 
     name: ClassVar[str] = "sympson_hetter"
     parameters: Mapping[str, float] = field(default_factory=dict)
+    progressive: int = 0
 
     def __post_init__(self) -> None:
         for iid, k in self.parameters.items():
             if not 0.0 < float(k) <= 1.0:
                 raise ConfigurationError(f"sympson_hetter: item {iid!r} has K = {k}, expected "
                                          f"0 < K <= 1")
+        if isinstance(self.progressive, bool) or not isinstance(self.progressive, int) \
+                or self.progressive < 0:
+            raise ConfigurationError(f"sympson_hetter: progressive must be an integer >= 0, "
+                                     f"got {self.progressive!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if not self.progressive:  # stored blueprints from before the option read back unchanged
+            del out["progressive"]
+        return out
 
     def prepare(self, pool: ItemPool) -> NDArray[np.float64]:
         k = np.ones(len(pool))
@@ -446,15 +537,19 @@ class SympsonHetter(ExposureControl):
 
     def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],
                steps: NDArray[np.int64], prepared: Any) -> Choice:
+        if self.progressive:
+            crit = progressive_criterion(crit, tables, seeds, steps, self.progressive)
         n, m = crit.shape
         rows = np.arange(n)
         tried_rows: list[NDArray[np.int64]] = []
         col = np.zeros(n, dtype=np.int64)
         rank = np.ones(n, dtype=np.int64)
         tried: list[NDArray[np.int64]] = []
-        # Walk the best SH_BLOCK first (nearly always enough), the full ranking only if needed.
+        # Walk the best SH_BLOCK first (nearly always enough), then 4 × SH_BLOCK (a bank-wide
+        # criterion with tight parameters), the full ranking only if needed; the walk, and so
+        # the choice, is the same whatever the blocks.
         todo = rows
-        for top in (min(SH_BLOCK, m), m):
+        for top in sorted({min(SH_BLOCK, m), min(4 * SH_BLOCK, m), m}):
             if todo.size == 0:
                 break
             c = crit[todo]
@@ -478,6 +573,31 @@ class SympsonHetter(ExposureControl):
             tried_rows.append(np.broadcast_to(todo[done][:, None], mask.shape)[mask])
             todo = todo[~done]
         return Choice(col, rank, np.concatenate(tried), np.concatenate(tried_rows))
+
+
+def progressive_criterion(crit: NDArray[np.float64], tables: SkillTables,
+                          seeds: NDArray[np.uint64], steps: NDArray[np.int64], horizon: int
+                          ) -> NDArray[np.float64]:
+    """The progressive method's ranking value (Revuelta & Ponsoda 1998):
+    ``(1 − s)·R_i + s·crit_i`` with ``s = min(1, step / horizon)`` and ``R_i`` uniform on
+    ``[min, max]`` of the row's available (finite) criteria; unavailable items stay ``−inf``.
+    Rows at or past the horizon keep their criterion unchanged."""
+    s = np.minimum(steps.astype(np.float64) / horizon, 1.0)
+    early = s < 1.0
+    if not some_rows(early):
+        return crit
+    finite = np.isfinite(crit)
+    hi = np.max(np.where(finite, crit, -np.inf), axis=1)
+    lo = np.min(np.where(finite, crit, np.inf), axis=1)
+    span = np.where(np.isfinite(hi - lo), hi - lo, 0.0)
+    u = uniform_array(seeds[:, None], steps[:, None], SALT_PROGRESSIVE, tables.idx[None, :])
+    r = np.where(np.isfinite(lo), lo, 0.0)[:, None] + u * span[:, None]
+    mixed = (1.0 - s)[:, None] * r + s[:, None] * np.where(finite, crit, 0.0)
+    return np.where(finite & early[:, None], mixed, crit)
+
+
+def some_rows(mask: NDArray[np.bool_]) -> bool:
+    return bool(np.logical_or.reduce(mask)) if mask.size else False
 
 
 def _top(crit: NDArray[np.float64], k: int) -> NDArray[np.int64]:

@@ -74,3 +74,32 @@ def deshrunk_interval(theta: float, se: float, prior_mean: float, prior_sd: floa
     sigma = float(np.sqrt(v / (1.0 - lam)))
     x = (theta - lam * prior_mean) / (1.0 - lam)
     return float(x), sigma, float(x - z * sigma), float(x + z * sigma)
+
+
+def composite_variance_reduction(cov_w: ArrayLike, var_s: ArrayLike, info: ArrayLike
+                                 ) -> NDArray[np.float64]:
+    """How much one more item reduces the posterior variance of the composite ``wᵀθ``
+    (c-optimality; van der Linden 1999; Mulder & van der Linden 2009).
+
+    An item loading on skill s only (between-item multidimensionality) with Fisher information
+    ``I`` at the current estimate adds ``I e_s e_sᵀ`` to the posterior precision ``Σ⁻¹``. By the
+    Sherman–Morrison formula the new covariance is ``Σ' = Σ − I Σ e_s e_sᵀ Σ / (1 + I Σ_ss)``,
+    so ::
+
+        Var(wᵀθ) − Var'(wᵀθ) = (Σ w)_s² · I / (1 + Σ_ss · I)
+
+    ``cov_w`` is ``(Σ w)_s``, ``var_s`` is ``Σ_ss`` and ``info`` is I; they broadcast (e.g.
+    ``(n, 1)``, ``(n, 1)`` and ``(n, m)`` for n sessions and m candidate items). With
+    independent skills ``(Σ w)_s = w_s Σ_ss``. The reduction is increasing in I, so within one
+    skill it ranks items like maximum information; across skills it weighs each by how much
+    its uncertainty still contributes to the composite's.
+
+    References: van der Linden, W. J. (1999). Multidimensional adaptive testing with a minimum
+    error-variance criterion. Journal of Educational and Behavioral Statistics 24(4), 398–412.
+    Mulder, J. & van der Linden, W. J. (2009). Multidimensional adaptive testing with optimal
+    design criteria for item selection. Psychometrika 74(2), 273–296.
+    """
+    cw = np.asarray(cov_w, dtype=np.float64)
+    v = np.asarray(var_s, dtype=np.float64)
+    i = np.asarray(info, dtype=np.float64)
+    return cw * cw * i / (1.0 + v * i)

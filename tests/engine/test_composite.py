@@ -95,3 +95,43 @@ def test_simulate_command_with_the_composite_rule(mixed_bank, tmp_path, capsys):
     assert main(["simulate", "--bank", str(items), "--thetas", str(thetas), "--out", str(out),
                  "--composite-se", "0.3", "--composite-weight", "api"]) != 0
     assert "SKILL:FLOAT" in capsys.readouterr().err
+
+
+def test_minimums_first_serves_every_skills_minimum_before_anything_else(mixed_bank):
+    skills = (engine.SkillSpec("api", min_items=2), engine.SkillSpec("db", min_items=3),
+              engine.SkillSpec("sec", min_items=2))
+    bp = engine.Blueprint(skills=skills, se_target=None, max_items=20,
+                          selector=engine.COptimal(), balancer=engine.MinimumsFirst(),
+                          stopping=(engine.CompositeSE(0.2),))
+    assert engine.Blueprint.from_json(bp.to_json()) == bp
+    eng = engine.make_engine(mixed_bank, bp)
+    answers = draw_answers(eng, np.random.default_rng(3).normal(size=(5, 3)), 4)
+    for p in range(5):
+        state = _run(eng, answers[p], p)
+        first = [e.skill for e in state.events[:7]]
+        assert (first.count("api"), first.count("db"), first.count("sec")) == (2, 3, 2)
+        assert "below their minimum" in state.events[0].audit.balance
+        # afterwards the skills compete through the criterion (not by a fixed share)
+        assert "open skill(s) competed" in state.events[8].audit.balance
+
+
+def test_progressive_start_varies_the_first_item_then_follows_the_criterion(mixed_bank):
+    control = engine.SympsonHetter({}, progressive=2)
+    assert engine.strategy_from_dict("exposure", control.to_dict()) == control
+    # stored blueprints from before the option read back unchanged
+    assert "progressive" not in engine.SympsonHetter({"api0001": 0.5}).to_dict()
+    with pytest.raises(engine.ConfigurationError, match="progressive"):
+        engine.SympsonHetter({}, progressive=-1)
+    bp = engine.Blueprint(skills=("api",), se_target=None, max_items=6, exposure=control)
+    eng = engine.make_engine(mixed_bank, bp)
+    answers = np.ones(len(mixed_bank), dtype=int)
+    firsts, ranks = set(), []
+    for seed in range(40):
+        state = _run(eng, answers, seed)
+        firsts.add(state.events[0].item_id)
+        ranks.append([e.audit.rank for e in state.events])
+    assert len(firsts) >= 20  # the first item is drawn from the whole skill
+    assert all(r[2:] == [1] * 4 for r in ranks)  # from position 3 on: the criterion's best
+    plain = engine.make_engine(mixed_bank, engine.Blueprint(skills=("api",), se_target=None,
+                                                            max_items=6))
+    assert len({_run(plain, answers, s).events[0].item_id for s in range(40)}) == 1

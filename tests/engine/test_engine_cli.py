@@ -121,3 +121,27 @@ def test_bad_options(files, capsys):
                  "--out", str(out)]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_c_optimal_with_a_progressive_sympson_hetter_start(files, capsys):
+    bank, thetas, tmp = files
+    out, bp = tmp / "res.csv", tmp / "bp.json"
+    assert main(["simulate", "--bank", str(bank), "--thetas", str(thetas), "--out", str(out),
+                 "--selector", "c_optimal", "--stop-se", "0", "--composite-se", "0.45",
+                 "--composite-weight", "api:2", "--composite-weight", "db:1",
+                 "--composite-weight", "sec:1", "--skill", "api:2", "--skill", "db:2",
+                 "--skill", "sec:2", "--max-items", "20", "--exposure", "sympson-hetter",
+                 "--sh-target", "0.4", "--sh-progressive", "2", "--save-blueprint", str(bp),
+                 "--no-progress"]) == 0
+    saved = json.loads(bp.read_text())
+    assert saved["selector"] == {"name": "c_optimal", "weights": {}}
+    assert saved["balancer"] == {"name": "minimums_first"}
+    assert saved["exposure"]["name"] == "sympson_hetter"
+    assert saved["exposure"]["progressive"] == 2
+    per: dict[str, dict[str, int]] = {}
+    for r in _rows(out):
+        per.setdefault(r["person_id"], {})[r["skill"]] = int(r["n_items"])
+    assert all(min(n.values()) >= 2 and sum(n.values()) <= 20 for n in per.values())
+    assert main(["simulate", "--bank", str(bank), "--thetas", str(thetas), "--out", str(out),
+                 "--exposure", "sympson-hetter", "--sh-progressive", "-1"]) == 2
+    assert "progressive" in capsys.readouterr().err

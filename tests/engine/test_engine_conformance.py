@@ -13,10 +13,11 @@ from engine._rng import derive_seed
 from engine.simulation import draw_answers, simulate
 
 SELECTORS = [engine.MaxInfo(), engine.KLInfo(switch_after=4), engine.PosteriorWeightedInfo(),
-             engine.BMatching(), engine.AStratified(n_strata=3)]
+             engine.BMatching(), engine.AStratified(n_strata=3), engine.COptimal()]
 EXPOSURES = [engine.NoExposureControl(), engine.Randomesque(k=4),
              engine.SympsonHetter({"api0001": 0.3, "api0002": 0.5, "sec2_0003": 0.2}),
-             engine.ExposureCap(max_rate=0.2)]
+             engine.ExposureCap(max_rate=0.2),
+             engine.SympsonHetter({"api0001": 0.3, "db0002": 0.5}, progressive=3)]
 STOPPING = {
     "se": dict(se_target=0.4),
     "fixed": dict(se_target=None),
@@ -30,6 +31,8 @@ STOPPING = {
                                                        (0.3, 0.4, 1)),
                           stopping=(engine.CompositeSE(0.35),)),
     "open_balancer": dict(se_target=0.4, balancer=engine.OpenSkills()),
+    "minimums_first": dict(se_target=None, balancer=engine.MinimumsFirst(),
+                           stopping=(engine.CompositeSE(0.4, weights={"api": 1.0, "sec": 2.0}),)),
 }
 SKILLS = (engine.SkillSpec("api", min_items=3, max_items=8, weight=2.0),
           engine.SkillSpec("db", min_items=2, max_items=6),
@@ -38,12 +41,17 @@ GRID_ONLY = {"map_composite"}  # mpwi needs a posterior on the grid
 CASES = [(s, e, k) for s in SELECTORS for e in EXPOSURES[:1] for k in STOPPING
          if not (s.name == "mpwi" and k in GRID_ONLY)] + \
         [(s, e, "se") for s in SELECTORS[:2] for e in EXPOSURES[1:]] + \
-        [(engine.DOptimal(), e, "map_composite") for e in EXPOSURES[1:]]
+        [(engine.DOptimal(), e, "map_composite") for e in EXPOSURES[1:]] + \
+        [(engine.COptimal(), e, k) for e in EXPOSURES[1:]
+         for k in ("map_composite", "minimums_first")] + \
+        [(engine.COptimal(weights={"db": 1.0, "sec": 1.0}), EXPOSURES[-1], "open_balancer")]
 
 
 def _ids(case):
     s, e, k = case
-    return f"{s.name}-{e.name}-{k}"
+    extra = "-progressive" if getattr(e, "progressive", 0) else ""
+    weights = "-weighted" if getattr(s, "weights", None) else ""
+    return f"{s.name}{weights}-{e.name}{extra}-{k}"
 
 
 @pytest.fixture(scope="module")

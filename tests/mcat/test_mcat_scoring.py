@@ -98,6 +98,54 @@ def test_d_optimal_criterion_is_the_determinant_gain(bank3, make_corr):
     assert eng.pool.index(state.pending) == int(np.argmax(crit))
 
 
+@pytest.mark.parametrize("balancer", [engine.OpenSkills(), engine.MinimumsFirst()])
+def test_c_optimal_criterion_is_the_drop_in_the_composite_variance(bank3, make_corr, balancer):
+    weights = {"s0": 1.0, "s1": 2.0, "s2": 0.5}
+    bp = engine.Blueprint(se_target=None, selector=engine.COptimal(weights), balancer=balancer,
+                          skills=(engine.SkillSpec("s0", min_items=2), engine.SkillSpec("s1"),
+                                  engine.SkillSpec("s2", min_items=1)))
+    eng = mcat(bank3, bp, correlations=make_corr(3, 0.5))
+    assert engine.Blueprint.from_json(bp.to_json()) == bp
+    state = eng.start(seed=1)
+    ans = np.random.default_rng(2).integers(0, 2, len(bank3))
+    for _ in range(7):
+        state = eng.record(state, state.pending, int(ans[eng.pool.index(state.pending)]))
+    memo = eng.work(state)
+    crit = np.full(len(bank3), -np.inf)
+    for k, tab in enumerate(eng.tables):
+        crit[tab.idx] = eng.selector.criterion(eng.selection_context(memo, ALL, k))[0]
+    crit[memo.blocked[0]] = -np.inf
+    cov = memo.cov[0]
+    w = np.array([1.0, 2.0, 0.5])
+    info = np.concatenate([irt.item_information([memo.theta[0, k]], bank3.take(
+        bank3.skill_indices(s)))[0] for k, s in enumerate(eng.skill_names)])
+    drop = np.empty(len(bank3))
+    for i in range(len(bank3)):  # the posterior covariance after the item, by inversion
+        e = np.zeros(3)
+        e[eng.skill_pos[i]] = 1.0
+        after = np.linalg.inv(np.linalg.inv(cov) + info[i] * np.outer(e, e))
+        drop[i] = w @ cov @ w - w @ after @ w
+    free = np.isfinite(crit)
+    np.testing.assert_allclose(crit[free], drop[free], rtol=1e-8)
+    # every skill had its minimum within the first 7 items, so all skills competed
+    assert eng.pool.index(state.pending) == int(np.argmax(crit))
+    assert state.pending_audit is not None and state.pending_audit.rule == "c_optimal"
+
+
+def test_c_optimal_takes_the_composite_rules_weights_and_names_bad_ones(bank3):
+    rule = engine.CompositeSE(0.3, weights={"s0": 3.0, "s2": 1.0})
+    eng = engine.make_engine(bank3, engine.Blueprint(
+        se_target=None, selector=engine.COptimal(), stopping=(rule,),
+        skills=("s0", "s1", "s2")))
+    np.testing.assert_allclose(eng.selector_prepared, [3.0, 0.0, 1.0])
+    with pytest.raises(ConfigurationError, match="unknown skill"):
+        engine.make_engine(bank3, engine.Blueprint(selector=engine.COptimal({"sX": 1.0}),
+                                                   skills=("s0", "s1")))
+    with pytest.raises(ConfigurationError, match="every weight is 0"):
+        engine.make_engine(bank3, engine.Blueprint(selector=engine.COptimal({"s0": 0.0}),
+                                                   skills=("s0", "s1")))
+
+
 @pytest.mark.parametrize("matrix, message", [
     ([[1.0, 0.5], [0.5, 1.0]], "3 x 3"),
     ([[1.0, 0.5, 0.2], [0.4, 1.0, 0.2], [0.2, 0.2, 1.0]], "symmetric"),

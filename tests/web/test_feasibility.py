@@ -15,6 +15,7 @@ from irt.io import read_items_csv
 from item_bank.shipped import DEFAULT_DESIGN, PROVISIONAL_PARAMETERS
 from tests.web.conftest import Site
 from web.services.feasibility import (
+    DEFAULT_PROGRESSIVE,
     PROVISIONAL_SOURCE,
     Feasibility,
     Population,
@@ -39,6 +40,11 @@ def test_the_stored_default_design_belongs_to_the_shipped_bank(shipped):
     assert set(bp.exposure.parameters) <= set(bank.item_ids)
     assert feas.max_items == bp.max_items and feas.population == PROVISIONAL_SOURCE
     assert not feas.warnings
+    # the stored design is today's default, tuned (the file is regenerated when it changes)
+    fresh = default_blueprint(sorted(set(bank.skills)))
+    assert (bp.selector, bp.balancer, bp.stopping) == (fresh.selector, fresh.balancer,
+                                                       fresh.stopping)
+    assert bp.exposure.progressive == DEFAULT_PROGRESSIVE
 
 
 def test_a_fresh_small_check_reproduces_the_stored_promises(shipped):

@@ -41,7 +41,8 @@ from web.cli import CommandError
 
 SELECTORS = {"mfi": engine.MaxInfo, "kl": engine.KLInfo, "mpwi": engine.PosteriorWeightedInfo,
              "bmatch": engine.BMatching, "astrat": engine.AStratified,
-             "d_optimal": engine.DOptimal, "shadow": engine.ShadowTest}
+             "d_optimal": engine.DOptimal, "c_optimal": engine.COptimal,
+             "shadow": engine.ShadowTest}
 EXPOSURES = ("none", "randomesque", "sympson-hetter", "cap")
 #: Below this many simulees one process is faster than starting workers.
 PARALLEL_MIN = 4000
@@ -57,7 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="blueprint JSON (its settings replace the options below)")
     p.add_argument("--save-blueprint", type=Path, help="write the blueprint used (JSON)")
     g = p.add_argument_group("selection")
-    g.add_argument("--selector", choices=sorted(SELECTORS), default="mfi")
+    g.add_argument("--selector", choices=sorted(SELECTORS), default="mfi",
+                   help="c_optimal: the item that most reduces the overall (composite) score's "
+                        "variance, skills competing once each has its minimum")
     g.add_argument("--kl-switch", type=int, default=5, help="kl: items before switching to mfi")
     g.add_argument("--strata", type=int, default=4, help="astrat: number of a-strata")
     g.add_argument("--start-theta", type=float, default=0.0)
@@ -77,6 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--randomesque-k", type=int, default=5)
     g.add_argument("--sh-target", type=float, default=0.25,
                    help="sympson-hetter: target maximum exposure r_max (tuned by simulation)")
+    g.add_argument("--sh-progressive", type=int, default=0, metavar="N",
+                   help="sympson-hetter: progressive start over the first N items (the first "
+                        "drawn at random from the bank; Revuelta & Ponsoda 1998)")
     g.add_argument("--cap", type=float, default=0.25, help="cap: maximum observed rate")
     g.add_argument("--exposure-rates", type=Path,
                    help="cap: CSV item_id,rate of observed exposure rates (default: the rates "
@@ -147,7 +153,7 @@ def build_blueprint(args: argparse.Namespace) -> engine.Blueprint:
             raise CommandError(f"--correlations: {exc.args[0]}") from None
     exposure = {"none": engine.NoExposureControl(),
                 "randomesque": engine.Randomesque(k=args.randomesque_k),
-                "sympson-hetter": engine.SympsonHetter(),
+                "sympson-hetter": engine.SympsonHetter(progressive=args.sh_progressive),
                 "cap": engine.ExposureCap(max_rate=args.cap)}[args.exposure]
     classification = None
     if args.cut is not None:
@@ -157,8 +163,9 @@ def build_blueprint(args: argparse.Namespace) -> engine.Blueprint:
     stopping = () if args.composite_se is None else (engine.CompositeSE(
         args.composite_se, weights=_pairs(args.composite_weight, "--composite-weight", float),
         min_items=_pairs(args.composite_min, "--composite-min", int)),)
+    balancer = engine.MinimumsFirst() if args.selector == "c_optimal" else None
     return engine.Blueprint(
-        skills=skills, correlations=correlations, min_items=args.min_items,
+        skills=skills, correlations=correlations, min_items=args.min_items, balancer=balancer,
         max_items=args.max_items, se_target=args.stop_se if args.stop_se > 0 else None,
         selector=selector, exposure=exposure,
         start=engine.FixedStart(args.start_theta, args.prior_mean, args.prior_sd),

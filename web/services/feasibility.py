@@ -279,7 +279,11 @@ DEFAULT_MAX_ITEMS = 40
 DEFAULT_MIN_PER_SKILL = 2
 DEFAULT_OVERALL_SE = 0.29
 DEFAULT_RANDOMESQUE = 5
-DEFAULT_MAX_EXPOSURE = 0.14
+#: Sympson–Hetter target (tuned by `tune_exposure`): no item for more than about this share.
+DEFAULT_MAX_EXPOSURE = 0.20
+#: The progressive method over the first items (`engine.SympsonHetter.progressive`): the first
+#: item is drawn uniformly from the bank, the second half at random, then the criterion rules.
+DEFAULT_PROGRESSIVE = 2
 
 
 def default_blueprint(skills: Sequence[str], population: Population | None = None, *,
@@ -290,9 +294,11 @@ def default_blueprint(skills: Sequence[str], population: Population | None = Non
     """The default assessment: every skill, stopping on the overall (composite) SE with
     per-skill minimums; skills scored together under the population's supported correlations
     when it has any (MAP with the correlated prior; `engine.rules.MAPScorer`), else separately;
-    exposure control on (randomesque until Sympson–Hetter parameters are tuned for the bank,
-    `tune_exposure`)."""
-    from engine import Randomesque, SkillSpec
+    items chosen for the overall score (`engine.COptimal`: the item that most reduces the
+    overall score's posterior variance, skills competing, each skill's minimum served first by
+    `engine.MinimumsFirst`); exposure control on (randomesque until Sympson–Hetter parameters
+    are tuned for the bank, `tune_exposure`)."""
+    from engine import COptimal, MinimumsFirst, Randomesque, SkillSpec
 
     names = list(skills)
     kw: dict[str, Any] = {}
@@ -309,18 +315,23 @@ def default_blueprint(skills: Sequence[str], population: Population | None = Non
     return Blueprint(skills=tuple(SkillSpec(s, min_items=min_per_skill) for s in names),
                      min_items=min_per_skill * len(names), max_items=max_items,
                      se_target=None, exposure=exposure or Randomesque(DEFAULT_RANDOMESQUE),
+                     selector=COptimal(), balancer=MinimumsFirst(),
                      stopping=(CompositeSE(se_target=overall_se, min_items=per),), **kw)
 
 
 def tune_exposure(pool: ItemPool, blueprint: Blueprint, population: Population, *,
-                  r_max: float = DEFAULT_MAX_EXPOSURE, seed: int = 2026) -> Blueprint:
+                  r_max: float = DEFAULT_MAX_EXPOSURE, progressive: int = DEFAULT_PROGRESSIVE,
+                  seed: int = 2026) -> Blueprint:
     """The blueprint with Sympson–Hetter exposure parameters tuned on ``pool`` for simulees of
     ``population`` so that no item is given to more than about ``r_max`` of candidates
-    (`engine.simulation.tune_sympson_hetter`)."""
+    (`engine.simulation.tune_sympson_hetter`), with the progressive method over the first
+    ``progressive`` items (`engine.SympsonHetter`)."""
     from dataclasses import replace
 
+    from engine import SympsonHetter
     from engine.simulation import tune_sympson_hetter
 
+    blueprint = replace(blueprint, exposure=SympsonHetter({}, progressive))
     engine = make_engine(pool, blueprint)
     names = list(engine.skill_names)
     order = [population.skills.index(s) for s in names]
