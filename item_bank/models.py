@@ -46,7 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-ITEM_STATUSES = ("pretest", "operational", "retired")
+ITEM_STATUSES = ("pretest", "operational", "held", "retired")
 ROLES = ("admin", "psychometrician", "recruiter")
 INVITATION_STATUSES = ("pending", "started", "completed", "expired", "revoked")
 SESSION_STATUSES = ("in_progress", "completed", "timed_out", "abandoned", "expired")
@@ -377,6 +377,9 @@ class CandidateSession(Base):
     engine_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     state_version: Mapped[int] = mapped_column(Integer, default=0)
     blueprint: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: When the pending item was served (the start, or the previous answer): an answer's
+    #: latency is measured by the server from here (test security, issue 17).
+    item_served_at: Mapped[dt.datetime | None] = mapped_column()
 
     candidate: Mapped[Candidate] = relationship()
     assessment: Mapped[Assessment] = relationship()
@@ -535,3 +538,4 @@ def _responses_are_append_only(session: Session, flush_context: Any, instances: 
 
 from item_bank import account_models as _account_models  # noqa: E402, F401  (tables on Base)
 from item_bank import accountability_models as _accountability_models  # noqa: E402, F401
+from item_bank import forensics_models as _forensics_models  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""Background jobs (calibrations) on huey.
+"""Background jobs (calibrations, the compromised-item monitor) on huey.
 
 The queue is embedded by default — a SQLite file in the instance folder, consumed by worker
 threads that `proficio serve`/`proficio demo` start in-process — and on Redis when
@@ -31,6 +31,7 @@ class JobQueue:
     huey: Huey
     calibrate: TaskWrapper
     maintenance: TaskWrapper
+    monitor: TaskWrapper
 
 
 @functools.cache
@@ -46,7 +47,8 @@ def queue() -> JobQueue:
             else str(Path(folder) / "jobs.sqlite3")
         huey = SqliteHuey("proficio", filename=path)
     return JobQueue(huey, huey.task(name="calibrate")(_run_calibration),
-                    huey.periodic_task(crontab(minute="*"), name="maintenance")(_maintenance))
+                    huey.periodic_task(crontab(minute="*"), name="maintenance")(_maintenance),
+                    huey.task(name="monitor")(_run_monitor))
 
 
 # A forked gunicorn worker must not inherit the master's queue: its storage lock may be held by
@@ -63,6 +65,19 @@ def _run_calibration(job_id: int, database_url: str, request_id: str | None = No
         log.info("calibration job %s: running", job_id)
         run_job(job_id, database_url)
         log.info("calibration job %s: done", job_id)
+
+
+def _run_monitor(bank_id: int, database_url: str | None, request_id: str | None = None
+                 ) -> None:
+    """The compromised-item monitor of one bank (`web.services.forensics.monitor_bank`),
+    queued once per bank while pending by the answers that complete sessions."""
+    from web.observability import bind_request_id
+    from web.services.forensics import run_monitor_job
+
+    with bind_request_id(request_id):
+        run = run_monitor_job(bank_id, database_url)
+        if run is not None and run.new_alarms:
+            log.info("monitor bank %s: new alarm(s) on %s", bank_id, ", ".join(run.new_alarms))
 
 
 @functools.cache
@@ -103,6 +118,18 @@ def enqueue_calibration(job_id: int, database_url: str) -> None:
 
     shareable = None if make_url(database_url).password else database_url
     queue().calibrate(job_id, shareable, current_request_id())
+
+
+def enqueue_monitor(bank_id: int, database_url: str) -> None:
+    """Queue the monitor of one bank (the caller makes sure at most one is pending per bank:
+    `web.services.forensics.mark_pending`); like `enqueue_calibration`, a URL with a password
+    stays out of the queue."""
+    from sqlalchemy.engine import make_url
+
+    from web.observability import current_request_id
+
+    shareable = None if make_url(database_url).password else database_url
+    queue().monitor(bank_id, shareable, current_request_id())
 
 
 class _LaterScheduler(Scheduler):

@@ -21,7 +21,8 @@ from web.db import get_db, unit_of_work
 from web.input_guard import query_id
 from web.rendering import IntervalRow, interval_chart
 from web.security import organisation_id, staff_required
-from web.services import accommodations, invitations, reports, staff, webhooks
+from web.services import accommodations, forensics, invitations, reports, staff, webhooks
+from web.services.engines import bank_of_assessment
 
 bp = Blueprint("recruiter", __name__, url_prefix="/recruiter")
 ROLES = ("recruiter",)
@@ -206,8 +207,11 @@ def report(session_id: int):  # type: ignore[no-untyped-def]
     lo, hi = reports.CHART_RANGE
     chart = interval_chart(rows, lo, hi, cut=rep.cut_score,
                            title="Scores with 90% intervals") if rows else None
+    with unit_of_work() as db:  # computed once per session, then stored
+        integrity = forensics.session_integrity(
+            db, session_id, bank_of_assessment(db, rep.assessment_id))
     return render_template("recruiter/report.html", rep=rep, chart=chart,
-                           rule_labels=reports.RULE_LABELS)
+                           rule_labels=reports.RULE_LABELS, integrity=integrity)
 
 
 @bp.route("/assessments/<int:assessment_id>/compare")

@@ -53,9 +53,10 @@ from item_bank.security import hash_token
 from item_bank.stacks import assumed_stacks
 from web import observability
 from web.db import get_db, unit_of_work
-from web.services import webhooks
+from web.services import forensics, webhooks
 from web.services.engines import (
     LiveAssessment,
+    bank_of_assessment,
     live_assessment,
     overall_estimate,
     remember_state,
@@ -213,6 +214,9 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
     repo.finish_session(db, row, status)
     observability.session_finished(db, status)
     webhooks.session_event(db, row, f"session.{status}")
+    # marks the bank's monitor pending (one row) and queues its job after commit; the monitor
+    # itself never runs here
+    forensics.request_after_session(db, bank_of_assessment(db, row.assessment_id))
 
 
 def _load(db: Session, row: CandidateSession) -> tuple[LiveAssessment, CatState]:
@@ -452,6 +456,10 @@ def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: Cat
         raise InvalidAnswerError(f"field 'answer': {answer!r} is not one of the options "
                                  f"{sorted(o for o, _ in facts.options)}")
     score = int(answer == facts.key)
+    if latency_ms is None and row.item_served_at is not None:
+        # measured by the server: from when the item was served to now (a break taken or a
+        # closed tab while the item was shown counts too)
+        latency_ms = max(0, round((now - as_utc(row.item_served_at)).total_seconds() * 1000))
     try:
         with observability.ITEM_SELECTION.time():
             new_state = live.engine.record(state, item_id, score)
