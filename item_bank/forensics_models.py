@@ -7,6 +7,8 @@
 * ``item_alarms``: an item the monitor flagged (`calibration.forensics.monitor_item`): when the
   change began, the evidence, and what the psychometrician decided (``open`` → ``dismissed`` /
   ``held`` / ``retired``);
+* ``assessments.security`` (a column of `item_bank.models.Assessment`): effort-moderated
+  scoring and the retake window (`check_security`);
 * ``session_integrity``: a completed session's integrity evidence (rapid guesses, pre-knowledge
   statistic, lz*) and the neutral notes the recruiter's report shows, computed once.
 
@@ -25,6 +27,37 @@ from sqlalchemy.orm import Mapped, mapped_column
 from item_bank.models import Base, utcnow
 
 ALARM_STATUSES = ("open", "dismissed", "held", "retired")
+#: An assessment's test-security settings (``assessments.security``; None: these defaults).
+DEFAULT_RETAKE_WINDOW_DAYS = 180
+SECURITY_DEFAULTS: dict[str, Any] = {"effort_moderated": False,
+                                     "retake_window_days": DEFAULT_RETAKE_WINDOW_DAYS}
+
+
+def check_security(value: Any) -> dict[str, Any]:
+    """Validated test-security settings of an assessment (missing keys take the defaults):
+
+    * ``effort_moderated`` (bool): rapid guesses are left out of the score (and the report
+      says how many);
+    * ``retake_window_days`` (0–3650): a candidate invited again with the same e-mail within
+      the organisation inside this many days gets no item seen before where the bank allows
+      it; 0 switches that off.
+    """
+    if value is None:
+        return dict(SECURITY_DEFAULTS)
+    if not isinstance(value, dict):
+        raise ValueError("field 'security' must be an object")
+    unknown = set(value) - set(SECURITY_DEFAULTS)
+    if unknown:
+        raise ValueError(f"field 'security': unknown setting(s) {sorted(unknown)}; known: "
+                         f"{sorted(SECURITY_DEFAULTS)}")
+    out = dict(SECURITY_DEFAULTS) | value
+    if not isinstance(out["effort_moderated"], bool):
+        raise ValueError("field 'security.effort_moderated' must be true or false")
+    days = out["retake_window_days"]
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 3650:
+        raise ValueError(f"field 'security.retake_window_days' must be a whole number of days "
+                         f"from 0 to 3650, got {days!r}")
+    return out
 
 
 class BankMonitor(Base):

@@ -321,6 +321,8 @@ class Assessment(Base):
     #: The design's simulated operating characteristics on the bank at creation/last edit
     #: (`web.services.feasibility.Feasibility.to_dict`); what the welcome page may promise.
     feasibility: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Test-security settings (`item_bank.forensics_models.check_security`; None: defaults).
+    security: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
 
@@ -380,6 +382,9 @@ class CandidateSession(Base):
     #: When the pending item was served (the start, or the previous answer): an answer's
     #: latency is measured by the server from here (test security, issue 17).
     item_served_at: Mapped[dt.datetime | None] = mapped_column()
+    #: Positions (1-based) of answers left out of the score — rapid guesses under
+    #: effort-moderated scoring (`engine.CatEngine.rescore`; the replay drops the same ones).
+    unscored_positions: Mapped[list[Any] | None] = mapped_column(JSON)
 
     candidate: Mapped[Candidate] = relationship()
     assessment: Mapped[Assessment] = relationship()

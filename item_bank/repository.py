@@ -41,6 +41,7 @@ from item_bank.content import (
     records_from_table,
     with_symmetric_enemies,
 )
+from item_bank.forensics_models import check_security
 from item_bank.models import (
     ITEM_STATUSES,
     ROLES,
@@ -904,10 +905,12 @@ def create_assessment(session: Session, organisation: Organisation, slug: str, n
                       blueprint: Mapping[str, Any], *, cut_score: float | None = None,
                       time_limit_minutes: int | None = None,
                       created_by: StaffUser | None = None,
-                      bank: ItemBank | None = None) -> Assessment:
+                      bank: ItemBank | None = None,
+                      security: Mapping[str, Any] | None = None) -> Assessment:
     """A named blueprint owned by ``organisation``; the slug is unique within it.
 
-    ``bank``: the organisation's own bank or a library (None: the database's only bank)."""
+    ``bank``: the organisation's own bank or a library (None: the database's only bank).
+    ``security``: test-security settings (`item_bank.forensics_models.check_security`)."""
     bank = bank or sole_bank(session)
     if bank.organisation_id != organisation.id and not bank.library:
         raise ValueError("field 'bank': the bank belongs to another organisation and is not a "
@@ -920,7 +923,8 @@ def create_assessment(session: Session, organisation: Organisation, slug: str, n
     if taken is not None:
         raise ValueError(f"field 'slug': the organisation already has an assessment {slug!r}")
     validate_blueprint(session, blueprint, bank.id)
-    a = Assessment(organisation_id=organisation.id, bank_id=bank.id, slug=slug,
+    settings = None if security is None else check_security(dict(security))
+    a = Assessment(organisation_id=organisation.id, bank_id=bank.id, slug=slug, security=settings,
                    name=check_name(name),
                    blueprint=dict(blueprint), cut_score=cut_score,
                    time_limit_minutes=time_limit_minutes,
@@ -999,10 +1003,12 @@ def find_invitation(session: Session, token: str) -> Invitation | None:
 
 def start_session(session: Session, invitation: Invitation, *,
                   engine_state: Mapping[str, Any] | None = None,
-                  deadline: dt.datetime | None = None) -> tuple[CandidateSession, str]:
+                  deadline: dt.datetime | None = None,
+                  blueprint: Mapping[str, Any] | None = None) -> tuple[CandidateSession, str]:
     """Open the session of an invitation; returns it and its bearer token (stored hashed).
 
-    Raises `ValueError` for an expired, revoked or already-used invitation.
+    Raises `ValueError` for an expired, revoked or already-used invitation. ``blueprint``: the
+    session's own copy (default: the assessment's; a retake adds the items seen before).
     """
     if invitation.status not in ("pending",):
         raise ValueError(f"invitation is {invitation.status}")
@@ -1015,7 +1021,8 @@ def start_session(session: Session, invitation: Invitation, *,
     row = CandidateSession(invitation_id=invitation.id, candidate_id=invitation.candidate_id,
                            assessment_id=invitation.assessment_id, token_hash=hash_token(token),
                            deadline=deadline, engine_state=dict(engine_state or {}),
-                           blueprint=dict(invitation.assessment.blueprint), started_at=now,
+                           blueprint=dict(blueprint if blueprint is not None
+                                          else invitation.assessment.blueprint), started_at=now,
                            item_served_at=now)
     invitation.status = "started"
     session.add(row)

@@ -321,3 +321,130 @@ def test_integrity_note_for_rapid_guessing_not_for_an_honest_session(fsite: Site
         from web.db import get_db
 
         assert get_db().get(BankMonitor, fsite.bank_id()) is not None
+
+
+def _invite(site: Site, slug: str, email: str | None = None) -> str:
+    eng = create_db_engine(site.url)
+    try:
+        with transaction(eng) as db:
+            target = db.scalar(select(Assessment).where(Assessment.slug == slug))
+            issued = repo.create_invitations(db, target, 1)[0]
+            if email is not None:
+                db.scalar(select(Candidate).where(
+                    Candidate.public_id == issued.candidate_public_id)).email = email
+            return issued.token
+    finally:
+        eng.dispose()
+
+
+def _take(site: Site, app: Flask, token: str, *, rapid_first: int = 0,
+          seconds: float = 30.0) -> int:
+    """Answer a whole session through the API (always the first option); the first
+    ``rapid_first`` answers at once, every other one ``seconds`` after its item was served
+    (the server measures latencies from when the item was served)."""
+    c = app.test_client()
+    s = c.post("/api/v1/sessions", json={"invitation": token}).json
+    sid, bearer, n = s["session_id"], s["token"], 0
+    while s.get("pending_item"):
+        n += 1
+        if n > rapid_first:
+            site.sql("UPDATE test_sessions SET item_served_at = :t WHERE id = :i", i=sid,
+                     t=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds))
+        item = s["pending_item"]
+        s = c.post(f"/api/v1/sessions/{sid}/responses",
+                   json={"item_id": item["item_id"], "answer": item["options"][0]["id"]},
+                   headers={"Authorization": f"Bearer {bearer}"}).json
+    assert s["status"] == "completed", s
+    return sid
+
+
+def _fit_times(site: Site) -> None:
+    eng = create_db_engine(site.url)
+    try:
+        with transaction(eng) as db:
+            forensics.monitor_bank(db, site.bank_id())
+    finally:
+        eng.dispose()
+
+
+def test_effort_moderated_scoring_leaves_rapid_guesses_out_states_it_and_replays(
+        fsite: Site, fapp: Flask, tmp_path, capsys):
+    import json
+
+    from engine import Blueprint, CatState, make_engine
+    from item_bank.pool import load_item_pool
+
+    _fit_times(fsite)
+    blueprint = tmp_path / "bp.json"
+    skill = fsite.traffic.skill  # type: ignore[attr-defined]
+    blueprint.write_text(json.dumps({"skills": [{"skill": skill}], "min_items": 8,
+                                     "max_items": 8, "se_target": None}))
+    assert main(["assessment", "create", "--org", "demo", "--slug", "moderated", "--name",
+                 "Moderated", "--no-check", "--blueprint", str(blueprint),
+                 "--effort-moderated", "--database-url", fsite.url]) == 0
+    assert fsite.sql("SELECT security FROM assessments WHERE slug = 'moderated'")[0][0] \
+        .replace(" ", "") == '{"effort_moderated":true,"retake_window_days":180}'
+    sid = _take(fsite, fapp, _invite(fsite, "moderated"), rapid_first=3)
+    latencies = [ms for (ms,) in fsite.sql("SELECT latency_ms FROM responses WHERE "
+                                           "session_id = :s ORDER BY position", s=sid)]
+    assert all(ms < 1000 for ms in latencies[:3]) and all(ms >= 29_000 for ms in latencies[3:])
+    assert fsite.sql("SELECT unscored_positions FROM test_sessions WHERE id = :s",
+                     s=sid)[0][0].replace(" ", "") == "[1,2,3]"
+    stored = dict(fsite.sql("SELECT k.slug, r.n_items FROM skill_results r JOIN skills k "
+                            "ON k.id = r.skill_id WHERE r.session_id = :s", s=sid))
+    assert sum(stored.values()) == 5  # 8 answered, 3 left out
+    # the score differs from scoring every answer
+    eng = create_db_engine(fsite.url)
+    try:
+        with transaction(eng, write=False) as db:
+            row = db.get(CandidateSession, sid)
+            engine = make_engine(load_item_pool(db, bank_id=fsite.bank_id()),
+                                 Blueprint.from_dict(row.blueprint))
+            every = engine.estimates(CatState.from_dict(row.engine_state))
+    finally:
+        eng.dispose()
+    thetas = dict(fsite.sql("SELECT k.slug, r.theta FROM skill_results r JOIN skills k "
+                            "ON k.id = r.skill_id WHERE r.session_id = :s", s=sid))
+    assert any(abs(every[s].theta - t) > 1e-6 for s, t in thetas.items())
+    page = _client(fapp, fsite, "recruiter").get(f"/recruiter/sessions/{sid}").data.decode()
+    assert "Effort-moderated scoring:" in page and "3\nanswers given much faster" in page
+    # re-scoring the stored answers reproduces the stored (moderated) result
+    capsys.readouterr()
+    assert main(["sessions", "replay", "--org", "demo", str(sid), "--database-url",
+                 fsite.url]) == 0
+    assert json.loads(capsys.readouterr().out)["verification"]["rescoring_reproduced"] is True
+
+
+def test_a_retake_gets_no_item_seen_before_and_the_recruiter_sees_both(fsite: Site,
+                                                                       fapp: Flask, capsys):
+    first = _take(fsite, fapp, _invite(fsite, "backend-engineer", "ada@example.com"))
+    second_token = _invite(fsite, "backend-engineer", "Ada@Example.com")
+    second = _take(fsite, fapp, second_token)
+    seen = {e for (e,) in fsite.sql("SELECT item_id FROM responses WHERE session_id = :s",
+                                    s=first)}
+    again = {e for (e,) in fsite.sql("SELECT item_id FROM responses WHERE session_id = :s",
+                                     s=second)}
+    assert seen and again and not seen & again
+    rec = _client(fapp, fsite, "recruiter")
+    page = rec.get(f"/recruiter/sessions/{second}").data.decode()
+    assert "Retake" in page and f"/recruiter/sessions/{first}" in page
+    assert "left out of this test" in page
+    assert "Retake" not in rec.get(f"/recruiter/sessions/{first}").data.decode()
+    listing = rec.get("/recruiter/").data.decode()
+    assert listing.count(">retake</span>") == 1
+    # another organisation's candidate with the same address is not a retake of this one
+    elsewhere = _take(fsite, fapp, _invite(fsite, "other-test", "ada@example.com"))
+    assert "exclude_items" not in fsite.sql("SELECT blueprint FROM test_sessions WHERE id = :s",
+                                            s=elsewhere)[0][0]
+    # the replay of the retake, with its exclusions, reproduces the stored result
+    capsys.readouterr()
+    assert main(["sessions", "replay", "--org", "demo", str(second), "--database-url",
+                 fsite.url]) == 0
+    # the window: 0 switches retakes off
+    assert main(["assessment", "security", "--org", "demo", "backend-engineer",
+                 "--retake-window-days", "0", "--database-url", fsite.url]) == 0
+    third = _take(fsite, fapp, _invite(fsite, "backend-engineer", "ada@example.com"))
+    assert fsite.sql("SELECT blueprint FROM test_sessions WHERE id = :s",
+                     s=third)[0][0].find("exclude_items") == -1
+    assert main(["assessment", "security", "--org", "demo", "backend-engineer",
+                 "--retake-window-days", "180", "--database-url", fsite.url]) == 0

@@ -17,11 +17,20 @@ from flask import (
 )
 from flask_login import current_user
 
+from item_bank.models import CandidateSession
 from web.db import get_db, unit_of_work
 from web.input_guard import query_id
 from web.rendering import IntervalRow, interval_chart
 from web.security import organisation_id, staff_required
-from web.services import accommodations, forensics, invitations, reports, staff, webhooks
+from web.services import (
+    accommodations,
+    forensics,
+    invitations,
+    reports,
+    retakes,
+    staff,
+    webhooks,
+)
 from web.services.engines import bank_of_assessment
 
 bp = Blueprint("recruiter", __name__, url_prefix="/recruiter")
@@ -210,8 +219,14 @@ def report(session_id: int):  # type: ignore[no-untyped-def]
     with unit_of_work() as db:  # computed once per session, then stored
         integrity = forensics.session_integrity(
             db, session_id, bank_of_assessment(db, rep.assessment_id))
+        row = db.get(CandidateSession, session_id)
+        earlier = retakes.earlier_sessions(db, row.invitation) if row is not None else []
+        excluded = len((row.blueprint or {}).get("exclude_items", ())) if row else 0
+        unscored = len(row.unscored_positions or ()) if row else 0
     return render_template("recruiter/report.html", rep=rep, chart=chart,
-                           rule_labels=reports.RULE_LABELS, integrity=integrity)
+                           rule_labels=reports.RULE_LABELS, integrity=integrity,
+                           earlier=earlier, excluded=excluded, to_scale=reports.to_scale,
+                           unscored=unscored)
 
 
 @bp.route("/assessments/<int:assessment_id>/compare")

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from engine import Blueprint, CatState
 from engine.errors import EngineError
 from item_bank import repository as repo
+from item_bank.forensics_models import check_security
 from item_bank.models import (
     Accommodation,
     Assessment,
@@ -53,7 +54,7 @@ from item_bank.security import hash_token
 from item_bank.stacks import assumed_stacks
 from web import observability
 from web.db import get_db, unit_of_work
-from web.services import forensics, webhooks
+from web.services import forensics, retakes, webhooks
 from web.services.engines import (
     LiveAssessment,
     bank_of_assessment,
@@ -202,6 +203,14 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
     stop = state.stop_reason or status
     blueprint = live.engine.blueprint
     rule = None if blueprint.classification is None else blueprint.classification.method
+    if check_security(row.assessment.security)["effort_moderated"]:
+        # effort-moderated scoring: rapid guesses are left out of the score (the engine state
+        # keeps every answer; the replay leaves out the same positions)
+        rapid = forensics.rapid_guess_positions(db, row.id,
+                                                bank_of_assessment(db, row.assessment_id))
+        if rapid:
+            row.unscored_positions = list(rapid)
+            state = live.engine.rescore(state, rapid)
     estimates = live.engine.estimates(state)
     for skill, est in estimates.items():
         decided = est.decided and rule is not None and est.decision is not None
@@ -320,7 +329,14 @@ def _start(db: Session, invitation: Invitation, now: dt.datetime) -> SessionView
         invitation.status = "expired"
         raise InvitationUnavailable("this invitation has expired")
     assessment = invitation.assessment
-    live = live_assessment(db, assessment.id, assessment.blueprint)
+    blueprint = dict(assessment.blueprint)
+    live = live_assessment(db, assessment.id, blueprint)
+    # a retake (same e-mail within the organisation, inside the window): no item seen before
+    # where the bank allows it; the session keeps the exclusions in its copy of the blueprint
+    excluded = retakes.exclusions(live.engine, retakes.seen_items(db, invitation, now))
+    if excluded:
+        blueprint["exclude_items"] = list(excluded)
+        live = live_assessment(db, assessment.id, blueprint)
     with observability.ITEM_SELECTION.time():
         state = live.engine.start(seed=secrets.randbits(63))
     deadline = None
@@ -329,7 +345,7 @@ def _start(db: Session, invitation: Invitation, now: dt.datetime) -> SessionView
         extra = acc.extra_time_percent if acc is not None else 0
         deadline = now + dt.timedelta(minutes=assessment.time_limit_minutes * (1 + extra / 100))
     row, token = repo.start_session(db, invitation, engine_state=state.to_dict(),
-                                    deadline=deadline)
+                                    deadline=deadline, blueprint=blueprint)
     remember_state(db, row.id, row.state_version, state)
     observability.session_started(db)
     if state.finished:  # an empty pool: nothing to ask

@@ -528,6 +528,26 @@ def rapid_positions(answers: SessionAnswers) -> tuple[int, ...]:
     return tuple(pos for pos, f in zip(answers.positions, flags, strict=True) if f)
 
 
+def rapid_guess_positions(db: Session, session_id: int, bank_id: int) -> tuple[int, ...]:
+    """Positions of the session's answers that were rapid guesses against the bank's stored
+    response-time fit (answers to items without a fitted time are never rapid): what
+    effort-moderated scoring leaves out. Two small reads, once per completed session."""
+    monitor = db.get(BankMonitor, bank_id)
+    model = TimeModel.from_dict(monitor.rt_fit if monitor else None)
+    if model is None:
+        return ()
+    rows = db.execute(select(Response.position, Item.external_id, Response.latency_ms)
+                      .join(Item, Response.item_id == Item.id)
+                      .where(Response.session_id == session_id)
+                      .order_by(Response.position)).all()
+    if not rows:
+        return ()
+    seconds = np.array([ms / 1000.0 if ms is not None else np.nan for _, _, ms in rows])
+    typical = np.exp(model.arrays([ext for _, ext, _ in rows])[0])
+    flags = rapid_guesses(seconds, typical) & np.isfinite(typical)
+    return tuple(int(pos) for (pos, _, _), f in zip(rows, flags, strict=True) if f)
+
+
 def session_integrity(db: Session, session_id: int, bank_id: int) -> IntegrityView | None:
     """The stored integrity evidence of a finished session, computed and stored on first use
     (None for a session that is still running)."""

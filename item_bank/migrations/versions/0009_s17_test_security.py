@@ -1,5 +1,6 @@
-"""test security: item status 'held', served time of the pending item, bank monitors with the
-response-time fit, item alarms, session integrity evidence
+"""test security: item status 'held', served time of the pending item and answers left out of
+the score, assessment security settings, bank monitors with the response-time fit, item alarms,
+session integrity evidence
 
 Revision ID: 0009_s17
 Revises: 0008 (accountable results)
@@ -31,6 +32,9 @@ def upgrade() -> None:
     with op.batch_alter_table("test_sessions") as batch_op:
         batch_op.add_column(sa.Column("item_served_at", sa.DateTime(timezone=True),
                                       nullable=True))
+        batch_op.add_column(sa.Column("unscored_positions", sa.JSON(), nullable=True))
+    with op.batch_alter_table("assessments") as batch_op:
+        batch_op.add_column(sa.Column("security", sa.JSON(), nullable=True))
     op.create_table(
         "bank_monitors",
         sa.Column("bank_id", sa.Integer(), nullable=False),
@@ -100,7 +104,10 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_item_alarms_bank_id"), table_name="item_alarms")
     op.drop_table("item_alarms")
     op.drop_table("bank_monitors")
+    with op.batch_alter_table("assessments") as batch_op:
+        batch_op.drop_column("security")
     with op.batch_alter_table("test_sessions") as batch_op:
+        batch_op.drop_column("unscored_positions")
         batch_op.drop_column("item_served_at")
     op.execute("UPDATE items SET status = 'retired' WHERE status = 'held'")
     _item_statuses(OLD_STATUSES)
