@@ -314,6 +314,11 @@ def test_integrity_note_for_rapid_guessing_not_for_an_honest_session(fsite: Site
     page = c.get(f"/recruiter/sessions/{rapid.sessions[0]}").data.decode()
     assert "much faster than anyone usually needs" in page
     assert "0.75 %" in page  # the measured false-positive rate behind the threshold
+    api = c.get(f"/api/v1/reports/{rapid.sessions[0]}").json
+    assert [n["kind"] for n in api["integrity_notes"]][:1] == ["rapid_guessing"]
+    assert api["integrity_notes"][0]["false_positive_rate"] == forensics.THRESHOLDS \
+        .false_positive_rate
+    assert c.get(f"/api/v1/reports/{honest.sessions[0]}").json["integrity_notes"] == []
     stored = fsite.sql("SELECT rapid, notes FROM session_integrity WHERE session_id = :s",
                        s=rapid.sessions[0])
     assert stored and stored[0][0] >= 2
@@ -408,6 +413,8 @@ def test_effort_moderated_scoring_leaves_rapid_guesses_out_states_it_and_replays
     assert any(abs(every[s].theta - t) > 1e-6 for s, t in thetas.items())
     page = _client(fapp, fsite, "recruiter").get(f"/recruiter/sessions/{sid}").data.decode()
     assert "Effort-moderated scoring:" in page and "3\nanswers given much faster" in page
+    api = _client(fapp, fsite, "recruiter").get(f"/api/v1/reports/{sid}").json
+    assert api["unscored_answers"] == 3
     # re-scoring the stored answers reproduces the stored (moderated) result
     capsys.readouterr()
     assert main(["sessions", "replay", "--org", "demo", str(sid), "--database-url",
@@ -429,6 +436,8 @@ def test_a_retake_gets_no_item_seen_before_and_the_recruiter_sees_both(fsite: Si
     page = rec.get(f"/recruiter/sessions/{second}").data.decode()
     assert "Retake" in page and f"/recruiter/sessions/{first}" in page
     assert "left out of this test" in page
+    api = rec.get(f"/api/v1/reports/{second}").json
+    assert api["retake_of"] == [first] and api["excluded_seen_items"] >= len(seen)
     assert "Retake" not in rec.get(f"/recruiter/sessions/{first}").data.decode()
     listing = rec.get("/recruiter/").data.decode()
     assert listing.count(">retake</span>") == 1

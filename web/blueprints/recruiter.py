@@ -17,7 +17,6 @@ from flask import (
 )
 from flask_login import current_user
 
-from item_bank.models import CandidateSession
 from web.db import get_db, unit_of_work
 from web.input_guard import query_id
 from web.rendering import IntervalRow, interval_chart
@@ -31,7 +30,6 @@ from web.services import (
     staff,
     webhooks,
 )
-from web.services.engines import bank_of_assessment
 
 bp = Blueprint("recruiter", __name__, url_prefix="/recruiter")
 ROLES = ("recruiter",)
@@ -205,6 +203,7 @@ def webhook_settings():  # type: ignore[no-untyped-def]
 @staff_required(*ROLES)
 def report(session_id: int):  # type: ignore[no-untyped-def]
     try:
+        integrity = forensics.ensure_integrity(organisation_id(), session_id)
         rep = reports.report(organisation_id(), session_id)
     except staff.NotFound:
         abort(404)
@@ -216,17 +215,11 @@ def report(session_id: int):  # type: ignore[no-untyped-def]
     lo, hi = reports.CHART_RANGE
     chart = interval_chart(rows, lo, hi, cut=rep.cut_score,
                            title="Scores with 90% intervals") if rows else None
-    with unit_of_work() as db:  # computed once per session, then stored
-        integrity = forensics.session_integrity(
-            db, session_id, bank_of_assessment(db, rep.assessment_id))
-        row = db.get(CandidateSession, session_id)
-        earlier = retakes.earlier_sessions(db, row.invitation) if row is not None else []
-        excluded = len((row.blueprint or {}).get("exclude_items", ())) if row else 0
-        unscored = len(row.unscored_positions or ()) if row else 0
+    earlier = retakes.earlier_sessions_of(organisation_id(), session_id)
     return render_template("recruiter/report.html", rep=rep, chart=chart,
                            rule_labels=reports.RULE_LABELS, integrity=integrity,
-                           earlier=earlier, excluded=excluded, to_scale=reports.to_scale,
-                           unscored=unscored)
+                           earlier=earlier, excluded=rep.excluded_seen_items,
+                           to_scale=reports.to_scale, unscored=rep.unscored_answers)
 
 
 @bp.route("/assessments/<int:assessment_id>/compare")

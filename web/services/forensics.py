@@ -358,7 +358,7 @@ def request_after_session(db: Session, bank_id: int) -> None:
         return
     if not mark_pending(db, bank_id):
         return
-    url = db.get_bind().url.render_as_string(hide_password=False)
+    url = db.get_bind().engine.url.render_as_string(hide_password=False)
 
     def enqueue(_session: Session) -> None:
         from web.jobs import enqueue_monitor
@@ -578,3 +578,15 @@ def session_integrity(db: Session, session_id: int, bank_id: int) -> IntegrityVi
             if row is None:
                 return None
     return IntegrityView(row.n_answers, row.n_timed, row.rapid, tuple(row.notes or ()))
+
+
+def ensure_integrity(organisation_id: int, session_id: int) -> IntegrityView | None:
+    """Compute and store the integrity evidence of an organisation's finished session if not
+    stored yet (the report then shows its notes); another organisation's session: nothing."""
+    from web.db import unit_of_work
+
+    with unit_of_work() as db:
+        row = db.get(CandidateSession, session_id)
+        if row is None or row.assessment.organisation_id != organisation_id:
+            return None
+        return session_integrity(db, session_id, row.assessment.bank_id)

@@ -144,3 +144,14 @@ def retake_invitations(db: Session, organisation_id: int, invitation_ids: Sequen
                     and t >= created - span[inv_id] for other, t in invs):
                 out.add(inv_id)
     return out
+
+
+def earlier_sessions_of(organisation_id: int, session_id: int) -> list[EarlierSession]:
+    """`earlier_sessions` of an organisation's session (empty for another organisation's)."""
+    from web.db import get_db
+
+    db = get_db()
+    row = db.get(CandidateSession, session_id)
+    if row is None or row.assessment.organisation_id != organisation_id:
+        return []
+    return earlier_sessions(db, row.invitation)
