@@ -441,6 +441,8 @@ def test_a_retake_gets_no_item_seen_before_and_the_recruiter_sees_both(fsite: Si
     assert "Retake" not in rec.get(f"/recruiter/sessions/{first}").data.decode()
     listing = rec.get("/recruiter/").data.decode()
     assert listing.count(">retake</span>") == 1
+    rows = {r["session_id"]: r for r in rec.get("/api/v1/invitations").json}
+    assert rows[second]["retake"] and not rows[first]["retake"]
     # another organisation's candidate with the same address is not a retake of this one
     elsewhere = _take(fsite, fapp, _invite(fsite, "other-test", "ada@example.com"))
     assert "exclude_items" not in fsite.sql("SELECT blueprint FROM test_sessions WHERE id = :s",

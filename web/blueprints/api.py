@@ -160,6 +160,9 @@ class InvitationRowSchema(Schema):
     invited_at = UtcDateTime()
     expires_at = UtcDateTime()
     session_id = fields.Integer(allow_none=True)
+    retake = fields.Boolean(metadata={
+        "description": "An earlier invitation of the organisation went to the same e-mail "
+                       "address inside the assessment's retake window"})
 
 
 class InvitationQuerySchema(Schema):
