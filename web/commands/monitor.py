@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from item_bank import db
     from item_bank import repository as repo
     from item_bank.models import ItemBank, Organisation
-    from web.services.forensics import monitor_bank
+    from web.services.forensics import run_monitor
 
     engine = open_engine(args)
     try:
@@ -60,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
                     stmt = stmt.where(ItemBank.organisation_id == org.id)
                 banks = [(int(i), str(s)) for i, s in session.execute(stmt)]
         for bank_id, slug in banks:
-            with db.transaction(engine) as session:
-                res = monitor_bank(session, bank_id)
+            res = run_monitor(engine, bank_id)
             flagged = ", ".join(res.new_alarms) if res.new_alarms else "none"
             print(f"bank {slug}: {res.n_responses} responses, {res.n_items} operational items "
                   f"monitored, response-time model on {res.rt_items} items; newly flagged: "

@@ -39,13 +39,14 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import irt
 from calibration.forensics import (
     CUSUM_THRESHOLD,
+    CompromiseAlarm,
     IntegrityThresholds,
     integrity_evidence,
     integrity_notes,
@@ -223,108 +224,172 @@ def _fit_times(lg: _Log) -> dict[str, Any] | None:
             "converged": fit.converged}
 
 
-def monitor_bank(db: Session, bank_id: int, *, threshold: float = CUSUM_THRESHOLD
-                 ) -> MonitorRun:
-    """Fit the bank's response-time model, monitor each operational item and store alarms.
+@dataclass(frozen=True)
+class _Finding:
+    """A flagged item as computed (before it is stored as an `ItemAlarm`)."""
 
-    Changes ``db`` (the caller commits); see the module docstring for the statistics."""
+    item_pk: int
+    external_id: str
+    alarm: CompromiseAlarm
+    threshold: float
+    n_responses: int
+    fast_share_before: float | None
+    fast_share_since: float | None
+    #: The decision after which the item's answers were monitored (None: all answers).
+    since: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class _Computed:
+    bank_id: int
+    fit: dict[str, Any] | None
+    findings: tuple[_Finding, ...]
+    n_responses: int
+    n_items: int
+
+
+def _compute(db: Session, bank_id: int, threshold: float) -> _Computed:
+    """The monitor's statistics (reads only)."""
     bank = db.get(ItemBank, bank_id)
     if bank is None:
         raise LookupError(f"no bank {bank_id}")
     loaded = repo.load_bank(db, statuses=("pretest", "operational", "held", "retired"),
                             bank_id=bank_id)
-    keep = [k for k, m in enumerate(loaded.items)
-            if loaded.bank.params()[k].model in DICHOTOMOUS]
     params = loaded.bank.params()
+    keep = [k for k, p_ in enumerate(params) if p_.model in DICHOTOMOUS]
     sub = irt.Bank.from_params(params[k] for k in keep)
     ids = [params[k].item_id for k in keep]
     status = {params[k].item_id: loaded.items[k].status for k in keep}
     lg = _response_log(db, bank, ids)
-    monitor = db.get(BankMonitor, bank_id) or BankMonitor(bank_id=bank_id)
-    db.add(monitor)
-    monitor.pending = False
+    monitor = db.get(BankMonitor, bank_id)
     fit = _fit_times(lg) if lg.item.size else None
-    if fit is not None:
-        monitor.rt_fit, monitor.rt_fitted_at = fit, utcnow()
-    model = TimeModel.from_dict(monitor.rt_fit)
+    model = TimeModel.from_dict(fit if fit is not None else monitor.rt_fit if monitor else None)
     z = (model.residuals(lg.session, ids, lg.item, lg.seconds, lg.n_sessions)
          if model is not None and lg.item.size else np.full(lg.item.size, np.nan))
     p = (loo_probabilities(lg.group, lg.item, lg.correct, sub, lg.n_groups)
          if lg.item.size else np.empty(0))
     pks = dict(db.execute(select(Item.external_id, Item.id)
                           .where(Item.bank_id == bank_id)).all())
-    latest: dict[int, ItemAlarm] = {}
-    for alarm in db.scalars(select(ItemAlarm).where(ItemAlarm.bank_id == bank_id)
-                            .order_by(ItemAlarm.id)):
-        latest[alarm.item_id] = alarm
-    new: list[str] = []
+    latest = _latest_alarms(db, bank_id)
+    findings: list[_Finding] = []
     checked = 0
     by_item = np.argsort(lg.item, kind="stable")  # time order within each item
     bounds = np.searchsorted(lg.item[by_item], np.arange(len(ids) + 1))
     for k, ext in enumerate(ids):
         if status[ext] != "operational":
             continue
+        checked += 1
         rows = by_item[bounds[k]:bounds[k + 1]]
         previous = latest.get(pks[ext])
+        since = None
         if previous is not None and previous.status != "open" and previous.decided_at:
             since = as_utc(previous.decided_at)
             rows = np.array([r for r in rows if lg.answered_at[r] > since], dtype=np.int64)
-        checked += 1
         if rows.size == 0:
             continue
-        times = [lg.answered_at[r] for r in rows]
-        found = monitor_item(ext, lg.correct[rows], p[rows], z[rows], times,
-                             threshold=threshold)
+        found = monitor_item(ext, lg.correct[rows], p[rows], z[rows],
+                             [lg.answered_at[r] for r in rows], threshold=threshold)
         if found is None:
             continue
-        target = previous if previous is not None and previous.status == "open" else None
-        if target is None:
-            target = ItemAlarm(bank_id=bank_id, item_id=pks[ext], status="open")
-            db.add(target)
-            new.append(ext)
         x, zz = lg.correct[rows], z[rows]
         fast = (x == 1) & (zz < FAST_Z)
         timed = np.isfinite(zz)
-        before, since_ = slice(0, found.start_index), slice(found.start_index,
-                                                            found.alarm_index + 1)
 
         def share(seg: slice, fast: NDArray[np.bool_] = fast,
                   timed: NDArray[np.bool_] = timed) -> float | None:
             n = int(timed[seg].sum())
             return float(fast[seg].sum() / n) if n else None
 
-        target.started_at, target.flagged_at = found.started_at, found.flagged_at
-        target.statistic, target.threshold = found.statistic, threshold
-        target.n_responses = int(rows.size)
-        target.n_since_start = found.n_since_start
-        target.correct_since_start = found.correct_since_start
-        target.expected_correct_since_start = found.expected_correct_since_start
-        target.fast_share_before, target.fast_share_since = share(before), share(since_)
-        target.mean_time_residual_since = found.mean_time_residual_since_start
-    monitor.ran_at, monitor.n_responses, monitor.n_items = utcnow(), int(lg.item.size), checked
+        findings.append(_Finding(
+            pks[ext], ext, found, threshold, int(rows.size),
+            share(slice(0, found.start_index)),
+            share(slice(found.start_index, found.alarm_index + 1)), since))
+    return _Computed(bank_id, fit, tuple(findings), int(lg.item.size), checked)
+
+
+def _latest_alarms(db: Session, bank_id: int) -> dict[int, ItemAlarm]:
+    latest: dict[int, ItemAlarm] = {}
+    for alarm in db.scalars(select(ItemAlarm).where(ItemAlarm.bank_id == bank_id)
+                            .order_by(ItemAlarm.id)):
+        latest[alarm.item_id] = alarm
+    return latest
+
+
+def _store(db: Session, c: _Computed) -> MonitorRun:
+    """Store the fit and the alarms (a short write): an item's open alarm is updated; a new
+    alarm is added unless a decision on the item was taken while the statistics ran."""
+    monitor = db.get(BankMonitor, c.bank_id)
+    if monitor is None:
+        monitor = BankMonitor(bank_id=c.bank_id, pending=False)
+        db.add(monitor)
+    if c.fit is not None:
+        monitor.rt_fit, monitor.rt_fitted_at = c.fit, utcnow()
+    monitor.ran_at, monitor.n_responses, monitor.n_items = utcnow(), c.n_responses, c.n_items
+    latest = _latest_alarms(db, c.bank_id)
+    new: list[str] = []
+    for f in c.findings:
+        previous = latest.get(f.item_pk)
+        target = previous if previous is not None and previous.status == "open" else None
+        if target is None:
+            if previous is not None and previous.decided_at is not None and (
+                    f.since is None or as_utc(previous.decided_at) > f.since):
+                continue  # decided while the statistics ran: the next run looks again
+            target = ItemAlarm(bank_id=c.bank_id, item_id=f.item_pk, status="open")
+            db.add(target)
+            new.append(f.external_id)
+        a = f.alarm
+        target.started_at, target.flagged_at = a.started_at, a.flagged_at
+        target.statistic, target.threshold = a.statistic, f.threshold
+        target.n_responses, target.n_since_start = f.n_responses, a.n_since_start
+        target.correct_since_start = a.correct_since_start
+        target.expected_correct_since_start = a.expected_correct_since_start
+        target.fast_share_before, target.fast_share_since = (f.fast_share_before,
+                                                             f.fast_share_since)
+        target.mean_time_residual_since = a.mean_time_residual_since_start
     db.flush()
-    n_open = len(list(db.scalars(select(ItemAlarm.id).where(ItemAlarm.bank_id == bank_id,
+    n_open = len(list(db.scalars(select(ItemAlarm.id).where(ItemAlarm.bank_id == c.bank_id,
                                                             ItemAlarm.status == "open"))))
     rt_items = len((monitor.rt_fit or {}).get("items", {}))
-    log.info("monitor bank %s: %d responses, %d operational items, %d new alarm(s)", bank_id,
-             lg.item.size, checked, len(new))
-    return MonitorRun(bank_id, int(lg.item.size), checked, rt_items, tuple(new), n_open)
+    log.info("monitor bank %s: %d responses, %d operational items, %d new alarm(s)", c.bank_id,
+             c.n_responses, c.n_items, len(new))
+    return MonitorRun(c.bank_id, c.n_responses, c.n_items, rt_items, tuple(new), n_open)
+
+
+def monitor_bank(db: Session, bank_id: int, *, threshold: float = CUSUM_THRESHOLD
+                 ) -> MonitorRun:
+    """Fit the bank's response-time model, monitor each operational item and store alarms,
+    in the caller's transaction (see the module docstring for the statistics). Services use
+    `run_monitor`, which computes in a read transaction and writes in a short one."""
+    return _store(db, _compute(db, bank_id, threshold))
+
+
+def run_monitor(engine: Engine, bank_id: int, *, threshold: float = CUSUM_THRESHOLD
+                ) -> MonitorRun:
+    """The monitor of one bank — what ``proficio monitor`` and the queued job run: the
+    statistics in a read transaction (answers are not blocked while they run; on SQLite a
+    write transaction would lock out every answer), then the fit and alarms in a short write."""
+    from item_bank.db import transaction
+
+    with transaction(engine, write=False) as db:
+        computed = _compute(db, bank_id, threshold)
+    with transaction(engine) as db:
+        return _store(db, computed)
 
 
 def run_monitor_job(bank_id: int, database_url: str | None) -> MonitorRun | None:
-    """The queued job: monitor one bank in its own transaction (``database_url`` None: the
-    worker's ``DATABASE_URL``). A failure is logged; the next completed session queues again."""
+    """The queued job (``database_url`` None: the worker's ``DATABASE_URL``): clear the bank's
+    pending mark (later completions queue the next run), then `run_monitor`. A failure is
+    logged; the next completed session queues again."""
     from item_bank.db import create_db_engine, transaction
 
     engine = create_db_engine(database_url)
     try:
         with transaction(engine) as db:
-            return monitor_bank(db, bank_id)
-    except Exception:
-        log.exception("monitor job for bank %s failed", bank_id)
-        with transaction(engine) as db:
             db.execute(update(BankMonitor).where(BankMonitor.bank_id == bank_id)
                        .values(pending=False))
+        return run_monitor(engine, bank_id)
+    except Exception:
+        log.exception("monitor job for bank %s failed", bank_id)
         return None
     finally:
         engine.dispose()
