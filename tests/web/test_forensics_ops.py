@@ -12,6 +12,7 @@ candidates know one item (the "leak"): they answer it correctly in a third of it
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from item_bank.models import (
     Response,
 )
 from item_bank.security import hash_token
-from tests.web.conftest import Site, csrf_of, login, new_site
+from tests.web.conftest import WEB_BACKENDS, Site, csrf_of, login, new_site
 from web.cli import main
 from web.services import forensics
 
@@ -118,10 +119,21 @@ def simulate_traffic(site: Site, n_sessions: int, *, leaked: str | None = None,
         eng.dispose()
 
 
-@pytest.fixture(scope="module")
-def fsite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def _json(value: object) -> object:
+    """A JSON column's value (SQLite returns its text, PostgreSQL the parsed value)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _utc(value: object) -> dt.datetime:
+    t = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+
+
+@pytest.fixture(scope="module", params=WEB_BACKENDS)
+def fsite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[Site]:
     """A demo database of its own with 240 simulated sessions; item leaked from the 120th."""
-    with new_site("sqlite", Path(tmp_path_factory.mktemp("forensics"))) as made:
+    with new_site(request.param, Path(tmp_path_factory.mktemp("forensics"))) as made:
         made.traffic = simulate_traffic(made, 240)  # type: ignore[attr-defined]
         yield made
 
@@ -156,7 +168,7 @@ def test_proficio_monitor_flags_the_leaked_item_dated_after_the_leak(fsite: Site
     assert f"newly flagged: {traffic.leaked}" in out
     alarms = _alarms(fsite)
     assert [a[0] for a in alarms] == [traffic.leaked]  # and no clean item
-    started = dt.datetime.fromisoformat(str(alarms[0][2])).replace(tzinfo=dt.UTC)
+    started = _utc(alarms[0][2])
     # the change is dated at (or after) the leak, not before it
     assert traffic.leak_from - dt.timedelta(hours=2) <= started
     assert started <= traffic.leak_from + dt.timedelta(days=5)
@@ -309,8 +321,9 @@ def test_integrity_note_for_rapid_guessing_not_for_an_honest_session(fsite: Site
     c = _client(fapp, fsite, "recruiter")
     page = c.get(f"/recruiter/sessions/{honest.sessions[0]}").data.decode()
     assert "Integrity notes" not in page
-    assert fsite.sql("SELECT n_timed, notes FROM session_integrity WHERE session_id = :s",
-                     s=honest.sessions[0]) == [(12, "[]")]  # judged, with times, no note
+    ((n_timed, notes),) = fsite.sql("SELECT n_timed, notes FROM session_integrity WHERE "
+                                    "session_id = :s", s=honest.sessions[0])
+    assert (n_timed, _json(notes)) == (12, [])  # judged, with times, no note
     page = c.get(f"/recruiter/sessions/{rapid.sessions[0]}").data.decode()
     assert "much faster than anyone usually needs" in page
     assert "0.75 %" in page  # the measured false-positive rate behind the threshold
@@ -374,7 +387,6 @@ def _fit_times(site: Site) -> None:
 
 def test_effort_moderated_scoring_leaves_rapid_guesses_out_states_it_and_replays(
         fsite: Site, fapp: Flask, tmp_path, capsys):
-    import json
 
     from engine import Blueprint, CatState, make_engine
     from item_bank.pool import load_item_pool
@@ -387,14 +399,14 @@ def test_effort_moderated_scoring_leaves_rapid_guesses_out_states_it_and_replays
     assert main(["assessment", "create", "--org", "demo", "--slug", "moderated", "--name",
                  "Moderated", "--no-check", "--blueprint", str(blueprint),
                  "--effort-moderated", "--database-url", fsite.url]) == 0
-    assert fsite.sql("SELECT security FROM assessments WHERE slug = 'moderated'")[0][0] \
-        .replace(" ", "") == '{"effort_moderated":true,"retake_window_days":180}'
+    assert _json(fsite.sql("SELECT security FROM assessments WHERE slug = 'moderated'")[0][0]
+                 ) == {"effort_moderated": True, "retake_window_days": 180}
     sid = _take(fsite, fapp, _invite(fsite, "moderated"), rapid_first=3)
     latencies = [ms for (ms,) in fsite.sql("SELECT latency_ms FROM responses WHERE "
                                            "session_id = :s ORDER BY position", s=sid)]
     assert all(ms < 1000 for ms in latencies[:3]) and all(ms >= 29_000 for ms in latencies[3:])
-    assert fsite.sql("SELECT unscored_positions FROM test_sessions WHERE id = :s",
-                     s=sid)[0][0].replace(" ", "") == "[1,2,3]"
+    assert _json(fsite.sql("SELECT unscored_positions FROM test_sessions WHERE id = :s",
+                           s=sid)[0][0]) == [1, 2, 3]
     stored = dict(fsite.sql("SELECT k.slug, r.n_items FROM skill_results r JOIN skills k "
                             "ON k.id = r.skill_id WHERE r.session_id = :s", s=sid))
     assert sum(stored.values()) == 5  # 8 answered, 3 left out
@@ -445,8 +457,8 @@ def test_a_retake_gets_no_item_seen_before_and_the_recruiter_sees_both(fsite: Si
     assert rows[second]["retake"] and not rows[first]["retake"]
     # another organisation's candidate with the same address is not a retake of this one
     elsewhere = _take(fsite, fapp, _invite(fsite, "other-test", "ada@example.com"))
-    assert "exclude_items" not in fsite.sql("SELECT blueprint FROM test_sessions WHERE id = :s",
-                                            s=elsewhere)[0][0]
+    assert "exclude_items" not in _json(fsite.sql(
+        "SELECT blueprint FROM test_sessions WHERE id = :s", s=elsewhere)[0][0])
     # the replay of the retake, with its exclusions, reproduces the stored result
     capsys.readouterr()
     assert main(["sessions", "replay", "--org", "demo", str(second), "--database-url",
@@ -455,7 +467,7 @@ def test_a_retake_gets_no_item_seen_before_and_the_recruiter_sees_both(fsite: Si
     assert main(["assessment", "security", "--org", "demo", "backend-engineer",
                  "--retake-window-days", "0", "--database-url", fsite.url]) == 0
     third = _take(fsite, fapp, _invite(fsite, "backend-engineer", "ada@example.com"))
-    assert fsite.sql("SELECT blueprint FROM test_sessions WHERE id = :s",
-                     s=third)[0][0].find("exclude_items") == -1
+    assert "exclude_items" not in _json(fsite.sql(
+        "SELECT blueprint FROM test_sessions WHERE id = :s", s=third)[0][0])
     assert main(["assessment", "security", "--org", "demo", "backend-engineer",
                  "--retake-window-days", "180", "--database-url", fsite.url]) == 0
