@@ -615,8 +615,17 @@ def rapid_guess_positions(db: Session, session_id: int, bank_id: int) -> tuple[i
 
 def session_integrity(db: Session, session_id: int, bank_id: int) -> IntegrityView | None:
     """The stored integrity evidence of a finished session, computed and stored on first use
-    (None for a session that is still running)."""
+    (None for a session that is still running); evidence judged without response times is
+    judged again once the bank's response-time model has been fitted."""
     row = db.get(SessionIntegrity, session_id)
+    if row is not None and row.n_timed == 0:
+        # judged before the bank had a response-time model: judge again once it has one
+        monitor = db.get(BankMonitor, bank_id)
+        if monitor is not None and monitor.rt_fit and monitor.rt_fitted_at is not None \
+                and as_utc(monitor.rt_fitted_at) > as_utc(row.computed_at):
+            db.delete(row)
+            db.flush()
+            row = None
     if row is None:
         status = db.scalar(select(CandidateSession.status)
                            .where(CandidateSession.id == session_id))
