@@ -10,8 +10,9 @@ owner's candidates and those of organisations that consented to pooling, as cali
    (`BankMonitor.rt_fit`), then the standardized log-time residual of every answer with the
    session's speed estimated without it (`irt.response_time.loo_time_residuals`);
 2. computes for every answer the probability of a correct answer at the candidate's ability
-   estimated *without that answer*: the EAP (N(0, 1) prior, `GRID`) of the session's other
-   answers in the same skill, under the items' current parameters (`loo_probabilities`);
+   estimated *without that answer*: the EAP (N(0, 1) prior) of the session's other answers in
+   the same skill, under the items' current parameters
+   (`calibration.forensics.loo_eap_probabilities`);
 3. runs `calibration.forensics.monitor_item` over each operational item's answers in time order
    and stores an `ItemAlarm` for a flagged item (started_at = the date the change began). After
    a psychometrician dismisses an alarm (or puts a held item back into service) the item's
@@ -50,6 +51,7 @@ from calibration.forensics import (
     IntegrityThresholds,
     integrity_evidence,
     integrity_notes,
+    loo_eap_probabilities,
     monitor_item,
     rapid_guesses,
 )
@@ -73,8 +75,6 @@ log = logging.getLogger(__name__)
 
 #: Items need this many recorded times before the response-time model describes them.
 RT_MIN_RESPONSES = 20
-#: Quadrature grid of the leave-one-out EAP (N(0, 1) prior).
-GRID = np.linspace(-5.0, 5.0, 81)
 #: Answers whose time residual is below this are "fast" on the watch list.
 FAST_Z = -1.0
 FINISHED = ("completed", "timed_out")
@@ -93,34 +93,6 @@ class NotFound(LookupError):
 
 
 # -- numeric helpers ---------------------------------------------------------------------------
-
-
-def loo_probabilities(group: NDArray[np.int64], item: NDArray[np.int64],
-                      correct: NDArray[np.float64], bank: irt.Bank, n_groups: int
-                      ) -> NDArray[np.float64]:
-    """P_i(θ̂^(−i)) for every answer: the EAP of θ from the *other* answers of its group (one
-    session's answers in one skill) under a N(0, 1) prior on `GRID`, then the item's probability
-    of a correct answer there (dichotomous items; the forensics statistics' input)."""
-    p_grid = np.clip(irt.probability(GRID, bank), 1e-9, 1 - 1e-9)     # (nodes, items)
-    out = np.empty(item.size)
-    total = np.zeros((n_groups, GRID.size))
-    chunks = range(0, item.size, 20_000)
-    for k in chunks:
-        s = slice(k, k + 20_000)
-        lp = np.where(correct[s, None] == 1, np.log(p_grid[:, item[s]].T),
-                      np.log1p(-p_grid[:, item[s]].T))
-        np.add.at(total, group[s], lp)
-    for k in chunks:
-        s = slice(k, k + 20_000)
-        lp = np.where(correct[s, None] == 1, np.log(p_grid[:, item[s]].T),
-                      np.log1p(-p_grid[:, item[s]].T))
-        loo = total[group[s]] - lp - 0.5 * GRID**2
-        loo -= loo.max(axis=1, keepdims=True)
-        w = np.exp(loo)
-        theta = (w @ GRID) / w.sum(axis=1)
-        it = bank.take(item[s])
-        out[s] = it.c + (it.d - it.c) / (1.0 + np.exp(-it.a * (theta - it.b)))
-    return out
 
 
 @dataclass(frozen=True)
@@ -266,7 +238,7 @@ def _compute(db: Session, bank_id: int, threshold: float) -> _Computed:
     model = TimeModel.from_dict(fit if fit is not None else monitor.rt_fit if monitor else None)
     z = (model.residuals(lg.session, ids, lg.item, lg.seconds, lg.n_sessions)
          if model is not None and lg.item.size else np.full(lg.item.size, np.nan))
-    p = (loo_probabilities(lg.group, lg.item, lg.correct, sub, lg.n_groups)
+    p = (loo_eap_probabilities(lg.group, lg.item, lg.correct, sub, lg.n_groups)
          if lg.item.size else np.empty(0))
     pks = dict(db.execute(select(Item.external_id, Item.id)
                           .where(Item.bank_id == bank_id)).all())
@@ -555,7 +527,7 @@ def session_answers(db: Session, session_id: int, bank_id: int) -> SessionAnswer
                         else np.nan for r in rows])
     skills: dict[str, int] = {}
     group = np.array([skills.setdefault(r[2], len(skills)) for r in rows], dtype=np.int64)
-    p = loo_probabilities(group, item, x, bank, len(skills)) if n else np.empty(0)
+    p = loo_eap_probabilities(group, item, x, bank, len(skills)) if n else np.empty(0)
     monitor = db.get(BankMonitor, bank_id)
     model = TimeModel.from_dict(monitor.rt_fit if monitor else None)
     z = np.full(n, np.nan)
