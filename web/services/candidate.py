@@ -206,8 +206,9 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
     if check_security(row.assessment.security)["effort_moderated"]:
         # effort-moderated scoring: rapid guesses are left out of the score (the engine state
         # keeps every answer; the replay leaves out the same positions)
-        rapid = forensics.rapid_guess_positions(db, row.id,
-                                                bank_of_assessment(db, row.assessment_id))
+        rapid = tuple(p for p in forensics.rapid_guess_positions(
+            db, row.id, bank_of_assessment(db, row.assessment_id))
+            if p <= len(state.events) and state.events[p - 1].scored)  # pretest: unscored
         if rapid:
             row.unscored_positions = list(rapid)
             state = live.engine.rescore(state, rapid)
