@@ -38,6 +38,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from irt.models import probability
+from irt.params import Bank
+
 #: Design alternative of the item monitor: share of candidates who know a leaked item and how
 #: much faster (in residual SDs of log time) they answer it.
 LEAK_SHARE = 0.3
@@ -84,6 +87,47 @@ class CompromiseAlarm:
     expected_correct_since_start: float
     fast_correct_since_start: int
     mean_time_residual_since_start: float | None
+
+
+#: Quadrature grid of `loo_eap_probabilities` (N(0, 1) prior).
+LOO_GRID = np.linspace(-5.0, 5.0, 81)
+
+
+def loo_eap_probabilities(group: ArrayLike, item: ArrayLike, correct: ArrayLike, bank: Bank,
+                          n_groups: int, grid: ArrayLike = LOO_GRID) -> NDArray[np.float64]:
+    """``P_i(θ̂_g^{(−i)})`` for every answer: the item's probability of a correct answer at the
+    EAP of θ from the *other* answers of the answer's group ``g`` (one person's answers in one
+    skill) under a N(0, 1) prior (Bock & Mislevy 1982),
+
+        θ̂_g^{(−i)} = Σ_q θ_q w_q / Σ_q w_q,
+        w_q = φ(θ_q) Π_{k ∈ g, k ≠ i} P_k(θ_q)^{x_k} (1 − P_k(θ_q))^{1 − x_k},
+
+    on the nodes θ_q of ``grid``: the ability "estimated without the answer being judged" that
+    the forensics statistics need (van Krimpen-Stoop & Meijer 2001). Dichotomous items only;
+    ``item`` indexes ``bank``; computed in blocks of 20,000 answers."""
+    g = np.asarray(group, dtype=np.int64)
+    i = np.asarray(item, dtype=np.int64)
+    x = np.asarray(correct, dtype=np.float64)
+    nodes = np.asarray(grid, dtype=np.float64)
+    p_grid = np.clip(probability(nodes, bank), 1e-9, 1 - 1e-9)     # (nodes, items)
+    out = np.empty(i.size)
+    total = np.zeros((n_groups, nodes.size))
+    blocks = [slice(k, k + 20_000) for k in range(0, i.size, 20_000)]
+
+    def log_p(s: slice) -> NDArray[np.float64]:
+        return np.where(x[s, None] == 1, np.log(p_grid[:, i[s]].T),
+                        np.log1p(-p_grid[:, i[s]].T))
+
+    for s in blocks:
+        np.add.at(total, g[s], log_p(s))
+    for s in blocks:
+        loo = total[g[s]] - log_p(s) - 0.5 * nodes**2
+        loo -= loo.max(axis=1, keepdims=True)
+        w = np.exp(loo)
+        theta = (w @ nodes) / w.sum(axis=1)
+        it = bank.take(i[s])
+        out[s] = it.c + (it.d - it.c) / (1.0 + np.exp(-it.a * (theta - it.b)))
+    return out
 
 
 def cusum_path(llr: ArrayLike) -> NDArray[np.float64]:

@@ -96,6 +96,8 @@ class Blueprint:
     selector, exposure, start : strategies (see `engine.strategies`).
     classification : optional pass/fail rule; a classified skill stops once decided.
     exclude_tags : items carrying any of these tags are never served.
+    exclude_items : items never served in this session (a retake: the items the candidate
+        has seen before); ids not in the pool are ignored.
     pretest_count, pretest_positions : unscored pretest items seeded in at these 1-based
         positions of the served sequence (default: every second position from 2).
     grid : ``(lower, upper, n_nodes)`` of the EAP quadrature grid.
@@ -123,6 +125,7 @@ class Blueprint:
     start: Starter = field(default_factory=FixedStart)
     classification: Classification | None = None
     exclude_tags: tuple[str, ...] = ()
+    exclude_items: tuple[str, ...] = ()
     pretest_count: int = 0
     pretest_positions: tuple[int, ...] = ()
     grid: tuple[float, float, int] = DEFAULT_GRID
@@ -159,6 +162,7 @@ class Blueprint:
         pretest = FixedPositions(self.pretest_count, tuple(self.pretest_positions))
         object.__setattr__(self, "pretest_positions", pretest.positions)
         object.__setattr__(self, "exclude_tags", tuple(str(t) for t in self.exclude_tags))
+        object.__setattr__(self, "exclude_items", tuple(str(t) for t in self.exclude_items))
         grid = tuple(self.grid)
         if len(grid) != 3 or not float(grid[0]) < float(grid[1]) or int(grid[2]) < 3:
             raise ConfigurationError(f"grid must be (lower, upper, n_nodes >= 3), got {grid}")
@@ -236,6 +240,8 @@ class Blueprint:
                 out[key] = value.to_dict()
         if self.stopping:
             out["stopping"] = [s.to_dict() for s in self.stopping]
+        if self.exclude_items:
+            out["exclude_items"] = list(self.exclude_items)
         return out
 
     @classmethod
@@ -244,8 +250,8 @@ class Blueprint:
             raise ConfigurationError(f"blueprint must be an object, got {type(data).__name__}")
         roles = ("selector", "exposure", "start", "scorer", "balancer", "pretest")  # REGISTRY kinds
         known = {"skills", "min_items", "max_items", "se_target", "classification",
-                 "exclude_tags", "pretest_count", "pretest_positions", "grid", "seed",
-                 "correlations", "stopping", *roles}
+                 "exclude_tags", "exclude_items", "pretest_count", "pretest_positions",
+                 "grid", "seed", "correlations", "stopping", *roles}
         unknown = set(data) - known
         if unknown:
             raise ConfigurationError(f"blueprint: unknown field(s) {sorted(unknown)}")
@@ -268,7 +274,7 @@ class Blueprint:
         if not isinstance(stopping, list | tuple):
             raise ConfigurationError("blueprint: stopping must be a list of rules")
         kw["stopping"] = tuple(strategy_from_dict("stopper", s) for s in stopping)
-        for key in ("exclude_tags", "pretest_positions", "grid"):
+        for key in ("exclude_tags", "exclude_items", "pretest_positions", "grid"):
             if key in kw:
                 kw[key] = tuple(kw[key])
         return cls(**kw)

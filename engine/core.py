@@ -19,8 +19,9 @@ checks it for every strategy).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -123,8 +124,11 @@ class CatEngine:
         for iid, tags in self.pool.tags.items():
             if bad.intersection(tags):
                 tagged[self.pool.index(iid)] = True
+        if bp.exclude_items:  # a retake: the items seen before
+            tagged |= np.isin(np.asarray(bank.item_ids), list(bp.exclude_items))
         in_blueprint = self.skill_pos >= 0
-        #: Items never selectable adaptively (not operational, other skills, excluded tags).
+        #: Items never selectable adaptively (not operational, other skills, excluded tags or
+        #: items).
         self.base_excluded = ~operational | ~in_blueprint | tagged
         self.pretest_items = np.flatnonzero((status == "pretest") & in_blueprint & ~tagged)
         self.enemies = {i: e for i, e in enumerate(self.pool.enemies()) if e.size}
@@ -467,6 +471,34 @@ class CatEngine:
             code = self.stop_codes(w, ALL).item(0)
             stop = None if code == RUNNING else STOP_REASONS[code]
         return self._advance(state.seed, (*state.events, event), trajectory, decisions, w, stop)
+
+    def rescore(self, state: CatState, drop: Collection[int]) -> CatState:
+        """``state`` with the answers at the 1-based positions ``drop`` left unscored: the
+        other scored answers are scored again, from the prior, in the order given, by the same
+        step as the live session (`apply`). Effort-moderated scoring (Wise & DeMars 2006)
+        leaves rapid guesses out this way; the result is deterministic in (state, drop), so a
+        replay that drops the same positions reproduces it exactly. The returned state is
+        closed (no pending item) and keeps the stored stop reason; its decisions are those the
+        rules reach on the kept answers."""
+        drop = set(drop)
+        events = tuple(dataclasses.replace(e, scored=False) if n in drop and e.scored else e
+                       for n, e in enumerate(state.events, start=1))
+        w = self.new_work(np.array([state.seed], dtype=np.uint64))
+        traj: dict[str, tuple[TrajectoryPoint, ...]] = {s: () for s in self.skill_names}
+        decisions: dict[str, str] = {}
+        for e in events:
+            i = self.pool.index(e.item_id)
+            self.apply(w, ALL, np.array([i]), np.array([e.response]), np.array([e.scored]))
+            if e.scored:
+                k = int(self.skill_pos[i])
+                traj[e.skill] = (*traj[e.skill], TrajectoryPoint(float(w.theta[0, k]),
+                                                                 float(w.se[0, k])))
+                if w.verdict[0, k] and e.skill not in decisions:
+                    decisions[e.skill] = ("pass", "fail")[w.verdict[0, k] - 1]
+        out = CatState(state.seed, events, None, None, MappingProxyType(traj),
+                       MappingProxyType(decisions), state.stop_reason)
+        out.keep_working(self, w)
+        return out
 
     def estimates(self, state: CatState, method: str | None = None) -> dict[str, SkillEstimate]:
         """Per skill θ̂, SE and the number of scored items.

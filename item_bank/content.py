@@ -47,7 +47,7 @@ from irt import DICHOTOMOUS_MODELS, ItemParams
 from irt.io import FormatError, ItemTable, read_items_csv
 
 FORMAT = "proficio-bank/1"
-ITEM_STATUSES = ("pretest", "operational", "retired")
+ITEM_STATUSES = ("pretest", "operational", "held", "retired")
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 SKILL_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MIN_OPTIONS, MAX_OPTIONS = 2, 10

@@ -46,7 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-ITEM_STATUSES = ("pretest", "operational", "retired")
+ITEM_STATUSES = ("pretest", "operational", "held", "retired")
 ROLES = ("admin", "psychometrician", "recruiter")
 INVITATION_STATUSES = ("pending", "started", "completed", "expired", "revoked")
 SESSION_STATUSES = ("in_progress", "completed", "timed_out", "abandoned", "expired")
@@ -321,6 +321,8 @@ class Assessment(Base):
     #: The design's simulated operating characteristics on the bank at creation/last edit
     #: (`web.services.feasibility.Feasibility.to_dict`); what the welcome page may promise.
     feasibility: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Test-security settings (`item_bank.forensics_models.check_security`; None: defaults).
+    security: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
 
@@ -405,6 +407,12 @@ class CandidateSession(Base):
     engine_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     state_version: Mapped[int] = mapped_column(Integer, default=0)
     blueprint: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: When the pending item was served (the start, or the previous answer): an answer's
+    #: latency is measured by the server from here (test security, issue 17).
+    item_served_at: Mapped[dt.datetime | None] = mapped_column()
+    #: Positions (1-based) of answers left out of the score — rapid guesses under
+    #: effort-moderated scoring (`engine.CatEngine.rescore`; the replay drops the same ones).
+    unscored_positions: Mapped[list[Any] | None] = mapped_column(JSON)
 
     candidate: Mapped[Candidate] = relationship()
     assessment: Mapped[Assessment] = relationship()
@@ -563,3 +571,4 @@ def _responses_are_append_only(session: Session, flush_context: Any, instances: 
 
 from item_bank import account_models as _account_models  # noqa: E402, F401  (tables on Base)
 from item_bank import accountability_models as _accountability_models  # noqa: E402, F401
+from item_bank import forensics_models as _forensics_models  # noqa: E402, F401

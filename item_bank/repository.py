@@ -41,6 +41,7 @@ from item_bank.content import (
     records_from_table,
     with_symmetric_enemies,
 )
+from item_bank.forensics_models import check_security
 from item_bank.models import (
     ITEM_STATUSES,
     ROLES,
@@ -904,10 +905,12 @@ def create_assessment(session: Session, organisation: Organisation, slug: str, n
                       blueprint: Mapping[str, Any], *, cut_score: float | None = None,
                       time_limit_minutes: int | None = None,
                       created_by: StaffUser | None = None,
-                      bank: ItemBank | None = None) -> Assessment:
+                      bank: ItemBank | None = None,
+                      security: Mapping[str, Any] | None = None) -> Assessment:
     """A named blueprint owned by ``organisation``; the slug is unique within it.
 
-    ``bank``: the organisation's own bank or a library (None: the database's only bank)."""
+    ``bank``: the organisation's own bank or a library (None: the database's only bank).
+    ``security``: test-security settings (`item_bank.forensics_models.check_security`)."""
     bank = bank or sole_bank(session)
     if bank.organisation_id != organisation.id and not bank.library:
         raise ValueError("field 'bank': the bank belongs to another organisation and is not a "
@@ -920,7 +923,8 @@ def create_assessment(session: Session, organisation: Organisation, slug: str, n
     if taken is not None:
         raise ValueError(f"field 'slug': the organisation already has an assessment {slug!r}")
     validate_blueprint(session, blueprint, bank.id)
-    a = Assessment(organisation_id=organisation.id, bank_id=bank.id, slug=slug,
+    settings = None if security is None else check_security(dict(security))
+    a = Assessment(organisation_id=organisation.id, bank_id=bank.id, slug=slug, security=settings,
                    name=check_name(name),
                    blueprint=dict(blueprint), cut_score=cut_score,
                    time_limit_minutes=time_limit_minutes,
@@ -999,10 +1003,12 @@ def find_invitation(session: Session, token: str) -> Invitation | None:
 
 def start_session(session: Session, invitation: Invitation, *,
                   engine_state: Mapping[str, Any] | None = None,
-                  deadline: dt.datetime | None = None) -> tuple[CandidateSession, str]:
+                  deadline: dt.datetime | None = None,
+                  blueprint: Mapping[str, Any] | None = None) -> tuple[CandidateSession, str]:
     """Open the session of an invitation; returns it and its bearer token (stored hashed).
 
-    Raises `ValueError` for an expired, revoked or already-used invitation.
+    Raises `ValueError` for an expired, revoked or already-used invitation. ``blueprint``: the
+    session's own copy (default: the assessment's; a retake adds the items seen before).
     """
     if invitation.status not in ("pending",):
         raise ValueError(f"invitation is {invitation.status}")
@@ -1011,10 +1017,13 @@ def start_session(session: Session, invitation: Invitation, *,
         session.flush()
         raise ValueError("invitation has expired")
     token = new_token()
+    now = utcnow()
     row = CandidateSession(invitation_id=invitation.id, candidate_id=invitation.candidate_id,
                            assessment_id=invitation.assessment_id, token_hash=hash_token(token),
                            deadline=deadline, engine_state=dict(engine_state or {}),
-                           blueprint=dict(invitation.assessment.blueprint))
+                           blueprint=dict(blueprint if blueprint is not None
+                                          else invitation.assessment.blueprint), started_at=now,
+                           item_served_at=now)
     invitation.status = "started"
     session.add(row)
     session.flush()
@@ -1029,18 +1038,21 @@ def find_session_by_token(session: Session, token: str) -> CandidateSession | No
 
 
 def save_engine_state(session: Session, test_session: CandidateSession,
-                      state: Mapping[str, Any], expected_version: int) -> int:
+                      state: Mapping[str, Any], expected_version: int, *,
+                      served_at: dt.datetime | None = None) -> int:
     """Store the engine's serialized state if nobody saved since ``expected_version``.
 
     An optimistic check on ``state_version`` (a conditional UPDATE), so two workers answering
     for the same session cannot overwrite each other; raises `ValueError` on a conflict.
-    Returns the new version.
+    Returns the new version. ``served_at``: when the state's pending item was served (stored
+    in the same statement).
     """
+    extra = {} if served_at is None else {"item_served_at": served_at}
     result = session.execute(
         update(CandidateSession)
         .where(CandidateSession.id == test_session.id,
                CandidateSession.state_version == expected_version)
-        .values(engine_state=dict(state), state_version=expected_version + 1)
+        .values(engine_state=dict(state), state_version=expected_version + 1, **extra)
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:
         raise ValueError(f"session {test_session.id} was updated concurrently "
@@ -1048,6 +1060,8 @@ def save_engine_state(session: Session, test_session: CandidateSession,
     # the row now holds exactly these values: record them without another round trip
     set_committed_value(test_session, "engine_state", dict(state))
     set_committed_value(test_session, "state_version", expected_version + 1)
+    if served_at is not None:
+        set_committed_value(test_session, "item_served_at", served_at)
     return expected_version + 1
 
 
@@ -1061,7 +1075,9 @@ def record_answer(session: Session, test_session: CandidateSession, state: Mappi
     On PostgreSQL both writes are one statement (one round trip): a data-modifying CTE updates
     the session row and the INSERT takes its values from the CTE's RETURNING, so the answer is
     inserted only when the conditional update matched. Elsewhere: the INSERT, then
-    `save_engine_state`. Either way, in the caller's transaction: a duplicate answer raises
+    `save_engine_state`. The next item is served now: ``answered_at`` is stored as the session's
+    ``item_served_at`` in the same update (the next answer's latency is measured from it).
+    Either way, in the caller's transaction: a duplicate answer raises
     `IntegrityError` (unique session/position and session/item) and a version conflict raises
     `ValueError`, and the caller's rollback undoes both writes.
     """
@@ -1070,11 +1086,13 @@ def record_answer(session: Session, test_session: CandidateSession, state: Mappi
               "answered_at": answered_at, "parameter_version_id": parameter_version_id}
     if session.get_bind().dialect.name != "postgresql":
         session.execute(insert(Response).values(**values))
-        return save_engine_state(session, test_session, state, expected_version)
+        return save_engine_state(session, test_session, state, expected_version,
+                                 served_at=answered_at)
     saved = (update(CandidateSession)
              .where(CandidateSession.id == test_session.id,
                     CandidateSession.state_version == expected_version)
-             .values(engine_state=dict(state), state_version=expected_version + 1)
+             .values(engine_state=dict(state), state_version=expected_version + 1,
+                     item_served_at=answered_at)
              .returning(CandidateSession.id).cte("saved"))
     cols = Response.__table__.c
     taken = [literal(v, cols[k].type).label(k) for k, v in values.items() if k != "session_id"]
@@ -1087,6 +1105,7 @@ def record_answer(session: Session, test_session: CandidateSession, state: Mappi
                          f"(expected state version {expected_version})")
     set_committed_value(test_session, "engine_state", dict(state))
     set_committed_value(test_session, "state_version", expected_version + 1)
+    set_committed_value(test_session, "item_served_at", answered_at)
     return expected_version + 1
 
 

@@ -58,6 +58,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OIDC_PROVIDER_NAME=settings.oidc_provider_name,
     )
     app.config.update(config)
+    # the monitor job after completed sessions: on unless configured off; test apps opt in
+    app.config.setdefault("PROFICIO_MONITOR_AFTER_SESSION",
+                          settings.monitor_after_session and not app.config.get("TESTING"))
     if settings.trusted_proxies:
         # werkzeug's ProxyFix: take the client address and scheme from the trusted proxies'
         # X-Forwarded-* headers (only as many hops as configured, so clients cannot spoof them)

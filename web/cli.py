@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "fit": (("fit",), "item fit (S-X2), infit/outfit, person fit, reliability"),
     "invitations": (("invitations",), "candidate invitations"),
     "link": (("link",), "link two calibrations through common items"),
+    "monitor": (("monitor",), "compromised-item monitor: flag items whose answers became "
+                              "easier or much faster"),
     "recalibrate": (("recalibrate",), "recalibrate against the current parameters, with fit, "
                                       "drift, item analysis and a recommendation"),
     "responses": (("responses",), "response log"),

@@ -19,6 +19,8 @@
   ``MAIL_USERNAME``, ``MAIL_PASSWORD`` (unset: no SMTP login), ``MAIL_FROM``
   (``proficio@<host of PROFICIO_BASE_URL>``): outgoing e-mail (password resets, invitations).
   Without ``MAIL_SERVER`` no e-mail is sent and the reset page says so.
+* ``PROFICIO_MONITOR_AFTER_SESSION`` (``1``; off in apps built with ``TESTING``): a completed
+  session queues the compromised-item monitor of its bank (`web.services.forensics`).
 * ``OIDC_ISSUER``, ``OIDC_CLIENT_ID``, ``OIDC_CLIENT_SECRET`` (unset): sign-in through an
   OpenID Connect provider (discovery at ``<issuer>/.well-known/openid-configuration``);
   ``OIDC_PROVIDER_NAME`` (``single sign-on``) labels the button.
@@ -137,6 +139,7 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     trusted_proxies: int = 0
+    monitor_after_session: bool = True
     mail_server: str = ""
     mail_port: int = 587
     mail_use_tls: bool = True
@@ -182,6 +185,7 @@ class Settings:
                                "json" if mode == "production" else "text"),
             log_level=_choice(env, "PROFICIO_LOG_LEVEL", LOG_LEVELS, "INFO"),
             trusted_proxies=_count(env, "PROFICIO_TRUSTED_PROXIES"),
+            monitor_after_session=_flag(env.get("PROFICIO_MONITOR_AFTER_SESSION"), True),
             **_mail_settings(env),
             **_oidc_settings(env),
         )

@@ -1,4 +1,5 @@
-"""Background jobs (calibrations, feasibility checks of assessment designs) on huey.
+"""Background jobs (calibrations, feasibility checks of assessment designs, the compromised-item
+monitor) on huey.
 
 The queue is embedded by default — a SQLite file in the instance folder, consumed by worker
 threads that `proficio serve`/`proficio demo` start in-process — and on Redis when
@@ -32,6 +33,7 @@ class JobQueue:
     calibrate: TaskWrapper
     maintenance: TaskWrapper
     feasibility: TaskWrapper
+    monitor: TaskWrapper
 
 
 @functools.cache
@@ -48,7 +50,8 @@ def queue() -> JobQueue:
         huey = SqliteHuey("proficio", filename=path)
     return JobQueue(huey, huey.task(name="calibrate")(_run_calibration),
                     huey.periodic_task(crontab(minute="*"), name="maintenance")(_maintenance),
-                    huey.task(name="feasibility")(_run_feasibility))
+                    huey.task(name="feasibility")(_run_feasibility),
+                    huey.task(name="monitor")(_run_monitor))
 
 
 # A forked gunicorn worker must not inherit the master's queue: its storage lock may be held by
@@ -76,6 +79,19 @@ def _run_feasibility(check_id: int, database_url: str | None,
         log.info("feasibility check %s: running", check_id)
         run_check(check_id, database_url)
         log.info("feasibility check %s: done", check_id)
+
+
+def _run_monitor(bank_id: int, database_url: str | None, request_id: str | None = None
+                 ) -> None:
+    """The compromised-item monitor of one bank (`web.services.forensics.monitor_bank`),
+    queued once per bank while pending by the answers that complete sessions."""
+    from web.observability import bind_request_id
+    from web.services.forensics import run_monitor_job
+
+    with bind_request_id(request_id):
+        run = run_monitor_job(bank_id, database_url)
+        if run is not None and run.new_alarms:
+            log.info("monitor bank %s: new alarm(s) on %s", bank_id, ", ".join(run.new_alarms))
 
 
 @functools.cache
@@ -110,23 +126,34 @@ def _maintenance() -> None:
 def enqueue_calibration(job_id: int, database_url: str) -> None:
     """Queue a calibration job. A database URL with a password never enters the queue (it may
     be Redis on another machine): the worker then uses its own ``DATABASE_URL``."""
-    from sqlalchemy.engine import make_url
-
     from web.observability import current_request_id
 
-    shareable = None if make_url(database_url).password else database_url
-    queue().calibrate(job_id, shareable, current_request_id())
+    queue().calibrate(job_id, _shareable(database_url), current_request_id())
+
+
+def _shareable(database_url: str) -> str | None:
+    """The database URL a queued task may carry: none with a password in it (the worker reads
+    its own configuration then)."""
+    from sqlalchemy.engine import make_url
+
+    return None if make_url(database_url).password else database_url
 
 
 def enqueue_feasibility(check_id: int, database_url: str) -> None:
     """Queue the feasibility check of an assessment design (`enqueue_calibration`'s rules for
     the database URL)."""
-    from sqlalchemy.engine import make_url
-
     from web.observability import current_request_id
 
-    shareable = None if make_url(database_url).password else database_url
-    queue().feasibility(check_id, shareable, current_request_id())
+    queue().feasibility(check_id, _shareable(database_url), current_request_id())
+
+
+def enqueue_monitor(bank_id: int, database_url: str) -> None:
+    """Queue the monitor of one bank (the caller makes sure at most one is pending per bank:
+    `web.services.forensics.mark_pending`); like `enqueue_calibration`, a URL with a password
+    stays out of the queue."""
+    from web.observability import current_request_id
+
+    queue().monitor(bank_id, _shareable(database_url), current_request_id())
 
 
 class _LaterScheduler(Scheduler):

@@ -80,3 +80,27 @@ def test_thresholds_hold_their_false_positive_rate_and_notes_are_neutral():
 def test_lengths_must_agree():
     with pytest.raises(ValueError, match="differ in length"):
         monitor_item("X", [1, 0], [0.5], None)
+
+
+def test_loo_eap_probabilities_match_an_eap_of_the_other_answers():
+    """Each answer's probability is the item's at irt.eap of the group's other answers."""
+    import irt as _irt
+    from calibration.forensics import LOO_GRID, loo_eap_probabilities
+
+    rng = np.random.default_rng(3)
+    bank = _irt.Bank.from_params(_irt.ItemParams(f"I{k}", "3pl", a=float(rng.uniform(0.7, 2)),
+                                                 b=float(rng.normal()), c=0.2, skill="s")
+                                 for k in range(12))
+    group = np.repeat([0, 1], 6)
+    item = np.r_[np.arange(6), np.arange(6, 12)]
+    correct = (rng.random(12) < 0.6).astype(float)
+    got = loo_eap_probabilities(group, item, correct, bank, 2)
+    prior = np.exp(-0.5 * LOO_GRID**2)
+    quad = _irt.Quadrature(LOO_GRID, prior / prior.sum())  # the same N(0, 1) grid
+    for r in range(12):
+        others = [k for k in range(12) if group[k] == group[r] and k != r]
+        resp = np.full((1, 12), np.nan)
+        resp[0, item[others]] = correct[others]
+        est = _irt.eap(resp, bank, quadrature=quad)
+        want = _irt.probability([est.theta[0]], bank.take([item[r]]))[0, 0]
+        assert got[r] == pytest.approx(want, abs=1e-9)

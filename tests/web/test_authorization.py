@@ -6,6 +6,7 @@ The expected status codes are exact: anonymous HTML → 302 to the login page, a
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import uuid
@@ -86,6 +87,8 @@ ROUTES = [
     ("GET", "/recruiter/assessments", ("recruiter",), False),
     ("GET", "/recruiter/assessments/new", ("recruiter",), False),
     ("GET", "/recruiter/assessments/{assessment_id}/edit", ("recruiter",), True),
+    # test security (issue 17)
+    ("GET", "/psychometrician/watch-list", ("psychometrician",), False),
 ]
 WHO = ("anonymous", "recruiter", "psychometrician", "other")
 
@@ -135,6 +138,7 @@ POSTS = [
     ("/recruiter/assessments/new", ("recruiter",), False),
     ("/recruiter/assessments/{assessment_id}/edit", ("recruiter",), True),
     ("/recruiter/assessments/checks/999999/save", ("recruiter",), False),
+    ("/psychometrician/alarms/999999", ("psychometrician",), False),
 ]
 
 
@@ -193,7 +197,9 @@ def _bank_state(site: Site, bank_id: int) -> tuple:
                      b=bank_id),
             site.sql("SELECT slug, library FROM item_banks WHERE id = :b", b=bank_id),
             site.sql("SELECT organisation_id, revoked_at FROM response_pooling_consents "
-                     "WHERE bank_id = :b ORDER BY id", b=bank_id))
+                     "WHERE bank_id = :b ORDER BY id", b=bank_id),
+            site.sql("SELECT id, status FROM item_alarms WHERE bank_id = :b ORDER BY id",
+                     b=bank_id))
 
 
 def _succeeded_job(site: Site, org: str) -> int:
@@ -236,6 +242,18 @@ def _succeeded_job(site: Site, org: str) -> int:
             return job.id
     finally:
         eng.dispose()
+
+
+def _open_alarm(site: Site, org: str) -> int:
+    """An open watch-list alarm on the organisation's bank (decided by the matrix)."""
+    bank_id = site.bank_id(org)
+    item = site.sql("SELECT id FROM items WHERE bank_id = :b ORDER BY external_id DESC LIMIT 1",
+                    b=bank_id)[0][0]
+    site.sql("INSERT INTO item_alarms (bank_id, item_id, status, statistic, threshold, "
+             "n_responses, n_since_start, correct_since_start, expected_correct_since_start, "
+             "created_at, updated_at) VALUES (:b, :i, 'open', 20, 14, 100, 30, 28, 14, "
+             ":t, :t)", b=bank_id, i=item, t=dt.datetime.now(dt.UTC))
+    return int(site.sql("SELECT max(id) FROM item_alarms WHERE bank_id = :b", b=bank_id)[0][0])
 
 
 def _bank_json(item_id: str) -> dict:
@@ -288,6 +306,10 @@ PSYCHOMETRICIAN_OPERATIONS = [
      lambda: {"slug": f"c-{uuid.uuid4().hex[:8]}", "name": "Copy"}, "json", 201, 201, 404),
     ("pooling consent", "POST", "/api/v1/banks/{bank}/pooling-consent",
      lambda: {"consent": False}, "json", 409, 204, 404),
+    # test security (issue 17): the watch list and its one-step decisions
+    ("watch list", "GET", "/psychometrician/watch-list?bank={bank}", None, None, 200, 404, 404),
+    ("decide alarm", "POST", "/psychometrician/alarms/{alarm}", lambda: {"action": "dismiss"},
+     "form", 302, 404, 404),
 ]
 
 
@@ -318,6 +340,7 @@ def test_every_psychometrician_route_and_bank_operation_is_in_the_tenancy_matrix
                                              ())}
     covered = {(m, p.split("?")[0].replace("{bank}", "<int:bank_id>")
                 .replace("{job}", "<int:job_id>").replace("{run}", "<int:run_id>")
+                .replace("{alarm}", "<int:alarm_id>")
                 .replace("SRV-001", "<external_id>")
                 .replace("SRV-002", "<external_id>"))
                for _, m, p, *_ in PSYCHOMETRICIAN_OPERATIONS}
@@ -339,6 +362,7 @@ def test_tenancy_matrix(site: Site, app: Flask, staff_client: Callable[[str], Fl
     for target, actor in (("demo", "other"), ("other", "demo"), ("demo", "demo"),
                           ("other", "other")):
         ids = {"bank": site.bank_id(target), "job": _succeeded_job(site, target),
+               "alarm": _open_alarm(site, target),
                "library": target == "demo",
                "run": site.sql("SELECT max(id) FROM calibration_runs WHERE bank_id = :b",
                                b=site.bank_id(target))[0][0]}

@@ -28,7 +28,7 @@ from web.security import (
     staff_required,
 )
 from web.services import candidate as flow
-from web.services import reports, staff
+from web.services import forensics, reports, staff
 
 api = Api()
 sessions = ApiBlueprint("sessions", __name__, url_prefix="/api/v1/sessions",
@@ -160,6 +160,9 @@ class InvitationRowSchema(Schema):
     invited_at = UtcDateTime()
     expires_at = UtcDateTime()
     session_id = fields.Integer(allow_none=True)
+    retake = fields.Boolean(metadata={
+        "description": "An earlier invitation of the organisation went to the same e-mail "
+                       "address inside the assessment's retake window"})
 
 
 class InvitationQuerySchema(Schema):
@@ -247,6 +250,13 @@ class ReviewSchema(Schema):
     at = UtcDateTime()
 
 
+class IntegrityNoteSchema(Schema):
+    kind = fields.String(metadata={"description": "rapid_guessing, preknowledge or "
+                                                  "aberrant_pattern"})
+    text = fields.String()
+    false_positive_rate = fields.Float()
+
+
 class ReportSchema(Schema):
     session_id = fields.Integer()
     candidate_public_id = fields.String()
@@ -268,6 +278,17 @@ class ReportSchema(Schema):
     review = fields.Nested(ReviewSchema, allow_none=True, metadata={
         "description": "A person's current review of the result ('reviewed' or 'set_aside', "
                        "with the reason; absent: not reviewed)"})
+    unscored_answers = fields.Integer(metadata={
+        "description": "Answers left out of the score as rapid guesses (the assessment's "
+                       "effort-moderated scoring)"})
+    retake_of = fields.List(fields.Integer(), metadata={
+        "description": "A retake: the earlier sessions of the same person (same e-mail in the "
+                       "organisation, inside the retake window)"})
+    excluded_seen_items = fields.Integer(metadata={
+        "description": "Items seen in the earlier sessions that this test left out"})
+    integrity_notes = fields.List(fields.Nested(IntegrityNoteSchema), metadata={
+        "description": "Neutral notes on how the answers were given, each with the measured "
+                       "share of honest candidates who get one; never an accusation"})
 
 
 @staff_api.route("/assessments", methods=["GET"])
@@ -345,6 +366,7 @@ def revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
 def get_report(session_id: int):  # type: ignore[no-untyped-def]
     """A candidate's per-skill report."""
     try:
+        forensics.ensure_integrity(organisation_id(), session_id)
         return reports.report(organisation_id(), session_id)
     except staff.NotFound:
         abort(404, description="no such report")

@@ -1,6 +1,7 @@
 """Psychometrician pages: the bank, item detail with its characteristic curve and item analysis,
 import, calibration jobs (start, progress, review with publishing rules, impact preview,
-confirmed per-item publishing), rollback of a publication, and item promotion."""
+confirmed per-item publishing), rollback of a publication, item promotion, and the watch list of
+possibly compromised items (hold, retire or dismiss in one step)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ from flask_login import current_user
 from werkzeug.utils import secure_filename
 
 from item_bank.models import ItemBank
-from web.db import database
+from web.db import database, get_db, unit_of_work
 from web.input_guard import query_id
 from web.rendering import icc_chart
 from web.security import organisation_id, staff_required
-from web.services import audit, calibrations
+from web.services import audit, calibrations, forensics
 from web.services import bank as bank_service
 from web.services.calibrations import PublishRules
 
@@ -241,3 +242,39 @@ def rollback(run_id: int):  # type: ignore[no-untyped-def]
                   {"calibration_run_id": new_run, "reason": request.form.get("reason", "")})
         current_app.logger.info("calibration run %s rolled back as run %s", run_id, new_run)
     return redirect(url_for("psychometrician.calibrations_list"))
+
+
+@bp.route("/watch-list")
+@staff_required(*ROLES)
+def watch_list():  # type: ignore[no-untyped-def]
+    current = _bank()
+    db = get_db()
+    return render_template("psychometrician/watch_list.html", bank=current,
+                           alarms=forensics.watch_list(db, organisation_id(), current.id),
+                           monitor=forensics.monitor_state(db, current.id),
+                           actions=forensics.ALARM_ACTIONS)
+
+
+@bp.route("/alarms/<int:alarm_id>", methods=["POST"])
+@staff_required(*ROLES)
+def decide_alarm(alarm_id: int):  # type: ignore[no-untyped-def]
+    action = request.form.get("action", "")
+    try:
+        with unit_of_work() as db:
+            alarm = forensics.decide(db, organisation_id(), alarm_id, action,
+                                     int(current_user.id))
+            audit.record_by_id(db, int(current_user.id), action=f"item_alarm.{alarm.status}",
+                               target=f"item {alarm.external_id}",
+                               detail={"alarm_id": alarm_id, "statistic":
+                                       round(alarm.statistic, 2),
+                                       "started_at": alarm.started_at.isoformat()
+                                       if alarm.started_at else None})
+    except forensics.NotFound:
+        abort(404)
+    except ValueError as exc:
+        flash(str(exc), "error")
+    else:
+        done = {"dismiss": "dismissed; its monitoring restarts with the next answers",
+                "hold": "held: it is no longer served", "retire": "retired"}[action]
+        flash(f"Item {alarm.external_id} {done}.", "info")
+    return redirect(url_for("psychometrician.watch_list"))

@@ -25,7 +25,15 @@ from web.db import database, get_db, unit_of_work
 from web.input_guard import query_id
 from web.rendering import IntervalRow, interval_chart
 from web.security import organisation_id, staff_required
-from web.services import accommodations, invitations, reports, staff, webhooks
+from web.services import (
+    accommodations,
+    forensics,
+    invitations,
+    reports,
+    retakes,
+    staff,
+    webhooks,
+)
 from web.services import assessment_designs as designs
 from web.services.feasibility import Feasibility
 
@@ -201,6 +209,7 @@ def webhook_settings():  # type: ignore[no-untyped-def]
 @staff_required(*ROLES)
 def report(session_id: int):  # type: ignore[no-untyped-def]
     try:
+        integrity = forensics.ensure_integrity(organisation_id(), session_id)
         rep = reports.report(organisation_id(), session_id)
     except staff.NotFound:
         abort(404)
@@ -212,8 +221,11 @@ def report(session_id: int):  # type: ignore[no-untyped-def]
     lo, hi = reports.CHART_RANGE
     chart = interval_chart(rows, lo, hi, cut=rep.cut_score,
                            title="Scores with 90% intervals") if rows else None
+    earlier = retakes.earlier_sessions_of(organisation_id(), session_id)
     return render_template("recruiter/report.html", rep=rep, chart=chart,
-                           rule_labels=reports.RULE_LABELS)
+                           rule_labels=reports.RULE_LABELS, integrity=integrity,
+                           earlier=earlier, excluded=rep.excluded_seen_items,
+                           to_scale=reports.to_scale, unscored=rep.unscored_answers)
 
 
 @bp.route("/assessments/<int:assessment_id>/compare")

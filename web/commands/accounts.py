@@ -1,4 +1,5 @@
-"""``proficio org create|list``, ``proficio staff create``, ``proficio assessment create|list``:
+"""``proficio org create|list``, ``proficio staff create``,
+``proficio assessment create|list|language|security``:
 set up an installation without the demo. Passwords are generated (printed once) unless given on
 stdin."""
 
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 
 from engine import Blueprint
 from item_bank import db, repository
+from item_bank.forensics_models import DEFAULT_RETAKE_WINDOW_DAYS, check_security
 from item_bank.models import (
     LANGUAGES,
     ROLES,
@@ -136,8 +138,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "library (default: --org)")
     a.add_argument("--bank", default=None,
                    help="bank slug (default: the owning organisation's only bank)")
+    a.add_argument("--effort-moderated", action="store_true",
+                   help="leave rapid guesses out of the score (effort-moderated scoring; the "
+                        "report says how many answers were left out)")
+    a.add_argument("--retake-window-days", type=int, default=None, metavar="DAYS",
+                   help=f"a candidate invited again with the same e-mail within DAYS gets no "
+                        f"item seen before where the bank allows it (default "
+                        f"{DEFAULT_RETAKE_WINDOW_DAYS}; 0: off)")
     add_url_option(a)
     a.set_defaults(handler=create_assessment)
+    sec = assessment.add_parser("security", help="test-security settings of an assessment "
+                                                 "(effort-moderated scoring, retake window)")
+    sec.add_argument("--org", required=True, help="organisation slug")
+    sec.add_argument("slug")
+    sec.add_argument("--effort-moderated", choices=("on", "off"), default=None)
+    sec.add_argument("--retake-window-days", type=int, default=None, metavar="DAYS")
+    add_url_option(sec)
+    sec.set_defaults(handler=set_security)
     lang = assessment.add_parser("language", help="set the candidate pages' language of an "
                                                   "assessment")
     lang.add_argument("--org", required=True, help="organisation slug")
@@ -289,9 +306,13 @@ def create_assessment(args: argparse.Namespace) -> int:
                 blueprint, feasibility = design_assessment(session, skills, given,
                                                            exclude_tags=excluded,
                                                            bank_id=bank.id, choices=choices)
+            security: dict[str, object] = {"effort_moderated": bool(args.effort_moderated)}
+            if args.retake_window_days is not None:
+                security["retake_window_days"] = args.retake_window_days
             made = repository.create_assessment(session, org, args.slug, args.name,
                                                 blueprint.to_dict(), cut_score=args.cut_score,
-                                                time_limit_minutes=args.time_limit, bank=bank)
+                                                time_limit_minutes=args.time_limit, bank=bank,
+                                                security=security)
             made.language = args.language
             made.feasibility = None if feasibility is None else feasibility.to_dict()
     finally:
@@ -333,6 +354,29 @@ def design_choices(args: argparse.Namespace, session: Any, org: Organisation, ba
         option = "--weight" if field.startswith("weight") else options.get(field, field)
         raise ValueError(f"{option}: {message}")
     return choices
+def set_security(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine) as session:
+            org = _organisation(session, args.org)
+            target = session.scalar(select(Assessment).where(
+                Assessment.organisation_id == org.id, Assessment.slug == args.slug))
+            if target is None:
+                raise ValueError(f"no assessment {args.slug!r} in {args.org!r}; "
+                                 "`proficio assessment list` shows them")
+            settings = check_security(target.security)
+            if args.effort_moderated is not None:
+                settings["effort_moderated"] = args.effort_moderated == "on"
+            if args.retake_window_days is not None:
+                settings["retake_window_days"] = args.retake_window_days
+            target.security = check_security(settings)
+            shown = dict(target.security)
+    finally:
+        engine.dispose()
+    print(f"assessment {args.slug!r}: effort-moderated scoring "
+          f"{'on' if shown['effort_moderated'] else 'off'}, retake window "
+          f"{shown['retake_window_days']} days")
+    return 0
 
 
 def set_language(args: argparse.Namespace) -> int:

@@ -66,6 +66,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PROFICIO_TRUSTED_PROXIES", "trusted_proxies", "0",
              "number of reverse proxies in front of the app whose X-Forwarded-For/-Proto "
              "headers are trusted (per-address rate limits then see the real client)"),
+    Variable("PROFICIO_MONITOR_AFTER_SESSION", "monitor_after_session",
+             "1 (off in apps built with TESTING)",
+             "1: a completed session queues its bank's compromised-item monitor (at most one "
+             "pending job per bank); 0: only `proficio monitor` runs it"),
     Variable("MAIL_SERVER", "mail_server", "unset",
              "SMTP relay for password-reset and invitation e-mails; unset: no e-mail is sent"),
     Variable("MAIL_PORT", "mail_port", "587", "SMTP port of MAIL_SERVER"),

@@ -10,7 +10,8 @@ Actions (``action``): ``login``, ``login.oidc``, ``password.changed``, ``passwor
 ``invitation.revoked``, ``bank.imported``, ``calibration.published``,
 ``calibration.rolled_back``, ``item.status_changed``; issue 21: ``result.reviewed``,
 ``result.set_aside``, ``candidate.erased``, ``candidates.erased_by_retention``,
-``privacy.settings_changed``.
+``privacy.settings_changed``; issue 17: ``item_alarm.dismissed``, ``item_alarm.held``,
+``item_alarm.retired`` (a watch-list decision; holding or retiring changes the item's status).
 """
 
 from __future__ import annotations

@@ -214,8 +214,9 @@ def import_upload(bank_id: int, filename: str, data: bytes, *, replace: bool = F
 
 
 def set_status(bank_id: int, external_id: str, status: str) -> None:
-    """Promote a pretest item to operational, or retire an item."""
-    if status not in ("operational", "retired", "pretest"):
+    """Promote a pretest item to operational, hold it (not served, e.g. while it may be
+    compromised), or retire it."""
+    if status not in ("operational", "retired", "pretest", "held"):
         raise ValueError(f"field 'status': unknown status {status!r}")
     with unit_of_work() as db:
         item = db.scalar(select(Item).where(Item.bank_id == bank_id,

@@ -278,7 +278,8 @@ def _calibrate(engine: Any, job_id: int, settings: JobSettings,
 def current_parameters(db: Any, skills: Sequence[str] | None = None,
                        bank_id: int | None = None) -> CurrentParameters:
     """The bank's current parameters with their SEs, counts, statuses and provisional flags."""
-    loaded = repo.load_bank(db, skills=skills, statuses=("pretest", "operational", "retired"),
+    loaded = repo.load_bank(db, skills=skills,
+                            statuses=("pretest", "operational", "held", "retired"),
                             bank_id=bank_id)
     ids = [m.parameter_version_id for m in loaded.items]
     versions: dict[int, ItemParameterVersion] = {}
@@ -294,7 +295,8 @@ def current_parameters(db: Any, skills: Sequence[str] | None = None,
         loaded.bank, ParameterErrors(np.array([num(v.se_a) for v in vs]),
                                      np.array([num(v.se_b) for v in vs])),
         np.array([-1 if v.n_responses is None else v.n_responses for v in vs], dtype=np.int64),
-        tuple(m.status for m in loaded.items),
+        # a held item (test security) is not served: for calibration it counts as retired
+        tuple("retired" if m.status == "held" else m.status for m in loaded.items),
         np.array([m.provisional for m in loaded.items], dtype=bool))
 
 
@@ -349,7 +351,7 @@ def impact(job_id: int, selected: Sequence[str], org_id: int,
         raise ValueError("this calibration has no result to preview")
     chosen = _selection(result, selected)
     db = get_db()
-    current = repo.load_bank(db, statuses=("pretest", "operational", "retired"),
+    current = repo.load_bank(db, statuses=("pretest", "operational", "held", "retired"),
                              bank_id=row.bank_id).bank
     new = {it.item_id: it.new for it in result.items if it.item_id in chosen}
     proposed = irt.Bank.from_params(new.get(p.item_id, p) if p.item_id in new else p

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from engine import Blueprint, CatState
 from engine.errors import EngineError
 from item_bank import repository as repo
+from item_bank.forensics_models import check_security
 from item_bank.models import (
     Accommodation,
     Assessment,
@@ -53,9 +54,10 @@ from item_bank.security import hash_token
 from item_bank.stacks import assumed_stacks
 from web import observability
 from web.db import get_db, unit_of_work
-from web.services import webhooks
+from web.services import forensics, retakes, webhooks
 from web.services.engines import (
     LiveAssessment,
+    bank_of_assessment,
     live_assessment,
     overall_estimate,
     remember_state,
@@ -201,6 +203,15 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
     stop = state.stop_reason or status
     blueprint = live.engine.blueprint
     rule = None if blueprint.classification is None else blueprint.classification.method
+    if check_security(row.assessment.security)["effort_moderated"]:
+        # effort-moderated scoring: rapid guesses are left out of the score (the engine state
+        # keeps every answer; the replay leaves out the same positions)
+        rapid = tuple(p for p in forensics.rapid_guess_positions(
+            db, row.id, bank_of_assessment(db, row.assessment_id))
+            if p <= len(state.events) and state.events[p - 1].scored)  # pretest: unscored
+        if rapid:
+            row.unscored_positions = list(rapid)
+            state = live.engine.rescore(state, rapid)
     estimates = live.engine.estimates(state)
     for skill, est in estimates.items():
         decided = est.decided and rule is not None and est.decision is not None
@@ -213,6 +224,9 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
     repo.finish_session(db, row, status)
     observability.session_finished(db, status)
     webhooks.session_event(db, row, f"session.{status}")
+    # marks the bank's monitor pending (one row) and queues its job after commit; the monitor
+    # itself never runs here
+    forensics.request_after_session(db, bank_of_assessment(db, row.assessment_id))
 
 
 def _load(db: Session, row: CandidateSession) -> tuple[LiveAssessment, CatState]:
@@ -316,7 +330,14 @@ def _start(db: Session, invitation: Invitation, now: dt.datetime) -> SessionView
         invitation.status = "expired"
         raise InvitationUnavailable("this invitation has expired")
     assessment = invitation.assessment
-    live = live_assessment(db, assessment.id, assessment.blueprint)
+    blueprint = dict(assessment.blueprint)
+    live = live_assessment(db, assessment.id, blueprint)
+    # a retake (same e-mail within the organisation, inside the window): no item seen before
+    # where the bank allows it; the session keeps the exclusions in its copy of the blueprint
+    excluded = retakes.exclusions(live.engine, retakes.seen_items(db, invitation, now))
+    if excluded:
+        blueprint["exclude_items"] = list(excluded)
+        live = live_assessment(db, assessment.id, blueprint)
     with observability.ITEM_SELECTION.time():
         state = live.engine.start(seed=secrets.randbits(63))
     deadline = None
@@ -325,7 +346,7 @@ def _start(db: Session, invitation: Invitation, now: dt.datetime) -> SessionView
         extra = acc.extra_time_percent if acc is not None else 0
         deadline = now + dt.timedelta(minutes=assessment.time_limit_minutes * (1 + extra / 100))
     row, token = repo.start_session(db, invitation, engine_state=state.to_dict(),
-                                    deadline=deadline)
+                                    deadline=deadline, blueprint=blueprint)
     remember_state(db, row.id, row.state_version, state)
     observability.session_started(db)
     if state.finished:  # an empty pool: nothing to ask
@@ -452,6 +473,10 @@ def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: Cat
         raise InvalidAnswerError(f"field 'answer': {answer!r} is not one of the options "
                                  f"{sorted(o for o, _ in facts.options)}")
     score = int(answer == facts.key)
+    if latency_ms is None and row.item_served_at is not None:
+        # measured by the server: from when the item was served to now (a break taken or a
+        # closed tab while the item was shown counts too)
+        latency_ms = max(0, round((now - as_utc(row.item_served_at)).total_seconds() * 1000))
     try:
         with observability.ITEM_SELECTION.time():
             new_state = live.engine.record(state, item_id, score)

@@ -10,7 +10,9 @@ retired since are added back, unselectable). Re-scoring therefore needs nothing 
 changed; item *selection* also depends on the other items of the bank (their parameters, status
 and observed exposure), so when the bank changed since the session a served item may not be the
 one the engine would serve today — the replay then names the first such position instead of
-claiming a reproduction.
+claiming a reproduction. Answers that effort-moderated scoring left out of the stored result
+(``test_sessions.unscored_positions``, issue 17) are left out of the re-scored result the same
+way (`engine.CatEngine.rescore`).
 
 JSON schema ``proficio-replay/1`` (documented in docs/replay.md): `SessionReplay.to_json`.
 """
@@ -286,6 +288,10 @@ def session_replay(org_id: int, session_id: int, db: Session | None = None) -> S
                                             (float(r) for r in exposure.rates), strict=True)))
     engine = make_engine(pool, blueprint)
     rep = replay(engine, stored)
+    # effort-moderated scoring left these answers out of the stored result: so does the check
+    unscored = list(row.unscored_positions or ())
+    scored_state = engine.rescore(rep.state, unscored) if unscored else rep.state
+    final = engine.estimates(scored_state) if unscored else rep.estimates
     by_position = {r.position: (r, ext) for r, ext in log}
     log_ok = len(log) == len(stored.events) and all(
         by_position.get(n, (None, None))[1] == e.item_id
@@ -307,7 +313,7 @@ def session_replay(org_id: int, session_id: int, db: Session | None = None) -> S
                                                   .where(SkillResult.session_id == row.id))}
     rule = None if blueprint.classification is None else blueprint.classification.method
     checks = []
-    for skill, est in rep.estimates.items():
+    for skill, est in final.items():
         r = results.get(skill)
         decided = est.decided and rule is not None and est.decision is not None
         checks.append(SkillCheck(skill, est.theta, est.se, est.n_items,
@@ -315,7 +321,7 @@ def session_replay(org_id: int, session_id: int, db: Session | None = None) -> S
                                  None if r is None else r.n_items,
                                  est.decision if decided else None, rule if decided else None,
                                  None if r is None else r.decision))
-    overall = overall_estimate(engine, rep.state, rep.estimates)
+    overall = overall_estimate(engine, scored_state, final)
     stored_overall = db.scalar(select(OverallResult).where(OverallResult.session_id == row.id))
     stored_stop = (next((r.stop_reason for r in results.values()), None)
                    if results else stored.stop_reason)

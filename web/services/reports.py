@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from engine import Blueprint
 from irt.composite import composite_sd, deshrunk_interval, normalized_weights
+from item_bank.forensics_models import SessionIntegrity
 from item_bank.models import (
     Assessment,
     CalibrationJob,
@@ -55,6 +56,7 @@ from item_bank.models import (
 )
 from web.db import get_db
 from web.services.feasibility import applicant_population, prior_composite
+from web.services.retakes import earlier_sessions
 from web.services.review_state import Review, current_review
 from web.services.staff import NotFound, display_status
 
@@ -171,6 +173,14 @@ class CandidateReport:
     accommodation: AccommodationRecord | None = None
     #: A person's current review of the result (`web.services.oversight`; None: not reviewed).
     review: Review | None = None
+    #: Test security (issue 17): answers left out of the score as rapid guesses
+    #: (effort-moderated scoring); for a retake, the earlier sessions of the same person and how
+    #: many items seen there this test left out; the integrity notes stored for the session
+    #: (`web.services.forensics.session_integrity`: ``kind``, ``text``, ``false_positive_rate``).
+    unscored_answers: int = 0
+    retake_of: tuple[int, ...] = ()
+    excluded_seen_items: int = 0
+    integrity_notes: tuple[dict[str, object], ...] = ()
 
 
 def _percentile(lo: float, hi: float, mean: float, sd: float) -> Percentile:
@@ -290,11 +300,15 @@ def _report(db: Session, row: CandidateSession, group: NormGroup) -> CandidateRe
     record = None if acc is None else AccommodationRecord(
         acc.extra_time_percent, acc.break_minutes, round(acc.break_used_seconds / 60.0, 1),
         acc.note)
+    integrity = db.get(SessionIntegrity, row.id)
     return CandidateReport(row.id, row.candidate.public_id, row.candidate.name, assessment.name,
                            assessment.id, display_status(row.invitation, row), row.started_at,
                            row.finished_at, minutes, int(n_questions), assessment.cut_score,
                            provisional, group, overall, multidimensional, skills, record,
-                           current_review(db, row.id))
+                           current_review(db, row.id), len(row.unscored_positions or ()),
+                           tuple(e.session_id for e in earlier_sessions(db, row.invitation)),
+                           len((row.blueprint or {}).get("exclude_items", ())),
+                           tuple(integrity.notes or ()) if integrity is not None else ())
 
 
 def _iso(t: dt.datetime | None) -> str | None:

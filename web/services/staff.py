@@ -27,7 +27,7 @@ from item_bank.models import (
     utcnow,
 )
 from web.db import get_db, unit_of_work
-from web.services import audit, webhooks
+from web.services import audit, retakes, webhooks
 
 MAX_INVITATIONS_PER_REQUEST = 500
 MAX_NAME_LENGTH = repo.NAME_MAX
@@ -49,6 +49,9 @@ class CandidateRow:
     expires_at: dt.datetime
     session_id: int | None
     finished_at: dt.datetime | None
+    #: An earlier invitation of the organisation went to the same e-mail address inside the
+    #: assessment's retake window (`web.services.retakes`).
+    retake: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,10 +141,13 @@ def candidates(org_id: int, assessment_id: int | None = None, *, limit: int | No
     if limit is not None:
         stmt = stmt.limit(limit).offset(offset)
     now = utcnow()
+    found = db.execute(stmt).all()
+    retake = retakes.retake_invitations(db, org_id, [inv.id for inv, *_ in found])
     return [CandidateRow(inv.id, cand.public_id, cand.name, cand.email, a.name,
                          display_status(inv, sess, now), inv.created_at, inv.expires_at,
-                         sess.id if sess else None, sess.finished_at if sess else None)
-            for inv, cand, a, sess in db.execute(stmt)]
+                         sess.id if sess else None, sess.finished_at if sess else None,
+                         inv.id in retake)
+            for inv, cand, a, sess in found]
 
 
 def clean_name(value: str | None, row: int) -> str | None:
