@@ -535,11 +535,14 @@ class CompositeSE(Stopper):
     """Stop the test once the standard error of a weighted sum of the skills' θ,
     ``SE(Σ_s w_s θ_s) = √(wᵀ C w)`` with ``C`` the posterior covariance of the skills (the
     Laplace covariance under the MAP scorer, diagonal under per-skill EAP), is at most
-    ``se_target`` and every skill has at least its ``min_items`` here (skill → count).
+    ``se_target`` and every skill has at least its ``min_items`` here (skill → count) and its
+    blueprint minimum (`SkillSpec.min_items`).
 
-    ``weights`` maps skills to weights (unlisted skills weigh 0); empty means equal weights
-    ``1/S`` (the mean of the skills' θ). The rule does not close single skills, so it combines
-    with the per-skill SE rule (``se_target`` of the blueprint) or replaces it (set that None).
+    ``weights`` maps skills to weights ≥ 0 (unlisted skills weigh 0), scaled to sum to 1 so
+    that the rule stops on the SE of exactly the overall score the report shows (a weighted
+    *mean*, `irt.composite.normalized_weights`: weights 2, 1, 1 mean ½, ¼, ¼); empty means equal
+    weights ``1/S``. The rule does not close single skills, so it combines with the per-skill SE
+    rule (``se_target`` of the blueprint) or replaces it (set that None).
     """
 
     name: ClassVar[str] = "composite"
@@ -552,8 +555,9 @@ class CompositeSE(Stopper):
         if not (isinstance(self.se_target, int | float) and self.se_target > 0):
             raise ConfigurationError(f"composite: se_target must be > 0, got {self.se_target}")
         for s, v in dict(self.weights).items():
-            if not (isinstance(v, int | float) and math.isfinite(v)):
-                raise ConfigurationError(f"composite: weight of {s!r} must be a finite number")
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise ConfigurationError(f"composite: weight of {s!r} must be a finite number "
+                                         f">= 0, got {v!r}")
         for s, v in dict(self.min_items).items():
             if not isinstance(v, int) or v < 0:
                 raise ConfigurationError(f"composite: min_items of {s!r} must be an integer "
@@ -571,9 +575,12 @@ class CompositeSE(Stopper):
             wv = np.array([self.weights.get(s, 0.0) for s in names])
             if not np.any(wv != 0):
                 raise ConfigurationError("composite: every weight is 0")
+            wv = wv / wv.sum()
         else:
             wv = np.full(len(names), 1.0 / len(names))
-        return wv, np.array([self.min_items.get(s, 0) for s in names], dtype=np.int64)
+        # a skill's own minimum (`SkillSpec.min_items`) holds for this rule too
+        mins = np.array([self.min_items.get(s, 0) for s in names], dtype=np.int64)
+        return wv, np.maximum(mins, eng.skill_min)
 
     def composite_se(self, prep: Any, cov: NDArray[np.float64]) -> NDArray[np.float64]:
         """``√(wᵀ C w)`` for each covariance of the stack ``cov`` ``(n, S, S)``."""

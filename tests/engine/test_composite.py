@@ -135,3 +135,21 @@ def test_progressive_start_varies_the_first_item_then_follows_the_criterion(mixe
     plain = engine.make_engine(mixed_bank, engine.Blueprint(skills=("api",), se_target=None,
                                                             max_items=6))
     assert len({_run(plain, answers, s).events[0].item_id for s in range(40)}) == 1
+
+
+def test_weights_are_scaled_to_the_overall_score_the_report_shows(mixed_bank):
+    """Weights 2, 1, 1 stop on the SE of the weighted *mean* (½, ¼, ¼), exactly as weights
+    0.5, 0.25, 0.25 do — the report's overall score (`irt.composite.normalized_weights`)."""
+    def run(weights):
+        bp = engine.Blueprint(se_target=None, max_items=60, skills=("api", "db", "sec"),
+                              stopping=(engine.CompositeSE(0.3, weights=weights),))
+        eng = engine.make_engine(mixed_bank, bp)
+        answers = draw_answers(eng, np.random.default_rng(3).normal(size=(1, 3)), 4)[0]
+        return _run(eng, answers, 9)
+
+    raw, scaled = run({"api": 2.0, "db": 1.0, "sec": 1.0}), run(
+        {"api": 0.5, "db": 0.25, "sec": 0.25})
+    assert raw.stop_reason == scaled.stop_reason == "composite_se"
+    assert [e.item_id for e in raw.events] == [e.item_id for e in scaled.events]
+    with pytest.raises(engine.ConfigurationError, match="must be a finite number >= 0"):
+        engine.CompositeSE(0.3, weights={"api": -1.0})

@@ -137,7 +137,7 @@ def test_c_optimal_takes_the_composite_rules_weights_and_names_bad_ones(bank3):
     eng = engine.make_engine(bank3, engine.Blueprint(
         se_target=None, selector=engine.COptimal(), stopping=(rule,),
         skills=("s0", "s1", "s2")))
-    np.testing.assert_allclose(eng.selector_prepared, [3.0, 0.0, 1.0])
+    np.testing.assert_allclose(eng.selector_prepared, [0.75, 0.0, 0.25])  # scaled to sum 1
     with pytest.raises(ConfigurationError, match="unknown skill"):
         engine.make_engine(bank3, engine.Blueprint(selector=engine.COptimal({"sX": 1.0}),
                                                    skills=("s0", "s1")))
