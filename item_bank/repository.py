@@ -28,12 +28,13 @@ from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from irt import Bank, ItemParams, SparseResponses
+from irt import POLYTOMOUS_MODELS, Bank, ItemParams, SparseResponses
 from irt.io import FormatError, ItemTable
 from item_bank.content import (
     BankDocument,
     ItemContent,
     ItemWarning,
+    MediaRef,
     Option,
     ParameterRecord,
     SkillInfo,
@@ -64,6 +65,7 @@ from item_bank.models import (
     as_utc,
     utcnow,
 )
+from item_bank.scoring import is_polytomous
 from item_bank.security import hash_password, hash_token, new_token, verify_password
 
 log = logging.getLogger(__name__)
@@ -410,6 +412,7 @@ def validate_document(session: Session, doc: BankDocument, replace: bool = False
                               f"twice")
         seen.add(i)
     skill_of = {it.external_id: it.skill for it in doc.items}
+    doc_items = {it.external_id: it for it in doc.items}
     missing = [i for i in param_ids if i not in skill_of]
     db_items = _existing_ids(session, missing, bank_id)
     for rec in doc.parameters:
@@ -424,9 +427,21 @@ def validate_document(session: Session, doc: BankDocument, replace: bool = False
         if rec.params.skill not in ("default", skill):
             raise FormatError(f"{doc.source}: item {iid!r}: field 'skill': parameters say "
                               f"{rec.params.skill!r} but the item belongs to {skill!r}")
-        if not rec.params.is_dichotomous:
-            raise FormatError(f"{doc.source}: item {iid!r}: field 'model': multiple-choice "
-                              f"items need a dichotomous model, got {rec.params.model!r}")
+        content = doc_items.get(iid)
+        if content is not None:
+            expected = len(content.correct) + 1 if content.polytomous else 2
+        elif iid in db_items:
+            row = db_items[iid]
+            expected = (len(row.correct) + 1 if is_polytomous(
+                row.response_type, row.scoring, len(row.correct or ())) else 2)
+        else:  # pragma: no cover - refused above
+            expected = 2
+        if rec.params.n_categories != expected:
+            kind = ("a dichotomous model" if expected == 2
+                    else f"a polytomous model with {expected - 1} thresholds")
+            raise FormatError(f"{doc.source}: item {iid!r}: field 'model': the item is scored "
+                              f"in {expected} categories and needs {kind}, got "
+                              f"{rec.params.model!r} with {rec.params.n_categories} categories")
 
 
 def import_document(session: Session, doc: BankDocument, *, replace: bool = False,
@@ -494,7 +509,9 @@ def _item_values(it: ItemContent, skill_id: int) -> dict[str, Any]:
     return {"skill_id": skill_id, "stem": it.stem,
             "options": [{"id": o.id, "text": o.text} for o in it.options], "key": it.key,
             "explanation": it.explanation, "model": it.model, "status": it.status,
-            "difficulty_level": it.difficulty, "tags": list(it.tags), "author": it.author}
+            "difficulty_level": it.difficulty, "tags": list(it.tags), "author": it.author,
+            "response_type": it.response_type, "correct": list(it.correct),
+            "scoring": it.scoring}
 
 
 def _write_enemies(session: Session, items: Sequence[ItemContent], bank_id: int) -> None:
@@ -589,7 +606,7 @@ def publish_parameters(session: Session, records: Sequence[ParameterRecord],
             item.model = p.model
             session.add(ItemParameterVersion(
                 item_id=item.id, calibration_run_id=run.id, model=p.model, a=p.a, b=p.b, c=p.c,
-                d=p.d, thresholds=[], se_a=rec.se_a, se_b=rec.se_b, se_c=rec.se_c, se_d=rec.se_d,
+                d=p.d, thresholds=list(p.thresholds), se_a=rec.se_a, se_b=rec.se_b, se_c=rec.se_c, se_d=rec.se_d,
                 se_thresholds=[], n_responses=rec.n_responses,
                 provisional=rec.provisional or spec.provisional, is_current=True, created_at=now))
         session.flush()
@@ -678,8 +695,7 @@ def load_bank(session: Session, skills: Sequence[str] | None = None,
         if v is None:
             skipped += 1
             continue
-        params.append(ItemParams(it.external_id, v.model, v.a, v.b, v.c, v.d,
-                                 skill=it.skill.slug))
+        params.append(version_params(v, it.external_id, it.skill.slug))
         metas.append(ItemMeta(it.external_id, it.skill.slug, it.status, tuple(it.tags or ()),
                               tuple(sorted(ext[e] for e in enemies.get(it.id, ()) if e in ext
                                            and e in versions)),
@@ -692,11 +708,24 @@ def load_bank(session: Session, skills: Sequence[str] | None = None,
     return LoadedBank(Bank.from_params(params), tuple(metas), tuple(groups))
 
 
-def item_content(item: Item, enemies: Iterable[str] = ()) -> ItemContent:
+def version_params(v: ItemParameterVersion, external_id: str, skill: str) -> ItemParams:
+    """The `ItemParams` of a stored parameter version (thresholds for polytomous models)."""
+    if v.model in POLYTOMOUS_MODELS:
+        return ItemParams(external_id, v.model, v.a, thresholds=tuple(v.thresholds or ()),
+                          skill=skill)
+    return ItemParams(external_id, v.model, v.a, v.b if v.b is not None else 0.0,
+                      v.c if v.c is not None else 0.0, v.d if v.d is not None else 1.0,
+                      skill=skill)
+
+
+def item_content(item: Item, enemies: Iterable[str] = (),
+                 media: Sequence[MediaRef] = ()) -> ItemContent:
     return ItemContent(item.external_id, item.skill.slug, item.stem,
                        tuple(Option(o["id"], o["text"]) for o in item.options), item.key,
                        item.explanation, item.difficulty_level, tuple(item.tags or ()),
-                       tuple(sorted(enemies)), item.status, item.model, item.author)
+                       tuple(sorted(enemies)), item.status, item.model, item.author,
+                       item.response_type or "single", tuple(item.correct or ()),
+                       item.scoring or "partial", tuple(media))
 
 
 def export_document(session: Session, skills: Sequence[str] | None = None,
@@ -713,8 +742,7 @@ def export_document(session: Session, skills: Sequence[str] | None = None,
     skill_of = {it.id: it.skill.slug for it in items}
     versions = _current_versions(session, [it.id for it in items])
     records = tuple(
-        ParameterRecord(ItemParams(ext[v.item_id], v.model, v.a, v.b, v.c, v.d,
-                                   skill=skill_of[v.item_id]),
+        ParameterRecord(version_params(v, ext[v.item_id], skill_of[v.item_id]),
                         v.se_a, v.se_b, v.se_c, v.se_d, v.n_responses, v.provisional)
         for v in sorted(versions.values(), key=lambda v: ext[v.item_id]))
     used = {c.skill for c in contents}
