@@ -85,6 +85,7 @@ __all__ = [
     "FormatError",
     "ItemContent",
     "ItemWarning",
+    "MediaFile",
     "MediaRef",
     "Option",
     "ParameterRecord",
@@ -120,6 +121,16 @@ class MediaRef:
 
     name: str
     alt: str
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """The bytes of an item's image in transit (import/export); checked by
+    `item_bank.media.content_type` before they are stored."""
+
+    item_id: str
+    name: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -186,11 +197,16 @@ class BankDocument:
     items: tuple[ItemContent, ...] = ()
     parameters: tuple[ParameterRecord, ...] = ()
     name: str = ""
+    #: Images of the items (`ItemContent.media` names them).
+    files: tuple[MediaFile, ...] = ()
+    #: Items of the source that were not imported, one line each (file, identifier, reason).
+    skipped: tuple[str, ...] = ()
 
     def merged(self, other: BankDocument) -> BankDocument:
         return BankDocument(f"{self.source}, {other.source}", self.skills + other.skills,
                             self.items + other.items, self.parameters + other.parameters,
-                            self.name or other.name)
+                            self.name or other.name, self.files + other.files,
+                            self.skipped + other.skipped)
 
 
 # -- validation --------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from item_bank.content import (
     BankDocument,
     ItemContent,
     ItemWarning,
+    MediaFile,
     MediaRef,
     Option,
     ParameterRecord,
@@ -65,6 +66,7 @@ from item_bank.models import (
     as_utc,
     utcnow,
 )
+from item_bank import media as media_store
 from item_bank.scoring import is_polytomous
 from item_bank.security import hash_password, hash_token, new_token, verify_password
 
@@ -470,6 +472,7 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
     """
     bank_id = resolve_bank_id(session, bank_id)
     validate_document(session, doc, replace, bank_id)
+    files = _checked_media(doc)
     with session.begin_nested():
         created_skills = ensure_skills(session, doc.skills, bank_id)
         skills = skills_by_slug(session, bank_id)
@@ -490,6 +493,14 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
                 updated += 1
         session.flush()
         _write_enemies(session, doc.items, bank_id)
+        for it in doc.items:
+            row = existing[it.external_id]
+            keep = {m.name for m in it.media}
+            for old in media_store.item_media(session, row.id):
+                if old.name not in keep:
+                    session.delete(old)
+            for m in it.media:
+                media_store.store(session, row, m.name, m.alt, files[(it.external_id, m.name)])
         run_id, n_versions = None, 0
         if doc.parameters:
             spec = run_spec or CalibrationRunSpec(
@@ -503,6 +514,26 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
              created, updated, n_versions)
     return ImportReport(doc.source, created_skills, created, updated, n_versions, run_id,
                         tuple(content_warnings(doc.items)))
+
+
+def _checked_media(doc: BankDocument) -> dict[tuple[str, str], bytes]:
+    """The image bytes of ``doc``'s items by (item, name), each checked (`item_bank.media`);
+    `FormatError` naming the item when an image is missing, too large or of a refused type."""
+    files = {(f.item_id, f.name): f.data for f in doc.files}
+    for it in doc.items:
+        if len(it.media) > media_store.MAX_MEDIA_PER_ITEM:
+            raise FormatError(f"{doc.source}: item {it.external_id!r}: field 'media': at most "
+                              f"{media_store.MAX_MEDIA_PER_ITEM} images")
+        for m in it.media:
+            data = files.get((it.external_id, m.name))
+            if data is None:
+                raise FormatError(f"{doc.source}: item {it.external_id!r}: field 'media': the "
+                                  f"image {m.name!r} is not in the file")
+            try:
+                media_store.content_type(f"item {it.external_id!r}: image {m.name!r}", data)
+            except media_store.MediaError as exc:
+                raise FormatError(f"{doc.source}: {exc}") from None
+    return files
 
 
 def _item_values(it: ItemContent, skill_id: int) -> dict[str, Any]:
@@ -737,8 +768,12 @@ def export_document(session: Session, skills: Sequence[str] | None = None,
     enemies = _enemy_map(session, bank_id)
     ext = {it.id: it.external_id for it in items}
     # Enemies outside the exported selection are left out so that the file imports on its own.
-    contents = [item_content(it, (ext[e] for e in enemies.get(it.id, ()) if e in ext))
+    media = {it.id: media_store.item_media(session, it.id) for it in items}
+    contents = [item_content(it, (ext[e] for e in enemies.get(it.id, ()) if e in ext),
+                             [MediaRef(m.name, m.alt) for m in media[it.id]])
                 for it in items]
+    files = tuple(MediaFile(it.external_id, m.name, media_store.read(m))
+                  for it in items for m in media[it.id])
     skill_of = {it.id: it.skill.slug for it in items}
     versions = _current_versions(session, [it.id for it in items])
     records = tuple(
@@ -751,7 +786,7 @@ def export_document(session: Session, skills: Sequence[str] | None = None,
                   if skills is None or s.slug in used or s.slug in skills]
     return BankDocument("database", tuple(SkillInfo(s.slug, s.name, s.description)
                                           for s in skill_rows),
-                        tuple(with_symmetric_enemies(contents)), records, name)
+                        tuple(with_symmetric_enemies(contents)), records, name, files)
 
 
 def parameter_history(session: Session, external_id: str, bank_id: int | None = None

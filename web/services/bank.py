@@ -20,8 +20,18 @@ from sqlalchemy.orm import Session
 from werkzeug.utils import secure_filename
 
 import irt
+from item_bank import media as media_store
 from item_bank import repository as repo
-from item_bank.models import Item, ItemBank, ItemParameterVersion, Organisation, Skill, StaffUser
+from item_bank.models import (
+    Item,
+    ItemBank,
+    ItemMedia,
+    ItemParameterVersion,
+    Organisation,
+    Skill,
+    StaffUser,
+    utcnow,
+)
 from item_bank.transfer import read_bank_file
 from web.db import get_db, unit_of_work
 
@@ -172,6 +182,7 @@ class ItemDetail:
     history: list[ItemParameterVersion]
     icc_theta: list[float]
     icc_p: list[float]
+    media: tuple[ItemMedia, ...] = ()
 
 
 def item_detail(bank_id: int, external_id: str) -> ItemDetail:
@@ -188,7 +199,8 @@ def item_detail(bank_id: int, external_id: str) -> ItemDetail:
                                                     current.b, current.c or 0.0,
                                                     current.d if current.d is not None else 1.0)])
         p = irt.probability(theta, bank)[:, 0].tolist()
-    return ItemDetail(item, history, theta.tolist(), p)
+    return ItemDetail(item, history, theta.tolist(), p,
+                      tuple(media_store.item_media(db, item.id)))
 
 
 def import_upload(bank_id: int, filename: str, data: bytes, *, replace: bool = False
@@ -211,6 +223,42 @@ def import_upload(bank_id: int, filename: str, data: bytes, *, replace: bool = F
         doc = dataclasses.replace(doc, source=shown)
         with unit_of_work() as db:
             return repo.import_document(db, doc, replace=replace, bank_id=bank_id)
+
+
+def item_media(bank_id: int, external_id: str, name: str) -> tuple[str, bytes]:
+    """``(content type, bytes)`` of an image of an item of an own bank (`NotFound` else)."""
+    found = media_store.find(get_db(), bank_id, external_id, name)
+    if found is None:
+        raise NotFound(f"item {external_id!r} has no image {name!r}")
+    return found.content_type, media_store.read(found)
+
+
+def upload_media(bank_id: int, external_id: str, filename: str, alt: str, data: bytes) -> str:
+    """Store an uploaded image with an item of an own bank; returns its stored name.
+
+    Refused with `ValueError` naming the field: no file, no alt text, over
+    `item_bank.media.MAX_MEDIA_BYTES`, or not PNG/JPEG/GIF/WebP (SVG is refused)."""
+    safe = secure_filename(filename or "")
+    if not safe:
+        raise ValueError("field 'file': choose an image to upload")
+    if not alt.strip():
+        raise ValueError("field 'alt': describe the image for screen readers (alt text is "
+                         "required)")
+    try:
+        media_store.content_type(safe, data)
+    except media_store.MediaError as exc:
+        raise ValueError(f"field 'file': {exc}") from None
+    with unit_of_work() as db:
+        item = db.scalar(select(Item).where(Item.bank_id == bank_id,
+                                            Item.external_id == external_id))
+        if item is None:
+            raise NotFound(f"no item {external_id!r}")
+        try:
+            media_store.store(db, item, safe[:100], alt[:1000], data)
+        except media_store.MediaError as exc:
+            raise ValueError(f"field 'file': {exc}") from None
+        item.updated_at = utcnow()  # the live assessments' fingerprint changes
+    return safe[:100]
 
 
 def set_status(bank_id: int, external_id: str, status: str) -> None:

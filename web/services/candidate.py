@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -37,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from engine import Blueprint, CatState
 from engine.errors import EngineError
+from item_bank import media as media_store
 from item_bank import repository as repo
 from item_bank.models import (
     Accommodation,
@@ -49,6 +51,7 @@ from item_bank.models import (
     as_utc,
     utcnow,
 )
+from item_bank.scoring import AnswerError, canonical_answer, score_response
 from item_bank.security import hash_token
 from item_bank.stacks import assumed_stacks
 from web import observability
@@ -56,6 +59,7 @@ from web.db import get_db, unit_of_work
 from web.services import webhooks
 from web.services.engines import (
     LiveAssessment,
+    bank_of_assessment,
     live_assessment,
     overall_estimate,
     remember_state,
@@ -107,11 +111,15 @@ class BreakRefused(CandidateError):
 
 @dataclass(frozen=True)
 class PendingItem:
-    """What the candidate may see of an item: its id, stem and options (never the key)."""
+    """What the candidate may see of an item: its id, stem, options, how it is answered and
+    its images (never the key, the correct answers or the parameters)."""
 
     item_id: str
     stem: str
     options: tuple[tuple[str, str], ...]
+    response_type: str = "single"
+    #: (file name, alt text) of the stem's images, served by ``candidate.media``.
+    media: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,7 +191,8 @@ def _view(row: CandidateSession, live: LiveAssessment, state: CatState,
     pending = None
     if row.status == "in_progress" and state.pending is not None:
         facts = live.items[state.pending]
-        pending = PendingItem(state.pending, facts.stem, facts.options)
+        pending = PendingItem(state.pending, facts.stem, facts.options, facts.response_type,
+                              facts.media)
     now = now or utcnow()
     on_break = acc is not None and acc.break_started_at is not None \
         and row.status == "in_progress"
@@ -404,11 +413,13 @@ def session_for_invitation(invitation_token: str) -> int | None:
         return row_id
 
 
-def submit_answer(session_id: int, item_id: str, answer: str, *, token: str | None = None,
-                  latency_ms: int | None = None) -> SessionView:
+def submit_answer(session_id: int, item_id: str, answer: str | Sequence[str], *,
+                  token: str | None = None, latency_ms: int | None = None) -> SessionView:
     """Record the answer to the pending item and serve the next one (committed on return).
 
-    With ``token`` the session must be the one that bearer token opens.
+    ``answer`` is an option id, a list of option ids (multiple response: the chosen ones;
+    ordering: all of them in order) or the typed text/number (`item_bank.scoring`). With
+    ``token`` the session must be the one that bearer token opens.
     """
     now = utcnow()
     try:
@@ -424,11 +435,51 @@ def submit_answer(session_id: int, item_id: str, answer: str, *, token: str | No
     except IntegrityError:
         # A concurrent duplicate of this very answer won the race: report the stored outcome.
         with unit_of_work() as db:
-            if _stored_answer(db, session_id, item_id) == answer:
+            stored = _stored_answer(db, session_id, item_id)
+            if stored is not None and stored in _answer_forms(answer):
                 row = _lock(db, session_id, token)
                 live, state = _load(db, row)
                 return _view(row, live, state)
         raise NotPendingError("this answer was not recorded; the question changed") from None
+
+
+def pending_media(invitation_token: str, item_id: str, name: str) -> tuple[str, bytes]:
+    """``(content type, bytes)`` of an image of the question the session shows now: only the
+    pending item's images are served (`SessionNotFound` otherwise, including another bank's
+    or another session's items)."""
+    with unit_of_work() as db:
+        invitation, row_id = _find_invitation(db, invitation_token)
+        if invitation is None or row_id is None:
+            raise SessionNotFound("no such image")
+        return _pending_media(db, db.get(CandidateSession, row_id), item_id, name)
+
+
+def session_media(session_id: int, token: str, item_id: str, name: str) -> tuple[str, bytes]:
+    """`pending_media` for the API: the session its bearer ``token`` opens."""
+    with unit_of_work() as db:
+        row = db.scalar(select(CandidateSession).where(
+            CandidateSession.id == session_id, CandidateSession.token_hash == hash_token(token)))
+        return _pending_media(db, row, item_id, name)
+
+
+def _pending_media(db: Session, row: CandidateSession | None, item_id: str, name: str
+                   ) -> tuple[str, bytes]:
+    if row is None or row.status != "in_progress" or row.engine_state is None:
+        raise SessionNotFound("no such image")
+    state = session_state(db, row.id, row.state_version, row.engine_state)
+    if state.pending != item_id:
+        raise SessionNotFound("no such image")
+    found = media_store.find(db, bank_of_assessment(db, row.assessment_id), item_id, name)
+    if found is None:
+        raise SessionNotFound("no such image")
+    return found.content_type, media_store.read(found)
+
+
+def _answer_forms(answer: str | Sequence[str]) -> set[str]:
+    """Stored forms an answer may have (to recognise a repeat before the item is known)."""
+    if isinstance(answer, str):
+        return {answer, " ".join(answer.split())}
+    return {",".join(answer), ",".join(sorted(answer))}
 
 
 def _stored_answer(db: Session, session_id: int, item_id: str) -> str | None:
@@ -437,10 +488,17 @@ def _stored_answer(db: Session, session_id: int, item_id: str) -> str | None:
 
 
 def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: CatState,
-            item_id: str, answer: str, latency_ms: int | None, now: dt.datetime) -> SessionView:
+            item_id: str, answer: str | Sequence[str], latency_ms: int | None, now: dt.datetime) -> SessionView:
     answered = any(e.item_id == item_id for e in state.events)
-    if answered and _stored_answer(db, row.id, item_id) == answer:
-        return _view(row, live, state)  # a repeat of an acknowledged answer
+    if answered:
+        stored = _stored_answer(db, row.id, item_id)
+        facts_then = live.items.get(item_id)
+        if stored is not None and facts_then is not None:
+            try:
+                if canonical_answer(facts_then, answer) == stored:
+                    return _view(row, live, state)  # a repeat of an acknowledged answer
+            except AnswerError:
+                pass
     if row.status != "in_progress":
         raise SessionClosedError(f"this session is {row.status.replace('_', ' ')}; it cannot "
                                  "be changed")
@@ -448,10 +506,11 @@ def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: Cat
         raise NotPendingError("that is not the current question; please answer the question "
                               "shown now")
     facts = live.items[item_id]
-    if answer not in {option_id for option_id, _ in facts.options}:
-        raise InvalidAnswerError(f"field 'answer': {answer!r} is not one of the options "
-                                 f"{sorted(o for o, _ in facts.options)}")
-    score = int(answer == facts.key)
+    try:
+        answer = canonical_answer(facts, answer)
+        score = score_response(facts, answer)
+    except AnswerError as exc:
+        raise InvalidAnswerError(str(exc)) from None
     try:
         with observability.ITEM_SELECTION.time():
             new_state = live.engine.record(state, item_id, score)
