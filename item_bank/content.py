@@ -201,12 +201,17 @@ class BankDocument:
     files: tuple[MediaFile, ...] = ()
     #: Items of the source that were not imported, one line each (file, identifier, reason).
     skipped: tuple[str, ...] = ()
+    #: Skills the items name without the source defining them (a QTI package's default skill
+    #: or LOM keyword): the import creates the missing ones. (A JSON file defines skills in its
+    #: ``skills`` list; a skill it only names must exist, so a typo is not a new skill.)
+    implied_skills: tuple[str, ...] = ()
 
     def merged(self, other: BankDocument) -> BankDocument:
         return BankDocument(f"{self.source}, {other.source}", self.skills + other.skills,
                             self.items + other.items, self.parameters + other.parameters,
                             self.name or other.name, self.files + other.files,
-                            self.skipped + other.skipped)
+                            self.skipped + other.skipped,
+                            tuple(sorted(set(self.implied_skills) | set(other.implied_skills))))
 
 
 # -- validation --------------------------------------------------------------------------------

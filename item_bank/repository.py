@@ -97,6 +97,12 @@ class ImportReport:
     #: Writing-quality warnings of the imported items (`item_bank.content.item_warnings`):
     #: the import went ahead; an author should look at each one.
     warnings: tuple[ItemWarning, ...] = ()
+    #: Items of the file that were not imported (file, identifier, reason), e.g. QTI
+    #: interactions Proficio does not deliver.
+    skipped: tuple[str, ...] = ()
+    #: Skills the import created because items named them (slugs).
+    skills_implied: tuple[str, ...] = ()
+    media_files: int = 0
 
 
 @dataclass(frozen=True)
@@ -389,7 +395,8 @@ def validate_document(session: Session, doc: BankDocument, replace: bool = False
     Raises `FormatError` naming the file, the item and the field; writes nothing.
     """
     bank_id = resolve_bank_id(session, bank_id)
-    known_skills = set(skills_by_slug(session, bank_id)) | {s.slug for s in doc.skills}
+    known_skills = (set(skills_by_slug(session, bank_id)) | {s.slug for s in doc.skills}
+                    | set(doc.implied_skills))
     existing = _existing_ids(session, [it.external_id for it in doc.items], bank_id)
     in_doc = {it.external_id for it in doc.items}
     for it in doc.items:
@@ -398,7 +405,9 @@ def validate_document(session: Session, doc: BankDocument, replace: bool = False
                               f"skill {it.skill!r} (known: {sorted(known_skills)})")
         if it.external_id in existing and not replace:
             raise FormatError(f"{doc.source}: item {it.external_id!r}: field 'id': the bank "
-                              f"already has this external id (use replace to update it)")
+                              f"already has this external id (use replace to update it, or "
+                              f"import a QTI package with a prefix (--prefix) to add it as a "
+                              f"new item)")
     enemy_ids = {e for it in doc.items for e in it.enemies} - in_doc
     found = set(_existing_ids(session, enemy_ids, bank_id))
     for it in doc.items:
@@ -475,6 +484,10 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
     files = _checked_media(doc)
     with session.begin_nested():
         created_skills = ensure_skills(session, doc.skills, bank_id)
+        have = skills_by_slug(session, bank_id)
+        implied = [s for s in doc.implied_skills if s not in have]
+        created_skills += ensure_skills(
+            session, [SkillInfo(s, s.replace("_", " ").capitalize()) for s in implied], bank_id)
         skills = skills_by_slug(session, bank_id)
         existing = _existing_ids(session, [it.external_id for it in doc.items], bank_id)
         created = updated = 0
@@ -513,7 +526,8 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
     log.info("imported %s: %d items created, %d updated, %d parameter versions", doc.source,
              created, updated, n_versions)
     return ImportReport(doc.source, created_skills, created, updated, n_versions, run_id,
-                        tuple(content_warnings(doc.items)))
+                        tuple(content_warnings(doc.items)), doc.skipped, tuple(implied),
+                        sum(len(it.media) for it in doc.items))
 
 
 def _checked_media(doc: BankDocument) -> dict[tuple[str, str], bytes]:
