@@ -33,6 +33,7 @@ from irt.io import FormatError, ItemTable
 from item_bank.content import (
     BankDocument,
     ItemContent,
+    SKILL_ID,
     ItemWarning,
     MediaFile,
     MediaRef,
@@ -374,6 +375,27 @@ def ensure_skills(session: Session, skills: Iterable[SkillInfo], bank_id: int | 
             row.name, row.description = info.name, info.description or row.description
     session.flush()
     return created
+
+
+def create_skill(session: Session, bank_id: int, slug: str, name: str,
+                 description: str = "") -> bool:
+    """Create the skill ``slug`` in the bank (True), or update its name and description
+    (False). `ValueError` naming the field for a bad slug or name."""
+    if not SKILL_ID.match(slug or ""):
+        raise ValueError(f"field 'slug': must be a skill id like 'server_side' (lower-case "
+                         f"letters, digits, '_'), got {slug!r}")
+    name = check_name(name)
+    if not name:
+        raise ValueError("field 'name': must not be empty")
+    return ensure_skills(session, [SkillInfo(slug, name, description)], bank_id) == 1
+
+
+def skill_counts(session: Session, bank_id: int) -> list[tuple[str, str, int]]:
+    """``(slug, name, number of items)`` of every skill of the bank, by slug."""
+    return [(s, n, int(c)) for s, n, c in session.execute(
+        select(Skill.slug, Skill.name, func.count(Item.id))
+        .outerjoin(Item, Item.skill_id == Skill.id).where(Skill.bank_id == bank_id)
+        .group_by(Skill.id, Skill.slug, Skill.name).order_by(Skill.slug))]
 
 
 def _existing_ids(session: Session, external_ids: Iterable[str], bank_id: int

@@ -143,8 +143,12 @@ def import_bank():  # type: ignore[no-untyped-def]
         return render_template("psychometrician/import.html",
                                error="field 'file': choose a file to import", report=None), 422
     try:
-        report = bank_service.import_upload(_bank().id, upload.filename, upload.read(),
-                                            replace=request.form.get("replace") == "on")
+        report = bank_service.import_upload(
+            _bank().id, upload.filename, upload.read(),
+            replace=request.form.get("replace") == "on",
+            strict=request.form.get("strict") == "on",
+            default_skill=request.form.get("skill", "").strip() or None,
+            prefix=request.form.get("prefix", "").strip() or None)
     except ValueError as exc:
         return render_template("psychometrician/import.html", error=str(exc), report=None), 422
     audit.log(int(current_user.id), "bank.imported", upload.filename,

@@ -21,6 +21,7 @@ from werkzeug.utils import secure_filename
 
 import irt
 from item_bank import media as media_store
+from item_bank.content import SKILL_ID
 from item_bank import repository as repo
 from item_bank.models import (
     Item,
@@ -203,9 +204,14 @@ def item_detail(bank_id: int, external_id: str) -> ItemDetail:
                       tuple(media_store.item_media(db, item.id)))
 
 
-def import_upload(bank_id: int, filename: str, data: bytes, *, replace: bool = False
-                  ) -> repo.ImportReport:
-    """Import an uploaded bank file (JSON, CSV or QTI zip) into an own bank. All or nothing."""
+def import_upload(bank_id: int, filename: str, data: bytes, *, replace: bool = False,
+                  strict: bool = False, default_skill: str | None = None,
+                  prefix: str | None = None) -> repo.ImportReport:
+    """Import an uploaded bank file (JSON, CSV or QTI zip) into an own bank. All or nothing
+    (QTI items Proficio cannot deliver are skipped and reported unless ``strict``)."""
+    if default_skill is not None and not SKILL_ID.match(default_skill):
+        raise ValueError(f"field 'skill': must be a skill id like 'server_side', got "
+                         f"{default_skill!r}")
     safe = secure_filename(filename or "")
     suffix = Path(safe).suffix.lower()
     if suffix not in ALLOWED_UPLOADS:
@@ -216,7 +222,8 @@ def import_upload(bank_id: int, filename: str, data: bytes, *, replace: bool = F
         path = Path(tmp) / shown
         path.write_bytes(data)
         try:
-            doc = read_bank_file(path)
+            doc = read_bank_file(path, default_skill=default_skill, strict=strict,
+                                 prefix=prefix)
         except (ValueError, OSError) as exc:
             # messages name the file read: the upload's name, never the server's temp folder
             raise ValueError(str(exc).replace(str(path), shown).replace(tmp, "")) from None
