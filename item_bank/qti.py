@@ -284,6 +284,8 @@ def _block_text(el: ET.Element) -> str:
 
 # XHTML → Markdown, keeping the structure a stem needs (paragraphs, code, lists, tables).
 
+#: A line break (``<br/>``) until the text is laid out; then a Markdown hard break.
+_BR = "\x00"
 _BLOCKS = {"p", "div", "blockquote", "pre", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5",
            "h6", "hr", "figure", "dl"}
 
@@ -311,7 +313,7 @@ def _inline_el(el: ET.Element, skip: Callable[[ET.Element], str | None]) -> str:
         tick = "``" if "`" in text else "`"
         return f"{tick}{text}{tick}"
     if local == "br":
-        return "  \n"
+        return _BR
     return inner
 
 
@@ -322,9 +324,9 @@ def _markdown(el: ET.Element, skip: Callable[[ET.Element], str | None]) -> str:
     inline: list[str] = [el.text or ""]
 
     def flush() -> None:
-        text = " ".join("".join(inline).split(" ")).strip()
-        text = re.sub(r"[ \t]*\n[ \t]*", "\n", text)
-        text = re.sub(r"[ \t]+", " ", text)
+        # HTML white space: runs (line breaks included) are one space; <br/> breaks the line
+        text = re.sub(r"\s+", " ", "".join(inline)).strip()
+        text = re.sub(r" ?\x00 ?", "  \n", text).strip()
         if text:
             blocks.append(text)
         inline.clear()
@@ -361,7 +363,8 @@ def _block(el: ET.Element, skip: Callable[[ET.Element], str | None]) -> str:
         return "\n".join(lines)
     if local == "table":
         rows = [r for r in el.iter() if _local(r.tag)[1] == "tr"]
-        cells = [[" ".join(_inline(c, skip).split()).replace("|", "\\|") for c in r
+        cells = [[" ".join(_inline(c, skip).replace(_BR, " ").split()).replace("|", "\\|")
+                  for c in r
                   if _local(c.tag)[1] in ("td", "th")] for r in rows]
         cells = [r for r in cells if r]
         if not cells:
@@ -372,7 +375,7 @@ def _block(el: ET.Element, skip: Callable[[ET.Element], str | None]) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in cells[1:]]
         return "\n".join(lines)
     if local.startswith("h") and local[1:].isdigit():
-        return f"**{' '.join(_inline(el, skip).split())}**"
+        return f"**{' '.join(_inline(el, skip).replace(_BR, ' ').split())}**"
     if local == "hr":
         return "---"
     if local == "blockquote":

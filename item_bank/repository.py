@@ -30,10 +30,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from irt import POLYTOMOUS_MODELS, Bank, ItemParams, SparseResponses
 from irt.io import FormatError, ItemTable
+from item_bank import media as media_store
 from item_bank.content import (
+    SKILL_ID,
     BankDocument,
     ItemContent,
-    SKILL_ID,
     ItemWarning,
     MediaFile,
     MediaRef,
@@ -67,7 +68,6 @@ from item_bank.models import (
     as_utc,
     utcnow,
 )
-from item_bank import media as media_store
 from item_bank.scoring import is_polytomous
 from item_bank.security import hash_password, hash_token, new_token, verify_password
 
@@ -673,8 +673,8 @@ def publish_parameters(session: Session, records: Sequence[ParameterRecord],
             item.model = p.model
             session.add(ItemParameterVersion(
                 item_id=item.id, calibration_run_id=run.id, model=p.model, a=p.a, b=p.b, c=p.c,
-                d=p.d, thresholds=list(p.thresholds), se_a=rec.se_a, se_b=rec.se_b, se_c=rec.se_c, se_d=rec.se_d,
-                se_thresholds=[], n_responses=rec.n_responses,
+                d=p.d, thresholds=list(p.thresholds), se_a=rec.se_a, se_b=rec.se_b,
+                se_c=rec.se_c, se_d=rec.se_d, se_thresholds=[], n_responses=rec.n_responses,
                 provisional=rec.provisional or spec.provisional, is_current=True, created_at=now))
         session.flush()
     log.info("published calibration run %d (%d items, provisional=%s)", run.id, len(records),

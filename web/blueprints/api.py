@@ -55,9 +55,10 @@ class PendingItemSchema(Schema):
     item_id = fields.String(required=True)
     stem = fields.String(required=True, metadata={"description": "Markdown"})
     interaction = fields.String(required=True, metadata={
-        "description": "How the item is answered (its response type): single (answer: one option id), multiple (a list of the chosen option "
-                       "ids), ordering (a list of every option id in order), numeric (the "
-                       "number as a string) or text (the typed answer)"})
+        "description": "How the item is answered (its response type): single (answer: one "
+                       "option id), multiple (a list of the chosen option ids), ordering (a list "
+                       "of every option id in order), numeric (the number as a string) or "
+                       "text (the typed answer)"})
     options = fields.List(fields.Nested(OptionSchema), required=True, metadata={
         "description": "Empty for numeric and text entry"})
     media = fields.List(fields.Nested(MediaSchema), required=True)

@@ -21,8 +21,8 @@ from werkzeug.utils import secure_filename
 
 import irt
 from item_bank import media as media_store
-from item_bank.content import SKILL_ID
 from item_bank import repository as repo
+from item_bank.content import SKILL_ID
 from item_bank.models import (
     Item,
     ItemBank,

@@ -488,7 +488,8 @@ def _stored_answer(db: Session, session_id: int, item_id: str) -> str | None:
 
 
 def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: CatState,
-            item_id: str, answer: str | Sequence[str], latency_ms: int | None, now: dt.datetime) -> SessionView:
+            item_id: str, answer: str | Sequence[str], latency_ms: int | None,
+            now: dt.datetime) -> SessionView:
     answered = any(e.item_id == item_id for e in state.events)
     if answered:
         stored = _stored_answer(db, row.id, item_id)
