@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 from tests.web.conftest import Site, csrf_of
 
 FORBIDDEN_JSON_KEYS = {"key", "correct", "scoring", "explanation", "a", "b", "c", "d", "theta",
-                       "se", "score", "thresholds", "difficulty", "difficulty_level", "parameters", "tags",
-                       "percentile", "estimate", "information"}
+                       "se", "score", "thresholds", "difficulty", "difficulty_level",
+                       "parameters", "tags", "percentile", "estimate", "information"}
 
 
 def _json_keys(value: object) -> set[str]:
