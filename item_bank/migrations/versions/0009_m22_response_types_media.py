@@ -55,8 +55,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_item_media_item_id"), table_name="item_media")
     op.drop_table("item_media")
     with op.batch_alter_table("items") as batch:
-        batch.drop_constraint("ck_items_scoring", type_="check")
-        batch.drop_constraint("ck_items_response_type", type_="check")
+        batch.drop_constraint(op.f("ck_items_scoring"), type_="check")
+        batch.drop_constraint(op.f("ck_items_response_type"), type_="check")
         batch.drop_column("scoring")
         batch.drop_column("correct")
         batch.drop_column("response_type")
