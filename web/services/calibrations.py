@@ -253,9 +253,12 @@ def _calibrate(engine: Any, job_id: int, settings: JobSettings,
         current = current_parameters(db, skills, bank.id)
         items = list(db.scalars(select(Item).where(Item.bank_id == bank.id)))
         skill_of = {it.external_id: it.skill.slug for it in items}
+        # the key/distractor analysis is for single-choice items (issue 22: other response
+        # types have no one key)
+        single = [it for it in items if (it.response_type or "single") == "single"]
         keys = ItemKeys({it.external_id: tuple(str(o.get("id", "")) if isinstance(o, dict)
                                                else str(o) for o in it.options or ())
-                         for it in items}, {it.external_id: it.key for it in items})
+                         for it in single}, {it.external_id: it.key for it in single})
     if log_.data.n_responses == 0:
         raise ValueError("there are no recorded responses to calibrate")
     last = [0.0]
