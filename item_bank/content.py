@@ -28,6 +28,8 @@ Every reader validates the whole input and raises `irt.io.FormatError` naming th
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 import json
@@ -78,6 +80,8 @@ _PARAM_FIELDS = {"model", "a", "b", "c", "d", "se_a", "se_b", "se_c", "se_d", "n
                  "provisional", "thresholds"}
 #: Most accepted answers of a numeric or text entry item.
 MAX_ACCEPTED = 20
+#: Longest base64 text of one image in a JSON bank file (1 MB of image, as `item_bank.media`).
+MAX_MEDIA_BASE64 = 1_400_000
 
 __all__ = [
     "FORMAT",
@@ -389,8 +393,9 @@ def _media_refs(where: _Where, raw: Any) -> tuple[MediaRef, ...]:
         raise where.error("media", 'expected a list of {"name": ..., "alt": ...}')
     out = []
     for k, m in enumerate(raw):
-        if not isinstance(m, Mapping) or set(m) != {"name", "alt"}:
-            raise where.error(f"media[{k}]", 'expected {"name": ..., "alt": ...}')
+        if not isinstance(m, Mapping) or not {"name", "alt"} <= set(m) <= {"name", "alt", "data"}:
+            raise where.error(f"media[{k}]", 'expected {"name": ..., "alt": ...} (and "data": '
+                                             'the file in base64)')
         name = m["name"]
         if not isinstance(name, str) or not MEDIA_NAME.match(name):
             raise where.error(f"media[{k}].name", f"must be a plain file name, got {name!r}")
@@ -402,6 +407,24 @@ def _media_refs(where: _Where, raw: Any) -> tuple[MediaRef, ...]:
                                         max_chars=MAX_OPTION_CHARS)))
     if len({m.name for m in out}) != len(out):
         raise where.error("media", "a file is listed twice")
+    return tuple(out)
+
+
+def _media_data(where: _Where, item_id: str, raw: Any) -> tuple[MediaFile, ...]:
+    """The base64 ``data`` of an item's JSON ``media`` entries (already checked by
+    `_media_refs`)."""
+    out = []
+    for k, m in enumerate(raw or []):
+        if "data" not in m:
+            continue
+        if not isinstance(m["data"], str) or len(m["data"]) > MAX_MEDIA_BASE64:
+            raise where.error(f"media[{k}].data", "expected the file as base64 text (at most "
+                                                  f"{MAX_MEDIA_BASE64} characters)")
+        try:
+            data = base64.b64decode(m["data"], validate=True)
+        except (binascii.Error, ValueError):
+            raise where.error(f"media[{k}].data", "is not valid base64") from None
+        out.append(MediaFile(item_id, m["name"], data))
     return tuple(out)
 
 
@@ -617,6 +640,7 @@ def parse_bank_json(name: str, doc: Any, default_status: str = "pretest") -> Ban
     if not isinstance(items_raw, list):
         raise FormatError(f"{name}: field 'items': expected a list")
     items, params, rows = [], [], []
+    files: list[MediaFile] = []
     for k, raw in enumerate(items_raw):
         row = f"items[{k}]"
         if not isinstance(raw, Mapping):
@@ -624,11 +648,14 @@ def parse_bank_json(name: str, doc: Any, default_status: str = "pretest") -> Ban
         item, record = validate_item(_Where(name, row), raw, skill, default_status)
         items.append(item)
         rows.append(row)
+        files.extend(_media_data(_Where(name, f"{row} (id {item.external_id!r})"),
+                                 item.external_id, raw.get("media")))
         if record is not None:
             params.append(record)
     check_unique_ids(name, items, rows)
     bank_name = doc.get("bank") if isinstance(doc.get("bank"), str) else ""
-    return BankDocument(name, tuple(skills), tuple(items), tuple(params), bank_name)
+    return BankDocument(name, tuple(skills), tuple(items), tuple(params), bank_name,
+                        tuple(files))
 
 
 def read_bank_json(source: str | Path | io.TextIOBase,
@@ -667,17 +694,19 @@ def read_manifest_dir(folder: str | Path) -> BankDocument:
         if any(it.skill != skill.slug for it in part.items):
             raise FormatError(f"{path}: field 'skill': items must belong to {skill.slug!r}")
         out = BankDocument(out.source, out.skills, out.items + part.items,
-                           out.parameters + part.parameters, out.name)
+                           out.parameters + part.parameters, out.name, out.files + part.files)
     check_unique_ids(str(folder), out.items, [f"item {it.external_id}" for it in out.items])
     params_path = folder / "parameters.csv"
     if params_path.is_file():
         table = read_items_csv(params_path)
         out = BankDocument(out.source, out.skills, out.items,
-                           out.parameters + records_from_table(table, str(params_path)), out.name)
+                           out.parameters + records_from_table(table, str(params_path)), out.name,
+                           out.files)
     return out
 
 
-def _item_json(item: ItemContent, record: ParameterRecord | None) -> dict[str, Any]:
+def _item_json(item: ItemContent, record: ParameterRecord | None,
+               files: Mapping[tuple[str, str], bytes] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": item.external_id, "skill": item.skill, "stem": item.stem,
         "options": [{"id": o.id, "text": o.text} for o in item.options], "key": item.key,
@@ -691,7 +720,13 @@ def _item_json(item: ItemContent, record: ParameterRecord | None) -> dict[str, A
         if item.response_type == "multiple":
             out["scoring"] = item.scoring
     if item.media:
-        out["media"] = [{"name": m.name, "alt": m.alt} for m in item.media]
+        out["media"] = []
+        for m in item.media:
+            entry = {"name": m.name, "alt": m.alt}
+            data = (files or {}).get((item.external_id, m.name))
+            if data is not None:
+                entry["data"] = base64.b64encode(data).decode("ascii")
+            out["media"].append(entry)
     if record is not None:
         p = record.params
         out["parameters"] = {
@@ -711,7 +746,9 @@ def write_bank_json(target: str | Path | io.TextIOBase, doc: BankDocument) -> No
         "format": FORMAT, "bank": doc.name,
         "skills": [{"id": s.slug, "name": s.name, "description": s.description}
                    for s in doc.skills],
-        "items": [_item_json(it, by_id.get(it.external_id)) for it in doc.items],
+        "items": [_item_json(it, by_id.get(it.external_id),
+                             {(f.item_id, f.name): f.data for f in doc.files})
+                  for it in doc.items],
     }
     text = json.dumps(payload, ensure_ascii=False, indent=2) + "\n"
     if isinstance(target, str | Path):

@@ -400,3 +400,20 @@ def test_markdown_keeps_lists_code_and_tables(tmp_path):
     assert "- one **bold**\n- two" in stem
     assert "```\nx = 1\ny = 2\n```" in stem
     assert "| k | v |\n| --- | --- |\n| a | 1 |" in stem
+
+
+def test_json_export_carries_the_images_and_imports_into_a_fresh_bank(db_session, tmp_path):
+    from item_bank.content import read_bank_json, write_bank_json
+
+    org = repo.create_organisation(db_session, "json-org", "JSON")
+    first = repo.create_bank(db_session, org, "a", "A")
+    repo.import_document(db_session, read_bank_file(examples(tmp_path), default_skill="reading"),
+                         bank_id=first.id)
+    out = tmp_path / "bank.json"
+    write_bank_json(out, repo.export_document(db_session, bank_id=first.id))
+    doc = read_bank_json(out)
+    assert [(f.item_id, f.name, f.data) for f in doc.files] == [("choice", "notice.png", png())]
+    second = repo.create_bank(db_session, org, "b", "B")
+    repo.import_document(db_session, doc, bank_id=second.id)
+    assert repo.export_document(db_session, bank_id=second.id).items == doc.items
+    db_session.rollback()

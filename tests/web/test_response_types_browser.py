@@ -20,6 +20,7 @@ from tests.web.test_browser import (  # noqa: F401  (fixtures)
     axe_violations,
     browser,
     horizontal_overflow,
+    sign_in,
 )
 from tests.web.test_response_types_web import ITEMS, _invite, mixed  # noqa: F401  (fixture)
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None,
 
 
 @pytest.fixture
-def mixed_server(mixed) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def mixed_server(mixed) -> Iterator[str]:  # type: ignore[no-untyped-def]  # noqa: F811
     site, _ = mixed
     app = site.app(PROFICIO_BASE_URL="http://127.0.0.1")
     srv = make_server("127.0.0.1", 0, app, threaded=True)
@@ -65,7 +66,8 @@ def _answer(page, kind: str, item: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_every_response_type_is_accessible_on_phone_and_desktop(
-        mixed, mixed_server: str, browser, axe_source: str) -> None:  # type: ignore[no-untyped-def]
+        mixed, mixed_server: str, browser,  # noqa: F811
+        axe_source: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     site, bank_id = mixed
     failures: list[str] = []
     for viewport in (PHONE, DESKTOP):
@@ -93,8 +95,6 @@ def test_every_response_type_is_accessible_on_phone_and_desktop(
         assert "/done" in page.url
         context.close()
     # the staff item page with its image and upload form
-    from tests.web.test_browser import sign_in
-
     for viewport in (DESKTOP, PHONE):
         context = browser.new_context(viewport=viewport)
         page = context.new_page()
