@@ -39,7 +39,9 @@ ITEMS = [
                  {"id": "c", "text": "SYN"}]},
     {"id": "N1", "stem": "How many bits are in a byte?", "response_type": "numeric",
      "correct": ["8"]},
-    {"id": "T1", "stem": "Which HTTP header names the media type of a body?",
+    {"id": "T1", "stem": "Which HTTP header names the media type of a body?\n\n"
+                         "| header | example value |\n| --- | --- |\n"
+                         "| ? | application/json; charset=utf-8 |",
      "response_type": "text", "correct": ["Content-Type"]},
 ]
 #: What the test answers on the pages, and the category each answer scores.
