@@ -436,10 +436,11 @@ def submit_answer(session_id: int, item_id: str, answer: str | Sequence[str], *,
         # A concurrent duplicate of this very answer won the race: report the stored outcome.
         with unit_of_work() as db:
             stored = _stored_answer(db, session_id, item_id)
-            if stored is not None and stored in _answer_forms(answer):
+            if stored is not None:
                 row = _lock(db, session_id, token)
                 live, state = _load(db, row)
-                return _view(row, live, state)
+                if stored == _stored_form(live, item_id, answer):
+                    return _view(row, live, state)
         raise NotPendingError("this answer was not recorded; the question changed") from None
 
 
@@ -475,11 +476,16 @@ def _pending_media(db: Session, row: CandidateSession | None, item_id: str, name
     return found.content_type, media_store.read(found)
 
 
-def _answer_forms(answer: str | Sequence[str]) -> set[str]:
-    """Stored forms an answer may have (to recognise a repeat before the item is known)."""
-    if isinstance(answer, str):
-        return {answer, " ".join(answer.split())}
-    return {",".join(answer), ",".join(sorted(answer))}
+def _stored_form(live: LiveAssessment, item_id: str, answer: str | Sequence[str]
+                 ) -> str | None:
+    """How ``answer`` to ``item_id`` is stored (None: it does not fit the item)."""
+    facts = live.items.get(item_id)
+    if facts is None:
+        return None
+    try:
+        return canonical_answer(facts, answer)
+    except AnswerError:
+        return None
 
 
 def _stored_answer(db: Session, session_id: int, item_id: str) -> str | None:
@@ -493,13 +499,8 @@ def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: Cat
     answered = any(e.item_id == item_id for e in state.events)
     if answered:
         stored = _stored_answer(db, row.id, item_id)
-        facts_then = live.items.get(item_id)
-        if stored is not None and facts_then is not None:
-            try:
-                if canonical_answer(facts_then, answer) == stored:
-                    return _view(row, live, state)  # a repeat of an acknowledged answer
-            except AnswerError:
-                pass
+        if stored is not None and stored == _stored_form(live, item_id, answer):
+            return _view(row, live, state)  # a repeat of an acknowledged answer
     if row.status != "in_progress":
         raise SessionClosedError(f"this session is {row.status.replace('_', ' ')}; it cannot "
                                  "be changed")
