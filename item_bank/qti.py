@@ -461,8 +461,11 @@ def parse_item_xml(name: str, data: bytes, meta: dict[str, Any],
         accepted = values + [k for k, v in mapped if _positive(v) and k not in values]
         raw.update(response_type="text" if base == "string" else "numeric", correct=accepted)
     if kind != "textEntryInteraction":
-        raw["options"] = [{"id": c.get("identifier"), "text": _text(c)}
-                          for c in inter if _local(c.tag)[1] == "simpleChoice"]
+        choices = [c for c in inter if _local(c.tag)[1] == "simpleChoice"]
+        if any(_local(el.tag)[1] in ("img", "object") for c in choices for el in c.iter()):
+            raise Unsupported(f"{name}: item {iid!r}: an option shows an image; Proficio's "
+                              f"options are text only")
+        raw["options"] = [{"id": c.get("identifier"), "text": _text(c)} for c in choices]
     body = next(iter(_find(root, "itemBody")), None)
     if body is None:
         raise where.error("itemBody", "missing")

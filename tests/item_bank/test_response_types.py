@@ -366,6 +366,8 @@ def test_colliding_identifiers_name_both_files_and_prefix_imports_both(db_sessio
     ('<img src="images/notice.svg" alt="x"/>', "SVG images are refused"),
     ('<img src="https://example.com/a.png" alt="x"/>', "external images are not fetched"),
     ('<img src="images/missing.png" alt="x"/>', "is not in the package"),
+    ('</p><choiceInteraction responseIdentifier="R2" maxChoices="1"/><p>',
+     "2 interactions (choiceInteraction); Proficio delivers one per item"),
 ])
 def test_a_bad_image_skips_its_item_naming_it(tmp_path, img, reason):
     body = CHOICE.replace('<img src="images/notice.png" alt="DO NOT LEAVE BAGS UNATTENDED"/>',
@@ -417,3 +419,13 @@ def test_json_export_carries_the_images_and_imports_into_a_fresh_bank(db_session
     repo.import_document(db_session, doc, bank_id=second.id)
     assert repo.export_document(db_session, bank_id=second.id).items == doc.items
     db_session.rollback()
+
+
+def test_an_image_inside_an_option_skips_the_item(tmp_path):
+    body = CHOICE.replace('identifier="ChoiceA">Keep bags on the left',
+                          'identifier="ChoiceA"><img src="images/notice.png" alt="left"/>')
+    doc = read_bank_file(package(tmp_path / "opt.zip", {
+        "choice.xml": body, "order.xml": ORDER, "images/notice.png": png()}),
+        default_skill="reading")
+    assert doc.skipped == ("choice.xml: item 'choice': an option shows an image; Proficio's "
+                           "options are text only",)
