@@ -57,6 +57,7 @@ from item_bank.models import (
     Item,
     ItemBank,
     ItemEnemy,
+    ItemMedia,
     ItemParameterVersion,
     Organisation,
     OverallResult,
@@ -804,7 +805,11 @@ def export_document(session: Session, skills: Sequence[str] | None = None,
     enemies = _enemy_map(session, bank_id)
     ext = {it.id: it.external_id for it in items}
     # Enemies outside the exported selection are left out so that the file imports on its own.
-    media = {it.id: media_store.item_media(session, it.id) for it in items}
+    media: dict[int, list[ItemMedia]] = {it.id: [] for it in items}
+    for m in session.scalars(select(ItemMedia).join(Item, ItemMedia.item_id == Item.id)
+                             .where(Item.bank_id == bank_id).order_by(ItemMedia.id)):
+        if m.item_id in media:
+            media[m.item_id].append(m)
     contents = [item_content(it, (ext[e] for e in enemies.get(it.id, ()) if e in ext),
                              [MediaRef(m.name, m.alt) for m in media[it.id]])
                 for it in items]
