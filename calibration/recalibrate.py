@@ -487,6 +487,7 @@ def recalibrate(log: ResponseLog, current: CurrentParameters,
                 settings: RecalibrationSettings | None = None, *,
                 skills: Mapping[str, str] | None = None,
                 keys: ItemKeys | None = None, choices: Sequence[str] | None = None,
+                scored_as: Mapping[str, tuple[str, int]] | None = None,
                 callback: Callable[[EMProgress], None] | None = None) -> Recalibration:
     """Recalibrate the items of ``log`` against the ``current`` parameters.
 
@@ -498,6 +499,10 @@ def recalibrate(log: ResponseLog, current: CurrentParameters,
     skills : the skill of items that have no current parameters (new pretest items).
     keys, choices : option labels and keys per item, and the chosen option label per response
         row of ``log`` (``""`` unknown), for the item analysis; both or neither.
+    scored_as : ``item → (model, number of categories)`` for items whose scoring fixes their
+        model (issue 22: a partial-credit multiple-response item with C correct options is a
+        GPCM/PCM/GRM item with C + 1 categories); they are fitted so instead of with
+        ``settings.model``, with every category kept even when no one reached the top one.
     callback : EM progress (progress bars, job progress).
 
     Raises
@@ -536,8 +541,13 @@ def recalibrate(log: ResponseLog, current: CurrentParameters,
                                 f"item estimated")
     specs = []
     for iid in log.item_ids:
-        model = cur_bank.models[cur_pos[iid]] if iid in anchor_ids else settings.model
-        specs.append(ItemSpec(iid, model, skill_of[iid]))
+        if iid in anchor_ids:
+            specs.append(ItemSpec(iid, cur_bank.models[cur_pos[iid]], skill_of[iid]))
+        elif scored_as and iid in scored_as:
+            model, n_cat = scored_as[iid]
+            specs.append(ItemSpec(iid, model, skill_of[iid], n_cat))
+        else:
+            specs.append(ItemSpec(iid, settings.model, skill_of[iid]))
     anchors = cur_bank.take([cur_pos[i] for i in log.item_ids if i in anchor_ids]) \
         if anchor_ids else None
     priors = Priors(a=(0.0, settings.prior_a_sd) if settings.prior_a_sd else None)

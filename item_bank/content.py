@@ -28,6 +28,8 @@ Every reader validates the whole input and raises `irt.io.FormatError` naming th
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 import json
@@ -43,8 +45,17 @@ from typing import Any
 
 import numpy as np
 
-from irt import DICHOTOMOUS_MODELS, ItemParams
+from irt import DICHOTOMOUS_MODELS, POLYTOMOUS_MODELS, ItemParams
 from irt.io import FormatError, ItemTable, read_items_csv
+from item_bank.scoring import (
+    ENTRY_TYPES,
+    MAX_ANSWER_CHARS,
+    RESPONSE_TYPES,
+    SCORINGS,
+    is_polytomous,
+    read_number,
+    score_response,
+)
 
 FORMAT = "proficio-bank/1"
 ITEM_STATUSES = ("pretest", "operational", "held", "retired")
@@ -63,9 +74,14 @@ CSV_OPTION_IDS = tuple("abcdefghij")
 CONTENT_CSV_COLUMNS = ("id", "skill", "stem", *(f"option_{o}" for o in "abcde"), "key",
                        "explanation", "difficulty", "tags", "enemies", "status", "model")
 _ITEM_FIELDS = {"id", "stem", "options", "key", "explanation", "difficulty", "tags", "enemies",
-                "status", "model", "author", "parameters", "skill"}
+                "status", "model", "author", "parameters", "skill", "response_type", "correct",
+                "scoring", "media"}
 _PARAM_FIELDS = {"model", "a", "b", "c", "d", "se_a", "se_b", "se_c", "se_d", "n_responses",
-                 "provisional"}
+                 "provisional", "thresholds"}
+#: Most accepted answers of a numeric or text entry item.
+MAX_ACCEPTED = 20
+#: Longest base64 text of one image in a JSON bank file (1 MB of image, as `item_bank.media`).
+MAX_MEDIA_BASE64 = 1_400_000
 
 __all__ = [
     "FORMAT",
@@ -73,6 +89,8 @@ __all__ = [
     "FormatError",
     "ItemContent",
     "ItemWarning",
+    "MediaFile",
+    "MediaRef",
     "Option",
     "ParameterRecord",
     "SkillInfo",
@@ -102,8 +120,30 @@ class Option:
 
 
 @dataclass(frozen=True)
+class MediaRef:
+    """An image an item shows: its file name within the item's media, and its alt text."""
+
+    name: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """The bytes of an item's image in transit (import/export); checked by
+    `item_bank.media.content_type` before they are stored."""
+
+    item_id: str
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class ItemContent:
-    """One multiple-choice item as authored (one key; dichotomous scoring)."""
+    """One item as authored. ``response_type`` (`item_bank.scoring`) says how it is answered
+    and scored: ``single`` uses ``key``; ``multiple``, ``ordering``, ``numeric`` and ``text`` use
+    ``correct`` (the correct options, the right order, the accepted values or texts); ``scoring``
+    (``partial`` or ``all_or_nothing``) applies to ``multiple``. ``media`` lists the images the
+    stem shows (``![alt](media:NAME)``)."""
 
     external_id: str
     skill: str
@@ -117,12 +157,26 @@ class ItemContent:
     status: str = "pretest"
     model: str = "2pl"
     author: str | None = None
+    response_type: str = "single"
+    correct: tuple[str, ...] = ()
+    scoring: str = "partial"
+    media: tuple[MediaRef, ...] = ()
+
+    @property
+    def option_ids(self) -> tuple[str, ...]:
+        return tuple(o.id for o in self.options)
+
+    @property
+    def polytomous(self) -> bool:
+        return is_polytomous(self.response_type, self.scoring, len(self.correct))
 
     def score(self, answer: str) -> int:
-        """1 when ``answer`` is the key, else 0 (an unknown option id raises `ValueError`)."""
-        if answer not in {o.id for o in self.options}:
-            raise ValueError(f"item {self.external_id!r}: {answer!r} is not an option id")
-        return int(answer == self.key)
+        """The category of ``answer`` (`item_bank.scoring.score_response`; an answer that does
+        not fit the item raises `ValueError`)."""
+        try:
+            return score_response(self, answer)
+        except ValueError as exc:
+            raise ValueError(f"item {self.external_id!r}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -147,11 +201,21 @@ class BankDocument:
     items: tuple[ItemContent, ...] = ()
     parameters: tuple[ParameterRecord, ...] = ()
     name: str = ""
+    #: Images of the items (`ItemContent.media` names them).
+    files: tuple[MediaFile, ...] = ()
+    #: Items of the source that were not imported, one line each (file, identifier, reason).
+    skipped: tuple[str, ...] = ()
+    #: Skills the items name without the source defining them (a QTI package's default skill
+    #: or LOM keyword): the import creates the missing ones. (A JSON file defines skills in its
+    #: ``skills`` list; a skill it only names must exist, so a typo is not a new skill.)
+    implied_skills: tuple[str, ...] = ()
 
     def merged(self, other: BankDocument) -> BankDocument:
         return BankDocument(f"{self.source}, {other.source}", self.skills + other.skills,
                             self.items + other.items, self.parameters + other.parameters,
-                            self.name or other.name)
+                            self.name or other.name, self.files + other.files,
+                            self.skipped + other.skipped,
+                            tuple(sorted(set(self.implied_skills) | set(other.implied_skills))))
 
 
 # -- validation --------------------------------------------------------------------------------
@@ -213,8 +277,15 @@ def validate_item(where: _Where, raw: Mapping[str, Any], skill: str | None,
     if not isinstance(item_skill, str) or not SKILL_ID.match(item_skill):
         raise where.error("skill", f"must be a skill id like 'server_side', got {item_skill!r}")
     stem = _text(where, "stem", raw.get("stem"))
+    rtype = raw.get("response_type") or "single"
+    if rtype not in RESPONSE_TYPES:
+        raise where.error("response_type", f"must be one of {RESPONSE_TYPES}, got {rtype!r}")
     options_raw = raw.get("options")
-    if not isinstance(options_raw, list) or not MIN_OPTIONS <= len(options_raw) <= MAX_OPTIONS:
+    if rtype in ENTRY_TYPES:
+        if options_raw not in (None, []):
+            raise where.error("options", f"a {rtype} entry item has no options")
+        options_raw = []
+    elif not isinstance(options_raw, list) or not MIN_OPTIONS <= len(options_raw) <= MAX_OPTIONS:
         raise where.error("options", f"expected a list of {MIN_OPTIONS}-{MAX_OPTIONS} options")
     options = []
     for k, opt in enumerate(options_raw):
@@ -231,9 +302,7 @@ def validate_item(where: _Where, raw: Mapping[str, Any], skill: str | None,
     texts = [o.text.strip().casefold() for o in options]
     if len(set(texts)) != len(texts):
         raise where.error("options", "two options have the same text")
-    key = raw.get("key")
-    if not isinstance(key, str) or key not in ids:
-        raise where.error("key", f"{key!r} is not one of the option ids {', '.join(ids)}")
+    key, correct, scoring = _answer_key(where, raw, rtype, ids)
     explanation = _text(where, "explanation", raw.get("explanation"), required=False,
                         max_chars=MAX_EXPLANATION_CHARS)
     difficulty = raw.get("difficulty")
@@ -248,18 +317,115 @@ def validate_item(where: _Where, raw: Mapping[str, Any], skill: str | None,
     status = raw.get("status") or default_status
     if status not in ITEM_STATUSES:
         raise where.error("status", f"must be one of {ITEM_STATUSES}, got {status!r}")
-    model = str(raw.get("model") or "2pl").lower()
-    if model not in DICHOTOMOUS_MODELS:
-        raise where.error("model", f"a multiple-choice item is scored 0/1; model must be one of "
-                                   f"{DICHOTOMOUS_MODELS}, got {model!r}")
+    polytomous = is_polytomous(rtype, scoring, len(correct))
+    model = str(raw.get("model") or ("gpcm" if polytomous else "2pl")).lower()
+    if polytomous and model not in POLYTOMOUS_MODELS:
+        raise where.error("model", f"a partial-credit multiple-response item is scored in "
+                                   f"{len(correct) + 1} categories; model must be one of "
+                                   f"{POLYTOMOUS_MODELS}, got {model!r}")
+    if not polytomous and model not in DICHOTOMOUS_MODELS:
+        raise where.error("model", f"a {rtype} item scored 0/1 needs a dichotomous model, one "
+                                   f"of {DICHOTOMOUS_MODELS}, got {model!r}")
     author = raw.get("author")
     if author is not None and not isinstance(author, str):
         raise where.error("author", "expected text")
+    media = _media_refs(where, raw.get("media"))
     item = ItemContent(iid, item_skill, stem, tuple(options), key, explanation, difficulty, tags,
-                       enemies, status, model, author)
+                       enemies, status, model, author, rtype, correct, scoring, media)
     params = raw.get("parameters")
     record = None if params is None else _parameter_record(where, params, item)
     return item, record
+
+
+def _answer_key(where: _Where, raw: Mapping[str, Any], rtype: str, ids: list[str]
+                ) -> tuple[str, tuple[str, ...], str]:
+    """``(key, correct, scoring)`` of a raw item of response type ``rtype``."""
+    scoring = raw.get("scoring") or "partial"
+    if scoring not in SCORINGS:
+        raise where.error("scoring", f"must be one of {SCORINGS}, got {scoring!r}")
+    if rtype == "single":
+        key = raw.get("key")
+        if not isinstance(key, str) or key not in ids:
+            raise where.error("key", f"{key!r} is not one of the option ids {', '.join(ids)}")
+        if raw.get("correct") not in (None, [], [key]):
+            raise where.error("correct", "a single-choice item names its answer in 'key'")
+        return key, (), scoring
+    if raw.get("key") not in (None, ""):
+        raise where.error("key", f"a {rtype} item lists its answers in 'correct', not 'key'")
+    value = raw.get("correct")
+    if rtype == "numeric" and isinstance(value, list):
+        value = [repr(v) if isinstance(v, float) else str(v)
+                 if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise where.error("correct", "expected a non-empty list of strings")
+    correct = tuple(v.strip() for v in value)
+    if len(set(correct)) != len(correct):
+        raise where.error("correct", f"repeated values in {list(correct)}")
+    if rtype == "multiple":
+        bad = [c for c in correct if c not in ids]
+        if bad:
+            raise where.error("correct", f"{bad[0]!r} is not one of the option ids "
+                                         f"{', '.join(ids)}")
+        correct = tuple(i for i in ids if i in correct)  # option order
+    elif rtype == "ordering":
+        if sorted(correct) != sorted(ids):
+            raise where.error("correct", f"must list every option id once in the right order, "
+                                         f"got {list(correct)} for options {ids}")
+    else:
+        if len(correct) > MAX_ACCEPTED:
+            raise where.error("correct", f"at most {MAX_ACCEPTED} accepted answers")
+        for k, c in enumerate(correct):
+            if not c or len(c) > MAX_ANSWER_CHARS or _CONTROL.search(c):
+                raise where.error(f"correct[{k}]", f"must be 1-{MAX_ANSWER_CHARS} characters "
+                                                   f"of text")
+            if rtype == "numeric" and read_number(c) is None:
+                raise where.error(f"correct[{k}]", f"{c!r} is not a number")
+    return "", correct, scoring
+
+
+MEDIA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+
+
+def _media_refs(where: _Where, raw: Any) -> tuple[MediaRef, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise where.error("media", 'expected a list of {"name": ..., "alt": ...}')
+    out = []
+    for k, m in enumerate(raw):
+        if not isinstance(m, Mapping) or not {"name", "alt"} <= set(m) <= {"name", "alt", "data"}:
+            raise where.error(f"media[{k}]", 'expected {"name": ..., "alt": ...} (and "data": '
+                                             'the file in base64)')
+        name = m["name"]
+        if not isinstance(name, str) or not MEDIA_NAME.match(name):
+            raise where.error(f"media[{k}].name", f"must be a plain file name, got {name!r}")
+        alt = m["alt"]
+        if not isinstance(alt, str) or not alt.strip():
+            raise where.error(f"media[{k}].alt", "an image needs alt text (what it shows, for "
+                                                 "screen readers)")
+        out.append(MediaRef(name, _text(where, f"media[{k}].alt", alt,
+                                        max_chars=MAX_OPTION_CHARS)))
+    if len({m.name for m in out}) != len(out):
+        raise where.error("media", "a file is listed twice")
+    return tuple(out)
+
+
+def _media_data(where: _Where, item_id: str, raw: Any) -> tuple[MediaFile, ...]:
+    """The base64 ``data`` of an item's JSON ``media`` entries (already checked by
+    `_media_refs`)."""
+    out = []
+    for k, m in enumerate(raw or []):
+        if "data" not in m:
+            continue
+        if not isinstance(m["data"], str) or len(m["data"]) > MAX_MEDIA_BASE64:
+            raise where.error(f"media[{k}].data", "expected the file as base64 text (at most "
+                                                  f"{MAX_MEDIA_BASE64} characters)")
+        try:
+            data = base64.b64decode(m["data"], validate=True)
+        except (binascii.Error, ValueError):
+            raise where.error(f"media[{k}].data", "is not valid base64") from None
+        out.append(MediaFile(item_id, m["name"], data))
+    return tuple(out)
 
 
 def _optional_float(where: _Where, fld: str, value: Any) -> float | None:
@@ -279,19 +445,32 @@ def _parameter_record(where: _Where, raw: Any, item: ItemContent) -> ParameterRe
     model = str(raw.get("model") or item.model).lower()
     values = {k: _optional_float(where, f"parameters.{k}", raw.get(k))
               for k in ("a", "b", "c", "d", "se_a", "se_b", "se_c", "se_d")}
-    if values["a"] is None or values["b"] is None:
+    th_raw = raw.get("thresholds") or []
+    if not isinstance(th_raw, list):
+        raise where.error("parameters.thresholds", "expected a list of numbers")
+    thresholds = tuple(_optional_float(where, f"parameters.thresholds[{k}]", v) or 0.0
+                       for k, v in enumerate(th_raw))
+    polytomous = model in POLYTOMOUS_MODELS
+    if values["a"] is None or (values["b"] is None and not polytomous):
         raise where.error("parameters", "needs at least 'a' and 'b'")
     try:
-        params = ItemParams(item.external_id, model, values["a"], values["b"],
-                            0.0 if values["c"] is None else values["c"],
-                            1.0 if values["d"] is None else values["d"], skill=item.skill)
+        if polytomous:
+            params = ItemParams(item.external_id, model, values["a"], thresholds=thresholds,
+                                skill=item.skill)
+        else:
+            params = ItemParams(item.external_id, model, values["a"], values["b"] or 0.0,
+                                0.0 if values["c"] is None else values["c"],
+                                1.0 if values["d"] is None else values["d"], skill=item.skill)
     except ValueError as exc:
         raise where.error("parameters", str(exc)) from None
     if not params.a > 0:  # calibration may show a negative slope; the bank keeps a > 0
         raise where.error("parameters.a", f"must be > 0 in the bank, got {params.a:g} (a "
                                           f"negative slope: the item runs against the scale)")
-    if params.model not in DICHOTOMOUS_MODELS:
-        raise where.error("parameters.model", "multiple-choice items need a dichotomous model")
+    expected = len(item.correct) + 1 if item.polytomous else 2
+    if params.n_categories != expected:
+        raise where.error("parameters.model", f"the item is scored in {expected} categories; "
+                                              f"the parameters ({params.model}) have "
+                                              f"{params.n_categories}")
     n = raw.get("n_responses")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
         raise where.error("parameters.n_responses", f"expected a count >= 0, got {n!r}")
@@ -374,6 +553,8 @@ def item_warnings(item: ItemContent) -> list[ItemWarning]:
       the stem and at least two more than any distractor does (a "clang" association).
     """
     out: list[ItemWarning] = []
+    if item.response_type != "single":  # the cues below are about one key among distractors
+        return out
     key = next(o for o in item.options if o.id == item.key)
     others = [o for o in item.options if o.id != item.key]
     longest_other = max((len(o.text.strip()) for o in others), default=0)
@@ -459,6 +640,7 @@ def parse_bank_json(name: str, doc: Any, default_status: str = "pretest") -> Ban
     if not isinstance(items_raw, list):
         raise FormatError(f"{name}: field 'items': expected a list")
     items, params, rows = [], [], []
+    files: list[MediaFile] = []
     for k, raw in enumerate(items_raw):
         row = f"items[{k}]"
         if not isinstance(raw, Mapping):
@@ -466,11 +648,14 @@ def parse_bank_json(name: str, doc: Any, default_status: str = "pretest") -> Ban
         item, record = validate_item(_Where(name, row), raw, skill, default_status)
         items.append(item)
         rows.append(row)
+        files.extend(_media_data(_Where(name, f"{row} (id {item.external_id!r})"),
+                                 item.external_id, raw.get("media")))
         if record is not None:
             params.append(record)
     check_unique_ids(name, items, rows)
     bank_name = doc.get("bank") if isinstance(doc.get("bank"), str) else ""
-    return BankDocument(name, tuple(skills), tuple(items), tuple(params), bank_name)
+    return BankDocument(name, tuple(skills), tuple(items), tuple(params), bank_name,
+                        tuple(files))
 
 
 def read_bank_json(source: str | Path | io.TextIOBase,
@@ -509,17 +694,19 @@ def read_manifest_dir(folder: str | Path) -> BankDocument:
         if any(it.skill != skill.slug for it in part.items):
             raise FormatError(f"{path}: field 'skill': items must belong to {skill.slug!r}")
         out = BankDocument(out.source, out.skills, out.items + part.items,
-                           out.parameters + part.parameters, out.name)
+                           out.parameters + part.parameters, out.name, out.files + part.files)
     check_unique_ids(str(folder), out.items, [f"item {it.external_id}" for it in out.items])
     params_path = folder / "parameters.csv"
     if params_path.is_file():
         table = read_items_csv(params_path)
         out = BankDocument(out.source, out.skills, out.items,
-                           out.parameters + records_from_table(table, str(params_path)), out.name)
+                           out.parameters + records_from_table(table, str(params_path)), out.name,
+                           out.files)
     return out
 
 
-def _item_json(item: ItemContent, record: ParameterRecord | None) -> dict[str, Any]:
+def _item_json(item: ItemContent, record: ParameterRecord | None,
+               files: Mapping[tuple[str, str], bytes] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": item.external_id, "skill": item.skill, "stem": item.stem,
         "options": [{"id": o.id, "text": o.text} for o in item.options], "key": item.key,
@@ -528,13 +715,27 @@ def _item_json(item: ItemContent, record: ParameterRecord | None) -> dict[str, A
     }
     if item.author is not None:
         out["author"] = item.author
+    if item.response_type != "single":
+        out.update(response_type=item.response_type, correct=list(item.correct), key="")
+        if item.response_type == "multiple":
+            out["scoring"] = item.scoring
+    if item.media:
+        out["media"] = []
+        for m in item.media:
+            entry = {"name": m.name, "alt": m.alt}
+            data = (files or {}).get((item.external_id, m.name))
+            if data is not None:
+                entry["data"] = base64.b64encode(data).decode("ascii")
+            out["media"].append(entry)
     if record is not None:
         p = record.params
         out["parameters"] = {
-            "model": p.model, "a": p.a, "b": p.b, "c": p.c, "d": p.d,
+            "model": p.model, "a": p.a, "b": None if p.thresholds else p.b, "c": p.c, "d": p.d,
             "se_a": record.se_a, "se_b": record.se_b, "se_c": record.se_c, "se_d": record.se_d,
             "n_responses": record.n_responses, "provisional": record.provisional,
         }
+        if p.thresholds:
+            out["parameters"]["thresholds"] = list(p.thresholds)
     return out
 
 
@@ -545,7 +746,9 @@ def write_bank_json(target: str | Path | io.TextIOBase, doc: BankDocument) -> No
         "format": FORMAT, "bank": doc.name,
         "skills": [{"id": s.slug, "name": s.name, "description": s.description}
                    for s in doc.skills],
-        "items": [_item_json(it, by_id.get(it.external_id)) for it in doc.items],
+        "items": [_item_json(it, by_id.get(it.external_id),
+                             {(f.item_id, f.name): f.data for f in doc.files})
+                  for it in doc.items],
     }
     text = json.dumps(payload, ensure_ascii=False, indent=2) + "\n"
     if isinstance(target, str | Path):
@@ -636,6 +839,10 @@ def read_content_csv(source: str | Path | io.TextIOBase) -> BankDocument:
 def write_content_csv(target: str | Path | io.TextIOBase, items: Iterable[ItemContent]) -> None:
     """Write items in the content CSV; option ids must be among ``a`` … ``j``."""
     items = list(items)
+    other = [it.external_id for it in items if it.response_type != "single"]
+    if other:
+        raise ValueError(f"items {other[:5]} are not single-choice items; the content CSV holds "
+                         f"only those (use the JSON or QTI format)")
     n_opt = max((len(it.options) for it in items), default=5)
     used = sorted({o.id for it in items for o in it.options})
     bad = [o for o in used if o not in CSV_OPTION_IDS]

@@ -37,6 +37,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -47,6 +48,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 ITEM_STATUSES = ("pretest", "operational", "held", "retired")
+#: How an item is answered and scored (`item_bank.scoring`).
+RESPONSE_TYPES = ("single", "multiple", "ordering", "numeric", "text")
+SCORINGS = ("partial", "all_or_nothing")
 ROLES = ("admin", "psychometrician", "recruiter")
 INVITATION_STATUSES = ("pending", "started", "completed", "expired", "revoked")
 SESSION_STATUSES = ("in_progress", "completed", "timed_out", "abandoned", "expired")
@@ -143,11 +147,18 @@ class Skill(Base):
 
 
 class Item(Base):
-    """A multiple-choice item; ``options`` is a JSON list of ``{"id", "text"}``."""
+    """An item; ``options`` is a JSON list of ``{"id", "text"}``.
+
+    ``response_type`` (`item_bank.scoring`): ``single`` is scored by ``key``; ``multiple``,
+    ``ordering``, ``numeric`` and ``text`` by ``correct`` (a JSON list: the correct option ids,
+    the right order, the accepted values or texts; ``key`` is then empty), ``multiple`` with
+    ``scoring`` ``partial`` (categories 0 … len(correct)) or ``all_or_nothing`` (0/1)."""
 
     __tablename__ = "items"
     __table_args__ = (
         CheckConstraint(_in("status", ITEM_STATUSES), name="status"),
+        CheckConstraint(_in("response_type", RESPONSE_TYPES), name="response_type"),
+        CheckConstraint(_in("scoring", SCORINGS), name="scoring"),
         CheckConstraint("difficulty_level IS NULL OR difficulty_level BETWEEN 1 AND 5",
                         name="difficulty_level"),
         UniqueConstraint("bank_id", "external_id"),
@@ -168,12 +179,37 @@ class Item(Base):
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     author: Mapped[str | None] = mapped_column(String(200))
     source: Mapped[str | None] = mapped_column(String(500))
+    response_type: Mapped[str] = mapped_column(String(16), default="single",
+                                               server_default="single")
+    correct: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    scoring: Mapped[str] = mapped_column(String(16), default="partial", server_default="partial")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     skill: Mapped[Skill] = relationship(back_populates="items")
     parameter_versions: Mapped[list[ItemParameterVersion]] = relationship(
         back_populates="item", order_by="ItemParameterVersion.id")
+
+
+class ItemMedia(Base):
+    """A static file (an image) an item shows, stored with the item; see `item_bank.media`
+    (the storage interface: the bytes live in ``data`` here, or in object storage under
+    ``storage_key``)."""
+
+    __tablename__ = "item_media"
+    __table_args__ = (UniqueConstraint("item_id", "name"),
+                      CheckConstraint("size_bytes >= 0", name="size_bytes"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    content_type: Mapped[str] = mapped_column(String(64))
+    alt: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    storage_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class ItemEnemy(Base):

@@ -28,12 +28,16 @@ from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from irt import Bank, ItemParams, SparseResponses
+from irt import POLYTOMOUS_MODELS, Bank, ItemParams, SparseResponses
 from irt.io import FormatError, ItemTable
+from item_bank import media as media_store
 from item_bank.content import (
+    SKILL_ID,
     BankDocument,
     ItemContent,
     ItemWarning,
+    MediaFile,
+    MediaRef,
     Option,
     ParameterRecord,
     SkillInfo,
@@ -54,6 +58,7 @@ from item_bank.models import (
     Item,
     ItemBank,
     ItemEnemy,
+    ItemMedia,
     ItemParameterVersion,
     Organisation,
     OverallResult,
@@ -65,6 +70,7 @@ from item_bank.models import (
     as_utc,
     utcnow,
 )
+from item_bank.scoring import is_polytomous
 from item_bank.security import hash_password, hash_token, new_token, verify_password
 
 log = logging.getLogger(__name__)
@@ -94,6 +100,12 @@ class ImportReport:
     #: Writing-quality warnings of the imported items (`item_bank.content.item_warnings`):
     #: the import went ahead; an author should look at each one.
     warnings: tuple[ItemWarning, ...] = ()
+    #: Items of the file that were not imported (file, identifier, reason), e.g. QTI
+    #: interactions Proficio does not deliver.
+    skipped: tuple[str, ...] = ()
+    #: Skills the import created because items named them (slugs).
+    skills_implied: tuple[str, ...] = ()
+    media_files: int = 0
 
 
 @dataclass(frozen=True)
@@ -367,6 +379,27 @@ def ensure_skills(session: Session, skills: Iterable[SkillInfo], bank_id: int | 
     return created
 
 
+def create_skill(session: Session, bank_id: int, slug: str, name: str,
+                 description: str = "") -> bool:
+    """Create the skill ``slug`` in the bank (True), or update its name and description
+    (False). `ValueError` naming the field for a bad slug or name."""
+    if not SKILL_ID.match(slug or ""):
+        raise ValueError(f"field 'slug': must be a skill id like 'server_side' (lower-case "
+                         f"letters, digits, '_'), got {slug!r}")
+    name = check_name(name)
+    if not name:
+        raise ValueError("field 'name': must not be empty")
+    return ensure_skills(session, [SkillInfo(slug, name, description)], bank_id) == 1
+
+
+def skill_counts(session: Session, bank_id: int) -> list[tuple[str, str, int]]:
+    """``(slug, name, number of items)`` of every skill of the bank, by slug."""
+    return [(s, n, int(c)) for s, n, c in session.execute(
+        select(Skill.slug, Skill.name, func.count(Item.id))
+        .outerjoin(Item, Item.skill_id == Skill.id).where(Skill.bank_id == bank_id)
+        .group_by(Skill.id, Skill.slug, Skill.name).order_by(Skill.slug))]
+
+
 def _existing_ids(session: Session, external_ids: Iterable[str], bank_id: int
                   ) -> dict[str, Item]:
     ids = list(external_ids)
@@ -386,7 +419,8 @@ def validate_document(session: Session, doc: BankDocument, replace: bool = False
     Raises `FormatError` naming the file, the item and the field; writes nothing.
     """
     bank_id = resolve_bank_id(session, bank_id)
-    known_skills = set(skills_by_slug(session, bank_id)) | {s.slug for s in doc.skills}
+    known_skills = (set(skills_by_slug(session, bank_id)) | {s.slug for s in doc.skills}
+                    | set(doc.implied_skills))
     existing = _existing_ids(session, [it.external_id for it in doc.items], bank_id)
     in_doc = {it.external_id for it in doc.items}
     for it in doc.items:
@@ -395,7 +429,9 @@ def validate_document(session: Session, doc: BankDocument, replace: bool = False
                               f"skill {it.skill!r} (known: {sorted(known_skills)})")
         if it.external_id in existing and not replace:
             raise FormatError(f"{doc.source}: item {it.external_id!r}: field 'id': the bank "
-                              f"already has this external id (use replace to update it)")
+                              f"already has this external id (use replace to update it, or "
+                              f"import a QTI package with a prefix (--prefix) to add it as a "
+                              f"new item)")
     enemy_ids = {e for it in doc.items for e in it.enemies} - in_doc
     found = set(_existing_ids(session, enemy_ids, bank_id))
     for it in doc.items:
@@ -411,6 +447,7 @@ def validate_document(session: Session, doc: BankDocument, replace: bool = False
                               f"twice")
         seen.add(i)
     skill_of = {it.external_id: it.skill for it in doc.items}
+    doc_items = {it.external_id: it for it in doc.items}
     missing = [i for i in param_ids if i not in skill_of]
     db_items = _existing_ids(session, missing, bank_id)
     for rec in doc.parameters:
@@ -425,9 +462,21 @@ def validate_document(session: Session, doc: BankDocument, replace: bool = False
         if rec.params.skill not in ("default", skill):
             raise FormatError(f"{doc.source}: item {iid!r}: field 'skill': parameters say "
                               f"{rec.params.skill!r} but the item belongs to {skill!r}")
-        if not rec.params.is_dichotomous:
-            raise FormatError(f"{doc.source}: item {iid!r}: field 'model': multiple-choice "
-                              f"items need a dichotomous model, got {rec.params.model!r}")
+        content = doc_items.get(iid)
+        if content is not None:
+            expected = len(content.correct) + 1 if content.polytomous else 2
+        elif iid in db_items:
+            row = db_items[iid]
+            expected = (len(row.correct) + 1 if is_polytomous(
+                row.response_type, row.scoring, len(row.correct or ())) else 2)
+        else:  # pragma: no cover - refused above
+            expected = 2
+        if rec.params.n_categories != expected:
+            kind = ("a dichotomous model" if expected == 2
+                    else f"a polytomous model with {expected - 1} thresholds")
+            raise FormatError(f"{doc.source}: item {iid!r}: field 'model': the item is scored "
+                              f"in {expected} categories and needs {kind}, got "
+                              f"{rec.params.model!r} with {rec.params.n_categories} categories")
 
 
 def import_document(session: Session, doc: BankDocument, *, replace: bool = False,
@@ -456,8 +505,13 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
     """
     bank_id = resolve_bank_id(session, bank_id)
     validate_document(session, doc, replace, bank_id)
+    files = _checked_media(doc)
     with session.begin_nested():
         created_skills = ensure_skills(session, doc.skills, bank_id)
+        have = skills_by_slug(session, bank_id)
+        implied = [s for s in doc.implied_skills if s not in have]
+        created_skills += ensure_skills(
+            session, [SkillInfo(s, s.replace("_", " ").capitalize()) for s in implied], bank_id)
         skills = skills_by_slug(session, bank_id)
         existing = _existing_ids(session, [it.external_id for it in doc.items], bank_id)
         created = updated = 0
@@ -476,6 +530,14 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
                 updated += 1
         session.flush()
         _write_enemies(session, doc.items, bank_id)
+        for it in doc.items:
+            row = existing[it.external_id]
+            keep = {m.name for m in it.media}
+            for old in media_store.item_media(session, row.id):
+                if old.name not in keep:
+                    session.delete(old)
+            for m in it.media:
+                media_store.store(session, row, m.name, m.alt, files[(it.external_id, m.name)])
         run_id, n_versions = None, 0
         if doc.parameters:
             spec = run_spec or CalibrationRunSpec(
@@ -488,14 +550,37 @@ def import_document(session: Session, doc: BankDocument, *, replace: bool = Fals
     log.info("imported %s: %d items created, %d updated, %d parameter versions", doc.source,
              created, updated, n_versions)
     return ImportReport(doc.source, created_skills, created, updated, n_versions, run_id,
-                        tuple(content_warnings(doc.items)))
+                        tuple(content_warnings(doc.items)), doc.skipped, tuple(implied),
+                        sum(len(it.media) for it in doc.items))
+
+
+def _checked_media(doc: BankDocument) -> dict[tuple[str, str], bytes]:
+    """The image bytes of ``doc``'s items by (item, name), each checked (`item_bank.media`);
+    `FormatError` naming the item when an image is missing, too large or of a refused type."""
+    files = {(f.item_id, f.name): f.data for f in doc.files}
+    for it in doc.items:
+        if len(it.media) > media_store.MAX_MEDIA_PER_ITEM:
+            raise FormatError(f"{doc.source}: item {it.external_id!r}: field 'media': at most "
+                              f"{media_store.MAX_MEDIA_PER_ITEM} images")
+        for m in it.media:
+            data = files.get((it.external_id, m.name))
+            if data is None:
+                raise FormatError(f"{doc.source}: item {it.external_id!r}: field 'media': the "
+                                  f"image {m.name!r} is not in the file")
+            try:
+                media_store.content_type(f"item {it.external_id!r}: image {m.name!r}", data)
+            except media_store.MediaError as exc:
+                raise FormatError(f"{doc.source}: {exc}") from None
+    return files
 
 
 def _item_values(it: ItemContent, skill_id: int) -> dict[str, Any]:
     return {"skill_id": skill_id, "stem": it.stem,
             "options": [{"id": o.id, "text": o.text} for o in it.options], "key": it.key,
             "explanation": it.explanation, "model": it.model, "status": it.status,
-            "difficulty_level": it.difficulty, "tags": list(it.tags), "author": it.author}
+            "difficulty_level": it.difficulty, "tags": list(it.tags), "author": it.author,
+            "response_type": it.response_type, "correct": list(it.correct),
+            "scoring": it.scoring}
 
 
 def _write_enemies(session: Session, items: Sequence[ItemContent], bank_id: int) -> None:
@@ -590,8 +675,8 @@ def publish_parameters(session: Session, records: Sequence[ParameterRecord],
             item.model = p.model
             session.add(ItemParameterVersion(
                 item_id=item.id, calibration_run_id=run.id, model=p.model, a=p.a, b=p.b, c=p.c,
-                d=p.d, thresholds=[], se_a=rec.se_a, se_b=rec.se_b, se_c=rec.se_c, se_d=rec.se_d,
-                se_thresholds=[], n_responses=rec.n_responses,
+                d=p.d, thresholds=list(p.thresholds), se_a=rec.se_a, se_b=rec.se_b,
+                se_c=rec.se_c, se_d=rec.se_d, se_thresholds=[], n_responses=rec.n_responses,
                 provisional=rec.provisional or spec.provisional, is_current=True, created_at=now))
         session.flush()
     log.info("published calibration run %d (%d items, provisional=%s)", run.id, len(records),
@@ -679,8 +764,7 @@ def load_bank(session: Session, skills: Sequence[str] | None = None,
         if v is None:
             skipped += 1
             continue
-        params.append(ItemParams(it.external_id, v.model, v.a, v.b, v.c, v.d,
-                                 skill=it.skill.slug))
+        params.append(version_params(v, it.external_id, it.skill.slug))
         metas.append(ItemMeta(it.external_id, it.skill.slug, it.status, tuple(it.tags or ()),
                               tuple(sorted(ext[e] for e in enemies.get(it.id, ()) if e in ext
                                            and e in versions)),
@@ -693,11 +777,24 @@ def load_bank(session: Session, skills: Sequence[str] | None = None,
     return LoadedBank(Bank.from_params(params), tuple(metas), tuple(groups))
 
 
-def item_content(item: Item, enemies: Iterable[str] = ()) -> ItemContent:
+def version_params(v: ItemParameterVersion, external_id: str, skill: str) -> ItemParams:
+    """The `ItemParams` of a stored parameter version (thresholds for polytomous models)."""
+    if v.model in POLYTOMOUS_MODELS:
+        return ItemParams(external_id, v.model, v.a, thresholds=tuple(v.thresholds or ()),
+                          skill=skill)
+    return ItemParams(external_id, v.model, v.a, v.b if v.b is not None else 0.0,
+                      v.c if v.c is not None else 0.0, v.d if v.d is not None else 1.0,
+                      skill=skill)
+
+
+def item_content(item: Item, enemies: Iterable[str] = (),
+                 media: Sequence[MediaRef] = ()) -> ItemContent:
     return ItemContent(item.external_id, item.skill.slug, item.stem,
                        tuple(Option(o["id"], o["text"]) for o in item.options), item.key,
                        item.explanation, item.difficulty_level, tuple(item.tags or ()),
-                       tuple(sorted(enemies)), item.status, item.model, item.author)
+                       tuple(sorted(enemies)), item.status, item.model, item.author,
+                       item.response_type or "single", tuple(item.correct or ()),
+                       item.scoring or "partial", tuple(media))
 
 
 def export_document(session: Session, skills: Sequence[str] | None = None,
@@ -709,13 +806,20 @@ def export_document(session: Session, skills: Sequence[str] | None = None,
     enemies = _enemy_map(session, bank_id)
     ext = {it.id: it.external_id for it in items}
     # Enemies outside the exported selection are left out so that the file imports on its own.
-    contents = [item_content(it, (ext[e] for e in enemies.get(it.id, ()) if e in ext))
+    media: dict[int, list[ItemMedia]] = {it.id: [] for it in items}
+    for m in session.scalars(select(ItemMedia).join(Item, ItemMedia.item_id == Item.id)
+                             .where(Item.bank_id == bank_id).order_by(ItemMedia.id)):
+        if m.item_id in media:
+            media[m.item_id].append(m)
+    contents = [item_content(it, (ext[e] for e in enemies.get(it.id, ()) if e in ext),
+                             [MediaRef(m.name, m.alt) for m in media[it.id]])
                 for it in items]
+    files = tuple(MediaFile(it.external_id, m.name, media_store.read(m))
+                  for it in items for m in media[it.id])
     skill_of = {it.id: it.skill.slug for it in items}
     versions = _current_versions(session, [it.id for it in items])
     records = tuple(
-        ParameterRecord(ItemParams(ext[v.item_id], v.model, v.a, v.b, v.c, v.d,
-                                   skill=skill_of[v.item_id]),
+        ParameterRecord(version_params(v, ext[v.item_id], skill_of[v.item_id]),
                         v.se_a, v.se_b, v.se_c, v.se_d, v.n_responses, v.provisional)
         for v in sorted(versions.values(), key=lambda v: ext[v.item_id]))
     used = {c.skill for c in contents}
@@ -724,7 +828,7 @@ def export_document(session: Session, skills: Sequence[str] | None = None,
                   if skills is None or s.slug in used or s.slug in skills]
     return BankDocument("database", tuple(SkillInfo(s.slug, s.name, s.description)
                                           for s in skill_rows),
-                        tuple(with_symmetric_enemies(contents)), records, name)
+                        tuple(with_symmetric_enemies(contents)), records, name, files)
 
 
 def parameter_history(session: Session, external_id: str, bank_id: int | None = None

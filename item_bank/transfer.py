@@ -46,8 +46,13 @@ def _csv_kind(path: Path) -> str:
 
 
 def read_bank_file(path: str | Path, *, default_skill: str | None = None,
-                   provisional: bool | None = None) -> BankDocument:
-    """Read any supported bank file or folder into a validated `BankDocument`."""
+                   provisional: bool | None = None, strict: bool = False,
+                   prefix: str | None = None) -> BankDocument:
+    """Read any supported bank file or folder into a validated `BankDocument`.
+
+    QTI packages: ``default_skill`` for items that name none, ``strict`` to refuse a package
+    with items Proficio cannot deliver (else they are skipped and listed), ``prefix`` before
+    every item id (`item_bank.qti.read_qti_zip`)."""
     p = Path(path)
     if p.is_dir():
         return read_manifest_dir(p)
@@ -57,7 +62,7 @@ def read_bank_file(path: str | Path, *, default_skill: str | None = None,
     if suffix == ".json":
         return read_bank_json(p)
     if suffix == ".zip":
-        return read_qti_zip(p, default_skill=default_skill)
+        return read_qti_zip(p, default_skill=default_skill, strict=strict, prefix=prefix)
     if suffix == ".csv":
         if _csv_kind(p) == "csv-content":
             return read_content_csv(p)

@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "sessions": (("candidates",), "session replay (re-scoring check, proficio-replay/1)"),
     "worker": (("serve",), "run a background job worker (calibrations)"),
     "simulate": (("simulate",), "CAT simulation study (accuracy, length, exposure)"),
+    "skill": (("bank",), "skills of a bank"),
     "webhooks": (("webhooks",), "signed webhooks to applicant-tracking systems"),
 }
 

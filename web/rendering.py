@@ -15,13 +15,15 @@ from markupsafe import Markup, escape
 # fetch anything (markdown-it-py `MarkdownIt.disable`, rule names from its inline ruler).
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
 _md.disable(["link", "image", "autolink"])
+_md.enable("table")  # GFM tables: QTI stems keep their tables (issue 22)
 
 
 def markdown(text: str) -> Markup:
-    """Block Markdown; code blocks are keyboard-focusable (``tabindex="0"``) because they scroll
-    sideways on narrow screens instead of widening the page (WCAG 1.4.10, 2.1.1)."""
+    """Block Markdown; code blocks and tables are keyboard-focusable (``tabindex="0"``) because
+    they scroll sideways on narrow screens instead of widening the page (WCAG 1.4.10, 2.1.1)."""
     html = _md.render(text or "")  # html=False escapes raw HTML
-    return Markup(html.replace("<pre>", '<pre tabindex="0">'))
+    return Markup(html.replace("<pre>", '<pre tabindex="0">')
+                  .replace("<table>", '<table class="md-table" tabindex="0">'))
 
 
 def markdown_inline(text: str) -> Markup:

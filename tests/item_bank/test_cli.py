@@ -181,3 +181,35 @@ def test_bank_commands_work_per_organisation(url, tmp_path, capsys):
         assert len(repo.load_bank(s, bank_id=banks["globex"].id).bank) == 7
         assert len(repo.load_bank(s, bank_id=banks["acme"].id).bank) == 0  # no parameters
     engine.dispose()
+
+
+def test_skill_commands_and_a_qti_import_that_skips_and_creates(url, tmp_path, capsys):
+    from tests.item_bank.test_response_types import examples
+
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    assert main(["org", "create", "acme", "Acme", "--database-url", url]) == 0
+    assert main(["skill", "list", "--org", "acme", "--database-url", url]) == 2
+    assert "has no banks; create one with `proficio bank create`" in capsys.readouterr().err
+    assert main(["bank", "create", "--org", "acme", "main", "Main", "--database-url", url]) == 0
+    assert main(["skill", "list", "--org", "acme", "--database-url", url]) == 0
+    assert "no skills yet" in capsys.readouterr().out
+    assert main(["skill", "create", "Bad Slug", "X", "--org", "acme", "--database-url", url]) == 2
+    assert "field 'slug'" in capsys.readouterr().err
+    assert main(["skill", "create", "sql", "SQL", "--org", "acme", "--database-url", url]) == 0
+    assert "skill 'sql' created" in capsys.readouterr().out
+    package = examples(tmp_path)
+    assert main(["bank", "import", str(package), "--org", "acme", "--database-url", url,
+                 "--strict", "--skill", "reading"]) == 2
+    assert "inlineChoiceInteraction is not supported" in capsys.readouterr().err
+    assert main(["bank", "import", str(package), "--org", "acme", "--database-url", url,
+                 "--skill", "reading"]) == 0
+    out = capsys.readouterr().out
+    assert "4 items created" in out and "skill created: reading" in out
+    assert "skipped: inline_choice.xml: item 'inlineChoice'" in out
+    assert "1 images stored" in out
+    assert main(["bank", "import", str(package), "--org", "acme", "--database-url", url,
+                 "--skill", "reading", "--prefix", "v2-"]) == 0
+    assert "4 items created" in capsys.readouterr().out
+    assert main(["skill", "list", "--org", "acme", "--database-url", url]) == 0
+    assert capsys.readouterr().out.splitlines() == ["reading\t8 items\tReading",
+                                                    "sql\t0 items\tSQL"]

@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.item_bank.test_response_types import png
 from tests.web.conftest import Site, csrf_of
 
 STAFF_PREFIXES = ("/recruiter", "/psychometrician", "/api/v1")
@@ -199,7 +200,9 @@ def _bank_state(site: Site, bank_id: int) -> tuple:
             site.sql("SELECT organisation_id, revoked_at FROM response_pooling_consents "
                      "WHERE bank_id = :b ORDER BY id", b=bank_id),
             site.sql("SELECT id, status FROM item_alarms WHERE bank_id = :b ORDER BY id",
-                     b=bank_id))
+                     b=bank_id),
+            site.sql("SELECT i.external_id, m.name, m.sha256 FROM item_media m JOIN items i "
+                     "ON i.id = m.item_id WHERE i.bank_id = :b ORDER BY m.id", b=bank_id))
 
 
 def _succeeded_job(site: Site, org: str) -> int:
@@ -274,6 +277,12 @@ PSYCHOMETRICIAN_OPERATIONS = [
      200, 404, 404),
     ("item status", "POST", "/psychometrician/items/SRV-002/status?bank={bank}",
      lambda: {"status": "retired"}, "form", 302, 404, 404),
+    ("item image upload", "POST", "/psychometrician/items/SRV-001/media?bank={bank}",
+     lambda: {"file": (io.BytesIO(png()), "upload.png"), "alt": "A figure"}, "upload",
+     302, 404, 404),
+    # the image is stored by `_seed_image` first (the test does not depend on the upload's)
+    ("item image", "GET", "/psychometrician/items/SRV-001/media/seed.png?bank={bank}", None,
+     None, 200, 404, 404),
     ("import page", "POST", "/psychometrician/import?bank={bank}",
      lambda: {"file": (io.BytesIO(json.dumps(_bank_json(f"T-{uuid.uuid4().hex[:8]}"))
                                   .encode()), "b.json")}, "upload", 200, 404, 404),
@@ -313,6 +322,21 @@ PSYCHOMETRICIAN_OPERATIONS = [
 ]
 
 
+def _seed_image(site: Site, bank_id: int) -> None:
+    """An image ``seed.png`` on the bank's SRV-001."""
+    from item_bank import media
+    from item_bank.db import create_db_engine, transaction
+    from item_bank.models import Item
+
+    eng = create_db_engine(site.url)
+    try:
+        with transaction(eng) as db:
+            item = db.query(Item).filter_by(bank_id=bank_id, external_id="SRV-001").one()
+            media.store(db, item, "seed.png", "A seeded figure", png())
+    finally:
+        eng.dispose()
+
+
 def _fill(value: object, ids: dict[str, int]) -> object:
     if isinstance(value, dict):
         return {k: _fill(v, ids) for k, v in value.items()}
@@ -341,7 +365,7 @@ def test_every_psychometrician_route_and_bank_operation_is_in_the_tenancy_matrix
     covered = {(m, p.split("?")[0].replace("{bank}", "<int:bank_id>")
                 .replace("{job}", "<int:job_id>").replace("{run}", "<int:run_id>")
                 .replace("{alarm}", "<int:alarm_id>")
-                .replace("SRV-001", "<external_id>")
+                .replace("SRV-001", "<external_id>").replace("seed.png", "<name>")
                 .replace("SRV-002", "<external_id>"))
                for _, m, p, *_ in PSYCHOMETRICIAN_OPERATIONS}
     covered |= {("GET", "/psychometrician/"), ("GET", "/psychometrician/import"),
@@ -359,6 +383,9 @@ def test_tenancy_matrix(site: Site, app: Flask, staff_client: Callable[[str], Fl
                         name, method, path, body, how, own, library, private) -> None:
     app.config["WTF_CSRF_ENABLED"] = True
     clients = {org: staff_client(PSY[org]) for org in ("demo", "other")}
+    if name == "item image":
+        for org in ("demo", "other"):
+            _seed_image(site, site.bank_id(org))
     for target, actor in (("demo", "other"), ("other", "demo"), ("demo", "demo"),
                           ("other", "other")):
         ids = {"bank": site.bank_id(target), "job": _succeeded_job(site, target),

@@ -164,7 +164,7 @@ def test_api_flow_with_bearer_token(site: Site, client: FlaskClient):
     body = r.json
     sid, bearer = body["session_id"], body["token"]
     assert body["status"] == "in_progress" and body["position"] == 1
-    assert set(body["pending_item"]) == {"item_id", "stem", "options"}
+    assert set(body["pending_item"]) == {"item_id", "stem", "options", "interaction", "media"}
     auth = {"Authorization": f"Bearer {bearer}"}
     assert client.get(f"/api/v1/sessions/{sid}").status_code == 401
     assert client.get(f"/api/v1/sessions/{sid}", headers={"Authorization": "Bearer x" * 3}

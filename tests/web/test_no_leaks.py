@@ -13,9 +13,9 @@ from flask.testing import FlaskClient
 
 from tests.web.conftest import Site, csrf_of
 
-FORBIDDEN_JSON_KEYS = {"key", "explanation", "a", "b", "c", "d", "theta", "se", "score",
-                       "thresholds", "difficulty", "difficulty_level", "parameters", "tags",
-                       "percentile", "estimate", "information"}
+FORBIDDEN_JSON_KEYS = {"key", "correct", "scoring", "explanation", "a", "b", "c", "d", "theta",
+                       "se", "score", "thresholds", "difficulty", "difficulty_level",
+                       "parameters", "tags", "percentile", "estimate", "information"}
 
 
 def _json_keys(value: object) -> set[str]:
@@ -79,7 +79,8 @@ def test_candidate_receives_no_key_explanation_parameter_or_theta(site: Site,
         leaked = _json_keys(payload) & FORBIDDEN_JSON_KEYS
         assert not leaked, f"candidate JSON carries {leaked}"
         if payload.get("pending_item"):
-            assert set(payload["pending_item"]) == {"item_id", "stem", "options"}
+            assert set(payload["pending_item"]) == {"item_id", "stem", "options",
+                                                        "interaction", "media"}
             assert all(set(o) == {"id", "text"} for o in payload["pending_item"]["options"])
         bodies.append(json.dumps(payload).encode())
     secrets = _secrets(site, served)

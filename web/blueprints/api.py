@@ -14,7 +14,7 @@ from flask import Flask, abort, current_app, request
 from flask_login import current_user
 from flask_smorest import Api
 from flask_smorest import Blueprint as ApiBlueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from web.blueprints.api_contract import UtcDateTime, errors
 from web.converters import MAX_ID
@@ -44,10 +44,24 @@ class OptionSchema(Schema):
     text = fields.String(required=True, metadata={"description": "Markdown"})
 
 
+class MediaSchema(Schema):
+    name = fields.String(required=True)
+    alt = fields.String(required=True, metadata={"description": "Alt text of the image"})
+    url = fields.String(required=True, metadata={
+        "description": "GET with the session's bearer token"})
+
+
 class PendingItemSchema(Schema):
     item_id = fields.String(required=True)
     stem = fields.String(required=True, metadata={"description": "Markdown"})
-    options = fields.List(fields.Nested(OptionSchema), required=True)
+    interaction = fields.String(required=True, metadata={
+        "description": "How the item is answered (its response type): single (answer: one "
+                       "option id), multiple (a list of the chosen option ids), ordering (a list "
+                       "of every option id in order), numeric (the number as a string) or "
+                       "text (the typed answer)"})
+    options = fields.List(fields.Nested(OptionSchema), required=True, metadata={
+        "description": "Empty for numeric and text entry"})
+    media = fields.List(fields.Nested(MediaSchema), required=True)
 
 
 class SessionSchema(Schema):
@@ -69,16 +83,45 @@ class StartSchema(Schema):
     invitation = TOKEN_FIELD
 
 
+class AnswerField(fields.Field):
+    """An option id or typed answer (a string of 1-200 characters) or a list of 1-20 option
+    ids (multiple response, ordering)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            if not 1 <= len(value) <= 200:
+                raise ValidationError("expected 1-200 characters")
+            return value
+        if isinstance(value, list):
+            if not 1 <= len(value) <= 20 or not all(
+                    isinstance(v, str) and 1 <= len(v) <= 64 for v in value):
+                raise ValidationError("expected a list of 1-20 option ids")
+            return value
+        raise ValidationError("expected an option id, a list of option ids (multiple response, "
+                              "ordering) or the typed answer as a string")
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return value
+
+
 class AnswerSchema(Schema):
     item_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    answer = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    answer = AnswerField(required=True, metadata={
+        "description": "Depends on the item's interaction: an option id (single), a list "
+                       "of option ids (multiple: the chosen ones; ordering: all, in order), a "
+                       "number as a string (numeric) or a text (text)",
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
 
 
 def _session_json(view: flow.SessionView) -> dict[str, Any]:
     pending = None
     if view.pending is not None:
-        pending = {"item_id": view.pending.item_id, "stem": view.pending.stem,
-                   "options": [{"id": i, "text": t} for i, t in view.pending.options]}
+        p = view.pending
+        pending = {"item_id": p.item_id, "stem": p.stem, "interaction": p.response_type,
+                   "options": [{"id": i, "text": t} for i, t in p.options],
+                   "media": [{"name": n, "alt": a,
+                              "url": f"/api/v1/sessions/{view.session_id}/media/{p.item_id}/{n}"}
+                             for n, a in p.media]}
     return {"session_id": view.session_id, "token": view.token, "status": view.status,
             "position": view.position, "answered": view.answered, "max_items": view.max_items,
             "deadline": view.deadline, "remaining_seconds": view.remaining_seconds(),
@@ -138,6 +181,21 @@ def post_response(body: dict[str, Any], session_id: int):  # type: ignore[no-unt
                                                 token=token))
     except flow.CandidateError as exc:
         _fail(exc)
+
+
+@sessions.route("/<int:session_id>/media/<item_id>/<name>", methods=["GET"])
+@errors(sessions, 401, 404)
+def get_media(session_id: int, item_id: str, name: str):  # type: ignore[no-untyped-def]
+    """An image of the pending item (PNG, JPEG, GIF or WebP); 404 for anything else."""
+    token = _bearer_token()
+    try:
+        ctype, data = flow.session_media(session_id, token, item_id[:64], name[:100])
+    except flow.CandidateError:
+        abort(404, description="no such image of the pending item")
+    response = current_app.response_class(data, mimetype=ctype)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, max-age=600"
+    return response
 
 
 # -- staff ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ contain a key, an explanation, an item parameter or an ability estimate. Text is
 
 from __future__ import annotations
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, make_response, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from web.security import ANSWER_LIMIT, START_LIMIT, candidate_key, limiter
@@ -85,23 +85,53 @@ def question(token: str):  # type: ignore[no-untyped-def]
     return render_template("candidate/question.html", token=token, view=view)
 
 
+#: What the candidate reads when an answer does not fit the question, by response type.
+ANSWER_HINTS = {
+    "single": _l("Please choose one of the options."),
+    "multiple": _l("Please select at least one option."),
+    "ordering": _l("Please choose a different item for each position."),
+    "numeric": _l("Please enter a number, for example 42 or 3.5."),
+    "text": _l("Please type your answer."),
+}
+
+
+def _form_answer() -> str | list[str]:
+    """The answer as the form sent it: checkboxes (multiple response), one select per position
+    (ordering), else the one ``answer`` field."""
+    kind = request.form.get("kind", "single")
+    if kind == "multiple":
+        return [v[:64] for v in request.form.getlist("answer")[:20]]
+    if kind == "ordering":
+        return [request.form.get(f"position-{k}", "")[:64] for k in range(1, 21)
+                if f"position-{k}" in request.form]
+    return request.form.get("answer", "")[:200]
+
+
+def _ask_again(token: str, item_id: str, session_id: int):  # type: ignore[no-untyped-def]
+    """The pending question again with a hint (422), or the question page when it changed."""
+    view = flow.session_status(session_id)
+    if view.pending is not None and view.pending.item_id == item_id and not view.on_break:
+        hint = ANSWER_HINTS.get(view.pending.response_type, ANSWER_HINTS["single"])
+        return render_template("candidate/question.html", token=token, view=view,
+                               error=hint), 422
+    return redirect(url_for("candidate.question", token=token))
+
+
 @bp.route("/<token>/answer", methods=["POST"])
 @limiter.limit(ANSWER_LIMIT, key_func=candidate_key)
 def answer(token: str):  # type: ignore[no-untyped-def]
     item_id = request.form.get("item_id", "")[:64]
-    choice = request.form.get("answer", "")[:64]
+    choice = _form_answer()
     try:
         session_id = flow.session_for_invitation(token)
         if session_id is None:
             return redirect(url_for("candidate.welcome", token=token))
-        if not choice:
-            view = flow.session_status(session_id)
-            if view.pending is not None and view.pending.item_id == item_id \
-                    and not view.on_break:
-                return render_template("candidate/question.html", token=token, view=view,
-                                       error=_l("Please choose one of the options.")), 422
-            return redirect(url_for("candidate.question", token=token))
-        view = flow.submit_answer(session_id, item_id, choice)
+        if not choice or (isinstance(choice, str) and not choice.strip()):
+            return _ask_again(token, item_id, session_id)
+        try:
+            view = flow.submit_answer(session_id, item_id, choice)
+        except flow.InvalidAnswerError:
+            return _ask_again(token, item_id, session_id)
     except flow.TimeUpError:
         return redirect(url_for("candidate.done", token=token))  # the "time is up" page
     except flow.CandidateError as exc:
@@ -109,6 +139,21 @@ def answer(token: str):  # type: ignore[no-untyped-def]
     if view.status != "in_progress":
         return redirect(url_for("candidate.done", token=token))
     return redirect(url_for("candidate.question", token=token))
+
+
+@bp.route("/<token>/media/<item_id>/<name>")
+def media(token: str, item_id: str, name: str):  # type: ignore[no-untyped-def]
+    """An image of the pending question (404 for anything else)."""
+    try:
+        ctype, data = flow.pending_media(token, item_id[:64], name[:100])
+    except flow.CandidateError:
+        abort(404)
+    response = make_response(data)
+    response.headers["Content-Type"] = ctype
+    response.headers["Cache-Control"] = "private, max-age=600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Disposition"] = "inline"
+    return response
 
 
 def _break_action(token: str, action):  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -19,6 +20,7 @@ from flask import (
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
+from item_bank import media as media_store
 from item_bank.models import ItemBank
 from web.db import database, get_db, unit_of_work
 from web.input_guard import query_id
@@ -95,6 +97,43 @@ def item_status(external_id: str):  # type: ignore[no-untyped-def]
     return redirect(url_for("psychometrician.item", external_id=external_id))
 
 
+@bp.route("/items/<external_id>/media/<name>")
+@staff_required(*ROLES)
+def item_media(external_id: str, name: str):  # type: ignore[no-untyped-def]
+    """An image of an item of an own bank (another organisation's: 404)."""
+    try:
+        ctype, data = bank_service.item_media(_bank().id, external_id, name)
+    except LookupError:
+        abort(404)
+    response = make_response(data)
+    response.headers["Content-Type"] = ctype
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, max-age=600"
+    return response
+
+
+@bp.route("/items/<external_id>/media", methods=["POST"])
+@staff_required(*ROLES)
+def upload_item_media(external_id: str):  # type: ignore[no-untyped-def]
+    """Add (or replace) an image of an item: PNG, JPEG, GIF or WebP up to the size limit, with
+    alt text; anything else is refused with a message naming the field."""
+    bank_id = _bank().id
+    upload = request.files.get("file")
+    try:
+        name = bank_service.upload_media(
+            bank_id, external_id, upload.filename if upload else "", request.form.get("alt", ""),
+            upload.read(media_store.MAX_MEDIA_BYTES + 1) if upload else b"")
+    except LookupError:
+        abort(404)
+    except ValueError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"Image {name} added to item {external_id}.", "info")
+        audit.log(int(current_user.id), "item.media_added", f"item {external_id}",
+                  {"name": name})
+    return redirect(url_for("psychometrician.item", external_id=external_id))
+
+
 @bp.route("/import", methods=["GET", "POST"])
 @staff_required(*ROLES)
 def import_bank():  # type: ignore[no-untyped-def]
@@ -105,8 +144,12 @@ def import_bank():  # type: ignore[no-untyped-def]
         return render_template("psychometrician/import.html",
                                error="field 'file': choose a file to import", report=None), 422
     try:
-        report = bank_service.import_upload(_bank().id, upload.filename, upload.read(),
-                                            replace=request.form.get("replace") == "on")
+        report = bank_service.import_upload(
+            _bank().id, upload.filename, upload.read(),
+            replace=request.form.get("replace") == "on",
+            strict=request.form.get("strict") == "on",
+            default_skill=request.form.get("skill", "").strip() or None,
+            prefix=request.form.get("prefix", "").strip() or None)
     except ValueError as exc:
         return render_template("psychometrician/import.html", error=str(exc), report=None), 422
     audit.log(int(current_user.id), "bank.imported", upload.filename,

@@ -31,7 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--shipped", action="store_true",
                      help="import the Back-End Engineer bank shipped with Proficio")
     imp.add_argument("--skill", default=None,
-                     help="skill for QTI items that do not name one")
+                     help="skill for QTI items that do not name one (created if the bank lacks "
+                          "it)")
+    imp.add_argument("--strict", action="store_true",
+                     help="refuse a QTI package with items Proficio cannot deliver (default: "
+                          "skip and list them, import the rest)")
+    imp.add_argument("--prefix", default=None,
+                     help="put PREFIX before every QTI item id (import a package whose ids "
+                          "collide with the bank's as new items)")
     imp.add_argument("--replace", action="store_true",
                      help="update items whose external id is already in the bank")
     imp.add_argument("--provisional", action="store_true",
@@ -73,7 +80,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     val = bsub.add_parser("validate", help="validate a bank file without a database")
     val.add_argument("file", nargs="?", help="bank folder or file (default: the shipped bank)")
     val.add_argument("--skill", default=None)
+    val.add_argument("--strict", action="store_true",
+                     help="fail on QTI items Proficio cannot deliver")
     val.set_defaults(handler=run_validate)
+
+    skill = sub.add_parser("skill", help="skills of a bank")
+    ssub = skill.add_subparsers(dest="skill_command", metavar="ACTION", required=True)
+    sc = ssub.add_parser("create", help="create a skill (or rename an existing one)")
+    sc.add_argument("slug", help="skill id, e.g. server_side")
+    sc.add_argument("name", help="display name")
+    sc.add_argument("--description", default="")
+    add_bank_options(sc, owner_help="; a bank of --org that does not exist yet is created")
+    add_url_option(sc)
+    sc.set_defaults(handler=run_skill_create)
+    sl = ssub.add_parser("list", help="list the skills of a bank with their item counts")
+    add_bank_options(sl)
+    add_url_option(sl)
+    sl.set_defaults(handler=run_skill_list)
 
 
 def _source(args: argparse.Namespace) -> Path:
@@ -87,7 +110,8 @@ def _source(args: argparse.Namespace) -> Path:
 def run_import(args: argparse.Namespace) -> int:
     path = _source(args)
     doc = read_bank_file(path, default_skill=args.skill,
-                         provisional=True if args.provisional else None)
+                         provisional=True if args.provisional else None, strict=args.strict,
+                         prefix=args.prefix)
     engine = open_engine(args)
     try:
         with db.transaction(engine) as session:
@@ -101,6 +125,12 @@ def run_import(args: argparse.Namespace) -> int:
     print(f"{path}: {rep.skills_created} skills created, {rep.items_created} items created, "
           f"{rep.items_updated} updated, {rep.parameter_versions} parameter versions"
           + (f" (calibration run {rep.calibration_run_id})" if rep.calibration_run_id else ""))
+    if rep.media_files:
+        print(f"  {rep.media_files} images stored with their items")
+    for s in rep.skills_implied:
+        print(f"  skill created: {s}")
+    for line in rep.skipped:
+        print(f"  skipped: {line}")
     for w in rep.warnings:
         print(f"  note: {w}")
     return 0
@@ -153,8 +183,10 @@ def run_library(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     path = Path(args.file) if args.file else SHIPPED_BANK
-    doc = read_bank_file(path, default_skill=args.skill)
+    doc = read_bank_file(path, default_skill=args.skill, strict=args.strict)
     print(f"{path}: {len(doc.items)} valid items, {len(doc.parameters)} parameter rows")
+    for line in doc.skipped:
+        print(f"  skipped: {line}")
     problems = []
     if path.is_dir():
         problems = quality_problems(doc) + coverage_problems(doc, read_coverage_dir(
@@ -166,3 +198,35 @@ def run_validate(args: argparse.Namespace) -> int:
     for w in content_warnings(doc.items):
         print(f"  note: {w}")
     return 1 if problems else 0
+
+
+def run_skill_create(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine) as session:
+            bank = resolve_bank(session, args, create=True)
+            created = repository.create_skill(session, bank.id, args.slug, args.name,
+                                              args.description)
+            audit.record(session, actor=None, action="skill.created" if created
+                         else "skill.updated", target=args.slug, detail={"name": args.name},
+                         organisation_id=bank.organisation_id)
+            slug = bank.slug
+    finally:
+        engine.dispose()
+    print(f"skill {args.slug!r} {'created' if created else 'updated'} in bank {slug!r}")
+    return 0
+
+
+def run_skill_list(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        with db.transaction(engine, write=False) as session:
+            bank = resolve_bank(session, args)
+            rows = repository.skill_counts(session, bank.id)
+    finally:
+        engine.dispose()
+    if not rows:
+        print("no skills yet; create one with `proficio skill create SLUG NAME`")
+    for slug, name, n in rows:
+        print(f"{slug}\t{n} items\t{name}")
+    return 0

@@ -110,8 +110,9 @@ def _content(path: str) -> tuple[ItemKeys, dict[str, str], dict[str, str]]:
     from item_bank.content import read_bank_json, read_content_csv
 
     doc = read_content_csv(path) if Path(path).suffix.lower() == ".csv" else read_bank_json(path)
-    keys = ItemKeys({it.external_id: tuple(o.id for o in it.options) for it in doc.items},
-                    {it.external_id: it.key for it in doc.items})
+    single = [it for it in doc.items if it.response_type == "single"]  # one key each
+    keys = ItemKeys({it.external_id: tuple(o.id for o in it.options) for it in single},
+                    {it.external_id: it.key for it in single})
     return (keys, {it.external_id: it.status for it in doc.items},
             {it.external_id: it.skill for it in doc.items})
 

@@ -11,7 +11,8 @@ Actions (``action``): ``login``, ``login.oidc``, ``password.changed``, ``passwor
 ``calibration.rolled_back``, ``item.status_changed``; issue 21: ``result.reviewed``,
 ``result.set_aside``, ``candidate.erased``, ``candidates.erased_by_retention``,
 ``privacy.settings_changed``; issue 17: ``item_alarm.dismissed``, ``item_alarm.held``,
-``item_alarm.retired`` (a watch-list decision; holding or retiring changes the item's status).
+``item_alarm.retired`` (a watch-list decision; holding or retiring changes the item's status);
+issue 22: ``skill.created``, ``skill.updated``, ``item.media_added``.
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ def log(user_id: int, action: str, target: str,
 
 def import_detail(report: Any) -> dict[str, Any]:
     """The counts of a bank import (`item_bank.repository.ImportReport`) for the log."""
-    return {k: getattr(report, k) for k in ("skills_created", "items_created", "items_updated",
-                                            "parameter_versions", "calibration_run_id")
-            if hasattr(report, k)}
+    detail = {k: getattr(report, k) for k in ("skills_created", "items_created", "items_updated",
+                                              "parameter_versions", "calibration_run_id")
+              if hasattr(report, k)}
+    if getattr(report, "skipped", ()):
+        detail["items_skipped"] = len(report.skipped)
+    return detail

@@ -20,8 +20,19 @@ from sqlalchemy.orm import Session
 from werkzeug.utils import secure_filename
 
 import irt
+from item_bank import media as media_store
 from item_bank import repository as repo
-from item_bank.models import Item, ItemBank, ItemParameterVersion, Organisation, Skill, StaffUser
+from item_bank.content import SKILL_ID
+from item_bank.models import (
+    Item,
+    ItemBank,
+    ItemMedia,
+    ItemParameterVersion,
+    Organisation,
+    Skill,
+    StaffUser,
+    utcnow,
+)
 from item_bank.transfer import read_bank_file
 from web.db import get_db, unit_of_work
 
@@ -172,6 +183,7 @@ class ItemDetail:
     history: list[ItemParameterVersion]
     icc_theta: list[float]
     icc_p: list[float]
+    media: tuple[ItemMedia, ...] = ()
 
 
 def item_detail(bank_id: int, external_id: str) -> ItemDetail:
@@ -188,12 +200,18 @@ def item_detail(bank_id: int, external_id: str) -> ItemDetail:
                                                     current.b, current.c or 0.0,
                                                     current.d if current.d is not None else 1.0)])
         p = irt.probability(theta, bank)[:, 0].tolist()
-    return ItemDetail(item, history, theta.tolist(), p)
+    return ItemDetail(item, history, theta.tolist(), p,
+                      tuple(media_store.item_media(db, item.id)))
 
 
-def import_upload(bank_id: int, filename: str, data: bytes, *, replace: bool = False
-                  ) -> repo.ImportReport:
-    """Import an uploaded bank file (JSON, CSV or QTI zip) into an own bank. All or nothing."""
+def import_upload(bank_id: int, filename: str, data: bytes, *, replace: bool = False,
+                  strict: bool = False, default_skill: str | None = None,
+                  prefix: str | None = None) -> repo.ImportReport:
+    """Import an uploaded bank file (JSON, CSV or QTI zip) into an own bank. All or nothing
+    (QTI items Proficio cannot deliver are skipped and reported unless ``strict``)."""
+    if default_skill is not None and not SKILL_ID.match(default_skill):
+        raise ValueError(f"field 'skill': must be a skill id like 'server_side', got "
+                         f"{default_skill!r}")
     safe = secure_filename(filename or "")
     suffix = Path(safe).suffix.lower()
     if suffix not in ALLOWED_UPLOADS:
@@ -204,13 +222,50 @@ def import_upload(bank_id: int, filename: str, data: bytes, *, replace: bool = F
         path = Path(tmp) / shown
         path.write_bytes(data)
         try:
-            doc = read_bank_file(path)
+            doc = read_bank_file(path, default_skill=default_skill, strict=strict,
+                                 prefix=prefix)
         except (ValueError, OSError) as exc:
             # messages name the file read: the upload's name, never the server's temp folder
             raise ValueError(str(exc).replace(str(path), shown).replace(tmp, "")) from None
         doc = dataclasses.replace(doc, source=shown)
         with unit_of_work() as db:
             return repo.import_document(db, doc, replace=replace, bank_id=bank_id)
+
+
+def item_media(bank_id: int, external_id: str, name: str) -> tuple[str, bytes]:
+    """``(content type, bytes)`` of an image of an item of an own bank (`NotFound` else)."""
+    found = media_store.find(get_db(), bank_id, external_id, name)
+    if found is None:
+        raise NotFound(f"item {external_id!r} has no image {name!r}")
+    return found.content_type, media_store.read(found)
+
+
+def upload_media(bank_id: int, external_id: str, filename: str, alt: str, data: bytes) -> str:
+    """Store an uploaded image with an item of an own bank; returns its stored name.
+
+    Refused with `ValueError` naming the field: no file, no alt text, over
+    `item_bank.media.MAX_MEDIA_BYTES`, or not PNG/JPEG/GIF/WebP (SVG is refused)."""
+    safe = secure_filename(filename or "")
+    if not safe:
+        raise ValueError("field 'file': choose an image to upload")
+    if not alt.strip():
+        raise ValueError("field 'alt': describe the image for screen readers (alt text is "
+                         "required)")
+    try:
+        media_store.content_type(safe, data)
+    except media_store.MediaError as exc:
+        raise ValueError(f"field 'file': {exc}") from None
+    with unit_of_work() as db:
+        item = db.scalar(select(Item).where(Item.bank_id == bank_id,
+                                            Item.external_id == external_id))
+        if item is None:
+            raise NotFound(f"no item {external_id!r}")
+        try:
+            media_store.store(db, item, safe[:100], alt[:1000], data)
+        except media_store.MediaError as exc:
+            raise ValueError(f"field 'file': {exc}") from None
+        item.updated_at = utcnow()  # the live assessments' fingerprint changes
+    return safe[:100]
 
 
 def set_status(bank_id: int, external_id: str, status: str) -> None:

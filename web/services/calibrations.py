@@ -48,6 +48,7 @@ from calibration.recalibrate import (
 )
 from calibration.recalibrate import FORMAT as RESULT_FORMAT
 from calibration.recalibrate import MODES as MODES
+from irt import POLYTOMOUS_MODELS
 from irt.io import ResponseLog, read_responses_csv
 from item_bank import repository as repo
 from item_bank.content import ParameterRecord
@@ -64,6 +65,7 @@ from item_bank.models import (
     StaffUser,
     utcnow,
 )
+from item_bank.scoring import is_polytomous
 from web import observability
 from web.db import get_db, unit_of_work
 from web.services.reports import cut_to_theta
@@ -253,9 +255,18 @@ def _calibrate(engine: Any, job_id: int, settings: JobSettings,
         current = current_parameters(db, skills, bank.id)
         items = list(db.scalars(select(Item).where(Item.bank_id == bank.id)))
         skill_of = {it.external_id: it.skill.slug for it in items}
+        # the key/distractor analysis is for single-choice items (issue 22: other response
+        # types have no one key)
+        single = [it for it in items if (it.response_type or "single") == "single"]
         keys = ItemKeys({it.external_id: tuple(str(o.get("id", "")) if isinstance(o, dict)
                                                else str(o) for o in it.options or ())
-                         for it in items}, {it.external_id: it.key for it in items})
+                         for it in single}, {it.external_id: it.key for it in single})
+        # partial-credit multiple response: its own polytomous model and categories
+        scored_as = {it.external_id: (it.model if it.model in POLYTOMOUS_MODELS else "gpcm",
+                                      len(it.correct) + 1)
+                     for it in items if is_polytomous(it.response_type or "single",
+                                                      it.scoring or "partial",
+                                                      len(it.correct or ()))}
     if log_.data.n_responses == 0:
         raise ValueError("there are no recorded responses to calibrate")
     last = [0.0]
@@ -270,7 +281,7 @@ def _calibrate(engine: Any, job_id: int, settings: JobSettings,
                             f"{p.loglik:.1f}")
 
     result = recalibrate(log_, current, settings.recalibration(), skills=skill_of, keys=keys,
-                         choices=choices, callback=progress)
+                         choices=choices, scored_as=scored_as, callback=progress)
     # whose candidates' answers were pooled (None: an uploaded file)
     return result.to_dict() | {"pooled_organisations": None if upload is not None else pooled}
 

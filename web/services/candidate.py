@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -37,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from engine import Blueprint, CatState
 from engine.errors import EngineError
+from item_bank import media as media_store
 from item_bank import repository as repo
 from item_bank.forensics_models import check_security
 from item_bank.models import (
@@ -50,6 +52,7 @@ from item_bank.models import (
     as_utc,
     utcnow,
 )
+from item_bank.scoring import AnswerError, canonical_answer, score_response
 from item_bank.security import hash_token
 from item_bank.stacks import assumed_stacks
 from web import observability
@@ -109,11 +112,15 @@ class BreakRefused(CandidateError):
 
 @dataclass(frozen=True)
 class PendingItem:
-    """What the candidate may see of an item: its id, stem and options (never the key)."""
+    """What the candidate may see of an item: its id, stem, options, how it is answered and
+    its images (never the key, the correct answers or the parameters)."""
 
     item_id: str
     stem: str
     options: tuple[tuple[str, str], ...]
+    response_type: str = "single"
+    #: (file name, alt text) of the stem's images, served by ``candidate.media``.
+    media: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -185,7 +192,8 @@ def _view(row: CandidateSession, live: LiveAssessment, state: CatState,
     pending = None
     if row.status == "in_progress" and state.pending is not None:
         facts = live.items[state.pending]
-        pending = PendingItem(state.pending, facts.stem, facts.options)
+        pending = PendingItem(state.pending, facts.stem, facts.options, facts.response_type,
+                              facts.media)
     now = now or utcnow()
     on_break = acc is not None and acc.break_started_at is not None \
         and row.status == "in_progress"
@@ -425,11 +433,13 @@ def session_for_invitation(invitation_token: str) -> int | None:
         return row_id
 
 
-def submit_answer(session_id: int, item_id: str, answer: str, *, token: str | None = None,
-                  latency_ms: int | None = None) -> SessionView:
+def submit_answer(session_id: int, item_id: str, answer: str | Sequence[str], *,
+                  token: str | None = None, latency_ms: int | None = None) -> SessionView:
     """Record the answer to the pending item and serve the next one (committed on return).
 
-    With ``token`` the session must be the one that bearer token opens.
+    ``answer`` is an option id, a list of option ids (multiple response: the chosen ones;
+    ordering: all of them in order) or the typed text/number (`item_bank.scoring`). With
+    ``token`` the session must be the one that bearer token opens.
     """
     now = utcnow()
     try:
@@ -445,11 +455,57 @@ def submit_answer(session_id: int, item_id: str, answer: str, *, token: str | No
     except IntegrityError:
         # A concurrent duplicate of this very answer won the race: report the stored outcome.
         with unit_of_work() as db:
-            if _stored_answer(db, session_id, item_id) == answer:
+            stored = _stored_answer(db, session_id, item_id)
+            if stored is not None:
                 row = _lock(db, session_id, token)
                 live, state = _load(db, row)
-                return _view(row, live, state)
+                if stored == _stored_form(live, item_id, answer):
+                    return _view(row, live, state)
         raise NotPendingError("this answer was not recorded; the question changed") from None
+
+
+def pending_media(invitation_token: str, item_id: str, name: str) -> tuple[str, bytes]:
+    """``(content type, bytes)`` of an image of the question the session shows now: only the
+    pending item's images are served (`SessionNotFound` otherwise, including another bank's
+    or another session's items)."""
+    with unit_of_work() as db:
+        invitation, row_id = _find_invitation(db, invitation_token)
+        if invitation is None or row_id is None:
+            raise SessionNotFound("no such image")
+        return _pending_media(db, db.get(CandidateSession, row_id), item_id, name)
+
+
+def session_media(session_id: int, token: str, item_id: str, name: str) -> tuple[str, bytes]:
+    """`pending_media` for the API: the session its bearer ``token`` opens."""
+    with unit_of_work() as db:
+        row = db.scalar(select(CandidateSession).where(
+            CandidateSession.id == session_id, CandidateSession.token_hash == hash_token(token)))
+        return _pending_media(db, row, item_id, name)
+
+
+def _pending_media(db: Session, row: CandidateSession | None, item_id: str, name: str
+                   ) -> tuple[str, bytes]:
+    if row is None or row.status != "in_progress" or row.engine_state is None:
+        raise SessionNotFound("no such image")
+    state = session_state(db, row.id, row.state_version, row.engine_state)
+    if state.pending != item_id:
+        raise SessionNotFound("no such image")
+    found = media_store.find(db, bank_of_assessment(db, row.assessment_id), item_id, name)
+    if found is None:
+        raise SessionNotFound("no such image")
+    return found.content_type, media_store.read(found)
+
+
+def _stored_form(live: LiveAssessment, item_id: str, answer: str | Sequence[str]
+                 ) -> str | None:
+    """How ``answer`` to ``item_id`` is stored (None: it does not fit the item)."""
+    facts = live.items.get(item_id)
+    if facts is None:
+        return None
+    try:
+        return canonical_answer(facts, answer)
+    except AnswerError:
+        return None
 
 
 def _stored_answer(db: Session, session_id: int, item_id: str) -> str | None:
@@ -458,10 +514,13 @@ def _stored_answer(db: Session, session_id: int, item_id: str) -> str | None:
 
 
 def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: CatState,
-            item_id: str, answer: str, latency_ms: int | None, now: dt.datetime) -> SessionView:
+            item_id: str, answer: str | Sequence[str], latency_ms: int | None,
+            now: dt.datetime) -> SessionView:
     answered = any(e.item_id == item_id for e in state.events)
-    if answered and _stored_answer(db, row.id, item_id) == answer:
-        return _view(row, live, state)  # a repeat of an acknowledged answer
+    if answered:
+        stored = _stored_answer(db, row.id, item_id)
+        if stored is not None and stored == _stored_form(live, item_id, answer):
+            return _view(row, live, state)  # a repeat of an acknowledged answer
     if row.status != "in_progress":
         raise SessionClosedError(f"this session is {row.status.replace('_', ' ')}; it cannot "
                                  "be changed")
@@ -469,10 +528,11 @@ def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: Cat
         raise NotPendingError("that is not the current question; please answer the question "
                               "shown now")
     facts = live.items[item_id]
-    if answer not in {option_id for option_id, _ in facts.options}:
-        raise InvalidAnswerError(f"field 'answer': {answer!r} is not one of the options "
-                                 f"{sorted(o for o, _ in facts.options)}")
-    score = int(answer == facts.key)
+    try:
+        answer = canonical_answer(facts, answer)
+        score = score_response(facts, answer)
+    except AnswerError as exc:
+        raise InvalidAnswerError(str(exc)) from None
     if latency_ms is None and row.item_served_at is not None:
         # measured by the server: from when the item was served to now (a break taken or a
         # closed tab while the item was shown counts too)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from engine import Blueprint, CatEngine, CatState, SkillEstimate, make_engine
 from irt.composite import composite_estimate
-from item_bank.models import Assessment, Item, ItemParameterVersion
+from item_bank.models import Assessment, Item, ItemMedia, ItemParameterVersion
 from item_bank.pool import load_item_pool
 from web.services.feasibility import composite_weights
 
@@ -36,13 +36,23 @@ _lock = threading.Lock()
 
 @dataclass(frozen=True)
 class ItemFacts:
-    """What the candidate flow needs of an item besides its parameters."""
+    """What the candidate flow needs of an item besides its parameters (`item_bank.scoring`
+    reads ``response_type``, ``key``, ``correct``, ``scoring`` and ``option_ids``)."""
 
     pk: int
     stem: str
     options: tuple[tuple[str, str], ...]
     key: str
     version_id: int | None
+    response_type: str = "single"
+    correct: tuple[str, ...] = ()
+    scoring: str = "partial"
+    #: (file name, alt text) of the images the stem shows.
+    media: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def option_ids(self) -> tuple[str, ...]:
+        return tuple(o for o, _ in self.options)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,12 +85,20 @@ def _item_facts(db: Session, item_ids: tuple[str, ...], bank_id: int) -> dict[st
                                .join(Item, ItemParameterVersion.item_id == Item.id)
                                .where(Item.bank_id == bank_id,
                                       ItemParameterVersion.is_current.is_(True))).all())
+    media: dict[int, list[tuple[str, str]]] = {}
+    for item_pk, name, alt in db.execute(
+            select(ItemMedia.item_id, ItemMedia.name, ItemMedia.alt)
+            .join(Item, ItemMedia.item_id == Item.id).where(Item.bank_id == bank_id)
+            .order_by(ItemMedia.id)):
+        media.setdefault(item_pk, []).append((name, alt))
     facts = {}
     for item in db.scalars(select(Item).where(Item.bank_id == bank_id,
                                               Item.external_id.in_(item_ids))):
         facts[item.external_id] = ItemFacts(
             item.id, item.stem, tuple((str(o["id"]), str(o["text"])) for o in item.options),
-            str(item.key), versions.get(item.id))
+            str(item.key), versions.get(item.id), item.response_type or "single",
+            tuple(str(c) for c in item.correct or ()), item.scoring or "partial",
+            tuple(media.get(item.id, ())))
     return facts
 
 

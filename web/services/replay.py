@@ -39,7 +39,7 @@ from item_bank.models import (
     SkillResult,
     as_utc,
 )
-from item_bank.repository import exposure_counts, load_bank
+from item_bank.repository import exposure_counts, item_content, load_bank, version_params
 from web.db import get_db
 from web.services.engines import overall_estimate
 from web.services.staff import NotFound
@@ -129,6 +129,10 @@ class SessionReplay:
     #: The response log and the engine state name the same items, answers and scores.
     log_matches_state: bool
     tolerance: float = TOLERANCE
+    #: Positions whose stored answer, scored again by `item_bank.scoring.score_response` with
+    #: the item's current content (key, correct answers, scoring rule), gives another category
+    #: than the stored score (e.g. a key corrected since); empty when all agree.
+    rescored_differently: tuple[int, ...] = ()
 
     @property
     def max_difference(self) -> float:
@@ -220,7 +224,9 @@ class SessionReplay:
                              "rescoring_reproduced": self.rescoring_reproduced,
                              "items_reproduced": self.items_reproduced,
                              "first_divergence": self.first_divergence,
-                             "log_matches_state": self.log_matches_state},
+                             "log_matches_state": self.log_matches_state,
+                             "answers_rescored_differently":
+                                 list(self.rescored_differently)},
         }
 
 
@@ -276,7 +282,7 @@ def session_replay(org_id: int, session_id: int, db: Session | None = None) -> S
                                       Item.external_id.in_(list(served_version)))).all())
     for ext, v in served_version.items():
         if v is not None:
-            params[ext] = irt.ItemParams(ext, v.model, v.a, v.b, v.c, v.d, skill=skill_of[ext])
+            params[ext] = version_params(v, ext, skill_of[ext])
             status.setdefault(ext, "retired")
     order = sorted(params, key=lambda e: (params[e].skill, e))
     exposure = exposure_counts(db, order, bank_id)  # as the live engine reads them (now)
@@ -297,6 +303,16 @@ def session_replay(org_id: int, session_id: int, db: Session | None = None) -> S
         by_position.get(n, (None, None))[1] == e.item_id
         and by_position[n][0].score == e.response
         for n, e in enumerate(stored.events, start=1))
+    contents = {it.external_id: item_content(it) for it in db.scalars(
+        select(Item).where(Item.bank_id == bank_id, Item.external_id.in_(list(served_version))))}
+    differing = []
+    for r, ext in log:
+        try:
+            again = contents[ext].score(r.raw_answer) if ext in contents else r.score
+        except ValueError:
+            again = -1
+        if again != r.score:
+            differing.append(r.position)
     items = []
     for step in rep.steps:
         resp, _ = by_position.get(step.position, (None, None))
@@ -336,4 +352,4 @@ def session_replay(org_id: int, session_id: int, db: Session | None = None) -> S
         None if overall is None else overall.theta, None if overall is None else overall.se,
         None if stored_overall is None else stored_overall.theta,
         None if stored_overall is None else stored_overall.se,
-        rep.stop_reason, stored_stop, log_ok)
+        rep.stop_reason, stored_stop, log_ok, rescored_differently=tuple(differing))
