@@ -15,7 +15,11 @@ Candidate notes: thresholds are chosen on 4,000 simulated honest candidates (tar
 measured on fresh honest candidates, rapid guessers (20 % of their answers random, in 1–4 s) and
 candidates with pre-knowledge of 25 % of the bank (those answered correctly in half the time).
 
+The power of pre-knowledge detection is bounded by `power_bound`: the Neyman–Pearson likelihood
+ratio of the simulated alternative (θ and τ integrated out) and an oracle knowing θ and τ.
+
     .venv/bin/python benchmarks/bench_forensics.py [--replications 10] [--months 12]
+    .venv/bin/python benchmarks/bench_forensics.py --notes-only   # note study + bound, ~20 s
 """
 
 from __future__ import annotations

@@ -22,8 +22,9 @@ detection of compromised items with response times).
 
 **Candidate integrity** (`integrity_evidence`). Per candidate: *rapid guesses* — answers faster
 than a normative threshold, 10 % of the item's typical time (Wise & Ma 2012, "NT10"); the
-*pre-knowledge* statistic — the same mixture log-likelihood ratio summed over the candidate's
-answers and maximised over π; and *aberrance* — Snijders' lz* (`irt.person_fit`). Thresholds are
+*pre-knowledge* statistic — a mixture log-likelihood ratio over the candidate's answers, joint in
+correctness and time, maximised over π and over the candidate's speed under the alternative
+(`preknowledge_mixture_llr`); and *aberrance* — Snijders' lz* (`irt.person_fit`). Thresholds are
 not asymptotic: they are the quantiles of these statistics among simulated honest candidates
 taking the same adaptive test (`benchmarks/bench_forensics.py`), so the false-positive rate a
 report quotes is measured.
