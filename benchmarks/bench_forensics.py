@@ -15,7 +15,11 @@ Candidate notes: thresholds are chosen on 4,000 simulated honest candidates (tar
 measured on fresh honest candidates, rapid guessers (20 % of their answers random, in 1–4 s) and
 candidates with pre-knowledge of 25 % of the bank (those answered correctly in half the time).
 
+The power of pre-knowledge detection is bounded by `power_bound`: the Neyman–Pearson likelihood
+ratio of the simulated alternative (θ and τ integrated out) and an oracle knowing θ and τ.
+
     .venv/bin/python benchmarks/bench_forensics.py [--replications 10] [--months 12]
+    .venv/bin/python benchmarks/bench_forensics.py --notes-only   # note study + bound, ~20 s
 """
 
 from __future__ import annotations
@@ -160,8 +164,6 @@ def candidates(rng: np.random.Generator, bank: irt.Bank, beta: NDArray, alpha: N
     elif kind == "preknowledge":
         log_t[sp] += np.log(speed)
     t.seconds = np.exp(log_t)
-    zres = loo_time_residuals(t.person, t.item, t.seconds, rt_fit.beta, rt_fit.alpha,
-                              rt_fit.sigma_tau, n)
     p_loo = loo_eap_p(bank, t, n)
     sparse = irt.SparseResponses(t.person, t.item, t.correct.astype(np.int64), n, N_ITEMS)
     est = irt.wle(sparse, bank)
@@ -172,9 +174,84 @@ def candidates(rng: np.random.Generator, bank: irt.Bank, beta: NDArray, alpha: N
     bounds = np.searchsorted(t.person[by], np.arange(n + 1))
     for j in range(n):
         r = by[bounds[j]:bounds[j + 1]]
-        out.append(integrity_evidence(t.correct[r], p_loo[r], zres[r], t.seconds[r],
-                                      typical[t.item[r]], float(lz[j])))
+        out.append(integrity_evidence(t.correct[r], p_loo[r], t.seconds[r],
+                                      typical[t.item[r]], float(lz[j]),
+                                      alpha=rt_fit.alpha[t.item[r]],
+                                      sigma_tau=rt_fit.sigma_tau))
     return out, float(np.mean(sp.sum() / max(t.person.size, 1)))
+
+
+BOUND_THETA = np.linspace(-4, 4, 41)
+BOUND_TAU = np.linspace(-1.0, 0.5, 76)
+
+
+def _log_lrs(x: NDArray, p_grid: NDArray, log_t: NDArray, beta: NDArray, alpha: NDArray,
+             sigma_tau: float, p_true: NDArray, tau_true: float, beta_true: NDArray,
+             alpha_true: NDArray, share: float = 0.25, s: float = float(np.log(2))
+             ) -> tuple[float, float]:
+    """Two likelihood ratios of "each item known with probability ``share`` (correct, log time
+    − s)" against honesty, for one candidate. *Marginal*: θ ~ N(0, 1) and τ ~ N(0, σ_τ²)
+    integrated out (on grids), the calibrated item parameters — with both hypotheses simple,
+    the Neyman–Pearson most powerful test of this alternative (adaptive item selection is
+    ignorable). *Oracle*: the candidate's true θ, τ and the true item parameters."""
+    from scipy.special import logsumexp
+
+    ok = np.isfinite(beta) & np.isfinite(alpha)
+    a2 = np.where(ok, alpha, 0.0) ** 2
+    e0 = np.where(ok, log_t - beta, 0.0)
+    prec = 1.0 / sigma_tau**2
+    tau = -np.sum(a2 * e0) / (prec + np.sum(a2)) + BOUND_TAU
+    e = e0[None, :] + tau[:, None]
+    l_tau = -0.5 * np.sum(a2 * e**2, 1) - 0.5 * prec * tau**2
+    p = np.clip(p_grid, 1e-9, 1 - 1e-9)
+    l_theta = np.sum(np.where(x == 1, np.log(p), np.log1p(-p)), 1) - 0.5 * BOUND_THETA**2
+    time_lr = np.exp(np.clip(-a2 * s * e - 0.5 * a2 * s**2, -50, 50))
+    mix = np.sum(np.log(1 - share + share * (x / p)[:, None, :] * time_lr[None]), -1)
+    marginal = float(logsumexp(mix + l_theta[:, None] + l_tau[None, :])
+                     - logsumexp(l_theta) - logsumexp(l_tau))
+    e_true = log_t - beta_true + tau_true
+    r = x / p_true * np.exp(-alpha_true**2 * s * e_true - 0.5 * alpha_true**2 * s**2)
+    return marginal, float(np.sum(np.log(1 - share + share * r)))
+
+
+def power_bound(rng: np.random.Generator, n_honest: int = 4000, n_cheat: int = 2000
+                ) -> dict[str, float]:
+    """Power of the two likelihood ratios of `_log_lrs` against pre-knowledge of 25 % of the
+    items answered in half the time, at the 0.6 % (the pre-knowledge note's share of the
+    budget) and 1 % levels of their own simulated null (same design as `note_study`)."""
+    bank, beta, alpha = make_bank(rng)
+    theta = rng.normal(size=3000)
+    t = run_cat(bank, irt.simulate_responses(theta, bank, rng), theta, seed=5)
+    tau = rng.normal(0, 0.3, 3000)
+    t.seconds = np.exp(beta[t.item] - tau[t.person]
+                       + rng.standard_normal(t.person.size) / alpha[t.item])
+    rt = fit_lognormal(t.person, t.item, t.seconds, 3000, N_ITEMS,
+                       min_responses=RT_MIN_RESPONSES)
+    p_grid = irt.probability(BOUND_THETA, bank)
+    stats = {}
+    for kind, n in (("honest", n_honest), ("preknowledge", n_cheat)):
+        th = rng.normal(size=n)
+        ta = rng.normal(0, 0.3, n)
+        answers = irt.simulate_responses(th, bank, rng)
+        known = (rng.random((n, N_ITEMS)) < 0.25) if kind == "preknowledge" \
+            else np.zeros((n, N_ITEMS), dtype=bool)
+        answers[known] = 1
+        c = run_cat(bank, answers, th, seed=int(rng.integers(1 << 31)))
+        log_t = beta[c.item] - ta[c.person] + rng.standard_normal(c.person.size) / alpha[c.item]
+        log_t[known[c.person, c.item]] += np.log(0.5)
+        p_true = 1 / (1 + np.exp(-bank.a[c.item] * (th[c.person] - bank.b[c.item])))
+        by = np.argsort(c.person, kind="stable")
+        bounds = np.searchsorted(c.person[by], np.arange(n + 1))
+        stats[kind] = np.array([_log_lrs(
+            c.correct[r], p_grid[:, c.item[r]], log_t[r], rt.beta[c.item[r]],
+            rt.alpha[c.item[r]], rt.sigma_tau, p_true[r], float(ta[j]), beta[c.item[r]],
+            alpha[c.item[r]]) for j in range(n) for r in [by[bounds[j]:bounds[j + 1]]]])
+    out = {}
+    for col, name in ((0, "marginal"), (1, "oracle")):
+        for level in (0.006, 0.01):
+            limit = np.quantile(stats["honest"][:, col], 1 - level)
+            out[f"{name}_{level}"] = float(np.mean(stats["preknowledge"][:, col] >= limit))
+    return out
 
 
 def note_study(rng: np.random.Generator) -> dict[str, float]:
@@ -205,9 +282,23 @@ def main() -> None:
     ap.add_argument("--months", type=int, default=12)
     ap.add_argument("--per-month", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--notes-only", action="store_true",
+                    help="only the candidate-note study (seed 20261204, the product's "
+                         "thresholds) and the power bound of pre-knowledge detection")
     args = ap.parse_args()
-    rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
+    if args.notes_only:
+        print_notes(note_study(np.random.default_rng(20261204)))
+        b = power_bound(np.random.default_rng(20261205))
+        print("upper bounds on pre-knowledge power (25 % known, half time), at 0.6 % / 1 % "
+              "false positives:")
+        print(f"  Neyman-Pearson (theta, tau unknown, integrated): {b['marginal_0.006']:.1%} / "
+              f"{b['marginal_0.01']:.1%}")
+        print(f"  oracle (true theta, tau, item parameters): {b['oracle_0.006']:.1%} / "
+              f"{b['oracle_0.01']:.1%}")
+        print(f"({time.perf_counter() - t0:.0f} s)")
+        return
+    rng = np.random.default_rng(args.seed)
     rows = [leak_study(rng, args.months, args.per_month) for _ in range(args.replications)]
     detected = np.mean([r["detected_300"] for r in rows])
     fa = sum(r["false_alarms"] for r in rows)
@@ -221,7 +312,11 @@ def main() -> None:
           f"times: {np.mean([r['rt_items'] for r in rows]):.0f} of {N_ITEMS}): beta RMSE "
           f"{np.mean([r['rt_beta_rmse'] for r in rows]):.3f}, alpha RMSE "
           f"{np.mean([r['rt_alpha_rmse'] for r in rows]):.3f}")
-    notes = note_study(rng)
+    print_notes(note_study(rng))
+    print(f"({time.perf_counter() - t0:.0f} s)")
+
+
+def print_notes(notes: dict[str, float]) -> None:
     print("candidate notes (thresholds from 4,000 honest simulees):")
     print(f"  thresholds: rapid >= {notes['threshold_rapid']}, pre-knowledge LLR >= "
           f"{notes['threshold_pk']:.2f}, lz* <= {notes['threshold_lz']:.2f}")
@@ -233,7 +328,6 @@ def main() -> None:
           f"the usual time): {notes['noted_preknowledge']:.1%} noted")
     print(f"  pre-knowledge ({notes['share_preknowledge_third']:.0%} of answers, in a third of "
           f"the usual time): {notes['noted_preknowledge_third']:.1%} noted")
-    print(f"({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

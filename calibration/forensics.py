@@ -22,8 +22,9 @@ detection of compromised items with response times).
 
 **Candidate integrity** (`integrity_evidence`). Per candidate: *rapid guesses* — answers faster
 than a normative threshold, 10 % of the item's typical time (Wise & Ma 2012, "NT10"); the
-*pre-knowledge* statistic — the same mixture log-likelihood ratio summed over the candidate's
-answers and maximised over π; and *aberrance* — Snijders' lz* (`irt.person_fit`). Thresholds are
+*pre-knowledge* statistic — a mixture log-likelihood ratio over the candidate's answers, joint in
+correctness and time, maximised over π and over the candidate's speed under the alternative
+(`preknowledge_mixture_llr`); and *aberrance* — Snijders' lz* (`irt.person_fit`). Thresholds are
 not asymptotic: they are the quantiles of these statistics among simulated honest candidates
 taking the same adaptive test (`benchmarks/bench_forensics.py`), so the false-positive rate a
 report quotes is measured.
@@ -208,7 +209,10 @@ def rapid_guesses(seconds: ArrayLike, typical_seconds: ArrayLike) -> NDArray[np.
 def preknowledge_llr(correct: ArrayLike, p_correct: ArrayLike, z_time: ArrayLike | None,
                      shares: Sequence[float] = PREKNOWLEDGE_SHARES,
                      speedup: float = LEAK_SPEEDUP) -> float:
-    """max over π of Σ ℓ(π) over one candidate's answers (0 when no π helps)."""
+    """max over π of Σ ℓ(π) over one candidate's answers (0 when no π helps), with the time
+    residuals ``z_time`` taken as given (the item monitor's ℓ). Superseded for candidates by
+    `preknowledge_mixture_llr`, which does not let the known answers set the speed they are
+    judged against."""
     best = 0.0
     for share in shares:
         best = max(best, float(np.sum(answer_llr(correct, p_correct, z_time, share=share,
@@ -216,16 +220,107 @@ def preknowledge_llr(correct: ArrayLike, p_correct: ArrayLike, z_time: ArrayLike
     return best
 
 
-def integrity_evidence(correct: ArrayLike, p_correct: ArrayLike, z_time: ArrayLike | None,
-                       seconds: ArrayLike | None, typical_seconds: ArrayLike | None,
-                       lz: float | None) -> IntegrityEvidence:
+#: Speed-up of an answer to a known item assumed by `preknowledge_mixture_llr`: its log time is
+#: shifted by −s, s = ln 2 ("half the usual time", the design alternative). Scanning ln 3 as
+#: well raised the null's tail more than the power (benchmarks/RESULTS.md, issue 17).
+PREKNOWLEDGE_LOG_SPEEDUPS = (float(np.log(2.0)),)
+#: Speeds scanned by `preknowledge_mixture_llr` around the candidate's all-answer estimate τ̂₀:
+#: known answers make τ̂₀ too fast, so the grid reaches 1 log-unit slower, 0.25 faster.
+TAU_OFFSETS = np.linspace(-1.0, 0.25, 126)
+
+
+def preknowledge_mixture_llr(correct: ArrayLike, p_correct: ArrayLike,
+                             log_seconds: ArrayLike | None, beta: ArrayLike | None,
+                             alpha: ArrayLike | None, sigma_tau: float | None, *,
+                             shares: Sequence[float] = PREKNOWLEDGE_SHARES,
+                             log_speedups: Sequence[float] = PREKNOWLEDGE_LOG_SPEEDUPS
+                             ) -> float:
+    """Person-level mixture likelihood ratio for item pre-knowledge, joint in correctness and
+    time, with the candidate's speed τ re-estimated under each hypothesis.
+
+    Null (the lognormal model, van der Linden 2006, with the IRT model): answer i is correct
+    with probability P_i and ``ln t_i ~ N(β_i − τ, 1/α_i²)``. Alternative: each answer is,
+    independently with probability π, to a *known* item — correct, with log time shifted by
+    −s. With the residual ``e_i(τ) = ln t_i − β_i + τ`` the known/normal density ratio is
+
+        r_i(τ, s) = (x_i / P_i) · exp(−α_i² s e_i(τ) − ½ α_i² s²)
+
+    (answers without a time or without item time parameters: ``x_i / P_i``), and
+
+        Λ = max_{π, s, τ} [Σ_i ln(1 − π + π r_i(τ, s)) + ℓ₀(τ)] − max_τ ℓ₀(τ),
+        ℓ₀(τ) = −½ Σ_i α_i² e_i(τ)² − τ² / (2σ_τ²),
+
+    with π over ``shares``, s over ``log_speedups`` and τ on τ̂₀ + `TAU_OFFSETS`, where τ̂₀ is
+    the null's maximiser (the speed posterior mean, `irt.response_time.speed_posterior`), so
+    π = 0 gives Λ ≥ 0. Profiling τ under the alternative is the point: with τ estimated from all
+    answers, fast answers to known items make the candidate look fast and hide themselves
+    (their residuals shrink by the known share × s), a masking that leave-one-out residuals
+    only remove one answer at a time (van der Linden & Guo 2008, Psychometrika 73(3), 365–384).
+    The mixture LR over π is the candidate-level form of the item monitor's ℓ; joint use of
+    responses and times follows Sinharay & Johnson (2020), "The use of item scores and response
+    times to detect examinees who may have benefited from item preknowledge", Brit. J. Math.
+    Stat. Psych. 73(3), 397–419, and Sinharay (2017), J. Educ. Meas. 54(2); cf. the lt
+    statistic of Marianti, Fox, Avetisyan, Veldkamp & Tijmstra (2014), JEBS 39(6), 426–451.
+    Λ has no usable asymptotic law here (π on the boundary, adaptive items): its null
+    distribution is simulated (`choose_thresholds`). P_i is floored at `PROB_FLOOR`.
+    """
+    x = np.asarray(correct, dtype=np.float64).reshape(-1)
+    p = np.maximum(np.asarray(p_correct, dtype=np.float64).reshape(-1), PROB_FLOOR)
+    if p.shape != x.shape:
+        raise ValueError("answers and probabilities differ in length")
+    base = x / p
+    a2 = np.zeros(x.size)
+    e0 = np.zeros(x.size)
+    if log_seconds is not None and beta is not None and alpha is not None \
+            and sigma_tau is not None:
+        y = np.asarray(log_seconds, dtype=np.float64).reshape(-1)
+        b = np.asarray(beta, dtype=np.float64).reshape(-1)
+        a = np.asarray(alpha, dtype=np.float64).reshape(-1)
+        if not (y.shape == b.shape == a.shape == x.shape):
+            raise ValueError("answers, times and item time parameters differ in length")
+        timed = np.isfinite(y) & np.isfinite(b) & np.isfinite(a) & (a > 0)
+        a2 = np.where(timed, a, 0.0) ** 2
+        e0 = np.where(timed, y - b, 0.0)
+    if not np.any(a2 > 0):
+        return float(max(0.0, max(float(np.sum(np.log(1.0 - s + s * base))) for s in shares)))
+    assert sigma_tau is not None  # times are used only with sigma_tau (above)
+    prior_precision = 1.0 / float(sigma_tau) ** 2
+    tau0 = -float(np.sum(a2 * e0)) / (prior_precision + float(np.sum(a2)))
+    tau = tau0 + TAU_OFFSETS                                           # (K,)
+    e = e0[None, :] + tau[:, None]                                     # (K, n)
+    null = -0.5 * np.sum(a2 * e**2, axis=1) - 0.5 * prior_precision * tau**2
+    best_null = float(np.max(null))
+    pi = np.asarray(shares, dtype=np.float64)[:, None, None, None]     # (M, 1, 1, 1)
+    s = np.asarray(log_speedups, dtype=np.float64)[None, :, None, None]  # (1, S, 1, 1)
+    log_time = np.clip(-a2 * s * e - 0.5 * a2 * s**2, -50.0, 50.0)     # (1, S, K, n)
+    r = base * np.exp(log_time)
+    mix = np.sum(np.log(1.0 - pi + pi * r), axis=-1) + null            # (M, S, K)
+    return float(max(0.0, float(np.max(mix)) - best_null))
+
+
+def integrity_evidence(correct: ArrayLike, p_correct: ArrayLike, seconds: ArrayLike | None,
+                       typical_seconds: ArrayLike | None, lz: float | None, *,
+                       alpha: ArrayLike | None = None, sigma_tau: float | None = None
+                       ) -> IntegrityEvidence:
+    """A candidate's statistics: rapid guesses (`rapid_guesses`), the pre-knowledge statistic
+    (`preknowledge_mixture_llr`; its time part needs the items' time parameters — β = ln of
+    ``typical_seconds``, ``alpha`` — and ``sigma_tau``; without them it uses correctness only)
+    and lz*."""
     x = np.asarray(correct, dtype=np.float64)
     rapid = 0
+    pk_time: tuple[ArrayLike, ArrayLike, ArrayLike, float] | None = None
     if seconds is not None and typical_seconds is not None:
-        rapid = int(rapid_guesses(seconds, typical_seconds).sum())
+        t = np.asarray(seconds, dtype=np.float64)
+        typical = np.asarray(typical_seconds, dtype=np.float64)
+        rapid = int(rapid_guesses(t, typical).sum())
+        if alpha is not None and sigma_tau is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_t = np.where(np.isfinite(t) & (t > 0), np.log(t), np.nan)
+                beta = np.where(np.isfinite(typical) & (typical > 0), np.log(typical), np.nan)
+            pk_time = (log_t, beta, alpha, float(sigma_tau))
     lz_value = None if lz is None or not np.isfinite(lz) else float(lz)
-    return IntegrityEvidence(int(x.size), rapid, preknowledge_llr(x, p_correct, z_time),
-                             lz_value)
+    pk = preknowledge_mixture_llr(x, p_correct, *(pk_time or (None, None, None, None)))
+    return IntegrityEvidence(int(x.size), rapid, pk, lz_value)
 
 
 @dataclass(frozen=True)

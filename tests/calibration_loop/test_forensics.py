@@ -16,6 +16,7 @@ from calibration.forensics import (
     integrity_evidence,
     integrity_notes,
     monitor_item,
+    preknowledge_mixture_llr,
     rapid_guesses,
 )
 
@@ -69,8 +70,7 @@ def test_thresholds_hold_their_false_positive_rate_and_notes_are_neutral():
                                 float(rng.normal())) for _ in range(5000)]
     th = choose_thresholds(honest, target_rate=0.01)
     assert th.false_positive_rate <= 0.012
-    cheat = integrity_evidence(np.ones(30), np.full(30, 0.4), np.full(30, -1.5), None, None,
-                               -0.5)
+    cheat = integrity_evidence(np.ones(30), np.full(30, 0.4), None, None, -0.5)
     notes = integrity_notes(cheat, th)
     assert [n.kind for n in notes] == ["preknowledge"]
     assert "may overstate" in notes[0].text and notes[0].false_positive_rate == \
@@ -104,3 +104,68 @@ def test_loo_eap_probabilities_match_an_eap_of_the_other_answers():
         est = _irt.eap(resp, bank, quadrature=quad)
         want = _irt.probability([est.theta[0]], bank.take([item[r]]))[0, 0]
         assert got[r] == pytest.approx(want, abs=1e-9)
+
+
+def _candidates(rng: np.random.Generator, n: int, known_share: float, m: int = 30):
+    """n candidates × m answers under the lognormal + IRT model; a share of the answers is to
+    known items: correct, in half the usual time."""
+    p = rng.uniform(0.3, 0.7, (n, m))
+    alpha = rng.uniform(1.5, 2.5, (n, m))
+    beta = rng.normal(3.9, 0.35, (n, m))
+    tau = rng.normal(0.0, 0.3, (n, 1))
+    x = (rng.random((n, m)) < p).astype(float)
+    log_t = beta - tau + rng.standard_normal((n, m)) / alpha
+    known = rng.random((n, m)) < known_share
+    x[known] = 1.0
+    log_t[known] += np.log(0.5)
+    return p, x, log_t, beta, alpha
+
+
+def _mixture(p, x, log_t, beta, alpha):
+    return np.array([preknowledge_mixture_llr(x[j], p[j], log_t[j], beta[j], alpha[j], 0.3)
+                     for j in range(x.shape[0])])
+
+
+def test_the_mixture_llr_without_times_is_the_correctness_mixture():
+    """No time evidence: Λ = max(0, max_π Σ ln(1 − π + π x/P)); all answers wrong: Λ = 0."""
+    x = np.array([1, 1, 0, 1, 1, 0, 1, 1.0])
+    p = np.array([0.3, 0.5, 0.6, 0.2, 0.45, 0.5, 0.35, 0.05])
+    pf = np.maximum(p, 0.1)
+    want = max(0.0, max(float(np.sum(np.log(1 - s + s * x / pf))) for s in (0.1, 0.2, 0.3, 0.5)))
+    assert want > 0
+    assert preknowledge_mixture_llr(x, p, None, None, None, None) == pytest.approx(want)
+    times = np.full(x.size, np.nan)
+    assert preknowledge_mixture_llr(x, p, times, np.full(8, 3.9), np.full(8, 2.0), 0.3) \
+        == pytest.approx(want)
+    assert preknowledge_mixture_llr(np.zeros(8), p, np.full(8, 3.0), np.full(8, 3.9),
+                                    np.full(8, 2.0), 0.3) == 0.0
+
+
+def test_a_uniformly_fast_candidate_is_not_evidence_of_preknowledge():
+    """Speed is the candidate's own: all answers faster by the same factor are absorbed by τ,
+    while the same speed-up on a quarter of the (correct) answers is evidence."""
+    rng = np.random.default_rng(11)
+    p, x, log_t, beta, alpha = _candidates(rng, 1, 0.0)
+    x[0, ::4] = 1.0
+    base = preknowledge_mixture_llr(x[0], p[0], log_t[0], beta[0], alpha[0], 0.3)
+    # 0.6 log-units faster everywhere (2 SD of speed) ...
+    fast = preknowledge_mixture_llr(x[0], p[0], log_t[0] - 0.6, beta[0], alpha[0], 0.3)
+    assert fast < base + 1.0
+    # ... or only on a quarter of the answers, all of them correct
+    some = log_t[0].copy()
+    some[::4] -= 0.6 * 4
+    assert preknowledge_mixture_llr(x[0], p[0], some, beta[0], alpha[0], 0.3) > base + 5.0
+
+
+def test_the_mixture_llr_separates_preknowledge_at_a_calibrated_one_percent():
+    """Null calibration and power on seeded simulation: the honest 99th percentile, chosen on
+    one sample, flags about 1 % of a fresh honest sample and half of the candidates who know a
+    quarter of the items."""
+    rng = np.random.default_rng(17)
+    train = _mixture(*_candidates(rng, 3000, 0.0))
+    fresh = _mixture(*_candidates(rng, 3000, 0.0))
+    cheat = _mixture(*_candidates(rng, 1000, 0.25))
+    limit = np.quantile(train, 0.99)
+    assert np.mean(fresh >= limit) < 0.018     # binomial: 1 % ± 2.6 SE of 3,000
+    assert np.mean(cheat >= limit) > 0.45    # 57 % here; the oracle (τ known) 73 %
+    assert np.all(train >= 0.0)

@@ -82,9 +82,10 @@ DICHOTOMOUS = {"1pl", "rasch", "2pl", "3pl", "4pl"}
 #: Integrity-note thresholds chosen by `calibration.forensics.choose_thresholds` (target 1 %)
 #: on 4,000 simulated honest candidates of 30-item adaptive tests, and the share of 2,000 fresh
 #: honest simulees who get a note at them — the false-positive rate the report quotes
-#: (`note_study` of benchmarks/bench_forensics.py, seed 20261204; benchmarks/RESULTS.md).
-THRESHOLDS = IntegrityThresholds(rapid_count=2, preknowledge_llr=1.4246, lz_star=-2.4662,
-                                 false_positive_rate=0.0075, n_simulated=2000)
+#: (`note_study` of benchmarks/bench_forensics.py, seed 20261204, `--notes-only`;
+#: benchmarks/RESULTS.md). The pre-knowledge limit is on `preknowledge_mixture_llr`.
+THRESHOLDS = IntegrityThresholds(rapid_count=2, preknowledge_llr=2.2687, lz_star=-2.4662,
+                                 false_positive_rate=0.0085, n_simulated=2000)
 ALARM_ACTIONS = {"dismiss": "dismissed", "hold": "held", "retire": "retired"}
 
 
@@ -503,6 +504,10 @@ class SessionAnswers:
     seconds: NDArray[np.float64]
     typical: NDArray[np.float64]
     lz: float | None
+    #: the items' time discriminations and the population speed SD of the bank's fit (NaN and
+    #: None without one): the pre-knowledge statistic re-estimates the candidate's speed
+    alpha: NDArray[np.float64]
+    sigma_tau: float | None
 
 
 def session_answers(db: Session, session_id: int, bank_id: int) -> SessionAnswers:
@@ -532,8 +537,9 @@ def session_answers(db: Session, session_id: int, bank_id: int) -> SessionAnswer
     model = TimeModel.from_dict(monitor.rt_fit if monitor else None)
     z = np.full(n, np.nan)
     typical = np.full(n, np.nan)
+    alpha = np.full(n, np.nan)
     if model is not None and n:
-        beta, _ = model.arrays(ids)
+        beta, alpha = model.arrays(ids)
         typical = np.exp(beta)
         z = _session_residuals(model, ids, seconds)
     lz = None
@@ -546,7 +552,7 @@ def session_answers(db: Session, session_id: int, bank_id: int) -> SessionAnswer
         finite = values[np.isfinite(values)]
         lz = float(finite.min()) if finite.size else None
     return SessionAnswers(tuple(ids), tuple(r[0].position for r in rows), x, p, z, seconds,
-                          typical, lz)
+                          typical, lz, alpha, None if model is None else model.sigma_tau)
 
 
 def _session_residuals(model: TimeModel, ids: Sequence[str], seconds: NDArray[np.float64]
@@ -606,9 +612,10 @@ def session_integrity(db: Session, session_id: int, bank_id: int) -> IntegrityVi
         answers = session_answers(db, session_id, bank_id)
         has_times = bool(np.isfinite(answers.typical).any())
         evidence = integrity_evidence(answers.correct, answers.p_loo,
-                                      answers.z if has_times else None,
                                       answers.seconds if has_times else None,
-                                      answers.typical if has_times else None, answers.lz)
+                                      answers.typical if has_times else None, answers.lz,
+                                      alpha=answers.alpha if has_times else None,
+                                      sigma_tau=answers.sigma_tau if has_times else None)
         notes = integrity_notes(evidence, THRESHOLDS)
         row = SessionIntegrity(
             session_id=session_id, n_answers=evidence.n_answers,
