@@ -352,6 +352,10 @@ def security_of(site: Site, slug: str) -> dict:
     return _json(site.sql("SELECT security FROM assessments WHERE slug = :s", s=slug)[0][0])
 
 
+def id_of(site: Site, slug: str) -> int:
+    return site.sql("SELECT id FROM assessments WHERE slug = :s", s=slug)[0][0]
+
+
 def security_fields(page: str) -> tuple[bool, str]:
     """Whether the effort-moderation box is ticked, and the retake window's value."""
     box = re.search(r'<input id="effort_moderated"[^>]*>', page)
@@ -445,7 +449,7 @@ def test_a_bad_retake_window_on_edit_is_named_and_nothing_changes(site: Site, st
     slug = "edit-bad-window-" + re.sub("[^a-z0-9]", "x", days)
     assert main(["assessment", "create", "--org", "demo", "--slug", slug, "--name", slug,
                  "--bank", _bank_slug(site), "--no-check", "--retake-window-days", "90"]) == 0
-    aid = stored(site, slug)[0]
+    aid = id_of(site, slug)
     before = site.sql("SELECT count(*) FROM feasibility_checks")
     status, page = submit(staff_client("recruiter"), f"/recruiter/assessments/{aid}/edit",
                           design(slug, slug, 0, retake_window_days=days,
@@ -464,7 +468,7 @@ def test_settings_made_on_the_command_line_are_shown_on_the_edit_form(site: Site
                  "CLI guarded", "--bank", _bank_slug(site), "--no-check", "--effort-moderated",
                  "--retake-window-days", "45"]) == 0
     c = staff_client("recruiter")
-    aid = stored(site, "cli-guarded")[0]
+    aid = id_of(site, "cli-guarded")
     assert security_fields(c.get(f"/recruiter/assessments/{aid}/edit").get_data(
         as_text=True)) == (True, "45")
     row = listing_row(c, "CLI guarded")
