@@ -60,6 +60,14 @@ def check_security(value: Any) -> dict[str, Any]:
     return out
 
 
+def session_security(session_copy: dict[str, Any] | None,
+                     assessment_security: dict[str, Any] | None) -> dict[str, Any]:
+    """The settings a session runs under: its own copy, taken when it started
+    (``test_sessions.security``), else — a session started before copies were kept — its
+    assessment's."""
+    return check_security(session_copy if session_copy is not None else assessment_security)
+
+
 class BankMonitor(Base):
     """The compromised-item monitor of one bank and the bank's response-time model."""
 

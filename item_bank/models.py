@@ -449,6 +449,11 @@ class CandidateSession(Base):
     #: Positions (1-based) of answers left out of the score — rapid guesses under
     #: effort-moderated scoring (`engine.CatEngine.rescore`; the replay drops the same ones).
     unscored_positions: Mapped[list[Any] | None] = mapped_column(JSON)
+    #: The assessment's test-security settings when the session started
+    #: (`item_bank.forensics_models.check_security`): the session is scored and reported under
+    #: these to the end, whatever the assessment's settings become meanwhile (None: a session
+    #: started before the copy was kept, which reads the assessment's).
+    security: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     candidate: Mapped[Candidate] = relationship()
     assessment: Mapped[Assessment] = relationship()

@@ -1112,7 +1112,9 @@ def start_session(session: Session, invitation: Invitation, *,
     """Open the session of an invitation; returns it and its bearer token (stored hashed).
 
     Raises `ValueError` for an expired, revoked or already-used invitation. ``blueprint``: the
-    session's own copy (default: the assessment's; a retake adds the items seen before).
+    session's own copy (default: the assessment's; a retake adds the items seen before). The
+    session also keeps a copy of the assessment's test-security settings (`check_security`), so
+    that a change made while it runs applies only to sessions that start afterwards.
     """
     if invitation.status not in ("pending",):
         raise ValueError(f"invitation is {invitation.status}")
@@ -1127,7 +1129,8 @@ def start_session(session: Session, invitation: Invitation, *,
                            deadline=deadline, engine_state=dict(engine_state or {}),
                            blueprint=dict(blueprint if blueprint is not None
                                           else invitation.assessment.blueprint), started_at=now,
-                           item_served_at=now)
+                           item_served_at=now,
+                           security=check_security(invitation.assessment.security))
     invitation.status = "started"
     session.add(row)
     session.flush()

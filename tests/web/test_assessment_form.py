@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from item_bank import repository as repo
 from item_bank.db import create_db_engine, transaction
+from item_bank.forensics_models import DEFAULT_RETAKE_WINDOW_DAYS, SECURITY_DEFAULTS
 from item_bank.models import Assessment
 from tests.web.conftest import Site, csrf_of
 from tests.web.test_candidate_flow import pending
@@ -46,7 +47,7 @@ def design(name: str, slug: str, bank_id: int, **over: object) -> dict:
         "weight_databases": "2", "weight_security": "1", "weight_testing": "1",
         "overall_se": "0.5", "max_items": "18", "min_per_skill": "2",
         "exposure_control": "1", "max_exposure": "0.3", "time_limit_minutes": "25",
-        "language": ""}
+        "language": "", "retake_window_days": str(DEFAULT_RETAKE_WINDOW_DAYS)}
     data.update(over)
     return {k: v for k, v in data.items() if v is not None}
 
@@ -214,6 +215,15 @@ BAD = [
     ({"slug": "Not A Slug"}, "slug", "lower-case"),
     ({"name": ""}, "name", "required"),
     ({"bank": "999999"}, "bank", "listed banks"),
+    ({"retake_window_days": "-1"}, "retake_window_days",
+     "must be a whole number of days from 0 to 3650, got -1"),
+    ({"retake_window_days": "3651"}, "retake_window_days", "from 0 to 3650, got 3651"),
+    ({"retake_window_days": "99999999999999999999999"}, "retake_window_days",
+     "from 0 to 3650, got '999999"),
+    ({"retake_window_days": "two weeks"}, "retake_window_days",
+     "from 0 to 3650, got 'two weeks'"),
+    ({"retake_window_days": "1.5"}, "retake_window_days", "from 0 to 3650, got '1.5'"),
+    ({"retake_window_days": ""}, "retake_window_days", "from 0 to 3650, got ''"),
 ]
 
 
@@ -333,3 +343,170 @@ def test_checks_waiting_per_organisation_are_capped(site: Site, staff_client):
     finally:
         for check_id in made:
             site.sql("DELETE FROM feasibility_checks WHERE id = :i", i=check_id)
+
+
+# -- test security: effort-moderated scoring and the retake window (issue 17) -----------------
+
+
+def security_of(site: Site, slug: str) -> dict:
+    return _json(site.sql("SELECT security FROM assessments WHERE slug = :s", s=slug)[0][0])
+
+
+def id_of(site: Site, slug: str) -> int:
+    return site.sql("SELECT id FROM assessments WHERE slug = :s", s=slug)[0][0]
+
+
+def security_fields(page: str) -> tuple[bool, str]:
+    """Whether the effort-moderation box is ticked, and the retake window's value."""
+    box = re.search(r'<input id="effort_moderated"[^>]*>', page)
+    days = re.search(r'<input id="retake_window_days"[^>]*value="([^"]*)"', page)
+    assert box and days, page
+    return "checked" in box.group(0), days.group(1)
+
+
+def listing_row(c: FlaskClient, name: str) -> str:
+    page = c.get("/recruiter/assessments").get_data(as_text=True)
+    row = next(r for r in page.split("<tr>") if f"<td>{name}<br>" in r)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row))
+
+
+def start(client: FlaskClient, token: str) -> None:
+    page = client.get(f"/t/{token}")
+    assert client.post(f"/t/{token}/start",
+                       data={"csrf_token": csrf_of(page.data)}).status_code == 302
+
+
+def session_security(site: Site, token_aid: int) -> list[dict]:
+    return [_json(v) for (v,) in site.sql(
+        "SELECT s.security FROM test_sessions s JOIN invitations v ON v.id = s.invitation_id "
+        "WHERE v.assessment_id = :a ORDER BY s.id", a=token_aid)]
+
+
+def test_the_form_offers_test_security_with_the_defaults_of_the_command_line(staff_client):
+    page = staff_client("recruiter").get("/recruiter/assessments/new").get_data(as_text=True)
+    assert "<legend>Test security</legend>" in page
+    assert "Leave rapid guesses out of the score (effort-moderated scoring)" in page
+    assert "Retake window (days; 0 = off)" in page
+    assert security_fields(page) == (SECURITY_DEFAULTS["effort_moderated"],
+                                     str(SECURITY_DEFAULTS["retake_window_days"]))
+    assert "report states how many answers were left out" in page
+    assert "0 switches this off" in page
+
+
+def test_security_settings_are_checked_saved_shown_and_changed_for_later_tests_only(
+        site: Site, staff_client, worker, client: FlaskClient, monkeypatch):
+    c = staff_client("recruiter")
+    check_id = checked(c, "/recruiter/assessments/new",
+                       design("Guarded", "guarded", site.bank_id(), exposure_control=None,
+                              effort_moderated="1", retake_window_days="30"))
+    page = c.get(f"/recruiter/assessments/checks/{check_id}").get_data(as_text=True)
+    assert "effort-moderated scoring, retake window 30 days" in page
+    assert not site.sql("SELECT id FROM assessments WHERE slug = 'guarded'")
+    save(c, check_id)
+    first = {"effort_moderated": True, "retake_window_days": 30}
+    assert security_of(site, "guarded") == first
+    (detail,) = site.sql("SELECT detail FROM audit_events WHERE action = 'assessment.created' "
+                         "AND target = 'guarded'")[0]
+    assert _json(detail)["security"] == first
+    row = listing_row(c, "Guarded")
+    assert "effort-moderated" in row and "retake window 30 days" in row
+    aid = stored(site, "guarded")[0]
+    assert security_fields(c.get(f"/recruiter/assessments/{aid}/edit").get_data(
+        as_text=True)) == (True, "30")
+    # a test in progress while the settings change keeps those it started with
+    running = invite(site, aid)
+    start(client, running)
+    save(c, checked(c, f"/recruiter/assessments/{aid}/edit",
+                    design("Guarded", "ignored", 0, exposure_control=None,
+                           retake_window_days="0")))
+    second = {"effort_moderated": False, "retake_window_days": 0}
+    assert security_of(site, "guarded") == second
+    (detail,) = site.sql("SELECT detail FROM audit_events WHERE action = 'assessment.updated' "
+                         "AND target = 'guarded' ORDER BY id DESC LIMIT 1")[0]
+    assert _json(detail)["security"] == second and _json(detail)["security_before"] == first
+    row = listing_row(c, "Guarded")
+    assert "every answer scored" in row and "no retake window" in row
+    assert "effort-moderated" not in row
+    start(client, invite(site, aid))
+    assert session_security(site, aid) == [first, second]
+    assert security_fields(c.get(f"/recruiter/assessments/{aid}/edit").get_data(
+        as_text=True)) == (False, "0")
+    # changed on the command line since: the edit form shows the assessment's own settings
+    monkeypatch.setenv("DATABASE_URL", site.url)
+    assert main(["assessment", "security", "--org", "demo", "guarded",
+                 "--effort-moderated", "on"]) == 0
+    assert security_fields(c.get(f"/recruiter/assessments/{aid}/edit").get_data(
+        as_text=True)) == (True, "0")
+    (detail,) = site.sql("SELECT detail FROM audit_events WHERE action = 'assessment.updated' "
+                         "AND target = 'guarded' ORDER BY id DESC LIMIT 1")[0]
+    assert _json(detail)["security"] == {"effort_moderated": True, "retake_window_days": 0}
+
+
+@pytest.mark.parametrize("days", ["-7", "5000", "soon"])
+def test_a_bad_retake_window_on_edit_is_named_and_nothing_changes(site: Site, staff_client,
+                                                                 monkeypatch, days):
+    monkeypatch.setenv("DATABASE_URL", site.url)
+    slug = "edit-bad-window-" + re.sub("[^a-z0-9]", "x", days)
+    assert main(["assessment", "create", "--org", "demo", "--slug", slug, "--name", slug,
+                 "--bank", _bank_slug(site), "--no-check", "--retake-window-days", "90"]) == 0
+    aid = id_of(site, slug)
+    before = site.sql("SELECT count(*) FROM feasibility_checks")
+    status, page = submit(staff_client("recruiter"), f"/recruiter/assessments/{aid}/edit",
+                          design(slug, slug, 0, retake_window_days=days,
+                                 effort_moderated="1"))
+    assert status == 422
+    assert "field 'retake_window_days': must be a whole number of days from 0 to 3650" in page
+    assert 'id="err-retake_window_days"' in page
+    assert site.sql("SELECT count(*) FROM feasibility_checks") == before
+    assert security_of(site, slug) == {"effort_moderated": False, "retake_window_days": 90}
+
+
+def test_settings_made_on_the_command_line_are_shown_on_the_edit_form(site: Site, staff_client,
+                                                                      monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", site.url)
+    assert main(["assessment", "create", "--org", "demo", "--slug", "cli-guarded", "--name",
+                 "CLI guarded", "--bank", _bank_slug(site), "--no-check", "--effort-moderated",
+                 "--retake-window-days", "45"]) == 0
+    c = staff_client("recruiter")
+    aid = id_of(site, "cli-guarded")
+    assert security_fields(c.get(f"/recruiter/assessments/{aid}/edit").get_data(
+        as_text=True)) == (True, "45")
+    row = listing_row(c, "CLI guarded")
+    assert "effort-moderated" in row and "retake window 45 days" in row
+
+
+@pytest.mark.parametrize(("options", "fields"), [
+    ([], {}),
+    (["--effort-moderated", "--retake-window-days", "0"],
+     {"effort_moderated": "1", "retake_window_days": "0"}),
+    (["--retake-window-days", "3650"], {"retake_window_days": "3650"}),
+], ids=["defaults", "moderated-no-window", "longest-window"])
+def test_the_command_line_and_the_web_store_the_same_security_settings(
+        site: Site, staff_client, worker, monkeypatch, options, fields):
+    monkeypatch.setenv("DATABASE_URL", site.url)
+    tag = "-".join(options).replace("--", "")[:20] or "defaults"
+    cli_slug, web_slug = f"cli-sec-{tag}", f"web-sec-{tag}"
+    assert main(["assessment", "create", "--org", "demo", "--slug", cli_slug, "--name",
+                 cli_slug, "--bank", _bank_slug(site), "--no-check", *options]) == 0
+    c = staff_client("recruiter")
+    save(c, checked(c, "/recruiter/assessments/new",
+                    design(web_slug, web_slug, site.bank_id(), exposure_control=None,
+                           **fields)))
+    assert security_of(site, web_slug) == security_of(site, cli_slug)
+
+
+def test_the_command_line_and_the_web_refuse_a_bad_window_with_the_same_words(
+        site: Site, staff_client, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", site.url)
+    code = main(["assessment", "create", "--org", "demo", "--slug", "cli-bad-window",
+                 "--name", "Bad window", "--bank", _bank_slug(site), "--no-check",
+                 "--retake-window-days", "-3"])
+    err = capsys.readouterr().err
+    status, page = submit(staff_client("recruiter"), "/recruiter/assessments/new",
+                          design("Bad window", "web-bad-window", site.bank_id(),
+                                 retake_window_days="-3"))
+    words = "must be a whole number of days from 0 to 3650, got -3"
+    assert code != 0 and words in err
+    assert status == 422 and words in page
+    assert not site.sql("SELECT id FROM assessments WHERE slug IN ('cli-bad-window', "
+                        "'web-bad-window')")

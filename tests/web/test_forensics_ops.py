@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -361,15 +361,18 @@ def _invite(site: Site, slug: str, email: str | None = None) -> str:
 
 
 def _take(site: Site, app: Flask, token: str, *, rapid_first: int = 0,
-          seconds: float = 30.0) -> int:
+          seconds: float = 30.0, midway: Callable[[], None] | None = None) -> int:
     """Answer a whole session through the API (always the first option); the first
     ``rapid_first`` answers at once, every other one ``seconds`` after its item was served
-    (the server measures latencies from when the item was served)."""
+    (the server measures latencies from when the item was served). ``midway`` runs once, when
+    the rapid answers have been given."""
     c = app.test_client()
     s = c.post("/api/v1/sessions", json={"invitation": token}).json
     sid, bearer, n = s["session_id"], s["token"], 0
     while s.get("pending_item"):
         n += 1
+        if n == rapid_first + 1 and midway is not None:
+            midway()
         if n > rapid_first:
             site.sql("UPDATE test_sessions SET item_served_at = :t WHERE id = :i", i=sid,
                      t=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds))
@@ -437,6 +440,39 @@ def test_effort_moderated_scoring_leaves_rapid_guesses_out_states_it_and_replays
     assert main(["sessions", "replay", "--org", "demo", str(sid), "--database-url",
                  fsite.url]) == 0
     assert json.loads(capsys.readouterr().out)["verification"]["rescoring_reproduced"] is True
+
+
+def test_a_settings_change_applies_to_the_sessions_that_start_afterwards(fsite: Site,
+                                                                        fapp: Flask, tmp_path):
+    """A session is scored under the settings it started with: turning effort-moderated
+    scoring off while it runs leaves it moderated; a session started afterwards is not."""
+    _fit_times(fsite)
+    blueprint = tmp_path / "bp.json"
+    skill = fsite.traffic.skill  # type: ignore[attr-defined]
+    blueprint.write_text(json.dumps({"skills": [{"skill": skill}], "min_items": 8,
+                                     "max_items": 8, "se_target": None}))
+    assert main(["assessment", "create", "--org", "demo", "--slug", "switched", "--name",
+                 "Switched", "--no-check", "--blueprint", str(blueprint),
+                 "--effort-moderated", "--database-url", fsite.url]) == 0
+
+    def switch_off() -> None:
+        assert main(["assessment", "security", "--org", "demo", "switched",
+                     "--effort-moderated", "off", "--database-url", fsite.url]) == 0
+        assert _json(fsite.sql("SELECT security FROM assessments WHERE slug = 'switched'"
+                               )[0][0])["effort_moderated"] is False
+
+    during = _take(fsite, fapp, _invite(fsite, "switched"), rapid_first=3, midway=switch_off)
+    after = _take(fsite, fapp, _invite(fsite, "switched"), rapid_first=3)
+    unscored = dict(fsite.sql("SELECT id, unscored_positions FROM test_sessions WHERE id IN "
+                              "(:a, :b)", a=during, b=after))
+    assert _json(unscored[during]) == [1, 2, 3] and unscored[after] is None
+    n_scored = dict(fsite.sql("SELECT session_id, sum(n_items) FROM skill_results WHERE "
+                              "session_id IN (:a, :b) GROUP BY session_id", a=during, b=after))
+    assert n_scored == {during: 5, after: 8}
+    rec = _client(fapp, fsite, "recruiter")
+    assert "Effort-moderated scoring:" in rec.get(f"/recruiter/sessions/{during}").data.decode()
+    assert "Effort-moderated scoring:" not in rec.get(
+        f"/recruiter/sessions/{after}").data.decode()
 
 
 def test_a_retake_gets_no_item_seen_before_and_the_recruiter_sees_both(fsite: Site,

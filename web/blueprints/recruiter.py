@@ -20,6 +20,7 @@ from flask import (
 )
 from flask_login import current_user
 
+from item_bank.forensics_models import check_security
 from item_bank.models import LANGUAGES, Assessment
 from web.db import database, get_db, unit_of_work
 from web.input_guard import query_id
@@ -337,10 +338,15 @@ def _posted(data) -> designs.AssessmentForm:  # type: ignore[no-untyped-def]
         exposure_control=bool(data.get("exposure_control")),
         max_exposure=num("max_exposure", float, base.max_exposure))  # type: ignore[arg-type]
     bank = num("bank", int, 0)
+    defaults = check_security(None)
+    security = {"effort_moderated": bool(data.get("effort_moderated")),
+                "retake_window_days": num("retake_window_days", int,
+                                          defaults["retake_window_days"])}
     return designs.AssessmentForm(
         data.get("name", "")[:200], data.get("slug", "")[:64], bank,  # type: ignore[arg-type]
         choices, num("time_limit_minutes", int, None),  # type: ignore[arg-type]
-        data.get("language") or None, num("cut_score", float, None))  # type: ignore[arg-type]
+        data.get("language") or None, num("cut_score", float, None),  # type: ignore[arg-type]
+        security)
 
 
 @bp.route("/assessments/<int:assessment_id>/edit", methods=["GET", "POST"])
@@ -370,7 +376,7 @@ def edit_assessment(assessment_id: int):  # type: ignore[no-untyped-def]
         posted = _posted(request.form)
         return _design_page(designs.AssessmentForm(
             posted.name, target.slug, target.bank_id, posted.choices,
-            posted.time_limit_minutes, posted.language, target.cut_score),
+            posted.time_limit_minutes, posted.language, target.cut_score, posted.security),
             editing=target, errors=exc.errors, status=422)
 
 

@@ -364,13 +364,19 @@ def set_security(args: argparse.Namespace) -> int:
             if target is None:
                 raise ValueError(f"no assessment {args.slug!r} in {args.org!r}; "
                                  "`proficio assessment list` shows them")
-            settings = check_security(target.security)
+            before = check_security(target.security)
+            settings = dict(before)
             if args.effort_moderated is not None:
                 settings["effort_moderated"] = args.effort_moderated == "on"
             if args.retake_window_days is not None:
                 settings["retake_window_days"] = args.retake_window_days
             target.security = check_security(settings)
             shown = dict(target.security)
+            if shown != before:  # the same audit entry as a change saved on the web
+                audit.record(session, actor=None, action="assessment.updated",
+                             target=target.slug,
+                             detail={"security": shown, "security_before": before},
+                             organisation_id=org.id)
     finally:
         engine.dispose()
     print(f"assessment {args.slug!r}: effort-moderated scoring "

@@ -6,11 +6,16 @@ Organisation-scoped: every function takes the caller's organisation id; another 
 assessment or check is `staff.NotFound`. Banks: the organisation's own, or a library
 (`repository.usable_banks`), as for the command line.
 
-Editing and running sessions: a session copies the assessment's blueprint when it starts
-(`CandidateSession.blueprint`) and is scored with that copy to the end, so an edit changes only
-the tests that start after it. The bank is fixed at creation (sessions and the engine cache look
-it up by assessment), and so is the cut score (reports of finished sessions read the current
-one); the form shows both read-only when editing.
+Editing and running sessions: a session copies the assessment's blueprint and test-security
+settings when it starts (`CandidateSession.blueprint`, `CandidateSession.security`) and is
+scored with those copies to the end, so an edit changes only the tests that start after it.
+The bank is fixed at creation (sessions and the engine cache look it up by assessment), and so
+is the cut score (reports of finished sessions read the current one); the form shows both
+read-only when editing.
+
+Test security (effort-moderated scoring, the retake window) is validated by the command line's
+`item_bank.forensics_models.check_security` (`parse_security`), stored with the check's form
+and saved with the design.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from item_bank import repository as repo
 from item_bank.db import create_db_engine, transaction
+from item_bank.forensics_models import check_security
 from item_bank.models import (
     LANGUAGES,
     Assessment,
@@ -77,18 +83,21 @@ class AssessmentForm:
     time_limit_minutes: int | None = None
     language: str | None = None
     cut_score: float | None = None
+    #: Test-security settings, as `check_security` returns them (every key, validated).
+    security: dict[str, Any] = field(default_factory=lambda: check_security(None))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "slug": self.slug, "bank_id": self.bank_id,
                 "choices": self.choices.to_dict(),
                 "time_limit_minutes": self.time_limit_minutes, "language": self.language,
-                "cut_score": self.cut_score}
+                "cut_score": self.cut_score, "security": dict(self.security)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> AssessmentForm:
+        # a check stored before the form had security settings: the defaults
         return cls(str(d["name"]), str(d["slug"]), int(d["bank_id"]),
                    DesignChoices.from_dict(d["choices"]), d.get("time_limit_minutes"),
-                   d.get("language"), d.get("cut_score"))
+                   d.get("language"), d.get("cut_score"), check_security(d.get("security")))
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,8 @@ class AssessmentRow:
     length: str | None
     sessions: int
     running: int
+    #: The assessment's test-security settings (`check_security`: defaults filled in).
+    security: dict[str, Any] = field(default_factory=lambda: check_security(None))
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -157,7 +168,8 @@ def assessments(org_id: int) -> list[AssessmentRow]:
         length = Feasibility.from_dict(a.feasibility).length_phrase() if a.feasibility \
             else None
         out.append(AssessmentRow(a, bank_name, Blueprint.from_dict(a.blueprint).max_items,
-                                 length, int(started.get(a.id, 0)), int(running.get(a.id, 0))))
+                                 length, int(started.get(a.id, 0)), int(running.get(a.id, 0)),
+                                 check_security(a.security)))
     return out
 
 
@@ -200,17 +212,19 @@ def form_of(org_id: int, assessment_id: int) -> AssessmentForm:
         .order_by(FeasibilityCheck.id.desc()).limit(1))
     if saved is not None:
         form = AssessmentForm.from_dict(saved.form)
-        # name, limits and language may have changed since (the command line): the row's own
+        # name, limits, language and security settings may have changed since (the command
+        # line): the row's own
         return replace(form, name=a.name, slug=a.slug, bank_id=a.bank_id,
                        time_limit_minutes=a.time_limit_minutes, language=a.language,
-                       cut_score=a.cut_score)
+                       cut_score=a.cut_score, security=check_security(a.security))
     try:
         skills = [s for s, _, _ in bank_skills(org_id, a.bank_id, db).skills]
     except NotFound:  # a library withdrawn since: the form says so
         skills = []
     return AssessmentForm(a.name, a.slug, a.bank_id,
                           DesignChoices.from_blueprint(Blueprint.from_dict(a.blueprint), skills),
-                          a.time_limit_minutes, a.language, a.cut_score)
+                          a.time_limit_minutes, a.language, a.cut_score,
+                          check_security(a.security))
 
 
 def check(org_id: int, check_id: int, db: Session | None = None) -> FeasibilityCheck:
@@ -238,6 +252,36 @@ def _number(raw: str, name: str, errors: dict[str, str], kind: type = float,
         errors[name] = "expected a whole number" if kind is int else "expected a number"
         return None
     return value
+
+
+SECURITY_FIELD = re.compile(r"field 'security\.(\w+)' (.*)", re.S)
+WHOLE_NUMBER = re.compile(r"[+-]?\d{1,12}")
+
+
+def parse_security(form: Any, errors: dict[str, str],
+                   current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The form's test-security settings, validated by `check_security` (the one check the
+    command line's ``--effort-moderated``/``--retake-window-days`` go through too): a
+    checked box is on, an unchecked one off; the retake window is passed on as a whole number
+    when it reads as one, else as the text entered, which `check_security` refuses (its
+    message names the form field, ``retake_window_days``, in ``errors``). A submission without
+    the retake field keeps ``current`` (an edited assessment's settings), else the default."""
+    settings: dict[str, Any] = {"effort_moderated": bool(form.get("effort_moderated"))}
+    if "retake_window_days" in form:
+        text = (form.get("retake_window_days") or "").strip()
+        settings["retake_window_days"] = int(text) if WHOLE_NUMBER.fullmatch(text) \
+            else text[:24]
+    elif current is not None:
+        settings["retake_window_days"] = check_security(current)["retake_window_days"]
+    try:
+        return check_security(settings)
+    except ValueError as exc:
+        found = SECURITY_FIELD.fullmatch(str(exc))
+        if found is None:  # not one setting's message
+            errors["security"] = str(exc)
+        else:
+            errors[found.group(1)] = found.group(2)
+        return check_security(None)
 
 
 def slug_of(name: str) -> str:
@@ -296,6 +340,7 @@ def parse_form(org_id: int, form: Any, editing: Assessment | None = None) -> Ass
     language = (form.get("language") or "").strip() or None
     if language is not None and language not in LANGUAGES:
         errors["language"] = f"one of {', '.join(LANGUAGES)}, or the browser's"
+    security = parse_security(form, errors, editing.security if editing is not None else None)
     choices = DesignChoices(
         skills=skills, weights=weights,
         overall_se=overall_se if overall_se is not None else 1.0,
@@ -314,7 +359,7 @@ def parse_form(org_id: int, form: Any, editing: Assessment | None = None) -> Ass
             errors.setdefault("skills", f"skill {empty[0]!r} has no items that can be served")
     if errors:
         raise FormError(errors)
-    return AssessmentForm(name, slug, bank_id, choices, time_limit, language, cut)
+    return AssessmentForm(name, slug, bank_id, choices, time_limit, language, cut, security)
 
 
 def _blueprint(a: Assessment) -> Any:
@@ -393,7 +438,8 @@ def run_check(check_id: int, database_url: str | None) -> None:
 
 def save(org_id: int, user_id: int, check_id: int) -> Assessment:
     """Create or update the assessment of a finished check: its blueprint, its feasibility
-    figures (what the welcome page promises) and the form's name, limit and language.
+    figures (what the welcome page promises) and the form's name, limit, language and
+    test-security settings (sessions already running keep the settings they started with).
     `ValueError` when the check has not succeeded or was saved already."""
     with unit_of_work() as db:
         row = check(org_id, check_id, db)
@@ -411,21 +457,26 @@ def save(org_id: int, user_id: int, check_id: int) -> Assessment:
             target = repo.create_assessment(db, org, form.slug, form.name, row.blueprint,
                                             cut_score=form.cut_score,
                                             time_limit_minutes=form.time_limit_minutes,
-                                            created_by=user, bank=bank)
+                                            created_by=user, bank=bank, security=form.security)
             action = "assessment.created"
+            detail: dict[str, Any] = {}
         else:
             target = owned_assessment(org_id, row.assessment_id, db)
             repo.validate_blueprint(db, row.blueprint, target.bank_id)
             target.name = repo.check_name(form.name)
             target.blueprint = dict(row.blueprint)
             target.time_limit_minutes = form.time_limit_minutes
+            before = check_security(target.security)
+            target.security = check_security(form.security)
             action = "assessment.updated"
+            detail = {} if before == target.security else {"security_before": before}
         target.language = form.language
         target.feasibility = dict(row.result or {})
         row.status, row.assessment_id = "saved", target.id
         audit.record(db, actor=user, action=action, target=target.slug,
                      detail={"check": row.id, "max_items": form.choices.max_items,
-                             "overall_se": form.choices.overall_se},
+                             "overall_se": form.choices.overall_se,
+                             "security": dict(target.security or {}), **detail},
                      organisation_id=org_id)
         db.flush()
         db.expunge(target)

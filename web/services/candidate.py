@@ -40,7 +40,7 @@ from engine import Blueprint, CatState
 from engine.errors import EngineError
 from item_bank import media as media_store
 from item_bank import repository as repo
-from item_bank.forensics_models import check_security
+from item_bank.forensics_models import session_security
 from item_bank.models import (
     Accommodation,
     Assessment,
@@ -211,7 +211,8 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
     stop = state.stop_reason or status
     blueprint = live.engine.blueprint
     rule = None if blueprint.classification is None else blueprint.classification.method
-    if check_security(row.assessment.security)["effort_moderated"]:
+    # the settings the session started under (a change since applies to later sessions)
+    if session_security(row.security, row.assessment.security)["effort_moderated"]:
         # effort-moderated scoring: rapid guesses are left out of the score (the engine state
         # keeps every answer; the replay leaves out the same positions)
         rapid = tuple(p for p in forensics.rapid_guess_positions(

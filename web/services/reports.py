@@ -56,7 +56,7 @@ from item_bank.models import (
 )
 from web.db import get_db
 from web.services.feasibility import applicant_population, prior_composite
-from web.services.retakes import earlier_sessions
+from web.services.retakes import earlier_sessions, session_window
 from web.services.review_state import Review, current_review
 from web.services.staff import NotFound, display_status
 
@@ -301,12 +301,13 @@ def _report(db: Session, row: CandidateSession, group: NormGroup) -> CandidateRe
         acc.extra_time_percent, acc.break_minutes, round(acc.break_used_seconds / 60.0, 1),
         acc.note)
     integrity = db.get(SessionIntegrity, row.id)
+    earlier = earlier_sessions(db, row.invitation, session_window(row))
     return CandidateReport(row.id, row.candidate.public_id, row.candidate.name, assessment.name,
                            assessment.id, display_status(row.invitation, row), row.started_at,
                            row.finished_at, minutes, int(n_questions), assessment.cut_score,
                            provisional, group, overall, multidimensional, skills, record,
                            current_review(db, row.id), len(row.unscored_positions or ()),
-                           tuple(e.session_id for e in earlier_sessions(db, row.invitation)),
+                           tuple(e.session_id for e in earlier),
                            len((row.blueprint or {}).get("exclude_items", ())),
                            tuple(integrity.notes or ()) if integrity is not None else ())
 

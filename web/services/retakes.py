@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import CatEngine
-from item_bank.forensics_models import check_security
+from item_bank.forensics_models import check_security, session_security
 from item_bank.models import (
     Assessment,
     Candidate,
@@ -45,6 +45,13 @@ class EarlierSession:
 
 def window(assessment: Assessment) -> dt.timedelta:
     return dt.timedelta(days=check_security(assessment.security)["retake_window_days"])
+
+
+def session_window(row: CandidateSession) -> dt.timedelta:
+    """The retake window a session started under (its copy of the settings; a later change
+    of the assessment's window does not change what its report counts as earlier)."""
+    days = session_security(row.security, row.assessment.security)["retake_window_days"]
+    return dt.timedelta(days=days)
 
 
 def _earlier(db: Session, invitation: Invitation, since: dt.datetime, bank_id: int | None):
@@ -154,4 +161,4 @@ def earlier_sessions_of(organisation_id: int, session_id: int) -> list[EarlierSe
     row = db.get(CandidateSession, session_id)
     if row is None or row.assessment.organisation_id != organisation_id:
         return []
-    return earlier_sessions(db, row.invitation)
+    return earlier_sessions(db, row.invitation, session_window(row))
