@@ -1,7 +1,7 @@
 """a session's copy of its assessment's test-security settings, taken when it starts
 
-Revision ID: 0011_g17
-Revises: 0010 (test security)
+Revision ID: 0012
+Revises: 0011 (response types and media)
 Create Date: 2026-12-05 00:30:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_g17"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
