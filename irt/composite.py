@@ -67,13 +67,26 @@ def deshrunk_interval(theta: float, se: float, prior_mean: float, prior_sd: floa
     Returns ``(x, σ, lower, upper)``; when the posterior is not narrower than the prior
     (nothing was learned) the interval is unbounded.
     """
-    v, tau2 = se * se, prior_sd * prior_sd
-    if not (tau2 > 0 and 0 <= v < tau2):
-        return theta, float("inf"), float("-inf"), float("inf")
-    lam = v / tau2
-    sigma = float(np.sqrt(v / (1.0 - lam)))
-    x = (theta - lam * prior_mean) / (1.0 - lam)
-    return float(x), sigma, float(x - z * sigma), float(x + z * sigma)
+    x, sigma, lo, hi = deshrunk_intervals(np.array([theta]), np.array([se]), prior_mean,
+                                          prior_sd, z)
+    return float(x[0]), float(sigma[0]), float(lo[0]), float(hi[0])
+
+
+def deshrunk_intervals(theta: ArrayLike, se: ArrayLike, prior_mean: float, prior_sd: float,
+                       z: float) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                          NDArray[np.float64], NDArray[np.float64]]:
+    """`deshrunk_interval` for arrays of scores ``theta`` and their ``se`` (same shape):
+    ``(x, σ, lower, upper)``, each element by the same formula."""
+    t = np.asarray(theta, dtype=np.float64)
+    v = np.asarray(se, dtype=np.float64) ** 2
+    tau2 = prior_sd * prior_sd
+    ok = (v >= 0) & (v < tau2) if tau2 > 0 else np.zeros(t.shape, dtype=bool)
+    lam = np.where(ok, v / tau2 if tau2 > 0 else 0.0, 0.0)
+    sigma = np.where(ok, np.sqrt(np.where(ok, v, 0.0) / (1.0 - lam)), np.inf)
+    x = np.where(ok, (t - lam * prior_mean) / (1.0 - lam), t)
+    lo = np.where(ok, x - z * sigma, -np.inf)
+    hi = np.where(ok, x + z * sigma, np.inf)
+    return x, sigma, lo, hi
 
 
 def composite_variance_reduction(cov_w: ArrayLike, var_s: ArrayLike, info: ArrayLike

@@ -60,3 +60,24 @@ def test_the_deshrunk_interval_covers_every_ability_in_the_normal_model():
         posterior_cover = np.mean(np.abs(post_mean - theta) <= z * post_sd)
         if abs(theta) > 0.5:
             assert posterior_cover < 0.8
+
+
+def test_deshrunk_intervals_invert_the_normal_posterior_element_by_element():
+    """From a normal prior N(μ, τ²) and an unshrunk estimate x of SD σ, the posterior mean and
+    SD are θ̂ = λμ + (1 − λ)x and √(λτ²) with λ = σ²/(σ² + τ²); the intervals recover x ± zσ
+    from (θ̂, SD), for every element, and are unbounded where nothing was learned."""
+    from irt.composite import deshrunk_intervals
+
+    rng = np.random.default_rng(5)
+    mu, tau, z = 0.2, 1.3, 1.645
+    x_true, sigma_true = rng.normal(size=200), rng.uniform(0.1, 2.0, size=200)
+    lam = sigma_true**2 / (sigma_true**2 + tau**2)
+    post_mean, post_sd = lam * mu + (1 - lam) * x_true, np.sqrt(lam * tau**2)
+    x, sigma, lo, hi = deshrunk_intervals(post_mean, post_sd, mu, tau, z)
+    np.testing.assert_allclose(x, x_true, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(sigma, sigma_true, rtol=1e-10)
+    np.testing.assert_allclose((lo, hi), (x_true - z * sigma_true, x_true + z * sigma_true),
+                               rtol=1e-10, atol=1e-10)
+    x, sigma, lo, hi = deshrunk_intervals([0.5, 0.5, 0.5], [tau, 2 * tau, np.nan], mu, tau, z)
+    assert np.isinf(sigma).all() and np.isneginf(lo).all() and np.isposinf(hi).all()
+    np.testing.assert_array_equal(x, 0.5)

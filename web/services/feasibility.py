@@ -23,7 +23,7 @@ from scipy.stats import norm
 
 from engine import Blueprint, CompositeSE, ItemPool, make_engine
 from engine.simulation import SimulationResult, simulate, summarize
-from irt.composite import deshrunk_interval, normalized_weights
+from irt.composite import deshrunk_intervals, normalized_weights
 
 Z90 = float(norm.ppf(0.95))
 #: Mean pairwise overlap up to which the welcome page may say candidates rarely share questions.
@@ -142,10 +142,9 @@ def prior_composite(blueprint: Blueprint, skills: Sequence[str],
 
 def overall_intervals(est: NDArray[np.float64], se: NDArray[np.float64], prior_mean: float,
                       prior_sd: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """The report's 90 % interval of the overall score per simulee (`deshrunk_interval`)."""
-    bounds = np.array([deshrunk_interval(float(e), float(s), prior_mean, prior_sd, Z90)[2:]
-                       for e, s in zip(est, se, strict=True)])
-    return bounds[:, 0], bounds[:, 1]
+    """The report's 90 % interval of the overall score per simulee (`deshrunk_intervals`)."""
+    _, _, lower, upper = deshrunk_intervals(est, se, prior_mean, prior_sd, Z90)
+    return lower, upper
 
 
 def first_item_share(result: SimulationResult) -> float:
@@ -344,11 +343,10 @@ def tune_exposure(pool: ItemPool, blueprint: Blueprint, population: Population, 
     return replace(blueprint, exposure=tuned.control)
 
 
-def population_on_record(session: Any, skills: Sequence[str], bank_id: int | None = None
-                         ) -> Population:
-    """The population a design is checked against: the applicants of the bank's latest
-    published calibration (`applicant_population`) for the skills it covers, else the
-    provisional bank's simulated N(0, I)."""
+def latest_applicants(session: Any, bank_id: int | None = None) -> ApplicantPopulation | None:
+    """The applicants of the bank's latest published calibration (`applicant_population`), or
+    None while the bank has none (provisional parameters). The one query behind the population
+    a design is checked against and the report's norm group."""
     from sqlalchemy import select
 
     from item_bank.models import CalibrationJob, as_utc
@@ -358,11 +356,20 @@ def population_on_record(session: Any, skills: Sequence[str], bank_id: int | Non
         query = query.where(CalibrationJob.bank_id == bank_id)
     job = session.scalar(query.order_by(CalibrationJob.finished_at.desc(),
                                         CalibrationJob.id.desc()).limit(1))
-    if job is not None:
-        when = as_utc(job.finished_at).date().isoformat() if job.finished_at else "?"
-        found = applicant_population(job.result, when)
-        if found is not None and all(s in found.population.skills for s in skills):
-            return found.population
+    if job is None:
+        return None
+    when = as_utc(job.finished_at).date().isoformat() if job.finished_at else "?"
+    return applicant_population(job.result, when)
+
+
+def population_on_record(session: Any, skills: Sequence[str], bank_id: int | None = None
+                         ) -> Population:
+    """The population a design is checked against: the applicants of the bank's latest
+    published calibration (`latest_applicants`) for the skills it covers, else the
+    provisional bank's simulated N(0, I)."""
+    found = latest_applicants(session, bank_id)
+    if found is not None and all(s in found.population.skills for s in skills):
+        return found.population
     return Population.standard(list(skills), PROVISIONAL_SOURCE)
 
 

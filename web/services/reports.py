@@ -43,7 +43,6 @@ from irt.composite import composite_sd, deshrunk_interval, normalized_weights
 from item_bank.forensics_models import SessionIntegrity
 from item_bank.models import (
     Assessment,
-    CalibrationJob,
     Candidate,
     CandidateSession,
     Invitation,
@@ -55,7 +54,7 @@ from item_bank.models import (
     as_utc,
 )
 from web.db import get_db
-from web.services.feasibility import applicant_population, prior_composite
+from web.services.feasibility import latest_applicants, prior_composite
 from web.services.retakes import earlier_sessions, session_window
 from web.services.review_state import Review, current_review
 from web.services.staff import NotFound, display_status
@@ -241,16 +240,9 @@ def overall_score(theta: float, se: float, weights: Mapping[str, float], group: 
 def norm_group(db: Session, bank_id: int) -> NormGroup:
     """The applicants of the bank's latest published calibration (its skills' latent means and
     SDs and the correlations the data support, `web.services.feasibility
-    .applicant_population`), else the simulated reference group of the provisional bank:
+    .latest_applicants`), else the simulated reference group of the provisional bank:
     N(0, 1) per skill."""
-    job = db.scalar(select(CalibrationJob).where(CalibrationJob.status == "published",
-                                                 CalibrationJob.bank_id == bank_id)
-                    .order_by(CalibrationJob.finished_at.desc(), CalibrationJob.id.desc())
-                    .limit(1))
-    if job is None:
-        return NormGroup(SIMULATED_NORM, True, {}, {}, {})
-    when = as_utc(job.finished_at).date().isoformat() if job.finished_at else "?"
-    found = applicant_population(job.result, when)
+    found = latest_applicants(db, bank_id)
     if found is None:
         return NormGroup(SIMULATED_NORM, True, {}, {}, {})
     pop = found.population
