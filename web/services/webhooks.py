@@ -188,9 +188,13 @@ def session_event(db: Session, row: CandidateSession, event_type: str) -> int:
                                                   Webhook.active.is_(True))))
     if not hooks:
         return 0
-    from web.services import reports
+    from web.services import forensics, reports
 
     db.flush()
+    if row.status != "in_progress":
+        # the payload carries the result as the result endpoint returns it, integrity notes
+        # included: judge them now (stored) rather than on the report's first view
+        forensics.session_integrity(db, row.id, row.assessment.bank_id)
     report = reports.report_json(reports.report(int(org_id or 0), row.id, db))
     invitation = db.get(Invitation, row.invitation_id)
     now = utcnow()
