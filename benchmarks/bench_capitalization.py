@@ -25,7 +25,7 @@ Selection slopes are swapped into the compiled tables the selector reads (`engin
 SkillTables.a`); the engine has no option for it.
 
     OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_capitalization.py \
-        [--n 1000] [--seed 14] [--eb 3 | --sel lcb:1 [--sel-true]]
+        [--n 1000] [--seed 14] [--eb 3 | --sel lcb:1 [--sel-true]] [--cal-n 1000]
 """
 
 from __future__ import annotations
@@ -154,6 +154,8 @@ def main() -> int:
     ap.add_argument("--eb", type=int, default=0, help="empirical-Bayes rounds")
     ap.add_argument("--sel", default="none")
     ap.add_argument("--sel-true", action="store_true")
+    ap.add_argument("--cal-n", type=int, default=1000,
+                    help="candidates in the re-calibration (the issue's figure: 1,000)")
     ap.add_argument("--skip-true", action="store_true", help="don't print the true run")
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -179,7 +181,7 @@ def main() -> int:
     fixed = B.length_ratio(f["sq_err"], f["length"], fixed_sq, rng)
     if not args.skip_true:
         B.report("true parameters", f, fixed, B.expected_ratio(f, fixed_pv))
-    est_bank, se_a = calibrate(bank, 1000, 15, rng, args.prior, args.eb, args.sel != "none")
+    est_bank, se_a = calibrate(bank, args.cal_n, 15, rng, args.prior, args.eb, args.sel != "none")
     la_t, la_e = np.log(bank.a), np.log(est_bank.a)
     print(f"  calibration: RMSE of log a {np.sqrt(np.mean((la_e - la_t) ** 2)):.3f}, "
           f"corr(log â, log a) {np.corrcoef(la_e, la_t)[0, 1]:.3f}")
