@@ -354,16 +354,24 @@ def design_choices(args: argparse.Namespace, session: Any, org: Organisation, ba
         option = "--weight" if field.startswith("weight") else options.get(field, field)
         raise ValueError(f"{option}: {message}")
     return choices
+
+
+def _assessment(session: Any, org: Organisation, slug: str, org_slug: str) -> Assessment:
+    """The organisation's assessment ``slug``; `ValueError` naming it otherwise."""
+    target = session.scalar(select(Assessment).where(Assessment.organisation_id == org.id,
+                                                     Assessment.slug == slug))
+    if target is None:
+        raise ValueError(f"no assessment {slug!r} in {org_slug!r}; "
+                         "`proficio assessment list` shows them")
+    return target
+
+
 def set_security(args: argparse.Namespace) -> int:
     engine = open_engine(args)
     try:
         with db.transaction(engine) as session:
             org = _organisation(session, args.org)
-            target = session.scalar(select(Assessment).where(
-                Assessment.organisation_id == org.id, Assessment.slug == args.slug))
-            if target is None:
-                raise ValueError(f"no assessment {args.slug!r} in {args.org!r}; "
-                                 "`proficio assessment list` shows them")
+            target = _assessment(session, org, args.slug, args.org)
             before = check_security(target.security)
             settings = dict(before)
             if args.effort_moderated is not None:
@@ -390,11 +398,7 @@ def set_language(args: argparse.Namespace) -> int:
     try:
         with db.transaction(engine) as session:
             org = _organisation(session, args.org)
-            target = session.scalar(select(Assessment).where(
-                Assessment.organisation_id == org.id, Assessment.slug == args.slug))
-            if target is None:
-                raise ValueError(f"no assessment {args.slug!r} in {args.org!r}; "
-                                 "`proficio assessment list` shows them")
+            target = _assessment(session, org, args.slug, args.org)
             target.language = None if args.language == "browser" else args.language
     finally:
         engine.dispose()
