@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import Text, cast, func, insert, literal, select, type_coerce, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -1145,9 +1145,10 @@ def find_session_by_token(session: Session, token: str) -> CandidateSession | No
 
 
 def save_engine_state(session: Session, test_session: CandidateSession,
-                      state: Mapping[str, Any], expected_version: int, *,
+                      state: Mapping[str, Any] | str, expected_version: int, *,
                       served_at: dt.datetime | None = None) -> int:
-    """Store the engine's serialized state if nobody saved since ``expected_version``.
+    """Store the engine's serialized state (its ``to_dict()`` or JSON text) if nobody saved
+    since ``expected_version``.
 
     An optimistic check on ``state_version`` (a conditional UPDATE), so two workers answering
     for the same session cannot overwrite each other; raises `ValueError` on a conflict.
@@ -1155,29 +1156,51 @@ def save_engine_state(session: Session, test_session: CandidateSession,
     in the same statement).
     """
     extra = {} if served_at is None else {"item_served_at": served_at}
+    sessions = CandidateSession.__table__
     result = session.execute(
-        update(CandidateSession)
-        .where(CandidateSession.id == test_session.id,
-               CandidateSession.state_version == expected_version)
-        .values(engine_state=dict(state), state_version=expected_version + 1, **extra)
-        .execution_options(synchronize_session=False))
+        update(sessions)
+        .where(sessions.c.id == test_session.id, sessions.c.state_version == expected_version)
+        .values(engine_state=_state_value(session, state), state_version=expected_version + 1,
+                **extra))
     if result.rowcount != 1:
         raise ValueError(f"session {test_session.id} was updated concurrently "
                          f"(expected state version {expected_version})")
     # the row now holds exactly these values: record them without another round trip
-    set_committed_value(test_session, "engine_state", dict(state))
+    _saved_state(session, test_session, state)
     set_committed_value(test_session, "state_version", expected_version + 1)
     if served_at is not None:
         set_committed_value(test_session, "item_served_at", served_at)
     return expected_version + 1
 
 
-def record_answer(session: Session, test_session: CandidateSession, state: Mapping[str, Any],
-                  expected_version: int, *, item_id: int, position: int, raw_answer: str,
-                  score: int, latency_ms: int | None, answered_at: dt.datetime,
-                  parameter_version_id: int | None) -> int:
+def _state_value(session: Session, state: Mapping[str, Any] | str) -> Any:
+    """What to bind as ``engine_state``: a mapping (encoded by the column's JSON type) or the
+    JSON text of one (`engine.CatState.to_json_after`), bound as text and, on PostgreSQL, cast
+    to the column's type (the server checks it is JSON)."""
+    if not isinstance(state, str):
+        return dict(state)
+    text = type_coerce(state, Text())
+    column = CandidateSession.__table__.c.engine_state
+    return cast(text, column.type) if session.get_bind().dialect.name == "postgresql" else text
+
+
+def _saved_state(session: Session, test_session: CandidateSession,
+                 state: Mapping[str, Any] | str) -> None:
+    """Record that the row holds ``state`` now (a JSON text: reloaded if read again)."""
+    if isinstance(state, str):
+        if "engine_state" in test_session.__dict__:
+            session.expire(test_session, ["engine_state"])
+    else:
+        set_committed_value(test_session, "engine_state", dict(state))
+
+
+def record_answer(session: Session, test_session: CandidateSession,
+                  state: Mapping[str, Any] | str, expected_version: int, *, item_id: int,
+                  position: int, raw_answer: str, score: int, latency_ms: int | None,
+                  answered_at: dt.datetime, parameter_version_id: int | None) -> int:
     """Store one answer (a `Response` row) and the engine state after it, if nobody saved the
     state since ``expected_version`` (as `save_engine_state`); returns the new version.
+    ``state`` is the engine's ``to_dict()`` or its JSON text (``to_json_after``).
 
     On PostgreSQL both writes are one statement (one round trip): a data-modifying CTE updates
     the session row and the INSERT takes its values from the CTE's RETURNING, so the answer is
@@ -1186,31 +1209,34 @@ def record_answer(session: Session, test_session: CandidateSession, state: Mappi
     ``item_served_at`` in the same update (the next answer's latency is measured from it).
     Either way, in the caller's transaction: a duplicate answer raises
     `IntegrityError` (unique session/position and session/item) and a version conflict raises
-    `ValueError`, and the caller's rollback undoes both writes.
+    `ValueError`, and the caller's rollback undoes both writes. Core statements on the tables
+    (no ORM bookkeeping: the row's attributes are set below).
     """
     values = {"session_id": test_session.id, "item_id": item_id, "position": position,
               "raw_answer": raw_answer, "score": score, "latency_ms": latency_ms,
               "answered_at": answered_at, "parameter_version_id": parameter_version_id}
+    responses = Response.__table__
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(Response).values(**values))
+        session.execute(insert(responses), values)
         return save_engine_state(session, test_session, state, expected_version,
                                  served_at=answered_at)
-    saved = (update(CandidateSession)
-             .where(CandidateSession.id == test_session.id,
-                    CandidateSession.state_version == expected_version)
-             .values(engine_state=dict(state), state_version=expected_version + 1,
-                     item_served_at=answered_at)
-             .returning(CandidateSession.id).cte("saved"))
-    cols = Response.__table__.c
+    sessions = CandidateSession.__table__
+    saved = (update(sessions)
+             .where(sessions.c.id == test_session.id,
+                    sessions.c.state_version == expected_version)
+             .values(engine_state=_state_value(session, state),
+                     state_version=expected_version + 1, item_served_at=answered_at)
+             .returning(sessions.c.id).cte("saved"))
+    cols = responses.c
     taken = [literal(v, cols[k].type).label(k) for k, v in values.items() if k != "session_id"]
-    stmt = (insert(Response.__table__)
+    stmt = (insert(responses)
             .from_select(["session_id", *[c.name for c in taken]], select(saved.c.id, *taken))
             .add_cte(saved))
-    inserted = session.execute(stmt.returning(Response.__table__.c.id)).all()
+    inserted = session.execute(stmt.returning(cols.id)).all()
     if len(inserted) != 1:
         raise ValueError(f"session {test_session.id} was updated concurrently "
                          f"(expected state version {expected_version})")
-    set_committed_value(test_session, "engine_state", dict(state))
+    _saved_state(session, test_session, state)
     set_committed_value(test_session, "state_version", expected_version + 1)
     set_committed_value(test_session, "item_served_at", answered_at)
     return expected_version + 1
