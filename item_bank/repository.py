@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Text, cast, func, insert, literal, select, type_coerce, update
+from sqlalchemy import Text, bindparam, cast, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -1155,43 +1155,88 @@ def save_engine_state(session: Session, test_session: CandidateSession,
     Returns the new version. ``served_at``: when the state's pending item was served (stored
     in the same statement).
     """
-    extra = {} if served_at is None else {"item_served_at": served_at}
-    sessions = CandidateSession.__table__
-    result = session.execute(
-        update(sessions)
-        .where(sessions.c.id == test_session.id, sessions.c.state_version == expected_version)
-        .values(engine_state=_state_value(session, state), state_version=expected_version + 1,
-                **extra))
+    session.flush()  # pending ORM changes first (the statement below bypasses autoflush)
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    stmt = _state_update(isinstance(state, str), postgresql, served_at is not None)
+    result = session.connection().execute(
+        stmt, _state_params(test_session.id, state, expected_version, served_at))
     if result.rowcount != 1:
         raise ValueError(f"session {test_session.id} was updated concurrently "
                          f"(expected state version {expected_version})")
     # the row now holds exactly these values: record them without another round trip
-    _saved_state(session, test_session, state)
-    set_committed_value(test_session, "state_version", expected_version + 1)
-    if served_at is not None:
-        set_committed_value(test_session, "item_served_at", served_at)
+    _saved_state(session, test_session, state, expected_version, served_at)
     return expected_version + 1
 
 
-def _state_value(session: Session, state: Mapping[str, Any] | str) -> Any:
-    """What to bind as ``engine_state``: a mapping (encoded by the column's JSON type) or the
-    JSON text of one (`engine.CatState.to_json_after`), bound as text and, on PostgreSQL, cast
-    to the column's type (the server checks it is JSON)."""
-    if not isinstance(state, str):
-        return dict(state)
-    text = type_coerce(state, Text())
-    column = CandidateSession.__table__.c.engine_state
-    return cast(text, column.type) if session.get_bind().dialect.name == "postgresql" else text
+_STATE_UPDATES: dict[tuple[bool, bool, bool], Any] = {}
+
+
+def _state_update(text: bool, postgresql: bool, served: bool) -> Any:
+    """The conditional UPDATE of a session's state (built once per shape: the answer hot path
+    runs it on every answer), parameters as `_state_params`. ``text``: the state is bound as
+    its JSON text (on PostgreSQL cast to the column's type: the server checks it is JSON)."""
+    key = (text, postgresql, served)
+    stmt = _STATE_UPDATES.get(key)
+    if stmt is None:
+        sessions = CandidateSession.__table__
+        value: Any = bindparam("s_state", type_=Text() if text else sessions.c.engine_state.type)
+        if text and postgresql:
+            value = cast(value, sessions.c.engine_state.type)
+        values = {"engine_state": value, "state_version": bindparam("s_new_version")}
+        if served:
+            values["item_served_at"] = bindparam("s_served_at",
+                                                 type_=sessions.c.item_served_at.type)
+        stmt = _STATE_UPDATES[key] = (
+            update(sessions).where(sessions.c.id == bindparam("s_id"),
+                                   sessions.c.state_version == bindparam("s_version"))
+            .values(values))
+    return stmt
+
+
+def _state_params(session_id: int, state: Mapping[str, Any] | str, expected_version: int,
+                  served_at: dt.datetime | None) -> dict[str, Any]:
+    return {"s_id": session_id, "s_version": expected_version,
+            "s_state": state if isinstance(state, str) else dict(state),
+            "s_new_version": expected_version + 1, "s_served_at": served_at}
 
 
 def _saved_state(session: Session, test_session: CandidateSession,
-                 state: Mapping[str, Any] | str) -> None:
-    """Record that the row holds ``state`` now (a JSON text: reloaded if read again)."""
+                 state: Mapping[str, Any] | str, expected_version: int,
+                 served_at: dt.datetime | None) -> None:
+    """Record in ``test_session`` what its row holds now (a JSON text state: reloaded if it is
+    read again)."""
     if isinstance(state, str):
         if "engine_state" in test_session.__dict__:
             session.expire(test_session, ["engine_state"])
     else:
         set_committed_value(test_session, "engine_state", dict(state))
+    set_committed_value(test_session, "state_version", expected_version + 1)
+    if served_at is not None:
+        set_committed_value(test_session, "item_served_at", served_at)
+
+
+_ANSWER_INSERTS: dict[bool, Any] = {}
+
+
+def _answer_write(text: bool) -> Any:
+    """PostgreSQL's one-statement answer write of `record_answer` (built once per shape): the
+    state UPDATE as a data-modifying CTE whose RETURNING feeds the response INSERT."""
+    stmt = _ANSWER_INSERTS.get(text)
+    if stmt is None:
+        saved = _state_update(text, True, True).returning(
+            CandidateSession.__table__.c.id).cte("saved")
+        responses = Response.__table__
+        cols = responses.c
+        taken = [bindparam(f"r_{k}", type_=cols[k].type).label(k) for k in _ANSWER_COLUMNS]
+        stmt = _ANSWER_INSERTS[text] = (
+            insert(responses)
+            .from_select(["session_id", *_ANSWER_COLUMNS], select(saved.c.id, *taken))
+            .add_cte(saved).returning(cols.id))
+    return stmt
+
+
+_ANSWER_COLUMNS = ("item_id", "position", "raw_answer", "score", "latency_ms", "answered_at",
+                   "parameter_version_id")
 
 
 def record_answer(session: Session, test_session: CandidateSession,
@@ -1209,36 +1254,25 @@ def record_answer(session: Session, test_session: CandidateSession,
     ``item_served_at`` in the same update (the next answer's latency is measured from it).
     Either way, in the caller's transaction: a duplicate answer raises
     `IntegrityError` (unique session/position and session/item) and a version conflict raises
-    `ValueError`, and the caller's rollback undoes both writes. Core statements on the tables
-    (no ORM bookkeeping: the row's attributes are set below).
+    `ValueError`, and the caller's rollback undoes both writes. Core statements built once,
+    on the transaction's connection (no ORM bookkeeping: the row's attributes are set here).
     """
-    values = {"session_id": test_session.id, "item_id": item_id, "position": position,
-              "raw_answer": raw_answer, "score": score, "latency_ms": latency_ms,
-              "answered_at": answered_at, "parameter_version_id": parameter_version_id}
-    responses = Response.__table__
+    values = {"item_id": item_id, "position": position, "raw_answer": raw_answer,
+              "score": score, "latency_ms": latency_ms, "answered_at": answered_at,
+              "parameter_version_id": parameter_version_id}
+    session.flush()  # pending ORM changes first (the statements below bypass autoflush)
+    conn = session.connection()
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(responses), values)
+        conn.execute(insert(Response.__table__), {"session_id": test_session.id, **values})
         return save_engine_state(session, test_session, state, expected_version,
                                  served_at=answered_at)
-    sessions = CandidateSession.__table__
-    saved = (update(sessions)
-             .where(sessions.c.id == test_session.id,
-                    sessions.c.state_version == expected_version)
-             .values(engine_state=_state_value(session, state),
-                     state_version=expected_version + 1, item_served_at=answered_at)
-             .returning(sessions.c.id).cte("saved"))
-    cols = responses.c
-    taken = [literal(v, cols[k].type).label(k) for k, v in values.items() if k != "session_id"]
-    stmt = (insert(responses)
-            .from_select(["session_id", *[c.name for c in taken]], select(saved.c.id, *taken))
-            .add_cte(saved))
-    inserted = session.execute(stmt.returning(cols.id)).all()
+    params = _state_params(test_session.id, state, expected_version, answered_at)
+    params.update({f"r_{k}": v for k, v in values.items()})
+    inserted = conn.execute(_answer_write(isinstance(state, str)), params).all()
     if len(inserted) != 1:
         raise ValueError(f"session {test_session.id} was updated concurrently "
                          f"(expected state version {expected_version})")
-    _saved_state(session, test_session, state)
-    set_committed_value(test_session, "state_version", expected_version + 1)
-    set_committed_value(test_session, "item_served_at", answered_at)
+    _saved_state(session, test_session, state, expected_version, answered_at)
     return expected_version + 1
 
 

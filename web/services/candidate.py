@@ -32,7 +32,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import case, null, select
+from sqlalchemy import Select, bindparam, case, null, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
@@ -289,6 +289,35 @@ def _lock(db: Session, session_id: int, token: str | None = None) -> CandidateSe
     return _lock_with_accommodation(db, session_id, token)[0]
 
 
+_LOCK_STATEMENTS: dict[tuple[bool, bool], Select] = {}
+
+
+def _lock_statement(kept: bool, token: bool) -> Select:
+    """The statement of `_lock_with_accommodation` (built once: the hot path runs it on every
+    answer), with parameters ``session_id``, ``token_hash`` (``token``) and ``kept_version``,
+    ``kept_started_at`` (``kept``)."""
+    stmt = _LOCK_STATEMENTS.get((kept, token))
+    if stmt is not None:
+        return stmt
+    cs = CandidateSession
+    if not kept:
+        stmt = select(cs, Accommodation)
+    else:
+        same = ((cs.state_version == bindparam("kept_version"))
+                & (cs.started_at == bindparam("kept_started_at", type_=cs.started_at.type)))
+        stmt = (select(cs, Accommodation, case((same, 1), else_=0),
+                       case((same, null()), else_=cs.engine_state),
+                       case((same, null()), else_=cs.blueprint))
+                .options(defer(cs.engine_state), defer(cs.blueprint)))
+    stmt = (stmt.outerjoin(Accommodation, Accommodation.invitation_id == cs.invitation_id)
+            .where(cs.id == bindparam("session_id")))
+    if token:
+        stmt = stmt.where(cs.token_hash == bindparam("token_hash"))
+    stmt = stmt.with_for_update(of=cs)
+    _LOCK_STATEMENTS[(kept, token)] = stmt
+    return stmt
+
+
 def _lock_with_accommodation(db: Session, session_id: int, token: str | None = None
                              ) -> tuple[CandidateSession, Accommodation | None, _Read]:
     """`_lock` and `_accommodation` in one statement (one round trip): the session row locked
@@ -297,21 +326,13 @@ def _lock_with_accommodation(db: Session, session_id: int, token: str | None = N
     When this worker kept the session's state (`engines.kept_session`) and the locked row still
     has that version and start time, the stored state and blueprint are not sent (the
     statement's CASE compares on the locked row itself) and `_load` uses the kept ones."""
-    cs = CandidateSession
     kept = kept_session(db, session_id)
-    if kept is None:
-        stmt = select(cs, Accommodation)
-    else:
-        same = (cs.state_version == kept.version) & (cs.started_at == kept.started_at)
-        stmt = (select(cs, Accommodation, case((same, 1), else_=0),
-                       case((same, null()), else_=cs.engine_state),
-                       case((same, null()), else_=cs.blueprint))
-                .options(defer(cs.engine_state), defer(cs.blueprint)))
-    stmt = (stmt.outerjoin(Accommodation, Accommodation.invitation_id == cs.invitation_id)
-            .where(cs.id == session_id))
+    params: dict[str, object] = {"session_id": session_id}
     if token is not None:
-        stmt = stmt.where(cs.token_hash == hash_token(token))
-    found = db.execute(stmt.with_for_update(of=cs)).first()
+        params["token_hash"] = hash_token(token)
+    if kept is not None:
+        params["kept_version"], params["kept_started_at"] = kept.version, kept.started_at
+    found = db.execute(_lock_statement(kept is not None, token is not None), params).first()
     if found is None:
         raise SessionNotFound("no such session for this token")
     row, acc = found[0], found[1]
