@@ -1306,27 +1306,53 @@ def record_response(session: Session, session_id: int, item_external_id: str, po
     return row
 
 
-def record_skill_result(session: Session, session_id: int, skill: str, theta: float, se: float,
-                        n_items: int, stop_reason: str, *, decision: str | None = None,
-                        decision_rule: str | None = None) -> SkillResult:
-    """Store a skill's result; ``decision``/``decision_rule`` only when the engine's own
-    classification rule decided the skill (both or neither)."""
+@dataclass(frozen=True)
+class SkillOutcome:
+    """A skill's result to store (`record_skill_results`)."""
+
+    skill: str
+    theta: float
+    se: float
+    n_items: int
+    stop_reason: str
+    decision: str | None = None
+    decision_rule: str | None = None
+
+
+def record_skill_results(session: Session, session_id: int,
+                         outcomes: Sequence[SkillOutcome]) -> list[SkillResult]:
+    """Store the results of a session's skills (one lookup of the bank's skills, one flush);
+    ``decision``/``decision_rule`` only when the engine's own classification rule decided the
+    skill (both or neither)."""
     bank_id = session.scalar(select(Assessment.bank_id).join(
         CandidateSession, CandidateSession.assessment_id == Assessment.id)
         .where(CandidateSession.id == session_id))
     if bank_id is None:
         raise ValueError(f"no session {session_id}")
     skills = skills_by_slug(session, bank_id)
-    if skill not in skills:
-        raise ValueError(f"unknown skill {skill!r}")
-    if (decision is None) != (decision_rule is None) or decision not in (None, "pass", "fail"):
-        raise ValueError(f"skill {skill!r}: decision {decision!r} needs its rule and vice versa")
-    row = SkillResult(session_id=session_id, skill_id=skills[skill].id, theta=float(theta),
-                      se=float(se), n_items=int(n_items), stop_reason=stop_reason,
-                      decision=decision, decision_rule=decision_rule)
-    session.add(row)
+    rows = []
+    for o in outcomes:
+        if o.skill not in skills:
+            raise ValueError(f"unknown skill {o.skill!r}")
+        if (o.decision is None) != (o.decision_rule is None) \
+                or o.decision not in (None, "pass", "fail"):
+            raise ValueError(f"skill {o.skill!r}: decision {o.decision!r} needs its rule and "
+                             "vice versa")
+        rows.append(SkillResult(session_id=session_id, skill_id=skills[o.skill].id,
+                                theta=float(o.theta), se=float(o.se), n_items=int(o.n_items),
+                                stop_reason=o.stop_reason, decision=o.decision,
+                                decision_rule=o.decision_rule))
+    session.add_all(rows)
     session.flush()
-    return row
+    return rows
+
+
+def record_skill_result(session: Session, session_id: int, skill: str, theta: float, se: float,
+                        n_items: int, stop_reason: str, *, decision: str | None = None,
+                        decision_rule: str | None = None) -> SkillResult:
+    """Store a skill's result (`record_skill_results` for one skill)."""
+    return record_skill_results(session, session_id, [SkillOutcome(
+        skill, theta, se, n_items, stop_reason, decision, decision_rule)])[0]
 
 
 def record_overall_result(session: Session, session_id: int, theta: float, se: float,

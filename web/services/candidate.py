@@ -226,11 +226,13 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
             row.unscored_positions = list(rapid)
             state = live.engine.rescore(state, rapid)
     estimates = live.engine.estimates(state)
+    outcomes = []
     for skill, est in estimates.items():
         decided = est.decided and rule is not None and est.decision is not None
-        repo.record_skill_result(db, row.id, skill, est.theta, est.se, est.n_items, stop,
-                                 decision=est.decision if decided else None,
-                                 decision_rule=rule if decided else None)
+        outcomes.append(repo.SkillOutcome(skill, est.theta, est.se, est.n_items, stop,
+                                          est.decision if decided else None,
+                                          rule if decided else None))
+    repo.record_skill_results(db, row.id, outcomes)
     overall = overall_estimate(live.engine, state, estimates)
     if overall is not None:
         repo.record_overall_result(db, row.id, overall.theta, overall.se, overall.weights)
