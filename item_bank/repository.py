@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import math
 import re
+import typing
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Text, bindparam, cast, func, insert, select, update
+from sqlalchemy import Table, Text, bindparam, cast, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -51,6 +52,7 @@ from item_bank.models import (
     ROLES,
     SESSION_STATUSES,
     Assessment,
+    Base,
     CalibrationRun,
     Candidate,
     CandidateSession,
@@ -1171,6 +1173,10 @@ def save_engine_state(session: Session, test_session: CandidateSession,
 _STATE_UPDATES: dict[tuple[bool, bool, bool], Any] = {}
 
 
+def _table(model: type[Base]) -> Table:
+    return typing.cast(Table, model.__table__)
+
+
 def _state_update(text: bool, postgresql: bool, served: bool) -> Any:
     """The conditional UPDATE of a session's state (built once per shape: the answer hot path
     runs it on every answer), parameters as `_state_params`. ``text``: the state is bound as
@@ -1178,7 +1184,7 @@ def _state_update(text: bool, postgresql: bool, served: bool) -> Any:
     key = (text, postgresql, served)
     stmt = _STATE_UPDATES.get(key)
     if stmt is None:
-        sessions = CandidateSession.__table__
+        sessions = _table(CandidateSession)
         value: Any = bindparam("s_state", type_=Text() if text else sessions.c.engine_state.type)
         if text and postgresql:
             value = cast(value, sessions.c.engine_state.type)
@@ -1225,7 +1231,7 @@ def _answer_write(text: bool) -> Any:
     if stmt is None:
         saved = _state_update(text, True, True).returning(
             CandidateSession.__table__.c.id).cte("saved")
-        responses = Response.__table__
+        responses = _table(Response)
         cols = responses.c
         taken = [bindparam(f"r_{k}", type_=cols[k].type).label(k) for k in _ANSWER_COLUMNS]
         stmt = _ANSWER_INSERTS[text] = (
@@ -1263,7 +1269,7 @@ def record_answer(session: Session, test_session: CandidateSession,
     session.flush()  # pending ORM changes first (the statements below bypass autoflush)
     conn = session.connection()
     if session.get_bind().dialect.name != "postgresql":
-        conn.execute(insert(Response.__table__), {"session_id": test_session.id, **values})
+        conn.execute(insert(_table(Response)), {"session_id": test_session.id, **values})
         return save_engine_state(session, test_session, state, expected_version,
                                  served_at=answered_at)
     params = _state_params(test_session.id, state, expected_version, answered_at)
