@@ -6,8 +6,11 @@ database (`CandidateSession.engine_state`), so any worker can serve the next req
 path (one answer) is two statements on PostgreSQL: lock the session row (checking its token,
 reading its accommodation in the same statement), then insert the response and update the state
 in one statement (`repository.record_answer`); plus the bank fingerprint at most once a second.
-A worker reuses the engine state it saved last for the session (`engines.session_state`), so
-the engine does not rebuild it from the stored events on every answer.
+A worker reuses the engine state it saved last for the session (`engines.kept_session`): the
+locking statement then does not send the stored state or blueprint (a CASE on the locked row's
+version and start time), the engine does not rebuild its working arrays from the stored events,
+and the new state is saved as JSON text that encodes only what the answer added
+(`CatState.to_json_after`). The statements are built once and run with bind parameters.
 
 Safety rules enforced here:
 
