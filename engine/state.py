@@ -22,6 +22,41 @@ STOP_REASONS = ("se_target", "classified", "max_items", "bank_exhausted", "compo
 STATE_VERSION = 1
 
 
+_DUMPS = json.JSONEncoder().encode
+
+
+def _event_json(e: ItemEvent) -> str:
+    return _DUMPS({"item_id": e.item_id, "skill": e.skill, "response": e.response,
+                   "scored": e.scored, "audit": e.audit.to_dict()})
+
+
+def _json_fragments(state: CatState, previous: CatState | None
+                    ) -> tuple[list[str], dict[str, list[str]]]:
+    """The encoded events and (per skill) trajectory points of ``state``, reusing those kept
+    on ``previous`` for the leading items the two share (the same objects)."""
+    kept = None if previous is None else previous._encoded
+    events: list[str] = []
+    points: dict[str, list[str]] = {}
+    if kept is not None:
+        old_events, old_frags, old_traj, old_points = kept
+        n = len(old_events)
+        if len(state.events) >= n and (n == 0 or state.events[n - 1] is old_events[n - 1]) \
+                and state.events[:n] == old_events:
+            events = old_frags[:]
+        for s, pts in state.trajectory.items():
+            old = old_traj.get(s, ())
+            m = len(old)
+            if len(pts) >= m and pts[:m] == old and s in old_points:
+                points[s] = old_points[s][:]
+    for e in state.events[len(events):]:
+        events.append(_event_json(e))
+    for s, pts in state.trajectory.items():
+        frags = points.setdefault(s, [])
+        for p in pts[len(frags):]:
+            frags.append(f"[{_DUMPS(p.theta)}, {_DUMPS(p.se)}]")
+    return events, points
+
+
 # --------------------------------------------------------------------------- state values
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +139,9 @@ class CatState:
     decisions: Mapping[str, str]
     stop_reason: str | None
     _memo: Any = field(default=None, repr=False)
+    #: JSON fragments of the events and trajectory points (`to_json_after`), kept so the next
+    #: state encodes only what it adds; never serialized, not part of the value.
+    _encoded: Any = field(default=None, repr=False)
 
     def working(self, owner: object) -> Any:
         """The working arrays ``owner`` (an engine) cached on this state, or None."""
@@ -178,6 +216,23 @@ class CatState:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+    def to_json_after(self, previous: CatState | None = None) -> str:
+        """``json.dumps(self.to_dict())`` (the same value, the same text), encoding only what
+        this state adds to ``previous``: the encoded events and trajectory points of
+        ``previous`` (kept on it by its own `to_json_after`) are reused when they are the
+        first ones of this state. The answer hot path saves the state after every answer;
+        this keeps its cost from growing with the number of answers."""
+        events, points = _json_fragments(self, previous)
+        object.__setattr__(self, "_encoded", (self.events, events, self.trajectory, points))
+        dumps = _DUMPS
+        traj = ", ".join(f"{dumps(s)}: [{', '.join(points[s])}]" for s in self.trajectory)
+        pa = self.pending_audit
+        return (f'{{"version": {STATE_VERSION}, "seed": {dumps(self.seed)}, '
+                f'"events": [{", ".join(events)}], "pending": {dumps(self.pending)}, '
+                f'"pending_audit": {dumps(None if pa is None else pa.to_dict())}, '
+                f'"trajectory": {{{traj}}}, "decisions": {dumps(dict(self.decisions))}, '
+                f'"stop_reason": {dumps(self.stop_reason)}}}')
 
     @classmethod
     def from_json(cls, text: str) -> CatState:

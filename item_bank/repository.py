@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import math
 import re
+import typing
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import Table, Text, bindparam, cast, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -51,6 +52,7 @@ from item_bank.models import (
     ROLES,
     SESSION_STATUSES,
     Assessment,
+    Base,
     CalibrationRun,
     Candidate,
     CandidateSession,
@@ -1145,39 +1147,111 @@ def find_session_by_token(session: Session, token: str) -> CandidateSession | No
 
 
 def save_engine_state(session: Session, test_session: CandidateSession,
-                      state: Mapping[str, Any], expected_version: int, *,
+                      state: Mapping[str, Any] | str, expected_version: int, *,
                       served_at: dt.datetime | None = None) -> int:
-    """Store the engine's serialized state if nobody saved since ``expected_version``.
+    """Store the engine's serialized state (its ``to_dict()`` or JSON text) if nobody saved
+    since ``expected_version``.
 
     An optimistic check on ``state_version`` (a conditional UPDATE), so two workers answering
     for the same session cannot overwrite each other; raises `ValueError` on a conflict.
     Returns the new version. ``served_at``: when the state's pending item was served (stored
     in the same statement).
     """
-    extra = {} if served_at is None else {"item_served_at": served_at}
-    result = session.execute(
-        update(CandidateSession)
-        .where(CandidateSession.id == test_session.id,
-               CandidateSession.state_version == expected_version)
-        .values(engine_state=dict(state), state_version=expected_version + 1, **extra)
-        .execution_options(synchronize_session=False))
+    session.flush()  # pending ORM changes first (the statement below bypasses autoflush)
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    stmt = _state_update(isinstance(state, str), postgresql, served_at is not None)
+    result = session.connection().execute(
+        stmt, _state_params(test_session.id, state, expected_version, served_at))
     if result.rowcount != 1:
         raise ValueError(f"session {test_session.id} was updated concurrently "
                          f"(expected state version {expected_version})")
     # the row now holds exactly these values: record them without another round trip
-    set_committed_value(test_session, "engine_state", dict(state))
-    set_committed_value(test_session, "state_version", expected_version + 1)
-    if served_at is not None:
-        set_committed_value(test_session, "item_served_at", served_at)
+    _saved_state(session, test_session, state, expected_version, served_at)
     return expected_version + 1
 
 
-def record_answer(session: Session, test_session: CandidateSession, state: Mapping[str, Any],
-                  expected_version: int, *, item_id: int, position: int, raw_answer: str,
-                  score: int, latency_ms: int | None, answered_at: dt.datetime,
-                  parameter_version_id: int | None) -> int:
+_STATE_UPDATES: dict[tuple[bool, bool, bool], Any] = {}
+
+
+def _table(model: type[Base]) -> Table:
+    return typing.cast(Table, model.__table__)
+
+
+def _state_update(text: bool, postgresql: bool, served: bool) -> Any:
+    """The conditional UPDATE of a session's state (built once per shape: the answer hot path
+    runs it on every answer), parameters as `_state_params`. ``text``: the state is bound as
+    its JSON text (on PostgreSQL cast to the column's type: the server checks it is JSON)."""
+    key = (text, postgresql, served)
+    stmt = _STATE_UPDATES.get(key)
+    if stmt is None:
+        sessions = _table(CandidateSession)
+        value: Any = bindparam("s_state", type_=Text() if text else sessions.c.engine_state.type)
+        if text and postgresql:
+            value = cast(value, sessions.c.engine_state.type)
+        values = {"engine_state": value, "state_version": bindparam("s_new_version")}
+        if served:
+            values["item_served_at"] = bindparam("s_served_at",
+                                                 type_=sessions.c.item_served_at.type)
+        stmt = _STATE_UPDATES[key] = (
+            update(sessions).where(sessions.c.id == bindparam("s_id"),
+                                   sessions.c.state_version == bindparam("s_version"))
+            .values(values))
+    return stmt
+
+
+def _state_params(session_id: int, state: Mapping[str, Any] | str, expected_version: int,
+                  served_at: dt.datetime | None) -> dict[str, Any]:
+    return {"s_id": session_id, "s_version": expected_version,
+            "s_state": state if isinstance(state, str) else dict(state),
+            "s_new_version": expected_version + 1, "s_served_at": served_at}
+
+
+def _saved_state(session: Session, test_session: CandidateSession,
+                 state: Mapping[str, Any] | str, expected_version: int,
+                 served_at: dt.datetime | None) -> None:
+    """Record in ``test_session`` what its row holds now (a JSON text state: reloaded if it is
+    read again)."""
+    if isinstance(state, str):
+        if "engine_state" in test_session.__dict__:
+            session.expire(test_session, ["engine_state"])
+    else:
+        set_committed_value(test_session, "engine_state", dict(state))
+    set_committed_value(test_session, "state_version", expected_version + 1)
+    if served_at is not None:
+        set_committed_value(test_session, "item_served_at", served_at)
+
+
+_ANSWER_INSERTS: dict[bool, Any] = {}
+
+
+def _answer_write(text: bool) -> Any:
+    """PostgreSQL's one-statement answer write of `record_answer` (built once per shape): the
+    state UPDATE as a data-modifying CTE whose RETURNING feeds the response INSERT."""
+    stmt = _ANSWER_INSERTS.get(text)
+    if stmt is None:
+        saved = _state_update(text, True, True).returning(
+            CandidateSession.__table__.c.id).cte("saved")
+        responses = _table(Response)
+        cols = responses.c
+        taken = [bindparam(f"r_{k}", type_=cols[k].type).label(k) for k in _ANSWER_COLUMNS]
+        stmt = _ANSWER_INSERTS[text] = (
+            insert(responses)
+            .from_select(["session_id", *_ANSWER_COLUMNS], select(saved.c.id, *taken))
+            .add_cte(saved).returning(cols.id))
+    return stmt
+
+
+_ANSWER_COLUMNS = ("item_id", "position", "raw_answer", "score", "latency_ms", "answered_at",
+                   "parameter_version_id")
+
+
+def record_answer(session: Session, test_session: CandidateSession,
+                  state: Mapping[str, Any] | str, expected_version: int, *, item_id: int,
+                  position: int, raw_answer: str, score: int, latency_ms: int | None,
+                  answered_at: dt.datetime, parameter_version_id: int | None) -> int:
     """Store one answer (a `Response` row) and the engine state after it, if nobody saved the
     state since ``expected_version`` (as `save_engine_state`); returns the new version.
+    ``state`` is the engine's ``to_dict()`` or its JSON text (``to_json_after``).
 
     On PostgreSQL both writes are one statement (one round trip): a data-modifying CTE updates
     the session row and the INSERT takes its values from the CTE's RETURNING, so the answer is
@@ -1186,33 +1260,25 @@ def record_answer(session: Session, test_session: CandidateSession, state: Mappi
     ``item_served_at`` in the same update (the next answer's latency is measured from it).
     Either way, in the caller's transaction: a duplicate answer raises
     `IntegrityError` (unique session/position and session/item) and a version conflict raises
-    `ValueError`, and the caller's rollback undoes both writes.
+    `ValueError`, and the caller's rollback undoes both writes. Core statements built once,
+    on the transaction's connection (no ORM bookkeeping: the row's attributes are set here).
     """
-    values = {"session_id": test_session.id, "item_id": item_id, "position": position,
-              "raw_answer": raw_answer, "score": score, "latency_ms": latency_ms,
-              "answered_at": answered_at, "parameter_version_id": parameter_version_id}
+    values = {"item_id": item_id, "position": position, "raw_answer": raw_answer,
+              "score": score, "latency_ms": latency_ms, "answered_at": answered_at,
+              "parameter_version_id": parameter_version_id}
+    session.flush()  # pending ORM changes first (the statements below bypass autoflush)
+    conn = session.connection()
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(Response).values(**values))
+        conn.execute(insert(_table(Response)), {"session_id": test_session.id, **values})
         return save_engine_state(session, test_session, state, expected_version,
                                  served_at=answered_at)
-    saved = (update(CandidateSession)
-             .where(CandidateSession.id == test_session.id,
-                    CandidateSession.state_version == expected_version)
-             .values(engine_state=dict(state), state_version=expected_version + 1,
-                     item_served_at=answered_at)
-             .returning(CandidateSession.id).cte("saved"))
-    cols = Response.__table__.c
-    taken = [literal(v, cols[k].type).label(k) for k, v in values.items() if k != "session_id"]
-    stmt = (insert(Response.__table__)
-            .from_select(["session_id", *[c.name for c in taken]], select(saved.c.id, *taken))
-            .add_cte(saved))
-    inserted = session.execute(stmt.returning(Response.__table__.c.id)).all()
+    params = _state_params(test_session.id, state, expected_version, answered_at)
+    params.update({f"r_{k}": v for k, v in values.items()})
+    inserted = conn.execute(_answer_write(isinstance(state, str)), params).all()
     if len(inserted) != 1:
         raise ValueError(f"session {test_session.id} was updated concurrently "
                          f"(expected state version {expected_version})")
-    set_committed_value(test_session, "engine_state", dict(state))
-    set_committed_value(test_session, "state_version", expected_version + 1)
-    set_committed_value(test_session, "item_served_at", answered_at)
+    _saved_state(session, test_session, state, expected_version, answered_at)
     return expected_version + 1
 
 
@@ -1246,27 +1312,53 @@ def record_response(session: Session, session_id: int, item_external_id: str, po
     return row
 
 
-def record_skill_result(session: Session, session_id: int, skill: str, theta: float, se: float,
-                        n_items: int, stop_reason: str, *, decision: str | None = None,
-                        decision_rule: str | None = None) -> SkillResult:
-    """Store a skill's result; ``decision``/``decision_rule`` only when the engine's own
-    classification rule decided the skill (both or neither)."""
+@dataclass(frozen=True)
+class SkillOutcome:
+    """A skill's result to store (`record_skill_results`)."""
+
+    skill: str
+    theta: float
+    se: float
+    n_items: int
+    stop_reason: str
+    decision: str | None = None
+    decision_rule: str | None = None
+
+
+def record_skill_results(session: Session, session_id: int,
+                         outcomes: Sequence[SkillOutcome]) -> list[SkillResult]:
+    """Store the results of a session's skills (one lookup of the bank's skills, one flush);
+    ``decision``/``decision_rule`` only when the engine's own classification rule decided the
+    skill (both or neither)."""
     bank_id = session.scalar(select(Assessment.bank_id).join(
         CandidateSession, CandidateSession.assessment_id == Assessment.id)
         .where(CandidateSession.id == session_id))
     if bank_id is None:
         raise ValueError(f"no session {session_id}")
     skills = skills_by_slug(session, bank_id)
-    if skill not in skills:
-        raise ValueError(f"unknown skill {skill!r}")
-    if (decision is None) != (decision_rule is None) or decision not in (None, "pass", "fail"):
-        raise ValueError(f"skill {skill!r}: decision {decision!r} needs its rule and vice versa")
-    row = SkillResult(session_id=session_id, skill_id=skills[skill].id, theta=float(theta),
-                      se=float(se), n_items=int(n_items), stop_reason=stop_reason,
-                      decision=decision, decision_rule=decision_rule)
-    session.add(row)
+    rows = []
+    for o in outcomes:
+        if o.skill not in skills:
+            raise ValueError(f"unknown skill {o.skill!r}")
+        if (o.decision is None) != (o.decision_rule is None) \
+                or o.decision not in (None, "pass", "fail"):
+            raise ValueError(f"skill {o.skill!r}: decision {o.decision!r} needs its rule and "
+                             "vice versa")
+        rows.append(SkillResult(session_id=session_id, skill_id=skills[o.skill].id,
+                                theta=float(o.theta), se=float(o.se), n_items=int(o.n_items),
+                                stop_reason=o.stop_reason, decision=o.decision,
+                                decision_rule=o.decision_rule))
+    session.add_all(rows)
     session.flush()
-    return row
+    return rows
+
+
+def record_skill_result(session: Session, session_id: int, skill: str, theta: float, se: float,
+                        n_items: int, stop_reason: str, *, decision: str | None = None,
+                        decision_rule: str | None = None) -> SkillResult:
+    """Store a skill's result (`record_skill_results` for one skill)."""
+    return record_skill_results(session, session_id, [SkillOutcome(
+        skill, theta, se, n_items, stop_reason, decision, decision_rule)])[0]
 
 
 def record_overall_result(session: Session, session_id: int, theta: float, se: float,

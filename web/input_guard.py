@@ -34,10 +34,16 @@ MAX_JSON_DEPTH = 64
 _JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
 
 
+_FORM_MIMETYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
 def _refuse_nul() -> None:
     if NUL in request.path:
         abort(400, description="the URL contains a NUL character")
-    for where, values in (("query parameter", request.args), ("field", request.form)):
+    sources = [("query parameter", request.args)]
+    if request.mimetype in _FORM_MIMETYPES:  # werkzeug parses no other body into ``form``
+        sources.append(("field", request.form))
+    for where, values in sources:
         for key in values:
             if NUL in key or any(NUL in v for v in values.getlist(key)):
                 abort(400, description=f"{where} {key.replace(NUL, '')!r} contains a NUL "

@@ -82,3 +82,105 @@ def test_answer_write_refuses_a_stale_state_version_and_stores_nothing(site: Sit
             assert db.get(CandidateSession, sid).state_version == 0
     finally:
         eng.dispose()
+
+
+def _start(client: FlaskClient, token: str) -> tuple[int, dict, dict]:
+    body = client.post("/api/v1/sessions", json={"invitation": token}).json
+    return body["session_id"], {"Authorization": f"Bearer {body['token']}"}, body
+
+
+def _answer(client: FlaskClient, sid: int, auth: dict, body: dict, option: int = 0):
+    it = body["pending_item"]
+    return client.post(f"/api/v1/sessions/{sid}/responses", headers=auth,
+                       json={"item_id": it["item_id"], "answer": it["options"][option]["id"]})
+
+
+def _stored(site: Site, sid: int) -> tuple[int, dict]:
+    version, stored = site.sql("SELECT state_version, engine_state FROM test_sessions "
+                               "WHERE id = :s", s=sid)[0]
+    return version, stored if isinstance(stored, dict) else json.loads(stored)
+
+
+def test_a_state_saved_by_another_worker_is_read_from_the_row(site: Site,
+                                                               client: FlaskClient):
+    """The worker kept the state it saved; another worker then saved the session (a newer
+    version): the next answer reads the row, and the optimistic check passes on its version."""
+    (token,) = site.invite()
+    sid, auth, body = _start(client, token)
+    body = _answer(client, sid, auth, body).json
+    version, _ = _stored(site, sid)
+    site.sql("UPDATE test_sessions SET state_version = state_version + 1 WHERE id = :s", s=sid)
+    r = _answer(client, sid, auth, body)
+    assert r.status_code == 200, r.data
+    after, state = _stored(site, sid)
+    assert after == version + 2 and len(state["events"]) == 2
+    assert site.sql("SELECT count(*) FROM responses WHERE session_id = :s", s=sid)[0][0] == 2
+
+
+def test_a_rebuilt_row_with_the_same_version_is_not_taken_for_the_kept_state(
+        site: Site, client: FlaskClient):
+    """Same id and version but another start time (a rebuilt database): the stored state is
+    read, not the one this worker kept (here told apart by its seed)."""
+    (token,) = site.invite()
+    sid, auth, body = _start(client, token)
+    body = _answer(client, sid, auth, body).json
+    version, state = _stored(site, sid)
+    other = dict(state, seed=state["seed"] + 1)
+    site.sql("UPDATE test_sessions SET engine_state = :e, started_at = :t WHERE id = :s",
+             e=json.dumps(other), t=repo.utcnow().replace(tzinfo=None), s=sid)
+    r = _answer(client, sid, auth, body)
+    assert r.status_code == 200, r.data
+    after, saved = _stored(site, sid)
+    assert after == version + 1 and saved["seed"] == other["seed"]
+    assert CatState.from_dict(saved).to_dict() == saved
+
+
+def test_state_json_is_the_json_of_its_dict_answer_after_answer(site: Site,
+                                                                 client: FlaskClient):
+    """`CatState.to_json_after` (the hot path's encoding of only what an answer adds) gives
+    the text `json.dumps(to_dict())` gives, for every state of a session and from an
+    unrelated previous state."""
+    (token,) = site.invite()
+    sid, _ = _answer_all(client, token)
+    _, stored = _stored(site, sid)
+    final = CatState.from_dict(stored)
+    live = engines._cache[next(reversed(engines._cache))]
+    state = live.engine.start(seed=final.seed)
+    previous = None
+    while not state.finished:
+        assert state.to_json_after(previous) == json.dumps(state.to_dict())
+        e = final.events[len(state.events)] if len(state.events) < len(final.events) else None
+        previous, state = state, live.engine.record(state, state.pending or "",
+                                                    e.response if e else 0)
+    assert state.to_json_after(previous) == json.dumps(state.to_dict())
+    assert final.to_json_after(state) == json.dumps(final.to_dict())
+
+
+def test_the_answer_body_fast_path_accepts_only_what_the_schema_loads_the_same():
+    """A body the fast path passes on is one `AnswerSchema` loads to the same dict; bodies it
+    leaves to the schema are refused there (422 naming the field) or loaded alike."""
+    from marshmallow import ValidationError
+
+    from web.blueprints.api import AnswerSchema, _answer_body
+
+    schema = AnswerSchema()
+    bodies = [{"item_id": "q1", "answer": "a"}, {"item_id": "q1", "answer": ["a", "b"]},
+              {"item_id": "q" * 64, "answer": "x" * 200}, {"item_id": "q1", "answer": "x" * 201},
+              {"item_id": "q" * 65, "answer": "a"}, {"item_id": "", "answer": "a"},
+              {"item_id": "q1", "answer": ""}, {"item_id": "q1", "answer": []},
+              {"item_id": "q1", "answer": ["a"] * 21}, {"item_id": "q1", "answer": ["a" * 65]},
+              {"item_id": "q1", "answer": [1]}, {"item_id": "q1", "answer": 3},
+              {"item_id": "q1", "answer": None}, {"item_id": 1, "answer": "a"},
+              {"item_id": "q1"}, {"answer": "a"}, {"item_id": "q1", "answer": "a", "x": 1},
+              {"item_id": "q1", "answer": {"a": 1}}, ["q1", "a"], "q1", None, {}]
+    fast = 0
+    for body in bodies:
+        quick = _answer_body(body)
+        try:
+            loaded = schema.load(body)  # type: ignore[arg-type]
+        except ValidationError:
+            assert quick is None, body
+            continue
+        assert quick is None or quick == loaded, body
+        fast += quick is not None
+    assert fast == 3

@@ -6,8 +6,11 @@ database (`CandidateSession.engine_state`), so any worker can serve the next req
 path (one answer) is two statements on PostgreSQL: lock the session row (checking its token,
 reading its accommodation in the same statement), then insert the response and update the state
 in one statement (`repository.record_answer`); plus the bank fingerprint at most once a second.
-A worker reuses the engine state it saved last for the session (`engines.session_state`), so
-the engine does not rebuild it from the stored events on every answer.
+A worker reuses the engine state it saved last for the session (`engines.kept_session`): the
+locking statement then does not send the stored state or blueprint (a CASE on the locked row's
+version and start time), the engine does not rebuild its working arrays from the stored events,
+and the new state is saved as JSON text that encodes only what the answer added
+(`CatState.to_json_after`). The statements are built once and run with bind parameters.
 
 Safety rules enforced here:
 
@@ -32,9 +35,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, case, null, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import Blueprint, CatState
 from engine.errors import EngineError
@@ -59,8 +63,11 @@ from web import observability
 from web.db import get_db, unit_of_work
 from web.services import forensics, retakes, webhooks
 from web.services.engines import (
+    KeptSession,
     LiveAssessment,
     bank_of_assessment,
+    blueprint_key,
+    kept_session,
     live_assessment,
     overall_estimate,
     remember_state,
@@ -222,11 +229,13 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
             row.unscored_positions = list(rapid)
             state = live.engine.rescore(state, rapid)
     estimates = live.engine.estimates(state)
+    outcomes = []
     for skill, est in estimates.items():
         decided = est.decided and rule is not None and est.decision is not None
-        repo.record_skill_result(db, row.id, skill, est.theta, est.se, est.n_items, stop,
-                                 decision=est.decision if decided else None,
-                                 decision_rule=rule if decided else None)
+        outcomes.append(repo.SkillOutcome(skill, est.theta, est.se, est.n_items, stop,
+                                          est.decision if decided else None,
+                                          rule if decided else None))
+    repo.record_skill_results(db, row.id, outcomes)
     overall = overall_estimate(live.engine, state, estimates)
     if overall is not None:
         repo.record_overall_result(db, row.id, overall.theta, overall.se, overall.weights)
@@ -238,8 +247,29 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
     forensics.request_after_session(db, bank_of_assessment(db, row.assessment_id))
 
 
-def _load(db: Session, row: CandidateSession) -> tuple[LiveAssessment, CatState]:
-    return (live_assessment(db, row.assessment_id, row.blueprint),
+@dataclass
+class _Read:
+    """What the locking statement read besides the row: the state this worker kept for the
+    session when the row still holds it (then the stored state and blueprint were not read),
+    and the session's blueprint with its cache key once `_load` has them."""
+
+    kept: KeptSession | None
+    blueprint: dict | None = None
+    key: str | None = None
+
+
+def _load(db: Session, row: CandidateSession, read: _Read | None = None
+          ) -> tuple[LiveAssessment, CatState]:
+    kept = None if read is None else read.kept
+    if kept is not None:
+        if read is not None:
+            read.blueprint, read.key = dict(kept.blueprint), kept.blueprint_key
+        return (live_assessment(db, row.assessment_id, kept.blueprint, kept.blueprint_key),
+                kept.state)
+    key = blueprint_key(row.blueprint)
+    if read is not None:
+        read.blueprint, read.key = dict(row.blueprint), key
+    return (live_assessment(db, row.assessment_id, row.blueprint, key),
             session_state(db, row.id, row.state_version, row.engine_state))
 
 
@@ -264,21 +294,61 @@ def _lock(db: Session, session_id: int, token: str | None = None) -> CandidateSe
     return _lock_with_accommodation(db, session_id, token)[0]
 
 
+_LOCK_STATEMENTS: dict[tuple[bool, bool], Select] = {}
+
+
+def _lock_statement(kept: bool, token: bool) -> Select:
+    """The statement of `_lock_with_accommodation` (built once: the hot path runs it on every
+    answer), with parameters ``session_id``, ``token_hash`` (``token``) and ``kept_version``,
+    ``kept_started_at`` (``kept``)."""
+    stmt = _LOCK_STATEMENTS.get((kept, token))
+    if stmt is not None:
+        return stmt
+    cs = CandidateSession
+    if not kept:
+        stmt = select(cs, Accommodation)
+    else:
+        same = ((cs.state_version == bindparam("kept_version"))
+                & (cs.started_at == bindparam("kept_started_at", type_=cs.started_at.type)))
+        stmt = (select(cs, Accommodation, case((same, 1), else_=0),
+                       case((same, null()), else_=cs.engine_state),
+                       case((same, null()), else_=cs.blueprint))
+                .options(defer(cs.engine_state), defer(cs.blueprint)))
+    stmt = (stmt.outerjoin(Accommodation, Accommodation.invitation_id == cs.invitation_id)
+            .where(cs.id == bindparam("session_id")))
+    if token:
+        stmt = stmt.where(cs.token_hash == bindparam("token_hash"))
+    stmt = stmt.with_for_update(of=cs)
+    _LOCK_STATEMENTS[(kept, token)] = stmt
+    return stmt
+
+
 def _lock_with_accommodation(db: Session, session_id: int, token: str | None = None
-                             ) -> tuple[CandidateSession, Accommodation | None]:
+                             ) -> tuple[CandidateSession, Accommodation | None, _Read]:
     """`_lock` and `_accommodation` in one statement (one round trip): the session row locked
-    for update (only the session row: ``FOR UPDATE OF``), its granted accommodation read."""
-    stmt = (select(CandidateSession, Accommodation)
-            .outerjoin(Accommodation,
-                       Accommodation.invitation_id == CandidateSession.invitation_id)
-            .where(CandidateSession.id == session_id))
+    for update (only the session row: ``FOR UPDATE OF``), its granted accommodation read.
+
+    When this worker kept the session's state (`engines.kept_session`) and the locked row still
+    has that version and start time, the stored state and blueprint are not sent (the
+    statement's CASE compares on the locked row itself) and `_load` uses the kept ones."""
+    kept = kept_session(db, session_id)
+    params: dict[str, object] = {"session_id": session_id}
     if token is not None:
-        stmt = stmt.where(CandidateSession.token_hash == hash_token(token))
-    found = db.execute(stmt.with_for_update(of=CandidateSession)).first()
+        params["token_hash"] = hash_token(token)
+    if kept is not None:
+        params["kept_version"], params["kept_started_at"] = kept.version, kept.started_at
+    found = db.execute(_lock_statement(kept is not None, token is not None), params).first()
     if found is None:
         raise SessionNotFound("no such session for this token")
-    row, acc = found
-    return row, (acc if row.deadline is not None else None)
+    row, acc = found[0], found[1]
+    read = _Read(None)
+    if kept is not None:
+        if found[2]:
+            read.kept = kept
+        else:  # not the kept state: what the row holds (the columns were deferred)
+            set_committed_value(row, "engine_state", found[3])
+            set_committed_value(row, "blueprint", found[4])
+    return row, (acc if row.deadline is not None else None), read
 
 
 def _find_invitation(db: Session, token: str) -> tuple[Invitation | None, int | None]:
@@ -320,8 +390,8 @@ def _start_or_resume(invitation_token: str, rotate_token: bool, now: dt.datetime
             raise InvitationNotFound("this invitation link is not valid")
         if row_id is None:
             return _start(db, invitation, now)
-        row, acc = _lock_with_accommodation(db, row_id)
-        live, state = _load(db, row)
+        row, acc, read = _lock_with_accommodation(db, row_id)
+        live, state = _load(db, row, read)
         _check_deadline(db, row, live, state, now, acc)
         token = None
         if rotate_token and row.status == "in_progress":
@@ -356,7 +426,7 @@ def _start(db: Session, invitation: Invitation, now: dt.datetime) -> SessionView
         deadline = now + dt.timedelta(minutes=assessment.time_limit_minutes * (1 + extra / 100))
     row, token = repo.start_session(db, invitation, engine_state=state.to_dict(),
                                     deadline=deadline, blueprint=blueprint)
-    remember_state(db, row.id, row.state_version, state)
+    remember_state(db, row.id, row.state_version, state, row.started_at, blueprint)
     observability.session_started(db)
     if state.finished:  # an empty pool: nothing to ask
         _finalize(db, row, live, state, "completed")
@@ -368,8 +438,8 @@ def session_status(session_id: int, token: str | None = None) -> SessionView:
     deadline."""
     now = utcnow()
     with unit_of_work() as db:
-        row, acc = _lock_with_accommodation(db, session_id, token)
-        live, state = _load(db, row)
+        row, acc, read = _lock_with_accommodation(db, session_id, token)
+        live, state = _load(db, row, read)
         _check_deadline(db, row, live, state, now, acc)
         return _view(row, live, state, None, acc, now)
 
@@ -396,8 +466,8 @@ def start_break(session_id: int) -> SessionView:
     """Stop the clock for a granted break (refused without break time left)."""
     now = utcnow()
     with unit_of_work() as db:
-        row, acc = _lock_with_accommodation(db, session_id)
-        live, state = _load(db, row)
+        row, acc, read = _lock_with_accommodation(db, session_id)
+        live, state = _load(db, row, read)
         if not _check_deadline(db, row, live, state, now, acc) and row.status == "in_progress":
             if acc is None or _break_left(acc) <= 0:
                 raise BreakRefused("no break time is left for this assessment")
@@ -410,8 +480,8 @@ def end_break(session_id: int) -> SessionView:
     """Start the clock again (the time paused counts against the break allowance)."""
     now = utcnow()
     with unit_of_work() as db:
-        row, acc = _lock_with_accommodation(db, session_id)
-        live, state = _load(db, row)
+        row, acc, read = _lock_with_accommodation(db, session_id)
+        live, state = _load(db, row, read)
         if not _check_deadline(db, row, live, state, now, acc):
             _close_break(row, acc, now)
         return _view(row, live, state, None, acc, now)
@@ -445,12 +515,12 @@ def submit_answer(session_id: int, item_id: str, answer: str | Sequence[str], *,
     now = utcnow()
     try:
         with unit_of_work() as db:
-            row, acc = _lock_with_accommodation(db, session_id, token)
-            live, state = _load(db, row)
+            row, acc, read = _lock_with_accommodation(db, session_id, token)
+            live, state = _load(db, row, read)
             late = _check_deadline(db, row, live, state, now, acc)
             if not late:
                 _close_break(row, acc, now)  # answering (e.g. from a stale tab) ends a break
-                return _record(db, row, live, state, item_id, answer, latency_ms, now)
+                return _record(db, row, read, live, state, item_id, answer, latency_ms, now)
         raise TimeUpError("the time limit has passed; the answers given before it "
                           "were scored")
     except IntegrityError:
@@ -458,8 +528,8 @@ def submit_answer(session_id: int, item_id: str, answer: str | Sequence[str], *,
         with unit_of_work() as db:
             stored = _stored_answer(db, session_id, item_id)
             if stored is not None:
-                row = _lock(db, session_id, token)
-                live, state = _load(db, row)
+                row, _acc, read = _lock_with_accommodation(db, session_id, token)
+                live, state = _load(db, row, read)
                 if stored == _stored_form(live, item_id, answer):
                     return _view(row, live, state)
         raise NotPendingError("this answer was not recorded; the question changed") from None
@@ -514,8 +584,8 @@ def _stored_answer(db: Session, session_id: int, item_id: str) -> str | None:
                      .where(Response.session_id == session_id, Item.external_id == item_id))
 
 
-def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: CatState,
-            item_id: str, answer: str | Sequence[str], latency_ms: int | None,
+def _record(db: Session, row: CandidateSession, read: _Read, live: LiveAssessment,
+            state: CatState, item_id: str, answer: str | Sequence[str], latency_ms: int | None,
             now: dt.datetime) -> SessionView:
     answered = any(e.item_id == item_id for e in state.events)
     if answered:
@@ -544,12 +614,13 @@ def _record(db: Session, row: CandidateSession, live: LiveAssessment, state: Cat
     except EngineError as exc:  # pragma: no cover - guarded above
         raise NotPendingError(str(exc)) from None
     db.flush()  # pending changes (a break closed by this answer) before the statements below
-    version = repo.record_answer(db, row, new_state.to_dict(), row.state_version,
+    # the stored JSON, encoding only the new event (and trajectory point) of this answer
+    version = repo.record_answer(db, row, new_state.to_json_after(state), row.state_version,
                                  item_id=facts.pk, position=len(state.events) + 1,
                                  raw_answer=answer, score=score, latency_ms=latency_ms,
                                  answered_at=now, parameter_version_id=facts.version_id)
     observability.answer_recorded(db)
-    remember_state(db, row.id, version, new_state)
+    remember_state(db, row.id, version, new_state, row.started_at, read.blueprint, read.key)
     if new_state.finished:
         _finalize(db, row, live, new_state, "completed")
     return _view(row, live, new_state)

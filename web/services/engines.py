@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -121,8 +122,15 @@ def recent_fingerprint(db: Session) -> tuple:
     return value
 
 
+_database_keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _database_key(db: Session) -> str:
-    return db.get_bind().url.render_as_string(hide_password=True)
+    bind = db.get_bind()
+    key = _database_keys.get(bind)
+    if key is None:
+        key = _database_keys[bind] = bind.url.render_as_string(hide_password=True)
+    return key
 
 
 _banks_of_assessments: dict[tuple[str, int], int] = {}
@@ -140,12 +148,14 @@ def bank_of_assessment(db: Session, assessment_id: int) -> int:
     return bank_id
 
 
-def live_assessment(db: Session, assessment_id: int, blueprint: Mapping) -> LiveAssessment:
+def live_assessment(db: Session, assessment_id: int, blueprint: Mapping,
+                    key_of_blueprint: str | None = None) -> LiveAssessment:
     """The engine and item facts for a blueprint (a session keeps its own copy of it), on the
-    items of the assessment's bank."""
+    items of the assessment's bank (``key_of_blueprint``: its `blueprint_key`, if known)."""
     bank_id = bank_of_assessment(db, assessment_id)
-    key = (_database_key(db), assessment_id, bank_id, json.dumps(blueprint, sort_keys=True),
-           recent_fingerprint(db))
+    if key_of_blueprint is None:
+        key_of_blueprint = blueprint_key(blueprint)
+    key = (_database_key(db), assessment_id, bank_id, key_of_blueprint, recent_fingerprint(db))
     with _lock:
         live = _cache.get(key)
         if live is not None:
@@ -169,6 +179,31 @@ STATE_CACHE_SIZE = 4096
 _states: OrderedDict[tuple, CatState] = OrderedDict()
 
 
+@dataclass(frozen=True)
+class KeptSession:
+    """What a worker keeps of a session it saved: the version and start time of the row (its
+    identity: a rebuilt database may reuse the id and version, not the start to the
+    microsecond), the state saved as that version and the session's blueprint (fixed when it
+    started) with its cache key."""
+
+    version: int
+    started_at: object
+    state: CatState
+    blueprint: Mapping
+    blueprint_key: str
+
+
+_kept: OrderedDict[tuple, KeptSession] = OrderedDict()
+
+
+def kept_session(db: Session, session_id: int) -> KeptSession | None:
+    """The state this worker saved last for the session (None: none kept). The caller reads
+    the stored state only if the row's version and start time are no longer these
+    (`web.services.candidate`)."""
+    with _lock:
+        return _kept.get((_database_key(db), session_id))
+
+
 def session_state(db: Session, session_id: int, version: int,
                   stored: Mapping) -> CatState:
     """The engine state of a session row (``stored`` is its ``engine_state``): the state this
@@ -185,16 +220,34 @@ def session_state(db: Session, session_id: int, version: int,
     return CatState.from_dict(stored)
 
 
-def remember_state(db: Session, session_id: int, version: int, state: CatState) -> None:
-    """Keep ``state`` (saved as ``version`` of the session) once ``db`` commits."""
-    key = (_database_key(db), session_id, version)
+def blueprint_key(blueprint: Mapping) -> str:
+    return json.dumps(blueprint, sort_keys=True)
+
+
+def remember_state(db: Session, session_id: int, version: int, state: CatState,
+                   started_at: object = None, blueprint: Mapping | None = None,
+                   key: str | None = None) -> None:
+    """Keep ``state`` (saved as ``version`` of the session) once ``db`` commits; with the
+    row's ``started_at`` and ``blueprint`` the next answer need not read the stored state."""
+    where = _database_key(db)
+    kept = None
+    if started_at is not None and blueprint is not None and not state.finished:
+        kept = KeptSession(version, started_at, state, blueprint,
+                           key if key is not None else blueprint_key(blueprint))
 
     def keep(_session: Session) -> None:
         with _lock:
-            _states[key] = state
-            _states.move_to_end(key)
+            _states[(where, session_id, version)] = state
+            _states.move_to_end((where, session_id, version))
             while len(_states) > STATE_CACHE_SIZE:
                 _states.popitem(last=False)
+            if kept is not None:
+                _kept[(where, session_id)] = kept
+                _kept.move_to_end((where, session_id))
+                while len(_kept) > STATE_CACHE_SIZE:
+                    _kept.popitem(last=False)
+            else:
+                _kept.pop((where, session_id), None)
     event.listen(db, "after_commit", keep, once=True)
 
 
