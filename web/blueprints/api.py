@@ -85,29 +85,38 @@ class StartSchema(Schema):
     invitation = TOKEN_FIELD
 
 
+MAX_ITEM_ID = 64
+
+
+def answer_problem(value: Any) -> str | None:
+    """Why ``value`` is not an answer (None when it is): an option id or typed answer (a string
+    of 1-200 characters) or a list of 1-20 option ids (multiple response, ordering). The one
+    check behind `AnswerField` and the hot path's `_answer_body`."""
+    if isinstance(value, str):
+        return None if 1 <= len(value) <= 200 else "expected 1-200 characters"
+    if isinstance(value, list):
+        return None if 1 <= len(value) <= 20 and all(
+            isinstance(v, str) and 1 <= len(v) <= MAX_ITEM_ID for v in value) \
+            else "expected a list of 1-20 option ids"
+    return ("expected an option id, a list of option ids (multiple response, ordering) or the "
+            "typed answer as a string")
+
+
 class AnswerField(fields.Field):
-    """An option id or typed answer (a string of 1-200 characters) or a list of 1-20 option
-    ids (multiple response, ordering)."""
+    """An answer as `answer_problem` accepts it."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, str):
-            if not 1 <= len(value) <= 200:
-                raise ValidationError("expected 1-200 characters")
-            return value
-        if isinstance(value, list):
-            if not 1 <= len(value) <= 20 or not all(
-                    isinstance(v, str) and 1 <= len(v) <= 64 for v in value):
-                raise ValidationError("expected a list of 1-20 option ids")
-            return value
-        raise ValidationError("expected an option id, a list of option ids (multiple response, "
-                              "ordering) or the typed answer as a string")
+        problem = answer_problem(value)
+        if problem is not None:
+            raise ValidationError(problem)
+        return value
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         return value
 
 
 class AnswerSchema(Schema):
-    item_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    item_id = fields.String(required=True, validate=validate.Length(min=1, max=MAX_ITEM_ID))
     answer = AnswerField(required=True, metadata={
         "description": "Depends on the item's interaction: an option id (single), a list "
                        "of option ids (multiple: the chosen ones; ordering: all, in order), a "
@@ -122,16 +131,10 @@ def _answer_body(data: Any) -> dict[str, Any] | None:
     if type(data) is not dict or len(data) != 2:
         return None
     item_id, answer = data.get("item_id"), data.get("answer")
-    if type(item_id) is not str or not 1 <= len(item_id) <= 64:
+    if type(item_id) is not str or not 1 <= len(item_id) <= MAX_ITEM_ID \
+            or type(answer) not in (str, list) or answer_problem(answer) is not None:
         return None
-    if type(answer) is str:
-        ok = 1 <= len(answer) <= 200
-    elif type(answer) is list:
-        ok = 1 <= len(answer) <= 20 and all(type(v) is str and 1 <= len(v) <= 64
-                                            for v in answer)
-    else:
-        return None
-    return {"item_id": item_id, "answer": answer} if ok else None
+    return {"item_id": item_id, "answer": answer}
 
 
 def _json_arguments(schema: type[Schema], quick: Callable[[Any], dict[str, Any] | None]
