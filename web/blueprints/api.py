@@ -20,6 +20,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from web.blueprints.api_contract import UtcDateTime, errors
 from web.converters import MAX_ID
+from web.rendering import image_response
 from web.security import (
     ANSWER_LIMIT,
     START_LIMIT,
@@ -236,10 +237,7 @@ def get_media(session_id: int, item_id: str, name: str):  # type: ignore[no-unty
         ctype, data = flow.session_media(session_id, token, item_id[:64], name[:100])
     except flow.CandidateError:
         abort(404, description="no such image of the pending item")
-    response = current_app.response_class(data, mimetype=ctype)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, max-age=600"
-    return response
+    return image_response(ctype, data)
 
 
 # -- staff ---------------------------------------------------------------------------------

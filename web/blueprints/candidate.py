@@ -9,9 +9,10 @@ contain a key, an explanation, an item parameter or an ability estimate. Text is
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
+from web.rendering import image_response
 from web.security import ANSWER_LIMIT, START_LIMIT, candidate_key, limiter
 from web.services import candidate as flow
 from web.services import oversight
@@ -148,12 +149,7 @@ def media(token: str, item_id: str, name: str):  # type: ignore[no-untyped-def]
         ctype, data = flow.pending_media(token, item_id[:64], name[:100])
     except flow.CandidateError:
         abort(404)
-    response = make_response(data)
-    response.headers["Content-Type"] = ctype
-    response.headers["Cache-Control"] = "private, max-age=600"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Disposition"] = "inline"
-    return response
+    return image_response(ctype, data)
 
 
 def _break_action(token: str, action):  # type: ignore[no-untyped-def]

@@ -10,7 +10,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    make_response,
     redirect,
     render_template,
     request,
@@ -24,7 +23,7 @@ from item_bank import media as media_store
 from item_bank.models import ItemBank
 from web.db import database, get_db, unit_of_work
 from web.input_guard import query_id
-from web.rendering import icc_chart
+from web.rendering import icc_chart, image_response
 from web.security import organisation_id, staff_required
 from web.services import audit, calibrations, forensics
 from web.services import bank as bank_service
@@ -105,11 +104,7 @@ def item_media(external_id: str, name: str):  # type: ignore[no-untyped-def]
         ctype, data = bank_service.item_media(_bank().id, external_id, name)
     except LookupError:
         abort(404)
-    response = make_response(data)
-    response.headers["Content-Type"] = ctype
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, max-age=600"
-    return response
+    return image_response(ctype, data)
 
 
 @bp.route("/items/<external_id>/media", methods=["POST"])
