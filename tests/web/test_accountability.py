@@ -22,6 +22,7 @@ from item_bank.db import create_db_engine, transaction
 from item_bank.models import Base, Organisation
 from item_bank.security import hash_token
 from tests.web.conftest import Site, csrf_of, login
+from tests.web.test_candidate_flow import pending, session_id_of, start
 from tests.web.test_reports import _answer_all, _keys
 from web.services import privacy
 
@@ -43,6 +44,24 @@ def _org_id(site: Site, slug: str = "demo") -> int:
 def _finished_session(site: Site, app: Flask, correct: bool = True) -> int:
     (token,) = site.invite()
     return _answer_all(app.test_client(), site, token, correct=correct)
+
+
+def _alternating_session(site: Site, app: Flask, first_correct: bool) -> int:
+    """A finished session answered right and wrong in turn, so the items it saw get both scores."""
+    (token,) = site.invite()
+    client = app.test_client()
+    csrf = start(client, token)
+    keys = _keys(site)
+    correct = first_correct
+    while True:
+        item, options, _ = pending(client, token)
+        answer = keys[item] if correct else next(o for o in options if o != keys[item])
+        r = client.post(f"/t/{token}/answer",
+                        data={"csrf_token": csrf, "item_id": item, "answer": answer})
+        assert r.status_code == 302
+        if r.headers["Location"].endswith("/done"):
+            return session_id_of(site, token)
+        correct = not correct
 
 
 def _admin(site: Site, app: Flask) -> FlaskClient:
@@ -306,9 +325,14 @@ def test_calibration_estimates_are_the_same_before_and_after_erasure(site: Site,
     from irt.io import ResponseLog
     from web.services.calibrations import current_parameters
 
-    for _ in range(3):
+    # On a fresh PostgreSQL database these sessions are the whole log: all-right and all-wrong
+    # sessions alone can leave every item with one score only (then nothing is identified), so
+    # alternating sessions give the items both scores whichever questions exposure control drew.
+    for i in range(3):
         _named_candidate_session(site, app)
         _finished_session(site, app, correct=False)
+        _alternating_session(site, app, first_correct=i % 2 == 0)
+        _alternating_session(site, app, first_correct=i % 2 == 1)
     eng = create_db_engine(site.url)
 
     def fit():
