@@ -454,6 +454,11 @@ class CandidateSession(Base):
     #: these to the end, whatever the assessment's settings become meanwhile (None: a session
     #: started before the copy was kept, which reads the assessment's).
     security: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The assessment's time limit when the session started (before extra time): extra time
+    #: granted while it runs is a share of this limit, whatever the assessment's limit becomes
+    #: (None: no limit, or a session started before the copy was kept, which reads the
+    #: assessment's).
+    time_limit_minutes: Mapped[int | None] = mapped_column(Integer)
 
     candidate: Mapped[Candidate] = relationship()
     assessment: Mapped[Assessment] = relationship()

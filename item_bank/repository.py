@@ -1115,8 +1115,9 @@ def start_session(session: Session, invitation: Invitation, *,
 
     Raises `ValueError` for an expired, revoked or already-used invitation. ``blueprint``: the
     session's own copy (default: the assessment's; a retake adds the items seen before). The
-    session also keeps a copy of the assessment's test-security settings (`check_security`), so
-    that a change made while it runs applies only to sessions that start afterwards.
+    session also keeps a copy of the assessment's test-security settings (`check_security`) and
+    of its time limit, so that a change made while it runs applies only to sessions that start
+    afterwards.
     """
     if invitation.status not in ("pending",):
         raise ValueError(f"invitation is {invitation.status}")
@@ -1132,7 +1133,8 @@ def start_session(session: Session, invitation: Invitation, *,
                            blueprint=dict(blueprint if blueprint is not None
                                           else invitation.assessment.blueprint), started_at=now,
                            item_served_at=now,
-                           security=check_security(invitation.assessment.security))
+                           security=check_security(invitation.assessment.security),
+                           time_limit_minutes=invitation.assessment.time_limit_minutes)
     invitation.status = "started"
     session.add(row)
     session.flush()

@@ -231,6 +231,29 @@ def test_extra_time_granted_during_a_test_moves_its_deadline(site: Site, app: Fl
     assert _deadline(site, sid) - before == dt.timedelta(minutes=15)
 
 
+def test_extra_time_is_a_share_of_the_time_limit_the_test_started_under(
+        site: Site, app: Flask, client: FlaskClient) -> None:
+    (token,) = site.invite()
+    start(client, token)
+    sid = session_id_of(site, token)
+    aid, started_limit = site.sql("SELECT s.assessment_id, a.time_limit_minutes FROM "
+                                  "test_sessions s JOIN assessments a ON a.id = s.assessment_id "
+                                  "WHERE s.id = :s", s=sid)[0]
+    assert site.sql("SELECT time_limit_minutes FROM test_sessions WHERE id = :s",
+                    s=sid)[0][0] == started_limit
+    before = _deadline(site, sid)
+    # the recruiter doubles the assessment's limit while this test runs: the running test keeps
+    # its deadline, and extra time granted now is a share of the limit it started under
+    site.sql("UPDATE assessments SET time_limit_minutes = :m WHERE id = :a",
+             m=2 * started_limit, a=aid)
+    try:
+        _grant(recruiter(app, site), _invitation_of(site, token), 25, 0)
+    finally:
+        site.sql("UPDATE assessments SET time_limit_minutes = :m WHERE id = :a",
+                 m=started_limit, a=aid)
+    assert _deadline(site, sid) - before == dt.timedelta(minutes=started_limit / 4)
+
+
 def test_accommodation_form_rejects_bad_values_and_other_organisations(
         site: Site, app: Flask, staff_client) -> None:
     (token,) = site.invite()

@@ -106,6 +106,8 @@ def grant(org_id: int, user_id: int | None, invitation_id: int, extra_time_perce
             db.add(acc)
         old_extra = acc.extra_time_percent
         limit = inv.assessment.time_limit_minutes
+        if sess is not None and sess.time_limit_minutes is not None:
+            limit = sess.time_limit_minutes  # the limit this session started under
         if sess is not None and sess.status == "in_progress" and sess.deadline is not None \
                 and limit:
             delta = dt.timedelta(minutes=limit * (extra_time_percent - old_extra) / 100)
