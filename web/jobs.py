@@ -103,10 +103,12 @@ def _maintenance_app() -> Any:
 
 def _maintenance() -> None:
     """Every minute: invitation reminders and webhook deliveries (web.services.invitations),
-    and the erasure of candidates' personal data past their organisation's retention period
-    (web.services.privacy). Reminders and deliveries claim their rows before acting, so two
-    schedulers never double-send; an erasure is idempotent."""
+    the erasure of candidates' personal data past their organisation's retention period
+    (web.services.privacy) and the clean-up of feasibility checks (stale ones failed, old ones
+    deleted: web.services.assessment_designs). Reminders and deliveries claim their rows before
+    acting, so two schedulers never double-send; an erasure and the clean-up are idempotent."""
     from web.db import database
+    from web.services.assessment_designs import clean_up_checks
     from web.services.invitations import run_maintenance
     from web.services.privacy import erase_expired
 
@@ -115,6 +117,7 @@ def _maintenance() -> None:
         with app.app_context():
             run = run_maintenance(database().engine)
             erase_expired(database().engine)
+            clean_up_checks(database().engine)
     except Exception as exc:  # the next minute tries again; the queue must keep running
         log.warning("maintenance skipped: %s: %s", type(exc).__name__, exc)
         return

@@ -345,6 +345,60 @@ def test_checks_waiting_per_organisation_are_capped(site: Site, staff_client):
             site.sql("DELETE FROM feasibility_checks WHERE id = :i", i=check_id)
 
 
+def test_stale_checks_are_failed_and_old_ones_deleted_by_the_maintenance(site: Site,
+                                                                          staff_client):
+    """A check whose worker died would count against the cap for ever; outcomes nobody saved,
+    and saved designs a later save replaced, would pile up. The latest save stays."""
+    import datetime as dt
+
+    from web.services.assessment_designs import (
+        KEEP_UNSAVED_CHECK,
+        MAX_PENDING_CHECKS,
+        STALE_CHECK,
+        clean_up_checks,
+    )
+
+    (org,) = site.sql("SELECT id FROM organisations WHERE slug = 'demo'")[0]
+    aid = site.sql("SELECT id FROM assessments WHERE organisation_id = :o ORDER BY id",
+                   o=org)[0][0]
+    now = dt.datetime.now(dt.UTC)
+    old = now - KEEP_UNSAVED_CHECK - dt.timedelta(hours=1)
+    recent = now - dt.timedelta(minutes=1)
+
+    def made(status: str, at: dt.datetime, assessment: int | None = None) -> int:
+        return int(site.sql(
+            "INSERT INTO feasibility_checks (organisation_id, bank_id, assessment_id, created_at, "
+            "finished_at, status, form) VALUES (:o, :b, :a, :t, :f, :s, '{}') RETURNING id",
+            o=org, b=site.bank_id(), a=assessment, t=at,
+            f=None if status in ("queued", "running") else at, s=status)[0][0])
+
+    stale = [made("running", now - STALE_CHECK - dt.timedelta(minutes=1))
+             for _ in range(MAX_PENDING_CHECKS)]
+    kept = {made("queued", recent): "queued", made("succeeded", recent): "succeeded",
+            made("failed", recent): "failed"}
+    gone = [made("succeeded", old), made("failed", old), made("saved", old, aid)]
+    kept[made("saved", old, aid)] = "saved"  # the latest save of the assessment, however old
+    ours = stale + list(kept) + gone
+    engine = create_db_engine(site.url)
+    try:
+        result = clean_up_checks(engine)
+        # (the shared test site may hold other tests' old checks too: counts are at least ours)
+        assert result.failed >= MAX_PENDING_CHECKS and result.deleted >= len(gone)
+        rows = {i: site.sql("SELECT status FROM feasibility_checks WHERE id = :i", i=i)[0][0]
+                for i in ours if site.sql("SELECT 1 FROM feasibility_checks WHERE id = :i", i=i)}
+        assert rows == {**{i: "failed" for i in stale}, **kept}
+        assert clean_up_checks(engine) == type(result)(0, 0)  # idempotent
+        # the cap counts live checks only: a new check is accepted again
+        status, page = submit(staff_client("recruiter"), "/recruiter/assessments/new",
+                              design("After the clean-up", "after-clean-up", site.bank_id()))
+        assert status == 302 and CHECK_URL.search(page), page
+        ours.append(int(CHECK_URL.search(page).group(1)))
+    finally:
+        engine.dispose()
+        for check_id in ours:
+            site.sql("DELETE FROM feasibility_checks WHERE id = :i", i=check_id)
+
+
 # -- test security: effort-moderated scoring and the retake window (issue 17) -----------------
 
 

@@ -20,14 +20,15 @@ and saved with the design.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from item_bank import repository as repo
 from item_bank.db import create_db_engine, transaction
@@ -60,6 +61,12 @@ log = logging.getLogger(__name__)
 #: Checks of one organisation that may wait or run at once (each is seconds to a minute of a
 #: worker's time); more are refused until one has finished.
 MAX_PENDING_CHECKS = 3
+#: A check still waiting or running this long after it was queued has lost its worker (a job
+#: queue does not re-run a task whose worker died): it is marked failed, so it no longer counts
+#: against `MAX_PENDING_CHECKS`. A check takes seconds to a minute.
+STALE_CHECK = dt.timedelta(minutes=30)
+#: How long the outcome of a check that was never saved stays viewable.
+KEEP_UNSAVED_CHECK = dt.timedelta(days=7)
 MAX_TIME_LIMIT_MINUTES = 600
 SLUG_RE = re.compile(r"[^a-z0-9]+")
 
@@ -396,6 +403,47 @@ def start_check(org_id: int, user_id: int, form: AssessmentForm, database_url: s
         check_id = row.id
     enqueue_feasibility(check_id, database_url)
     return check_id
+
+
+@dataclass(frozen=True)
+class CheckCleanup:
+    """What `clean_up_checks` did."""
+
+    #: Checks that had waited or run longer than `STALE_CHECK`, now failed.
+    failed: int
+    #: Checks deleted: outcomes never saved, older than `KEEP_UNSAVED_CHECK`, and saved
+    #: designs superseded by a later save of the same assessment.
+    deleted: int
+
+
+def clean_up_checks(engine: Engine, now: dt.datetime | None = None) -> CheckCleanup:
+    """Run by the scheduled maintenance every minute: fail checks whose worker is gone, delete
+    the rows nobody will read again. The latest saved check of each assessment is kept: it is
+    what the edit form starts from (`form_of`)."""
+    now = now or utcnow()
+    with transaction(engine) as db:
+        failed = db.execute(
+            update(FeasibilityCheck)
+            .where(FeasibilityCheck.status.in_(("queued", "running")),
+                   FeasibilityCheck.created_at < now - STALE_CHECK)
+            .values(status="failed", finished_at=now,
+                    message="the check did not finish (its worker stopped); run it again")
+        ).rowcount
+        later = aliased(FeasibilityCheck)
+        superseded = select(later.id).where(later.assessment_id == FeasibilityCheck.assessment_id,
+                                            later.status == "saved",
+                                            later.id > FeasibilityCheck.id)
+        deleted = db.execute(
+            delete(FeasibilityCheck).where(
+                ((FeasibilityCheck.status.in_(("succeeded", "failed")))
+                 & (func.coalesce(FeasibilityCheck.finished_at, FeasibilityCheck.created_at)
+                    < now - KEEP_UNSAVED_CHECK))
+                | ((FeasibilityCheck.status == "saved") & superseded.exists()))
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    if failed or deleted:
+        log.info("feasibility checks: %d stale marked failed, %d old deleted", failed, deleted)
+    return CheckCleanup(failed, deleted)
 
 
 def _slug_free(db: Session, org_id: int, slug: str) -> None:
