@@ -104,11 +104,13 @@ def _maintenance_app() -> Any:
 def _maintenance() -> None:
     """Every minute: invitation reminders and webhook deliveries (web.services.invitations),
     the erasure of candidates' personal data past their organisation's retention period
-    (web.services.privacy) and the clean-up of feasibility checks (stale ones failed, old ones
-    deleted: web.services.assessment_designs). Reminders and deliveries claim their rows before
-    acting, so two schedulers never double-send; an erasure and the clean-up are idempotent."""
+    (web.services.privacy), the clean-up of feasibility checks (stale ones failed, old ones
+    deleted: web.services.assessment_designs) and calibration jobs whose worker stopped marked
+    failed (web.services.calibrations). Reminders and deliveries claim their rows before
+    acting, so two schedulers never double-send; an erasure and the clean-ups are idempotent."""
     from web.db import database
     from web.services.assessment_designs import clean_up_checks
+    from web.services.calibrations import fail_stale_jobs
     from web.services.invitations import run_maintenance
     from web.services.privacy import erase_expired
 
@@ -118,6 +120,7 @@ def _maintenance() -> None:
             run = run_maintenance(database().engine)
             erase_expired(database().engine)
             clean_up_checks(database().engine)
+            fail_stale_jobs(database().engine)
     except Exception as exc:  # the next minute tries again; the queue must keep running
         log.warning("maintenance skipped: %s: %s", type(exc).__name__, exc)
         return

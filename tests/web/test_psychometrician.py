@@ -112,3 +112,40 @@ def test_import_lists_items_to_review_on_the_page_and_in_the_api(site: Site,
     assert r.json["items_created"] == 1
     assert [(w["item_id"], w["code"]) for w in r.json["warnings"]] == [("TST-902",
                                                                          "key-longest")]
+
+
+def test_a_calibration_job_whose_worker_stopped_is_shown_failed(site: Site,
+                                                                staff_client) -> None:
+    """The job queue does not re-run a task whose worker died: the scheduled maintenance marks
+    a job still queued or running after `STALE_JOB` failed, saying why; a recent one is left."""
+    import datetime as dt
+
+    from item_bank.db import create_db_engine
+    from web.services.calibrations import STALE_JOB, fail_stale_jobs
+
+    now = dt.datetime.now(dt.UTC)
+    settings = json.dumps({"model": "2pl", "mode": "live"})
+
+    def job(status: str, at: dt.datetime) -> int:
+        return int(site.sql("INSERT INTO calibration_jobs (bank_id, created_at, status, progress, "
+                            "message, settings) VALUES (:b, :t, :s, 0.4, 'EM cycle 12', :j) "
+                            "RETURNING id", b=site.bank_id(), t=at, s=status, j=settings)[0][0])
+
+    stale = [job("running", now - STALE_JOB - dt.timedelta(minutes=5)),
+             job("queued", now - STALE_JOB - dt.timedelta(minutes=5))]
+    recent = job("running", now - dt.timedelta(minutes=5))
+    engine = create_db_engine(site.url)
+    try:
+        assert fail_stale_jobs(engine) >= 2
+        assert fail_stale_jobs(engine) == 0  # idempotent
+    finally:
+        engine.dispose()
+    c = staff_client("psychometrician")
+    for job_id in stale:
+        body = c.get(f"/api/v1/calibrations/{job_id}").get_json()
+        assert body["status"] == "failed" and "its worker stopped" in body["message"]
+        page = c.get(f"/psychometrician/calibrations/{job_id}")
+        assert page.status_code == 200 and b"its worker stopped" in page.data
+    assert c.get(f"/api/v1/calibrations/{recent}").get_json()["status"] == "running"
+    for job_id in [*stale, recent]:
+        site.sql("DELETE FROM calibration_jobs WHERE id = :i", i=job_id)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, update
 
 import irt
 from calibration.drift import ParameterErrors
@@ -80,6 +80,10 @@ IMPACT_THRESHOLD = 0.2
 MAX_REASON = 2000
 #: Most items one publish or preview request may name (bounded work per request).
 MAX_SELECTION = 20_000
+#: A job still queued or running this long after it was queued has lost its worker (the job
+#: queue does not re-run a task whose worker died); `fail_stale_jobs` marks it failed so the
+#: page stops showing it as running. The largest calibrations take minutes.
+STALE_JOB = dt.timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,24 @@ def _update(engine: Any, job_id: int, **values: Any) -> None:
         row = db.get(CalibrationJob, job_id)
         for k, v in values.items():
             setattr(row, k, v)
+
+
+def fail_stale_jobs(engine: Engine, now: dt.datetime | None = None) -> int:
+    """Mark jobs queued or running for longer than `STALE_JOB` failed, saying why (run by the
+    scheduled maintenance every minute; idempotent). Returns how many."""
+    now = now or utcnow()
+    with transaction(engine) as db:
+        failed = db.execute(
+            update(CalibrationJob)
+            .where(CalibrationJob.status.in_(("queued", "running")),
+                   CalibrationJob.created_at < now - STALE_JOB)
+            .values(status="failed", finished_at=now,
+                    message="the job did not finish within 6 hours (its worker stopped); "
+                            "start it again")
+        ).rowcount
+    if failed:
+        log.warning("calibration jobs: %d stale job(s) marked failed", failed)
+    return int(failed)
 
 
 def run_job(job_id: int, database_url: str | None) -> None:
