@@ -292,7 +292,7 @@ def _read_responses_arrow(path: Path, keep: tuple[str, ...]) -> ResponseLog | No
     return ResponseLog(persons, items, data, extra, None)
 
 
-#: Up to this many person × item cells the duplicate check counts cells instead of sorting.
+#: Up to this many person × item cells the duplicate check marks cells instead of sorting.
 _COUNTING_CELLS = 1 << 25
 
 
@@ -300,10 +300,14 @@ def _refuse_duplicates(name: str, person: NDArray[np.int64], item: NDArray[np.in
                        persons: Sequence[str], items: Sequence[str],
                        lines: NDArray[np.int64] | None) -> None:
     """`FormatError` naming the lines of the first repeated (person, item) pair."""
-    key = person * max(len(items), 1) + item
+    key = person * max(len(items), 1)
+    key += item
     cells = len(persons) * max(len(items), 1)
-    if cells <= _COUNTING_CELLS and np.bincount(key, minlength=cells).max(initial=0) <= 1:
-        return
+    if cells <= _COUNTING_CELLS:  # no repeat iff as many distinct cells as rows
+        seen = np.zeros(cells, dtype=np.bool_)
+        seen[key] = True
+        if np.count_nonzero(seen) == key.size:
+            return
     order = np.argsort(key, kind="stable")
     dup = np.flatnonzero(np.diff(key[order]) == 0)
     if dup.size:
