@@ -315,8 +315,10 @@ class MMLCalibrator:
             se_rows.update(result["se"])
             theta[problem.person_global, s_idx] = result["eap"]
             theta_se[problem.person_global, s_idx] = result["eap_sd"]
-            n_resp[:, s_idx] = np.bincount(problem.person_global[problem.person],
-                                           minlength=data.n_persons)
+            everyone = problem.person_global.size == data.n_persons  # local = global numbers
+            n_resp[:, s_idx] = np.bincount(
+                problem.person if everyone else problem.person_global[problem.person],
+                minlength=data.n_persons)
             mean, sd = result["fit"].latent_mean, result["fit"].latent_sd
             absent = n_resp[:, s_idx] == 0
             theta[absent, s_idx], theta_se[absent, s_idx] = mean, sd
