@@ -14,7 +14,14 @@ into the dense matrix mirt takes, fits with 41 nodes and SQUAREM (its fastest se
 standard errors, and writes the estimates.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_whole_process.py \\
-        [--cases 2pl,sparse] [--repeats 3]
+        [--cases 2pl,sparse] [--repeats 3] [--compare DIR] [--bytecode]
+
+The contenders take turns, one run each per round, so a change of load hits them alike.
+``--compare DIR`` adds ``proficio calibrate`` of another checkout (e.g. ``git archive REV`` unpacked
+in a temporary folder), run with ``PYTHONPATH=DIR``. The children inherit the environment; with
+``PYTHONDONTWRITEBYTECODE=1`` set there, Proficio's own modules are compiled from source in every
+run (the installed packages ship bytecode). ``--bytecode`` lets the children cache bytecode in a
+temporary ``PYTHONPYCACHEPREFIX`` (the first round compiles), as an installed Proficio would.
 """
 
 from __future__ import annotations
@@ -79,11 +86,12 @@ def make_csv(case: str, folder: Path) -> Path:
     return path
 
 
-def timed(cmd: list[str]) -> tuple[float, float]:
+def timed(cmd: list[str], root: Path = ROOT, env: dict[str, str] | None = None
+          ) -> tuple[float, float]:
     """Wall time and peak RSS (MiB, this child's own ``ru_maxrss`` from wait4)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root,
+                            env={**(env or os.environ), "PYTHONPATH": str(root)})
     _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -96,16 +104,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="2pl,sparse")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--compare", metavar="DIR", type=Path,
+                    help="also time `proficio calibrate` of the checkout in DIR")
+    ap.add_argument("--bytecode", action="store_true",
+                    help="children cache bytecode (in a temporary PYTHONPYCACHEPREFIX)")
     ap.add_argument("--make", nargs=2, metavar=("CASE", "FOLDER"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.make:
         make_csv(args.make[0], Path(args.make[1]))
         return 0
-    print(f"threads: OMP={os.environ['OMP_NUM_THREADS']}; best of {args.repeats} runs each")
+    print(f"threads: OMP={os.environ['OMP_NUM_THREADS']}; best of {args.repeats} runs each, "
+          f"contenders in turn; bytecode {'cached' if args.bytecode else 'as inherited'}")
     print("| case | contender | whole process (s) | ratio to Proficio | peak RSS (MiB) |")
     print("|---|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        env = dict(os.environ)
+        if args.bytecode:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
         for case in args.cases.split(","):
             # made in a child so this parent stays small: a forked child's ru_maxrss starts
             # from the parent's high-water mark
@@ -113,20 +130,26 @@ def main() -> int:
                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
             csv_path = folder / f"{case}.csv"
             out = folder / "items.csv"
-            contenders = {"proficio calibrate (with SEs)": [
-                *PROFICIO, "calibrate", str(csv_path), "--model", "2pl", "--out", str(out),
-                "--quiet"]}
+            calibrate = ["calibrate", str(csv_path), "--model", "2pl", "--out", str(out), "--quiet"]
+            contenders: dict[str, tuple[list[str], Path]] = {
+                "proficio calibrate (with SEs)": ([*PROFICIO, *calibrate], ROOT)}
+            if args.compare:
+                contenders[f"proficio calibrate of {args.compare}"] = (
+                    [*PROFICIO, *calibrate], args.compare.resolve())
             if case == "2pl":
-                contenders["PyPI mirt (41 nodes + SQUAREM, with SEs)"] = [
-                    sys.executable, "-c", MIRT_SCRIPT, str(csv_path), str(out)]
+                contenders["PyPI mirt (41 nodes + SQUAREM, with SEs)"] = (
+                    [sys.executable, "-c", MIRT_SCRIPT, str(csv_path), str(out)], ROOT)
+            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+            for _ in range(args.repeats):
+                for name, (cmd, root) in contenders.items():
+                    runs[name].append(timed(cmd, root, env))
             ref = None
-            for name, cmd in contenders.items():
-                runs = [timed(cmd) for _ in range(args.repeats)]
-                best, peak = min(r[0] for r in runs), max(r[1] for r in runs)
+            for name, got in runs.items():
+                best, peak = min(r[0] for r in got), max(r[1] for r in got)
                 ref = ref or best
                 print(f"| {case} | {name} | {best:.2f} | {best / ref:.2f} | {peak:.0f} |",
                       flush=True)
-        helps = [timed([*PROFICIO, "--help"]) for _ in range(5)]
+        helps = [timed([*PROFICIO, "--help"], ROOT, env) for _ in range(5)]
         print(f"| – | `proficio --help` | {min(h[0] for h in helps):.3f} | | "
               f"{max(h[1] for h in helps):.0f} |")
     return 0

@@ -7,7 +7,8 @@ end, every model of `irt` and banks that mix them); its results are the typed va
 partial credit and rating scale models.
 """
 
-from calibration.cml import CMLCalibrator
+from typing import TYPE_CHECKING
+
 from calibration.mml import MMLCalibrator
 from calibration.results import (
     CalibrationIssue,
@@ -18,6 +19,18 @@ from calibration.results import (
     Priors,
     SkillFit,
 )
+
+if TYPE_CHECKING:
+    from calibration.cml import CMLCalibrator
+
+
+def __getattr__(name: str) -> object:
+    """`CMLCalibrator` is imported on first use (``proficio calibrate`` with MML skips it)."""
+    if name == "CMLCalibrator":
+        from calibration.cml import CMLCalibrator
+
+        return CMLCalibrator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "CMLCalibrator",

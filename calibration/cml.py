@@ -56,13 +56,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from calibration.results import ItemErrors
+from calibration.results import CML_MODELS, ItemErrors
 from irt import AbilityEstimates, Bank, ItemParams, SparseResponses, mle, wle
 from irt.io import ResponseLog
 
 logger = logging.getLogger(__name__)
 
-CML_MODELS = ("rasch", "pcm", "rsm")
 PERSON_METHODS = ("wle", "mle")
 #: Newton–Raphson: tolerance on the largest parameter change, iteration cap, step halvings.
 NEWTON_TOL = 1e-10

@@ -66,7 +66,6 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from calibration import _kernels as K
@@ -316,8 +315,10 @@ class MMLCalibrator:
             se_rows.update(result["se"])
             theta[problem.person_global, s_idx] = result["eap"]
             theta_se[problem.person_global, s_idx] = result["eap_sd"]
-            n_resp[:, s_idx] = np.bincount(problem.person_global[problem.person],
-                                           minlength=data.n_persons)
+            everyone = problem.person_global.size == data.n_persons  # local = global numbers
+            n_resp[:, s_idx] = np.bincount(
+                problem.person if everyone else problem.person_global[problem.person],
+                minlength=data.n_persons)
             mean, sd = result["fit"].latent_mean, result["fit"].latent_sd
             absent = n_resp[:, s_idx] == 0
             theta[absent, s_idx], theta_se[absent, s_idx] = mean, sd
@@ -487,11 +488,14 @@ class MMLCalibrator:
                       data: SparseResponses, kcat: NDArray[np.int64],
                       anchors: dict[int, ItemParams], excluded: list[str]) -> NDArray[np.int64]:
         kmax = int(kcat[members].max())
-        in_skill = np.zeros(data.n_items, dtype=bool)
-        in_skill[members] = True
-        sel = in_skill[data.item]
-        table = np.bincount(data.item[sel] * kmax + data.response[sel],
-                            minlength=data.n_items * kmax).reshape(data.n_items, kmax)
+        if members.size == data.n_items:  # the skill holds every item: nothing to select
+            key = data.item * kmax + data.response
+        else:
+            in_skill = np.zeros(data.n_items, dtype=bool)
+            in_skill[members] = True
+            sel = in_skill[data.item]
+            key = data.item[sel] * kmax + data.response[sel]
+        table = np.bincount(key, minlength=data.n_items * kmax).reshape(data.n_items, kmax)
         keep = []
         for i in members:
             iid, total = specs[i].item_id, int(table[i].sum())
@@ -525,15 +529,22 @@ class MMLCalibrator:
     def _build_skill(self, skill: str, keep: NDArray[np.int64], specs: list[ItemSpec],
                      data: SparseResponses, kcat: NDArray[np.int64],
                      anchors: dict[int, ItemParams]) -> _Skill:
-        local_of = np.full(data.n_items, -1, dtype=np.int64)
-        local_of[keep] = np.arange(keep.size)
-        sel = local_of[data.item] >= 0
-        persons_g = data.person[sel]
+        if keep.size == data.n_items and np.array_equal(keep, np.arange(data.n_items)):
+            # every item of the data (one skill): the arrays are the data's own, not copies
+            persons_g = np.asarray(data.person, dtype=np.int64)
+            item_local, resp = np.asarray(data.item, dtype=np.int64), data.response
+        else:
+            local_of = np.full(data.n_items, -1, dtype=np.int64)
+            local_of[keep] = np.arange(keep.size)
+            sel = local_of[data.item] >= 0
+            persons_g = data.person[sel]
+            item_local = local_of[data.item[sel]]
+            resp = data.response[sel]
         present = np.bincount(persons_g, minlength=data.n_persons) > 0  # O(n), no sort
         uniq = np.flatnonzero(present)
-        person_local = (np.cumsum(present) - 1)[persons_g]
-        item_local = local_of[data.item[sel]]
-        resp = data.response[sel]
+        # local person numbers: the global ones when everyone answered in this skill
+        person_local = persons_g if uniq.size == data.n_persons \
+            else (np.cumsum(present) - 1)[persons_g]
         kmax = int(kcat[keep].max())
         # start values from marginal proportions (Baker & Kim 2004, ch. 6)
         table = np.bincount(item_local * kmax + resp, minlength=keep.size * kmax)
@@ -1555,20 +1566,37 @@ def _blocks_of(sk: _Skill, index: list[NDArray], cov: NDArray) -> list[NDArray]:
 def _dense_scores(sk: _Skill, post: NDArray, nodes: NDArray, index: list[NDArray],
                   design: _Design, n_par: int) -> NDArray:
     """Per-person marginal scores ``S`` ``(N, P)`` of dense dichotomous data by BLAS:
-    ``s_p,ic = x_pi (π_p · ∂_c log P_i1) + (m_pi − x_pi)(π_p · ∂_c log P_i0)``."""
+    ``s_p,ic = x_pi (π_p · ∂_c log P_i1) + (m_pi − x_pi)(π_p · ∂_c log P_i0)``.
+
+    With 0/1 indicators the sum is a choice: ``π_p · ∂_c log P_i1`` where ``x_pi = 1``, else
+    ``π_p · ∂_c log P_i0`` (0 where unobserved), so it is taken in place, and the items' columns
+    land in ``S`` by one strided copy when their parameters are numbered at a regular step (as
+    `_parameter_index` numbers them)."""
     s = np.zeros((post.shape[0], n_par))
+    n_s = design.x.shape[1]
     for g, idx in zip(sk.groups, index, strict=True):
         p, jac = K.probabilities(g.kind, g.phi, nodes)
         dlog = K.log_derivatives(p, jac)  # (n, K, Q, m)
-        x = design.x[:, g.local]
-        seen = 1.0 if design.mask is None else design.mask[:, g.local]
+        whole = g.local.size == n_s and bool(np.all(g.local == np.arange(n_s)))
+        x = design.x if whole else design.x[:, g.local]
+        correct = x != 0
+        unseen = None if design.mask is None else \
+            (design.mask if whole else design.mask[:, g.local]) == 0
         for col in np.flatnonzero((idx >= 0).any(axis=0)):
-            contrib = x * (post @ dlog[:, 1, :, col].T) \
-                + (seen - x) * (post @ dlog[:, 0, :, col].T)
+            contrib = post @ dlog[:, 0, :, col].T
+            np.copyto(contrib, post @ dlog[:, 1, :, col].T, where=correct)
+            if unseen is not None:
+                contrib[unseen] = 0.0
             ok = idx[:, col] >= 0
             tied = ok & g.tied if col == 0 else np.zeros_like(ok)
             plain = ok & ~tied
-            s[:, idx[plain, col]] += contrib[:, plain]
+            target = idx[plain, col]
+            step = int(target[1] - target[0]) if target.size > 1 else 1
+            if plain.all() and step > 0 and np.array_equal(
+                    target, target[0] + step * np.arange(target.size)):
+                s[:, target[0]: target[-1] + 1: step] = contrib
+            else:
+                s[:, target] += contrib[:, plain]
             if tied.any():
                 s[:, idx[tied, col][0]] += contrib[:, tied].sum(axis=1)
     return s
@@ -1659,6 +1687,8 @@ def _xpd_full(scores: list[_Scores], index: list[NDArray], n_p: int, n_par: int,
     if as_dense:
         s = np.bincount(r * n_par + c, weights=v, minlength=n_p * n_par).reshape(n_p, n_par)
         return s.T @ s
+    import scipy.sparse as sp  # here, not at import: scipy costs ~0.1 s of start-up
+
     s = sp.csr_matrix((v, (r, c)), shape=(n_p, n_par))
     return np.asarray((s.T @ s).toarray())
 
@@ -1815,6 +1845,8 @@ class _Design:
                 self.mask = np.zeros((n_p, n_s), dtype=self.dtype)
                 self.mask[person, item] = 1.0
         else:
+            import scipy.sparse as sp  # here, not at import: scipy costs ~0.1 s of start-up
+
             y = sp.csr_matrix((np.ones(response.size, dtype=self.dtype),
                                (person, item * kmax + response)), shape=(n_p, n_s * kmax))
             y.sum_duplicates()

@@ -10,6 +10,10 @@ from numpy.typing import NDArray
 
 from irt import MODELS, POLYTOMOUS_MODELS
 
+#: Models `calibration.cml.CMLCalibrator` fits (defined here so that naming them, e.g. in the
+#: CLI's choices, does not import the CML module).
+CML_MODELS = ("rasch", "pcm", "rsm")
+
 
 def _check_pair(name: str, pair: tuple[float, float] | None, positive_first: bool) -> None:
     if pair is None:

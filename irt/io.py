@@ -236,43 +236,55 @@ def read_responses_csv(source: str | Path | io.TextIOBase,
 
 
 def _read_responses_arrow(path: Path, keep: tuple[str, ...]) -> ResponseLog | None:
-    """The fast path of `read_responses_csv`, or None when the row reader must decide."""
+    """The fast path of `read_responses_csv`, or None when the row reader must decide.
+
+    The id columns are dictionary-encoded by the parser itself (each block of the file in
+    parallel), so the checks on ids (empty, padded) look at the distinct ids only and the codes
+    arrive as integers. The unified dictionary lists the ids in order of first appearance, the
+    order the row reader numbers them in."""
     try:
         import pyarrow as pa
-        import pyarrow.compute as pc
         from pyarrow import csv as pacsv
     except ImportError:  # pragma: no cover - pyarrow is a dependency; the row reader still works
         return None
     columns = (*RESPONSE_COLUMNS, *keep)
+    codes = pa.dictionary(pa.int32(), pa.string())
     try:
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(encoding="utf8"),
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
-                column_types={"person_id": pa.string(), "item_id": pa.string(),
+                column_types={"person_id": codes, "item_id": codes,
                               "response": pa.int64(), **{c: pa.string() for c in keep}},
                 include_columns=list(columns), strings_can_be_null=False,
                 quoted_strings_can_be_null=False))
+        table = table.unify_dictionaries()
     except (pa.ArrowInvalid, pa.ArrowKeyError, KeyError, ValueError, OSError):
         return None
     if table.num_rows == 0 or table.column("response").null_count:
         return None
-    ids = []
+    ids: list[tuple[str, ...]] = []
+    indices: list[NDArray[np.int64]] = []
     for col in ("person_id", "item_id"):
-        arr = table.column(col).combine_chunks()
-        if arr.null_count or pc.any(pc.equal(pc.utf8_length(arr), 0)).as_py() or \
-                not pc.all(pc.equal(pc.utf8_trim_whitespace(arr), arr)).as_py():
+        chunked = table.column(col)
+        if chunked.null_count:
             return None
-        ids.append(arr.dictionary_encode())
+        names = tuple(chunked.chunk(0).dictionary.to_pylist())
+        if any(not name or name.strip() != name for name in names):
+            return None
+        index = np.empty(table.num_rows, dtype=np.int64)
+        lo = 0
+        for chunk in chunked.chunks:  # int32 codes widened into one array, one copy
+            index[lo: lo + len(chunk)] = chunk.indices.to_numpy(zero_copy_only=False)
+            lo += len(chunk)
+        ids.append(names)
+        indices.append(index)
     response = table.column("response").to_numpy()
     if response.min() < 0:
         return None
-    person_enc, item_enc = ids
-    person = person_enc.indices.to_numpy().astype(np.int64)
-    item = item_enc.indices.to_numpy().astype(np.int64)
-    persons = tuple(person_enc.dictionary.to_pylist())
-    items = tuple(item_enc.dictionary.to_pylist())
+    persons, items = ids
+    person, item = indices
     _refuse_duplicates(str(path), person, item, persons, items, None)
     data = SparseResponses(person, item, response.astype(np.int64, copy=False), len(persons),
                            len(items))
@@ -280,7 +292,7 @@ def _read_responses_arrow(path: Path, keep: tuple[str, ...]) -> ResponseLog | No
     return ResponseLog(persons, items, data, extra, None)
 
 
-#: Up to this many person × item cells the duplicate check counts cells instead of sorting.
+#: Up to this many person × item cells the duplicate check marks cells instead of sorting.
 _COUNTING_CELLS = 1 << 25
 
 
@@ -288,10 +300,14 @@ def _refuse_duplicates(name: str, person: NDArray[np.int64], item: NDArray[np.in
                        persons: Sequence[str], items: Sequence[str],
                        lines: NDArray[np.int64] | None) -> None:
     """`FormatError` naming the lines of the first repeated (person, item) pair."""
-    key = person * max(len(items), 1) + item
+    key = person * max(len(items), 1)
+    key += item
     cells = len(persons) * max(len(items), 1)
-    if cells <= _COUNTING_CELLS and np.bincount(key, minlength=cells).max(initial=0) <= 1:
-        return
+    if cells <= _COUNTING_CELLS:  # no repeat iff as many distinct cells as rows
+        seen = np.zeros(cells, dtype=np.bool_)
+        seen[key] = True
+        if np.count_nonzero(seen) == key.size:
+            return
     order = np.argsort(key, kind="stable")
     dup = np.flatnonzero(np.diff(key[order]) == 0)
     if dup.size:

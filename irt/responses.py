@@ -9,12 +9,15 @@ logs look (most entries missing) and what the long-format CSV holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from irt.params import Bank
+
+if TYPE_CHECKING:  # imported where used: scipy costs ~0.1 s of start-up
+    import scipy.sparse as sp
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +87,8 @@ class SparseResponses:
 
     def onehot(self, n_categories: int) -> sp.csr_matrix:
         """CSR indicator matrix ``(n_persons, n_items · K)``: column ``item · K + response``."""
+        import scipy.sparse as sp
+
         cols = self.item * n_categories + self.response
         data = np.ones(self.n_responses)
         return sp.csr_matrix((data, (self.person, cols)),

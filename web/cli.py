@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import pkgutil
 import sys
 from collections.abc import Sequence
 
@@ -59,6 +58,8 @@ class CommandError(Exception):
 
 def _all_modules() -> list[str]:
     """Every command module, sorted (``db`` registers before ``dbdump`` adds to it)."""
+    import pkgutil  # only when a command is missing from COMMANDS: not on every start-up
+
     return sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
 
 

@@ -24,15 +24,18 @@ import csv
 import math
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm import tqdm
 
 from calibration import EMProgress, ItemSpec, MMLCalibrator, Priors
-from calibration.cml import CML_MODELS, CMLCalibrator
+from calibration.results import CML_MODELS
 from calibration.spec import read_item_specs
 from irt import DICHOTOMOUS_MODELS, MODELS, RASCH_MODELS
 from irt.io import read_items_csv, read_responses_csv, write_items_csv
+
+if TYPE_CHECKING:  # imported when a bar is shown (--quiet runs skip it)
+    from tqdm import tqdm
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -104,6 +107,8 @@ class _Bars:
         if self.quiet:
             return
         if p.skill != self.skill:
+            from tqdm import tqdm
+
             self.close()
             self.skill = p.skill
             self.bar = tqdm(total=p.max_iter, desc=f"EM {p.skill}", unit="cycle",
@@ -160,6 +165,8 @@ def _run_cml(args: argparse.Namespace, started: float) -> int:
     if args.items or args.anchors:
         raise ValueError("--method cml takes no --items or --anchors (CML fits one scale; "
                          "link to a bank afterwards with `proficio link`)")
+    from calibration.cml import CMLCalibrator  # imported here: MML runs do without it
+
     log = read_responses_csv(args.responses)
     if log.data.n_responses == 0:
         raise ValueError(f"{args.responses}: no responses")
