@@ -18,15 +18,25 @@ candidates with pre-knowledge of 25 % of the bank (those answered correctly in h
 The power of pre-knowledge detection is bounded by `power_bound`: the Neyman–Pearson likelihood
 ratio of the simulated alternative (θ and τ integrated out) and an oracle knowing θ and τ.
 
+Per test length (`--lengths`): the same note study — same seed 20261204, hence the same bank
+and response-time model, for every length — with CATs of each length; the quoted false-positive
+rate of a length is measured on 10,000 fresh honest simulees of that length, and its thresholds
+are printed as `web.services.forensics.THRESHOLDS_BY_LENGTH`. `--between` then checks, on
+10,000 fresh honest simulees of each length between the studied ones, the share noted at the
+thresholds of the studied length just below and just above against the rates those entries
+quote (`between_study`).
+
     .venv/bin/python benchmarks/bench_forensics.py [--replications 10] [--months 12]
-    .venv/bin/python benchmarks/bench_forensics.py --notes-only   # note study + bound, ~20 s
+    .venv/bin/python benchmarks/bench_forensics.py --notes-only   # note study + bound, ~30 s
+    .venv/bin/python benchmarks/bench_forensics.py --lengths 10,15,20,25,30,40,50,60,80,100 \
+        --between 12,17,22,27,35,45,55,70,90                      # ~6 min
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +44,7 @@ from numpy.typing import NDArray
 import engine
 import irt
 from calibration.forensics import (
+    IntegrityThresholds,
     choose_thresholds,
     integrity_evidence,
     integrity_notes,
@@ -66,8 +77,9 @@ def make_bank(rng: np.random.Generator) -> tuple[irt.Bank, NDArray, NDArray]:
     return bank, rng.normal(3.9, 0.35, N_ITEMS), rng.uniform(1.5, 2.5, N_ITEMS)
 
 
-def run_cat(bank: irt.Bank, answers: NDArray, theta: NDArray, seed: int) -> Traffic:
-    bp = engine.Blueprint(se_target=None, min_items=TEST_LENGTH, max_items=TEST_LENGTH,
+def run_cat(bank: irt.Bank, answers: NDArray, theta: NDArray, seed: int,
+            length: int = TEST_LENGTH) -> Traffic:
+    bp = engine.Blueprint(se_target=None, min_items=length, max_items=length,
                           exposure=engine.strategies.Randomesque(5), seed=seed)
     res = simulate(engine.CatEngine(bank, bp), theta, answers=answers)
     items = res.items[:, 0, :] if res.items.ndim == 3 else res.items
@@ -145,7 +157,8 @@ def leak_study(rng: np.random.Generator, months: int, per_month: int) -> dict[st
 
 
 def candidates(rng: np.random.Generator, bank: irt.Bank, beta: NDArray, alpha: NDArray,
-               n: int, kind: str, rt_fit, speed: float = 0.5) -> tuple[list, float]:
+               n: int, kind: str, rt_fit, speed: float = 0.5, length: int = TEST_LENGTH
+               ) -> tuple[list, float]:
     theta = rng.normal(size=n)
     tau = rng.normal(0, 0.3, n)
     answers = irt.simulate_responses(theta, bank, rng)
@@ -156,7 +169,7 @@ def candidates(rng: np.random.Generator, bank: irt.Bank, beta: NDArray, alpha: N
     elif kind == "preknowledge":
         special = rng.random((n, N_ITEMS)) < 0.25
         answers[special] = 1
-    t = run_cat(bank, answers, theta, seed=int(rng.integers(1 << 31)))
+    t = run_cat(bank, answers, theta, seed=int(rng.integers(1 << 31)), length=length)
     log_t = beta[t.item] - tau[t.person] + rng.standard_normal(t.person.size) / alpha[t.item]
     sp = special[t.person, t.item]
     if kind == "rapid":
@@ -254,9 +267,10 @@ def power_bound(rng: np.random.Generator, n_honest: int = 4000, n_cheat: int = 2
     return out
 
 
-def note_study(rng: np.random.Generator) -> dict[str, float]:
+def note_setup(rng: np.random.Generator) -> tuple[irt.Bank, NDArray, NDArray, object]:
+    """The note study's bank, its true time parameters and the response-time model calibrated
+    on the bank's own (honest) latencies of 3,000 candidates of 30-item CATs."""
     bank, beta, alpha = make_bank(rng)
-    # the response-time model calibrated on the bank's own (honest) latencies
     theta = rng.normal(size=3000)
     t = run_cat(bank, irt.simulate_responses(theta, bank, rng), theta, seed=5)
     tau = rng.normal(0, 0.3, 3000)
@@ -264,16 +278,69 @@ def note_study(rng: np.random.Generator) -> dict[str, float]:
                        + rng.standard_normal(t.person.size) / alpha[t.item])
     rt = fit_lognormal(t.person, t.item, t.seconds, 3000, N_ITEMS,
                        min_responses=RT_MIN_RESPONSES)
-    train, _ = candidates(rng, bank, beta, alpha, 4000, "honest", rt)
+    return bank, beta, alpha, rt
+
+
+#: Fresh honest simulees per length on which the quoted false-positive rate is measured: the
+#: first 2,000 as in the original 30-item study, the rest drawn after the other kinds (so the
+#: detection rows of a length do not depend on this number).
+FRESH_HONEST = 10_000
+
+
+def note_study(rng: np.random.Generator, length: int = TEST_LENGTH,
+               fresh_honest: int = FRESH_HONEST) -> tuple[dict[str, float], IntegrityThresholds]:
+    """Thresholds chosen on 4,000 honest simulees of ``length``-item CATs (target 1 %); the
+    share noted among 2,000 fresh simulees of each kind at the same length, and among
+    ``fresh_honest`` fresh honest ones (the 2,000 and more): the rate the product quotes."""
+    bank, beta, alpha, rt = note_setup(rng)
+    train, _ = candidates(rng, bank, beta, alpha, 4000, "honest", rt, length=length)
     th = choose_thresholds(train, target_rate=0.01)
-    out = {"threshold_rapid": th.rapid_count, "threshold_pk": th.preknowledge_llr,
-           "threshold_lz": th.lz_star, "fpr_train": th.false_positive_rate}
+    out = {"length": length, "threshold_rapid": th.rapid_count,
+           "threshold_pk": th.preknowledge_llr, "threshold_lz": th.lz_star,
+           "fpr_train": th.false_positive_rate}
+    honest: list[bool] = []
     for kind, speed in (("honest", 1.0), ("rapid", 1.0), ("preknowledge", 0.5),
                         ("preknowledge_third", 1 / 3)):
-        ev, share = candidates(rng, bank, beta, alpha, 2000, kind.split("_")[0], rt, speed)
-        out[f"noted_{kind}"] = float(np.mean([bool(integrity_notes(e, th)) for e in ev]))
+        ev, share = candidates(rng, bank, beta, alpha, 2000, kind.split("_")[0], rt, speed,
+                               length=length)
+        noted = [bool(integrity_notes(e, th)) for e in ev]
+        out[f"noted_{kind}"] = float(np.mean(noted))
         out[f"share_{kind}"] = share
-    return out
+        if kind == "honest":
+            honest = noted
+    if fresh_honest > len(honest):
+        ev, _ = candidates(rng, bank, beta, alpha, fresh_honest - len(honest), "honest", rt,
+                           length=length)
+        honest += [bool(integrity_notes(e, th)) for e in ev]
+    out["n_fresh_honest"] = len(honest)
+    out["noted_fresh_honest"] = float(np.mean(honest))
+    # the thresholds as the product stores them: the rate quoted is the fresh honest sample's
+    return out, replace(th, false_positive_rate=out["noted_fresh_honest"],
+                        n_simulated=len(honest))
+
+
+def between_study(table: list[IntegrityThresholds], lengths: list[int],
+                  n: int = FRESH_HONEST) -> list[dict[str, float]]:
+    """Honest simulees of test lengths *between* the studied ones (same bank and time model as
+    the table, seed 20261204 for the set-up, then ``[20261206, length]``): the share noted at
+    the thresholds of the studied length just below and just above, against the rates quoted
+    for those entries."""
+    rows = []
+    for length in lengths:
+        bank, beta, alpha, rt = note_setup(np.random.default_rng(20261204))
+        rng = np.random.default_rng([20261206, length])
+        ev, _ = candidates(rng, bank, beta, alpha, n, "honest", rt, length=length)
+        below = [t for t in table if t.n_answers <= length]
+        above = [t for t in table if t.n_answers >= length]
+        row: dict[str, float] = {"length": length, "n": n}
+        for name, entries in (("below", below[-1:]), ("above", above[:1])):
+            for t in entries:
+                row[f"{name}_length"] = t.n_answers
+                row[f"{name}_quoted"] = t.false_positive_rate
+                row[f"{name}_noted"] = float(np.mean([bool(integrity_notes(e, t))
+                                                      for e in ev]))
+        rows.append(row)
+    return rows
 
 
 def main() -> None:
@@ -285,10 +352,28 @@ def main() -> None:
     ap.add_argument("--notes-only", action="store_true",
                     help="only the candidate-note study (seed 20261204, the product's "
                          "thresholds) and the power bound of pre-knowledge detection")
+    ap.add_argument("--lengths", type=_ints, default=None,
+                    help="comma-separated test lengths: the note study at each (seed "
+                         "20261204 for every length), printed as the product's table")
+    ap.add_argument("--between", type=_ints, default=None,
+                    help="with --lengths: test lengths between the studied ones at which "
+                         "the neighbouring entries' false-positive rates are checked")
     args = ap.parse_args()
     t0 = time.perf_counter()
+    if args.lengths:
+        table = []
+        for length in args.lengths:
+            notes, th = note_study(np.random.default_rng(20261204), length)
+            table.append(th)
+            print(f"--- {length}-item CATs ({time.perf_counter() - t0:.0f} s)")
+            print_notes(notes)
+        print_table(table)
+        if args.between:
+            print_between(between_study(table, args.between))
+        print(f"({time.perf_counter() - t0:.0f} s)")
+        return
     if args.notes_only:
-        print_notes(note_study(np.random.default_rng(20261204)))
+        print_notes(note_study(np.random.default_rng(20261204))[0])
         b = power_bound(np.random.default_rng(20261205))
         print("upper bounds on pre-knowledge power (25 % known, half time), at 0.6 % / 1 % "
               "false positives:")
@@ -312,8 +397,15 @@ def main() -> None:
           f"times: {np.mean([r['rt_items'] for r in rows]):.0f} of {N_ITEMS}): beta RMSE "
           f"{np.mean([r['rt_beta_rmse'] for r in rows]):.3f}, alpha RMSE "
           f"{np.mean([r['rt_alpha_rmse'] for r in rows]):.3f}")
-    print_notes(note_study(rng))
+    print_notes(note_study(rng)[0])
     print(f"({time.perf_counter() - t0:.0f} s)")
+
+
+def _ints(text: str) -> list[int]:
+    values = sorted({int(v) for v in text.split(",") if v.strip()})
+    if not values or values[0] < 2:
+        raise argparse.ArgumentTypeError("test lengths are integers >= 2")
+    return values
 
 
 def print_notes(notes: dict[str, float]) -> None:
@@ -322,12 +414,50 @@ def print_notes(notes: dict[str, float]) -> None:
           f"{notes['threshold_pk']:.2f}, lz* <= {notes['threshold_lz']:.2f}")
     print(f"  honest candidates with a note: {notes['noted_honest']:.2%} "
           f"(training {notes['fpr_train']:.2%})")
+    if notes.get("n_fresh_honest", 0) > 2000:
+        lo, hi = rate_interval(notes["noted_fresh_honest"], int(notes["n_fresh_honest"]))
+        print(f"  ... among {notes['n_fresh_honest']:,} fresh honest candidates (these 2,000 "
+              f"and more): {notes['noted_fresh_honest']:.2%} (95 % interval {lo:.2%}-{hi:.2%})")
     print(f"  rapid guessers ({notes['share_rapid']:.0%} of answers): "
           f"{notes['noted_rapid']:.1%} noted")
     print(f"  pre-knowledge ({notes['share_preknowledge']:.0%} of answers, known items in half "
           f"the usual time): {notes['noted_preknowledge']:.1%} noted")
     print(f"  pre-knowledge ({notes['share_preknowledge_third']:.0%} of answers, in a third of "
           f"the usual time): {notes['noted_preknowledge_third']:.1%} noted")
+
+
+def rate_interval(rate: float, n: int) -> tuple[float, float]:
+    """Clopper-Pearson 95 % interval of a share ``rate`` of ``n``."""
+    from scipy.stats import beta
+
+    k = round(rate * n)
+    lo = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(0.975, k + 1, n - k))
+    return lo, hi
+
+
+def print_table(table: list[IntegrityThresholds]) -> None:
+    """The table as `web.services.forensics.THRESHOLDS_BY_LENGTH` holds it."""
+    print("THRESHOLDS_BY_LENGTH = (")
+    for t in table:
+        print(f"    IntegrityThresholds(n_answers={t.n_answers}, rapid_count={t.rapid_count}, "
+              f"preknowledge_llr={t.preknowledge_llr:.4f}, lz_star={t.lz_star:.4f}, "
+              f"false_positive_rate={t.false_positive_rate:.4f}, "
+              f"n_simulated={t.n_simulated}),")
+    print(")")
+
+
+def print_between(rows: list[dict[str, float]]) -> None:
+    print("honest simulees between the studied lengths: noted / quoted at the entry below "
+          "and above")
+    for r in rows:
+        parts = [f"  {r['length']:>3} answers (n = {r['n']}):"]
+        for name in ("below", "above"):
+            if f"{name}_length" in r:
+                lo, hi = rate_interval(r[f"{name}_noted"], int(r["n"]))
+                parts.append(f"{name} ({r[f'{name}_length']}) {r[f'{name}_noted']:.2%} "
+                             f"[{lo:.2%}-{hi:.2%}] / {r[f'{name}_quoted']:.2%}")
+        print("  ".join(parts))
 
 
 if __name__ == "__main__":

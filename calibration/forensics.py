@@ -188,13 +188,17 @@ class IntegrityEvidence:
 @dataclass(frozen=True)
 class IntegrityThresholds:
     """Where a statistic becomes a note, with the share of simulated honest candidates that
-    cross it (the false-positive rate a report may quote)."""
+    cross it (the false-positive rate a report may quote), measured on ``n_simulated``
+    simulees of tests of ``n_answers`` scored answers — the null distributions of the
+    rapid-guess count and of the pre-knowledge statistic depend on the number of answers, so
+    a rate holds for the test length it was measured at."""
 
     rapid_count: int
     preknowledge_llr: float
     lz_star: float
     false_positive_rate: float
     n_simulated: int
+    n_answers: int
 
 
 def rapid_guesses(seconds: ArrayLike, typical_seconds: ArrayLike) -> NDArray[np.bool_]:
@@ -325,32 +329,38 @@ def integrity_evidence(correct: ArrayLike, p_correct: ArrayLike, seconds: ArrayL
 
 @dataclass(frozen=True)
 class IntegrityNote:
-    """A neutral note for the report, with the measured false-positive rate behind it."""
+    """A neutral note for the report, with the measured false-positive rate behind it and the
+    test length (number of answers) it was measured at."""
 
     kind: str          # 'rapid_guessing' | 'preknowledge' | 'aberrant_pattern'
     text: str
     false_positive_rate: float
+    measured_n_answers: int
 
 
 def integrity_notes(evidence: IntegrityEvidence, thresholds: IntegrityThresholds
                     ) -> tuple[IntegrityNote, ...]:
-    fpr = thresholds.false_positive_rate
+    """The notes ``evidence`` earns at ``thresholds``, each quoting their false-positive rate.
+    Which thresholds fit a candidate's number of answers is the caller's choice
+    (`thresholds_for`)."""
+    measured = thresholds.false_positive_rate, thresholds.n_answers
     notes = []
     if evidence.rapid >= thresholds.rapid_count:
         notes.append(IntegrityNote(
             "rapid_guessing",
             f"{evidence.rapid} of {evidence.n_answers} answers were much faster than anyone "
-            f"usually needs to read the question; the score may understate ability.", fpr))
+            f"usually needs to read the question; the score may understate ability.", *measured))
     if evidence.preknowledge_llr >= thresholds.preknowledge_llr:
         notes.append(IntegrityNote(
             "preknowledge",
             "Several answers were correct and much faster than usual on questions this "
-            "candidate would often miss; the score may overstate ability.", fpr))
+            "candidate would often miss; the score may overstate ability.", *measured))
     if evidence.lz_star is not None and evidence.lz_star <= thresholds.lz_star:
         notes.append(IntegrityNote(
             "aberrant_pattern",
             "The pattern of right and wrong answers is unusual for this score (for example "
-            "hard questions right and easy ones wrong); the score may be less reliable.", fpr))
+            "hard questions right and easy ones wrong); the score may be less reliable.",
+            *measured))
     return tuple(notes)
 
 
@@ -361,6 +371,8 @@ def choose_thresholds(honest: Sequence[IntegrityEvidence], *, target_rate: float
 
     The budget is split by how rare each statistic is among honest candidates: rapid guesses
     (a count that is almost always 0) get a tenth, pre-knowledge six tenths, lz* three tenths.
+    The simulees should all have the same number of answers (one test length: the thresholds'
+    ``n_answers``, the smallest if they differ).
     """
     if len(honest) < 100:
         raise ValueError("choose thresholds from at least 100 simulated honest candidates")
@@ -376,4 +388,25 @@ def choose_thresholds(honest: Sequence[IntegrityEvidence], *, target_rate: float
     flagged = (rapid >= rapid_count) | (pk >= pk_limit) | (np.nan_to_num(lz, nan=np.inf)
                                                            <= lz_limit)
     return IntegrityThresholds(rapid_count, pk_limit, lz_limit, float(flagged.mean()),
-                               len(honest))
+                               len(honest), min(e.n_answers for e in honest))
+
+
+def thresholds_for(n_answers: int, table: Sequence[IntegrityThresholds]
+                   ) -> IntegrityThresholds | None:
+    """The entry of ``table`` (thresholds per studied test length) that judges a candidate with
+    ``n_answers`` scored answers: the one studied at the *nearest length at or above*
+    ``n_answers``; None — no note — below the shortest or above the longest studied length,
+    where no false-positive rate has been measured.
+
+    Why at or above: of the three statistics, two have null tails that grow with the number of
+    answers — the chance of ≥ k rapid guesses, and lz*'s lower quantile (its thresholds fall from
+    about −1.9 at 10 answers to −2.7 at 60 in the study) — so thresholds chosen for a longer test
+    flag a shorter one's honest candidates no more often; the pre-knowledge limit shows no trend
+    with length. The per-length study checks the rule at nine lengths between the studied ones
+    (`benchmarks/bench_forensics.py --between`, 10,000 honest simulees each; benchmarks/
+    RESULTS.md): the rate the entry quotes was inside the 95 % interval of the share actually
+    noted, or above it, at all nine; with the entry *below* it fell under the interval twice."""
+    entries = sorted(table, key=lambda t: t.n_answers)
+    if not entries or n_answers < entries[0].n_answers:
+        return None
+    return next((t for t in entries if t.n_answers >= n_answers), None)

@@ -117,6 +117,11 @@ class ItemAlarm(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+#: Test length at which the false-positive rate of notes stored before per-length thresholds
+#: (one set, chosen on 30-item adaptive tests; benchmarks/RESULTS.md, issue 17) was measured.
+LEGACY_MEASURED_N_ANSWERS = 30
+
+
 class SessionIntegrity(Base):
     """Integrity evidence of one finished session and the notes the recruiter sees."""
 
@@ -129,5 +134,15 @@ class SessionIntegrity(Base):
     rapid: Mapped[int] = mapped_column(Integer)
     preknowledge_llr: Mapped[float] = mapped_column(Float)
     lz_star: Mapped[float | None] = mapped_column(Float)
-    #: ``[{"kind", "text", "false_positive_rate"}]`` (`calibration.forensics.IntegrityNote`).
+    #: ``[{"kind", "text", "false_positive_rate", "measured_n_answers"}]``
+    #: (`calibration.forensics.IntegrityNote`): the rate quoted and the test length it was
+    #: measured at. Rows stored before the thresholds were chosen per test length have no
+    #: ``measured_n_answers``; read them through `stored_notes`.
     notes: Mapped[list[Any]] = mapped_column(default=list)
+
+    def stored_notes(self) -> tuple[dict[str, Any], ...]:
+        """The notes as stored, each with the rate it was stored with; a note stored without
+        ``measured_n_answers`` gets `LEGACY_MEASURED_N_ANSWERS` (the one set of thresholds
+        used then was chosen and measured on 30-item tests)."""
+        return tuple({"measured_n_answers": LEGACY_MEASURED_N_ANSWERS, **n}
+                     for n in self.notes or ())

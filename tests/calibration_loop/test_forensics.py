@@ -10,6 +10,7 @@ import pytest
 
 from calibration.forensics import (
     IntegrityEvidence,
+    IntegrityThresholds,
     answer_llr,
     choose_thresholds,
     cusum_path,
@@ -18,6 +19,7 @@ from calibration.forensics import (
     monitor_item,
     preknowledge_mixture_llr,
     rapid_guesses,
+    thresholds_for,
 )
 
 
@@ -75,6 +77,36 @@ def test_thresholds_hold_their_false_positive_rate_and_notes_are_neutral():
     assert [n.kind for n in notes] == ["preknowledge"]
     assert "may overstate" in notes[0].text and notes[0].false_positive_rate == \
         th.false_positive_rate
+    assert th.n_answers == 30 and notes[0].measured_n_answers == 30
+
+
+def _entry(n_answers: int, rate: float) -> IntegrityThresholds:
+    return IntegrityThresholds(rapid_count=2, preknowledge_llr=2.0, lz_star=-2.5,
+                               false_positive_rate=rate, n_simulated=10_000,
+                               n_answers=n_answers)
+
+
+def test_thresholds_for_takes_the_nearest_studied_length_at_or_above():
+    table = (_entry(30, 0.009), _entry(10, 0.011), _entry(20, 0.008))  # order does not matter
+    picked = {n: (None if (t := thresholds_for(n, table)) is None else t.n_answers)
+              for n in (0, 9, 10, 11, 19, 20, 21, 29, 30, 31, 200)}
+    assert picked == {0: None, 9: None, 10: 10, 11: 20, 19: 20, 20: 20, 21: 30, 29: 30,
+                      30: 30, 31: None, 200: None}
+    assert thresholds_for(15, ()) is None
+
+
+def test_a_note_quotes_the_rate_of_the_entry_that_judged_it():
+    """Same evidence, tables that differ in the entry a 25-answer session falls to: each note
+    quotes that entry's rate and length, not another entry's."""
+    rapid = IntegrityEvidence(25, 3, 0.0, None)
+    for table, used in (((_entry(20, 0.004), _entry(25, 0.013), _entry(30, 0.007)), 25),
+                        ((_entry(20, 0.004), _entry(30, 0.007)), 30)):
+        th = thresholds_for(rapid.n_answers, table)
+        assert th is not None and th.n_answers == used
+        (note,) = integrity_notes(rapid, th)
+        assert note.kind == "rapid_guessing"
+        assert (note.false_positive_rate, note.measured_n_answers) == \
+            ({t.n_answers: t.false_positive_rate for t in table}[used], used)
 
 
 def test_lengths_must_agree():

@@ -330,20 +330,99 @@ def test_integrity_note_for_rapid_guessing_not_for_an_honest_session(fsite: Site
     assert (n_timed, _json(notes)) == (12, [])  # judged, with times, no note
     page = c.get(f"/recruiter/sessions/{rapid.sessions[0]}").data.decode()
     assert "much faster than anyone usually needs" in page
-    # the measured false-positive rate behind the thresholds (0.85 % since issue 17's re-choice)
-    assert f"{100 * forensics.THRESHOLDS.false_positive_rate:.2f} %" in page
+    # 12 answers: judged by the entry of the nearest studied length at or above, 15 answers,
+    # and the note quotes the false-positive rate measured for that entry
+    table = {t.n_answers: t for t in forensics.THRESHOLDS_BY_LENGTH}
+    used = table[15]
+    assert used.false_positive_rate != table[10].false_positive_rate, \
+        "the 10- and 15-answer entries quote the same rate: this test cannot tell them apart"
+    assert f"{100 * used.false_positive_rate:.2f} %" in page
+    assert f"{100 * table[10].false_positive_rate:.2f} %" not in page
+    assert "15-question adaptive tests" in page and "a test of 12 answers" in page
     api = c.get(f"/api/v1/reports/{rapid.sessions[0]}").json
     assert [n["kind"] for n in api["integrity_notes"]][:1] == ["rapid_guessing"]
-    assert api["integrity_notes"][0]["false_positive_rate"] == forensics.THRESHOLDS \
-        .false_positive_rate
+    assert {(n["false_positive_rate"], n["measured_n_answers"])
+            for n in api["integrity_notes"]} == {(used.false_positive_rate, 15)}
     assert c.get(f"/api/v1/reports/{honest.sessions[0]}").json["integrity_notes"] == []
-    stored = fsite.sql("SELECT rapid, notes FROM session_integrity WHERE session_id = :s",
-                       s=rapid.sessions[0])
-    assert stored and stored[0][0] >= 2
+    stored = fsite.sql("SELECT n_answers, rapid, notes FROM session_integrity "
+                       "WHERE session_id = :s", s=rapid.sessions[0])
+    assert stored and stored[0][0] == 12 and stored[0][1] >= 2
+    notes = _json(stored[0][2])
+    assert isinstance(notes, list) and {n["measured_n_answers"] for n in notes} == {15}
     with fapp.app_context():
         from web.db import get_db
 
         assert get_db().get(BankMonitor, fsite.bank_id()) is not None
+
+
+def test_integrity_notes_only_for_test_lengths_whose_rate_was_measured(fsite: Site,
+                                                                         fapp: Flask):
+    """A session shorter than the shortest studied length gets no note, rapid guesses or
+    not (no false-positive rate was measured for it); its evidence is still stored."""
+    eng = create_db_engine(fsite.url)
+    try:
+        with transaction(eng) as db:
+            forensics.monitor_bank(db, fsite.bank_id())
+    finally:
+        eng.dispose()
+    shortest = forensics.THRESHOLDS_BY_LENGTH[0].n_answers
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    short = simulate_traffic(fsite, 1, seed=12, start=start, leak_share=0.0, rapid_share=0.6,
+                             items_per_session=shortest - 2)
+    just = simulate_traffic(fsite, 1, seed=12, start=start, leak_share=0.0, rapid_share=0.6,
+                            items_per_session=shortest)
+    c = _client(fapp, fsite, "recruiter")
+    assert "much faster than anyone usually needs" not in \
+        c.get(f"/recruiter/sessions/{short.sessions[0]}").data.decode()
+    assert "much faster than anyone usually needs" in \
+        c.get(f"/recruiter/sessions/{just.sessions[0]}").data.decode()
+    rows = dict((sid, (n, rapid, _json(notes))) for sid, n, rapid, notes in fsite.sql(
+        "SELECT session_id, n_answers, rapid, notes FROM session_integrity "
+        "WHERE session_id IN (:a, :b)", a=short.sessions[0], b=just.sessions[0]))
+    n, rapid, notes = rows[short.sessions[0]]
+    assert (n, notes) == (shortest - 2, []) and rapid >= 2
+    n, rapid, notes = rows[just.sessions[0]]
+    assert n == shortest and rapid >= 2
+    assert isinstance(notes, list) and {x["measured_n_answers"] for x in notes} == {shortest}
+
+
+def test_integrity_notes_stored_before_per_length_thresholds_keep_their_rate(fsite: Site,
+                                                                             fapp: Flask):
+    """A row stored with the one 30-item set of thresholds (no measured_n_answers) is shown
+    with the rate it was stored with, as measured on 30-question tests."""
+    from item_bank.forensics_models import SessionIntegrity
+
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    old = simulate_traffic(fsite, 1, seed=13, start=start, leak_share=0.0)
+    eng = create_db_engine(fsite.url)
+    try:
+        with transaction(eng) as db:
+            db.add(SessionIntegrity(
+                session_id=old.sessions[0], n_answers=12, n_timed=12, rapid=3,
+                preknowledge_llr=0.0, lz_star=None,
+                notes=[{"kind": "rapid_guessing", "text": "3 of 12 answers were much faster "
+                        "than anyone usually needs to read the question.",
+                        "false_positive_rate": 0.0085}]))
+    finally:
+        eng.dispose()
+    c = _client(fapp, fsite, "recruiter")
+    page = c.get(f"/recruiter/sessions/{old.sessions[0]}").data.decode()
+    assert "0.85 %" in page and "30-question adaptive tests" in page
+    (note,) = c.get(f"/api/v1/reports/{old.sessions[0]}").json["integrity_notes"]
+    assert (note["false_positive_rate"], note["measured_n_answers"]) == (0.0085, 30)
+
+
+def test_the_products_table_is_one_entry_per_studied_length():
+    """`THRESHOLDS_BY_LENGTH` as the per-length study prints it: lengths increasing, each rate
+    measured on 10,000 fresh honest simulees, shortest 10 and longest 100 answers (the
+    documented range of sessions that get notes)."""
+    from calibration.forensics import thresholds_for
+
+    table = forensics.THRESHOLDS_BY_LENGTH
+    lengths = [t.n_answers for t in table]
+    assert lengths == sorted(set(lengths)) and (lengths[0], lengths[-1]) == (10, 100)
+    assert all(t.n_simulated == 10_000 and 0 < t.false_positive_rate < 0.05 for t in table)
+    assert thresholds_for(9, table) is None and thresholds_for(101, table) is None
 
 
 def _invite(site: Site, slug: str, email: str | None = None) -> str:

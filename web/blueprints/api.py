@@ -354,7 +354,12 @@ class IntegrityNoteSchema(Schema):
     kind = fields.String(metadata={"description": "rapid_guessing, preknowledge or "
                                                   "aberrant_pattern"})
     text = fields.String()
-    false_positive_rate = fields.Float()
+    false_positive_rate = fields.Float(metadata={
+        "description": "Share of simulated honest candidates who get a note at the thresholds "
+                       "used, measured on adaptive tests of measured_n_answers answers"})
+    measured_n_answers = fields.Integer(metadata={
+        "description": "Test length (answers) of the simulated honest candidates the rate was "
+                       "measured on: the studied length that judged this session"})
 
 
 class ReportSchema(Schema):

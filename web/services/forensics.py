@@ -25,9 +25,12 @@ when ``PROFICIO_MONITOR_AFTER_SESSION`` is on (`request_after_session`).
 **Integrity notes** (`session_integrity`): for a finished session, the answers' probabilities at
 the ability estimated without each answer, time residuals against the bank's stored response-time
 fit, rapid guesses, the pre-knowledge statistic and lz* (`calibration.forensics.
-integrity_evidence`), turned into neutral notes at `THRESHOLDS` — thresholds chosen on simulated
-honest candidates (`benchmarks/bench_forensics.py`), with the measured false-positive rate the
-report quotes. Computed once when a report is first shown and stored (`SessionIntegrity`).
+integrity_evidence`), turned into neutral notes at the thresholds of `THRESHOLDS_BY_LENGTH` for
+the session's number of scored answers (`calibration.forensics.thresholds_for`) — thresholds
+chosen on simulated honest candidates of tests of that length (`benchmarks/bench_forensics.py`),
+with the false-positive rate measured at that length, which the report quotes. Computed once
+when a report is first shown and stored (`SessionIntegrity`), with the rate and the length it
+was measured at.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from calibration.forensics import (
     loo_eap_probabilities,
     monitor_item,
     rapid_guesses,
+    thresholds_for,
 )
 from irt.person_fit import lz_star
 from irt.response_time import fit_lognormal, loo_time_residuals
@@ -79,13 +83,42 @@ RT_MIN_RESPONSES = 20
 FAST_Z = -1.0
 FINISHED = ("completed", "timed_out")
 DICHOTOMOUS = {"1pl", "rasch", "2pl", "3pl", "4pl"}
-#: Integrity-note thresholds chosen by `calibration.forensics.choose_thresholds` (target 1 %)
-#: on 4,000 simulated honest candidates of 30-item adaptive tests, and the share of 2,000 fresh
-#: honest simulees who get a note at them — the false-positive rate the report quotes
-#: (`note_study` of benchmarks/bench_forensics.py, seed 20261204, `--notes-only`;
-#: benchmarks/RESULTS.md). The pre-knowledge limit is on `preknowledge_mixture_llr`.
-THRESHOLDS = IntegrityThresholds(rapid_count=2, preknowledge_llr=2.2687, lz_star=-2.4662,
-                                 false_positive_rate=0.0085, n_simulated=2000)
+#: Integrity-note thresholds per test length: for each studied length, chosen by
+#: `calibration.forensics.choose_thresholds` (target 1 %) on 4,000 simulated honest candidates
+#: of adaptive tests of that many answers, with the share of 10,000 fresh honest simulees of
+#: the same length who get a note at them — the false-positive rate the report quotes. This
+#: command prints the table (seed 20261204 for every length; benchmarks/RESULTS.md, issue 17,
+#: "Integrity notes per test length"):
+#:
+#:     PYTHONPATH=. .venv/bin/python benchmarks/bench_forensics.py \
+#:         --lengths 10,15,20,25,30,40,50,60,80,100 --between 12,17,22,27,35,45,55,70,90
+#:
+#: A session is judged by `calibration.forensics.thresholds_for`: the
+#: entry of the nearest studied length at or above its number of scored answers; shorter than
+#: 10 or longer than 100 answers, no note. The pre-knowledge limit is on
+#: `preknowledge_mixture_llr`.
+THRESHOLDS_BY_LENGTH: tuple[IntegrityThresholds, ...] = (
+    IntegrityThresholds(n_answers=10, rapid_count=2, preknowledge_llr=2.1102, lz_star=-1.9251,
+                        false_positive_rate=0.0116, n_simulated=10_000),
+    IntegrityThresholds(n_answers=15, rapid_count=2, preknowledge_llr=2.0505, lz_star=-2.2555,
+                        false_positive_rate=0.0122, n_simulated=10_000),
+    IntegrityThresholds(n_answers=20, rapid_count=2, preknowledge_llr=1.9547, lz_star=-2.1685,
+                        false_positive_rate=0.0128, n_simulated=10_000),
+    IntegrityThresholds(n_answers=25, rapid_count=2, preknowledge_llr=2.5016, lz_star=-2.3769,
+                        false_positive_rate=0.0078, n_simulated=10_000),
+    IntegrityThresholds(n_answers=30, rapid_count=2, preknowledge_llr=2.2687, lz_star=-2.4662,
+                        false_positive_rate=0.0109, n_simulated=10_000),
+    IntegrityThresholds(n_answers=40, rapid_count=2, preknowledge_llr=2.3305, lz_star=-2.6597,
+                        false_positive_rate=0.0068, n_simulated=10_000),
+    IntegrityThresholds(n_answers=50, rapid_count=2, preknowledge_llr=2.3622, lz_star=-2.6698,
+                        false_positive_rate=0.0072, n_simulated=10_000),
+    IntegrityThresholds(n_answers=60, rapid_count=2, preknowledge_llr=2.1607, lz_star=-2.7497,
+                        false_positive_rate=0.0102, n_simulated=10_000),
+    IntegrityThresholds(n_answers=80, rapid_count=2, preknowledge_llr=2.2603, lz_star=-2.6799,
+                        false_positive_rate=0.0086, n_simulated=10_000),
+    IntegrityThresholds(n_answers=100, rapid_count=2, preknowledge_llr=2.1904, lz_star=-2.6554,
+                        false_positive_rate=0.0112, n_simulated=10_000),
+)
 ALARM_ACTIONS = {"dismiss": "dismissed", "hold": "held", "retire": "retired"}
 
 
@@ -616,13 +649,15 @@ def session_integrity(db: Session, session_id: int, bank_id: int) -> IntegrityVi
                                       answers.typical if has_times else None, answers.lz,
                                       alpha=answers.alpha if has_times else None,
                                       sigma_tau=answers.sigma_tau if has_times else None)
-        notes = integrity_notes(evidence, THRESHOLDS)
+        thresholds = thresholds_for(evidence.n_answers, THRESHOLDS_BY_LENGTH)
+        notes = () if thresholds is None else integrity_notes(evidence, thresholds)
         row = SessionIntegrity(
             session_id=session_id, n_answers=evidence.n_answers,
             n_timed=int(np.sum(np.isfinite(answers.z))), rapid=evidence.rapid,
             preknowledge_llr=evidence.preknowledge_llr, lz_star=evidence.lz_star,
             notes=[{"kind": n.kind, "text": n.text,
-                    "false_positive_rate": n.false_positive_rate} for n in notes])
+                    "false_positive_rate": n.false_positive_rate,
+                    "measured_n_answers": n.measured_n_answers} for n in notes])
         try:
             with db.begin_nested():
                 db.add(row)
@@ -630,7 +665,7 @@ def session_integrity(db: Session, session_id: int, bank_id: int) -> IntegrityVi
             row = db.get(SessionIntegrity, session_id)
             if row is None:
                 return None
-    return IntegrityView(row.n_answers, row.n_timed, row.rapid, tuple(row.notes or ()))
+    return IntegrityView(row.n_answers, row.n_timed, row.rapid, row.stored_notes())
 
 
 def ensure_integrity(organisation_id: int, session_id: int) -> IntegrityView | None:

@@ -175,7 +175,8 @@ class CandidateReport:
     #: Test security (issue 17): answers left out of the score as rapid guesses
     #: (effort-moderated scoring); for a retake, the earlier sessions of the same person and how
     #: many items seen there this test left out; the integrity notes stored for the session
-    #: (`web.services.forensics.session_integrity`: ``kind``, ``text``, ``false_positive_rate``).
+    #: (`web.services.forensics.session_integrity`: ``kind``, ``text``, ``false_positive_rate``,
+    #: ``measured_n_answers``).
     unscored_answers: int = 0
     retake_of: tuple[int, ...] = ()
     excluded_seen_items: int = 0
@@ -301,7 +302,7 @@ def _report(db: Session, row: CandidateSession, group: NormGroup) -> CandidateRe
                            current_review(db, row.id), len(row.unscored_positions or ()),
                            tuple(e.session_id for e in earlier),
                            len((row.blueprint or {}).get("exclude_items", ())),
-                           tuple(integrity.notes or ()) if integrity is not None else ())
+                           integrity.stored_notes() if integrity is not None else ())
 
 
 def _iso(t: dt.datetime | None) -> str | None:
