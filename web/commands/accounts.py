@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from engine import Blueprint
-from item_bank import db, repository
+from item_bank import repository
 from item_bank.forensics_models import DEFAULT_RETAKE_WINDOW_DAYS, check_security
 from item_bank.models import (
     LANGUAGES,
@@ -26,7 +26,7 @@ from item_bank.models import (
 )
 from item_bank.security import new_password
 from item_bank.stacks import STACKS, excluding_stacks
-from web.commands.db import add_url_option, open_engine
+from web.commands.db import add_url_option, database
 from web.services import accounts, audit
 from web.services.feasibility import (
     DEFAULT_MAX_EXPOSURE,
@@ -178,28 +178,20 @@ def _organisation(session, slug: str) -> Organisation:
 
 
 def create_org(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            repository.create_organisation(session, args.slug, args.name)
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        repository.create_organisation(session, args.slug, args.name)
     print(f"organisation {args.slug!r} created")
     return 0
 
 
 def create_staff(args: argparse.Namespace) -> int:
     password = _password(args)
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            org = _organisation(session, args.org)
-            user = repository.create_staff_user(session, org, args.email, args.role, password,
-                                                name=args.name)
-            audit.record(session, actor=None, action="staff.created", target=user.email,
-                         detail={"role": user.role}, organisation_id=org.id)
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        org = _organisation(session, args.org)
+        user = repository.create_staff_user(session, org, args.email, args.role, password,
+                                            name=args.name)
+        audit.record(session, actor=None, action="staff.created", target=user.email,
+                     detail={"role": user.role}, organisation_id=org.id)
     print(f"{args.role} {args.email.strip().lower()} created in {args.org!r}")
     if not args.password_stdin:
         print(f"password (shown once): {password}")
@@ -214,13 +206,9 @@ def _password(args: argparse.Namespace) -> str:
 
 def set_staff_password(args: argparse.Namespace) -> int:
     password = _password(args)
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            user = accounts.set_password(session, args.email, password)
-            email = user.email
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        user = accounts.set_password(session, args.email, password)
+        email = user.email
     print(f"password of {email} set; their sessions were signed out")
     if not args.password_stdin:
         print(f"password (shown once): {password}")
@@ -228,40 +216,28 @@ def set_staff_password(args: argparse.Namespace) -> int:
 
 
 def set_staff_role(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            user = accounts.set_role(session, args.org, args.email, args.role)
-            email = user.email
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        user = accounts.set_role(session, args.org, args.email, args.role)
+        email = user.email
     print(f"{email} is now {args.role} in {args.org!r}; their sessions were signed out")
     return 0
 
 
 def reset_staff_2fa(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            email = accounts.reset_second_factor(session, args.email).email
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        email = accounts.reset_second_factor(session, args.email).email
     print(f"two-step sign-in of {email} is off; they sign in with their password and can set "
           "it up again")
     return 0
 
 
 def export_audit(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.session_factory(engine)() as session:
-            org = _organisation(session, args.org)
-            if args.format == "csv":
-                text = audit.export_csv(session, org.id)
-            else:
-                text = json.dumps({"events": audit.export_json(session, org.id)}, indent=1)
-    finally:
-        engine.dispose()
+    with database(args, write=False) as session:
+        org = _organisation(session, args.org)
+        if args.format == "csv":
+            text = audit.export_csv(session, org.id)
+        else:
+            text = json.dumps({"events": audit.export_json(session, org.id)}, indent=1)
     if args.out:
         with open(args.out, "w", encoding="utf-8", newline="") as f:
             f.write(text)
@@ -272,51 +248,47 @@ def export_audit(args: argparse.Namespace) -> int:
 
 
 def create_assessment(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            org = _organisation(session, args.org)
-            owner = _organisation(session, args.bank_org) if args.bank_org else org
-            bank = repository.find_bank(session, owner, args.bank) \
-                if (args.bank_org or args.bank or repository.own_banks(session, org.id)) \
-                else repository.sole_bank(session)
-            given = None
-            if args.blueprint:
-                with open(args.blueprint, encoding="utf-8") as f:
-                    given = Blueprint.from_dict(json.load(f))
-            skills = list(session.scalars(select(Skill.slug).where(Skill.bank_id == bank.id)
-                                          .order_by(Skill.slug)))
-            if not skills:
-                raise ValueError("the bank has no skills; import items first")
-            excluded = excluding_stacks(Blueprint(), args.exclude_stack).exclude_tags
-            if given is not None and (args.skills or args.weight or args.no_exposure_control
-                                      or (args.overall_se, args.max_items, args.min_per_skill,
-                                          args.max_exposure) != DEFAULT_CHOICES):
-                raise ValueError("--blueprint: the file is the whole design; leave out --skills, "
-                                 "--weight, --overall-se, --max-items, --min-per-skill and the "
-                                 "exposure options")
-            choices = None if given is not None else design_choices(args, session, org, bank)
-            feasibility = None
-            if args.no_check:
-                blueprint = excluding_stacks(
-                    given if given is not None else choices_blueprint(
-                        choices if choices is not None else DesignChoices(tuple(skills))),
-                    args.exclude_stack)
-            else:
-                blueprint, feasibility = design_assessment(session, skills, given,
-                                                           exclude_tags=excluded,
-                                                           bank_id=bank.id, choices=choices)
-            security: dict[str, object] = {"effort_moderated": bool(args.effort_moderated)}
-            if args.retake_window_days is not None:
-                security["retake_window_days"] = args.retake_window_days
-            made = repository.create_assessment(session, org, args.slug, args.name,
-                                                blueprint.to_dict(), cut_score=args.cut_score,
-                                                time_limit_minutes=args.time_limit, bank=bank,
-                                                security=security)
-            made.language = args.language
-            made.feasibility = None if feasibility is None else feasibility.to_dict()
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        org = _organisation(session, args.org)
+        owner = _organisation(session, args.bank_org) if args.bank_org else org
+        bank = repository.find_bank(session, owner, args.bank) \
+            if (args.bank_org or args.bank or repository.own_banks(session, org.id)) \
+            else repository.sole_bank(session)
+        given = None
+        if args.blueprint:
+            with open(args.blueprint, encoding="utf-8") as f:
+                given = Blueprint.from_dict(json.load(f))
+        skills = list(session.scalars(select(Skill.slug).where(Skill.bank_id == bank.id)
+                                      .order_by(Skill.slug)))
+        if not skills:
+            raise ValueError("the bank has no skills; import items first")
+        excluded = excluding_stacks(Blueprint(), args.exclude_stack).exclude_tags
+        if given is not None and (args.skills or args.weight or args.no_exposure_control
+                                  or (args.overall_se, args.max_items, args.min_per_skill,
+                                      args.max_exposure) != DEFAULT_CHOICES):
+            raise ValueError("--blueprint: the file is the whole design; leave out --skills, "
+                             "--weight, --overall-se, --max-items, --min-per-skill and the "
+                             "exposure options")
+        choices = None if given is not None else design_choices(args, session, org, bank)
+        feasibility = None
+        if args.no_check:
+            blueprint = excluding_stacks(
+                given if given is not None else choices_blueprint(
+                    choices if choices is not None else DesignChoices(tuple(skills))),
+                args.exclude_stack)
+        else:
+            blueprint, feasibility = design_assessment(session, skills, given,
+                                                       exclude_tags=excluded,
+                                                       bank_id=bank.id, choices=choices)
+        security: dict[str, object] = {"effort_moderated": bool(args.effort_moderated)}
+        if args.retake_window_days is not None:
+            security["retake_window_days"] = args.retake_window_days
+        made = repository.create_assessment(session, org, args.slug, args.name,
+                                            blueprint.to_dict(), cut_score=args.cut_score,
+                                            time_limit_minutes=args.time_limit, bank=bank,
+                                            security=security)
+        made.language = args.language
+        made.feasibility = None if feasibility is None else feasibility.to_dict()
     print(f"assessment {args.slug!r} created for {args.org!r}")
     for line in [] if feasibility is None else describe(feasibility):
         print(f"  {line}")
@@ -367,26 +339,22 @@ def _assessment(session: Any, org: Organisation, slug: str, org_slug: str) -> As
 
 
 def set_security(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            org = _organisation(session, args.org)
-            target = _assessment(session, org, args.slug, args.org)
-            before = check_security(target.security)
-            settings = dict(before)
-            if args.effort_moderated is not None:
-                settings["effort_moderated"] = args.effort_moderated == "on"
-            if args.retake_window_days is not None:
-                settings["retake_window_days"] = args.retake_window_days
-            target.security = check_security(settings)
-            shown = dict(target.security)
-            if shown != before:  # the same audit entry as a change saved on the web
-                audit.record(session, actor=None, action="assessment.updated",
-                             target=target.slug,
-                             detail={"security": shown, "security_before": before},
-                             organisation_id=org.id)
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        org = _organisation(session, args.org)
+        target = _assessment(session, org, args.slug, args.org)
+        before = check_security(target.security)
+        settings = dict(before)
+        if args.effort_moderated is not None:
+            settings["effort_moderated"] = args.effort_moderated == "on"
+        if args.retake_window_days is not None:
+            settings["retake_window_days"] = args.retake_window_days
+        target.security = check_security(settings)
+        shown = dict(target.security)
+        if shown != before:  # the same audit entry as a change saved on the web
+            audit.record(session, actor=None, action="assessment.updated",
+                         target=target.slug,
+                         detail={"security": shown, "security_before": before},
+                         organisation_id=org.id)
     print(f"assessment {args.slug!r}: effort-moderated scoring "
           f"{'on' if shown['effort_moderated'] else 'off'}, retake window "
           f"{shown['retake_window_days']} days")
@@ -394,31 +362,23 @@ def set_security(args: argparse.Namespace) -> int:
 
 
 def set_language(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            org = _organisation(session, args.org)
-            target = _assessment(session, org, args.slug, args.org)
-            target.language = None if args.language == "browser" else args.language
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        org = _organisation(session, args.org)
+        target = _assessment(session, org, args.slug, args.org)
+        target.language = None if args.language == "browser" else args.language
     print(f"assessment {args.slug!r}: candidate pages in "
           f"{'the browser language' if args.language == 'browser' else args.language}")
     return 0
 
 
 def list_orgs(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine, write=False) as session:
-            staff = dict(session.execute(select(StaffUser.organisation_id, func.count())
-                                         .group_by(StaffUser.organisation_id)).all())
-            tests = dict(session.execute(select(Assessment.organisation_id, func.count())
-                                         .group_by(Assessment.organisation_id)).all())
-            rows = [(o.slug, o.name, staff.get(o.id, 0), tests.get(o.id, 0))
-                    for o in session.scalars(select(Organisation).order_by(Organisation.slug))]
-    finally:
-        engine.dispose()
+    with database(args, write=False) as session:
+        staff = dict(session.execute(select(StaffUser.organisation_id, func.count())
+                                     .group_by(StaffUser.organisation_id)).all())
+        tests = dict(session.execute(select(Assessment.organisation_id, func.count())
+                                     .group_by(Assessment.organisation_id)).all())
+        rows = [(o.slug, o.name, staff.get(o.id, 0), tests.get(o.id, 0))
+                for o in session.scalars(select(Organisation).order_by(Organisation.slug))]
     if not rows:
         print("no organisations; create one with `proficio org create SLUG NAME`")
         return 0
@@ -427,25 +387,21 @@ def list_orgs(args: argparse.Namespace) -> int:
 
 
 def list_assessments(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine, write=False) as session:
-            stmt = (select(Assessment, Organisation.slug).join(Organisation)
-                    .order_by(Organisation.slug, Assessment.slug))
-            if args.org:
-                _organisation(session, args.org)
-                stmt = stmt.where(Organisation.slug == args.org)
-            invited = dict(session.execute(select(Invitation.assessment_id, func.count())
-                                           .group_by(Invitation.assessment_id)).all())
-            rows = []
-            for a, org_slug in session.execute(stmt):
-                bp = Blueprint.from_dict(a.blueprint)
-                rows.append((org_slug, a.slug, a.name, f"{bp.max_items}",
-                             f"{a.time_limit_minutes} min" if a.time_limit_minutes else "-",
-                             "-" if a.cut_score is None else f"{a.cut_score:g}",
-                             a.language or "browser", invited.get(a.id, 0)))
-    finally:
-        engine.dispose()
+    with database(args, write=False) as session:
+        stmt = (select(Assessment, Organisation.slug).join(Organisation)
+                .order_by(Organisation.slug, Assessment.slug))
+        if args.org:
+            _organisation(session, args.org)
+            stmt = stmt.where(Organisation.slug == args.org)
+        invited = dict(session.execute(select(Invitation.assessment_id, func.count())
+                                       .group_by(Invitation.assessment_id)).all())
+        rows = []
+        for a, org_slug in session.execute(stmt):
+            bp = Blueprint.from_dict(a.blueprint)
+            rows.append((org_slug, a.slug, a.name, f"{bp.max_items}",
+                         f"{a.time_limit_minutes} min" if a.time_limit_minutes else "-",
+                         "-" if a.cut_score is None else f"{a.cut_score:g}",
+                         a.language or "browser", invited.get(a.id, 0)))
     if not rows:
         print("no assessments; create one with `proficio assessment create`")
         return 0

@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from item_bank import db, repository
+from item_bank import repository
 from item_bank.content import content_warnings
 from item_bank.coverage import coverage_problems, read_coverage_dir
 from item_bank.shipped import SHIPPED_BANK, quality_problems
 from item_bank.transfer import EXPORT_KINDS, read_bank_file, write_bank_file
 from web.commands.accounts import _organisation
-from web.commands.db import add_bank_options, add_url_option, open_engine, resolve_bank
+from web.commands.db import add_bank_options, add_url_option, database, resolve_bank
 from web.services import audit
 
 
@@ -112,16 +112,12 @@ def run_import(args: argparse.Namespace) -> int:
     doc = read_bank_file(path, default_skill=args.skill,
                          provisional=True if args.provisional else None, strict=args.strict,
                          prefix=args.prefix)
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            bank = resolve_bank(session, args, create=True)
-            rep = repository.import_document(session, doc, replace=args.replace,
-                                             bank_id=bank.id)
-            audit.record(session, actor=None, action="bank.imported", target=str(path),
-                         detail=audit.import_detail(rep), organisation_id=bank.organisation_id)
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        bank = resolve_bank(session, args, create=True)
+        rep = repository.import_document(session, doc, replace=args.replace,
+                                         bank_id=bank.id)
+        audit.record(session, actor=None, action="bank.imported", target=str(path),
+                     detail=audit.import_detail(rep), organisation_id=bank.organisation_id)
     print(f"{path}: {rep.skills_created} skills created, {rep.items_created} items created, "
           f"{rep.items_updated} updated, {rep.parameter_versions} parameter versions"
           + (f" (calibration run {rep.calibration_run_id})" if rep.calibration_run_id else ""))
@@ -137,14 +133,10 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine, write=False) as session:
-            bank = resolve_bank(session, args)
-            doc = repository.export_document(session, skills=args.skill, statuses=args.status,
-                                             bank_id=bank.id)
-    finally:
-        engine.dispose()
+    with database(args, write=False) as session:
+        bank = resolve_bank(session, args)
+        doc = repository.export_document(session, skills=args.skill, statuses=args.status,
+                                         bank_id=bank.id)
     if not doc.items:
         raise ValueError("nothing to export: the bank has no matching items")
     kind = write_bank_file(args.out, doc, args.kind, plain=args.plain)
@@ -154,29 +146,21 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            owner = _organisation(session, args.org)
-            bank = repository.create_bank(session, owner, args.slug, args.name,
-                                          library=args.library)
-            bank_id = bank.id
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        owner = _organisation(session, args.org)
+        bank = repository.create_bank(session, owner, args.slug, args.name,
+                                      library=args.library)
+        bank_id = bank.id
     print(f"bank {args.slug!r} (id {bank_id}) created for {args.org!r}"
           + (", published as a library" if args.library else ""))
     return 0
 
 
 def run_library(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            bank = resolve_bank(session, args)
-            repository.set_library(session, bank, not args.withdraw)
-            slug = bank.slug
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        bank = resolve_bank(session, args)
+        repository.set_library(session, bank, not args.withdraw)
+        slug = bank.slug
     print(f"bank {slug!r} is {'no longer' if args.withdraw else 'now'} a library")
     return 0
 
@@ -201,30 +185,22 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_skill_create(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            bank = resolve_bank(session, args, create=True)
-            created = repository.create_skill(session, bank.id, args.slug, args.name,
-                                              args.description)
-            audit.record(session, actor=None, action="skill.created" if created
-                         else "skill.updated", target=args.slug, detail={"name": args.name},
-                         organisation_id=bank.organisation_id)
-            slug = bank.slug
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        bank = resolve_bank(session, args, create=True)
+        created = repository.create_skill(session, bank.id, args.slug, args.name,
+                                          args.description)
+        audit.record(session, actor=None, action="skill.created" if created
+                     else "skill.updated", target=args.slug, detail={"name": args.name},
+                     organisation_id=bank.organisation_id)
+        slug = bank.slug
     print(f"skill {args.slug!r} {'created' if created else 'updated'} in bank {slug!r}")
     return 0
 
 
 def run_skill_list(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine, write=False) as session:
-            bank = resolve_bank(session, args)
-            rows = repository.skill_counts(session, bank.id)
-    finally:
-        engine.dispose()
+    with database(args, write=False) as session:
+        bank = resolve_bank(session, args)
+        rows = repository.skill_counts(session, bank.id)
     if not rows:
         print("no skills yet; create one with `proficio skill create SLUG NAME`")
     for slug, name, n in rows:

@@ -14,9 +14,8 @@ import sys
 
 from sqlalchemy import select
 
-from item_bank import db
 from item_bank.models import Organisation
-from web.commands.db import add_url_option, open_engine
+from web.commands.db import add_url_option, database, opened_engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,15 +68,11 @@ def run_export(args: argparse.Namespace) -> int:
     from web.services.privacy import candidate_export
     from web.services.staff import NotFound
 
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine, write=False) as session:
-            try:
-                data = candidate_export(_org_id(session, args.org), args.public_id, session)
-            except NotFound:
-                raise ValueError(f"no candidate {args.public_id!r} in {args.org!r}") from None
-    finally:
-        engine.dispose()
+    with database(args, write=False) as session:
+        try:
+            data = candidate_export(_org_id(session, args.org), args.public_id, session)
+        except NotFound:
+            raise ValueError(f"no candidate {args.public_id!r} in {args.org!r}") from None
     _write(data, args.out)
     return 0
 
@@ -86,15 +81,11 @@ def run_erase(args: argparse.Namespace) -> int:
     from web.services.privacy import erase_requested
     from web.services.staff import NotFound
 
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            try:
-                done = erase_requested(session, _org_id(session, args.org), args.public_id, None)
-            except NotFound:
-                raise ValueError(f"no candidate {args.public_id!r} in {args.org!r}") from None
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        try:
+            done = erase_requested(session, _org_id(session, args.org), args.public_id, None)
+        except NotFound:
+            raise ValueError(f"no candidate {args.public_id!r} in {args.org!r}") from None
     print("erased" if done else "already erased")
     return 0
 
@@ -102,11 +93,8 @@ def run_erase(args: argparse.Namespace) -> int:
 def run_retention(args: argparse.Namespace) -> int:
     from web.services.privacy import erase_expired
 
-    engine = open_engine(args)
-    try:
+    with opened_engine(args) as engine:
         n = erase_expired(engine)
-    finally:
-        engine.dispose()
     print(f"erased the personal data of {n} candidate(s)")
     return 0
 
@@ -115,16 +103,12 @@ def run_replay(args: argparse.Namespace) -> int:
     from web.services.replay import session_replay
     from web.services.staff import NotFound
 
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine, write=False) as session:
-            try:
-                rep = session_replay(_org_id(session, args.org), args.session_id, session)
-            except NotFound:
-                raise ValueError(f"no session {args.session_id} in {args.org!r}") from None
-            data = rep.to_json()
-    finally:
-        engine.dispose()
+    with database(args, write=False) as session:
+        try:
+            rep = session_replay(_org_id(session, args.org), args.session_id, session)
+        except NotFound:
+            raise ValueError(f"no session {args.session_id} in {args.org!r}") from None
+        data = rep.to_json()
     _write(data, args.out)
     ver = data["verification"]
     return 0 if ver["rescoring_reproduced"] else 1  # type: ignore[index]

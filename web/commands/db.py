@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -85,6 +87,30 @@ def open_engine(args: argparse.Namespace, check: bool = True) -> Engine:
     return engine
 
 
+@contextmanager
+def opened_engine(args: argparse.Namespace, check: bool = True) -> Iterator[Engine]:
+    """`open_engine` for a ``with`` block, disposed when the block ends (however it ends).
+
+    For commands that hand the engine on (to a function that opens its own transactions, e.g.
+    one a batch so that progress is durable) or that need more than one transaction."""
+    engine = open_engine(args, check=check)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def database(args: argparse.Namespace, *, write: bool) -> Iterator[Session]:
+    """One transaction on the command's database (`open_engine`, schema checked): committed
+    when the block ends normally, rolled back on an exception, then the engine is disposed.
+
+    ``write`` says which kind, as `item_bank.db.transaction`: on SQLite a write transaction is
+    ``BEGIN IMMEDIATE``, a read one a plain deferred ``BEGIN``."""
+    with opened_engine(args) as engine, db.transaction(engine, write=write) as session:
+        yield session
+
+
 def _where_hint(url: str) -> str:
     """Where the URL came from, and the demo's database when that is probably what was meant."""
     if os.environ.get("DATABASE_URL"):
@@ -121,23 +147,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
-    engine = open_engine(args, check=False)
-    try:
+    with opened_engine(args, check=False) as engine:
         before = db.current_revision(engine)
         reached = db.upgrade(engine, args.revision)
         where = engine.url.render_as_string(hide_password=True)
         print(f"{where}: {before or 'empty'} -> {reached}")
-    finally:
-        engine.dispose()
     return 0
 
 
 def run_current(args: argparse.Namespace) -> int:
-    engine = open_engine(args, check=False)
-    try:
+    with opened_engine(args, check=False) as engine:
         status = db.schema_status(engine)
         state = "up to date" if status.up_to_date else "behind: run `proficio db upgrade`"
         print(f"revision {status.current or 'none'} (head {status.head}): {state}")
         return 0 if status.up_to_date else 1
-    finally:
-        engine.dispose()

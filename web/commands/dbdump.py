@@ -193,29 +193,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from web.commands.db import open_engine
+    from web.commands.db import opened_engine
 
-    engine = open_engine(args)
-    try:
+    with opened_engine(args) as engine:
         counts = export_database(engine, args.out)
-    finally:
-        engine.dispose()
     print(f"{args.out}: {sum(counts.values())} rows from {len(counts)} tables")
     return 0
 
 
 def run_import(args: argparse.Namespace) -> int:
     from web.cli import CommandError
-    from web.commands.db import open_engine
+    from web.commands.db import opened_engine
 
     if not Path(args.file).is_file():
         raise FileNotFoundError(f"{args.file}: no such file")
-    engine = open_engine(args, check=False)
-    try:
-        counts = import_database(engine, args.file)
-    except DumpError as exc:
-        raise CommandError(str(exc)) from None
-    finally:
-        engine.dispose()
+    with opened_engine(args, check=False) as engine:
+        try:
+            counts = import_database(engine, args.file)
+        except DumpError as exc:
+            raise CommandError(str(exc)) from None
     print(f"{args.file}: {sum(counts.values())} rows restored into {len(counts)} tables")
     return 0

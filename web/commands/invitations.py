@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from item_bank import db, repository
-from web.commands.db import add_url_option, open_engine
+from web.commands.db import add_url_option, database
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,14 +63,11 @@ def run_create(args: argparse.Namespace) -> int:
             raise ValueError(f"--count must be between 1 and "
                              f"{staff.MAX_INVITATIONS_PER_REQUEST}")
         people = [(None, None)] * args.count
-    engine = open_engine(args)  # checks the schema, names the database if it has none
-    try:
-        with db.transaction(engine, write=False) as session:
-            assessment = repository.find_assessment(session, args.assessment, args.org)
-            org_id, assessment_id, slug = (assessment.organisation_id, assessment.id,
-                                           assessment.slug)
-    finally:
-        engine.dispose()
+    # checks the schema, names the database if it has none
+    with database(args, write=False) as session:
+        assessment = repository.find_assessment(session, args.assessment, args.org)
+        org_id, assessment_id, slug = (assessment.organisation_id, assessment.id,
+                                       assessment.slug)
     app = _app(args)
     try:
         with app.app_context():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from web.commands.db import add_url_option, open_engine
+from web.commands.db import add_url_option, opened_engine
 
 HELP = "compromised-item monitor: flag items whose answers became easier or much faster"
 
@@ -34,8 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from item_bank.models import ItemBank, Organisation
     from web.services.forensics import run_monitor
 
-    engine = open_engine(args)
-    try:
+    with opened_engine(args) as engine:  # run_monitor opens its own transactions
         with db.transaction(engine, write=False) as session:
             org = None
             if args.org:
@@ -65,6 +64,4 @@ def run(args: argparse.Namespace) -> int:
             print(f"bank {slug}: {res.n_responses} responses, {res.n_items} operational items "
                   f"monitored, response-time model on {res.rt_items} items; newly flagged: "
                   f"{flagged}; open alarms: {res.open_alarms}")
-    finally:
-        engine.dispose()
     return 0

@@ -14,9 +14,9 @@ import datetime as dt
 import sys
 from contextlib import nullcontext
 
-from item_bank import db, repository
+from item_bank import repository
 from web.commands.accounts import _organisation
-from web.commands.db import add_bank_options, add_url_option, open_engine, resolve_bank
+from web.commands.db import add_bank_options, add_url_option, database, resolve_bank
 
 
 def _date(text: str) -> dt.datetime:
@@ -48,23 +48,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine, write=False) as session:
-            bank = resolve_bank(session, args)
-            orgs = repository.pooled_organisations(session, bank)
-            if args.of is not None:
-                org = _organisation(session, args.of)
-                if org.id not in orgs:
-                    raise ValueError(f"organisation {args.of!r} has not consented to pooling "
-                                     f"its responses into bank {bank.slug!r}")
-                orgs = [org.id]
-            out = repository.export_responses(
-                session, skills=args.skill, since=args.since, until=args.until,
-                session_statuses=args.session_status, item_statuses=args.item_status,
-                bank_id=bank.id, organisation_ids=orgs)
-    finally:
-        engine.dispose()
+    with database(args, write=False) as session:
+        bank = resolve_bank(session, args)
+        orgs = repository.pooled_organisations(session, bank)
+        if args.of is not None:
+            org = _organisation(session, args.of)
+            if org.id not in orgs:
+                raise ValueError(f"organisation {args.of!r} has not consented to pooling "
+                                 f"its responses into bank {bank.slug!r}")
+            orgs = [org.id]
+        out = repository.export_responses(
+            session, skills=args.skill, since=args.since, until=args.until,
+            session_statuses=args.session_status, item_statuses=args.item_status,
+            bank_id=bank.id, organisation_ids=orgs)
     ctx = nullcontext(sys.stdout) if args.out == "-" else \
         open(args.out, "w", newline="", encoding="utf-8")  # noqa: SIM115
     with ctx as f:

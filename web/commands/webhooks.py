@@ -11,9 +11,8 @@ import argparse
 
 from sqlalchemy import func, select
 
-from item_bank import db
 from item_bank.models import Organisation, Webhook, WebhookDelivery
-from web.commands.db import add_url_option, open_engine
+from web.commands.db import add_url_option, database, opened_engine
 from web.services import webhooks
 
 
@@ -41,44 +40,33 @@ def _org(session, slug: str) -> Organisation:  # type: ignore[no-untyped-def]
 
 
 def run_add(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine) as session:
-            made = webhooks.create_webhook(session, _org(session, args.org).id, args.url)
-    finally:
-        engine.dispose()
+    with database(args, write=True) as session:
+        made = webhooks.create_webhook(session, _org(session, args.org).id, args.url)
     print(f"webhook {made.webhook_id} -> {made.url}")
     print(f"signing secret (shown once): {made.secret}")
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
-        with db.transaction(engine, write=False) as session:
-            counts: dict[tuple[int, str], int] = {
-                (w, s): n for w, s, n in session.execute(
-                    select(WebhookDelivery.webhook_id, WebhookDelivery.status, func.count())
-                    .group_by(WebhookDelivery.webhook_id, WebhookDelivery.status))}
-            rows = session.execute(select(Webhook, Organisation.slug).join(Organisation)
-                                   .where(Webhook.active.is_(True))
-                                   .order_by(Webhook.id)).all()
-            for hook, slug in rows:
-                n = {s: counts.get((hook.id, s), 0) for s in ("pending", "delivered", "failed")}
-                print(f"{hook.id}  {slug}  {hook.url}  pending {n['pending']}  delivered "
-                      f"{n['delivered']}  failed {n['failed']}")
-            if not rows:
-                print("no webhooks; add one with `proficio webhooks add --org SLUG URL`")
-    finally:
-        engine.dispose()
+    with database(args, write=False) as session:
+        counts: dict[tuple[int, str], int] = {
+            (w, s): n for w, s, n in session.execute(
+                select(WebhookDelivery.webhook_id, WebhookDelivery.status, func.count())
+                .group_by(WebhookDelivery.webhook_id, WebhookDelivery.status))}
+        rows = session.execute(select(Webhook, Organisation.slug).join(Organisation)
+                               .where(Webhook.active.is_(True))
+                               .order_by(Webhook.id)).all()
+        for hook, slug in rows:
+            n = {s: counts.get((hook.id, s), 0) for s in ("pending", "delivered", "failed")}
+            print(f"{hook.id}  {slug}  {hook.url}  pending {n['pending']}  delivered "
+                  f"{n['delivered']}  failed {n['failed']}")
+        if not rows:
+            print("no webhooks; add one with `proficio webhooks add --org SLUG URL`")
     return 0
 
 
 def run_deliver(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
-    try:
+    with opened_engine(args) as engine:
         run = webhooks.deliver_due(engine)
-    finally:
-        engine.dispose()
     print(f"delivered {run.delivered}, to retry {run.retried}, given up {run.failed}")
     return 0
