@@ -11,9 +11,10 @@ traffic; abilities are EAP estimates without the judged item. Each item is monit
 answers in arrival order; after an alarm the CUSUM restarts, so false alarms are counted as a
 rate per item-month.
 
-Candidate notes: thresholds are chosen on 4,000 simulated honest candidates (target 1 %), then
-measured on fresh honest candidates, rapid guessers (20 % of their answers random, in 1–4 s) and
-candidates with pre-knowledge of 25 % of the bank (those answered correctly in half the time).
+Candidate notes: thresholds are chosen on `--train` simulated honest candidates (default 4,000)
+at `--target` (default 1 %), then measured on fresh honest candidates, rapid guessers (20 % of
+their answers random, in 1–4 s) and candidates with pre-knowledge of 25 % of the bank (those
+answered correctly in half the time).
 
 The power of pre-knowledge detection is bounded by `power_bound`: the Neyman–Pearson likelihood
 ratio of the simulated alternative (θ and τ integrated out) and an oracle knowing θ and τ.
@@ -288,16 +289,18 @@ FRESH_HONEST = 10_000
 
 
 def note_study(rng: np.random.Generator, length: int = TEST_LENGTH,
-               fresh_honest: int = FRESH_HONEST) -> tuple[dict[str, float], IntegrityThresholds]:
-    """Thresholds chosen on 4,000 honest simulees of ``length``-item CATs (target 1 %); the
-    share noted among 2,000 fresh simulees of each kind at the same length, and among
-    ``fresh_honest`` fresh honest ones (the 2,000 and more): the rate the product quotes."""
+               fresh_honest: int = FRESH_HONEST, train_honest: int = 4000,
+               target_rate: float = 0.01) -> tuple[dict[str, float], IntegrityThresholds]:
+    """Thresholds chosen on ``train_honest`` honest simulees of ``length``-item CATs at
+    ``target_rate``; the share noted among 2,000 fresh simulees of each kind at the same length,
+    and among ``fresh_honest`` fresh honest ones (the 2,000 and more): the rate the product
+    quotes."""
     bank, beta, alpha, rt = note_setup(rng)
-    train, _ = candidates(rng, bank, beta, alpha, 4000, "honest", rt, length=length)
-    th = choose_thresholds(train, target_rate=0.01)
+    train, _ = candidates(rng, bank, beta, alpha, train_honest, "honest", rt, length=length)
+    th = choose_thresholds(train, target_rate=target_rate)
     out = {"length": length, "threshold_rapid": th.rapid_count,
            "threshold_pk": th.preknowledge_llr, "threshold_lz": th.lz_star,
-           "fpr_train": th.false_positive_rate}
+           "fpr_train": th.false_positive_rate, "n_train": train_honest, "target": target_rate}
     honest: list[bool] = []
     for kind, speed in (("honest", 1.0), ("rapid", 1.0), ("preknowledge", 0.5),
                         ("preknowledge_third", 1 / 3)):
@@ -355,6 +358,10 @@ def main() -> None:
     ap.add_argument("--lengths", type=_ints, default=None,
                     help="comma-separated test lengths: the note study at each (seed "
                          "20261204 for every length), printed as the product's table")
+    ap.add_argument("--train", type=int, default=4000,
+                    help="honest simulees the thresholds are chosen on (per length)")
+    ap.add_argument("--target", type=float, default=0.01,
+                    help="the share of those the thresholds may flag")
     ap.add_argument("--between", type=_ints, default=None,
                     help="with --lengths: test lengths between the studied ones at which "
                          "the neighbouring entries' false-positive rates are checked")
@@ -363,7 +370,8 @@ def main() -> None:
     if args.lengths:
         table = []
         for length in args.lengths:
-            notes, th = note_study(np.random.default_rng(20261204), length)
+            notes, th = note_study(np.random.default_rng(20261204), length,
+                                   train_honest=args.train, target_rate=args.target)
             table.append(th)
             print(f"--- {length}-item CATs ({time.perf_counter() - t0:.0f} s)")
             print_notes(notes)
@@ -373,7 +381,8 @@ def main() -> None:
         print(f"({time.perf_counter() - t0:.0f} s)")
         return
     if args.notes_only:
-        print_notes(note_study(np.random.default_rng(20261204))[0])
+        print_notes(note_study(np.random.default_rng(20261204), train_honest=args.train,
+                               target_rate=args.target)[0])
         b = power_bound(np.random.default_rng(20261205))
         print("upper bounds on pre-knowledge power (25 % known, half time), at 0.6 % / 1 % "
               "false positives:")
@@ -409,7 +418,8 @@ def _ints(text: str) -> list[int]:
 
 
 def print_notes(notes: dict[str, float]) -> None:
-    print("candidate notes (thresholds from 4,000 honest simulees):")
+    print(f"candidate notes (thresholds from {notes['n_train']:,.0f} honest simulees, target "
+          f"{notes['target']:.2%}):")
     print(f"  thresholds: rapid >= {notes['threshold_rapid']}, pre-knowledge LLR >= "
           f"{notes['threshold_pk']:.2f}, lz* <= {notes['threshold_lz']:.2f}")
     print(f"  honest candidates with a note: {notes['noted_honest']:.2%} "

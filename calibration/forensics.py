@@ -404,8 +404,8 @@ def thresholds_for(n_answers: int, table: Sequence[IntegrityThresholds]
     flag a shorter one's honest candidates no more often; the pre-knowledge limit shows no trend
     with length. The per-length study checks the rule at nine lengths between the studied ones
     (`benchmarks/bench_forensics.py --between`, 10,000 honest simulees each; benchmarks/
-    RESULTS.md): the rate the entry quotes was inside the 95 % interval of the share actually
-    noted, or above it, at all nine; with the entry *below* it fell under the interval twice."""
+    RESULTS.md): the share noted there is at most 1 % at all nine, and the rate the entry
+    quotes is inside its 95 % interval or above it at eight (at 27 answers 0.2 points under)."""
     entries = sorted(table, key=lambda t: t.n_answers)
     if not entries or n_answers < entries[0].n_answers:
         return None
