@@ -731,7 +731,7 @@ def read_qti_zip(source: str | Path | io.BufferedIOBase,
             except UnicodeDecodeError:
                 raise FormatError(f"{zname}:parameters.csv: not UTF-8 text") from None
             stream = io.StringIO(text)
-            stream.name = f"{zname}:parameters.csv"  # type: ignore[attr-defined]
+            stream.name = f"{zname}:parameters.csv"
             table = read_items_csv(stream)
             params = records_from_table(table, f"{zname}:parameters.csv")
             kept = {it.external_id for it in items}

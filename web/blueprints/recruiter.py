@@ -55,7 +55,7 @@ def _assessment_arg() -> int | None:
 
 @bp.route("/")
 @staff_required(*ROLES)
-def candidates():  # type: ignore[no-untyped-def]
+def candidates():
     org = organisation_id()
     chosen = _assessment_arg()
     if chosen is not None:
@@ -70,7 +70,7 @@ def candidates():  # type: ignore[no-untyped-def]
 
 @bp.route("/invitations/new", methods=["GET", "POST"])
 @staff_required(*ROLES)
-def new_invitations():  # type: ignore[no-untyped-def]
+def new_invitations():
     org = organisation_id()
     options = staff.assessments(org)
     if request.method == "GET":
@@ -126,7 +126,7 @@ def parse_people(text: str) -> list[tuple[str | None, str | None]]:
 
 @bp.route("/invitations/<int:invitation_id>/revoke", methods=["GET", "POST"])
 @staff_required(*ROLES)
-def revoke(invitation_id: int):  # type: ignore[no-untyped-def]
+def revoke(invitation_id: int):
     """GET: what revoking would do, and a confirmation button; POST: revoke."""
     org = organisation_id()
     try:
@@ -151,7 +151,7 @@ def revoke(invitation_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/invitations/<int:invitation_id>/accommodations", methods=["GET", "POST"])
 @staff_required(*ROLES)
-def accommodation(invitation_id: int):  # type: ignore[no-untyped-def]
+def accommodation(invitation_id: int):
     org = organisation_id()
     try:
         info = accommodations.summary(org, invitation_id)
@@ -177,7 +177,7 @@ def accommodation(invitation_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/webhooks", methods=["GET", "POST"])
 @staff_required(*ROLES)
-def webhook_settings():  # type: ignore[no-untyped-def]
+def webhook_settings():
     """The organisation's webhooks (add, remove) and the delivery log (retry)."""
     org = organisation_id()
     created, error, status = None, None, 200
@@ -208,7 +208,7 @@ def webhook_settings():  # type: ignore[no-untyped-def]
 
 @bp.route("/sessions/<int:session_id>")
 @staff_required(*ROLES)
-def report(session_id: int):  # type: ignore[no-untyped-def]
+def report(session_id: int):
     try:
         integrity = forensics.ensure_integrity(organisation_id(), session_id)
         rep = reports.report(organisation_id(), session_id)
@@ -231,7 +231,7 @@ def report(session_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/assessments/<int:assessment_id>/compare")
 @staff_required(*ROLES)
-def compare(assessment_id: int):  # type: ignore[no-untyped-def]
+def compare(assessment_id: int):
     try:
         target, reps = reports.comparison(organisation_id(), assessment_id)
     except staff.NotFound:
@@ -243,7 +243,7 @@ def compare(assessment_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/assessments/<int:assessment_id>/compare.csv")
 @staff_required(*ROLES)
-def compare_csv(assessment_id: int):  # type: ignore[no-untyped-def]
+def compare_csv(assessment_id: int):
     try:
         target, reps = reports.comparison(organisation_id(), assessment_id)
     except staff.NotFound:
@@ -257,7 +257,7 @@ def compare_csv(assessment_id: int):  # type: ignore[no-untyped-def]
 
 
 def _design_page(form: designs.AssessmentForm, *, editing: Assessment | None = None,
-                 errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+                 errors: dict[str, str] | None = None, status: int = 200):
     org = organisation_id()
     try:
         info = designs.bank_skills(org, form.bank_id)
@@ -271,7 +271,7 @@ def _design_page(form: designs.AssessmentForm, *, editing: Assessment | None = N
                            simulees=designs.MAX_CHECK_SIMULEES), status
 
 
-def _queue_check(form: designs.AssessmentForm, assessment_id: int | None):  # type: ignore[no-untyped-def]
+def _queue_check(form: designs.AssessmentForm, assessment_id: int | None):
     url = database().engine.url.render_as_string(hide_password=False)
     check_id = designs.start_check(organisation_id(), int(current_user.id), form, url,
                                    assessment_id)
@@ -280,14 +280,14 @@ def _queue_check(form: designs.AssessmentForm, assessment_id: int | None):  # ty
 
 @bp.route("/assessments")
 @staff_required(*ROLES)
-def assessments():  # type: ignore[no-untyped-def]
+def assessments():
     return render_template("recruiter/assessments.html",
                            rows=designs.assessments(organisation_id()))
 
 
 @bp.route("/assessments/new", methods=["GET", "POST"])
 @staff_required(*ROLES)
-def new_assessment():  # type: ignore[no-untyped-def]
+def new_assessment():
     """GET: the form with the default design (``?bank=`` another bank; ``?check=`` the values
     of an earlier check); POST: queue the feasibility check of the entered design."""
     org = organisation_id()
@@ -312,7 +312,7 @@ def new_assessment():  # type: ignore[no-untyped-def]
         return _design_page(_posted(request.form), errors=exc.errors, status=422)
 
 
-def _posted(data) -> designs.AssessmentForm:  # type: ignore[no-untyped-def]
+def _posted(data) -> designs.AssessmentForm:
     """What was entered, to show the form again with its errors (unparseable numbers become
     the defaults; the errors name them)."""
     from web.services.feasibility import DesignChoices
@@ -351,7 +351,7 @@ def _posted(data) -> designs.AssessmentForm:  # type: ignore[no-untyped-def]
 
 @bp.route("/assessments/<int:assessment_id>/edit", methods=["GET", "POST"])
 @staff_required(*ROLES)
-def edit_assessment(assessment_id: int):  # type: ignore[no-untyped-def]
+def edit_assessment(assessment_id: int):
     """GET: the assessment's design (``?check=`` an earlier check's values); POST: queue the
     check of the changed design. Running sessions keep the blueprint they started with."""
     org = organisation_id()
@@ -382,7 +382,7 @@ def edit_assessment(assessment_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/assessments/checks/<int:check_id>")
 @staff_required(*ROLES)
-def feasibility_check(check_id: int):  # type: ignore[no-untyped-def]
+def feasibility_check(check_id: int):
     org = organisation_id()
     try:
         row = designs.check(org, check_id)
@@ -403,7 +403,7 @@ def feasibility_check(check_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/assessments/checks/<int:check_id>.json")
 @staff_required(*ROLES)
-def feasibility_check_status(check_id: int):  # type: ignore[no-untyped-def]
+def feasibility_check_status(check_id: int):
     try:
         row = designs.check(organisation_id(), check_id)
     except staff.NotFound:
@@ -414,7 +414,7 @@ def feasibility_check_status(check_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/assessments/checks/<int:check_id>/save", methods=["POST"])
 @staff_required(*ROLES)
-def save_assessment(check_id: int):  # type: ignore[no-untyped-def]
+def save_assessment(check_id: int):
     try:
         saved = designs.save(organisation_id(), int(current_user.id), check_id)
     except staff.NotFound:

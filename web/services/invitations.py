@@ -57,7 +57,7 @@ class MailOutcome:
     problems: tuple[str, ...]  # one line per invitation that could not be e-mailed
 
 
-def _language(db_session, assessment_id: int) -> str:  # type: ignore[no-untyped-def]
+def _language(db_session, assessment_id: int) -> str:
     return db_session.scalar(select(Assessment.language)
                              .where(Assessment.id == assessment_id)) or "en"
 
