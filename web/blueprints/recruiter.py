@@ -6,6 +6,8 @@ feasibility by simulation before it is saved)."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import (
     Blueprint,
@@ -37,6 +39,9 @@ from web.services import (
 )
 from web.services import assessment_designs as designs
 from web.services.feasibility import Feasibility
+
+_T = TypeVar("_T")
+_D = TypeVar("_D")
 
 bp = Blueprint("recruiter", __name__, url_prefix="/recruiter")
 ROLES = ("recruiter",)
@@ -317,14 +322,14 @@ def _posted(data) -> designs.AssessmentForm:
     the defaults; the errors name them)."""
     from web.services.feasibility import DesignChoices
 
-    def num(name: str, kind: type, default: object) -> object:
+    def num(name: str, kind: Callable[[str], _T], default: _D) -> _T | _D:
         try:
             return kind(data.get(name, ""))
         except ValueError:
             return default
 
     base = DesignChoices(skills=())
-    weights = {}
+    weights: dict[str, float] = {}
     for key in data:
         if key.startswith("weight_"):
             value = num(key, float, None)
@@ -332,20 +337,20 @@ def _posted(data) -> designs.AssessmentForm:
                 weights[key.removeprefix("weight_")] = value
     choices = DesignChoices(
         skills=tuple(data.getlist("skills")), weights=weights,
-        overall_se=num("overall_se", float, base.overall_se),  # type: ignore[arg-type]
-        max_items=num("max_items", int, base.max_items),  # type: ignore[arg-type]
-        min_per_skill=num("min_per_skill", int, base.min_per_skill),  # type: ignore[arg-type]
+        overall_se=num("overall_se", float, base.overall_se),
+        max_items=num("max_items", int, base.max_items),
+        min_per_skill=num("min_per_skill", int, base.min_per_skill),
         exposure_control=bool(data.get("exposure_control")),
-        max_exposure=num("max_exposure", float, base.max_exposure))  # type: ignore[arg-type]
+        max_exposure=num("max_exposure", float, base.max_exposure))
     bank = num("bank", int, 0)
     defaults = check_security(None)
     security = {"effort_moderated": bool(data.get("effort_moderated")),
                 "retake_window_days": num("retake_window_days", int,
                                           defaults["retake_window_days"])}
     return designs.AssessmentForm(
-        data.get("name", "")[:200], data.get("slug", "")[:64], bank,  # type: ignore[arg-type]
-        choices, num("time_limit_minutes", int, None),  # type: ignore[arg-type]
-        data.get("language") or None, num("cut_score", float, None),  # type: ignore[arg-type]
+        data.get("name", "")[:200], data.get("slug", "")[:64], bank,
+        choices, num("time_limit_minutes", int, None),
+        data.get("language") or None, num("cut_score", float, None),
         security)
 
 

@@ -148,7 +148,7 @@ def send_reminders(engine: Engine, now: dt.datetime | None = None) -> int:
             won = db.execute(update(Invitation).where(Invitation.id == inv_id,
                                                       Invitation.reminded_at.is_(None))
                              .values(reminded_at=now))
-            if won.rowcount != 1:
+            if item_db.rowcount(won) != 1:
                 continue
         with force_locale(language or "en"):
             subject = _("Reminder: your invitation to the %(assessment)s assessment expires "
