@@ -144,6 +144,8 @@ def send_reminders(engine: Engine, now: dt.datetime | None = None) -> int:
                    Invitation.expires_at <= horizon, Candidate.email.is_not(None))).all()
     sent = 0
     for inv_id, expires, emailed, email, name, assessment, language in rows:
+        if emailed is None or email is None:  # the WHERE above selects only rows with both
+            raise RuntimeError(f"invitation {inv_id}: no e-mail address or e-mail date")
         with item_db.transaction(engine) as db:
             won = db.execute(update(Invitation).where(Invitation.id == inv_id,
                                                       Invitation.reminded_at.is_(None))
