@@ -224,7 +224,7 @@ def sign_in(email: str, password: str) -> SignIn:
         stored = user.password_hash if user is not None and usable else _dummy_hash()
     ok = verify_password(stored, password[:MAX_PASSWORD_LENGTH]) and usable
     with unit_of_work() as db:
-        if not ok or user is None:  # (ok implies a user; the test says so to the type checker)
+        if not ok or user is None:  # (`ok` implies a user; the `is None` test narrows its type)
             _register_failure(db, email, now)
             return SignIn("invalid")
         clear_throttle(db, email)
