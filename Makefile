@@ -41,7 +41,7 @@ run: install-run
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m mypy  # irt/, engine/, calibration/ ([tool.mypy] in pyproject.toml)
+	$(BIN)/python -m mypy  # irt/, engine/, calibration/, item_bank/, web/ ([tool.mypy] in pyproject.toml)
 	$(BIN)/python -m pytest
 
 clean:

@@ -41,7 +41,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -653,7 +653,8 @@ def parse_bank_json(name: str, doc: Any, default_status: str = "pretest") -> Ban
         if record is not None:
             params.append(record)
     check_unique_ids(name, items, rows)
-    bank_name = doc.get("bank") if isinstance(doc.get("bank"), str) else ""
+    bank = doc.get("bank")
+    bank_name = bank if isinstance(bank, str) else ""
     return BankDocument(name, tuple(skills), tuple(items), tuple(params), bank_name,
                         tuple(files))
 
@@ -882,6 +883,11 @@ def records_from_table(table: ItemTable, source: str = "parameters",
     ``provisional`` extra columns are read when present)."""
     out = []
     extra = table.extra
+
+    @overload
+    def num(col: str, k: int, as_int: Literal[False] = False) -> float | None: ...
+    @overload
+    def num(col: str, k: int, as_int: Literal[True]) -> int | None: ...
 
     def num(col: str, k: int, as_int: bool = False) -> float | int | None:
         text = extra.get(col, [""] * len(table.bank))[k].strip()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -159,6 +159,18 @@ def transaction(engine: Engine, write: bool = True) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on any exception."""
     with session_factory(engine, write)() as session, session.begin():
         yield session
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The number of rows an UPDATE or DELETE run by ``Session.execute`` matched.
+
+    ``Session.execute`` is typed to return a plain `Result`; for those statements it is a
+    `CursorResult`, the type that carries ``rowcount``.
+    """
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"rowcount needs the CursorResult of an UPDATE or DELETE, got "
+                        f"{type(result).__name__}")
+    return result.rowcount
 
 
 # -- migrations --------------------------------------------------------------------------------

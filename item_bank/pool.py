@@ -16,7 +16,7 @@ def load_item_pool(session: Session, skills: Sequence[str] | None = None, *,
     """An `engine.ItemPool` of every pretest/operational item of the bank (None: the database's
     only bank) with current parameters."""
     loaded = load_bank(session, skills=skills, bank_id=bank_id)
-    rates = None
+    rates: dict[str, float] = {}  # none observed: ItemPool treats {} and None alike
     if with_exposure:
         exp = exposure_counts(session, loaded.bank.item_ids, bank_id)
         rates = dict(zip(exp.item_ids, (float(r) for r in exp.rates), strict=True))

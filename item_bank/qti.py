@@ -66,6 +66,7 @@ from item_bank.content import (
     BankDocument,
     ItemContent,
     MediaFile,
+    ParameterRecord,
     SkillInfo,
     check_unique_ids,
     parameter_columns,
@@ -485,7 +486,8 @@ def parse_item_xml(name: str, data: bytes, meta: dict[str, Any],
         prompts = [_markdown(p, skip) for p in inter if _local(p.tag)[1] == "prompt"]
         stem = "\n\n".join(p for p in [stem, *prompts] if p)
     feedback = _find(root, "modalFeedback")
-    refs, files = [], []
+    refs: list[dict[str, str]] = []
+    files: list[MediaFile] = []
     for img in images:
         src, alt = img.get("src") or "", (img.get("alt") or "").strip()
         base_name = posixpath.basename(src)
@@ -724,14 +726,14 @@ def read_qti_zip(source: str | Path | io.BufferedIOBase,
                                   f"({type(exc).__name__})") from None
             parsed = parse_bank_json(f"{zname}:skills.json", sdoc)
             skills, name = parsed.skills, parsed.name
-        params = ()
+        params: tuple[ParameterRecord, ...] = ()
         if "parameters.csv" in sizes:
             try:
                 text = read("parameters.csv").decode("utf-8-sig")
             except UnicodeDecodeError:
                 raise FormatError(f"{zname}:parameters.csv: not UTF-8 text") from None
             stream = io.StringIO(text)
-            stream.name = f"{zname}:parameters.csv"  # type: ignore[attr-defined]
+            stream.name = f"{zname}:parameters.csv"
             table = read_items_csv(stream)
             params = records_from_table(table, f"{zname}:parameters.csv")
             kept = {it.external_id for it in items}

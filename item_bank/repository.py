@@ -235,6 +235,15 @@ def resolve_bank_id(session: Session, bank_id: int | None) -> int:
     return sole_bank(session).id if bank_id is None else bank_id
 
 
+def get_bank(session: Session, bank_id: int) -> ItemBank:
+    """The bank ``bank_id`` that a row refers to (banks are never deleted); `LookupError` if
+    the database has no such bank."""
+    bank = session.get(ItemBank, bank_id)
+    if bank is None:
+        raise LookupError(f"no item bank with id {bank_id}")
+    return bank
+
+
 def own_banks(session: Session, organisation_id: int) -> list[ItemBank]:
     """The banks ``organisation_id`` owns, oldest first."""
     return list(session.scalars(select(ItemBank).where(ItemBank.organisation_id
@@ -964,6 +973,15 @@ def create_organisation(session: Session, slug: str, name: str) -> Organisation:
     org = Organisation(slug=slug, name=check_name(name))
     session.add(org)
     session.flush()
+    return org
+
+
+def get_organisation(session: Session, organisation_id: int) -> Organisation:
+    """The organisation ``organisation_id`` of a signed-in user or of a row referring to it
+    (organisations are never deleted); `LookupError` if the database has no such row."""
+    org = session.get(Organisation, organisation_id)
+    if org is None:
+        raise LookupError(f"no organisation with id {organisation_id}")
     return org
 
 

@@ -115,7 +115,7 @@ def wants_json() -> bool:
 
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(exc: HTTPException):
         if wants_json():
             body = {"code": exc.code, "status": exc.name, "message": exc.description}
             errors = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
@@ -126,7 +126,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
-    def _database_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
+    def _database_unavailable(exc: Exception):
         log.error("database error on %s %s: %s", request.method, request.path,
                   type(exc).__name__)
         message = "The service is briefly unavailable. Your answers so far are safe; " \

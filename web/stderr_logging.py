@@ -7,19 +7,19 @@ import logging
 import sys
 
 
-class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class CurrentStderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is now, not the one at set-up, unless given a
     ``stream``: commands run in-process one after another (tests, notebooks) never log to a
     replaced or closed stream."""
 
-    def __init__(self, stream=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, stream=None) -> None:
         self._fixed = stream
         super().__init__(stream)
 
-    @property  # type: ignore[override]
-    def stream(self):  # type: ignore[no-untyped-def]
+    @property
+    def stream(self):
         return self._fixed if self._fixed is not None else sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:  # type: ignore[no-untyped-def]
+    def stream(self, value) -> None:
         self._fixed = value if value is not sys.stderr else None

@@ -33,12 +33,14 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
     owned = engine is None
-    if owned:
+    if engine is None:
         engine = create_db_engine(config.get_main_option("sqlalchemy.url"))
     try:
         with engine.connect() as connection:
             sqlite = connection.dialect.name == "sqlite"
             raw = connection.connection.driver_connection
+            if raw is None:  # only an invalidated or closed connection has none
+                raise RuntimeError("the migration connection has no driver connection")
             if sqlite:
                 # Batch mode rebuilds a table by copy, DROP and rename; with foreign keys on,
                 # dropping a referenced table fails. SQLite ignores this PRAGMA inside a

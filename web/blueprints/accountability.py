@@ -35,7 +35,7 @@ def _public_id(raw: str) -> str:
 
 @bp.route("/psychometrician/sessions")
 @staff_required("psychometrician")
-def sessions():  # type: ignore[no-untyped-def]
+def sessions():
     """The organisation's latest sessions, each linked to its replay."""
     db = get_db()
     rows = db.scalars(select(CandidateSession).join(Assessment)
@@ -47,7 +47,7 @@ def sessions():  # type: ignore[no-untyped-def]
 
 @bp.route("/psychometrician/sessions/<int:session_id>/replay")
 @staff_required("psychometrician")
-def replay(session_id: int):  # type: ignore[no-untyped-def]
+def replay(session_id: int):
     try:
         rep = session_replay(organisation_id(), session_id)
     except staff.NotFound:
@@ -59,7 +59,7 @@ def replay(session_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/recruiter/sessions/<int:session_id>/review", methods=["POST"])
 @staff_required("recruiter")
-def review(session_id: int):  # type: ignore[no-untyped-def]
+def review(session_id: int):
     try:
         oversight.review_result(organisation_id(), session_id, int(current_user.id),
                                 request.form.get("status", ""),
@@ -75,7 +75,7 @@ def review(session_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/recruiter/sessions/<int:session_id>/explanation")
 @staff_required("recruiter")
-def explanation(session_id: int):  # type: ignore[no-untyped-def]
+def explanation(session_id: int):
     try:
         exp = oversight.explanation(organisation_id(), session_id)
     except staff.NotFound:
@@ -85,7 +85,7 @@ def explanation(session_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/recruiter/candidates/<public_id>/erase", methods=["GET", "POST"])
 @staff_required("recruiter")
-def erase(public_id: str):  # type: ignore[no-untyped-def]
+def erase(public_id: str):
     public_id = _public_id(public_id)
     org = organisation_id()
     try:
@@ -104,7 +104,7 @@ def erase(public_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/recruiter/candidates/<public_id>/export.json")
 @staff_required("recruiter")
-def export(public_id: str):  # type: ignore[no-untyped-def]
+def export(public_id: str):
     try:
         data = privacy.candidate_export(organisation_id(), _public_id(public_id))
     except staff.NotFound:
@@ -116,7 +116,7 @@ def export(public_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/admin/privacy", methods=["GET", "POST"])
 @staff_required("admin")
-def privacy_settings():  # type: ignore[no-untyped-def]
+def privacy_settings():
     org = organisation_id()
     error, status = None, 200
     if request.method == "POST":
@@ -132,6 +132,6 @@ def privacy_settings():  # type: ignore[no-untyped-def]
                            settings=privacy.settings(get_db(), org), error=error), status
 
 
-def init_app(app) -> None:  # type: ignore[no-untyped-def]
+def init_app(app) -> None:
     app.register_blueprint(bp)
     app.jinja_env.globals["review_labels"] = STATUS_LABELS

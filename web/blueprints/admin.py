@@ -30,7 +30,7 @@ def _int_arg(name: str, default: int, upper: int) -> int:
 
 @bp.route("/audit")
 @staff_required(*ROLES)
-def audit_log():  # type: ignore[no-untyped-def]
+def audit_log():
     org = organisation_id()
     action = request.args.get("action", "")[:64] or None
     page = audit.events(get_db(), org, page=_int_arg("page", 1, MAX_PAGE),
@@ -42,7 +42,7 @@ def audit_log():  # type: ignore[no-untyped-def]
 
 @bp.route("/staff")
 @staff_required(*ROLES)
-def staff():  # type: ignore[no-untyped-def]
+def staff():
     return render_template("admin/staff.html", staff=accounts.staff_list(get_db(),
                                                                          organisation_id()),
                            roles=ALL_ROLES)
@@ -50,7 +50,7 @@ def staff():  # type: ignore[no-untyped-def]
 
 @bp.route("/staff/<int:user_id>/role", methods=["POST"])
 @staff_required(*ROLES)
-def staff_role(user_id: int):  # type: ignore[no-untyped-def]
+def staff_role(user_id: int):
     try:
         with unit_of_work() as db:
             actor = db.get(StaffUser, int(current_user.id))
@@ -70,7 +70,7 @@ def _filename(ext: str) -> str:
 
 @bp.route("/audit.csv")
 @staff_required(*ROLES)
-def audit_csv():  # type: ignore[no-untyped-def]
+def audit_csv():
     body = audit.export_csv(get_db(), organisation_id())
     return Response(body, mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{_filename("csv")}"'})
@@ -78,7 +78,7 @@ def audit_csv():  # type: ignore[no-untyped-def]
 
 @bp.route("/audit.json")
 @staff_required(*ROLES)
-def audit_json():  # type: ignore[no-untyped-def]
+def audit_json():
     body = json.dumps({"events": audit.export_json(get_db(), organisation_id())}, indent=1)
     return Response(body, mimetype="application/json", headers={
         "Content-Disposition": f'attachment; filename="{_filename("json")}"'})

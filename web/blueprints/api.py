@@ -190,7 +190,7 @@ def _bearer_token() -> str:
 @sessions.arguments(StartSchema)
 @sessions.response(201, SessionSchema)
 @errors(sessions, 400, 404, 410, 413, 429)
-def start_session(body: dict[str, Any]):  # type: ignore[no-untyped-def]
+def start_session(body: dict[str, Any]):
     """Start the invitation's session, or resume it (a new token replaces the old one)."""
     try:
         return _session_json(flow.start_or_resume(body["invitation"], rotate_token=True))
@@ -201,7 +201,7 @@ def start_session(body: dict[str, Any]):  # type: ignore[no-untyped-def]
 @sessions.route("/<int:session_id>", methods=["GET"])
 @sessions.response(200, SessionSchema)
 @errors(sessions, 401, 404)
-def get_session(session_id: int):  # type: ignore[no-untyped-def]
+def get_session(session_id: int):
     """Status of the session and its pending item."""
     token = _bearer_token()
     try:
@@ -215,7 +215,7 @@ def get_session(session_id: int):  # type: ignore[no-untyped-def]
 @_json_arguments(AnswerSchema, _answer_body)
 @sessions.response(200, SessionSchema)
 @errors(sessions, 400, 401, 404, 409, 413, 429)
-def post_response(body: dict[str, Any], session_id: int):  # type: ignore[no-untyped-def]
+def post_response(body: dict[str, Any], session_id: int):
     """Record the answer to the pending item; returns the next item or the finished status.
 
     Sending the same answer again returns the current status without recording it twice.
@@ -230,7 +230,7 @@ def post_response(body: dict[str, Any], session_id: int):  # type: ignore[no-unt
 
 @sessions.route("/<int:session_id>/media/<item_id>/<name>", methods=["GET"])
 @errors(sessions, 401, 404)
-def get_media(session_id: int, item_id: str, name: str):  # type: ignore[no-untyped-def]
+def get_media(session_id: int, item_id: str, name: str):
     """An image of the pending item (PNG, JPEG, GIF or WebP); 404 for anything else."""
     token = _bearer_token()
     try:
@@ -400,7 +400,7 @@ class ReportSchema(Schema):
 @staff_api.response(200, AssessmentSchema(many=True))
 @errors(staff_api, 401, 403)
 @staff_required("recruiter", "psychometrician")
-def list_assessments():  # type: ignore[no-untyped-def]
+def list_assessments():
     """Assessments of the caller's organisation."""
     return staff.assessments(organisation_id())
 
@@ -412,7 +412,7 @@ def list_assessments():  # type: ignore[no-untyped-def]
                       "schema": {"type": "integer"}}})
 @errors(staff_api, 400, 401, 403, 404)
 @staff_required("recruiter")
-def list_invitations(query: dict[str, Any]):  # type: ignore[no-untyped-def]
+def list_invitations(query: dict[str, Any]):
     """Invitations and candidate status in the caller's organisation, newest first, one page
     at a time (``page``, ``page_size`` ≤ 500; the total in the ``X-Total-Count`` header)."""
     org = organisation_id()
@@ -431,7 +431,7 @@ def list_invitations(query: dict[str, Any]):  # type: ignore[no-untyped-def]
 @staff_api.response(201, IssuedSchema(many=True))
 @errors(staff_api, 400, 401, 403, 404, 413)
 @staff_required("recruiter")
-def create_invitations(body: dict[str, Any]):  # type: ignore[no-untyped-def]
+def create_invitations(body: dict[str, Any]):
     """Create invitations (``names`` or ``count``); the links are returned only in this answer."""
     try:
         if body.get("names"):
@@ -454,7 +454,7 @@ def create_invitations(body: dict[str, Any]):  # type: ignore[no-untyped-def]
 @staff_api.response(204)
 @errors(staff_api, 400, 401, 403, 404, 409)
 @staff_required("recruiter")
-def revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
+def revoke_invitation(invitation_id: int):
     """Revoke an invitation (an unfinished session is closed)."""
     try:
         staff.revoke_invitation(organisation_id(), invitation_id, int(current_user.id))
@@ -468,7 +468,7 @@ def revoke_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
 @staff_api.response(200, ReportSchema)
 @errors(staff_api, 401, 403, 404)
 @staff_required("recruiter")
-def get_report(session_id: int):  # type: ignore[no-untyped-def]
+def get_report(session_id: int):
     """A candidate's per-skill report."""
     try:
         forensics.ensure_integrity(organisation_id(), session_id)

@@ -98,7 +98,7 @@ class PrivacySchema(Schema):
 @blp.response(200, ReplaySchema)
 @errors(blp, 401, 403, 404)
 @staff_required("psychometrician")
-def get_replay(session_id: int):  # type: ignore[no-untyped-def]
+def get_replay(session_id: int):
     """A session's replay (schema ``proficio-replay/1``, docs/replay.md): served items with
     parameter versions, answers, scores, estimates, selection reasons, and the re-scoring check."""
     try:
@@ -113,7 +113,7 @@ def get_replay(session_id: int):  # type: ignore[no-untyped-def]
 @blp.response(201, ReviewSchema)
 @errors(blp, 401, 403, 404, 409, 422)
 @staff_required("recruiter")
-def post_review(session_id: int):  # type: ignore[no-untyped-def]
+def post_review(session_id: int):
     """Mark a finished result ``reviewed`` or ``set_aside`` with a reason (audit-logged).
 
     The body is checked after the session's organisation, so a caller of another organisation
@@ -137,7 +137,7 @@ def post_review(session_id: int):  # type: ignore[no-untyped-def]
 @blp.response(200, ExplanationSchema)
 @errors(blp, 401, 403, 404)
 @staff_required("recruiter")
-def get_explanation(session_id: int):  # type: ignore[no-untyped-def]
+def get_explanation(session_id: int):
     """What the candidate may be told about a finished result (no items, answers or keys)."""
     try:
         return dataclasses.asdict(oversight.explanation(organisation_id(), session_id))
@@ -149,7 +149,7 @@ def get_explanation(session_id: int):  # type: ignore[no-untyped-def]
 @blp.response(200, CandidateExportSchema)
 @errors(blp, 401, 403, 404)
 @staff_required("recruiter")
-def export_candidate(public_id: str):  # type: ignore[no-untyped-def]
+def export_candidate(public_id: str):
     """Everything stored about one candidate (right of access; ``proficio-candidate-export/1``)."""
     if len(public_id) > MAX_PUBLIC_ID:
         abort(404, description="no such candidate")
@@ -163,7 +163,7 @@ def export_candidate(public_id: str):  # type: ignore[no-untyped-def]
 @blp.response(204)
 @errors(blp, 401, 403, 404)
 @staff_required("recruiter")
-def erase_candidate(public_id: str):  # type: ignore[no-untyped-def]
+def erase_candidate(public_id: str):
     """Erase one candidate's personal data (audit-logged; responses and results stay,
     pseudonymous). Idempotent."""
     if len(public_id) > MAX_PUBLIC_ID:
@@ -178,7 +178,7 @@ def erase_candidate(public_id: str):  # type: ignore[no-untyped-def]
 @blp.response(200, PrivacySchema)
 @errors(blp, 401, 403)
 @staff_required("admin")
-def get_privacy():  # type: ignore[no-untyped-def]
+def get_privacy():
     """The organisation's retention period and candidate-explanation setting."""
     return privacy.settings(get_db(), organisation_id())
 
@@ -188,7 +188,7 @@ def get_privacy():  # type: ignore[no-untyped-def]
 @errors(blp, 400, 401, 403, 422)
 @staff_required("admin")
 @blp.arguments(PrivacySchema)
-def put_privacy(body: dict[str, Any]):  # type: ignore[no-untyped-def]
+def put_privacy(body: dict[str, Any]):
     """Change the organisation's privacy settings (audit-logged)."""
     return privacy.update_settings(organisation_id(), int(current_user.id),
                                    body.get("retention_days"), body["explain_to_candidates"])

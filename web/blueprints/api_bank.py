@@ -120,7 +120,7 @@ def _own(bank_id: int | None) -> int:
 @blp.response(200, BankSchema(many=True))
 @errors(blp, 401, 403)
 @staff_required(ROLE)
-def list_banks():  # type: ignore[no-untyped-def]
+def list_banks():
     """The organisation's own banks and every library it may use or copy."""
     return bank_service.banks(organisation_id())
 
@@ -130,7 +130,7 @@ def list_banks():  # type: ignore[no-untyped-def]
 @blp.response(201, BankSchema)
 @errors(blp, 400, 401, 403, 413)
 @staff_required(ROLE)
-def create_bank(body: dict[str, Any]):  # type: ignore[no-untyped-def]
+def create_bank(body: dict[str, Any]):
     """Create an empty bank owned by the caller's organisation."""
     try:
         return bank_service.create_bank(organisation_id(), body["slug"], body["name"])
@@ -143,7 +143,7 @@ def create_bank(body: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.response(204)
 @errors(blp, 400, 401, 403, 404, 409)
 @staff_required(ROLE)
-def set_library(body: dict[str, Any], bank_id: int):  # type: ignore[no-untyped-def]
+def set_library(body: dict[str, Any], bank_id: int):
     """Publish an own bank as a read-only library for other organisations, or withdraw it."""
     try:
         bank_service.set_library(organisation_id(), bank_id, body["library"])
@@ -158,7 +158,7 @@ def set_library(body: dict[str, Any], bank_id: int):  # type: ignore[no-untyped-
 @blp.response(201, BankSchema)
 @errors(blp, 400, 401, 403, 404, 413)
 @staff_required(ROLE)
-def copy_bank(body: dict[str, Any], bank_id: int):  # type: ignore[no-untyped-def]
+def copy_bank(body: dict[str, Any], bank_id: int):
     """Copy a library (or an own bank) into a new bank of the caller's organisation: skills,
     items, enemies and current parameters; responses stay with the original."""
     try:
@@ -174,7 +174,7 @@ def copy_bank(body: dict[str, Any], bank_id: int):  # type: ignore[no-untyped-de
 @blp.response(204)
 @errors(blp, 400, 401, 403, 404, 409)
 @staff_required(ROLE)
-def set_pooling_consent(body: dict[str, Any], bank_id: int):  # type: ignore[no-untyped-def]
+def set_pooling_consent(body: dict[str, Any], bank_id: int):
     """Consent (or withdraw consent) that the organisation's candidates' responses to another
     organisation's library calibrate it; recorded with who and when."""
     try:
@@ -191,7 +191,7 @@ def set_pooling_consent(body: dict[str, Any], bank_id: int):  # type: ignore[no-
 @blp.response(200, description="The bank as a proficio-bank/1 JSON document")
 @errors(blp, 400, 401, 403, 404)
 @staff_required(ROLE)
-def export_bank(query: dict[str, Any]):  # type: ignore[no-untyped-def]
+def export_bank(query: dict[str, Any]):
     """Export every item of an own bank or a library with its current parameters (keys and
     explanations included)."""
     try:
@@ -211,7 +211,7 @@ def export_bank(query: dict[str, Any]):  # type: ignore[no-untyped-def]
                       "content": {"application/json": {"schema": {"type": "object"}}}})
 @errors(blp, 400, 401, 403, 404, 413)
 @staff_required(ROLE)
-def import_bank(query: dict[str, Any]):  # type: ignore[no-untyped-def]
+def import_bank(query: dict[str, Any]):
     """Import a proficio-bank/1 JSON document into an own bank (all or nothing)."""
     bank_id = _own(query["bank_id"])
     body = request.get_json(silent=True)
@@ -233,7 +233,7 @@ def import_bank(query: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.response(202, CalibrationJobSchema)
 @errors(blp, 400, 401, 403, 404, 413)
 @staff_required(ROLE)
-def start_calibration(body: dict[str, Any]):  # type: ignore[no-untyped-def]
+def start_calibration(body: dict[str, Any]):
     """Queue a calibration of an own bank from its live response log (the organisation's
     candidates and those of organisations that consented); poll the returned job."""
     bank_id = _own(body.pop("bank_id"))
@@ -247,7 +247,7 @@ def start_calibration(body: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.response(200, CalibrationJobSchema)
 @errors(blp, 401, 403, 404)
 @staff_required(ROLE)
-def get_calibration(job_id: int):  # type: ignore[no-untyped-def]
+def get_calibration(job_id: int):
     """A calibration job: status, progress and, when done, its result."""
     try:
         return calibrations.job(job_id, organisation_id())
@@ -259,7 +259,7 @@ def get_calibration(job_id: int):  # type: ignore[no-untyped-def]
 @blp.response(200, PublishedSchema)
 @errors(blp, 400, 401, 403, 404, 409)
 @staff_required(ROLE)
-def publish_calibration(job_id: int):  # type: ignore[no-untyped-def]
+def publish_calibration(job_id: int):
     """Publish a succeeded job as the current parameter version."""
     try:
         run_id = calibrations.publish(job_id, int(current_user.id), organisation_id())

@@ -38,7 +38,7 @@ class UtcDateTime(fields.DateTime):
     """ISO 8601 timestamp with a time zone; naive values are taken as UTC."""
 
     def _serialize(self, value: dt.datetime | None, attr: str | None, obj: Any,
-                   **kwargs: Any) -> str | None:
+                   **kwargs: Any) -> str | float | None:  # float: the "timestamp" formats
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         return super()._serialize(value, attr, obj, **kwargs)

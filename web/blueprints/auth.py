@@ -97,7 +97,7 @@ def _oidc_enabled() -> bool:
     return bool(current_app.config.get("OIDC_ISSUER") and current_app.config.get("OIDC_CLIENT_ID"))
 
 
-def _login_page(status: int = 200, **kw: Any):  # type: ignore[no-untyped-def]
+def _login_page(status: int = 200, **kw: Any):
     kw.setdefault("email", "")
     kw.setdefault("error", None)
     return render_template("auth/login.html", oidc=_oidc_enabled(),
@@ -111,7 +111,7 @@ def _minutes(seconds: int) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(LOGIN_LIMIT, methods=["POST"])
-def login():  # type: ignore[no-untyped-def]
+def login():
     next_url = _safe_next(request.args.get("next"))
     if current_user.is_authenticated:
         return redirect(next_url or _home_for(current_user.role))
@@ -132,7 +132,7 @@ def login():  # type: ignore[no-untyped-def]
     return redirect(next_url or _home_for(result.account.role))
 
 
-def _ask_second_factor(acct: accounts.Account, next_url: str | None, method: str):  # type: ignore[no-untyped-def]
+def _ask_second_factor(acct: accounts.Account, next_url: str | None, method: str):
     session.clear()
     session[PENDING] = {"uid": acct.id, "epoch": acct.login_epoch, "next": next_url,
                         "method": method, "until": time.time() + PENDING_TTL_S, "tries": 0}
@@ -141,7 +141,7 @@ def _ask_second_factor(acct: accounts.Account, next_url: str | None, method: str
 
 @bp.route("/login/verify", methods=["GET", "POST"])
 @limiter.limit(LOGIN_LIMIT, methods=["POST"])
-def verify():  # type: ignore[no-untyped-def]
+def verify():
     pending = session.get(PENDING)
     if not isinstance(pending, dict) or pending.get("until", 0) < time.time():
         session.pop(PENDING, None)
@@ -167,7 +167,7 @@ def verify():  # type: ignore[no-untyped-def]
 
 @bp.route("/logout", methods=["POST"])
 @login_required
-def logout():  # type: ignore[no-untyped-def]
+def logout():
     with unit_of_work() as db:
         accounts.end_sessions(db, int(current_user.id))
     logout_user()
@@ -176,7 +176,7 @@ def logout():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/")
-def index():  # type: ignore[no-untyped-def]
+def index():
     if current_user.is_authenticated:
         return redirect(_home_for(current_user.role))
     return redirect(url_for("auth.login"))
@@ -185,7 +185,7 @@ def index():  # type: ignore[no-untyped-def]
 # -- the account page: password, second factor ---------------------------------------------
 
 
-def _account_page(status: int = 200, **kw: Any):  # type: ignore[no-untyped-def]
+def _account_page(status: int = 200, **kw: Any):
     db = get_db()
     acct = accounts.get_account(db, int(current_user.id))
     pending = accounts.pending_totp(db, int(current_user.id))
@@ -204,14 +204,14 @@ def _account_page(status: int = 200, **kw: Any):  # type: ignore[no-untyped-def]
 
 @bp.route("/account")
 @login_required
-def account():  # type: ignore[no-untyped-def]
+def account():
     return _account_page()
 
 
 @bp.route("/account/password", methods=["POST"])
 @login_required
 @limiter.limit(LOGIN_LIMIT)
-def change_password():  # type: ignore[no-untyped-def]
+def change_password():
     new = request.form.get("new_password", "")
     if new != request.form.get("confirm_password", ""):
         return _account_page(400, error="The two new passwords differ.")
@@ -228,7 +228,7 @@ def change_password():  # type: ignore[no-untyped-def]
 
 @bp.route("/account/totp", methods=["POST"])
 @login_required
-def totp_start():  # type: ignore[no-untyped-def]
+def totp_start():
     try:
         with unit_of_work() as db:
             accounts.start_totp(db, int(current_user.id))
@@ -240,7 +240,7 @@ def totp_start():  # type: ignore[no-untyped-def]
 @bp.route("/account/totp/confirm", methods=["POST"])
 @login_required
 @limiter.limit(LOGIN_LIMIT)
-def totp_confirm():  # type: ignore[no-untyped-def]
+def totp_confirm():
     try:
         with unit_of_work() as db:
             codes = accounts.confirm_totp(db, int(current_user.id),
@@ -253,7 +253,7 @@ def totp_confirm():  # type: ignore[no-untyped-def]
 @bp.route("/account/totp/disable", methods=["POST"])
 @login_required
 @limiter.limit(LOGIN_LIMIT)
-def totp_disable():  # type: ignore[no-untyped-def]
+def totp_disable():
     try:
         with unit_of_work() as db:
             accounts.disable_totp(db, int(current_user.id), request.form.get("password", ""))
@@ -306,7 +306,7 @@ def _reset_in_background(email: str) -> None:
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
 @limiter.limit(LOGIN_LIMIT, methods=["POST"])
-def forgot_password():  # type: ignore[no-untyped-def]
+def forgot_password():
     configured = bool(current_app.config.get("MAIL_SERVER"))
     if request.method == "GET" or not configured:
         return render_template("auth/forgot.html", configured=configured, sent=False)
@@ -316,7 +316,7 @@ def forgot_password():  # type: ignore[no-untyped-def]
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 @limiter.limit(LOGIN_LIMIT, methods=["POST"])
-def reset_password(token: str):  # type: ignore[no-untyped-def]
+def reset_password(token: str):
     valid = accounts.reset_token_valid(get_db(), token)
     if not valid:
         return render_template("auth/reset.html", valid=False, error=None), 404
@@ -342,7 +342,7 @@ def reset_password(token: str):  # type: ignore[no-untyped-def]
 # -- OpenID Connect ------------------------------------------------------------------------
 
 
-def _oidc_client():  # type: ignore[no-untyped-def]
+def _oidc_client():
     from authlib.integrations.flask_client import OAuth
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -362,7 +362,7 @@ def _oidc_client():  # type: ignore[no-untyped-def]
 
 @bp.route("/login/oidc")
 @limiter.limit(LOGIN_LIMIT)
-def oidc_login():  # type: ignore[no-untyped-def]
+def oidc_login():
     if not _oidc_enabled():
         abort(404)
     next_url = _safe_next(request.args.get("next"))
@@ -379,7 +379,7 @@ def oidc_login():  # type: ignore[no-untyped-def]
 
 @bp.route("/login/oidc/callback")
 @limiter.limit(LOGIN_LIMIT)
-def oidc_callback():  # type: ignore[no-untyped-def]
+def oidc_callback():
     from authlib.common.errors import AuthlibBaseError  # OAuth errors and claim checks
     from joserfc.errors import JoseError  # signature and JWT format errors
 

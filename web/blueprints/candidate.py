@@ -34,7 +34,7 @@ MESSAGES = {
 }
 
 
-def _refused(exc: flow.CandidateError, token: str):  # type: ignore[no-untyped-def]
+def _refused(exc: flow.CandidateError, token: str):
     if isinstance(exc, flow.InvitationNotFound | flow.InvitationUnavailable):
         # Unknown, expired and withdrawn links must cost the same single query (no timing
         # oracle, tests/reliability/test_access.py): no assessment-language lookup, the
@@ -47,7 +47,7 @@ def _refused(exc: flow.CandidateError, token: str):  # type: ignore[no-untyped-d
 
 @bp.route("/<token>")
 @limiter.limit(START_LIMIT)
-def welcome(token: str):  # type: ignore[no-untyped-def]
+def welcome(token: str):
     try:
         started = flow.session_for_invitation(token)
         if started is not None:
@@ -60,7 +60,7 @@ def welcome(token: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/<token>/start", methods=["POST"])
 @limiter.limit(START_LIMIT)
-def start(token: str):  # type: ignore[no-untyped-def]
+def start(token: str):
     try:
         flow.start_or_resume(token)
     except flow.CandidateError as exc:
@@ -69,7 +69,7 @@ def start(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/<token>/question")
-def question(token: str):  # type: ignore[no-untyped-def]
+def question(token: str):
     try:
         session_id = flow.session_for_invitation(token)
         view = flow.start_or_resume(token) if session_id else None
@@ -108,7 +108,7 @@ def _form_answer() -> str | list[str]:
     return request.form.get("answer", "")[:200]
 
 
-def _ask_again(token: str, item_id: str, session_id: int):  # type: ignore[no-untyped-def]
+def _ask_again(token: str, item_id: str, session_id: int):
     """The pending question again with a hint (422), or the question page when it changed."""
     view = flow.session_status(session_id)
     if view.pending is not None and view.pending.item_id == item_id and not view.on_break:
@@ -120,7 +120,7 @@ def _ask_again(token: str, item_id: str, session_id: int):  # type: ignore[no-un
 
 @bp.route("/<token>/answer", methods=["POST"])
 @limiter.limit(ANSWER_LIMIT, key_func=candidate_key)
-def answer(token: str):  # type: ignore[no-untyped-def]
+def answer(token: str):
     item_id = request.form.get("item_id", "")[:64]
     choice = _form_answer()
     try:
@@ -143,7 +143,7 @@ def answer(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/<token>/media/<item_id>/<name>")
-def media(token: str, item_id: str, name: str):  # type: ignore[no-untyped-def]
+def media(token: str, item_id: str, name: str):
     """An image of the pending question (404 for anything else)."""
     try:
         ctype, data = flow.pending_media(token, item_id[:64], name[:100])
@@ -152,7 +152,7 @@ def media(token: str, item_id: str, name: str):  # type: ignore[no-untyped-def]
     return image_response(ctype, data)
 
 
-def _break_action(token: str, action):  # type: ignore[no-untyped-def]
+def _break_action(token: str, action):
     try:
         session_id = flow.session_for_invitation(token)
         if session_id is None:
@@ -165,20 +165,20 @@ def _break_action(token: str, action):  # type: ignore[no-untyped-def]
 
 @bp.route("/<token>/break", methods=["POST"])
 @limiter.limit(START_LIMIT)
-def pause(token: str):  # type: ignore[no-untyped-def]
+def pause(token: str):
     """Start a granted break (the clock stops)."""
     return _break_action(token, flow.start_break)
 
 
 @bp.route("/<token>/resume", methods=["POST"])
 @limiter.limit(START_LIMIT)
-def resume(token: str):  # type: ignore[no-untyped-def]
+def resume(token: str):
     """End the break (the clock runs again)."""
     return _break_action(token, flow.end_break)
 
 
 @bp.route("/<token>/done")
-def done(token: str):  # type: ignore[no-untyped-def]
+def done(token: str):
     try:
         session_id = flow.session_for_invitation(token)
         if session_id is None:

@@ -29,12 +29,12 @@ def _settings() -> Settings:
 
 
 @bp.route("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz():
     return jsonify({"status": "ok"})
 
 
 @bp.route("/readyz")
-def readyz():  # type: ignore[no-untyped-def]
+def readyz():
     result = readiness(database().engine, current_app.config.get("PROFICIO_QUEUE_URL"))
     body = {"status": "ready" if result.ready else "unavailable",
             "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in result.checks}}
@@ -58,7 +58,7 @@ def _metrics_allowed(header: str) -> tuple[bool, int, str]:
 
 
 @bp.route("/metrics")
-def metrics():  # type: ignore[no-untyped-def]
+def metrics():
     allowed, status, message = _metrics_allowed(request.headers.get("Authorization", ""))
     if not allowed:
         headers = {"WWW-Authenticate": 'Bearer realm="metrics"'} if status == 401 else {}

@@ -56,7 +56,7 @@ def _bank() -> ItemBank:
 
 @bp.route("/")
 @staff_required(*ROLES)
-def bank():  # type: ignore[no-untyped-def]
+def bank():
     current = _bank()
     skills, rows = bank_service.overview(current.id)
     chosen = request.args.get("skill") or None
@@ -68,7 +68,7 @@ def bank():  # type: ignore[no-untyped-def]
 
 @bp.route("/items/<external_id>")
 @staff_required(*ROLES)
-def item(external_id: str):  # type: ignore[no-untyped-def]
+def item(external_id: str):
     current = _bank()
     try:
         detail = bank_service.item_detail(current.id, external_id)
@@ -82,7 +82,7 @@ def item(external_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/items/<external_id>/status", methods=["POST"])
 @staff_required(*ROLES)
-def item_status(external_id: str):  # type: ignore[no-untyped-def]
+def item_status(external_id: str):
     try:
         bank_service.set_status(_bank().id, external_id, request.form.get("status", ""))
     except LookupError:
@@ -98,7 +98,7 @@ def item_status(external_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/items/<external_id>/media/<name>")
 @staff_required(*ROLES)
-def item_media(external_id: str, name: str):  # type: ignore[no-untyped-def]
+def item_media(external_id: str, name: str):
     """An image of an item of an own bank (another organisation's: 404)."""
     try:
         ctype, data = bank_service.item_media(_bank().id, external_id, name)
@@ -109,7 +109,7 @@ def item_media(external_id: str, name: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/items/<external_id>/media", methods=["POST"])
 @staff_required(*ROLES)
-def upload_item_media(external_id: str):  # type: ignore[no-untyped-def]
+def upload_item_media(external_id: str):
     """Add (or replace) an image of an item: PNG, JPEG, GIF or WebP up to the size limit, with
     alt text; anything else is refused with a message naming the field."""
     bank_id = _bank().id
@@ -131,7 +131,7 @@ def upload_item_media(external_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/import", methods=["GET", "POST"])
 @staff_required(*ROLES)
-def import_bank():  # type: ignore[no-untyped-def]
+def import_bank():
     if request.method == "GET":
         return render_template("psychometrician/import.html", error=None, report=None)
     upload = request.files.get("file")
@@ -154,7 +154,7 @@ def import_bank():  # type: ignore[no-untyped-def]
 
 @bp.route("/calibrations")
 @staff_required(*ROLES)
-def calibrations_list():  # type: ignore[no-untyped-def]
+def calibrations_list():
     runs = calibrations.runs(organisation_id())
     return render_template("psychometrician/calibrations.html",
                            jobs=calibrations.jobs(organisation_id()),
@@ -166,7 +166,7 @@ def calibrations_list():  # type: ignore[no-untyped-def]
 
 @bp.route("/calibrations", methods=["POST"])
 @staff_required(*ROLES)
-def start_calibration():  # type: ignore[no-untyped-def]
+def start_calibration():
     try:
         prior = request.form.get("prior_a_sd", "").strip()
         settings = calibrations.JobSettings(
@@ -189,7 +189,7 @@ def start_calibration():  # type: ignore[no-untyped-def]
 def _review(job_id: int, *, rules: PublishRules | None = None,
             selected: list[str] | None = None, impact: object = None,
             threshold: float = calibrations.IMPACT_THRESHOLD, error: str | None = None,
-            reason: str = "", status: int = 200):  # type: ignore[no-untyped-def]
+            reason: str = "", status: int = 200):
     try:
         job = calibrations.job(job_id, organisation_id())
     except LookupError:
@@ -213,7 +213,7 @@ def _review(job_id: int, *, rules: PublishRules | None = None,
 
 @bp.route("/calibrations/<int:job_id>")
 @staff_required(*ROLES)
-def calibration(job_id: int):  # type: ignore[no-untyped-def]
+def calibration(job_id: int):
     return _review(job_id)
 
 
@@ -223,7 +223,7 @@ def _posted_rules() -> PublishRules:
 
 @bp.route("/calibrations/<int:job_id>/preview", methods=["POST"])
 @staff_required(*ROLES)
-def preview(job_id: int):  # type: ignore[no-untyped-def]
+def preview(job_id: int):
     selected = request.form.getlist("item")[:calibrations.MAX_SELECTION]
     try:
         rules = _posted_rules()
@@ -242,7 +242,7 @@ def preview(job_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/calibrations/<int:job_id>/publish", methods=["POST"])
 @staff_required(*ROLES)
-def publish(job_id: int):  # type: ignore[no-untyped-def]
+def publish(job_id: int):
     selected = request.form.getlist("item")[:calibrations.MAX_SELECTION]
     reason = request.form.get("reason", "")
     try:
@@ -265,7 +265,7 @@ def publish(job_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/runs/<int:run_id>/rollback", methods=["POST"])
 @staff_required(*ROLES)
-def rollback(run_id: int):  # type: ignore[no-untyped-def]
+def rollback(run_id: int):
     try:
         new_run = calibrations.rollback(run_id, int(current_user.id),
                                         request.form.get("reason", ""), organisation_id())
@@ -284,7 +284,7 @@ def rollback(run_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/watch-list")
 @staff_required(*ROLES)
-def watch_list():  # type: ignore[no-untyped-def]
+def watch_list():
     current = _bank()
     db = get_db()
     return render_template("psychometrician/watch_list.html", bank=current,
@@ -295,7 +295,7 @@ def watch_list():  # type: ignore[no-untyped-def]
 
 @bp.route("/alarms/<int:alarm_id>", methods=["POST"])
 @staff_required(*ROLES)
-def decide_alarm(alarm_id: int):  # type: ignore[no-untyped-def]
+def decide_alarm(alarm_id: int):
     action = request.form.get("action", "")
     try:
         with unit_of_work() as db:

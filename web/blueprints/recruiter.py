@@ -6,6 +6,8 @@ feasibility by simulation before it is saved)."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import (
     Blueprint,
@@ -38,6 +40,9 @@ from web.services import (
 from web.services import assessment_designs as designs
 from web.services.feasibility import Feasibility
 
+_T = TypeVar("_T")
+_D = TypeVar("_D")
+
 bp = Blueprint("recruiter", __name__, url_prefix="/recruiter")
 ROLES = ("recruiter",)
 
@@ -55,7 +60,7 @@ def _assessment_arg() -> int | None:
 
 @bp.route("/")
 @staff_required(*ROLES)
-def candidates():  # type: ignore[no-untyped-def]
+def candidates():
     org = organisation_id()
     chosen = _assessment_arg()
     if chosen is not None:
@@ -70,7 +75,7 @@ def candidates():  # type: ignore[no-untyped-def]
 
 @bp.route("/invitations/new", methods=["GET", "POST"])
 @staff_required(*ROLES)
-def new_invitations():  # type: ignore[no-untyped-def]
+def new_invitations():
     org = organisation_id()
     options = staff.assessments(org)
     if request.method == "GET":
@@ -126,7 +131,7 @@ def parse_people(text: str) -> list[tuple[str | None, str | None]]:
 
 @bp.route("/invitations/<int:invitation_id>/revoke", methods=["GET", "POST"])
 @staff_required(*ROLES)
-def revoke(invitation_id: int):  # type: ignore[no-untyped-def]
+def revoke(invitation_id: int):
     """GET: what revoking would do, and a confirmation button; POST: revoke."""
     org = organisation_id()
     try:
@@ -151,7 +156,7 @@ def revoke(invitation_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/invitations/<int:invitation_id>/accommodations", methods=["GET", "POST"])
 @staff_required(*ROLES)
-def accommodation(invitation_id: int):  # type: ignore[no-untyped-def]
+def accommodation(invitation_id: int):
     org = organisation_id()
     try:
         info = accommodations.summary(org, invitation_id)
@@ -177,7 +182,7 @@ def accommodation(invitation_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/webhooks", methods=["GET", "POST"])
 @staff_required(*ROLES)
-def webhook_settings():  # type: ignore[no-untyped-def]
+def webhook_settings():
     """The organisation's webhooks (add, remove) and the delivery log (retry)."""
     org = organisation_id()
     created, error, status = None, None, 200
@@ -208,7 +213,7 @@ def webhook_settings():  # type: ignore[no-untyped-def]
 
 @bp.route("/sessions/<int:session_id>")
 @staff_required(*ROLES)
-def report(session_id: int):  # type: ignore[no-untyped-def]
+def report(session_id: int):
     try:
         integrity = forensics.ensure_integrity(organisation_id(), session_id)
         rep = reports.report(organisation_id(), session_id)
@@ -231,7 +236,7 @@ def report(session_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/assessments/<int:assessment_id>/compare")
 @staff_required(*ROLES)
-def compare(assessment_id: int):  # type: ignore[no-untyped-def]
+def compare(assessment_id: int):
     try:
         target, reps = reports.comparison(organisation_id(), assessment_id)
     except staff.NotFound:
@@ -243,7 +248,7 @@ def compare(assessment_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/assessments/<int:assessment_id>/compare.csv")
 @staff_required(*ROLES)
-def compare_csv(assessment_id: int):  # type: ignore[no-untyped-def]
+def compare_csv(assessment_id: int):
     try:
         target, reps = reports.comparison(organisation_id(), assessment_id)
     except staff.NotFound:
@@ -257,7 +262,7 @@ def compare_csv(assessment_id: int):  # type: ignore[no-untyped-def]
 
 
 def _design_page(form: designs.AssessmentForm, *, editing: Assessment | None = None,
-                 errors: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+                 errors: dict[str, str] | None = None, status: int = 200):
     org = organisation_id()
     try:
         info = designs.bank_skills(org, form.bank_id)
@@ -271,7 +276,7 @@ def _design_page(form: designs.AssessmentForm, *, editing: Assessment | None = N
                            simulees=designs.MAX_CHECK_SIMULEES), status
 
 
-def _queue_check(form: designs.AssessmentForm, assessment_id: int | None):  # type: ignore[no-untyped-def]
+def _queue_check(form: designs.AssessmentForm, assessment_id: int | None):
     url = database().engine.url.render_as_string(hide_password=False)
     check_id = designs.start_check(organisation_id(), int(current_user.id), form, url,
                                    assessment_id)
@@ -280,14 +285,14 @@ def _queue_check(form: designs.AssessmentForm, assessment_id: int | None):  # ty
 
 @bp.route("/assessments")
 @staff_required(*ROLES)
-def assessments():  # type: ignore[no-untyped-def]
+def assessments():
     return render_template("recruiter/assessments.html",
                            rows=designs.assessments(organisation_id()))
 
 
 @bp.route("/assessments/new", methods=["GET", "POST"])
 @staff_required(*ROLES)
-def new_assessment():  # type: ignore[no-untyped-def]
+def new_assessment():
     """GET: the form with the default design (``?bank=`` another bank; ``?check=`` the values
     of an earlier check); POST: queue the feasibility check of the entered design."""
     org = organisation_id()
@@ -312,19 +317,19 @@ def new_assessment():  # type: ignore[no-untyped-def]
         return _design_page(_posted(request.form), errors=exc.errors, status=422)
 
 
-def _posted(data) -> designs.AssessmentForm:  # type: ignore[no-untyped-def]
+def _posted(data) -> designs.AssessmentForm:
     """What was entered, to show the form again with its errors (unparseable numbers become
     the defaults; the errors name them)."""
     from web.services.feasibility import DesignChoices
 
-    def num(name: str, kind: type, default: object) -> object:
+    def num(name: str, kind: Callable[[str], _T], default: _D) -> _T | _D:
         try:
             return kind(data.get(name, ""))
         except ValueError:
             return default
 
     base = DesignChoices(skills=())
-    weights = {}
+    weights: dict[str, float] = {}
     for key in data:
         if key.startswith("weight_"):
             value = num(key, float, None)
@@ -332,26 +337,26 @@ def _posted(data) -> designs.AssessmentForm:  # type: ignore[no-untyped-def]
                 weights[key.removeprefix("weight_")] = value
     choices = DesignChoices(
         skills=tuple(data.getlist("skills")), weights=weights,
-        overall_se=num("overall_se", float, base.overall_se),  # type: ignore[arg-type]
-        max_items=num("max_items", int, base.max_items),  # type: ignore[arg-type]
-        min_per_skill=num("min_per_skill", int, base.min_per_skill),  # type: ignore[arg-type]
+        overall_se=num("overall_se", float, base.overall_se),
+        max_items=num("max_items", int, base.max_items),
+        min_per_skill=num("min_per_skill", int, base.min_per_skill),
         exposure_control=bool(data.get("exposure_control")),
-        max_exposure=num("max_exposure", float, base.max_exposure))  # type: ignore[arg-type]
+        max_exposure=num("max_exposure", float, base.max_exposure))
     bank = num("bank", int, 0)
     defaults = check_security(None)
     security = {"effort_moderated": bool(data.get("effort_moderated")),
                 "retake_window_days": num("retake_window_days", int,
                                           defaults["retake_window_days"])}
     return designs.AssessmentForm(
-        data.get("name", "")[:200], data.get("slug", "")[:64], bank,  # type: ignore[arg-type]
-        choices, num("time_limit_minutes", int, None),  # type: ignore[arg-type]
-        data.get("language") or None, num("cut_score", float, None),  # type: ignore[arg-type]
+        data.get("name", "")[:200], data.get("slug", "")[:64], bank,
+        choices, num("time_limit_minutes", int, None),
+        data.get("language") or None, num("cut_score", float, None),
         security)
 
 
 @bp.route("/assessments/<int:assessment_id>/edit", methods=["GET", "POST"])
 @staff_required(*ROLES)
-def edit_assessment(assessment_id: int):  # type: ignore[no-untyped-def]
+def edit_assessment(assessment_id: int):
     """GET: the assessment's design (``?check=`` an earlier check's values); POST: queue the
     check of the changed design. Running sessions keep the blueprint they started with."""
     org = organisation_id()
@@ -382,7 +387,7 @@ def edit_assessment(assessment_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/assessments/checks/<int:check_id>")
 @staff_required(*ROLES)
-def feasibility_check(check_id: int):  # type: ignore[no-untyped-def]
+def feasibility_check(check_id: int):
     org = organisation_id()
     try:
         row = designs.check(org, check_id)
@@ -403,7 +408,7 @@ def feasibility_check(check_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/assessments/checks/<int:check_id>.json")
 @staff_required(*ROLES)
-def feasibility_check_status(check_id: int):  # type: ignore[no-untyped-def]
+def feasibility_check_status(check_id: int):
     try:
         row = designs.check(organisation_id(), check_id)
     except staff.NotFound:
@@ -414,7 +419,7 @@ def feasibility_check_status(check_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/assessments/checks/<int:check_id>/save", methods=["POST"])
 @staff_required(*ROLES)
-def save_assessment(check_id: int):  # type: ignore[no-untyped-def]
+def save_assessment(check_id: int):
     try:
         saved = designs.save(organisation_id(), int(current_user.id), check_id)
     except staff.NotFound:

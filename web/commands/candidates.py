@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_replay)
 
 
-def _org_id(session, slug: str) -> int:  # type: ignore[no-untyped-def]
+def _org_id(session, slug: str) -> int:
     org = session.scalar(select(Organisation).where(Organisation.slug == slug))
     if org is None:
         raise ValueError(f"no organisation {slug!r}")

@@ -26,6 +26,7 @@ import gzip
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -61,8 +62,8 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decoder(table: Table) -> list[Any]:
-    out = []
+def _decoder(table: Table) -> list[Callable[[Any], Any]]:
+    out: list[Callable[[Any], Any]] = []
     for col in table.columns:
         if isinstance(col.type, DateTime):
             out.append(lambda v: None if v is None else dt.datetime.fromisoformat(v))

@@ -154,9 +154,10 @@ def run(args: argparse.Namespace) -> int:
     curves = information_curves(bank)
     for s, skill in enumerate(curves.skills):
         members = bank.skill_indices(skill)
-        keep = np.isin(data.item, members)
-        given = SparseResponses(data.person[keep], np.searchsorted(members, data.item[keep]),
-                                data.response[keep], data.n_persons, members.size)
+        in_skill = np.isin(data.item, members)
+        given = SparseResponses(data.person[in_skill],
+                                np.searchsorted(members, data.item[in_skill]),
+                                data.response[in_skill], data.n_persons, members.size)
         given_rel = administered_reliability(given, bank.take(members))
         given_text = (f"{given_rel:.3f} (the tests as administered)" if np.isfinite(given_rel)
                       else "no responses")

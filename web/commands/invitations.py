@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(handler=run_remind)
 
 
-def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _app(args: argparse.Namespace):
     from web.app import create_app
 
     return create_app({"DATABASE_URL": db.database_url(args.database_url)})

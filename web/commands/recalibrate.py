@@ -132,8 +132,9 @@ def write_table(path: str | Path, result: Recalibration) -> None:
 
 def write_parameters(path: str | Path, result: Recalibration) -> int:
     """Every item with parameters (new where estimated, else current), with status columns."""
-    rows = [it for it in result.items if (it.new or it.current) is not None]
-    bank = Bank.from_params((it.new or it.current) for it in rows)
+    with_params = [(it, p) for it in result.items if (p := it.new or it.current) is not None]
+    rows = [it for it, _ in with_params]
+    bank = Bank.from_params(p for _, p in with_params)
 
     def num(x: float | None) -> str:
         return "" if x is None else repr(float(x))

@@ -14,7 +14,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 
-class ProficioServer(BaseApplication):  # type: ignore[misc]
+class ProficioServer(BaseApplication):
     """gunicorn with the app factory; configuration from the command line only."""
 
     def __init__(self, options: dict[str, Any], embedded_jobs: bool) -> None:

@@ -295,7 +295,10 @@ def _run_cat(eng: engine.CatEngine, ids: list[str], theta: np.ndarray, answers: 
 
 
 def write_results(path: Path, result: SimulationResult) -> None:
-    classified = result.decision is not None and bool(np.any(result.decision != ""))
+    decision, decided = result.decision, result.decided
+    classified = decision is not None and bool(np.any(decision != ""))
+    if classified and decided is None:
+        raise ValueError("the simulation result has decisions but no 'decided' flags")
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["person_id", "skill", "theta_true", "theta_hat", "se", "n_items",
@@ -305,8 +308,8 @@ def write_results(path: Path, result: SimulationResult) -> None:
                 row = [pid, s, f"{result.theta_true[p, k]:.6g}", f"{result.theta_hat[p, k]:.6g}",
                        f"{result.se[p, k]:.6g}", int(result.n_items[p, k]),
                        result.stop_reason[p]]
-                if classified:
-                    row += [result.decision[p, k], int(result.decided[p, k])]
+                if classified and decision is not None and decided is not None:
+                    row += [decision[p, k], int(decided[p, k])]
                 w.writerow(row)
 
 
@@ -339,8 +342,9 @@ def run(args: argparse.Namespace) -> int:
     tags = ({iid: [t.strip() for t in text.split(";") if t.strip()]
              for iid, text in zip(table.bank.item_ids, tag_col, strict=True)}
             if tag_col else None)
+    # () and {} are what ItemPool turns None into: all operational, no rates, no tags
     pool = engine.ItemPool(table.bank, status=[s or "operational" for s in status]
-                           if status else None, exposure_rates=rates, tags=tags)
+                           if status else (), exposure_rates=rates or {}, tags=tags or {})
     blueprint = build_blueprint(args)
     eng = engine.make_engine(pool, blueprint)
     ids, theta = read_thetas(args.thetas, eng.skill_names)

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(handler=run_deliver)
 
 
-def _org(session, slug: str) -> Organisation:  # type: ignore[no-untyped-def]
+def _org(session, slug: str) -> Organisation:
     org = session.scalar(select(Organisation).where(Organisation.slug == slug))
     if org is None:
         raise ValueError(f"no organisation {slug!r}; `proficio org list` shows them")

@@ -42,6 +42,7 @@ from item_bank.account_models import (
     StaffRecoveryCode,
     StaffTotp,
 )
+from item_bank.db import rowcount
 from item_bank.models import ROLES, Organisation, StaffUser, as_utc, utcnow
 from item_bank.security import hash_password, hash_token, new_token, verify_password
 from web.db import database, unit_of_work
@@ -151,6 +152,15 @@ def account(db: Session, user: StaffUser) -> Account:
                    user.login_epoch, _totp_confirmed(db, user.id))
 
 
+def _existing_user(db: Session, user_id: int) -> StaffUser:
+    """The staff account ``user_id`` that the caller has just seen (accounts are deactivated,
+    never deleted, so a missing row means the database was changed behind the app's back)."""
+    user = db.get(StaffUser, user_id)
+    if user is None:
+        raise LookupError(f"staff account {user_id} no longer exists")
+    return user
+
+
 def get_account(db: Session, user_id: int) -> Account | None:
     user = db.get(StaffUser, user_id)
     return account(db, user) if user is not None and user.active else None
@@ -214,11 +224,11 @@ def sign_in(email: str, password: str) -> SignIn:
         stored = user.password_hash if user is not None and usable else _dummy_hash()
     ok = verify_password(stored, password[:MAX_PASSWORD_LENGTH]) and usable
     with unit_of_work() as db:
-        if not ok:
+        if not ok or user is None:  # (`ok` implies a user; the `is None` test narrows its type)
             _register_failure(db, email, now)
             return SignIn("invalid")
         clear_throttle(db, email)
-        fresh = db.get(StaffUser, user.id)  # type: ignore[union-attr]
+        fresh = _existing_user(db, user.id)
         acct = account(db, fresh)
         if not acct.totp_enabled:
             audit.record(db, actor=fresh, action="login", target=fresh.email,
@@ -249,10 +259,10 @@ def second_factor(db: Session, user_id: int, code: str, *, method: str,
             StaffRecoveryCode.user_id == user_id, StaffRecoveryCode.code_hash == digest,
             StaffRecoveryCode.used_at.is_(None)))
         # a conditional update: two concurrent uses of one code cannot both succeed
-        if row is not None and db.execute(
+        if row is not None and rowcount(db.execute(
                 update(StaffRecoveryCode).where(StaffRecoveryCode.id == row.id,
                                                 StaffRecoveryCode.used_at.is_(None))
-                .values(used_at=now)).rowcount == 1:
+                .values(used_at=now))) == 1:
             accepted = used_recovery = True
     if not accepted:
         _register_failure(db, user.email, now)
@@ -353,9 +363,9 @@ def reset_password(db: Session, token: str, new: str) -> Account:
     if user is None or not user.active:
         raise AccountError("this reset link is invalid, used or expired; ask for a new one")
     check_new_password(new, user.email)
-    if db.execute(update(PasswordResetToken).where(PasswordResetToken.id == row.id,
-                                                   PasswordResetToken.used_at.is_(None))
-                  .values(used_at=utcnow())).rowcount != 1:  # used by a concurrent request
+    if rowcount(db.execute(update(PasswordResetToken).where(PasswordResetToken.id == row.id,
+                                                            PasswordResetToken.used_at.is_(None))
+                           .values(used_at=utcnow()))) != 1:  # used by a concurrent request
         raise AccountError("this reset link is invalid, used or expired; ask for a new one")
     _set_password(db, user, new)
     audit.record(db, actor=user, action="password.reset", target=user.email, detail={})
@@ -387,7 +397,7 @@ def set_role(db: Session, org_slug: str, email: str, role: str,
 
 
 def set_role_by_id(db: Session, org_id: int, user_id: int, role: str,
-                   actor: StaffUser) -> StaffUser:
+                   actor: StaffUser | None) -> StaffUser:
     """An organisation admin changes a colleague's role (another organisation's account is
     reported as not found)."""
     user = db.get(StaffUser, user_id)
@@ -485,9 +495,9 @@ def verify_totp(db: Session, user_id: int, code: str, at: float | None = None) -
     for step in range(step_now - TOTP_DRIFT_STEPS, step_now + TOTP_DRIFT_STEPS + 1):
         if step > row.last_step and secrets.compare_digest(totp.at(step * totp.interval), code):
             # conditional: of two concurrent requests with the same code only one advances it
-            won = db.execute(update(StaffTotp).where(StaffTotp.user_id == user_id,
-                                                     StaffTotp.last_step < step)
-                             .values(last_step=step)).rowcount == 1
+            won = rowcount(db.execute(update(StaffTotp).where(StaffTotp.user_id == user_id,
+                                                              StaffTotp.last_step < step)
+                                      .values(last_step=step))) == 1
             db.refresh(row)
             return won
     return False
@@ -504,7 +514,7 @@ def confirm_totp(db: Session, user_id: int, code: str) -> list[str]:
                            "again")
     row.confirmed_at = utcnow()
     codes = new_recovery_codes(db, user_id)
-    user = db.get(StaffUser, user_id)
+    user = _existing_user(db, user_id)
     audit.record(db, actor=user, action="totp.enabled", target=user.email, detail={})
     return codes
 

@@ -31,7 +31,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from item_bank import repository as repo
-from item_bank.db import create_db_engine, transaction
+from item_bank.db import create_db_engine, rowcount, transaction
 from item_bank.forensics_models import check_security
 from item_bank.models import (
     LANGUAGES,
@@ -422,25 +422,25 @@ def clean_up_checks(engine: Engine, now: dt.datetime | None = None) -> CheckClea
     what the edit form starts from (`form_of`)."""
     now = now or utcnow()
     with transaction(engine) as db:
-        failed = db.execute(
+        failed = rowcount(db.execute(
             update(FeasibilityCheck)
             .where(FeasibilityCheck.status.in_(("queued", "running")),
                    FeasibilityCheck.created_at < now - STALE_CHECK)
             .values(status="failed", finished_at=now,
                     message="the check did not finish (its worker stopped); run it again")
-        ).rowcount
+        ))
         later = aliased(FeasibilityCheck)
         superseded = select(later.id).where(later.assessment_id == FeasibilityCheck.assessment_id,
                                             later.status == "saved",
                                             later.id > FeasibilityCheck.id)
-        deleted = db.execute(
+        deleted = rowcount(db.execute(
             delete(FeasibilityCheck).where(
                 ((FeasibilityCheck.status.in_(("succeeded", "failed")))
                  & (func.coalesce(FeasibilityCheck.finished_at, FeasibilityCheck.created_at)
                     < now - KEEP_UNSAVED_CHECK))
                 | ((FeasibilityCheck.status == "saved") & superseded.exists()))
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
     if failed or deleted:
         log.info("feasibility checks: %d stale marked failed, %d old deleted", failed, deleted)
     return CheckCleanup(failed, deleted)

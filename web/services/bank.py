@@ -95,7 +95,7 @@ def banks(org_id: int) -> list[BankRow]:
 
 def create_bank(org_id: int, slug: str, name: str) -> BankRow:
     with unit_of_work() as db:
-        org = db.get(Organisation, org_id)
+        org = repo.get_organisation(db, org_id)
         b = repo.create_bank(db, org, slug, name)
         return BankRow(b.id, b.slug, b.name, org.slug, True, False, False)
 
@@ -109,7 +109,7 @@ def copy_bank(org_id: int, bank_id: int, slug: str, name: str) -> BankRow:
     """Copy a library (or an own bank) into a new bank of the organisation."""
     with unit_of_work() as db:
         source = readable_bank(org_id, bank_id, db)
-        org = db.get(Organisation, org_id)
+        org = repo.get_organisation(db, org_id)
         b = repo.copy_bank(db, source, org, slug, name)
         return BankRow(b.id, b.slug, b.name, org.slug, True, False, False)
 
@@ -196,9 +196,7 @@ def item_detail(bank_id: int, external_id: str) -> ItemDetail:
     theta = np.linspace(-4, 4, 81)
     p: list[float] = []
     if current is not None and current.model in irt.DICHOTOMOUS_MODELS:
-        bank = irt.Bank.from_params([irt.ItemParams(external_id, current.model, current.a,
-                                                    current.b, current.c or 0.0,
-                                                    current.d if current.d is not None else 1.0)])
+        bank = irt.Bank.from_params([repo.version_params(current, external_id, "default")])
         p = irt.probability(theta, bank)[:, 0].tolist()
     return ItemDetail(item, history, theta.tolist(), p,
                       tuple(media_store.item_media(db, item.id)))
@@ -240,7 +238,8 @@ def item_media(bank_id: int, external_id: str, name: str) -> tuple[str, bytes]:
     return found.content_type, media_store.read(found)
 
 
-def upload_media(bank_id: int, external_id: str, filename: str, alt: str, data: bytes) -> str:
+def upload_media(bank_id: int, external_id: str, filename: str | None, alt: str,
+                 data: bytes) -> str:
     """Store an uploaded image with an item of an own bank; returns its stored name.
 
     Refused with `ValueError` naming the field: no file, no alt text, over

@@ -52,7 +52,7 @@ from irt import POLYTOMOUS_MODELS
 from irt.io import ResponseLog, read_responses_csv
 from item_bank import repository as repo
 from item_bank.content import ParameterRecord
-from item_bank.db import create_db_engine, transaction
+from item_bank.db import create_db_engine, rowcount, transaction
 from item_bank.models import (
     Assessment,
     CalibrationJob,
@@ -216,14 +216,14 @@ def fail_stale_jobs(engine: Engine, now: dt.datetime | None = None) -> int:
     scheduled maintenance every minute; idempotent). Returns how many."""
     now = now or utcnow()
     with transaction(engine) as db:
-        failed = db.execute(
+        failed = rowcount(db.execute(
             update(CalibrationJob)
             .where(CalibrationJob.status.in_(("queued", "running")),
                    CalibrationJob.created_at < now - STALE_JOB)
             .values(status="failed", finished_at=now,
                     message="the job did not finish within 6 hours (its worker stopped); "
                             "start it again")
-        ).rowcount
+        ))
     if failed:
         log.warning("calibration jobs: %d stale job(s) marked failed", failed)
     return int(failed)
@@ -263,7 +263,7 @@ def _calibrate(engine: Any, job_id: int, settings: JobSettings,
                upload: str | None = None, bank_id: int | None = None) -> dict[str, Any]:
     with transaction(engine) as db:
         skills = list(settings.skills) or None
-        bank = db.get(ItemBank, repo.resolve_bank_id(db, bank_id))
+        bank = repo.get_bank(db, repo.resolve_bank_id(db, bank_id))
         pooled = repo.pooled_organisations(db, bank)
         if upload is not None:
             log_ = _read_upload(upload, "upload")
@@ -386,7 +386,9 @@ def impact(job_id: int, selected: Sequence[str], org_id: int,
     db = get_db()
     current = repo.load_bank(db, statuses=("pretest", "operational", "held", "retired"),
                              bank_id=row.bank_id).bank
-    new = {it.item_id: it.new for it in result.items if it.item_id in chosen}
+    # `_selection` checked that every chosen item has a new estimate (`is not None` narrows)
+    new = {it.item_id: it.new for it in result.items
+           if it.item_id in chosen and it.new is not None}
     proposed = irt.Bank.from_params(new.get(p.item_id, p) if p.item_id in new else p
                                     for p in current.params())
     position = {iid: k for k, iid in enumerate(current.item_ids)}
@@ -477,7 +479,7 @@ def rollback(run_id: int, user_id: int, reason: str, org_id: int) -> int:
     reason = (reason or "").strip()
     with unit_of_work() as db:
         run = db.get(CalibrationRun, run_id)
-        if run is None or db.get(ItemBank, run.bank_id).organisation_id != org_id:
+        if run is None or repo.get_bank(db, run.bank_id).organisation_id != org_id:
             raise LookupError("no such calibration run")
         if not reason:
             raise ValueError("field 'reason': say why the publication is rolled back")

@@ -202,11 +202,11 @@ def _view(row: CandidateSession, live: LiveAssessment, state: CatState,
         pending = PendingItem(state.pending, facts.stem, facts.options, facts.response_type,
                               facts.media)
     now = now or utcnow()
-    on_break = acc is not None and acc.break_started_at is not None \
-        and row.status == "in_progress"
     left = _break_left(acc)
-    if on_break:
-        left -= (now - as_utc(acc.break_started_at)).total_seconds()  # type: ignore[union-attr]
+    on_break = False
+    if acc is not None and acc.break_started_at is not None and row.status == "in_progress":
+        on_break = True
+        left -= (now - as_utc(acc.break_started_at)).total_seconds()
     return SessionView(row.id, row.status, pending, len(state.events),
                        live.engine.blueprint.max_items, _effective_deadline(row, acc, now),
                        token, on_break, max(0, int(left)))
@@ -269,6 +269,8 @@ def _load(db: Session, row: CandidateSession, read: _Read | None = None
     key = blueprint_key(row.blueprint)
     if read is not None:
         read.blueprint, read.key = dict(row.blueprint), key
+    if row.engine_state is None:  # every session starts with one (`repo.start_session`)
+        raise RuntimeError(f"session {row.id} has no stored engine state")
     return (live_assessment(db, row.assessment_id, row.blueprint, key),
             session_state(db, row.id, row.state_version, row.engine_state))
 

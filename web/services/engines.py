@@ -129,7 +129,9 @@ def _database_key(db: Session) -> str:
     bind = db.get_bind()
     key = _database_keys.get(bind)
     if key is None:
-        key = _database_keys[bind] = bind.url.render_as_string(hide_password=True)
+        # .engine: a session may be bound to a Connection (which has no .url) as well as to an
+        # Engine (whose .engine is itself)
+        key = _database_keys[bind] = bind.engine.url.render_as_string(hide_password=True)
     return key
 
 

@@ -126,7 +126,7 @@ def overall_of(result: SimulationResult, weights: NDArray[np.float64]
 
 
 def prior_composite(blueprint: Blueprint, skills: Sequence[str],
-                    weights: Sequence[float]) -> tuple[float, float]:
+                    weights: Sequence[float] | NDArray[np.float64]) -> tuple[float, float]:
     """Mean and SD of the overall score under the scorer's prior: θ ~ N(0, R) with R the
     blueprint's correlations (identity when skills are scored separately)."""
     w = np.asarray(weights, dtype=np.float64)

@@ -62,6 +62,7 @@ from calibration.forensics import (
 from irt.person_fit import lz_star
 from irt.response_time import fit_lognormal, loo_time_residuals
 from item_bank import repository as repo
+from item_bank.db import rowcount
 from item_bank.forensics_models import BankMonitor, ItemAlarm, SessionIntegrity
 from item_bank.models import (
     Candidate,
@@ -408,9 +409,9 @@ def run_monitor_job(bank_id: int, database_url: str | None) -> MonitorRun | None
 def mark_pending(db: Session, bank_id: int) -> bool:
     """Mark the bank's monitor pending; True when it was not already (then queue one job)."""
     now = utcnow()
-    if db.execute(update(BankMonitor).where(BankMonitor.bank_id == bank_id,
-                                            BankMonitor.pending.is_(False))
-                  .values(pending=True, requested_at=now)).rowcount:  # type: ignore[attr-defined]
+    if rowcount(db.execute(update(BankMonitor).where(BankMonitor.bank_id == bank_id,
+                                                     BankMonitor.pending.is_(False))
+                           .values(pending=True, requested_at=now))):
         return True
     if db.get(BankMonitor, bank_id) is not None:
         return False  # already pending: that job will see this session too
@@ -559,8 +560,7 @@ def session_answers(db: Session, session_id: int, bank_id: int) -> SessionAnswer
                       .order_by(Response.position)).all()
     rows = [r for r in rows if r[3].model in DICHOTOMOUS]
     ids = [r[1] for r in rows]
-    bank = irt.Bank.from_params(irt.ItemParams(f"{ext}#{k}", v.model, v.a, v.b, v.c, v.d,
-                                               skill=skill)
+    bank = irt.Bank.from_params(repo.version_params(v, f"{ext}#{k}", skill)
                                 for k, (_, ext, skill, v) in enumerate(rows))
     n = len(rows)
     item = np.arange(n, dtype=np.int64)

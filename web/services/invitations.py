@@ -57,7 +57,7 @@ class MailOutcome:
     problems: tuple[str, ...]  # one line per invitation that could not be e-mailed
 
 
-def _language(db_session, assessment_id: int) -> str:  # type: ignore[no-untyped-def]
+def _language(db_session, assessment_id: int) -> str:
     return db_session.scalar(select(Assessment.language)
                              .where(Assessment.id == assessment_id)) or "en"
 
@@ -144,11 +144,13 @@ def send_reminders(engine: Engine, now: dt.datetime | None = None) -> int:
                    Invitation.expires_at <= horizon, Candidate.email.is_not(None))).all()
     sent = 0
     for inv_id, expires, emailed, email, name, assessment, language in rows:
+        if emailed is None or email is None:  # the WHERE above selects only rows with both
+            raise RuntimeError(f"invitation {inv_id}: no e-mail address or e-mail date")
         with item_db.transaction(engine) as db:
             won = db.execute(update(Invitation).where(Invitation.id == inv_id,
                                                       Invitation.reminded_at.is_(None))
                              .values(reminded_at=now))
-            if won.rowcount != 1:
+            if item_db.rowcount(won) != 1:
                 continue
         with force_locale(language or "en"):
             subject = _("Reminder: your invitation to the %(assessment)s assessment expires "

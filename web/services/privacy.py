@@ -42,7 +42,6 @@ from item_bank.models import (
     Candidate,
     CandidateSession,
     Invitation,
-    Organisation,
     Response,
     Skill,
     SkillResult,
@@ -52,6 +51,7 @@ from item_bank.models import (
     as_utc,
     utcnow,
 )
+from item_bank.repository import get_organisation
 from web.db import get_db, unit_of_work
 from web.services import audit
 from web.services.staff import NotFound
@@ -314,7 +314,7 @@ def candidate_export(org_id: int, public_id: str, db: Session | None = None
         "schema": EXPORT_SCHEMA,
         "candidate": {"public_id": cand.public_id, "name": cand.name, "email": cand.email,
                       "created_at": _iso(cand.created_at),
-                      "organisation": db.get(Organisation, cand.organisation_id).name},
+                      "organisation": get_organisation(db, cand.organisation_id).name},
         "erasure": None if erasure is None else {"erased_at": _iso(erasure.erased_at),
                                                  "reason": erasure.reason},
         "invitations": invitations,

@@ -330,13 +330,14 @@ def session_replay(org_id: int, session_id: int, db: Session | None = None) -> S
     rule = None if blueprint.classification is None else blueprint.classification.method
     checks = []
     for skill, est in final.items():
-        r = results.get(skill)
+        res = results.get(skill)
         decided = est.decided and rule is not None and est.decision is not None
         checks.append(SkillCheck(skill, est.theta, est.se, est.n_items,
-                                 None if r is None else r.theta, None if r is None else r.se,
-                                 None if r is None else r.n_items,
+                                 None if res is None else res.theta,
+                                 None if res is None else res.se,
+                                 None if res is None else res.n_items,
                                  est.decision if decided else None, rule if decided else None,
-                                 None if r is None else r.decision))
+                                 None if res is None else res.decision))
     overall = overall_estimate(engine, scored_state, final)
     stored_overall = db.scalar(select(OverallResult).where(OverallResult.session_id == row.id))
     stored_stop = (next((r.stop_reason for r in results.values()), None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -187,7 +188,7 @@ def parse_invitation_csv(data: bytes) -> list[tuple[str | None, str | None]]:
 
 
 def create_invitations(org_id: int, user_id: int | None, assessment_id: int,
-                       people: list[tuple[str | None, str | None]], base_url: str,
+                       people: Sequence[tuple[str | None, str | None]], base_url: str,
                        expires_in_days: int = 14) -> list[NewInvitation]:
     """One invitation per (name, email); the links (with their tokens) are returned only here."""
     if not 1 <= len(people) <= MAX_INVITATIONS_PER_REQUEST:
@@ -206,6 +207,9 @@ def create_invitations(org_id: int, user_id: int | None, assessment_id: int,
             if email:
                 cand = db.scalar(select(Candidate)
                                  .where(Candidate.public_id == inv.candidate_public_id))
+                if cand is None:  # created with the invitation just above, in this transaction
+                    raise LookupError(f"candidate {inv.candidate_public_id} of invitation "
+                                      f"{inv.invitation_id} not found")
                 cand.email = email
             out.append(NewInvitation(inv.invitation_id, inv.candidate_public_id, name,
                                      f"{base_url}/t/{inv.token}", inv.expires_at))

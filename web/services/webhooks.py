@@ -277,7 +277,7 @@ def deliver_due(engine: Engine, *, now: Callable[[], dt.datetime] = utcnow,
                                     WebhookDelivery.status == "pending",
                                     WebhookDelivery.next_attempt_at <= claimed_at)
                              .values(next_attempt_at=claimed_at + dt.timedelta(seconds=LEASE_S)))
-            if won.rowcount != 1:
+            if item_db.rowcount(won) != 1:
                 continue  # another dispatcher has it
             row = db.get(WebhookDelivery, delivery_id)
             assert row is not None
