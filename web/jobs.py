@@ -153,13 +153,17 @@ def enqueue_feasibility(check_id: int, database_url: str) -> None:
     queue().feasibility(check_id, _shareable(database_url), current_request_id())
 
 
-def enqueue_monitor(bank_id: int, database_url: str) -> None:
-    """Queue the monitor of one bank (the caller makes sure at most one is pending per bank:
-    `web.services.forensics.mark_pending`); like `enqueue_calibration`, a URL with a password
-    stays out of the queue."""
+def enqueue_monitor(bank_id: int, database_url: str, delay: float = 0.0) -> None:
+    """Queue the monitor of one bank, to run ``delay`` seconds from now (the caller makes sure
+    at most one is pending per bank: `web.services.forensics.mark_pending`); like
+    `enqueue_calibration`, a URL with a password stays out of the queue."""
     from web.observability import current_request_id
 
-    queue().monitor(bank_id, _shareable(database_url), current_request_id())
+    args = (bank_id, _shareable(database_url), current_request_id())
+    if delay > 0:
+        queue().monitor.schedule(args=args, delay=delay)
+    else:
+        queue().monitor(*args)
 
 
 class _LaterScheduler(Scheduler):

@@ -309,6 +309,20 @@ def test_completed_sessions_queue_one_monitor_job_per_bank(fsite: Site, tmp_path
     assert fsite.sql("SELECT pending FROM bank_monitors WHERE bank_id = :b",
                      b=bank_id)[0][0] in (0, False)
     assert [a[0] for a in _alarms(fsite)] == [fsite.traffic.leaked]  # type: ignore[attr-defined]
+    # the bank's monitor has just run: the next completed session's job waits for the interval
+    # (one run then covers every session completed meanwhile), not a run per completion
+    finish_sessions(on, 2)
+    later = monitor_tasks() + [t for t in huey.scheduled() if t.name == "monitor"
+                               and t.args[0] == bank_id]
+    for t in later:  # whatever is asserted below, no later test's consumer runs them
+        huey.revoke_by_id(t.id)
+    assert len(later) == 1 and later[0].eta is not None, later
+    ran_at = fsite.sql("SELECT ran_at FROM bank_monitors WHERE bank_id = :b", b=bank_id)[0][0]
+    ran_at = ran_at if isinstance(ran_at, dt.datetime) else dt.datetime.fromisoformat(ran_at)
+    ran_at = ran_at if ran_at.tzinfo else ran_at.replace(tzinfo=dt.UTC)
+    eta = later[0].eta if later[0].eta.tzinfo else later[0].eta.replace(tzinfo=dt.UTC)
+    due = ran_at + forensics.MONITOR_MIN_INTERVAL
+    assert abs((eta - due).total_seconds()) < 30, (eta, due)
     fsite.close_apps()
 
 

@@ -20,7 +20,8 @@ owner's candidates and those of organisations that consented to pooling, as cali
 
 It never runs on the answer's hot path: the answer that completes a session only marks the bank's
 monitor as pending (one row, at most one queued job per bank) and queues the job after commit,
-when ``PROFICIO_MONITOR_AFTER_SESSION`` is on (`request_after_session`).
+when ``PROFICIO_MONITOR_AFTER_SESSION`` is on (`request_after_session`), to start no sooner than
+`MONITOR_MIN_INTERVAL` after the bank's previous run.
 
 **Integrity notes** (`session_integrity`): for a finished session, the answers' probabilities at
 the ability estimated without each answer, time residuals against the bank's stored response-time
@@ -125,6 +126,9 @@ THRESHOLDS_BY_LENGTH: tuple[IntegrityThresholds, ...] = (
                         false_positive_rate=0.0073, n_simulated=10_000),
 )
 ALARM_ACTIONS = {"dismiss": "dismissed", "hold": "held", "retire": "retired"}
+#: Least time between two monitor runs of a bank queued by completed sessions (`monitor_delay`);
+#: `proficio monitor` runs at once.
+MONITOR_MIN_INTERVAL = dt.timedelta(minutes=5)
 
 
 class NotFound(LookupError):
@@ -423,10 +427,22 @@ def mark_pending(db: Session, bank_id: int) -> bool:
     return True
 
 
+def monitor_delay(monitor: BankMonitor | None, now: dt.datetime) -> float:
+    """Seconds until the bank's next monitor run may start: runs queued by completed sessions
+    are at least `MONITOR_MIN_INTERVAL` apart (each reads the bank's whole log), so under heavy
+    traffic the sessions completed meanwhile wait for one run instead of keeping a worker busy;
+    0 when the last run is older than that, or there was none."""
+    if monitor is None or monitor.ran_at is None:
+        return 0.0
+    due = as_utc(monitor.ran_at) + MONITOR_MIN_INTERVAL
+    return max(0.0, (due - now).total_seconds())
+
+
 def request_after_session(db: Session, bank_id: int) -> None:
     """Called in the transaction that completes a session: when the app's
     ``PROFICIO_MONITOR_AFTER_SESSION`` is on, mark the bank's monitor pending and, once this
-    transaction commits, queue one monitor job (none while one is already pending)."""
+    transaction commits, queue one monitor job (none while one is already pending), to run
+    `monitor_delay` seconds later."""
     from flask import current_app, has_app_context
     from sqlalchemy import event
 
@@ -434,13 +450,14 @@ def request_after_session(db: Session, bank_id: int) -> None:
         return
     if not mark_pending(db, bank_id):
         return
+    delay = monitor_delay(db.get(BankMonitor, bank_id), utcnow())
     url = db.get_bind().engine.url.render_as_string(hide_password=False)
 
     def enqueue(_session: Session) -> None:
         from web.jobs import enqueue_monitor
 
         try:
-            enqueue_monitor(bank_id, url)
+            enqueue_monitor(bank_id, url, delay)
         except Exception as exc:  # the queue being down must not fail the candidate
             log.warning("monitor job for bank %s not queued: %s", bank_id, exc)
     event.listen(db, "after_commit", enqueue, once=True)
