@@ -89,5 +89,13 @@ def test_candidate_receives_no_key_explanation_parameter_or_theta(site: Site,
         for value in values:
             if value and len(value) >= 5:
                 assert value not in text, f"{iid}: {value!r} reached the candidate"
+    # the words are looked for outside the questions' own content: a question may be about
+    # latency percentiles; its stem and options are what the candidate must see
+    chrome = re.sub(r"<fieldset.*?</fieldset>", "", text, flags=re.S)
+    for payload in payloads:
+        if payload.get("pending_item"):
+            it = payload["pending_item"]
+            for value in [it["stem"], *(o["text"] for o in it["options"])]:
+                chrome = chrome.replace(json.dumps(value)[1:-1], "")
     for word in ("theta", "θ", "posterior", "explanation", "se_", "percentile"):
-        assert word not in text.lower(), f"{word!r} reached the candidate"
+        assert word not in chrome.lower(), f"{word!r} reached the candidate"
