@@ -546,6 +546,17 @@ class IntegrityView:
     rapid: int
     notes: tuple[dict[str, Any], ...]
 
+    @property
+    def studied_lengths(self) -> tuple[int, int]:
+        """The shortest and longest test lengths whose notes' false-positive rate was measured."""
+        return THRESHOLDS_BY_LENGTH[0].n_answers, THRESHOLDS_BY_LENGTH[-1].n_answers
+
+    @property
+    def judged(self) -> bool:
+        """Whether the statistics were turned into notes: only for test lengths whose
+        false-positive rate was measured (`calibration.forensics.thresholds_for`)."""
+        return thresholds_for(self.n_answers, THRESHOLDS_BY_LENGTH) is not None
+
 
 @dataclass(frozen=True)
 class SessionAnswers:
