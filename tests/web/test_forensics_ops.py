@@ -610,3 +610,7 @@ def test_a_retake_gets_no_item_seen_before_and_the_recruiter_sees_both(fsite: Si
         "SELECT blueprint FROM test_sessions WHERE id = :s", s=third)[0][0])
     assert main(["assessment", "security", "--org", "demo", "backend-engineer",
                  "--retake-window-days", "180", "--database-url", fsite.url]) == 0
+    # the invitations list marks a started test by the window it started under, as its report
+    rows = {r["session_id"]: r for r in rec.get("/api/v1/invitations").json}
+    assert rows[second]["retake"] and not rows[third]["retake"]
+    assert "Retake" not in rec.get(f"/recruiter/sessions/{third}").data.decode()

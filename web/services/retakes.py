@@ -125,13 +125,17 @@ def earlier_sessions(db: Session, invitation: Invitation, within: dt.timedelta |
 def retake_invitations(db: Session, organisation_id: int, invitation_ids: Sequence[int]
                        ) -> set[int]:
     """Which of these invitations are retakes: an earlier invitation of the organisation to
-    the same e-mail address, created inside the retake window of the later one's assessment."""
+    the same e-mail address, created inside the retake window of the later one — the window its
+    session started under (the session's copy of the settings, as its report uses), or, before
+    it starts, its assessment's current one."""
     if not invitation_ids:
         return set()
     rows = db.execute(select(Invitation.id, func.lower(Candidate.email), Invitation.created_at,
-                             Assessment.security)
+                             Assessment.security, CandidateSession.security)
                       .join(Candidate, Invitation.candidate_id == Candidate.id)
                       .join(Assessment, Invitation.assessment_id == Assessment.id)
+                      .outerjoin(CandidateSession,
+                                 CandidateSession.invitation_id == Invitation.id)
                       .where(Assessment.organisation_id == organisation_id,
                              Candidate.email.is_not(None),
                              func.lower(Candidate.email).in_(
@@ -140,9 +144,10 @@ def retake_invitations(db: Session, organisation_id: int, invitation_ids: Sequen
                                  .where(Invitation.id.in_(list(invitation_ids)))))).all()
     by_email: dict[str, list[tuple[int, dt.datetime]]] = {}
     span = {}
-    for inv_id, email, created, security in rows:
+    for inv_id, email, created, security, started_under in rows:
         by_email.setdefault(email, []).append((inv_id, as_utc(created)))
-        span[inv_id] = dt.timedelta(days=check_security(security)["retake_window_days"])
+        days = session_security(started_under, security)["retake_window_days"]
+        span[inv_id] = dt.timedelta(days=days)
     out = set()
     for invs in by_email.values():
         for inv_id, created in invs:
