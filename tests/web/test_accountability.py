@@ -22,7 +22,6 @@ from item_bank.db import create_db_engine, transaction
 from item_bank.models import Base, Organisation
 from item_bank.security import hash_token
 from tests.web.conftest import Site, csrf_of, login
-from tests.web.test_candidate_flow import pending, session_id_of, start
 from tests.web.test_reports import _answer_all, _keys
 from web.services import privacy
 
@@ -49,19 +48,7 @@ def _finished_session(site: Site, app: Flask, correct: bool = True) -> int:
 def _alternating_session(site: Site, app: Flask, first_correct: bool) -> int:
     """A finished session answered right and wrong in turn, so the items it saw get both scores."""
     (token,) = site.invite()
-    client = app.test_client()
-    csrf = start(client, token)
-    keys = _keys(site)
-    correct = first_correct
-    while True:
-        item, options, _ = pending(client, token)
-        answer = keys[item] if correct else next(o for o in options if o != keys[item])
-        r = client.post(f"/t/{token}/answer",
-                        data={"csrf_token": csrf, "item_id": item, "answer": answer})
-        assert r.status_code == 302
-        if r.headers["Location"].endswith("/done"):
-            return session_id_of(site, token)
-        correct = not correct
+    return _answer_all(app.test_client(), site, token, correct=first_correct, alternate=True)
 
 
 def _admin(site: Site, app: Flask) -> FlaskClient:

@@ -40,7 +40,10 @@ def _keys(site: Site) -> dict[str, str]:
     return {i: k for i, k in site.sql("SELECT external_id, key FROM items")}
 
 
-def _answer_all(client: FlaskClient, site: Site, token: str, correct: bool) -> int:
+def _answer_all(client: FlaskClient, site: Site, token: str, correct: bool,
+                alternate: bool = False) -> int:
+    """Answer every question right (or wrong); with ``alternate``, right and wrong in turn,
+    starting as ``correct`` says."""
     csrf = start(client, token)
     keys = _keys(site)
     while True:
@@ -51,6 +54,7 @@ def _answer_all(client: FlaskClient, site: Site, token: str, correct: bool) -> i
         assert r.status_code == 302
         if r.headers["Location"].endswith("/done"):
             return session_id_of(site, token)
+        correct = correct != alternate
 
 
 def test_the_engines_sprt_decision_is_stored_and_shown_as_the_engines(site: Site, app,
