@@ -313,24 +313,47 @@ def check_database(engine: Engine) -> tuple[Check, Check]:
 
 
 def check_queue(queue_url: str | None) -> Check:
-    """Redis queues answer ``PING`` within `QUEUE_TIMEOUT_S`; the embedded SQLite queue opens."""
-    try:
-        if queue_url and queue_url.startswith(("redis://", "rediss://")):
-            import redis
+    """Redis queues answer ``PING`` within `QUEUE_TIMEOUT_S`; the embedded SQLite queue opens.
 
-            client = redis.Redis.from_url(queue_url, socket_connect_timeout=QUEUE_TIMEOUT_S,
-                                          socket_timeout=QUEUE_TIMEOUT_S)
-            try:
-                client.ping()
-            finally:
-                client.close()
-            return Check("queue", True, "redis reachable")
-        from web.jobs import queue
+    The embedded queue's file is shared by gunicorn's master (its consumer threads) and every
+    worker; a worker's first use creates its connection under an exclusive lock, so another
+    process's lock is retried until `QUEUE_TIMEOUT_S` — a transient "database is locked" is
+    not an unready queue. A failure is logged with the driver's message (the response names
+    only its type)."""
+    deadline = time.monotonic() + QUEUE_TIMEOUT_S
+    while True:
+        try:
+            return _probe_queue(queue_url)
+        except Exception as exc:
+            if _is_sqlite_lock(exc) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            log.warning("queue readiness check failed: %s: %s", type(exc).__name__, exc)
+            return Check("queue", False, f"unreachable ({type(exc).__name__})")
 
-        queue().huey.storage.queue_size()
-        return Check("queue", True, "embedded queue readable")
-    except Exception as exc:
-        return Check("queue", False, f"unreachable ({type(exc).__name__})")
+
+def _probe_queue(queue_url: str | None) -> Check:
+    if queue_url and queue_url.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(queue_url, socket_connect_timeout=QUEUE_TIMEOUT_S,
+                                      socket_timeout=QUEUE_TIMEOUT_S)
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return Check("queue", True, "redis reachable")
+    from web.jobs import queue
+
+    queue().huey.storage.queue_size()
+    return Check("queue", True, "embedded queue readable")
+
+
+def _is_sqlite_lock(exc: Exception) -> bool:
+    import sqlite3
+
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc))
 
 
 def readiness(engine: Engine, queue_url: str | None) -> Readiness:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -114,6 +116,53 @@ def test_readyz_fails_when_the_redis_queue_is_unreachable(site: Site) -> None:
     assert r.status_code == 503
     assert r.get_json()["checks"]["queue"]["ok"] is False
     assert r.get_json()["checks"]["database"]["ok"] is True
+
+
+def _hold_queue_lock(path: Path, seconds: float) -> subprocess.Popen[bytes]:
+    """Another process (as gunicorn's master or a sibling worker) holding the embedded queue
+    file's write lock for `seconds`; returns once the lock is held."""
+    code = ("import sqlite3, sys, time\n"
+            f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+            "c.execute('begin exclusive')\n"
+            "print('held', flush=True)\n"
+            f"time.sleep({seconds})\n"
+            "c.execute('commit')\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+    return holder
+
+
+def test_readyz_waits_out_a_transient_lock_on_the_embedded_queue(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker's first look at the embedded queue takes its write lock; another process
+    holding it for a moment is not an unready queue, one holding it past the check's timeout
+    is (and the log says why)."""
+    from web import jobs
+    from web.observability import QUEUE_TIMEOUT_S, check_queue
+
+    path = tmp_path / "jobs.sqlite3"
+    monkeypatch.setenv("PROFICIO_QUEUE_URL", f"sqlite:///{path}")
+    jobs.queue.cache_clear()
+    try:
+        jobs.queue()  # the file exists, in WAL mode, as after the master's start
+        jobs.queue.cache_clear()  # this process now opens it as a newly forked worker does
+        holder = _hold_queue_lock(path, 0.5)
+        check = check_queue(None)
+        assert check.ok and check.detail == "embedded queue readable"
+        holder.communicate(timeout=10)
+
+        jobs.queue.cache_clear()
+        holder = _hold_queue_lock(path, QUEUE_TIMEOUT_S + 8)
+        try:
+            with caplog.at_level("WARNING", logger="web.observability"):
+                check = check_queue(None)
+            assert not check.ok and check.detail == "unreachable (OperationalError)"
+            assert "database is locked" in caplog.text
+        finally:
+            holder.kill()
+            holder.communicate(timeout=10)
+    finally:
+        jobs.queue.cache_clear()
 
 
 def test_readyz_with_a_reachable_redis_queue(site: Site) -> None:
