@@ -136,11 +136,13 @@ def test_every_command_of_the_page_runs(tmp_path: Path) -> None:
         pytest.fail(f"block {k} failed ({run.returncode}):\n{page[k].code}\n--- output:\n"
                     f"{out.read_text() if out.exists() else run.stderr}\n--- server log:\n"
                     f"{server.read_text()[-2000:] if server.exists() else ''}")
+    server = tmp_path / "server.log"
     for k, text in expected:
         actual = (tmp_path / f"out{k}.txt").read_text()
         missing = matches_in_order(text, actual)
         assert not missing, f"output of block {k} differs from the page:\n{missing}\n" \
-                            f"--- actual:\n{actual}"
+                            f"--- actual:\n{actual}\n--- server log:\n" \
+                            f"{server.read_text()[-3000:] if server.exists() else ''}"
 
 
 def _stop_server(pid_file: Path) -> None:
