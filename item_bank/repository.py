@@ -1346,16 +1346,17 @@ class SkillOutcome:
 
 
 def record_skill_results(session: Session, session_id: int,
-                         outcomes: Sequence[SkillOutcome]) -> list[SkillResult]:
-    """Store the results of a session's skills (one lookup of the bank's skills, one flush);
-    ``decision``/``decision_rule`` only when the engine's own classification rule decided the
-    skill (both or neither)."""
-    bank_id = session.scalar(select(Assessment.bank_id).join(
-        CandidateSession, CandidateSession.assessment_id == Assessment.id)
-        .where(CandidateSession.id == session_id))
-    if bank_id is None:
+                         outcomes: Sequence[SkillOutcome]) -> None:
+    """Store the results of a session's skills: one lookup of the skills of the session's
+    bank, one INSERT of every row (a bulk insert, no objects built); ``decision`` and
+    ``decision_rule`` only when the engine's own classification rule decided the skill (both
+    or neither)."""
+    skills: dict[str, int] = {slug: skill_id for slug, skill_id in session.execute(
+        select(Skill.slug, Skill.id).join(Assessment, Assessment.bank_id == Skill.bank_id)
+        .join(CandidateSession, CandidateSession.assessment_id == Assessment.id)
+        .where(CandidateSession.id == session_id))}
+    if not skills and session.get(CandidateSession, session_id) is None:
         raise ValueError(f"no session {session_id}")
-    skills = skills_by_slug(session, bank_id)
     rows = []
     for o in outcomes:
         if o.skill not in skills:
@@ -1364,44 +1365,47 @@ def record_skill_results(session: Session, session_id: int,
                 or o.decision not in (None, "pass", "fail"):
             raise ValueError(f"skill {o.skill!r}: decision {o.decision!r} needs its rule and "
                              "vice versa")
-        rows.append(SkillResult(session_id=session_id, skill_id=skills[o.skill].id,
-                                theta=float(o.theta), se=float(o.se), n_items=int(o.n_items),
-                                stop_reason=o.stop_reason, decision=o.decision,
-                                decision_rule=o.decision_rule))
-    session.add_all(rows)
-    session.flush()
-    return rows
+        rows.append({"session_id": session_id, "skill_id": skills[o.skill],
+                     "theta": float(o.theta), "se": float(o.se), "n_items": int(o.n_items),
+                     "stop_reason": o.stop_reason, "decision": o.decision,
+                     "decision_rule": o.decision_rule})
+    if rows:
+        session.execute(insert(SkillResult), rows)
 
 
 def record_skill_result(session: Session, session_id: int, skill: str, theta: float, se: float,
                         n_items: int, stop_reason: str, *, decision: str | None = None,
                         decision_rule: str | None = None) -> SkillResult:
-    """Store a skill's result (`record_skill_results` for one skill)."""
-    return record_skill_results(session, session_id, [SkillOutcome(
-        skill, theta, se, n_items, stop_reason, decision, decision_rule)])[0]
+    """Store a skill's result (`record_skill_results` for one skill) and return its row."""
+    record_skill_results(session, session_id, [SkillOutcome(
+        skill, theta, se, n_items, stop_reason, decision, decision_rule)])
+    return session.scalars(select(SkillResult).join(Skill).where(
+        SkillResult.session_id == session_id, Skill.slug == skill)).one()  # unique per session
 
 
 def record_overall_result(session: Session, session_id: int, theta: float, se: float,
-                          weights: dict[str, float]) -> OverallResult:
-    """Store a session's composite (overall) score with the weights that defined it."""
+                          weights: dict[str, float]) -> None:
+    """Store a session's composite (overall) score with the weights that defined it (one
+    INSERT)."""
     if not (math.isfinite(theta) and math.isfinite(se) and se >= 0):
         raise ValueError(f"overall result: theta {theta} and se {se} must be finite, se >= 0")
-    row = OverallResult(session_id=session_id, theta=float(theta), se=float(se),
-                        weights={str(k): float(v) for k, v in weights.items()})
-    session.add(row)
-    session.flush()
-    return row
+    session.execute(insert(OverallResult), [{
+        "session_id": session_id, "theta": float(theta), "se": float(se),
+        "weights": {str(k): float(v) for k, v in weights.items()}}])
 
 
 def finish_session(session: Session, test_session: CandidateSession,
                    status: str = "completed") -> None:
+    """Close ``test_session`` with ``status``; a completed one completes its invitation too
+    (one UPDATE, the invitation not loaded)."""
     if status not in SESSION_STATUSES or status == "in_progress":
         raise ValueError(f"cannot finish a session with status {status!r}")
     test_session.status = status
     test_session.finished_at = utcnow()
-    if status == "completed":
-        test_session.invitation.status = "completed"
     session.flush()
+    if status == "completed":
+        session.execute(update(Invitation).where(Invitation.id == test_session.invitation_id)
+                        .values(status="completed"))
 
 
 def session_responses(session: Session, session_id: int) -> list[Response]:

@@ -219,7 +219,9 @@ def _finalize(db: Session, row: CandidateSession, live: LiveAssessment, state: C
     blueprint = live.engine.blueprint
     rule = None if blueprint.classification is None else blueprint.classification.method
     # the settings the session started under (a change since applies to later sessions)
-    if session_security(row.security, row.assessment.security)["effort_moderated"]:
+    # (the assessment's settings are read only for a session started before copies were kept)
+    if session_security(row.security, row.assessment.security if row.security is None
+                        else None)["effort_moderated"]:
         # effort-moderated scoring: rapid guesses are left out of the score (the engine state
         # keeps every answer; the replay leaves out the same positions)
         rapid = tuple(p for p in forensics.rapid_guess_positions(

@@ -182,12 +182,13 @@ def retry_delivery(db: Session, org_id: int, delivery_id: int) -> None:
 def session_event(db: Session, row: CandidateSession, event_type: str) -> int:
     """Queue ``event_type`` for ``row`` to every active webhook of its organisation (in the
     caller's transaction); returns how many deliveries were queued."""
-    org_id = db.scalar(select(Assessment.organisation_id)
-                       .where(Assessment.id == row.assessment_id))
-    hooks = list(db.scalars(select(Webhook).where(Webhook.organisation_id == org_id,
-                                                  Webhook.active.is_(True))))
+    hooks = list(db.scalars(select(Webhook).join(
+        Assessment, Assessment.organisation_id == Webhook.organisation_id)
+        .where(Assessment.id == row.assessment_id, Webhook.active.is_(True))
+        .order_by(Webhook.id)))
     if not hooks:
         return 0
+    org_id = hooks[0].organisation_id
     from web.services import forensics, reports
 
     db.flush()
