@@ -141,8 +141,16 @@ def test_every_command_of_the_page_runs(tmp_path: Path) -> None:
         actual = (tmp_path / f"out{k}.txt").read_text()
         missing = matches_in_order(text, actual)
         assert not missing, f"output of block {k} differs from the page:\n{missing}\n" \
-                            f"--- actual:\n{actual}\n--- server log:\n" \
-                            f"{server.read_text()[-3000:] if server.exists() else ''}"
+                            f"--- actual:\n{actual}\n--- server log:\n{_log_digest(server)}"
+
+
+def _log_digest(log: Path) -> str:
+    """The server log's warnings and errors, then its last lines."""
+    if not log.exists():
+        return ""
+    lines = log.read_text().splitlines()
+    alarms = [line for line in lines if " WARNING " in line or " ERROR " in line]
+    return "\n".join([*alarms[-30:], "…", *lines[-30:]])
 
 
 def _stop_server(pid_file: Path) -> None:
