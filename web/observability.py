@@ -316,16 +316,18 @@ def check_queue(queue_url: str | None) -> Check:
     """Redis queues answer ``PING`` within `QUEUE_TIMEOUT_S`; the embedded SQLite queue opens.
 
     The embedded queue's file is shared by gunicorn's master (its consumer threads) and every
-    worker; a worker's first use creates its connection under an exclusive lock, so another
-    process's lock is retried until `QUEUE_TIMEOUT_S` — a transient "database is locked" is
-    not an unready queue. A failure is logged with the driver's message (the response names
-    only its type)."""
+    worker, and a worker's first use creates its connection under an exclusive lock: a SQLite
+    error is retried on a new connection until `QUEUE_TIMEOUT_S` (a moment's contention is not
+    an unready queue). A failure is logged with the driver's message (the response names only
+    its type)."""
     deadline = time.monotonic() + QUEUE_TIMEOUT_S
     while True:
         try:
             return _probe_queue(queue_url)
         except Exception as exc:
-            if _is_sqlite_lock(exc) and time.monotonic() < deadline:
+            if _is_sqlite_error(exc) and time.monotonic() < deadline:
+                log.info("queue readiness check retried: %s: %s", type(exc).__name__, exc)
+                _reconnect_queue()
                 time.sleep(0.05)
                 continue
             log.warning("queue readiness check failed: %s: %s", type(exc).__name__, exc)
@@ -349,11 +351,20 @@ def _probe_queue(queue_url: str | None) -> Check:
     return Check("queue", True, "embedded queue readable")
 
 
-def _is_sqlite_lock(exc: Exception) -> bool:
+def _is_sqlite_error(exc: Exception) -> bool:
     import sqlite3
 
-    return isinstance(exc, sqlite3.OperationalError) and (
-        "locked" in str(exc) or "busy" in str(exc))
+    return isinstance(exc, sqlite3.Error)
+
+
+def _reconnect_queue() -> None:
+    """Close this process's connection to the embedded queue (the next use opens a new one;
+    a queue that failed to build is built again, `functools.cache` keeps no failure)."""
+    from web.jobs import queue
+
+    if queue.cache_info().currsize:
+        with contextlib.suppress(Exception):
+            queue().huey.storage.close()
 
 
 def readiness(engine: Engine, queue_url: str | None) -> Readiness:

@@ -6,7 +6,9 @@ Blocks are ``sh`` (run by bash, one shell for the whole page, so variables carry
 HTML comment before a block changes how it runs:
 
 * ``<!-- doc-test: background -->`` — a server: started in the background, and the page goes on
-  once its ``/healthz`` answers;
+  once its ``/readyz`` says ready (as an orchestrator waits before sending it traffic: a moment
+  of "unavailable" while the workers open the database and the job queue is what the probe is
+  for);
 * ``<!-- doc-test: dry-run -->`` — ``make`` targets, checked with ``make -n`` (running the
   whole test suite inside the test suite is not an option).
 
@@ -35,6 +37,9 @@ BLOCK = re.compile(r"(?:<!-- doc-test: (?P<mode>[a-z-]+) -->\n)?```(?P<lang>[a-z
                    r"^```$", re.S | re.M)
 PLACEHOLDER = re.compile(r"<[a-z]+>")
 TIMEOUT_S = 240
+#: How long a background server may take to become ready; past it the page goes on, and the
+#: output check shows what ``/readyz`` said and the server log's warnings.
+READY_WAIT_S = 90
 
 
 @dataclass(frozen=True)
@@ -115,8 +120,8 @@ def test_every_command_of_the_page_runs(tmp_path: Path) -> None:
         if b.mode == "background":
             script.append(f"{code.strip()} > {tmp_path}/server.log 2>&1 &")
             script.append(f"echo $! > {tmp_path}/server.pid")
-            script.append(f"for _ in $(seq 1 {TIMEOUT_S * 2}); do "
-                          f"curl -sf http://127.0.0.1:{port}/healthz >/dev/null && break; "
+            script.append(f"for _ in $(seq 1 {READY_WAIT_S * 2}); do "
+                          f"curl -sf http://127.0.0.1:{port}/readyz >/dev/null && break; "
                           "sleep 0.5; done")
         else:
             script.append(f"{{\n{code}}} > {tmp_path}/out{k}.txt 2>&1")
