@@ -81,6 +81,19 @@ def main() -> int:
     print(f"submit → next question latency ms: p50 {np.percentile(lat, 50):.1f}  "
           f"p95 {np.percentile(lat, 95):.1f}  p99 {np.percentile(lat, 99):.1f}  "
           f"max {lat.max():.1f}")
+    sent = np.array([x for c in clients for x in c.sent_at])
+    final = np.array([x for c in clients for x in c.final], dtype=bool)
+    starting = sent < wall * 0.1
+    for label, mask in (("last answer of a test (stores the results)", final),
+                        ("other answers", ~final),
+                        (f"answers sent in the first 10 % of the run ({wall * 0.1:.1f} s, "
+                         f"while sessions start)", starting),
+                        ("answers sent later", ~starting)):
+        if mask.any():
+            part = lat[mask]
+            print(f"  {label}: n {part.size}, p50 {np.percentile(part, 50):.1f}  "
+                  f"p99 {np.percentile(part, 99):.1f}  max {part.max():.1f} ms; "
+                  f"{np.mean(part > np.percentile(lat, 99)):.1%} above the overall p99")
     print("integrity: " + ", ".join(f"{k} {v}" for k, v in checks.items()))
     bad = [c.status for c in clients if c.status != "completed"][:5]
     if bad:

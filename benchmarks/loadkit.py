@@ -34,6 +34,10 @@ class Client:
     session_id: int | None = None
     acknowledged: list[tuple[str, str]] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    #: per latency: when the answer was sent (seconds since the run started) and whether it
+    #: ended the test (the last answer stores the results)
+    sent_at: list[float] = field(default_factory=list)
+    final: list[bool] = field(default_factory=list)
     errors: int = 0
     retries: int = 0
     status: str = ""
@@ -100,6 +104,9 @@ def start_server(url: str, port: int, workers: int, folder: Path,
     raise RuntimeError("server did not start")
 
 
+RUN_START = [0.0]  # perf_counter() when `drive` started the clients
+
+
 async def run_client(c: Client, http: httpx.AsyncClient, keys, params, think: float) -> None:
     rng = random.Random(c.seed)
     for attempt in range(RETRIES):
@@ -151,8 +158,10 @@ async def run_client(c: Client, http: httpx.AsyncClient, keys, params, think: fl
             c.status = f"answer {r.status_code}: {r.text[:200]}"
             return
         c.latencies.append(time.perf_counter() - t0)
+        c.sent_at.append(t0 - RUN_START[0])
         c.acknowledged.append((item, answer))
         body = r.json()
+        c.final.append(body["status"] != "in_progress")
     c.status = body["status"]
 
 
@@ -160,7 +169,7 @@ async def drive(clients: list[Client], port: int, keys, params, think: float) ->
     limits = httpx.Limits(max_connections=len(clients) + 10, max_keepalive_connections=len(clients))
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
                                  timeout=60) as http:
-        t0 = time.perf_counter()
+        t0 = RUN_START[0] = time.perf_counter()
         await asyncio.gather(*(run_client(c, http, keys, params, think) for c in clients))
         return time.perf_counter() - t0
 

@@ -204,6 +204,8 @@ def test_two_app_processes_complete_sessions_alternating(site: Site, cluster: Cl
         access = [json.loads(line) for line in log.splitlines()
                   if line.startswith("{") and '"proficio.access"' in line]
         assert access and all(a["route"].startswith("/") for a in access)
+        # its worker built the engines candidates can start before it served (`warm_up`)
+        assert "assessment engine(s) built" in log, log[-3000:]
 
 
     if cluster.worker is not None:

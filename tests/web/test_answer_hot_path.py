@@ -4,17 +4,20 @@ answer write keep every guarantee of the stored state."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from engine import CatState
 from item_bank import repository as repo
 from item_bank.db import create_db_engine, transaction
-from item_bank.models import CandidateSession, Response
+from item_bank.models import CandidateSession, Response, utcnow
 from tests.web.conftest import Site
+from web.db import database
 from web.services import engines
 
 
@@ -184,3 +187,25 @@ def test_the_answer_body_fast_path_accepts_only_what_the_schema_loads_the_same()
         assert quick is None or quick == loaded, body
         fast += quick is not None
     assert fast == 3
+
+
+def test_a_worker_warms_up_the_engines_candidates_can_start(site: Site, app: Flask,
+                                                            client: FlaskClient) -> None:
+    """`proficio serve` builds, in each worker before it serves, the engines of the
+    assessments with pending invitations: the first candidate's start then builds nothing."""
+    (token,) = site.invite()
+    engines._cache.clear()
+    with app.app_context(), database().sessions() as db:
+        done = engines.warm_up(db)
+        assert done.assessments >= 1 and done.left == 0
+        built = set(engines._cache)
+        assert len(built) == done.assessments
+        # nothing to start once every invitation has expired; nothing built over the budget
+        later = utcnow() + dt.timedelta(days=36500)
+        none = engines.warm_up(db, now=later)
+        assert (none.assessments, none.left) == (0, 0)
+        over = engines.warm_up(db, budget_s=-1)
+        assert over.assessments == 0 and over.left == done.assessments
+    r = client.post("/api/v1/sessions", json={"invitation": token})
+    assert r.status_code == 201, r.data
+    assert set(engines._cache) == built

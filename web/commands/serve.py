@@ -35,7 +35,28 @@ class ProficioServer(BaseApplication):
     def load(self) -> Any:
         from web.app import create_app
 
-        return create_app()
+        app = create_app()
+        warm_up_engines(app)
+        return app
+
+
+def warm_up_engines(app: Any) -> None:
+    """In each worker, before it accepts requests: the engines of the assessments candidates
+    can start now (`web.services.engines.warm_up`); a failure only logs (the first candidate
+    then builds the engine, as without a warm-up)."""
+    import logging
+
+    from web.db import database
+    from web.services.engines import warm_up
+
+    log = logging.getLogger("web.commands.serve")
+    try:
+        with app.app_context(), database().sessions() as db:
+            done = warm_up(db)
+        log.info("warm-up: %d assessment engine(s) built in %.2f s (%d left to their first "
+                 "candidate)", done.assessments, done.seconds, done.left)
+    except Exception as exc:
+        log.warning("warm-up failed: %s", exc)
 
 
 def _start_jobs(_server: Any) -> None:

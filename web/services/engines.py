@@ -10,7 +10,9 @@ thing from the database, so no session state lives in memory.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 import threading
 import time
 import weakref
@@ -24,9 +26,18 @@ from sqlalchemy.orm import Session
 
 from engine import Blueprint, CatEngine, CatState, SkillEstimate, make_engine
 from irt.composite import composite_estimate
-from item_bank.models import Assessment, Item, ItemMedia, ItemParameterVersion
+from item_bank.models import (
+    Assessment,
+    Invitation,
+    Item,
+    ItemMedia,
+    ItemParameterVersion,
+    utcnow,
+)
 from item_bank.pool import load_item_pool
 from web.services.feasibility import composite_weights
+
+log = logging.getLogger(__name__)
 
 CACHE_SIZE = 32
 #: How long a worker trusts the bank fingerprint it read last (seconds).
@@ -170,6 +181,53 @@ def live_assessment(db: Session, assessment_id: int, blueprint: Mapping,
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return live
+
+
+#: `warm_up`: at most this many assessments, within this many seconds (a gunicorn worker
+#: starts serving only after it, and its boot must stay far below gunicorn's timeout).
+WARM_UP_LIMIT = 20
+WARM_UP_BUDGET_S = 5.0
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """What `warm_up` built: engines ready, assessments left to their first candidate (over the
+    budget or failed), and the time it took."""
+
+    assessments: int
+    left: int
+    seconds: float
+
+
+def warm_up(db: Session, budget_s: float = WARM_UP_BUDGET_S, limit: int = WARM_UP_LIMIT,
+            now: dt.datetime | None = None) -> WarmUp:
+    """Build the engines of the assessments candidates can start now (an unexpired pending
+    invitation; the most recently invited first) in this process's cache, so that a freshly
+    started worker's first candidates do not wait for it: a cold build reads the bank and
+    compiles the engine (about 0.25 s for the 320-item demo, against 7–10 ms for a start
+    when built), and when a whole group starts at once every worker's first request pays it
+    while the others queue. Runs before the worker accepts requests (``proficio serve``)."""
+    t0 = time.perf_counter()
+    now = now or utcnow()
+    recent = (select(Invitation.assessment_id, func.max(Invitation.id).label("last"))
+              .where(Invitation.status == "pending", Invitation.expires_at > now)
+              .group_by(Invitation.assessment_id).subquery())
+    rows = db.execute(select(Assessment.id, Assessment.blueprint)
+                      .join(recent, recent.c.assessment_id == Assessment.id)
+                      .order_by(recent.c.last.desc()).limit(limit)).all()
+    built = left = 0
+    for assessment_id, blueprint in rows:
+        if time.perf_counter() - t0 > budget_s:
+            left += 1
+            continue
+        try:
+            live_assessment(db, assessment_id, blueprint)
+            built += 1
+        except Exception as exc:  # the first candidate then gets the same error, as before
+            log.warning("warm-up: the engine of assessment %s was not built: %s",
+                        assessment_id, exc)
+            left += 1
+    return WarmUp(built, left, time.perf_counter() - t0)
 
 
 #: Session states kept per process after their answer committed, keyed by database, session
