@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, bindparam, case, null, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, defer, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import Blueprint, CatState
@@ -366,7 +366,11 @@ def _find_invitation(db: Session, token: str) -> tuple[Invitation | None, int | 
     """
     row = db.execute(select(Invitation, CandidateSession.id)
                      .outerjoin(CandidateSession, CandidateSession.invitation_id == Invitation.id)
-                     .where(Invitation.token_hash == hash_token(token or "-"))).first()
+                     .where(Invitation.token_hash == hash_token(token or "-"))
+                     # what a start reads next, in the same round trip
+                     .options(joinedload(Invitation.assessment),
+                              joinedload(Invitation.candidate),
+                              joinedload(Invitation.accommodation))).first()
     return (None, None) if row is None else (row[0], row[1])
 
 
