@@ -8,7 +8,9 @@ call, request parsing to response body, with the database on the same machine. P
 p90 and p99 server time per answer, the CPU time of this process per answer (robust on a loaded
 machine, where a database round trip waits for the scheduler), the statements per answer, and
 where the time goes (the share of each step of `web.services.candidate.submit_answer`, measured
-by wrapping the step functions in a second pass so the timing pass is not slowed by them).
+by wrapping the step functions in a second pass so the timing pass is not slowed by them), and
+the median time of a session start, of the last answer of a test (which stores its results) and
+of the other answers.
 
     .venv/bin/python benchmarks/bench_answer.py --backend sqlite
     .venv/bin/python benchmarks/bench_answer.py --backend postgresql \\
@@ -66,13 +68,18 @@ def database(backend: str, url: str | None, folder: Path, n: int
 
 
 def run_sessions(app, tokens: list[str], seed: int,
-                 on_answer: Callable[[float, float], None]) -> int:
-    """Start a session per token and answer round-robin until all end; returns answers."""
+                 on_answer: Callable[[float, float, bool], None],
+                 on_start: Callable[[float], None] | None = None) -> int:
+    """Start a session per token and answer round-robin until all end; returns answers.
+    ``on_answer(seconds, cpu seconds, ended the test)``; ``on_start(seconds)``."""
     client = app.test_client()
     rng = np.random.default_rng(seed)
     live = []
     for tok in tokens:
+        t0 = time.perf_counter()
         body = client.post("/api/v1/sessions", json={"invitation": tok}).json
+        if on_start is not None:
+            on_start(time.perf_counter() - t0)
         live.append((body["session_id"], {"Authorization": f"Bearer {body['token']}"}, body))
     n = 0
     while live:
@@ -83,8 +90,9 @@ def run_sessions(app, tokens: list[str], seed: int,
             answer = {"item_id": item["item_id"], "answer": opts[int(rng.integers(len(opts)))]}
             t0, c0 = time.perf_counter(), time.process_time()
             r = client.post(f"/api/v1/sessions/{sid}/responses", json=answer, headers=auth)
-            on_answer(time.perf_counter() - t0, time.process_time() - c0)
+            t, c = time.perf_counter() - t0, time.process_time() - c0
             assert r.status_code == 200, r.data
+            on_answer(t, c, r.json["status"] != "in_progress")
             n += 1
             if r.json["status"] == "in_progress":
                 nxt.append((sid, auth, r.json))
@@ -157,22 +165,29 @@ def measure(backend: str, url: str | None, sessions: int, seed: int) -> dict:
         statements = [0]
         event.listen(engine, "before_cursor_execute",
                      lambda *a, **k: statements.__setitem__(0, statements[0] + 1))
-        run_sessions(app, tokens[:1], seed, lambda t, c: None)  # warm-up: caches, imports
+        run_sessions(app, tokens[:1], seed, lambda t, c, f: None)  # warm-up: caches, imports
         times: list[float] = []
         cpu: list[float] = []
+        final: list[bool] = []
+        starts: list[float] = []
         statements[0] = 0
         n = run_sessions(app, tokens[1:1 + sessions], seed,
-                         lambda t, c: (times.append(t), cpu.append(c)))
+                         lambda t, c, f: (times.append(t), cpu.append(c), final.append(f)),
+                         starts.append)
         per_answer = statements[0] / n
         spent: dict[str, float] = defaultdict(float)
         total: list[float] = []
         with step_timers(spent):
             m = run_sessions(app, tokens[1 + sessions:1 + 2 * sessions], seed,
-                             lambda t, c: total.append(t))
+                             lambda t, c, f: total.append(t))
         engine.dispose()
     ms = np.array(times) * 1e3
+    last = np.array(final, dtype=bool)
     whole = sum(total)
     return {"answers": n, "median": float(np.median(ms)), "p90": float(np.percentile(ms, 90)),
+            "start_median": float(np.median(starts)) * 1e3,
+            "last_median": float(np.median(ms[last])),
+            "other_median": float(np.median(ms[~last])),
             "p99": float(np.percentile(ms, 99)), "statements": per_answer,
             "cpu": float(np.median(cpu)) * 1e3,
             "steps_mean_ms": whole / m * 1e3,
@@ -184,6 +199,9 @@ def show(r: dict, label: str) -> None:
           f"ms, p90 {r['p90']:.2f} ms, p99 {r['p99']:.2f} ms; this process's CPU time per "
           f"answer median {r['cpu']:.2f} ms; {r['statements']:.1f} SQL statements per answer "
           f"(session starts included)")
+    if "start_median" in r:
+        print(f"  median: session start {r['start_median']:.2f} ms, last answer of a test (stores "
+              f"the results) {r['last_median']:.2f} ms, other answers {r['other_median']:.2f} ms")
     print(f"  where the time goes (second pass with step timers, mean "
           f"{r['steps_mean_ms']:.2f} ms per answer):")
     for k, v in r["steps"].items():
