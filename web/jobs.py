@@ -21,6 +21,7 @@ from typing import Any
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.api import TaskWrapper
 from huey.consumer import Consumer, Scheduler
+from huey.storage import SqliteStorage
 
 from web.config import instance_folder
 
@@ -47,17 +48,67 @@ def queue() -> JobQueue:
         folder.mkdir(parents=True, exist_ok=True)
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") \
             else str(Path(folder) / "jobs.sqlite3")
-        huey = SqliteHuey("proficio", filename=path)
+        huey = _EmbeddedHuey("proficio", filename=path)
     return JobQueue(huey, huey.task(name="calibrate")(_run_calibration),
                     huey.periodic_task(crontab(minute="*"), name="maintenance")(_maintenance),
                     huey.task(name="feasibility")(_run_feasibility),
                     huey.task(name="monitor")(_run_monitor))
 
 
-# A forked gunicorn worker must not inherit the master's queue: its storage lock may be held by
-# the master's consumer thread at fork time (a deadlock on the first enqueue) and its SQLite
-# connection must not cross processes. The child builds its own on first use.
-os.register_at_fork(after_in_child=queue.cache_clear)
+class _ForkSafeStorage(SqliteStorage):
+    """huey's SQLite storage that can be closed for a fork with its lock held."""
+
+    _conn: Any  # the connection huey opens lazily (None when closed)
+
+    def close_for_fork(self) -> None:
+        """Wait until no thread is inside SQLite (huey's storage lock), keep the lock (released
+        by `after_fork`) and close the connection."""
+        self.lock.acquire()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def after_fork(self) -> None:
+        self.lock.release()
+
+
+class _EmbeddedHuey(SqliteHuey):
+    storage_class = _ForkSafeStorage
+
+
+def _before_fork() -> None:
+    """Close this process's connection to the embedded queue before it forks (gunicorn's master
+    spawning a worker). SQLite keeps its lock state per process, in memory: a child forked while
+    a thread here is inside a transaction (the scheduler reads the schedule under ``BEGIN
+    EXCLUSIVE`` every second) inherits a lock it does not hold, and every connection the child
+    opens to the file then fails with "database is locked" — the worker's job queue and its
+    ``/readyz`` broken for its lifetime (seen in CI; tests/ops/test_endpoints.py reproduces it).
+    SQLite's rule: no open connection across a fork (sqlite.org/howtocorrupt.html, 2.6). The
+    parent's threads reopen on their next use."""
+    if queue.cache_info().currsize:
+        storage = queue().huey.storage
+        if isinstance(storage, _ForkSafeStorage):
+            storage.close_for_fork()
+            _forking.append(storage)
+
+
+def _after_fork_in_parent() -> None:
+    if _forking:
+        _forking.pop().after_fork()
+
+
+def _after_fork_in_child() -> None:
+    _forking.clear()  # the parent's storage (its lock held in this copy) is not used here
+    queue.cache_clear()
+
+
+_forking: list[_ForkSafeStorage] = []
+
+# A forked gunicorn worker must not inherit the master's queue: its storage lock is held across
+# the fork (above) and its SQLite connection must not cross processes. The child builds its own
+# on first use.
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)
 
 
 def _run_calibration(job_id: int, database_url: str, request_id: str | None = None) -> None:

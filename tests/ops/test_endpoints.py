@@ -3,10 +3,13 @@ when ``DATABASE_URL`` points at it)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -161,6 +164,51 @@ def test_readyz_waits_out_a_transient_lock_on_the_embedded_queue(
         finally:
             holder.kill()
             holder.communicate(timeout=10)
+    finally:
+        jobs.queue.cache_clear()
+
+
+def test_a_worker_forked_during_a_queue_transaction_can_use_the_queue(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gunicorn's master forks workers while its job threads use the embedded queue (the
+    scheduler reads the schedule in a write transaction every second). SQLite keeps lock state
+    per process: a worker forked in the middle of one inherited a lock it did not hold, and its
+    own connections then failed with "database is locked" for its whole life (its jobs and its
+    ``/readyz`` — the CI failure of 2026-12-06). The fork now waits for the transaction and
+    closes the parent's connection first."""
+    from web import jobs
+    from web.observability import check_queue
+
+    monkeypatch.setenv("PROFICIO_QUEUE_URL", f"sqlite:///{tmp_path / 'jobs.sqlite3'}")
+    jobs.queue.cache_clear()
+    try:
+        storage = jobs.queue().huey.storage
+        inside = threading.Event()
+
+        def transaction() -> None:
+            with storage.db(commit=True) as cursor:
+                cursor.execute("SELECT count(*) FROM task").fetchall()
+                inside.set()
+                time.sleep(0.5)
+
+        thread = threading.Thread(target=transaction)
+        thread.start()
+        assert inside.wait(10)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker: its first look at the queue, as its first /readyz
+            try:
+                check = check_queue(None)
+                os.write(write, f"{check.ok} {check.detail}".encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read, "rb") as pipe:
+            report = pipe.read().decode()
+        thread.join()
+        assert report == "True embedded queue readable"
+        assert storage.queue_size() == 0  # the master's threads reopen their connection
     finally:
         jobs.queue.cache_clear()
 
