@@ -83,8 +83,9 @@ def _before_fork() -> None:
     EXCLUSIVE`` every second) inherits a lock it does not hold, and every connection the child
     opens to the file then fails with "database is locked" — the worker's job queue and its
     ``/readyz`` broken for its lifetime (seen in CI; tests/ops/test_endpoints.py reproduces it).
-    SQLite's rule: no open connection across a fork (sqlite.org/howtocorrupt.html, 2.6). The
-    parent's threads reopen on their next use."""
+    SQLite's rule: no open connection across a fork (sqlite.org/howtocorrupt.html, 2.6; the
+    same failure and remedy: python-diskcache pull request 299). The parent's threads reopen on
+    their next use."""
     if queue.cache_info().currsize:
         storage = queue().huey.storage
         if isinstance(storage, _ForkSafeStorage):
