@@ -313,58 +313,27 @@ def check_database(engine: Engine) -> tuple[Check, Check]:
 
 
 def check_queue(queue_url: str | None) -> Check:
-    """Redis queues answer ``PING`` within `QUEUE_TIMEOUT_S`; the embedded SQLite queue opens.
+    """Redis queues answer ``PING`` within `QUEUE_TIMEOUT_S`; the embedded SQLite queue opens
+    (huey waits up to 5 s for another process's lock). A failure is logged with the driver's
+    message; the response names only its type."""
+    try:
+        if queue_url and queue_url.startswith(("redis://", "rediss://")):
+            import redis
 
-    The embedded queue's file is shared by gunicorn's master (its consumer threads) and every
-    worker, and a worker's first use creates its connection under an exclusive lock: a SQLite
-    error is retried on a new connection until `QUEUE_TIMEOUT_S` (a moment's contention is not
-    an unready queue). A failure is logged with the driver's message (the response names only
-    its type)."""
-    deadline = time.monotonic() + QUEUE_TIMEOUT_S
-    while True:
-        try:
-            return _probe_queue(queue_url)
-        except Exception as exc:
-            if _is_sqlite_error(exc) and time.monotonic() < deadline:
-                log.info("queue readiness check retried: %s: %s", type(exc).__name__, exc)
-                _reconnect_queue()
-                time.sleep(0.05)
-                continue
-            log.warning("queue readiness check failed: %s: %s", type(exc).__name__, exc)
-            return Check("queue", False, f"unreachable ({type(exc).__name__})")
+            client = redis.Redis.from_url(queue_url, socket_connect_timeout=QUEUE_TIMEOUT_S,
+                                          socket_timeout=QUEUE_TIMEOUT_S)
+            try:
+                client.ping()
+            finally:
+                client.close()
+            return Check("queue", True, "redis reachable")
+        from web.jobs import queue
 
-
-def _probe_queue(queue_url: str | None) -> Check:
-    if queue_url and queue_url.startswith(("redis://", "rediss://")):
-        import redis
-
-        client = redis.Redis.from_url(queue_url, socket_connect_timeout=QUEUE_TIMEOUT_S,
-                                      socket_timeout=QUEUE_TIMEOUT_S)
-        try:
-            client.ping()
-        finally:
-            client.close()
-        return Check("queue", True, "redis reachable")
-    from web.jobs import queue
-
-    queue().huey.storage.queue_size()
-    return Check("queue", True, "embedded queue readable")
-
-
-def _is_sqlite_error(exc: Exception) -> bool:
-    import sqlite3
-
-    return isinstance(exc, sqlite3.Error)
-
-
-def _reconnect_queue() -> None:
-    """Close this process's connection to the embedded queue (the next use opens a new one;
-    a queue that failed to build is built again, `functools.cache` keeps no failure)."""
-    from web.jobs import queue
-
-    if queue.cache_info().currsize:
-        with contextlib.suppress(Exception):
-            queue().huey.storage.close()
+        queue().huey.storage.queue_size()
+        return Check("queue", True, "embedded queue readable")
+    except Exception as exc:
+        log.warning("queue readiness check failed: %s: %s", type(exc).__name__, exc)
+        return Check("queue", False, f"unreachable ({type(exc).__name__})")
 
 
 def readiness(engine: Engine, queue_url: str | None) -> Readiness:

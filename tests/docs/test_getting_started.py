@@ -134,14 +134,13 @@ def test_every_command_of_the_page_runs(tmp_path: Path) -> None:
                              text=True, timeout=TIMEOUT_S)
     finally:
         _stop_server(tmp_path / "server.pid")
+    server = tmp_path / "server.log"
     if run.returncode != 0:
         k = int((tmp_path / ".block").read_text())
         out = tmp_path / f"out{k}.txt"
-        server = tmp_path / "server.log"
         pytest.fail(f"block {k} failed ({run.returncode}):\n{page[k].code}\n--- output:\n"
                     f"{out.read_text() if out.exists() else run.stderr}\n--- server log:\n"
-                    f"{server.read_text()[-2000:] if server.exists() else ''}")
-    server = tmp_path / "server.log"
+                    f"{_log_digest(server)}")
     for k, text in expected:
         actual = (tmp_path / f"out{k}.txt").read_text()
         missing = matches_in_order(text, actual)
