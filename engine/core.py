@@ -169,6 +169,8 @@ class CatEngine:
         self.exposure_prepared = bp.exposure.prepare(self.pool)
         self.one_skill_per_item = isinstance(self.balancer, KingsburyZara)
         self.bank_tables = SkillTables.build("*", np.arange(len(bank), dtype=np.int64), bank)
+        #: each bank item's skill position, items outside the blueprint at 0 (always excluded)
+        self.item_skill = np.maximum(self.skill_pos, 0)
         self.selector_prepared = self.selector.prepare(self)
         self._reasons = [STOP_REASONS.index(st.reason) for st in self.stoppers]
         rules = list(zip(self.stoppers, self.stop_prepared, strict=True))
@@ -195,7 +197,8 @@ class CatEngine:
             log_post=[np.repeat(p[None, :], n, axis=0) for p in self.prior_log]
             if self.scorer.grid else None,
             llr=np.zeros((n, k)), verdict=np.zeros((n, k), dtype=np.int8),
-            codes=np.repeat(self._codes0, n, axis=0))
+            codes=np.repeat(self._codes0, n, axis=0),
+            draws=self.exposure.draws(seeds, self.exposure_prepared))
 
     def skill_codes(self, w: Work, rows: Rows) -> NDArray[np.int64]:
         """Per row and skill, why the skill needs no more items (a `STOP_REASONS` index;
@@ -308,6 +311,16 @@ class CatEngine:
     def _select_in_bank(self, w: Work, r: Rows, rest: Rows, allowed: NDArray[np.bool_],
                         plan: NDArray[np.bool_] | None, out: Pick) -> None:
         """Skills compete (or a planned test restricts the items): one criterion over the bank."""
+        if plan is None and self.selector.item_wise and self.bank_tables.all_dichotomous:
+            # every item at its own skill's values, in one context (bit-identical to the loop)
+            sk = self.item_skill
+            cov = w.cov[r]
+            c = self.selector.criterion(SelectionContext(
+                self.bank_tables, w.theta[r][:, sk], np.diagonal(cov, 0, 1, 2)[:, sk], None,
+                w.counts[r][:, sk], 0, self.nodes, -1, cov[:, sk, :], self.selector_prepared))
+            np.putmask(c, ~allowed[:, sk] | w.blocked[r] | self.base_excluded, -np.inf)
+            self._choose(c, self.bank_tables, w, r, rest, out)
+            return
         c = np.full((w.n_scored[r].shape[0], len(self.pool)), -np.inf)
         for k, tab in enumerate(self.tables):
             mask = allowed[:, k]
@@ -333,7 +346,8 @@ class CatEngine:
         """The exposure control's choice among the items of ``tab`` by criterion ``c`` (−inf:
         unavailable) for ``rows``, written to positions ``at`` of ``out``."""
         choice = self.exposure.choose(c, tab, w.seeds[rows], w.n_scored[rows],
-                                      self.exposure_prepared)
+                                      self.exposure_prepared,
+                                      None if w.draws is None else w.draws[rows])
         col, rk = choice.column, choice.rank
         if col.shape[0] == 1:  # one row: scalar indexing
             j, p = col.item(0), 0 if isinstance(at, slice) else at.item(0)

@@ -136,6 +136,7 @@ class SkillTables:
     all_2pl: bool
     all_dichotomous: bool
     dich: NDArray[np.bool_]
+    two_pl: NDArray[np.bool_]  # 2PL items (c = 0, d = 1): information in the logistic form
     info_grid: NDArray[np.float64]  # (n_nodes, m)
     _extra: dict = field(default_factory=dict, repr=False)
 
@@ -144,17 +145,25 @@ class SkillTables:
 
     def information(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
         """Fisher information of the skill's items at each ``theta``: shape ``(n, m)``.
+        ``theta`` is one θ per row ``(n,)``, or, for dichotomous items only, one per row and
+        item ``(n, m)`` (a bank-wide criterion, each item at its own skill's θ).
 
         Dichotomous items through `irt.kernels` (2PL ``a² σ(x)σ(−x)``, else ``P′²/(PQ)``, Lord
         1980, eq. 5-6), polytomous items through `irt.item_information` (``Σ_k P_k′² / P_k``).
         """
         if self.all_2pl:
             return kernels.logistic_information(theta, self.a, self.b, self.a2)
+        col = theta[:, None] if theta.ndim == 1 else theta
+        if self.all_dichotomous and not self.two_pl.any():
+            return kernels.dichotomous_information(col, self.a, self.b, self.c, self.d)
+        # each item by its own model's form, whichever items share the table
         out = np.empty((theta.shape[0], len(self)))
-        if self.dich.any():
-            sel = self.dich
-            out[:, sel] = kernels.dichotomous_information(theta[:, None], self.a[sel],
-                                                          self.b[sel], self.c[sel], self.d[sel])
+        for sel, two in ((self.two_pl, True), (self.dich & ~self.two_pl, False)):
+            if sel.any():
+                t = col if col.shape[1] == 1 else col[:, sel]
+                out[:, sel] = (kernels.logistic_information(t, self.a[sel], self.b[sel])
+                               if two else kernels.dichotomous_information(
+                                   t, self.a[sel], self.b[sel], self.c[sel], self.d[sel]))
         if not self.all_dichotomous:
             out[:, ~self.dich] = irt.item_information(theta, self._extra["poly_bank"])
         return out
@@ -174,11 +183,11 @@ class SkillTables:
         extra: dict = {}
         if not dich.all():
             extra["poly_bank"] = sub.take(np.flatnonzero(~dich))
+        two_pl = dich & (sub.c == 0.0) & (sub.d == 1.0)
         tables = cls(skill=skill, idx=idx, bank=sub, a=sub.a.copy(), b=sub.b.copy(),
-                     c=sub.c.copy(), d=sub.d.copy(), a2=sub.a * sub.a,
-                     all_2pl=bool((dich & (sub.c == 0.0) & (sub.d == 1.0)).all()),
-                     all_dichotomous=bool(dich.all()), dich=dich, info_grid=np.empty((0, 0)),
-                     _extra=extra)
+                     c=sub.c.copy(), d=sub.d.copy(), a2=sub.a * sub.a, all_2pl=bool(two_pl.all()),
+                     all_dichotomous=bool(dich.all()), dich=dich, two_pl=two_pl,
+                     info_grid=np.empty((0, 0)), _extra=extra)
         if nodes is not None:
             object.__setattr__(tables, "info_grid",
                                np.ascontiguousarray(tables.information(nodes)))

@@ -96,6 +96,8 @@ class Work:
     llr: NDArray[np.float64]
     verdict: NDArray[np.int8]
     codes: NDArray[np.int64]  # per skill: why it is closed (`CatEngine.skill_codes`), −1 open
+    #: the exposure control's fixed per-session draws over the bank (`ExposureControl.draws`)
+    draws: NDArray[np.bool_] | None = None
 
     def scored_items(self, skill_pos: NDArray[np.int64]) -> tuple[NDArray[np.int64], ...]:
         """Items, responses and skill positions of session 0's scored answers, in order."""

@@ -456,8 +456,9 @@ class _TriedCounter(SympsonHetter):
         object.__setattr__(self, "_row_of_seed", row_of_seed)
 
     def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],
-               steps: NDArray[np.int64], prepared: Any) -> Choice:
-        choice = super().choose(crit, tables, seeds, steps, prepared)
+               steps: NDArray[np.int64], prepared: Any, draws: Any = None,
+               tried: bool = True) -> Choice:
+        choice = super().choose(crit, tables, seeds, steps, prepared, draws, tried=True)
         assert choice.tried is not None and choice.tried_rows is not None
         sim = np.array([self._row_of_seed[int(s)] for s in seeds])
         self._tried[sim[choice.tried_rows], choice.tried] = True

@@ -32,8 +32,6 @@ from irt.composite import composite_variance_reduction
 
 #: Penalty per stratum of distance in a-stratified selection (dominates any |b − θ|).
 STRATUM_PENALTY = 1000.0
-#: Sympson–Hetter first examines this many best items before ranking the whole skill.
-SH_BLOCK = 16
 #: Number of Simpson nodes (odd) for the Kullback–Leibler integral.
 KL_POINTS = 9
 
@@ -166,6 +164,10 @@ class SelectionContext:
     skill's position in the blueprint, ``cov_row`` (n, S) its row of the posterior covariance of
     all skills (None: not given) and ``prepared`` what the blueprint's selector computed once
     per engine (`Selector.prepare`).
+
+    In a bank-wide context (`Selector.item_wise` selectors; ``skill`` −1) ``tables`` covers the
+    bank and ``theta``, ``variance`` and ``n_given`` are ``(n, m)`` and ``cov_row`` ``(n, m, S)``:
+    each item sees its own skill's values. `column` reads either form per item.
     """
 
     tables: SkillTables
@@ -179,11 +181,21 @@ class SelectionContext:
     cov_row: NDArray[np.float64] | None = None
     prepared: Any = None
 
+    @staticmethod
+    def column(values: NDArray[Any]) -> NDArray[Any]:
+        """Per-session ``values`` ``(n,)`` as a column against the items, or per-item values
+        ``(n, m)`` as they are."""
+        return values[:, None] if values.ndim == 1 else values
+
 
 class Selector(Strategy):
     kind: ClassVar[str] = "selector"
     #: True for selectors that plan the whole remaining test (`plan`), not one skill's item.
     plans_test: ClassVar[bool] = False
+    #: True when an item's criterion depends only on the item and its own skill's values (read
+    #: through `SelectionContext.column`), so skills that compete are scored in one bank-wide
+    #: context; the same numbers as one context per skill.
+    item_wise: ClassVar[bool] = False
 
     def rule(self, n_given: int) -> str:
         """The rule applied when ``n_given`` items of the skill are scored (for the audit)."""
@@ -217,6 +229,7 @@ class MaxInfo(Selector):
     """Maximum Fisher information at the current θ̂: ``argmax_i I_i(θ̂)`` (Lord 1980)."""
 
     name: ClassVar[str] = "mfi"
+    item_wise: ClassVar[bool] = True
 
     def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
         return ctx.tables.information(ctx.theta)
@@ -296,9 +309,10 @@ class DOptimal(Selector):
     """
 
     name: ClassVar[str] = "d_optimal"
+    item_wise: ClassVar[bool] = True
 
     def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
-        return ctx.tables.information(ctx.theta) * ctx.variance[:, None]
+        return ctx.tables.information(ctx.theta) * ctx.column(ctx.variance)
 
 
 @register("selector")
@@ -330,6 +344,7 @@ class COptimal(Selector):
     """
 
     name: ClassVar[str] = "c_optimal"
+    item_wise: ClassVar[bool] = True
     weights: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -357,12 +372,11 @@ class COptimal(Selector):
 
     def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
         info = ctx.tables.information(ctx.theta)
-        var = ctx.variance[:, None]
         if ctx.cov_row is None or ctx.prepared is None:
             raise ConfigurationError("c_optimal needs the engine's covariance row and weights")
-        # (C w)_s row by row (no BLAS: identical for one session or many)
-        cov_w = np.add.reduce(ctx.cov_row * ctx.prepared[None, :], axis=1)[:, None]
-        return composite_variance_reduction(cov_w, var, info)
+        # (C w)_s row by row (no BLAS: identical for one session or many, per skill or per item)
+        cov_w = np.add.reduce(ctx.cov_row * ctx.prepared, axis=-1)
+        return composite_variance_reduction(ctx.column(cov_w), ctx.column(ctx.variance), info)
 
 
 @register("selector")
@@ -372,9 +386,10 @@ class BMatching(Selector):
     mean of their thresholds."""
 
     name: ClassVar[str] = "bmatch"
+    item_wise: ClassVar[bool] = True
 
     def criterion(self, ctx: SelectionContext) -> NDArray[np.float64]:
-        return -np.abs(ctx.tables.b - ctx.theta[:, None])
+        return -np.abs(ctx.tables.b - ctx.column(ctx.theta))
 
 
 @register("selector")
@@ -433,10 +448,16 @@ class ExposureControl(Strategy):
         """Per-pool arrays the control needs (computed once per engine)."""
         return None
 
+    def draws(self, seeds: NDArray[np.uint64], prepared: Any) -> NDArray[np.bool_] | None:
+        """Per-session values over the bank that are fixed for a whole session, computed once
+        when its working arrays are built (`engine.rules.Work.draws`); ``choose`` gets the
+        rows' ``draws``. None: the control has none."""
+        return None
+
     def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],
-               steps: NDArray[np.int64], prepared: Any) -> Choice:
+               steps: NDArray[np.int64], prepared: Any, draws: Any = None) -> Choice:
         """Pick one column per row of ``crit`` (``−inf`` marks unavailable items; every row has
-        at least one available item)."""
+        at least one available item); ``draws`` are the rows' `draws` (or None)."""
         raise NotImplementedError
 
 
@@ -458,7 +479,7 @@ class NoExposureControl(ExposureControl):
     name: ClassVar[str] = "none"
 
     def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],
-               steps: NDArray[np.int64], prepared: Any) -> Choice:
+               steps: NDArray[np.int64], prepared: Any, draws: Any = None) -> Choice:
         return _best(crit)
 
 
@@ -475,7 +496,7 @@ class Randomesque(ExposureControl):
             raise ConfigurationError("randomesque: k must be >= 1")
 
     def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],
-               steps: NDArray[np.int64], prepared: Any) -> Choice:
+               steps: NDArray[np.int64], prepared: Any, draws: Any = None) -> Choice:
         if self.k == 1:
             return _best(crit)
         order = _ranking(crit)[:, : self.k]
@@ -535,44 +556,46 @@ class SympsonHetter(ExposureControl):
                 k[pool.index(iid)] = float(v)
         return k
 
+    def draws(self, seeds: NDArray[np.uint64], prepared: Any) -> NDArray[np.bool_]:
+        """Per session and bank item, whether the item passes its Sympson–Hetter experiment
+        ``u < K_i``: the draw ``u`` is fixed per (session, item), so this is computed once per
+        session."""
+        u = uniform_array(seeds[:, None], np.zeros(1, dtype=np.int64), SALT_SYMPSON_HETTER,
+                          np.arange(prepared.shape[0]))
+        return u < prepared
+
     def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],
-               steps: NDArray[np.int64], prepared: Any) -> Choice:
+               steps: NDArray[np.int64], prepared: Any, draws: Any = None,
+               tried: bool = False) -> Choice:
+        """The first item of the ranking (criterion descending, ties in bank order) whose
+        experiment passes, i.e. the best accepted item, without sorting; its rank is the
+        number of items ranked ahead of it plus one. No accepted item: the best item (rank 1).
+        ``tried``: also return every item walked past (tuning)."""
         if self.progressive:
             crit = progressive_criterion(crit, tables, seeds, steps, self.progressive)
         n, m = crit.shape
-        rows = np.arange(n)
-        tried_rows: list[NDArray[np.int64]] = []
-        col = np.zeros(n, dtype=np.int64)
-        rank = np.ones(n, dtype=np.int64)
-        tried: list[NDArray[np.int64]] = []
-        # Walk the best SH_BLOCK first (nearly always enough), then 4 × SH_BLOCK (a bank-wide
-        # criterion with tight parameters), the full ranking only if needed; the walk, and so
-        # the choice, is the same whatever the blocks.
-        todo = rows
-        for top in sorted({min(SH_BLOCK, m), min(4 * SH_BLOCK, m), m}):
-            if todo.size == 0:
-                break
-            c = crit[todo]
-            order = _top(c, top)
-            items = tables.idx[order]
-            u = uniform_array(seeds[todo, None], np.zeros(1, dtype=np.int64), SALT_SYMPSON_HETTER,
-                              items)
-            sub = np.arange(todo.size)[:, None]
-            finite = np.isfinite(c[sub, order])
-            accept = (u < prepared[items]) & finite
-            hit = accept.any(axis=1)
-            first = np.argmax(accept, axis=1)
-            last = top == m
-            done = hit | last | ~finite[:, -1]
-            first = np.where(hit, first, 0)
-            col[todo[done]] = order[done, first[done]]
-            rank[todo[done]] = first[done] + 1
-            reach = np.where(hit, first, finite.sum(axis=1) - 1)
-            mask = np.arange(top)[None, :] <= reach[done][:, None]
-            tried.append(items[done][mask])
-            tried_rows.append(np.broadcast_to(todo[done][:, None], mask.shape)[mask])
-            todo = todo[~done]
-        return Choice(col, rank, np.concatenate(tried), np.concatenate(tried_rows))
+        accept = draws if draws.shape[1] == m else draws[:, tables.idx]
+        finite = crit > -np.inf
+        accept = accept & finite
+        col = np.where(accept, crit, -np.inf).argmax(axis=1)
+        if n == 1:  # one session: a scalar test
+            hit = bool(accept[0, col.item(0)])
+            if not hit:
+                col = crit.argmax(axis=1)
+            hits = np.array([hit])
+        else:
+            hits = accept[np.arange(n), col]
+            if not hits.all():
+                col = np.where(hits, col, crit.argmax(axis=1))
+        chosen = crit[np.arange(n), col][:, None]
+        cols = np.arange(m)
+        ahead = (crit > chosen) | ((crit == chosen) & (cols < col[:, None]))
+        rank = np.where(hits, np.add.reduce(ahead, axis=1) + 1, 1)
+        if not tried:
+            return Choice(col, rank)
+        walked = np.where(hits[:, None], ahead | (cols == col[:, None]), finite)
+        rows, at = np.nonzero(walked)
+        return Choice(col, rank, tables.idx[at], rows)
 
 
 def progressive_criterion(crit: NDArray[np.float64], tables: SkillTables,
@@ -600,17 +623,6 @@ def some_rows(mask: NDArray[np.bool_]) -> bool:
     return bool(np.logical_or.reduce(mask)) if mask.size else False
 
 
-def _top(crit: NDArray[np.float64], k: int) -> NDArray[np.int64]:
-    """Columns of the ``k`` largest criteria per row, best first, ties in column order."""
-    m = crit.shape[1]
-    if k >= m:
-        return _ranking(crit)
-    part = np.argpartition(-crit, k - 1, axis=1)[:, :k]
-    part.sort(axis=1)  # column order, so the stable sort below breaks ties by column
-    vals = np.take_along_axis(crit, part, axis=1)
-    return np.take_along_axis(part, np.argsort(-vals, axis=1, kind="stable"), axis=1)
-
-
 @register("exposure")
 @dataclass(frozen=True)
 class ExposureCap(ExposureControl):
@@ -628,7 +640,7 @@ class ExposureCap(ExposureControl):
         return pool.rates_array() >= self.max_rate
 
     def choose(self, crit: NDArray[np.float64], tables: SkillTables, seeds: NDArray[np.uint64],
-               steps: NDArray[np.int64], prepared: Any) -> Choice:
+               steps: NDArray[np.int64], prepared: Any, draws: Any = None) -> Choice:
         capped = np.where(prepared[tables.idx], -np.inf, crit)
         ok = np.isfinite(capped).any(axis=1)
         best_capped = np.argmax(capped, axis=1)

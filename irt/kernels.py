@@ -22,10 +22,11 @@ def logistic_information(theta: NDArray[np.float64], a: NDArray[np.float64],
     """2PL Fisher information ``I(θ) = a² σ(x) σ(−x)``, ``x = a(θ − b)``, as
     ``a² e / (1 + e)²`` with ``e = exp(−|x|)`` (no cancellation; exact to rounding everywhere).
 
-    ``theta`` is ``(n,)``, the item arrays ``(m,)``; returns ``(n, m)``. ``a2`` (= ``a²``) may be
-    passed precomputed. Two ``(n, m)`` buffers, every step in place.
+    ``theta`` is ``(n,)`` (one θ per row) or ``(n, m)`` (one per row and item), the item arrays
+    ``(m,)``; returns ``(n, m)``. ``a2`` (= ``a²``) may be passed precomputed. Two ``(n, m)``
+    buffers, every step in place.
     """
-    h = theta[:, None] - b
+    h = (theta[:, None] if theta.ndim == 1 else theta) - b
     h *= a
     np.abs(h, out=h)
     np.negative(h, out=h)
