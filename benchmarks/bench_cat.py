@@ -99,8 +99,9 @@ def print_side_by_side(figs: dict[str, list[dict]], labels: dict[str, str], rev:
         print(f"| {label} | {prev:.1f} | {cur:.1f} | {cur / prev:.2f} |")
 
 
-def step_figures(n: int) -> dict[str, float | str]:
-    """The engine's step figures on the benchmark bank (works with either engine version)."""
+def step_figures(n: int, default_design: str | None = None) -> dict[str, float | str]:
+    """The engine's step figures on the benchmark bank (works with either engine version);
+    with ``default_design`` (a blueprint's JSON) also the default assessment's step."""
     bank = make_bank(500, 2026)
     g = np.random.default_rng(5)
     theta = g.normal(size=n)
@@ -136,15 +137,61 @@ def step_figures(n: int) -> dict[str, float | str]:
                 first.append(dt)
             elif k == 47:
                 last.append(dt)
-    return {"engine": str(Path(engine.__file__).parent), "live_us": float(np.median(steps)) * 1e6,
-            "batch_us": float(batch) * 1e6, "answer1_us": float(np.median(first)) * 1e6,
-            "answer48_us": float(np.median(last)) * 1e6}
+    out = {"engine": str(Path(engine.__file__).parent), "live_us": float(np.median(steps)) * 1e6,
+           "batch_us": float(batch) * 1e6, "answer1_us": float(np.median(first)) * 1e6,
+           "answer48_us": float(np.median(last)) * 1e6}
+    if default_design is not None:
+        try:
+            out["default_us"] = default_step(default_design, min(n, 200))
+        except Exception:  # an engine from before the default design's strategies
+            out["default_us"] = float("nan")
+    return out
+
+
+def default_design_json() -> str:
+    """The default assessment's blueprint on the shipped Back-End Engineer bank (issue 14:
+    c-optimal selection for the overall score, minimums first, Sympson–Hetter tuned with a
+    progressive start, composite-SE stop), as JSON, tuned once by this tree's code."""
+    from engine import ItemPool
+    from irt.io import read_items_csv
+    from item_bank.shipped import PROVISIONAL_PARAMETERS
+    from web.services.feasibility import Population, default_blueprint, tune_exposure
+
+    bank = read_items_csv(PROVISIONAL_PARAMETERS).bank
+    skills = sorted(set(bank.skills))
+    return tune_exposure(ItemPool(bank), default_blueprint(skills),
+                         Population.standard(skills, "N(0, I)")).to_json()
+
+
+def default_step(blueprint_json: str, n: int) -> float:
+    """Median µs of `record` in the default design on the shipped bank, ``n`` sessions with
+    answers drawn from the 3PL at θ ~ N(0, I) (the same draws for either engine)."""
+    from irt.io import read_items_csv
+    from item_bank.shipped import PROVISIONAL_PARAMETERS
+
+    bank = read_items_csv(PROVISIONAL_PARAMETERS).bank
+    eng = engine.CatEngine(bank, engine.Blueprint.from_json(blueprint_json))
+    g = np.random.default_rng(14)
+    theta = g.normal(size=(n, len(eng.skill_names)))
+    steps = []
+    for p in range(n):
+        state = eng.start(seed=p)
+        while state.pending is not None:
+            i = eng.pool.index(state.pending)
+            k = eng.skill_names.index(bank.skills[i])
+            prob = bank.c[i] + (bank.d[i] - bank.c[i]) / (1 + np.exp(-bank.a[i] * (
+                theta[p, k] - bank.b[i])))
+            t0 = time.perf_counter()
+            state = eng.record(state, state.pending, int(g.random() < prob))
+            steps.append(time.perf_counter() - t0)
+    return float(np.median(steps)) * 1e6
 
 
 STEP_LABELS = {"live_us": "live step (`record`, state in memory), median µs",
                "batch_us": "batch simulation, µs per administered item",
                "answer1_us": "answer 1, state reloaded from JSON, engine µs (median)",
-               "answer48_us": "answer 48, state reloaded from JSON, engine µs (median)"}
+               "answer48_us": "answer 48, state reloaded from JSON, engine µs (median)",
+               "default_us": "default assessment (shipped bank, 8 skills), `record` median µs"}
 
 
 def make_bank(n_items: int, seed: int) -> irt.Bank:
@@ -322,15 +369,22 @@ def main() -> None:
                          f"{PREVIOUS}, the engine before issue 13)")
     ap.add_argument("--rounds", type=int, default=3, help="--compare: alternating rounds")
     ap.add_argument("--figures-json", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--default-design", help=argparse.SUPPRESS)  # a blueprint JSON file
     args = ap.parse_args()
     if args.figures_json:
-        print(json.dumps(step_figures(args.n)))
+        design = (Path(args.default_design).read_text() if args.default_design else None)
+        print(json.dumps(step_figures(args.n, design)))
         return
     if args.compare:
         print(f"500-item 2PL bank, {args.n} simulees, MFI, SE <= {SE_TARGET} or {MAX_ITEMS} items"
-              f" (load average at start: {os.getloadavg()[0]:.1f})")
-        print_side_by_side(side_by_side(__file__, args.compare, args.rounds,
-                                        ["--n", str(args.n)]), STEP_LABELS, args.compare)
+              f"; and the default assessment on the shipped bank, {min(args.n, 200)} sessions "
+              f"(load average at start: {os.getloadavg()[0]:.1f})")
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as design:
+            design.write(default_design_json())
+            design.flush()
+            figs = side_by_side(__file__, args.compare, args.rounds,
+                                ["--n", str(args.n), "--default-design", design.name])
+        print_side_by_side(figs, STEP_LABELS, args.compare)
         return
     n = 200 if args.quick else args.n
     warnings.simplefilter("ignore")

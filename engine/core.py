@@ -143,8 +143,12 @@ class CatEngine:
         #: per skill, its items never selectable adaptively
         self.excluded_in = [self.base_excluded[cols] for cols in self.cols]
         #: the skills' items end to end, and where each skill starts (segmented reductions)
-        self.skill_items = np.concatenate([tab.idx for tab in self.tables])
+        items = np.concatenate([tab.idx for tab in self.tables])
+        in_order = items.size == len(bank) and bool((items == np.arange(len(bank))).all())
+        self.skill_items: slice | NDArray[np.int64] = ALL if in_order else items
         self.skill_starts = np.cumsum([0] + [tab.idx.size for tab in self.tables[:-1]])
+        #: per item of `skill_items`, whether it can ever be selected adaptively
+        self.skill_items_open = ~self.base_excluded[self.skill_items]
         self.n_categories = bank.n_categories
         mean_sd = np.array([bp.start.prior(s) for s in names], dtype=float)
         self.prior_mean, self.prior_sd = mean_sd[:, 0], mean_sd[:, 1]
@@ -225,8 +229,8 @@ class CatEngine:
         else:
             out = np.full(n.shape[0], _MAX)
             for c in self._reasons[::-1]:
-                out[(codes == c).any(axis=1)] = c
-            out[(codes == RUNNING).any(axis=1)] = RUNNING
+                out[np.logical_or.reduce(codes == c, axis=1)] = c
+            out[np.logical_or.reduce(codes == RUNNING, axis=1)] = RUNNING
         for st, prep in self._test_level:
             hit = st.test_done(self, prep, w, rows)
             if hit is not None:
@@ -317,7 +321,7 @@ class CatEngine:
             cov = w.cov[r]
             c = self.selector.criterion(SelectionContext(
                 self.bank_tables, w.theta[r][:, sk], np.diagonal(cov, 0, 1, 2)[:, sk], None,
-                w.counts[r][:, sk], 0, self.nodes, -1, cov[:, sk, :], self.selector_prepared))
+                w.counts[r][:, sk], 0, self.nodes, -1, cov, self.selector_prepared, sk))
             np.putmask(c, ~allowed[:, sk] | w.blocked[r] | self.base_excluded, -np.inf)
             self._choose(c, self.bank_tables, w, r, rest, out)
             return
@@ -606,11 +610,12 @@ class CatEngine:
                     f"{float(self.share[k]):.3f})")
         open_ = w.codes[0] == RUNNING
         if self.balancer.name == "minimums_first":
-            short = int((open_ & (w.counts[0] < self.skill_min)).sum())
+            short = np.count_nonzero(open_ & (w.counts[0] < self.skill_min))
             if short:
                 return (f"{self.balancer.name}: {short} skill(s) below their minimum competed "
                         f"on the criterion")
-        return f"{self.balancer.name}: {int(open_.sum())} open skill(s) competed on the criterion"
+        return (f"{self.balancer.name}: {np.count_nonzero(open_)} open skill(s) competed on the "
+                f"criterion")
 
     def work(self, state: CatState) -> Work:
         w = state.working(self)

@@ -293,15 +293,18 @@ def eligible_skills(eng: Engine, w: Work, rows: Rows, done: NDArray[np.bool_],
     if items_left:  # (one skill returned above: exhaustion shows as an all −inf criterion)
         # per skill, some item neither blocked nor excluded: one segmented reduction over the
         # skills' items laid end to end (`CatEngine.skill_items`, `skill_starts`)
-        free = ~(w.blocked[rows][:, eng.skill_items] | eng.base_excluded[eng.skill_items])
+        free = eng.skill_items_open > w.blocked[rows][:, eng.skill_items]  # open, not blocked
         open_ &= np.logical_or.reduceat(free, eng.skill_starts, axis=1)
     eligible = open_ & ~done
     deficit = np.maximum(eng.skill_min - c, 0)
     budget = eng.blueprint.max_items - w.n_scored[rows]
     short = open_ & (deficit > 0)
-    use_short = ((deficit * open_).sum(axis=1) >= budget) & short.any(axis=1)
+    # ufunc reductions called directly (``x.sum``/``x.any`` add a Python wrapper per call)
+    use_short = ((np.add.reduce(deficit * open_, axis=1) >= budget)
+                 & np.logical_or.reduce(short, axis=1))
     eligible = np.where(use_short[:, None], short, eligible)
-    fallback = ~eligible.any(axis=1) & (w.n_scored[rows] < eng.blueprint.min_items)
+    fallback = (~np.logical_or.reduce(eligible, axis=1)
+                & (w.n_scored[rows] < eng.blueprint.min_items))
     return np.where(fallback[:, None], open_, eligible), c
 
 
@@ -587,10 +590,14 @@ class CompositeSE(Stopper):
     def composite_se(self, prep: Any, cov: NDArray[np.float64]) -> NDArray[np.float64]:
         """``√(wᵀ C w)`` for each covariance of the stack ``cov`` ``(n, S, S)``."""
         wv = prep[0]
-        quad = (cov * wv[None, :, None] * wv[None, None, :]).sum(axis=(1, 2))
+        terms = cov * wv[None, :, None] * wv[None, None, :]
+        # the sum over both axes as one reduction over S² contiguous terms (what
+        # ``sum(axis=(1, 2))`` does, without its Python wrapper)
+        quad = np.add.reduce(terms.reshape(terms.shape[0], terms.shape[1] * terms.shape[2]),
+                             axis=1)
         return np.sqrt(np.maximum(quad, 0.0))
 
     def test_done(self, eng: Engine, prep: Any, w: Work, rows: Rows
                   ) -> NDArray[np.bool_]:
-        enough = (w.counts[rows] >= prep[1]).all(axis=1)
+        enough = np.logical_and.reduce(w.counts[rows] >= prep[1], axis=1)
         return enough & (self.composite_se(prep, w.cov[rows]) <= self.se_target)

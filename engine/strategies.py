@@ -166,8 +166,9 @@ class SelectionContext:
     per engine (`Selector.prepare`).
 
     In a bank-wide context (`Selector.item_wise` selectors; ``skill`` −1) ``tables`` covers the
-    bank and ``theta``, ``variance`` and ``n_given`` are ``(n, m)`` and ``cov_row`` ``(n, m, S)``:
-    each item sees its own skill's values. `column` reads either form per item.
+    bank and ``theta``, ``variance`` and ``n_given`` are ``(n, m)``: each item sees its own
+    skill's values (`column` reads either form per item); ``cov_row`` is then every skill's row
+    ``(n, S, S)`` and ``item_skill`` ``(m,)`` the row of each item.
     """
 
     tables: SkillTables
@@ -180,6 +181,7 @@ class SelectionContext:
     skill: int = 0
     cov_row: NDArray[np.float64] | None = None
     prepared: Any = None
+    item_skill: NDArray[np.int64] | None = None
 
     @staticmethod
     def column(values: NDArray[Any]) -> NDArray[Any]:
@@ -374,8 +376,10 @@ class COptimal(Selector):
         info = ctx.tables.information(ctx.theta)
         if ctx.cov_row is None or ctx.prepared is None:
             raise ConfigurationError("c_optimal needs the engine's covariance row and weights")
-        # (C w)_s row by row (no BLAS: identical for one session or many, per skill or per item)
+        # (C w)_s row by row (no BLAS: identical for one session or many, per skill or bank)
         cov_w = np.add.reduce(ctx.cov_row * ctx.prepared, axis=-1)
+        if ctx.item_skill is not None:  # every skill's (C w)_s, read per item
+            cov_w = cov_w[:, ctx.item_skill]
         return composite_variance_reduction(ctx.column(cov_w), ctx.column(ctx.variance), info)
 
 
@@ -578,15 +582,16 @@ class SympsonHetter(ExposureControl):
         finite = crit > -np.inf
         accept = accept & finite
         col = np.where(accept, crit, -np.inf).argmax(axis=1)
-        if n == 1:  # one session: a scalar test
-            hit = bool(accept[0, col.item(0)])
-            if not hit:
-                col = crit.argmax(axis=1)
-            hits = np.array([hit])
-        else:
-            hits = accept[np.arange(n), col]
-            if not hits.all():
-                col = np.where(hits, col, crit.argmax(axis=1))
+        if n == 1 and not tried:  # one session: the same rank by scalar tests and two counts
+            j = col.item(0)
+            if not accept[0, j]:
+                return Choice(crit.argmax(axis=1), np.ones(1, dtype=np.int64))
+            best = crit.item(0, j)
+            ahead = np.count_nonzero(crit > best) + np.count_nonzero(crit[0, :j] == best)
+            return Choice(col, np.array([ahead + 1]))
+        hits = accept[np.arange(n), col]
+        if not hits.all():
+            col = np.where(hits, col, crit.argmax(axis=1))
         chosen = crit[np.arange(n), col][:, None]
         cols = np.arange(m)
         ahead = (crit > chosen) | ((crit == chosen) & (cols < col[:, None]))

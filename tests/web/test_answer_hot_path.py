@@ -209,3 +209,24 @@ def test_a_worker_warms_up_the_engines_candidates_can_start(site: Site, app: Fla
     r = client.post("/api/v1/sessions", json={"invitation": token})
     assert r.status_code == 201, r.data
     assert set(engines._cache) == built
+
+
+@pytest.mark.parametrize("deadline", [None, dt.datetime(2027, 3, 1, 9, 30, 15),
+                                      dt.datetime(2027, 3, 1, 9, 30, 15, 250000, tzinfo=dt.UTC)])
+def test_session_bodies_are_the_schema_dump(app: Flask, deadline):
+    """The candidate's session bodies are built without a schema dump; they are exactly what
+    `SessionSchema` dumps (the documented contract), timed or not, with and without a
+    pending item's options and images."""
+    from web.blueprints.api import SessionSchema, _session_json, _session_response
+    from web.services.candidate import PendingItem, SessionView
+
+    pending = PendingItem("API-017", "Which **verb**?", (("a", "GET"), ("b", "POST")), "single",
+                          (("diagram.png", "a diagram"),))
+    views = [SessionView(7, "in_progress", pending, 3, 40, deadline, token="t" * 32),
+             SessionView(7, "completed", None, 40, 40, deadline)]
+    with app.test_request_context():
+        for view in views:
+            response = _session_response(view, 201)
+            assert response.status_code == 201
+            assert response.get_json() == json.loads(json.dumps(
+                SessionSchema().dump(_session_json(view))))
