@@ -5,7 +5,9 @@ driven through its test client on the demo database, SQLite or PostgreSQL.
 round-robin order (every answer of one session is separated by the answers of the others, as
 under load) until every test ends. What is timed is the ``POST /api/v1/sessions/<id>/responses``
 call, request parsing to response body, with the database on the same machine. Printed: median,
-p90 and p99 server time per answer, the CPU time of this process per answer (robust on a loaded
+p90 and p99 server time per answer (and the application's own part of it: the WSGI call,
+without the test client's request building and response wrapping), the CPU time of this
+process per answer (robust on a loaded
 machine, where a database round trip waits for the scheduler), the statements per answer, and
 where the time goes (the share of each step of `web.services.candidate.submit_answer`, measured
 by wrapping the step functions in a second pass so the timing pass is not slowed by them), and
@@ -166,6 +168,20 @@ def measure(backend: str, url: str | None, sessions: int, seed: int) -> dict:
         event.listen(engine, "before_cursor_execute",
                      lambda *a, **k: statements.__setitem__(0, statements[0] + 1))
         run_sessions(app, tokens[:1], seed, lambda t, c, f: None)  # warm-up: caches, imports
+        # the application's own time per answer: the WSGI call, from the environ to the
+        # response (what the test client adds — building the request, wrapping the response —
+        # is not the server's work); `times` below is the whole test-client call, as before
+        wsgi: list[float] = []
+        inner = app.wsgi_app
+
+        def timed_wsgi(environ, start_response):
+            t0 = time.perf_counter()
+            try:
+                return inner(environ, start_response)
+            finally:
+                if environ["PATH_INFO"].endswith("/responses"):
+                    wsgi.append(time.perf_counter() - t0)
+        app.wsgi_app = timed_wsgi
         times: list[float] = []
         cpu: list[float] = []
         final: list[bool] = []
@@ -175,6 +191,8 @@ def measure(backend: str, url: str | None, sessions: int, seed: int) -> dict:
                          lambda t, c, f: (times.append(t), cpu.append(c), final.append(f)),
                          starts.append)
         per_answer = statements[0] / n
+        app.wsgi_app = inner
+        wsgi_ms = np.array(wsgi) * 1e3
         spent: dict[str, float] = defaultdict(float)
         total: list[float] = []
         with step_timers(spent):
@@ -189,6 +207,7 @@ def measure(backend: str, url: str | None, sessions: int, seed: int) -> dict:
             "last_median": float(np.median(ms[last])),
             "other_median": float(np.median(ms[~last])),
             "p99": float(np.percentile(ms, 99)), "statements": per_answer,
+            "wsgi_median": float(np.median(wsgi_ms)), "wsgi_p99": float(np.percentile(wsgi_ms, 99)),
             "cpu": float(np.median(cpu)) * 1e3,
             "steps_mean_ms": whole / m * 1e3,
             "steps": {k: v / m * 1e3 for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}}
@@ -199,6 +218,9 @@ def show(r: dict, label: str) -> None:
           f"ms, p90 {r['p90']:.2f} ms, p99 {r['p99']:.2f} ms; this process's CPU time per "
           f"answer median {r['cpu']:.2f} ms; {r['statements']:.1f} SQL statements per answer "
           f"(session starts included)")
+    if "wsgi_median" in r:
+        print(f"  the application's own time per answer (the WSGI call, without the test "
+              f"client): median {r['wsgi_median']:.2f} ms, p99 {r['wsgi_p99']:.2f} ms")
     if "start_median" in r:
         print(f"  median: session start {r['start_median']:.2f} ms, last answer of a test (stores "
               f"the results) {r['last_median']:.2f} ms, other answers {r['other_median']:.2f} ms")
@@ -250,11 +272,13 @@ def main() -> None:
     med = {k: float(np.median([r["median"] for r in rs])) for k, rs in runs.items()}
     p99 = {k: float(np.median([r["p99"] for r in rs])) for k, rs in runs.items()}
     cpu = {k: float(np.median([r["cpu"] for r in rs])) for k, rs in runs.items()}
+    app_ms = {k: float(np.median([r["wsgi_median"] for r in rs])) for k, rs in runs.items()}
     print(f"median server time per answer: {args.compare} {med[args.compare]:.2f} ms, this "
           f"tree {med['this tree']:.2f} ms (ratio {med[args.compare] / med['this tree']:.2f}); "
           f"p99 {p99[args.compare]:.2f} → {p99['this tree']:.2f} ms; CPU time per answer "
           f"{cpu[args.compare]:.2f} → {cpu['this tree']:.2f} ms (ratio "
-          f"{cpu[args.compare] / cpu['this tree']:.2f})")
+          f"{cpu[args.compare] / cpu['this tree']:.2f}); the application's own time (WSGI "
+          f"call) {app_ms[args.compare]:.2f} → {app_ms['this tree']:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,9 @@ def main() -> int:
     ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads per gunicorn worker (`proficio serve --threads`; default: "
+                         "the command's default)")
     ap.add_argument("--think", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=20261128)
     args = ap.parse_args()
@@ -58,7 +61,7 @@ def main() -> int:
         url, tokens, cleanup = make_database(args.backend, folder, args.clients)
         keys, params = bank_facts(url)
         port = free_port()
-        proc = start_server(url, port, args.workers, folder)
+        proc = start_server(url, port, args.workers, folder, threads=args.threads)
         try:
             rng = np.random.default_rng(args.seed)
             clients = [Client(t, float(rng.normal()), int(rng.integers(2**31)))
@@ -74,7 +77,7 @@ def main() -> int:
     completed = sum(1 for c in clients if c.status == "completed")
     errors = sum(c.errors for c in clients)
     print(f"backend={args.backend} clients={args.clients} gunicorn workers={args.workers} "
-          f"think={args.think}s cpus={os.cpu_count()}")
+          f"threads={args.threads or 'default'} think={args.think}s cpus={os.cpu_count()}")
     print(f"completed sessions: {completed}/{len(clients)}; answers: {n_answers} in {wall:.1f} s "
           f"= {n_answers / wall:.0f} answers/s; errors: {errors}; retries: "
           f"{sum(c.retries for c in clients)}")

@@ -7,6 +7,7 @@ Used by ``benchmarks/bench_load.py`` and by the fault tests in ``tests/faults/``
 from __future__ import annotations
 
 import asyncio
+import json as _json
 import os
 import random
 import socket
@@ -87,10 +88,14 @@ def bank_facts(url: str) -> tuple[dict[str, str], dict[str, tuple[float, float]]
 
 
 def start_server(url: str, port: int, workers: int, folder: Path,
-                 secret: str = "load-study-secret-key-" + "x" * 16) -> subprocess.Popen:
+                 secret: str = "load-study-secret-key-" + "x" * 16,
+                 threads: int | None = None) -> subprocess.Popen:
+    """``proficio serve`` on ``port`` (``threads``: its ``--threads``; None: its default)."""
     env = {**os.environ, "DATABASE_URL": url, "PROFICIO_RATELIMIT": "0",
            "PROFICIO_INSTANCE": str(folder), "SECRET_KEY": secret}
-    proc = subprocess.Popen([PROFICIO, "serve", "--port", str(port), "--workers", str(workers)],
+    extra = [] if threads is None else ["--threads", str(threads)]
+    proc = subprocess.Popen([PROFICIO, "serve", "--port", str(port), "--workers", str(workers),
+                             *extra],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 60
@@ -107,7 +112,78 @@ def start_server(url: str, port: int, workers: int, folder: Path,
 RUN_START = [0.0]  # perf_counter() when `drive` started the clients
 
 
-async def run_client(c: Client, http: httpx.AsyncClient, keys, params, think: float) -> None:
+class Reply:
+    """A response of `LoopbackHTTP`: status, body, ``json()`` and ``text``."""
+
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code, self.content = status_code, content
+
+    def json(self):
+        return _json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+class LoopbackHTTP:
+    """A minimal HTTP/1.1 client for the load studies: one connection per simulated candidate
+    over asyncio streams, kept alive while the server allows it (gunicorn's sync workers close
+    every connection after its response; gthread workers keep it), JSON request bodies and
+    ``Content-Length`` responses. httpx, which the studies used before, costs several
+    milliseconds of CPU per request — on the 2 shared cores the load generator then took a
+    third of the machine from the server it measures; this client takes a small fraction of
+    that. Connection failures raise httpx's exception types, so callers retry as before."""
+
+    def __init__(self, port: int, timeout: float = 60.0) -> None:
+        self.port, self.timeout = port, timeout
+        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def post(self, path: str, json: dict | None = None,
+                   headers: dict[str, str] | None = None) -> Reply:
+        body = _json.dumps(json).encode()
+        head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}",
+                "Content-Type: application/json", f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+        reused = self._conn is not None
+        try:
+            return await asyncio.wait_for(self._exchange(request), self.timeout)
+        except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
+            self.close()
+            if reused and isinstance(exc, asyncio.IncompleteReadError) and not exc.partial:
+                # the server closed an idle kept-alive connection before reading the request:
+                # send it again on a new connection (what browsers and httpx do)
+                return await self.post(path, json=json, headers=headers)
+            if isinstance(exc, ConnectionRefusedError):
+                raise httpx.ConnectError(str(exc)) from exc
+            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+        except TimeoutError as exc:
+            self.close()
+            raise httpx.ReadTimeout("no response") from exc
+
+    async def _exchange(self, request: bytes) -> Reply:
+        if self._conn is None:
+            self._conn = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self._conn
+        writer.write(request)
+        await writer.drain()
+        status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode(
+            "latin-1").split("\r\n")
+        fields = {k.strip().lower(): v.strip()
+                  for k, _, v in (line.partition(":") for line in lines if line)}
+        content = await reader.readexactly(int(fields.get("content-length", "0")))
+        if fields.get("connection", "").lower() == "close":
+            self.close()
+        return Reply(int(status_line.split(" ", 2)[1]), content)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn[1].close()
+            self._conn = None
+
+
+async def run_client(c: Client, http: LoopbackHTTP, keys, params, think: float) -> None:
     rng = random.Random(c.seed)
     for attempt in range(RETRIES):
         try:
@@ -166,12 +242,16 @@ async def run_client(c: Client, http: httpx.AsyncClient, keys, params, think: fl
 
 
 async def drive(clients: list[Client], port: int, keys, params, think: float) -> float:
-    limits = httpx.Limits(max_connections=len(clients) + 10, max_keepalive_connections=len(clients))
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
-                                 timeout=60) as http:
+    """Run every client to the end of its test, each on its own `LoopbackHTTP` connection."""
+    conns = [LoopbackHTTP(port) for _ in clients]
+    try:
         t0 = RUN_START[0] = time.perf_counter()
-        await asyncio.gather(*(run_client(c, http, keys, params, think) for c in clients))
+        await asyncio.gather(*(run_client(c, h, keys, params, think)
+                               for c, h in zip(clients, conns, strict=True)))
         return time.perf_counter() - t0
+    finally:
+        for h in conns:
+            h.close()
 
 
 def verify(url: str, clients: list[Client]) -> dict[str, int]:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from irt import ItemParams
 from item_bank import db
@@ -34,6 +34,25 @@ def test_migrations_from_empty_match_models(fresh_engine):
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(ctx, Base.metadata) == []
+
+
+def test_postgresql_compresses_the_engine_state_with_lz4_where_it_can(fresh_engine):
+    """Migration 0014: every answer rewrites the session's state; on PostgreSQL 14+ built with
+    lz4 the column is compressed with it (pglz otherwise, and nothing changes elsewhere)."""
+    engine = fresh_engine(migrate=True)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL storage setting")
+    with engine.connect() as conn:
+        method = conn.execute(text(
+            "SELECT attcompression FROM pg_attribute WHERE attrelid = "
+            "'test_sessions'::regclass AND attname = 'engine_state'")).scalar_one()
+        try:
+            with conn.begin_nested():
+                conn.execute(text("CREATE TEMP TABLE lz4_probe (x text COMPRESSION lz4)"))
+            supported = True
+        except DBAPIError:
+            supported = False
+    assert method == ("l" if supported else "")
 
 
 def test_schema_behind_is_refused_with_the_fix(fresh_engine):
