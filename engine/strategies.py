@@ -578,6 +578,8 @@ class SympsonHetter(ExposureControl):
         if self.progressive:
             crit = progressive_criterion(crit, tables, seeds, steps, self.progressive)
         n, m = crit.shape
+        if draws is None:  # working arrays built without the control's draws
+            draws = self.draws(seeds, prepared)
         accept = draws if draws.shape[1] == m else draws[:, tables.idx]
         finite = crit > -np.inf
         accept = accept & finite
